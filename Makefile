@@ -1,0 +1,44 @@
+# One set of targets for people and CI alike.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.demo-installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.test-installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install -q -e '.[test,demo,postgres]'
+	touch $@
+
+## demo: set up and run the demo (bank of benign sample photos, scan of modified copies)
+demo: $(VENV)/.demo-installed
+	$(BIN)/python -m amparo.demo
+
+## test: set up, lint, type-check and run the whole test suite
+test: $(VENV)/.test-installed lint typecheck
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy
+
+unit: $(VENV)/.test-installed
+	$(BIN)/python -m pytest tests/unit -q
+
+bench: $(BIN)/activate
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/hash_throughput.py
+
+clean:
+	rm -rf $(VENV) amparo-data build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

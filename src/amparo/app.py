@@ -1,0 +1,239 @@
+"""The application core: what the CLI, the scanner and the API call. No SQL, no HTTP here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from amparo.banks.formats import ImportResult, iter_entries, write_entries
+from amparo.banks.model import BankInfo, EntryRecord
+from amparo.config import Settings, load_settings
+from amparo.errors import InputError
+from amparo.hashing import MediaHashes, hash_media
+from amparo.matching import Match, Matcher, Query, QueryResult
+from amparo.signals import normalize_signal
+from amparo.store import AuditEntry, Store
+
+log = logging.getLogger("amparo")
+
+DEFAULT_ACTOR = "local"
+
+
+@dataclass
+class ImportReport:
+    bank: str
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    read: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    problem_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class Amparo:
+    """One Amparo installation: its store, its matcher and its settings."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.settings.resolved_database_url)
+        self.matcher = Matcher(self.store, self.settings)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Amparo:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- hashing ----------------------------------------------------------------------------
+
+    def hash_bytes(self, data: bytes, *, dihedral: bool = False) -> MediaHashes:
+        return hash_media(data, max_pixels=self.settings.max_image_pixels, dihedral=dihedral)
+
+    def hash_file(self, path: Path, *, dihedral: bool = False) -> MediaHashes:
+        size = path.stat().st_size
+        if size > self.settings.max_file_bytes:
+            raise InputError(
+                f"{path} is {size:,} bytes, over max_file_bytes ({self.settings.max_file_bytes:,})",
+                hint="raise max_file_bytes (AMPARO_MAX_FILE_BYTES) to hash larger files",
+            )
+        return self.hash_bytes(path.read_bytes(), dihedral=dihedral)
+
+    # -- banks ------------------------------------------------------------------------------
+
+    def create_bank(self, info: BankInfo, *, actor: str = DEFAULT_ACTOR) -> BankInfo:
+        return self.store.create_bank(info, actor=actor)
+
+    def get_bank(self, name: str) -> BankInfo:
+        return self.store.get_bank(name)
+
+    def list_banks(self) -> list[BankInfo]:
+        return self.store.list_banks()
+
+    def update_bank(self, name: str, *, actor: str = DEFAULT_ACTOR, **changes: Any) -> BankInfo:
+        return self.store.update_bank(name, actor=actor, **changes)
+
+    def delete_bank(self, name: str, *, actor: str = DEFAULT_ACTOR) -> None:
+        self.store.delete_bank(name, actor=actor)
+
+    def import_entries(
+        self,
+        bank: str,
+        stream: TextIO,
+        fmt: str,
+        *,
+        signal_type: str | None = None,
+        strict: bool = False,
+        category_map: Mapping[int | str, str] | str | None = None,
+        skip_ignored: bool = False,
+        replace: bool = False,
+        source_name: str | None = None,
+        actor: str = DEFAULT_ACTOR,
+    ) -> ImportReport:
+        """Import a hash list into ``bank``: all or nothing (a strict failure changes nothing)."""
+        self.store.get_bank(bank)
+        result = ImportResult(entries=[], problems=[])
+        counter = _Counter(
+            iter_entries(
+                stream,
+                fmt,
+                signal_type=signal_type,
+                strict=strict,
+                category_map=category_map,
+                skip_ignored=skip_ignored,
+                source_name=source_name,
+                report=result,
+            )
+        )
+        counts = self.store.add_entries(
+            bank,
+            counter,
+            actor=actor,
+            replace=replace,
+            action="bank.import",
+            details={"format": fmt, "source": source_name or ""},
+        )
+        return ImportReport(
+            bank=bank,
+            added=counts.added,
+            updated=counts.updated,
+            removed=counts.removed,
+            read=counter.count,
+            problems=result.problems,
+            problem_count=result.problem_count,
+            warnings=result.warnings,
+        )
+
+    def export_entries(
+        self,
+        bank: str,
+        stream: TextIO,
+        fmt: str,
+        *,
+        category_map: Mapping[int | str, str] | str | None = None,
+    ) -> int:
+        return write_entries(stream, fmt, self.store.iter_entries(bank), category_map=category_map)
+
+    def add_entries(
+        self, bank: str, records: Iterable[EntryRecord], *, actor: str = DEFAULT_ACTOR
+    ) -> ImportReport:
+        normalized = []
+        for record in records:
+            record.signal_type, record.signal = normalize_signal(record.signal_type, record.signal)
+            normalized.append(record)
+        counts = self.store.add_entries(bank, normalized, actor=actor)
+        return ImportReport(
+            bank=bank, added=counts.added, updated=counts.updated, read=len(normalized)
+        )
+
+    def add_media(
+        self,
+        bank: str,
+        data: bytes,
+        *,
+        category: str | None = None,
+        tags: Sequence[str] = (),
+        source_id: str | None = None,
+        note: str | None = None,
+        actor: str = DEFAULT_ACTOR,
+    ) -> tuple[MediaHashes, ImportReport]:
+        """Hash media and add its PDQ (when usable) and MD5 to ``bank``."""
+        hashes = self.hash_bytes(data)
+        signals = [("md5", hashes.md5)]
+        if hashes.pdq is not None:
+            if (hashes.pdq_quality or 0) < self.settings.pdq_min_quality:
+                log.warning("PDQ quality %s too low; adding the MD5 only", hashes.pdq_quality)
+            else:
+                signals.insert(0, ("pdq", hashes.pdq))
+        records = [
+            EntryRecord(t, v, category=category, tags=list(tags), source_id=source_id, note=note)
+            for t, v in signals
+        ]
+        return hashes, self.add_entries(bank, records, actor=actor)
+
+    def remove_signals(
+        self, bank: str, signals: Sequence[tuple[str, str]], *, actor: str = DEFAULT_ACTOR
+    ) -> int:
+        return self.store.remove_entries(bank, _normalize_all(signals), actor=actor)
+
+    def set_signals_enabled(
+        self,
+        bank: str,
+        signals: Sequence[tuple[str, str]],
+        enabled: bool,
+        *,
+        actor: str = DEFAULT_ACTOR,
+    ) -> int:
+        return self.store.set_entries_enabled(bank, _normalize_all(signals), enabled, actor=actor)
+
+    def audit_log(self, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
+        return self.store.audit_entries(limit, target)
+
+    # -- matching ---------------------------------------------------------------------------
+
+    def wants_dihedral(self, banks: Sequence[str] | None = None) -> bool:
+        return self.matcher.wants_dihedral(banks)
+
+    def match_signals(
+        self, signals: Sequence[tuple[str, str]], banks: Sequence[str] | None = None
+    ) -> list[list[Match]]:
+        """Look up bare signals (``(type, value)``); one list of matches per signal."""
+        queries = [Query(signals=dict([normalize_signal(t, v)])) for t, v in signals]
+        return [r.matches for r in self.matcher.match(queries, banks)]
+
+    def match_hashes(
+        self, hashes: Sequence[MediaHashes], banks: Sequence[str] | None = None
+    ) -> list[QueryResult]:
+        """Look up the signals of hashed media; one result per item."""
+        queries = [
+            Query(signals=h.signals(), pdq_quality=h.pdq_quality, pdq_dihedral=h.pdq_dihedral)
+            for h in hashes
+        ]
+        return self.matcher.match(queries, banks)
+
+
+def _normalize_all(signals: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [normalize_signal(t, v) for t, v in signals]
+
+
+class _Counter:
+    """Counts what passes through an iterator."""
+
+    def __init__(self, it: Iterable[EntryRecord]) -> None:
+        self._it = iter(it)
+        self.count = 0
+
+    def __iter__(self) -> _Counter:
+        return self
+
+    def __next__(self) -> EntryRecord:
+        item = next(self._it)
+        self.count += 1
+        return item

@@ -1,0 +1,356 @@
+"""``amparo bank ...``: create, list, show, import, export, add, remove, enable, disable."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from amparo.banks.formats import CATEGORY_MAPS, FORMATS, detect_format
+from amparo.banks.model import BankInfo, EntryRecord
+from amparo.cli.context import emit_json, err_console, handle_errors, open_app
+from amparo.errors import InputError
+
+app = typer.Typer(
+    help="Manage banks: named hash lists with provenance.\n\nExample: amparo bank create known "
+    "--source 'hotline export' && amparo bank import known list.csv",
+    no_args_is_help=True,
+)
+
+BankArg = Annotated[str, typer.Argument(help="Bank name.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _bank_json(b: BankInfo) -> dict[str, object]:
+    return {
+        "name": b.name,
+        "description": b.description,
+        "source": b.source,
+        "supplier": b.supplier,
+        "terms": b.terms,
+        "enabled": b.enabled,
+        "pdq_threshold": b.pdq_threshold,
+        "dihedral": b.dihedral,
+        "entries": b.entry_count,
+        "created_at": b.created_at,
+        "imported_at": b.imported_at,
+    }
+
+
+@app.command("create")
+@handle_errors
+def create(
+    ctx: typer.Context,
+    name: BankArg,
+    description: Annotated[str, typer.Option(help="What the list is.")] = "",
+    source: Annotated[str, typer.Option(help="Where it comes from.")] = "",
+    supplier: Annotated[str, typer.Option(help="Who supplied it.")] = "",
+    terms: Annotated[str, typer.Option(help="Terms of use.")] = "",
+    pdq_threshold: Annotated[
+        int | None, typer.Option(help="PDQ match distance for this bank (default 31).")
+    ] = None,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral", help="Also match rotated and mirrored copies.")
+    ] = False,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
+) -> None:
+    """Create an empty bank. Example: amparo bank create known --source 'hotline X'"""
+    with open_app(ctx) as amparo:
+        bank = amparo.create_bank(
+            BankInfo(
+                name=name,
+                description=description,
+                source=source,
+                supplier=supplier,
+                terms=terms,
+                pdq_threshold=pdq_threshold,
+                dihedral=dihedral,
+                enabled=not disabled,
+            )
+        )
+    err_console.print(f"created bank {bank.name}", markup=False)
+
+
+@app.command("list")
+@handle_errors
+def list_banks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List banks with their entry counts. Example: amparo bank list --json"""
+    with open_app(ctx) as amparo:
+        banks = amparo.list_banks()
+    if as_json:
+        for b in banks:
+            emit_json(_bank_json(b))
+        return
+    table = Table("name", "entries", "enabled", "pdq threshold", "dihedral", "source")
+    for b in banks:
+        table.add_row(
+            b.name,
+            f"{b.entry_count:,}",
+            "yes" if b.enabled else "no",
+            str(b.pdq_threshold if b.pdq_threshold is not None else "default"),
+            "yes" if b.dihedral else "no",
+            b.source,
+        )
+    Console().print(table)
+
+
+@app.command("show")
+@handle_errors
+def show(ctx: typer.Context, name: BankArg) -> None:
+    """Show one bank's settings and provenance as JSON. Example: amparo bank show known"""
+    with open_app(ctx) as amparo:
+        emit_json(_bank_json(amparo.get_bank(name)))
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    ctx: typer.Context,
+    name: BankArg,
+    file: Annotated[Path, typer.Argument(help="Hash-list file, or - for stdin.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)} (default: detect)."),
+    ] = None,
+    signal_type: Annotated[
+        str | None, typer.Option("--type", "-t", help="Signal type for plain-text lists.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (and change nothing) on the first bad line.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Remove entries that are not in the file.")
+    ] = False,
+    category_map: Annotated[
+        str | None,
+        typer.Option(help=f"VICS category numbering: {', '.join(CATEGORY_MAPS)}."),
+    ] = None,
+    create: Annotated[bool, typer.Option("--create", help="Create the bank if needed.")] = False,
+) -> None:
+    """Import a hash list (all or nothing). Example: amparo bank import known list.csv"""
+    with open_app(ctx) as amparo:
+        if create and name not in {b.name for b in amparo.list_banks()}:
+            amparo.create_bank(BankInfo(name=name, source=str(file)))
+        if str(file) == "-":
+            data = sys.stdin.read()
+            fmt = fmt or detect_format(data[:65536].encode())
+            stream: io.TextIOBase = io.StringIO(data)
+            source = "stdin"
+        else:
+            if not file.is_file():
+                raise InputError(f"{file} is not a readable file")
+            fmt = fmt or detect_format(file)
+            stream = file.open("r", encoding="utf-8-sig", newline="")
+            source = str(file)
+        try:
+            report = amparo.import_entries(
+                name,
+                stream,  # type: ignore[arg-type]
+                fmt,
+                signal_type=signal_type,
+                strict=strict,
+                category_map=category_map,
+                replace=replace,
+                source_name=source,
+            )
+        finally:
+            stream.close()
+    for line_no, message in report.problems:
+        err_console.print(f"{source}:{line_no}: {message}", markup=False)
+    if report.problem_count > len(report.problems):
+        err_console.print(f"... and {report.problem_count - len(report.problems)} more problems")
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    err_console.print(
+        f"{name}: read {report.read:,} entries ({fmt}); added {report.added:,}, "
+        f"updated {report.updated:,}, removed {report.removed:,}; "
+        f"{report.problem_count:,} bad lines skipped",
+        markup=False,
+    )
+
+
+@app.command("export")
+@handle_errors
+def export(
+    ctx: typer.Context,
+    name: BankArg,
+    file: Annotated[Path, typer.Argument(help="Output file, or - for stdout.")] = Path("-"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help=", ".join(FORMATS))] = "csv",
+    category_map: Annotated[str | None, typer.Option(help="VICS category numbering.")] = None,
+) -> None:
+    """Export a bank (curators only: hash lists are sensitive). Example: amparo bank export
+    known known.csv"""
+    with open_app(ctx) as amparo:
+        if str(file) == "-":
+            count = amparo.export_entries(name, sys.stdout, fmt, category_map=category_map)
+        else:
+            tmp = file.with_name(file.name + ".partial")
+            with tmp.open("w", encoding="utf-8", newline="") as out:
+                count = amparo.export_entries(name, out, fmt, category_map=category_map)
+            tmp.replace(file)
+    err_console.print(f"exported {count:,} entries from {name}", markup=False)
+
+
+def _parse_signals(values: list[str], signal_type: str | None) -> list[tuple[str, str]]:
+    out = []
+    for value in values:
+        if ":" in value and not signal_type:
+            stype, _, hash_value = value.partition(":")
+        else:
+            stype, hash_value = signal_type or _guess(value), value
+        out.append((stype, hash_value))
+    return out
+
+
+def _guess(value: str) -> str:
+    by_length = {32: "md5", 40: "sha1"}
+    if len(value.strip()) in by_length:
+        return by_length[len(value.strip())]
+    raise InputError(
+        f"cannot tell the signal type of {value[:70]!r}",
+        hint="write it as TYPE:HASH (e.g. pdq:...) or pass --type",
+    )
+
+
+SignalsArg = Annotated[
+    list[str], typer.Argument(help="Hashes as TYPE:HASH, or bare with --type.", show_default=False)
+]
+TypeOpt = Annotated[str | None, typer.Option("--type", "-t", help="pdq, md5, sha1 or sha256.")]
+
+
+@app.command("add")
+@handle_errors
+def add(
+    ctx: typer.Context,
+    name: BankArg,
+    items: Annotated[
+        list[str],
+        typer.Argument(help="Media files, or hashes as TYPE:HASH.", show_default=False),
+    ],
+    signal_type: TypeOpt = None,
+    category: Annotated[str | None, typer.Option(help="Category of these entries.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable).")] = None,
+    note: Annotated[str | None, typer.Option(help="Note.")] = None,
+) -> None:
+    """Add media files (hashed: PDQ + MD5) or hashes. Example: amparo bank add known a.jpg
+    md5:0cc175b9c0f1b6a831c399e269772661"""
+    with open_app(ctx) as amparo:
+        records: list[EntryRecord] = []
+        for item in items:
+            path = Path(item)
+            if path.is_file():
+                hashes, report = amparo.add_media(
+                    name, path.read_bytes(), category=category, tags=tag or [], note=note
+                )
+                emit_json({"path": item, "pdq": hashes.pdq, "md5": hashes.md5})
+                continue
+            for stype, value in _parse_signals([item], signal_type):
+                records.append(
+                    EntryRecord(stype, value, category=category, tags=tag or [], note=note)
+                )
+        if records:
+            report = amparo.add_entries(name, records)
+            err_console.print(
+                f"{name}: added {report.added}, updated {report.updated}", markup=False
+            )
+
+
+@app.command("remove")
+@handle_errors
+def remove(
+    ctx: typer.Context, name: BankArg, signals: SignalsArg, signal_type: TypeOpt = None
+) -> None:
+    """Remove hashes from a bank. Example: amparo bank remove known pdq:f8f8...22"""
+    with open_app(ctx) as amparo:
+        count = amparo.remove_signals(name, _parse_signals(signals, signal_type))
+    err_console.print(f"{name}: removed {count}", markup=False)
+
+
+def _set_enabled(
+    ctx: typer.Context, name: str, signals: list[str] | None, st: str | None, on: bool
+) -> None:
+    with open_app(ctx) as amparo:
+        if signals:
+            count = amparo.set_signals_enabled(name, _parse_signals(signals, st), on)
+            err_console.print(f"{name}: {'enabled' if on else 'disabled'} {count}", markup=False)
+        else:
+            amparo.update_bank(name, enabled=on)
+            err_console.print(f"bank {name} {'enabled' if on else 'disabled'}", markup=False)
+
+
+OptSignalsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Entries as TYPE:HASH; none means the whole bank.", show_default=False),
+]
+
+
+@app.command("enable")
+@handle_errors
+def enable(
+    ctx: typer.Context, name: BankArg, signals: OptSignalsArg = None, signal_type: TypeOpt = None
+) -> None:
+    """Enable a bank, or some of its entries. Example: amparo bank enable known"""
+    _set_enabled(ctx, name, signals, signal_type, True)
+
+
+@app.command("disable")
+@handle_errors
+def disable(
+    ctx: typer.Context, name: BankArg, signals: OptSignalsArg = None, signal_type: TypeOpt = None
+) -> None:
+    """Disable a bank, or some of its entries (kept, not matched). Example: amparo bank
+    disable known"""
+    _set_enabled(ctx, name, signals, signal_type, False)
+
+
+@app.command("set")
+@handle_errors
+def set_(
+    ctx: typer.Context,
+    name: BankArg,
+    pdq_threshold: Annotated[int | None, typer.Option(help="PDQ match distance.")] = None,
+    dihedral: Annotated[
+        bool | None, typer.Option("--dihedral/--no-dihedral", help="Rotation/flip matching.")
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    source: Annotated[str | None, typer.Option()] = None,
+    supplier: Annotated[str | None, typer.Option()] = None,
+    terms: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Change a bank's settings. Example: amparo bank set known --pdq-threshold 24"""
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "pdq_threshold": pdq_threshold,
+            "dihedral": dihedral,
+            "description": description,
+            "source": source,
+            "supplier": supplier,
+            "terms": terms,
+        }.items()
+        if v is not None
+    }
+    if not changes:
+        raise InputError("nothing to change", hint="see `amparo bank set --help`")
+    with open_app(ctx) as amparo:
+        emit_json(_bank_json(amparo.update_bank(name, **changes)))
+
+
+@app.command("delete")
+@handle_errors
+def delete(
+    ctx: typer.Context,
+    name: BankArg,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete a bank and all its entries. Example: amparo bank delete old --yes"""
+    if not yes and not typer.confirm(f"delete bank {name} and all its entries?", err=True):
+        raise typer.Exit(1)
+    with open_app(ctx) as amparo:
+        amparo.delete_bank(name)
+    err_console.print(f"deleted bank {name}", markup=False)

@@ -1,0 +1,81 @@
+"""What every command shares: settings from flags, the opened app, and error reporting."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from amparo.app import Amparo
+from amparo.config import Settings, load_settings
+from amparo.errors import AmparoError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Results go to stdout (often piped); messages, progress and errors to stderr.
+err_console = Console(stderr=True, highlight=False)
+
+EXIT_OK = 0
+EXIT_MATCH = 1
+EXIT_ERROR = 2
+
+
+class GlobalOptions:
+    """Options given before the command (``amparo --home DIR bank list``)."""
+
+    home: Path | None = None
+    database_url: str | None = None
+    config: Path | None = None
+
+
+def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
+    opts: GlobalOptions = ctx.find_root().obj or GlobalOptions()
+    values = {"home": opts.home, "database_url": opts.database_url}
+    values.update(overrides)
+    return load_settings(config_file=opts.config, overrides=values)
+
+
+@contextmanager
+def open_app(ctx: typer.Context, **overrides: Any) -> Iterator[Amparo]:
+    app = Amparo(settings_from(ctx, **overrides))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def fail(message: str, hint: str | None = None, code: int = EXIT_ERROR) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    if hint:
+        err_console.print(f"[dim]hint:[/] {hint}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn Amparo's errors into one clear line plus a hint, and exit code 2; never a
+    traceback for a problem the user can fix."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except AmparoError as exc:
+            raise fail(exc.message, exc.hint, exc.exit_code) from None
+        except OSError as exc:
+            raise fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", code=130) from None
+
+    return wrapper
+
+
+def emit_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, default=str, ensure_ascii=False) + "\n")

@@ -1,0 +1,194 @@
+"""Settings, declared once.
+
+Each setting is a row of ``SETTINGS``: name, type, default and help. Values are resolved in
+order, later winning: built-in default -> config file (TOML) -> ``AMPARO_<NAME>`` environment
+variable -> explicit overrides (command-line flags). ``docs/configuration.md`` documents every
+row, and a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from amparo.errors import ConfigError
+
+ENV_PREFIX = "AMPARO_"
+# Beyond 63 bits PDQ hashes of unrelated photos start to collide; the index searches up to it.
+MAX_PDQ_THRESHOLD = 63
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with :func:`load_settings`."""
+
+    home: Path = Path("amparo-data")
+    database_url: str = ""
+    pdq_threshold: int = 31
+    pdq_min_quality: int = 50
+    max_image_pixels: int = 178_956_970
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_archive_ratio: int = 200
+    max_archive_member_bytes: int = 256 * 1024 * 1024
+    workers: int = 0
+    log_level: str = "WARNING"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_max_upload_bytes: int = 32 * 1024 * 1024
+    api_max_json_bytes: int = 1024 * 1024
+    api_public_docs: bool = False
+    api_rate_limits: str = "matcher=50:100,hasher=20:40,default=20:40"
+    api_key_cache_seconds: int = 2
+    index_refresh_seconds: int = 1
+    index_max_age_seconds: int = 30
+    url_allowlist: str = ""
+    fetch_timeout_seconds: int = 10
+    fetch_max_bytes: int = 32 * 1024 * 1024
+    fetch_max_redirects: int = 5
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'amparo.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+
+SETTING_DOCS: dict[str, str] = {
+    "home": "Data directory: SQLite database, index files, journals.",
+    "database_url": "SQLAlchemy URL; empty means SQLite at <home>/amparo.db.",
+    "pdq_threshold": "Default PDQ match distance (0-63) for banks that do not set their own.",
+    "pdq_min_quality": "PDQ hashes below this quality are not used for matching.",
+    "max_image_pixels": "Images with more pixels are refused as decompression bombs.",
+    "max_file_bytes": "Files larger than this are not decoded (digests are still computed).",
+    "max_archive_ratio": "Archive members expanding more than this factor are refused.",
+    "max_archive_member_bytes": "Archive members larger than this are refused.",
+    "workers": "Hashing worker processes for scans; 0 means one per CPU core.",
+    "log_level": "Logging level: DEBUG, INFO, WARNING, ERROR.",
+    "api_host": "Address `amparo serve` listens on.",
+    "api_port": "Port `amparo serve` listens on.",
+    "api_max_upload_bytes": "Largest media upload the API accepts (bigger: 413).",
+    "api_max_json_bytes": "Largest JSON or form request body the API accepts (bigger: 413).",
+    "api_public_docs": "Serve /docs and /openapi.json without an API key.",
+    "api_rate_limits": (
+        "Per-key request rates by scope, 'scope=per_second:burst,...'; 'default' covers the "
+        "rest; a key's own rate (amparo keys create --rate) wins; admin and curator keys are "
+        "limited only when named here."
+    ),
+    "api_key_cache_seconds": "How long a checked API key is trusted before it is re-read.",
+    "index_refresh_seconds": "How often the API brings its index up to date with the database.",
+    "index_max_age_seconds": "/readyz fails when the index was last refreshed longer ago.",
+    "url_allowlist": (
+        "Hosts, addresses or networks (CIDR) that url= fetching may reach even though they "
+        "are private, loopback or link-local; comma-separated."
+    ),
+    "fetch_timeout_seconds": "Total time allowed for fetching one url= (all redirects).",
+    "fetch_max_bytes": "Largest body fetched from a url=.",
+    "fetch_max_redirects": "Most redirects followed when fetching a url=.",
+}
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings)]
+
+
+def _coerce(name: str, raw: Any, origin: str) -> Any:
+    default = getattr(Settings(), name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, Path):
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"setting {name!r} from {origin} has an invalid value {raw!r}",
+            hint=f"expected a {type(default).__name__}; see docs/configuration.md",
+        ) from None
+
+
+def _validate(settings: Settings) -> Settings:
+    if not 0 <= settings.pdq_threshold <= MAX_PDQ_THRESHOLD:
+        raise ConfigError(
+            f"pdq_threshold {settings.pdq_threshold} is out of range",
+            hint=f"use a distance between 0 and {MAX_PDQ_THRESHOLD} (31 is PDQ's usual threshold)",
+        )
+    if not 0 <= settings.pdq_min_quality <= 100:
+        raise ConfigError(
+            f"pdq_min_quality {settings.pdq_min_quality} is out of range",
+            hint="use a quality between 0 and 100",
+        )
+    if settings.workers < 0:
+        raise ConfigError("workers must be 0 (all cores) or a positive number")
+    return settings
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve settings: defaults -> config file -> environment -> overrides.
+
+    The config file is ``config_file``, else ``$AMPARO_CONFIG``, else ``<home>/amparo.toml``
+    when it exists.
+    """
+    env = os.environ if env is None else env
+    names = setting_names()
+    values: dict[str, Any] = {}
+
+    home_raw = (overrides or {}).get("home") or env.get(ENV_PREFIX + "HOME")
+    home = Path(str(home_raw)).expanduser() if home_raw else Settings().home
+    path = config_file or (
+        Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None
+    )
+    if path is None and (home / "amparo.toml").is_file():
+        path = home / "amparo.toml"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config file {path} does not exist", hint="check the path or unset AMPARO_CONFIG"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        section = data.get("amparo", data)
+        for key, raw in section.items():
+            if key not in names:
+                raise ConfigError(
+                    f"unknown setting {key!r} in {path}",
+                    hint="known settings: " + ", ".join(names),
+                )
+            values[key] = _coerce(key, raw, str(path))
+
+    for name in names:
+        raw_env = env.get(ENV_PREFIX + name.upper())
+        if raw_env is not None and raw_env != "":
+            values[name] = _coerce(name, raw_env, ENV_PREFIX + name.upper())
+
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in names:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, raw, "the command line")
+
+    return _validate(replace(Settings(), **values))

@@ -1,0 +1,232 @@
+"""Matching: look signals up in every enabled bank, with per-bank settings applied at lookup.
+
+The database is the source of truth. The in-process PDQ index catches up from the store's
+change log before each lookup, so a bank change is visible to the next lookup; every hit is
+checked against the stored entry (removed, disabled, bank disabled) before it is reported.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from amparo.banks.model import BankInfo
+from amparo.config import Settings
+from amparo.errors import BankNotFoundError
+from amparo.index import BruteForcePdqIndex, PdqIndex
+from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
+from amparo.store import EntryView, Store
+
+
+@dataclass(frozen=True)
+class Match:
+    """One bank entry matched by one query signal. Carries no hash from the bank itself:
+    a matcher learns what matched and how closely, never a list's contents."""
+
+    bank: str
+    entry_id: int
+    signal_type: str
+    distance: int
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    source_id: str | None = None
+    transform: str | None = None
+    """For dihedral PDQ matches: which rotation/flip of the query matched."""
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "bank": self.bank,
+            "entry_id": self.entry_id,
+            "signal_type": self.signal_type,
+            "distance": self.distance,
+            "category": self.category,
+        }
+        if self.tags:
+            data["tags"] = list(self.tags)
+        if self.source_id is not None:
+            data["source_id"] = self.source_id
+        if self.transform is not None:
+            data["transform"] = self.transform
+        return data
+
+
+@dataclass
+class Query:
+    """The signals of one piece of content to look up."""
+
+    signals: dict[str, str]
+    """Signal type -> canonical value."""
+    pdq_quality: int | None = None
+    pdq_dihedral: list[str] = field(default_factory=list)
+    """The seven non-identity dihedral PDQ hashes (``DIHEDRAL_NAMES[1:]`` order), if any."""
+
+
+@dataclass
+class QueryResult:
+    matches: list[Match]
+    pdq_skipped: str | None = None
+    """Why the PDQ hash was not used (low quality), if it was not."""
+
+
+class Matcher:
+    """Looks queries up in the banks of one store."""
+
+    def __init__(self, store: Store, settings: Settings, index: PdqIndex | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.index: PdqIndex = index if index is not None else BruteForcePdqIndex()
+        self.checkpoint = -1
+        self._lock = threading.Lock()
+
+    # -- keeping up with the database -------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Bring the PDQ index up to date with the store's change log."""
+        with self._lock:
+            if self.checkpoint < 0:
+                self._load_all()
+                return
+            changes = self.store.changes_since(self.checkpoint, ["pdq"])
+            if changes.removals:
+                self.index.remove(np.array([i for i, _ in changes.removals], dtype=np.int64))
+            if changes.upserts:
+                ids = np.array([i for i, _, _ in changes.upserts], dtype=np.int64)
+                self.index.add(ids, hexes_to_array([s for _, _, s in changes.upserts]))
+            self.checkpoint = changes.seq
+
+    def _load_all(self) -> None:
+        seq = self.store.current_seq()
+        for batch in self.store.iter_active_signals("pdq"):
+            ids = np.array([i for i, _ in batch], dtype=np.int64)
+            self.index.add(ids, hexes_to_array([s for _, s in batch]))
+        self.checkpoint = seq
+        # Changes committed while loading are replayed (adds replace, removes are idempotent).
+        changes = self.store.changes_since(seq, ["pdq"])
+        if changes.removals:
+            self.index.remove(np.array([i for i, _ in changes.removals], dtype=np.int64))
+        if changes.upserts:
+            ids = np.array([i for i, _, _ in changes.upserts], dtype=np.int64)
+            self.index.add(ids, hexes_to_array([s for _, _, s in changes.upserts]))
+        self.checkpoint = changes.seq
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def _banks(self, names: Sequence[str] | None) -> dict[int, BankInfo]:
+        banks = {b.id: b for b in self.store.list_banks(with_counts=False) if b.id is not None}
+        if names:
+            known = {b.name for b in banks.values()}
+            for name in names:
+                if name not in known:
+                    raise BankNotFoundError(
+                        f"no bank named {name!r}", hint="see `amparo bank list`"
+                    )
+            wanted = set(names)
+            banks = {i: b for i, b in banks.items() if b.name in wanted}
+        return {i: b for i, b in banks.items() if b.enabled}
+
+    def threshold(self, bank: BankInfo) -> int:
+        if bank.pdq_threshold is not None:
+            return bank.pdq_threshold
+        return self.settings.pdq_threshold
+
+    def wants_dihedral(self, banks: Sequence[str] | None = None) -> bool:
+        """Whether any bank a lookup would use asks for dihedral (rotation/flip) matching."""
+        return any(b.dihedral for b in self._banks(banks).values())
+
+    def match(
+        self, queries: Sequence[Query], banks: Sequence[str] | None = None
+    ) -> list[QueryResult]:
+        """Look each query up in the chosen (default: all) enabled banks."""
+        self.refresh()
+        enabled = self._banks(banks)
+        results = [QueryResult(matches=[]) for _ in queries]
+        if not enabled or not queries:
+            return results
+        hits: list[list[tuple[int, str, int, str | None]]] = [[] for _ in queries]
+        self._pdq_hits(queries, enabled, results, hits)
+        for signal_type in ("md5", "sha1", "sha256"):
+            values = sorted({q.signals[signal_type] for q in queries if signal_type in q.signals})
+            if not values:
+                continue
+            by_value: dict[str, list[EntryView]] = {}
+            for found in self.store.find_exact(signal_type, values):
+                by_value.setdefault(found.signal, []).append(found)
+            for qi, q in enumerate(queries):
+                for entry in by_value.get(q.signals.get(signal_type, ""), []):
+                    hits[qi].append((entry.id, signal_type, 0, None))
+        wanted = {h[0] for qh in hits for h in qh}
+        entries = self.store.get_entries(wanted) if wanted else {}
+        now = datetime.now(UTC)
+        for qi, qhits in enumerate(hits):
+            best: dict[tuple[int, str], Match] = {}
+            for entry_id, signal_type, distance, transform in qhits:
+                stored = entries.get(entry_id)
+                if stored is None or stored.removed or not stored.enabled or stored.paused(now):
+                    continue
+                bank = enabled.get(stored.bank_id)
+                if bank is None:
+                    continue
+                if signal_type == "pdq":
+                    if distance > self.threshold(bank):
+                        continue
+                    if transform is not None and not bank.dihedral:
+                        continue
+                key = (entry_id, signal_type)
+                if key in best and best[key].distance <= distance:
+                    continue
+                best[key] = Match(
+                    bank=bank.name,
+                    entry_id=entry_id,
+                    signal_type=signal_type,
+                    distance=distance,
+                    category=stored.category,
+                    tags=tuple(stored.tags),
+                    source_id=stored.source_id,
+                    transform=transform,
+                )
+            results[qi].matches = sorted(
+                best.values(), key=lambda m: (m.distance, m.bank, m.entry_id, m.signal_type)
+            )
+        return results
+
+    def _pdq_hits(
+        self,
+        queries: Sequence[Query],
+        enabled: dict[int, BankInfo],
+        results: list[QueryResult],
+        hits: list[list[tuple[int, str, int, str | None]]],
+    ) -> None:
+        radius = max(self.threshold(b) for b in enabled.values())
+        dihedral = any(b.dihedral for b in enabled.values())
+        rows: list[str] = []
+        owners: list[tuple[int, str | None]] = []
+        for qi, q in enumerate(queries):
+            pdq = q.signals.get("pdq")
+            if pdq is None:
+                continue
+            if q.pdq_quality is not None and q.pdq_quality < self.settings.pdq_min_quality:
+                results[qi].pdq_skipped = (
+                    f"PDQ quality {q.pdq_quality} is below {self.settings.pdq_min_quality}: "
+                    "too little detail for a reliable perceptual match"
+                )
+                continue
+            rows.append(pdq)
+            owners.append((qi, None))
+            if dihedral:
+                for name, variant in zip(DIHEDRAL_NAMES[1:], q.pdq_dihedral, strict=False):
+                    rows.append(variant)
+                    owners.append((qi, name))
+        if not rows:
+            return
+        # Searches wait for a refresh in progress: an index is not safe to read mid-update.
+        with self._lock:
+            found = self.index.search(hexes_to_array(rows), min(radius, 63))
+        for row, entry_id, distance in zip(
+            found.query.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
+        ):
+            qi, transform = owners[row]
+            hits[qi].append((int(entry_id), "pdq", int(distance), transform))

@@ -1,0 +1,24 @@
+"""Signal types (pdq, md5, sha1, sha256) and the functions that compute them."""
+
+from amparo.signals.base import (
+    SignalType,
+    get_signal_type,
+    normalize_signal,
+    signal_type_names,
+)
+from amparo.signals.digests import DIGEST_NAMES, FileDigests, digest_bytes, digest_stream
+from amparo.signals.pdq import DEFAULT_THRESHOLD, PdqHash, PdqSignal
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DIGEST_NAMES",
+    "FileDigests",
+    "PdqHash",
+    "PdqSignal",
+    "SignalType",
+    "digest_bytes",
+    "digest_stream",
+    "get_signal_type",
+    "normalize_signal",
+    "signal_type_names",
+]

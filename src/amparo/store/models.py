@@ -1,0 +1,107 @@
+"""SQLAlchemy models: everything that must survive. Every schema change gets an Alembic
+migration in ``store/migrations/versions``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY columns; PostgreSQL gets 64-bit ids.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Hash text compares bytewise: locale collation makes PostgreSQL's index work several times slower.
+SignalText = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class BankRow(Base):
+    __tablename__ = "banks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    supplier: Mapped[str] = mapped_column(Text, default="")
+    terms: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    pdq_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dihedral: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    imported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EntryRow(Base):
+    """One hash of a bank. Removal is soft (``removed_at``) so the change log (``seq``) can
+    tell indexes what to drop; ``seq`` is bumped on every change that affects matching."""
+
+    __tablename__ = "bank_entries"
+    __table_args__ = (
+        # (type, signal) first: the same index enforces uniqueness and serves exact lookups.
+        UniqueConstraint("signal_type", "signal", "bank_id", name="uq_entry_signal"),
+        Index("ix_entry_bank", "bank_id"),
+        Index("ix_entry_seq", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"))
+    signal_type: Mapped[str] = mapped_column(String(16))
+    signal: Mapped[str] = mapped_column(SignalText)
+    category: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tags: Mapped[str] = mapped_column(Text, default="")
+    source_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    # Not matched before this time (an entry under review, a disputed hash); None: no pause.
+    disabled_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CounterRow(Base):
+    """Monotonic counters. ``entry_seq`` orders entry changes: a transaction reserves a block
+    under a row lock, so sequence numbers become visible in commit order."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditRow(Base):
+    """Append-only record of every bank change (who, when, what)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class EntryTombstoneRow(Base):
+    """Ids of entries deleted with their bank, so indexes catching up from ``seq`` drop them."""
+
+    __tablename__ = "entry_tombstones"
+    __table_args__ = (Index("ix_tombstone_seq", "seq"),)
+
+    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    signal_type: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(BigInteger)

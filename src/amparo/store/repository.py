@@ -1,0 +1,728 @@
+"""The store: banks, entries, the entry change log and the audit log, behind one class.
+
+Nothing outside ``store/`` talks to SQLAlchemy. Writes that belong together happen in one
+transaction: an import that fails half way leaves the bank exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from amparo.banks.model import BankInfo, EntryRecord
+from amparo.config import MAX_PDQ_THRESHOLD
+from amparo.errors import BankNotFoundError, ConflictError, InputError
+from amparo.store.db import make_engine, migrate
+from amparo.store.models import AuditRow, BankRow, CounterRow, EntryRow, EntryTombstoneRow
+
+BATCH = 20_000
+_BANK_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+_bank = cast(Table, BankRow.__table__)
+_entry = cast(Table, EntryRow.__table__)
+_counter = cast(Table, CounterRow.__table__)
+_tomb = cast(Table, EntryTombstoneRow.__table__)
+_audit = cast(Table, AuditRow.__table__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """A stored entry with its bank's name (what a match reports)."""
+
+    id: int
+    bank_id: int
+    bank_name: str
+    signal_type: str
+    signal: str
+    category: str | None
+    tags: list[str]
+    source_id: str | None
+    note: str | None
+    enabled: bool
+    removed: bool
+    added_at: datetime
+    disabled_until: datetime | None = None
+    """Not matched before this time (UTC), when set."""
+
+    def paused(self, now: datetime | None = None) -> bool:
+        """Whether the entry is disabled until a time that has not come yet."""
+        return self.disabled_until is not None and self.disabled_until > (now or _now())
+
+
+@dataclass
+class ImportCounts:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EntryChanges:
+    """Entry changes after a change-log position, for an index catching up."""
+
+    seq: int
+    """The newest position included; pass it back next time."""
+    upserts: list[tuple[int, str, str]]
+    """``(entry id, signal type, signal)`` of entries now active."""
+    removals: list[tuple[int, str]]
+    """``(entry id, signal type)`` of entries no longer active."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+
+
+def validate_bank_name(name: str) -> str:
+    if not name or len(name) > 100 or not set(name) <= _BANK_NAME_CHARS or name[0] in "-.":
+        raise InputError(
+            f"invalid bank name {name!r}",
+            hint="use up to 100 letters, digits, '_', '-' or '.', not starting with '-' or '.'",
+        )
+    return name
+
+
+class Store:
+    """Persistent state of one Amparo installation."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        with self.engine.begin() as conn:
+            if (
+                conn.execute(select(_counter.c.value).where(_counter.c.name == "entry_seq")).first()
+                is None
+            ):
+                conn.execute(insert(_counter).values(name="entry_seq", value=0))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- change log -----------------------------------------------------------------------
+
+    @staticmethod
+    def _next_seq(conn: Connection) -> int:
+        """Reserve the next change-log position. The row lock taken here is held until the
+        transaction commits, so positions become visible in increasing order."""
+        conn.execute(
+            update(_counter)
+            .where(_counter.c.name == "entry_seq")
+            .values(value=_counter.c.value + 1)
+        )
+        return int(
+            conn.execute(
+                select(_counter.c.value).where(_counter.c.name == "entry_seq")
+            ).scalar_one()
+        )
+
+    def current_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(_counter.c.value).where(_counter.c.name == "entry_seq")
+                ).scalar_one()
+            )
+
+    def changes_since(self, seq: int, signal_types: Sequence[str] | None = None) -> EntryChanges:
+        """Entry changes with a change-log position greater than ``seq``."""
+        with self.engine.connect() as conn:
+            top = int(
+                conn.execute(
+                    select(_counter.c.value).where(_counter.c.name == "entry_seq")
+                ).scalar_one()
+            )
+            query = select(
+                _entry.c.id,
+                _entry.c.signal_type,
+                _entry.c.signal,
+                _entry.c.enabled,
+                _entry.c.removed_at,
+            ).where(_entry.c.seq > seq, _entry.c.seq <= top)
+            tomb_q = select(_tomb.c.entry_id, _tomb.c.signal_type).where(
+                _tomb.c.seq > seq, _tomb.c.seq <= top
+            )
+            if signal_types is not None:
+                query = query.where(_entry.c.signal_type.in_(list(signal_types)))
+                tomb_q = tomb_q.where(_tomb.c.signal_type.in_(list(signal_types)))
+            upserts: list[tuple[int, str, str]] = []
+            removals: list[tuple[int, str]] = []
+            for row in conn.execute(query):
+                if row.enabled and row.removed_at is None:
+                    upserts.append((int(row.id), row.signal_type, row.signal))
+                else:
+                    removals.append((int(row.id), row.signal_type))
+            removals.extend((int(r.entry_id), r.signal_type) for r in conn.execute(tomb_q))
+        return EntryChanges(seq=top, upserts=upserts, removals=removals)
+
+    def iter_active_signals(
+        self, signal_type: str, batch: int = 100_000
+    ) -> Iterator[list[tuple[int, str]]]:
+        """``(id, signal)`` of every active entry of one type, in id order, in batches."""
+        last = 0
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    select(_entry.c.id, _entry.c.signal)
+                    .where(
+                        _entry.c.signal_type == signal_type,
+                        _entry.c.removed_at.is_(None),
+                        _entry.c.enabled.is_(True),
+                        _entry.c.id > last,
+                    )
+                    .order_by(_entry.c.id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return
+                last = int(rows[-1].id)
+                yield [(int(r.id), r.signal) for r in rows]
+
+    # -- banks ------------------------------------------------------------------------------
+
+    def create_bank(self, info: BankInfo, *, actor: str) -> BankInfo:
+        validate_bank_name(info.name)
+        _check_threshold(info.pdq_threshold)
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(_bank).values(
+                        name=info.name,
+                        description=info.description,
+                        source=info.source,
+                        supplier=info.supplier,
+                        terms=info.terms,
+                        enabled=info.enabled,
+                        pdq_threshold=info.pdq_threshold,
+                        dihedral=info.dihedral,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                self._audit(conn, actor, "bank.create", info.name, _bank_fields(info))
+        except IntegrityError:
+            raise ConflictError(
+                f"bank {info.name!r} already exists", hint="choose another name or import into it"
+            ) from None
+        return self.get_bank(info.name)
+
+    def get_bank(self, name: str) -> BankInfo:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_bank).where(_bank.c.name == name)).first()
+            if row is None:
+                raise BankNotFoundError(
+                    f"no bank named {name!r}", hint="see `amparo bank list` for the banks there are"
+                )
+            count = conn.execute(
+                select(func.count())
+                .select_from(_entry)
+                .where(_entry.c.bank_id == row.id, _entry.c.removed_at.is_(None))
+            ).scalar_one()
+        return _bank_info(row, int(count))
+
+    def list_banks(self, *, with_counts: bool = True) -> list[BankInfo]:
+        """All banks by name; ``with_counts=False`` skips counting entries (cheap)."""
+        with self.engine.connect() as conn:
+            counts: dict[int, int] = {}
+            if with_counts:
+                counts = dict(
+                    conn.execute(
+                        select(_entry.c.bank_id, func.count())
+                        .where(_entry.c.removed_at.is_(None))
+                        .group_by(_entry.c.bank_id)
+                    ).all()
+                )
+            rows = conn.execute(select(_bank).order_by(_bank.c.name)).all()
+        return [_bank_info(r, int(counts.get(r.id, 0))) for r in rows]
+
+    def update_bank(self, name: str, *, actor: str, **changes: Any) -> BankInfo:
+        allowed = {
+            "description",
+            "source",
+            "supplier",
+            "terms",
+            "enabled",
+            "pdq_threshold",
+            "dihedral",
+        }
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InputError(f"cannot change {', '.join(sorted(unknown))} of a bank")
+        _check_threshold(changes.get("pdq_threshold"))
+        bank = self.get_bank(name)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_bank).where(_bank.c.id == bank.id).values(updated_at=_now(), **changes)
+            )
+            self._audit(conn, actor, "bank.update", name, changes)
+        return self.get_bank(name)
+
+    def delete_bank(self, name: str, *, actor: str) -> None:
+        bank = self.get_bank(name)
+        with self.engine.begin() as conn:
+            seq = self._next_seq(conn)
+            conn.execute(
+                insert(_tomb).from_select(
+                    ["entry_id", "signal_type", "seq"],
+                    select(_entry.c.id, _entry.c.signal_type, literal(seq, BigInteger)).where(
+                        _entry.c.bank_id == bank.id
+                    ),
+                )
+            )
+            conn.execute(delete(_entry).where(_entry.c.bank_id == bank.id))
+            conn.execute(delete(_bank).where(_bank.c.id == bank.id))
+            self._audit(conn, actor, "bank.delete", name, {"entries": bank.entry_count})
+
+    # -- entries ----------------------------------------------------------------------------
+
+    def add_entries(
+        self,
+        bank_name: str,
+        records: Iterable[EntryRecord],
+        *,
+        actor: str,
+        replace: bool = False,
+        action: str = "bank.add",
+        details: dict[str, Any] | None = None,
+    ) -> ImportCounts:
+        """Add (or update) entries in one transaction; ``replace`` removes the bank's other
+        entries. If ``records`` raises part way, nothing is changed.
+
+        Rows are bulk-loaded into a temporary staging table (COPY on PostgreSQL), then merged
+        with one sorted ``INSERT ... SELECT ... ON CONFLICT``: a million entries take seconds.
+        """
+        bank = self.get_bank(bank_name)
+        assert bank.id is not None
+        counts = ImportCounts()
+        now = _now()
+        with self.engine.begin() as conn:
+            seq = self._next_seq(conn)
+            staging = _Staging(conn)
+            try:
+                staging.load(records)
+                existing = staging.count_existing(bank.id)
+                merged = staging.merge(bank.id, now, seq)
+                counts.added = merged - existing
+                counts.updated = existing
+                if replace:
+                    counts.removed = staging.remove_others(bank.id, now, seq)
+            finally:
+                staging.drop()
+            conn.execute(
+                update(_bank).where(_bank.c.id == bank.id).values(updated_at=now, imported_at=now)
+            )
+            audit = {"added": counts.added, "updated": counts.updated, "removed": counts.removed}
+            audit.update(details or {})
+            self._audit(conn, actor, action, bank_name, audit)
+        return counts
+
+    def _change_entries(
+        self,
+        bank_name: str,
+        signals: Sequence[tuple[str, str]],
+        values: dict[str, Any],
+        *,
+        actor: str,
+        action: str,
+        ids: Sequence[int] = (),
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Change entries named by ``(type, signal)`` or by entry id, in one transaction."""
+        bank = self.get_bank(bank_name)
+        changed = 0
+        keys: list[Any] = [("signals", list(signals)), ("ids", [int(i) for i in ids])]
+        with self.engine.begin() as conn:
+            seq = self._next_seq(conn)
+            for kind, wanted in keys:
+                for start in range(0, len(wanted), 500):
+                    part = wanted[start : start + 500]
+                    match = (
+                        tuple_(_entry.c.signal_type, _entry.c.signal).in_(part)
+                        if kind == "signals"
+                        else _entry.c.id.in_(part)
+                    )
+                    result = conn.execute(
+                        update(_entry)
+                        .where(_entry.c.bank_id == bank.id, _entry.c.removed_at.is_(None), match)
+                        .values(seq=seq, **values)
+                    )
+                    changed += int(result.rowcount or 0)
+            audit: dict[str, Any] = {"count": changed, "signals": len(signals)}
+            if ids:
+                audit["ids"] = [int(i) for i in ids[:1000]]
+            audit.update(details or {})
+            self._audit(conn, actor, action, bank_name, audit)
+        return changed
+
+    def remove_entry_ids(self, bank_name: str, ids: Sequence[int], *, actor: str) -> int:
+        """Remove entries of a bank by id; ids of other banks or unknown ids are ignored."""
+        return self._change_entries(
+            bank_name, [], {"removed_at": _now()}, actor=actor, action="entry.remove", ids=ids
+        )
+
+    def set_entries_disabled_until(
+        self,
+        bank_name: str,
+        signals: Sequence[tuple[str, str]],
+        until: datetime | None,
+        *,
+        actor: str,
+        ids: Sequence[int] = (),
+    ) -> int:
+        """Pause matching of entries until ``until`` (None lifts the pause)."""
+        value = until.astimezone(UTC) if until is not None else None
+        action = "entry.disable_until" if value is not None else "entry.resume"
+        return self._change_entries(
+            bank_name,
+            signals,
+            {"disabled_until": value},
+            actor=actor,
+            action=action,
+            ids=ids,
+            details={"until": value.isoformat() if value is not None else None},
+        )
+
+    def remove_entries(
+        self, bank_name: str, signals: Sequence[tuple[str, str]], *, actor: str
+    ) -> int:
+        return self._change_entries(
+            bank_name, signals, {"removed_at": _now()}, actor=actor, action="entry.remove"
+        )
+
+    def set_entries_enabled(
+        self,
+        bank_name: str,
+        signals: Sequence[tuple[str, str]],
+        enabled: bool,
+        *,
+        actor: str,
+        ids: Sequence[int] = (),
+    ) -> int:
+        action = "entry.enable" if enabled else "entry.disable"
+        return self._change_entries(
+            bank_name, signals, {"enabled": enabled}, actor=actor, action=action, ids=ids
+        )
+
+    def iter_entries(self, bank_name: str, batch: int = 50_000) -> Iterator[EntryRecord]:
+        """Every entry of a bank (not removed), in id order, for export."""
+        bank = self.get_bank(bank_name)
+        last = 0
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    select(_entry)
+                    .where(
+                        _entry.c.bank_id == bank.id,
+                        _entry.c.removed_at.is_(None),
+                        _entry.c.id > last,
+                    )
+                    .order_by(_entry.c.id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return
+                last = int(rows[-1].id)
+                for r in rows:
+                    yield EntryRecord(
+                        signal_type=r.signal_type,
+                        signal=r.signal,
+                        category=r.category,
+                        tags=_tags(r.tags),
+                        source_id=r.source_id,
+                        note=r.note,
+                        enabled=bool(r.enabled),
+                    )
+
+    def get_entries(self, ids: Iterable[int]) -> dict[int, EntryView]:
+        """Entries by id (removed ones included, flagged), with their bank names."""
+        wanted = sorted(set(int(i) for i in ids))
+        out: dict[int, EntryView] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 900):
+                query = (
+                    select(_entry, _bank.c.name.label("bank_name"))
+                    .join(_bank, _bank.c.id == _entry.c.bank_id)
+                    .where(_entry.c.id.in_(wanted[start : start + 900]))
+                )
+                for r in conn.execute(query):
+                    out[int(r.id)] = _entry_view(r)
+        return out
+
+    def find_exact(self, signal_type: str, values: Sequence[str]) -> list[EntryView]:
+        """Active entries whose signal equals one of ``values`` (paused entries excluded)."""
+        out: list[EntryView] = []
+        now = _now()
+        with self.engine.connect() as conn:
+            for start in range(0, len(values), 900):
+                query = (
+                    select(_entry, _bank.c.name.label("bank_name"))
+                    .join(_bank, _bank.c.id == _entry.c.bank_id)
+                    .where(
+                        and_(
+                            _entry.c.signal_type == signal_type,
+                            _entry.c.signal.in_(list(values[start : start + 900])),
+                            _entry.c.removed_at.is_(None),
+                            _entry.c.enabled.is_(True),
+                            or_(
+                                _entry.c.disabled_until.is_(None),
+                                _entry.c.disabled_until <= now,
+                            ),
+                        )
+                    )
+                )
+                out.extend(_entry_view(r) for r in conn.execute(query))
+        return out
+
+    def count_active(self, signal_type: str | None = None) -> int:
+        query = (
+            select(func.count())
+            .select_from(_entry)
+            .where(_entry.c.removed_at.is_(None), _entry.c.enabled.is_(True))
+        )
+        if signal_type is not None:
+            query = query.where(_entry.c.signal_type == signal_type)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- audit ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(
+        conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]
+    ) -> None:
+        conn.execute(
+            insert(_audit).values(
+                at=_now(),
+                actor=actor,
+                action=action,
+                target=target,
+                details=json.dumps(details, default=str),
+            )
+        )
+
+    def audit_entries(self, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
+        query = select(_audit).order_by(_audit.c.id.desc()).limit(limit)
+        if target is not None:
+            query = query.where(_audit.c.target == target)
+        with self.engine.connect() as conn:
+            return [
+                AuditEntry(int(r.id), r.at, r.actor, r.action, r.target, json.loads(r.details))
+                for r in conn.execute(query)
+            ]
+
+
+def _check_threshold(threshold: int | None) -> None:
+    if threshold is not None and not 0 <= int(threshold) <= MAX_PDQ_THRESHOLD:
+        raise InputError(
+            f"pdq_threshold {threshold} is out of range",
+            hint=f"use 0 to {MAX_PDQ_THRESHOLD} (31 is PDQ's usual threshold)",
+        )
+
+
+def _tags(raw: str) -> list[str]:
+    return list(json.loads(raw)) if raw else []
+
+
+def _bank_fields(info: BankInfo) -> dict[str, Any]:
+    return {
+        "description": info.description,
+        "source": info.source,
+        "supplier": info.supplier,
+        "terms": info.terms,
+        "enabled": info.enabled,
+        "pdq_threshold": info.pdq_threshold,
+        "dihedral": info.dihedral,
+    }
+
+
+def _bank_info(row: Any, count: int) -> BankInfo:
+    return BankInfo(
+        id=int(row.id),
+        name=row.name,
+        description=row.description,
+        source=row.source,
+        supplier=row.supplier,
+        terms=row.terms,
+        enabled=bool(row.enabled),
+        pdq_threshold=row.pdq_threshold,
+        dihedral=bool(row.dihedral),
+        created_at=row.created_at,
+        imported_at=row.imported_at,
+        entry_count=count,
+    )
+
+
+def _entry_view(r: Any) -> EntryView:
+    return EntryView(
+        id=int(r.id),
+        bank_id=int(r.bank_id),
+        bank_name=r.bank_name,
+        signal_type=r.signal_type,
+        signal=r.signal,
+        category=r.category,
+        tags=_tags(r.tags),
+        source_id=r.source_id,
+        note=r.note,
+        enabled=bool(r.enabled),
+        removed=r.removed_at is not None,
+        added_at=r.added_at,
+        disabled_until=_utc(r.disabled_until),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything Amparo stores is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+_STAGING_COLUMNS = ("signal_type", "signal", "category", "tags", "source_id", "note", "enabled")
+# The last of duplicate signals in one import wins.
+_LATEST = "s.n IN (SELECT max(n) FROM amparo_staging GROUP BY signal_type, signal)"
+
+
+class _Staging:
+    """A temporary table that bulk imports pass through."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+        serial = "BIGSERIAL PRIMARY KEY" if self.pg else "INTEGER PRIMARY KEY"
+        signal = 'TEXT COLLATE "C"' if self.pg else "TEXT"
+        conn.exec_driver_sql("DROP TABLE IF EXISTS amparo_staging")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE amparo_staging (n {serial}, signal_type TEXT, signal {signal}, "
+            "category TEXT, tags TEXT, source_id TEXT, note TEXT, enabled BOOLEAN)"
+        )
+
+    def load(self, records: Iterable[EntryRecord]) -> None:
+        cursor: Any = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cols = ", ".join(_STAGING_COLUMNS)
+        batch: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            if self.pg:
+                with cursor.copy(f"COPY amparo_staging ({cols}) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(
+                    f"INSERT INTO amparo_staging ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?)", batch
+                )
+            batch.clear()
+
+        try:
+            for r in records:
+                batch.append(
+                    (
+                        r.signal_type,
+                        r.signal,
+                        r.category,
+                        json.dumps(r.tags) if r.tags else "",
+                        r.source_id,
+                        r.note,
+                        bool(r.enabled),
+                    )
+                )
+                if len(batch) >= BATCH:
+                    flush()
+            flush()
+        finally:
+            cursor.close()
+        self.conn.exec_driver_sql(
+            "CREATE INDEX amparo_staging_key ON amparo_staging (signal_type, signal)"
+        )
+        if self.pg:
+            self.conn.exec_driver_sql("ANALYZE amparo_staging")
+
+    def count_existing(self, bank_id: int) -> int:
+        """Distinct staged signals already active in the bank."""
+        return int(
+            self.conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal "
+                    "FROM amparo_staging) s WHERE EXISTS (SELECT 1 FROM bank_entries e "
+                    "WHERE e.signal_type = s.signal_type AND e.signal = s.signal "
+                    "AND e.bank_id = :bank AND e.removed_at IS NULL)"
+                ),
+                {"bank": bank_id},
+            ).scalar_one()
+        )
+
+    def merge(self, bank_id: int, now: datetime, seq: int) -> int:
+        """Insert or update the staged entries; return how many distinct signals were staged.
+        A row's change-log position moves only when its matching state changes (it was
+        removed, or ``enabled`` flips), so re-importing a list does not churn the index."""
+        stmt = text(
+            "INSERT INTO bank_entries (bank_id, signal_type, signal, category, tags, source_id, "
+            "note, enabled, added_at, removed_at, seq) "
+            "SELECT :bank, s.signal_type, s.signal, s.category, s.tags, s.source_id, s.note, "
+            "s.enabled, :now, NULL, :seq FROM amparo_staging s WHERE " + _LATEST + " "
+            "ORDER BY s.signal_type, s.signal "
+            "ON CONFLICT (signal_type, signal, bank_id) DO UPDATE SET "
+            "category = excluded.category, tags = excluded.tags, "
+            "source_id = excluded.source_id, note = excluded.note, enabled = excluded.enabled, "
+            "added_at = CASE WHEN bank_entries.removed_at IS NULL THEN bank_entries.added_at "
+            "ELSE excluded.added_at END, "
+            "seq = CASE WHEN bank_entries.removed_at IS NOT NULL "
+            "OR bank_entries.enabled <> excluded.enabled THEN excluded.seq "
+            "ELSE bank_entries.seq END, "
+            "removed_at = NULL"
+        ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+        self.conn.execute(stmt, {"bank": bank_id, "now": now, "seq": seq})
+        return int(
+            self.conn.execute(
+                text(
+                    "SELECT count(*) FROM "
+                    "(SELECT DISTINCT signal_type, signal FROM amparo_staging) d"
+                )
+            ).scalar_one()
+        )
+
+    def remove_others(self, bank_id: int, now: datetime, seq: int) -> int:
+        stmt = text(
+            "UPDATE bank_entries SET removed_at = :now, seq = :seq "
+            "WHERE bank_id = :bank AND removed_at IS NULL AND NOT EXISTS ("
+            "SELECT 1 FROM amparo_staging s WHERE s.signal_type = bank_entries.signal_type "
+            "AND s.signal = bank_entries.signal)"
+        ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+        result = self.conn.execute(stmt, {"bank": bank_id, "now": now, "seq": seq})
+        return int(result.rowcount or 0)
+
+    def drop(self) -> None:
+        self.conn.exec_driver_sql("DROP TABLE IF EXISTS amparo_staging")

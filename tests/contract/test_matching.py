@@ -1,0 +1,113 @@
+"""Matching through the application core, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from amparo import Amparo, BankInfo, EntryRecord
+from amparo.config import Settings
+
+
+def _jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _flip_bits(hex_hash: str, n: int) -> str:
+    value = int(hex_hash, 16)
+    for bit in range(n):
+        value ^= 1 << (bit * 7 % 256)
+    return f"{value:064x}"
+
+
+@pytest.fixture
+def amparo(settings: Settings) -> Amparo:
+    app = Amparo(settings)
+    yield app
+    app.close()
+
+
+BASE = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+
+
+def test_pdq_threshold_is_per_bank(amparo: Amparo) -> None:
+    amparo.create_bank(BankInfo(name="strict", pdq_threshold=10))
+    amparo.create_bank(BankInfo(name="loose"))
+    for bank in ("strict", "loose"):
+        amparo.add_entries(bank, [EntryRecord("pdq", BASE, category="c1")])
+    near, far = _flip_bits(BASE, 8), _flip_bits(BASE, 20)
+    near_matches, far_matches = amparo.match_signals([("pdq", near), ("pdq", far)])
+    assert {(m.bank, m.distance) for m in near_matches} == {("strict", 8), ("loose", 8)}
+    assert {(m.bank, m.distance) for m in far_matches} == {("loose", 20)}
+    assert far_matches[0].category == "c1"
+    amparo.update_bank("loose", pdq_threshold=19)
+    assert amparo.match_signals([("pdq", far)]) == [[]]
+
+
+def test_changes_are_visible_to_the_next_lookup(amparo: Amparo) -> None:
+    amparo.create_bank(BankInfo(name="b"))
+    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+    amparo.add_entries("b", [EntryRecord("pdq", BASE)])
+    assert len(amparo.match_signals([("pdq", BASE)])[0]) == 1
+    amparo.set_signals_enabled("b", [("pdq", BASE)], False)
+    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+    amparo.set_signals_enabled("b", [("pdq", BASE)], True)
+    amparo.update_bank("b", enabled=False)
+    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+    amparo.update_bank("b", enabled=True)
+    amparo.remove_signals("b", [("pdq", BASE)])
+    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+
+
+def test_other_process_changes_are_seen(amparo: Amparo, settings: Settings) -> None:
+    amparo.create_bank(BankInfo(name="b"))
+    assert amparo.match_signals([("md5", "0" * 32), ("pdq", BASE)]) == [[], []]
+    other = Amparo(settings)
+    other.add_entries("b", [EntryRecord("pdq", BASE), EntryRecord("md5", "0" * 32)])
+    other.close()
+    assert [len(m) for m in amparo.match_signals([("md5", "0" * 32), ("pdq", BASE)])] == [1, 1]
+
+
+def test_bank_filter_and_deleted_bank(amparo: Amparo) -> None:
+    for name in ("a", "b"):
+        amparo.create_bank(BankInfo(name=name))
+        amparo.add_entries(name, [EntryRecord("pdq", BASE)])
+    assert {m.bank for m in amparo.match_signals([("pdq", BASE)], ["b"])[0]} == {"b"}
+    amparo.delete_bank("a")
+    assert {m.bank for m in amparo.match_signals([("pdq", BASE)])[0]} == {"b"}
+
+
+def test_photo_matches_and_low_quality_is_reported(amparo: Amparo) -> None:
+    amparo.create_bank(BankInfo(name="b"))
+    photo = data.astronaut()
+    amparo.add_media("b", _jpeg(photo), category="benign-test")
+    copy = _jpeg(np.asarray(Image.fromarray(photo).resize((256, 256))), quality=40)
+    result = amparo.match_hashes([amparo.hash_bytes(copy)])[0]
+    assert [m.signal_type for m in result.matches] == ["pdq"]
+    assert result.matches[0].distance <= 31
+
+    flat = _jpeg(np.full((300, 300, 3), 128, dtype=np.uint8))
+    hashes = amparo.hash_bytes(flat)
+    assert hashes.pdq_quality is not None and hashes.pdq_quality < 50
+    result = amparo.match_hashes([hashes])[0]
+    assert result.pdq_skipped and "quality" in result.pdq_skipped
+
+
+def test_dihedral_matching_is_per_bank_opt_in(amparo: Amparo) -> None:
+    photo = data.chelsea()
+    amparo.create_bank(BankInfo(name="plain"))
+    amparo.create_bank(BankInfo(name="turned", dihedral=True))
+    for bank in ("plain", "turned"):
+        amparo.add_media(bank, _jpeg(photo))
+    rotated = _jpeg(np.ascontiguousarray(np.rot90(photo)))
+    banks = None
+    hashes = amparo.hash_bytes(rotated, dihedral=amparo.wants_dihedral(banks))
+    matches = amparo.match_hashes([hashes], banks)[0].matches
+    assert {m.bank for m in matches} == {"turned"}
+    assert matches[0].transform is not None

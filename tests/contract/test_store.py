@@ -1,0 +1,141 @@
+"""The store's behaviour, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from amparo.banks.model import BankInfo, EntryRecord
+from amparo.errors import BankNotFoundError, ConflictError, FormatError, InputError
+from amparo.store import Store
+
+
+def _md5s(n: int, seed: int = 1) -> list[EntryRecord]:
+    rng = random.Random(seed)
+    return [EntryRecord("md5", f"{rng.getrandbits(128):032x}", category="a") for _ in range(n)]
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    s = Store(database_url)
+    yield s
+    s.close()
+
+
+def test_bank_lifecycle(store: Store) -> None:
+    store.create_bank(BankInfo(name="known", source="hotline", supplier="x"), actor="t")
+    with pytest.raises(ConflictError):
+        store.create_bank(BankInfo(name="known"), actor="t")
+    bank = store.update_bank("known", actor="t", pdq_threshold=20, enabled=False)
+    assert bank.pdq_threshold == 20 and not bank.enabled and bank.source == "hotline"
+    assert [b.name for b in store.list_banks()] == ["known"]
+    store.delete_bank("known", actor="t")
+    with pytest.raises(BankNotFoundError):
+        store.get_bank("known")
+    actions = [a.action for a in store.audit_entries()]
+    assert actions == ["bank.delete", "bank.update", "bank.create"]
+
+
+@pytest.mark.parametrize("name", ["", "-x", "has space", "a/b", "x" * 101])
+def test_bad_bank_names_are_refused(store: Store, name: str) -> None:
+    with pytest.raises(InputError):
+        store.create_bank(BankInfo(name=name), actor="t")
+
+
+def test_import_dedupes_and_updates_metadata(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")
+    records = _md5s(500)
+    counts = store.add_entries("b", records + records[:10], actor="t")
+    assert counts.added == 500
+    again = [EntryRecord(r.signal_type, r.signal, category="z", tags=["t1"]) for r in records[:5]]
+    counts = store.add_entries("b", again, actor="t")
+    assert (counts.added, counts.updated) == (0, 5)
+    found = store.find_exact("md5", [records[0].signal])
+    assert found[0].category == "z" and found[0].tags == ["t1"]
+    assert store.get_bank("b").entry_count == 500
+
+
+def test_failed_import_leaves_bank_as_it_was(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")
+    store.add_entries("b", _md5s(10), actor="t")
+    seq = store.current_seq()
+
+    def broken():
+        yield from _md5s(1000, seed=2)
+        raise FormatError("line 1001 is bad")
+
+    with pytest.raises(FormatError):
+        store.add_entries("b", broken(), actor="t")
+    assert store.get_bank("b").entry_count == 10
+    assert store.current_seq() == seq
+    assert not store.find_exact("md5", [_md5s(1, seed=2)[0].signal])
+
+
+def test_replace_removes_others(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")
+    old = _md5s(20)
+    store.add_entries("b", old, actor="t")
+    counts = store.add_entries("b", old[:5] + _md5s(3, seed=9), actor="t", replace=True)
+    assert (counts.added, counts.updated, counts.removed) == (3, 5, 15)
+    assert store.get_bank("b").entry_count == 8
+    assert not store.find_exact("md5", [old[10].signal])
+
+
+def test_change_log_reports_adds_removals_and_deleted_banks(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")
+    pdq = EntryRecord("pdq", "f" * 64)
+    store.add_entries("b", [pdq, *_md5s(2)], actor="t")
+    start = store.current_seq()
+    changes = store.changes_since(0, ["pdq"])
+    assert [u[2] for u in changes.upserts] == ["f" * 64]
+    entry_id = changes.upserts[0][0]
+
+    store.set_entries_enabled("b", [("pdq", "f" * 64)], False, actor="t")
+    changes = store.changes_since(start, ["pdq"])
+    assert changes.removals == [(entry_id, "pdq")] and not changes.upserts
+
+    mid = changes.seq
+    store.set_entries_enabled("b", [("pdq", "f" * 64)], True, actor="t")
+    assert store.changes_since(mid, ["pdq"]).upserts[0][0] == entry_id
+
+    last = store.current_seq()
+    store.delete_bank("b", actor="t")
+    changes = store.changes_since(last, ["pdq"])
+    assert changes.removals == [(entry_id, "pdq")]
+
+
+def test_reimport_does_not_churn_the_change_log(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")
+    records = [EntryRecord("pdq", f"{i:064x}") for i in range(50)]
+    store.add_entries("b", records, actor="t")
+    seq = store.current_seq()
+    store.add_entries("b", records, actor="t")
+    assert store.changes_since(seq).upserts == []
+
+
+def test_removed_entries_stop_matching_and_come_back(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")
+    rec = _md5s(1)[0]
+    store.add_entries("b", [rec], actor="t")
+    assert store.remove_entries("b", [("md5", rec.signal)], actor="t") == 1
+    assert store.find_exact("md5", [rec.signal]) == []
+    assert store.get_bank("b").entry_count == 0
+    store.add_entries("b", [rec], actor="t")
+    assert len(store.find_exact("md5", [rec.signal])) == 1
+
+
+def test_export_iterates_every_entry(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")
+    records = _md5s(120)
+    store.add_entries("b", records, actor="t")
+    assert sorted(r.signal for r in store.iter_entries("b", batch=50)) == sorted(
+        r.signal for r in records
+    )
+
+
+@pytest.mark.slow
+def test_bulk_import_of_100k(store: Store) -> None:
+    store.create_bank(BankInfo(name="big"), actor="t")
+    counts = store.add_entries("big", _md5s(100_000), actor="t")
+    assert counts.added == 100_000

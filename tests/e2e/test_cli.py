@@ -1,0 +1,139 @@
+"""The CLI as a user drives it: bank management, import/export, match, hash, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+from typer.testing import CliRunner
+
+from amparo.cli.main import app
+
+MD5 = "0cc175b9c0f1b6a831c399e269772661"
+PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    runner = CliRunner()
+    home = tmp_path / "home"
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(app, ["--home", str(home), *args], input=input)
+
+    return invoke
+
+
+def _lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_version_and_help() -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["--version"]).output.startswith("amparo ")
+    for command in (["hash"], ["match"], ["scan"], ["bank", "import"], ["bank"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, command
+        assert "Example" in result.output, command
+
+
+def test_bank_import_match_export_roundtrip(run, tmp_path: Path) -> None:
+    assert run("bank", "create", "known", "--source", "test list").exit_code == 0
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        f"signal_type,signal,category\nmd5,{MD5},c1\npdq,{PDQ},c2\nmd5,nothex,c3\n"
+    )
+    result = run("bank", "import", "known", str(listing))
+    assert result.exit_code == 0, result.output
+    assert "list.csv:4:" in result.output  # the bad line, by number
+    result = run("match", MD5)
+    assert result.exit_code == 1
+    assert _lines(result.output)[0]["category"] == "c1"
+    result = run("match", "--type", "pdq", "-", input=PDQ + "\n" + "0" * 64 + "\n")
+    assert result.exit_code == 1 and len(_lines(result.output)) == 1
+    assert run("match", "d41d8cd98f00b204e9800998ecf8427e").exit_code == 0
+    out = tmp_path / "out.csv"
+    assert run("bank", "export", "known", str(out), "--format", "csv").exit_code == 0
+    assert MD5 in out.read_text() and PDQ in out.read_text()
+    shown = _lines(run("bank", "show", "known").output)[0]
+    assert shown["entries"] == 2 and shown["source"] == "test list"
+
+
+def test_strict_import_changes_nothing(run, tmp_path: Path) -> None:
+    run("bank", "create", "known")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{MD5}\nnot-a-hash\n")
+    result = run("bank", "import", "known", str(listing), "--strict")
+    assert result.exit_code == 2
+    assert "line 2" in result.output
+    assert _lines(run("bank", "show", "known").output)[0]["entries"] == 0
+
+
+def test_add_remove_enable_disable(run, tmp_path: Path) -> None:
+    run("bank", "create", "b")
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(data.coffee()).save(photo, quality=90)
+    assert run("bank", "add", "b", str(photo), f"md5:{MD5}").exit_code == 0
+    assert run("match", MD5).exit_code == 1
+    assert run("bank", "disable", "b", f"md5:{MD5}").exit_code == 0
+    assert run("match", MD5).exit_code == 0
+    assert run("bank", "enable", "b", f"md5:{MD5}").exit_code == 0
+    assert run("bank", "disable", "b").exit_code == 0
+    assert run("match", MD5).exit_code == 0
+    assert run("bank", "enable", "b").exit_code == 0
+    assert run("bank", "remove", "b", f"md5:{MD5}").exit_code == 0
+    assert run("match", MD5).exit_code == 0
+    hashed = _lines(run("hash", str(photo)).output)[0]
+    result = run("match", "--type", "pdq", hashed["pdq"])
+    assert result.exit_code == 1
+
+
+def test_errors_are_one_line_with_a_hint(run, tmp_path: Path) -> None:
+    for args in (
+        ("bank", "show", "missing"),
+        ("match", "xyz"),
+        ("bank", "import", "missing", str(tmp_path / "nope.csv")),
+        ("bank", "create", "bad name"),
+        ("match", "--type", "pdq", "zz"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, args
+        assert "Traceback" not in result.output
+        assert "error:" in result.output, args
+
+
+def test_hash_reports_unreadable_and_corrupt_files(run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"this is text")
+    result = run("hash", str(bad), str(tmp_path / "missing.jpg"))
+    assert result.exit_code == 2
+    rows = _lines(result.output)
+    assert rows[0]["pdq"] is None and rows[0]["md5"] and "error" in rows[0]
+    assert "error" in rows[1]
+
+
+def test_real_process_entry_point(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "amparo.cli.main", "--home", str(tmp_path), "bank", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    img = io.BytesIO()
+    Image.fromarray(data.rocket()).save(img, "PNG")
+    path = tmp_path / "r.png"
+    path.write_bytes(img.getvalue())
+    proc = subprocess.run(
+        [sys.executable, "-m", "amparo.cli.main", "hash", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and json.loads(proc.stdout)["media_type"] == "png"
