@@ -1,0 +1,214 @@
+"""``amparo scan``: scan folders and archives for known material (see docs/scan.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from amparo.cli.context import err_console, handle_errors, open_app
+from amparo.scan import (
+    ScanOptions,
+    ScanProgress,
+    ScanResult,
+    count_files,
+    default_journal_path,
+    format_for,
+    scan_paths,
+    write_report,
+)
+
+HELP = """Scan files, folders and archives (zip, tar, nested) for known material.
+
+Every file is digested (MD5, SHA-1, SHA-256) and images are PDQ-hashed, in worker processes;
+the hashes are looked up in every enabled bank (or the --bank ones) and forgotten unless they
+matched. The report goes to --report FILE (format from --format or the file name: .jsonl,
+.csv, .html), else to stdout; a summary goes to stderr. A journal records every file done,
+so an interrupted scan continues with --resume.
+
+Exit 0: no match. 1: something matched (even if some files had errors). 2: no match, but
+some file could not be checked. Example: amparo scan /mnt/evidence --report report.html
+"""
+
+PLAIN_PROGRESS_EVERY_S = 5.0
+
+
+@handle_errors
+def scan_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files and folders to scan.", show_default=False)
+    ],
+    banks: Annotated[
+        list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", "-o", help="Write the report here (default: stdout)."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="jsonl, csv or html (default: from --report)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", min=0, help="Hashing processes; 0 all cores, 1 none."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted scan from its journal.")
+    ] = False,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal", help="Journal file (default: <report>.journal, or under <home>/scans)."
+        ),
+    ] = None,
+    max_depth: Annotated[
+        int, typer.Option("--max-depth", min=1, help="How deep to look into nested archives.")
+    ] = 5,
+) -> None:
+    to_stdout = report is None or str(report) == "-"
+    report_format = format_for("" if to_stdout else str(report), fmt)
+    overrides = {} if workers is None else {"workers": workers}
+    with open_app(ctx, **overrides) as amparo:
+        if journal is None:
+            journal = (
+                default_journal_path(amparo.settings, paths, banks)
+                if to_stdout
+                else Path(f"{report}.journal")
+            )
+        options = ScanOptions(
+            banks=banks or None, journal=journal, resume=resume, max_depth=max_depth
+        )
+        with _ProgressDisplay([str(p) for p in paths]) as display:
+            result = scan_paths(amparo, paths, options, progress=display.update)
+    if to_stdout:
+        write_report(result, sys.stdout, report_format)
+        sys.stdout.flush()
+    else:
+        assert report is not None
+        _write_file(report, result, report_format)
+    _print_summary(result, None if to_stdout else report)
+    if result.interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(result.exit_code)
+
+
+def _write_file(path: Path, result: ScanResult, fmt: str) -> None:
+    """Write the report atomically (temp file + rename), readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            write_report(result, fh, fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _print_summary(result: ScanResult, report: Path | None) -> None:
+    s = result
+    resumed = f", {s.resumed:,} from an earlier run" if s.resumed else ""
+    skipped = ", ".join(f"{k}: {v:,}" for k, v in sorted(s.skipped_by_reason.items()))
+    colour = "red" if s.matches else ("yellow" if s.errors else "green")
+    lines = [
+        f"[bold]{'Interrupted' if s.interrupted else 'Scanned'}[/] {s.files_seen:,} files "
+        f"({s.hashed:,} hashed{resumed}) in {s.elapsed_s:.1f} s: "
+        f"[bold {colour}]{s.matched_files:,} matched[/] ({len(s.matches):,} matches), "
+        f"{len(s.errors):,} errors, {len(s.skipped):,} skipped"
+        + (f" ({skipped})" if skipped else ""),
+    ]
+    for issue in s.errors[:5]:
+        lines.append(f"  [dim]error:[/] {escape(issue.path)}: {escape(issue.message)}")
+    if len(s.errors) > 5:
+        lines.append(f"  [dim]... and {len(s.errors) - 5:,} more errors in the report[/]")
+    if report is not None:
+        lines.append(f"Report: {escape(str(report))}")
+    if s.journal is not None:
+        lines.append(f"Journal: {escape(str(s.journal))}")
+    if s.interrupted:
+        lines.append("Run the same command with --resume to continue.")
+    for line in lines:
+        err_console.print(line, markup=True, soft_wrap=True, highlight=False)
+
+
+class _ProgressDisplay:
+    """A Rich progress bar when stderr is a terminal; otherwise a plain line now and then."""
+
+    def __init__(self, roots: list[str], stream: TextIO | None = None) -> None:
+        self.roots = roots
+        self.interactive = err_console.is_terminal
+        self.stream = stream or sys.stderr
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.last_line = time.monotonic()
+
+    def __enter__(self) -> _ProgressDisplay:
+        if self.interactive:
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} files/s"),
+                TextColumn("[red]{task.fields[matches]} matches[/]"),
+                TextColumn("{task.fields[errors]} errors"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "scanning", total=None, rate="-", matches=0, errors=0
+            )
+            # Count files in the background: the bar is indeterminate until the count is in.
+            threading.Thread(target=self._count, daemon=True).start()
+        return self
+
+    def _count(self) -> None:
+        total = count_files(self.roots)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, total=total)
+
+    def update(self, p: ScanProgress) -> None:
+        rate = p.files_done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        if self.progress is not None and self.task is not None:
+            self.progress.update(
+                self.task,
+                completed=p.files_done,
+                rate=f"{rate:,.0f}",
+                matches=p.matches,
+                errors=p.errors,
+            )
+            return
+        now = time.monotonic()
+        if now - self.last_line >= PLAIN_PROGRESS_EVERY_S:
+            self.last_line = now
+            self.stream.write(
+                f"amparo scan: {p.files_done:,} files ({p.items_done:,} with archive members), "
+                f"{p.matches:,} matches, {p.errors:,} errors, {rate:,.0f} files/s\n"
+            )
+            self.stream.flush()
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,157 @@
+"""The plain data a scan passes between its stages: tasks for the hashing workers, their
+outcomes, the per-item records the journal and the report keep, and problems the walk finds.
+
+Everything here is a small dataclass that pickles cheaply (tasks and outcomes cross process
+boundaries) and turns into JSON explicitly (records are persisted; never pickled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from amparo.hashing import MediaHashes
+
+Status = Literal["ok", "error", "skipped"]
+
+MEMBER_SEPARATOR = "!"
+"""Joins an archive's path and a member's path: ``a.zip!inner/b.zip!c.jpg``."""
+
+
+@dataclass(frozen=True)
+class HashLimits:
+    """What a hashing worker needs to know; passed to every batch (a pure function's input)."""
+
+    max_pixels: int
+    max_file_bytes: int
+    dihedral: bool = False
+
+
+@dataclass
+class HashTask:
+    """One file or archive member to hash. Exactly one of ``fs_path`` and ``data`` is set."""
+
+    path: str
+    """Display path: a file path, or ``archive!member`` for archive members."""
+    size: int
+    mtime_ns: int
+    """The file's mtime; for archive members, the mtime of the archive file on disk."""
+    media_type: str | None = None
+    """Type sniffed from the first bytes (None: not a type Amparo knows)."""
+    fs_path: str | None = None
+    data: bytes | None = None
+    on_disk: bool = True
+    """False for archive members (used for progress: the pre-walk counts files on disk)."""
+
+
+@dataclass
+class HashOutcome:
+    """What hashing one task produced. ``hashes`` is None only when nothing could be read."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    media_type: str | None
+    hashes: MediaHashes | None
+    status: Status = "ok"
+    code: str | None = None
+    message: str | None = None
+    on_disk: bool = True
+
+
+@dataclass
+class ItemRecord:
+    """The lasting result for one file or member: what the journal and the report keep.
+
+    Holds no hash of non-matching content: ``hashes`` is filled only when something matched.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    media_type: str | None
+    status: Status
+    code: str | None = None
+    message: str | None = None
+    matches: list[dict[str, object]] = field(default_factory=list)
+    """``Match.to_json()`` of each match."""
+    hashes: dict[str, str] = field(default_factory=dict)
+    """The matched content's own signals (md5, sha1, sha256, pdq), for the report."""
+    hashed: bool = True
+    """Whether digests were computed (false when the content could not be read)."""
+    on_disk: bool = True
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "path": self.path,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "media_type": self.media_type,
+            "status": self.status,
+            "hashed": self.hashed,
+        }
+        if not self.on_disk:
+            data["on_disk"] = False
+        if self.code is not None:
+            data["code"] = self.code
+        if self.message is not None:
+            data["message"] = self.message
+        if self.matches:
+            data["matches"] = self.matches
+            data["hashes"] = self.hashes
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ItemRecord:
+        status = str(data["status"])
+        if status not in ("ok", "error", "skipped"):
+            raise ValueError(f"unknown status {status!r}")
+        matches = data.get("matches") or []
+        hashes = data.get("hashes") or {}
+        if not isinstance(matches, list) or not isinstance(hashes, dict):
+            raise ValueError("matches must be a list and hashes an object")
+        media_type = data.get("media_type")
+        return cls(
+            path=str(data["path"]),
+            size=_int(data["size"]),
+            mtime_ns=_int(data["mtime_ns"]),
+            media_type=None if media_type is None else str(media_type),
+            status=status,  # type: ignore[arg-type]  # checked above
+            code=_opt_str(data.get("code")),
+            message=_opt_str(data.get("message")),
+            matches=[dict(m) for m in matches if isinstance(m, dict)],
+            hashes={str(k): str(v) for k, v in hashes.items()},
+            hashed=bool(data.get("hashed", True)),
+            on_disk=bool(data.get("on_disk", True)),
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the walk found wrong or chose to skip (not hashed, so not journaled):
+    an unreadable folder, a symlink loop, a zip bomb, an encrypted member, an empty file."""
+
+    path: str
+    status: Literal["error", "skipped"]
+    code: str
+    message: str
+    is_file: bool = True
+    """False for folders and whole archives that could not be listed."""
+    on_disk: bool = True
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """An item already done in an earlier run of the same scan (found in the journal)."""
+
+    record: ItemRecord
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number, got {value!r}")
+    return int(value)
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,275 @@
+"""The scan pipeline: walk -> hash (worker processes, in batches) -> match (this process, in
+batches) -> journal + result.
+
+Each stage is a function over a batch: :func:`amparo.scan.worker.hash_batch` turns tasks into
+outcomes, :func:`match_batch` turns outcomes into records. Non-matching content is hashed and
+forgotten; only the hashes of matched content reach the journal and the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from os import PathLike, fspath
+from pathlib import Path
+
+from amparo.app import Amparo
+from amparo.config import Settings
+from amparo.scan.archives import ArchiveLimits
+from amparo.scan.engine import HashEngine, make_engine
+from amparo.scan.journal import ScanJournal
+from amparo.scan.model import HashLimits, HashOutcome, HashTask, ItemRecord, Problem
+from amparo.scan.result import ScanResult
+from amparo.scan.walk import walk_paths
+
+CHUNK_BYTES = 64 * 1024 * 1024
+"""Archive members travel to workers as bytes: a batch is sent once it carries this much."""
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How to scan. Limits (file size, archive guards, pixels) come from the settings."""
+
+    banks: Sequence[str] | None = None
+    """Match against these banks only (default: every enabled bank)."""
+    workers: int | None = None
+    """Hashing processes: None = the ``workers`` setting, 0 = one per core, 1 = in-process."""
+    journal: Path | None = None
+    """Journal file (default: under ``<home>/scans/``, named after the paths and banks)."""
+    resume: bool = False
+    """Skip items the journal records as done (same size and mtime) and report them as is."""
+    max_depth: int = 5
+    """How many archives deep to look inside nested archives."""
+    match_batch: int = 256
+    hash_batch: int = 16
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    files_done: int
+    """Files on disk done (the number a pre-walk of the folders would count)."""
+    items_done: int
+    """Files and archive members done."""
+    matches: int
+    errors: int
+    elapsed_s: float
+    current: str
+
+
+ProgressCallback = Callable[[ScanProgress], None]
+RecordCallback = Callable[[ItemRecord], None]
+
+
+def default_journal_path(
+    settings: Settings, paths: Sequence[str | PathLike[str]], banks: Sequence[str] | None
+) -> Path:
+    """``<home>/scans/scan-<key>.journal``, the key derived from the paths and banks, so the
+    same scan run again with ``--resume`` finds its journal."""
+    roots = [str(Path(p).resolve()) for p in paths]
+    key = json.dumps([roots, sorted(banks) if banks else None]).encode()
+    return settings.home / "scans" / f"scan-{hashlib.sha256(key).hexdigest()[:16]}.journal"
+
+
+def match_batch(
+    amparo: Amparo, outcomes: Sequence[HashOutcome], banks: Sequence[str] | None = None
+) -> list[ItemRecord]:
+    """Look a batch of hashed items up in the banks; one record per outcome, in order."""
+    matchable = [o.hashes for o in outcomes if o.hashes is not None]
+    results = iter(amparo.match_hashes(matchable, banks) if matchable else [])
+    records = []
+    for o in outcomes:
+        matches = [m.to_json() for m in next(results).matches] if o.hashes is not None else []
+        records.append(
+            ItemRecord(
+                path=o.path,
+                size=o.size,
+                mtime_ns=o.mtime_ns,
+                media_type=o.media_type,
+                status=o.status,
+                code=o.code,
+                message=o.message,
+                matches=matches,
+                hashes=o.hashes.signals() if matches and o.hashes is not None else {},
+                hashed=o.hashes is not None,
+                on_disk=o.on_disk,
+            )
+        )
+    return records
+
+
+def scan_paths(
+    amparo: Amparo,
+    paths: Sequence[str | PathLike[str]],
+    options: ScanOptions | None = None,
+    progress: ProgressCallback | None = None,
+    on_record: RecordCallback | None = None,
+) -> ScanResult:
+    """Scan files, folders and archives; return what was found.
+
+    Per-file problems are in the result, never raised. Raises only when the scan cannot run
+    at all (an unknown bank, a journal from another scan). ``progress`` is called a few times
+    a second; ``on_record`` once for every file and member checked (matching or not, resumed
+    ones included). Ctrl-C stops the scan cleanly:
+    the result has ``interrupted`` set and the journal holds everything done so far.
+    """
+    opts = options or ScanOptions()
+    settings = amparo.settings
+    banks = list(opts.banks) if opts.banks else None
+    roots = [fspath(p) for p in paths]
+    limits = HashLimits(
+        max_pixels=settings.max_image_pixels,
+        max_file_bytes=settings.max_file_bytes,
+        dihedral=amparo.wants_dihedral(banks),  # also checks that the banks exist
+    )
+    journal_path = opts.journal or default_journal_path(settings, roots, banks)
+    journal = ScanJournal(journal_path, banks=banks, resume=opts.resume)
+    result = ScanResult(roots=roots, banks=banks, journal=journal_path)
+    run = _Run(amparo, opts, banks, journal, result, progress, on_record)
+    engine = make_engine(settings.workers if opts.workers is None else opts.workers, limits)
+    try:
+        run.execute(engine, roots, settings)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        run.flush_matches()
+    finally:
+        engine.close()
+        journal.close()
+        result.finished_at = datetime.now(UTC)
+        run.report_progress(force=True)
+    return result
+
+
+class _Run:
+    """The state of one scan while it runs."""
+
+    def __init__(
+        self,
+        amparo: Amparo,
+        opts: ScanOptions,
+        banks: list[str] | None,
+        journal: ScanJournal,
+        result: ScanResult,
+        progress: ProgressCallback | None,
+        on_record: RecordCallback | None,
+    ) -> None:
+        self.on_record = on_record
+        self.amparo = amparo
+        self.opts = opts
+        self.banks = banks
+        self.journal = journal
+        self.result = result
+        self.progress = progress
+        self.outcomes: list[HashOutcome] = []
+        self.files_done = 0
+        self.current = ""
+        self.started = time.monotonic()
+        self.last_report = 0.0
+
+    def execute(self, engine: HashEngine, roots: list[str], settings: Settings) -> None:
+        archive_limits = ArchiveLimits(
+            max_member_bytes=settings.max_archive_member_bytes,
+            max_ratio=settings.max_archive_ratio,
+            max_depth=self.opts.max_depth,
+        )
+        lookup = self.journal.lookup if self.opts.resume else None
+        pending: deque[tuple[list[HashTask], Future[list[HashOutcome]]]] = deque()
+        chunk: list[HashTask] = []
+        chunk_bytes = 0
+
+        def send() -> None:
+            nonlocal chunk, chunk_bytes
+            pending.append((chunk, engine.submit(chunk)))
+            chunk, chunk_bytes = [], 0
+            while pending and (pending[0][1].done() or len(pending) > engine.capacity):
+                self.collect(engine, *pending.popleft())
+
+        for item in walk_paths(roots, archive_limits, lookup):
+            if isinstance(item, HashTask):
+                chunk.append(item)
+                chunk_bytes += len(item.data or b"")
+                if len(chunk) >= self.opts.hash_batch or chunk_bytes >= CHUNK_BYTES:
+                    send()
+                continue
+            if isinstance(item, Problem):
+                self.result.add_problem(item)
+                self.files_done += item.is_file and item.on_disk
+                self.current = item.path
+            else:
+                self.result.add_record(item.record, resumed=True)
+                if self.on_record is not None:
+                    self.on_record(item.record)
+                self.files_done += item.record.on_disk
+                self.current = item.record.path
+            self.report_progress()
+        if chunk:
+            send()
+        while pending:
+            self.collect(engine, *pending.popleft())
+        self.flush_matches()
+
+    def collect(
+        self, engine: HashEngine, tasks: list[HashTask], future: Future[list[HashOutcome]]
+    ) -> None:
+        try:
+            outcomes = future.result()
+        except BrokenProcessPool:
+            engine.reset()
+            outcomes = [_failed(t, "a hashing worker crashed on this batch") for t in tasks]
+        except Exception as exc:
+            outcomes = [_failed(t, f"hashing failed: {exc!r}") for t in tasks]
+        self.outcomes.extend(outcomes)
+        self.files_done += sum(o.on_disk for o in outcomes)
+        if outcomes:
+            self.current = outcomes[-1].path
+        if len(self.outcomes) >= self.opts.match_batch:
+            self.flush_matches()
+        self.report_progress()
+
+    def flush_matches(self) -> None:
+        if not self.outcomes:
+            return
+        records = match_batch(self.amparo, self.outcomes, self.banks)
+        self.outcomes = []
+        self.journal.append(records)
+        for record in records:
+            self.result.add_record(record)
+            if self.on_record is not None:
+                self.on_record(record)
+
+    def report_progress(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.progress is None or (not force and now - self.last_report < 0.1):
+            return
+        self.last_report = now
+        r = self.result
+        self.progress(
+            ScanProgress(
+                files_done=self.files_done,
+                items_done=r.files_seen + len(self.outcomes),
+                matches=len(r.matches),
+                errors=len(r.errors),
+                elapsed_s=now - self.started,
+                current=self.current,
+            )
+        )
+
+
+def _failed(task: HashTask, message: str) -> HashOutcome:
+    return HashOutcome(
+        path=task.path,
+        size=task.size,
+        mtime_ns=task.mtime_ns,
+        media_type=task.media_type,
+        hashes=None,
+        status="error",
+        code="worker_failed",
+        message=message,
+        on_disk=task.on_disk,
+    )

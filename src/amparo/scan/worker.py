@@ -1,0 +1,122 @@
+"""Hashing stage: a pure function from a batch of tasks to their outcomes.
+
+Runs in worker processes (or in-process with one worker); imports nothing that touches the
+store. Per-file problems become outcomes with a status, never exceptions.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from amparo.hashing import MediaHashes, hash_media
+from amparo.media.sniff import ARCHIVE_TYPES, IMAGE_TYPES
+from amparo.scan.model import HashLimits, HashOutcome, HashTask, Status
+from amparo.signals.digests import FileDigests, digest_bytes, digest_stream
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+)
+_DIGEST_ONLY = (*ARCHIVE_TYPES, "video")
+
+
+def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[HashOutcome]:
+    """Hash every task of a batch; one outcome per task, in order."""
+    return [hash_task(task, limits) for task in tasks]
+
+
+def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
+    """Digest the content (always) and PDQ-hash it when it is an image small enough to decode."""
+    too_big = task.size > limits.max_file_bytes
+    try:
+        if task.data is not None:
+            data: bytes | None = task.data
+            digests = digest_bytes(task.data) if too_big else None
+        else:
+            data, digests = _read(task, limits, stream=too_big or task.media_type in _DIGEST_ONLY)
+    except OSError as exc:
+        return _outcome(task, None, "error", "unreadable", f"cannot read: {exc.strerror or exc}")
+
+    if digests is not None or data is None or task.media_type in _DIGEST_ONLY:
+        digests = digests or digest_bytes(data or b"")
+        hashes = _digest_only(digests, task.media_type)
+        if digests.size > limits.max_file_bytes and task.media_type not in _DIGEST_ONLY:
+            return _outcome(
+                task,
+                hashes,
+                "skipped",
+                "too_large",
+                f"{digests.size:,} bytes is over max_file_bytes "
+                f"({limits.max_file_bytes:,}): digests checked, not decoded",
+            )
+        if task.media_type == "video":
+            return _outcome(
+                task, hashes, "skipped", "video", "video frames are not hashed; digests checked"
+            )
+        return _outcome(task, hashes, "ok")
+
+    hashes = hash_media(data, max_pixels=limits.max_pixels, dihedral=limits.dihedral)
+    if hashes.error is None:
+        return _outcome(task, hashes, "ok")
+    if hashes.media_type in IMAGE_TYPES:
+        return _outcome(task, hashes, "error", "bad_image", hashes.error)
+    if _named_like_image(task.path):
+        kind = hashes.media_type or "unrecognised content"
+        return _outcome(
+            task,
+            hashes,
+            "error",
+            "not_an_image",
+            f"named like an image but its content is not one ({kind}); digests checked",
+        )
+    hashes.error = None  # not an image and not claiming to be one: digests are all there is
+    return _outcome(task, hashes, "ok")
+
+
+def _read(
+    task: HashTask, limits: HashLimits, *, stream: bool
+) -> tuple[bytes | None, FileDigests | None]:
+    assert task.fs_path is not None
+    with open(task.fs_path, "rb") as fh:
+        if stream:
+            return None, digest_stream(fh)
+        # Read at most one byte past the limit: a file growing under us is not decoded either.
+        data = fh.read(limits.max_file_bytes + 1)
+        if len(data) > limits.max_file_bytes:
+            fh.seek(0)
+            return None, digest_stream(fh)
+        return data, None
+
+
+def _digest_only(digests: FileDigests, media_type: str | None) -> MediaHashes:
+    return MediaHashes(
+        size=digests.size,
+        md5=digests.md5,
+        sha1=digests.sha1,
+        sha256=digests.sha256,
+        media_type=media_type,
+    )
+
+
+def _named_like_image(path: str) -> bool:
+    last = path.rsplit("!", 1)[-1]
+    return PurePosixPath(last.replace("\\", "/")).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _outcome(
+    task: HashTask,
+    hashes: MediaHashes | None,
+    status: Status,
+    code: str | None = None,
+    message: str | None = None,
+) -> HashOutcome:
+    return HashOutcome(
+        path=task.path,
+        size=hashes.size if hashes is not None else task.size,
+        mtime_ns=task.mtime_ns,
+        media_type=(hashes.media_type if hashes is not None else None) or task.media_type,
+        hashes=hashes,
+        status=status,
+        code=code,
+        message=message,
+        on_disk=task.on_disk,
+    )

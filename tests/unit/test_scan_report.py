@@ -1,0 +1,91 @@
+"""Scan reports: every format carries the matches, errors, skipped files and totals; HTML is
+self-contained, escapes every name and never embeds media; CSV cannot run formulas."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from amparo.errors import InputError
+from amparo.scan import ItemRecord, Problem, ScanResult, format_for, write_report
+
+EVIL = "<script>alert(1)</script>&\"'.jpg"
+FORMULA = '=HYPERLINK("http://x")!m.jpg'
+
+
+def _result() -> ScanResult:
+    result = ScanResult(roots=["/evidence"])
+    match = {"bank": "known", "entry_id": 7, "signal_type": "pdq", "distance": 3, "category": "c"}
+    result.add_record(
+        ItemRecord(
+            path=f"/evidence/{EVIL}",
+            size=10,
+            mtime_ns=1,
+            media_type="jpeg",
+            status="ok",
+            matches=[match],
+            hashes={"md5": "0" * 32, "pdq": "f" * 64},
+        )
+    )
+    result.add_record(ItemRecord(FORMULA, 5, 1, None, "error", "bad_image", "<b>truncated</b>"))
+    result.add_record(ItemRecord("/evidence/fine.jpg", 5, 1, "jpeg", "ok"))
+    result.add_problem(Problem("/evidence/empty", "skipped", "empty", "empty file (0 bytes)"))
+    return result
+
+
+def _render(fmt: str) -> str:
+    out = io.StringIO()
+    write_report(_result(), out, fmt)
+    return out.getvalue()
+
+
+def test_jsonl_has_one_record_per_line_and_the_summary_last():
+    records = [json.loads(line) for line in _render("jsonl").splitlines()]
+    assert [r["kind"] for r in records] == ["match", "error", "skipped", "summary"]
+    assert records[0]["path"] == f"/evidence/{EVIL}" and records[0]["entry_id"] == 7
+    assert records[0]["hashes"]["pdq"] == "f" * 64
+    assert records[1] == {
+        "kind": "error",
+        "path": FORMULA,
+        "code": "bad_image",
+        "message": "<b>truncated</b>",
+    }
+    assert records[2]["reason"] == "empty file (0 bytes)"
+    summary = records[-1]
+    assert (summary["files_seen"], summary["hashed"], summary["matched_files"]) == (4, 3, 1)
+    assert (summary["errors"], summary["skipped_by_reason"], summary["exit_code"]) == (
+        1,
+        {"empty": 1},
+        1,
+    )
+
+
+def test_csv_rows_for_matches_errors_and_skipped_and_no_formulas():
+    rows = list(csv.DictReader(io.StringIO(_render("csv"))))
+    assert [r["kind"] for r in rows] == ["match", "error", "skipped"]
+    assert rows[0]["bank"] == "known" and rows[0]["distance"] == "3" and rows[0]["pdq"] == "f" * 64
+    assert rows[1]["path"] == "'" + FORMULA  # a spreadsheet shows it as text
+    assert rows[2]["code"] == "empty"
+
+
+def test_html_is_self_contained_escaped_and_has_no_media():
+    page = _render("html")
+    lowered = page.lower()
+    assert "<img" not in lowered and "data:" not in lowered and "<script" not in lowered
+    assert "src=" not in lowered and "href=" not in lowered
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;&#x27;.jpg" in page
+    assert "&lt;b&gt;truncated&lt;/b&gt;" in page
+    assert "default-src 'none'" in page
+    assert "f" * 64 in page and "known" in page
+
+
+def test_format_from_name_or_flag():
+    assert format_for("r.HTML") == "html"
+    assert format_for("r.csv") == "csv"
+    assert format_for("r.jsonl") == format_for("r.txt") == format_for("") == "jsonl"
+    assert format_for("r.csv", "html") == "html"
+    with pytest.raises(InputError):
+        format_for("r", "xml")
