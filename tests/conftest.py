@@ -16,7 +16,9 @@ POSTGRES_URL = os.environ.get(
     "AMPARO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REFERENCE_DIR = Path(
-    os.environ.get("AMPARO_REFERENCE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "reference")
+    os.environ.get(
+        "AMPARO_REFERENCE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+    )
 )
 
 
@@ -67,7 +69,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return load_settings(env={}, overrides={"home": tmp_path / "home", "database_url": database_url})
+    return load_settings(
+        env={}, overrides={"home": tmp_path / "home", "database_url": database_url}
+    )
 
 
 @pytest.fixture

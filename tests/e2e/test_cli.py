@@ -46,9 +46,7 @@ def test_version_and_help() -> None:
 def test_bank_import_match_export_roundtrip(run, tmp_path: Path) -> None:
     assert run("bank", "create", "known", "--source", "test list").exit_code == 0
     listing = tmp_path / "list.csv"
-    listing.write_text(
-        f"signal_type,signal,category\nmd5,{MD5},c1\npdq,{PDQ},c2\nmd5,nothex,c3\n"
-    )
+    listing.write_text(f"signal_type,signal,category\nmd5,{MD5},c1\npdq,{PDQ},c2\nmd5,nothex,c3\n")
     result = run("bank", "import", "known", str(listing))
     assert result.exit_code == 0, result.output
     assert "list.csv:4:" in result.output  # the bad line, by number
@@ -120,7 +118,16 @@ def test_hash_reports_unreadable_and_corrupt_files(run, tmp_path: Path) -> None:
 
 def test_real_process_entry_point(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "amparo.cli.main", "--home", str(tmp_path), "bank", "list", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "amparo.cli.main",
+            "--home",
+            str(tmp_path),
+            "bank",
+            "list",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -26,7 +26,22 @@ def test_public_api_is_curated() -> None:
         assert hasattr(amparo, name)
     public = {n for n in dir(amparo) if not n.startswith("_")} - {
         # subpackages become attributes once imported
-        "app", "banks", "config", "errors", "hashing", "index", "matching", "media",
-        "signals", "store", "cli", "scan", "api", "fetch", "auth", "keys", "demo",
+        "app",
+        "banks",
+        "config",
+        "errors",
+        "hashing",
+        "index",
+        "matching",
+        "media",
+        "signals",
+        "store",
+        "cli",
+        "scan",
+        "api",
+        "fetch",
+        "auth",
+        "keys",
+        "demo",
     }
     assert public <= EXPECTED

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from amparo import __version__
-from amparo.cli import bank, hashcmd, match, scan
+from amparo.cli import bank, hashcmd, keys, match, scan, serve
 from amparo.cli.context import GlobalOptions, fail
 
 app = typer.Typer(
@@ -70,6 +70,8 @@ app.command("hash", help=hashcmd.HELP, no_args_is_help=True)(hashcmd.hash_comman
 app.command("match", help=match.HELP, no_args_is_help=True)(match.match_command)
 app.command("scan", help=scan.HELP, no_args_is_help=True)(scan.scan_command)
 app.add_typer(bank.app, name="bank")
+app.command("serve", help=serve.HELP)(serve.serve_command)
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -174,11 +174,15 @@ class Store:
                 _tomb.c.seq > seq, _tomb.c.seq <= top
             )
             if signal_types is not None:
-                query = query.where(_entry.c.signal_type.in_(list(signal_types)))
                 tomb_q = tomb_q.where(_tomb.c.signal_type.in_(list(signal_types)))
+            # Entry types are filtered here, not in SQL: with a type condition SQLite picks
+            # the (type, signal) index and scans every entry of the type on each call.
+            wanted = set(signal_types) if signal_types is not None else None
             upserts: list[tuple[int, str, str]] = []
             removals: list[tuple[int, str]] = []
             for row in conn.execute(query):
+                if wanted is not None and row.signal_type not in wanted:
+                    continue
                 if row.enabled and row.removed_at is None:
                     upserts.append((int(row.id), row.signal_type, row.signal))
                 else:

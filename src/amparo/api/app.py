@@ -1,0 +1,155 @@
+"""The FastAPI app factory: ``create_app(settings)`` builds one app over one installation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from amparo import __version__
+from amparo.api import hma, system, v1
+from amparo.api.middleware import RouteTemplates, ServiceMiddleware
+from amparo.api.schemas import ErrorBody
+from amparo.api.service import Service
+from amparo.app import Amparo
+from amparo.config import Settings, load_settings
+from amparo.errors import AmparoError
+from amparo.keys import AuthenticationError, RateLimitedError
+
+log = logging.getLogger("amparo.api")
+
+_ERRORS = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Bad input (malformed hash, bad parameter, bad media).",
+        401: "No API key, or an unknown or revoked one.",
+        403: "The key lacks the scope this needs.",
+        404: "No such bank, entry or route.",
+        409: "Conflicts with what exists (e.g. a bank of that name).",
+        413: "Upload, body or image over a limit (or a decompression bomb).",
+        415: "Not media Amparo can hash.",
+        422: "A url= that could not be fetched.",
+        429: "The key is over its rate limit; see Retry-After.",
+    }.items()
+}
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+
+
+def _error(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "hint": hint}}, status_code=status
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AmparoError)
+    async def amparo_error(_request: Request, exc: AmparoError) -> JSONResponse:
+        response = _error(exc.http_status, exc.code, exc.message, exc.hint)
+        if isinstance(exc, RateLimitedError):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        if isinstance(exc, AuthenticationError):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        if exc.http_status >= 500:
+            log.error("%s: %s", exc.code, exc.message)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _error(
+            400,
+            "invalid_request",
+            "; ".join(problems) or "the request is not valid",
+            "see /docs for the parameters this route takes",
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        response = _error(exc.status_code, code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return _error(500, "internal_error", "an unexpected error (a bug): see the server log")
+
+
+def create_app(settings: Settings | None = None, *, amparo: Amparo | None = None) -> FastAPI:
+    """Build the API over the installation ``settings`` names (or an open ``amparo``)."""
+    settings = settings or (amparo.settings if amparo is not None else load_settings())
+    service = Service.build(settings, amparo)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_refresh_quietly, service)
+        task = asyncio.create_task(_keep_index_fresh(service))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if amparo is None:
+                service.close()
+
+    app = FastAPI(
+        title="Amparo",
+        version=__version__,
+        description=(
+            "Find known child sexual abuse material by hash matching. Every route but "
+            "/healthz needs an API key: `Authorization: Bearer <key>` or `X-API-Key`."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        responses=_ERRORS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.openapi_url = "/openapi.json"  # what the docs page fetches; served by system.openapi
+    _install_error_handlers(app)
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=service.metrics,
+        json_limit=settings.api_max_json_bytes,
+        upload_limit=settings.api_max_upload_bytes,
+        templates=RouteTemplates(lambda: [*app.openapi()["paths"], "/openapi.json", "/docs"]),
+    )
+    app.include_router(system.router)
+    app.include_router(v1.router)
+    app.include_router(hma.router)
+    return app
+
+
+def _refresh_quietly(service: Service) -> None:
+    # Logged by refresh_index; /readyz reports it.
+    with contextlib.suppress(Exception):
+        service.refresh_index()
+
+
+async def _keep_index_fresh(service: Service) -> None:
+    """Refresh the index in the background, so lookups rarely wait for catching up."""
+    interval = max(0.1, float(service.settings.index_refresh_seconds))
+    while True:
+        await asyncio.sleep(interval)
+        await run_in_threadpool(_refresh_quietly, service)
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (several workers): settings from AMPARO_* variables."""
+    return create_app(load_settings())

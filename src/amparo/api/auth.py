@@ -1,0 +1,54 @@
+"""Who is calling and what they may do: the key check, scope check and rate limit that every
+route (but /healthz) goes through, as a FastAPI dependency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+
+from amparo.api.service import Service, get_service
+from amparo.errors import PermissionDeniedError
+from amparo.keys import ApiKey, RateLimitedError
+
+# Which scopes each kind of operation needs (admin always passes).
+HASH = ("hasher", "matcher", "curator", "reviewer")
+MATCH = ("matcher", "curator")
+CURATE = ("curator",)
+READ_BANKS = ("curator", "auditor")
+AUDIT = ("auditor",)
+ANY = ("admin", "curator", "matcher", "hasher", "reviewer", "auditor")
+
+
+def presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def authenticate(request: Request, service: Service, scopes: tuple[str, ...]) -> ApiKey:
+    key = service.keys.authenticate(presented_key(request))
+    request.state.key_name = key.name
+    if not key.allows(*scopes):
+        raise PermissionDeniedError(
+            f"key {key.name!r} may not do this",
+            hint="this needs a key with scope " + " or ".join(scopes),
+        )
+    try:
+        service.limiter.check(key)
+    except RateLimitedError:
+        service.metrics.rate_limited.inc()
+        raise
+    return key
+
+
+def requires(*scopes: str) -> Callable[..., ApiKey]:
+    """A dependency that returns the caller's key if it holds one of ``scopes``."""
+
+    def dependency(request: Request, service: Service = Depends(get_service)) -> ApiKey:
+        return authenticate(request, service, scopes)
+
+    return dependency

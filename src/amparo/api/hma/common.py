@@ -1,0 +1,79 @@
+"""What the HMA-compatible routes share: signal type selection, uploads and URL media."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+
+from amparo.api.media import fetch_media, hash_media_bytes, read_upload, upload_from_form
+from amparo.api.service import Service
+from amparo.errors import InputError
+
+# HMA names the perceptual photo hash "pdq" and the file digest of video "video_md5";
+# Amparo computes md5 (and sha1, sha256) for every file.
+PHOTO_TYPES = ("pdq", "md5")
+ALL_TYPES = ("pdq", "md5", "sha1", "sha256")
+CONTENT_TYPES = ("photo", "video")
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"photo": {"type": "string", "format": "binary"}},
+                    "required": ["photo"],
+                }
+            }
+        },
+    }
+}
+
+
+def signal_types(types: str | None, content_type: str | None) -> tuple[str, ...]:
+    if content_type is not None and content_type not in CONTENT_TYPES:
+        raise InputError(f"no such content_type: {content_type!r}", hint="use photo or video")
+    if types is None:
+        return PHOTO_TYPES
+    chosen = tuple(t.strip() for t in types.split(",") if t.strip())
+    for name in chosen:
+        if name not in ALL_TYPES:
+            raise InputError(
+                f"signal type {name!r} doesn't exist or is disabled",
+                hint="known: " + ", ".join(ALL_TYPES),
+            )
+    if not chosen:
+        raise InputError("empty signal type selection")
+    return chosen
+
+
+def hashes_of(data: bytes, service: Service, wanted: tuple[str, ...]) -> dict[str, str]:
+    signals = hash_media_bytes(data, service).signals()
+    return {name: signals[name] for name in wanted if name in signals}
+
+
+def signal_name(name: str) -> str:
+    """HMA's name for the MD5 of a file is ``video_md5``."""
+    return "md5" if name == "video_md5" else name
+
+
+def hash_url(
+    url: str, service: Service, *, types: str | None, content_type: str | None
+) -> dict[str, str]:
+    wanted = signal_types(types, content_type)
+    return hashes_of(fetch_media(url, service), service, wanted)
+
+
+async def hash_form(request: Request, service: Service, *, types: str | None) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InputError(
+            "missing multipart/form-data file upload",
+            hint="post the media as a multipart form field named 'photo'",
+        )
+    async with request.form(max_files=2, max_fields=10) as form:
+        upload = upload_from_form(form)
+        data = read_upload(upload, service)
+    wanted = signal_types(types, None)
+    return await run_in_threadpool(hashes_of, data, service, wanted)

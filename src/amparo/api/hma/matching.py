@@ -1,0 +1,162 @@
+"""HMA ``/m``: raw lookups, lookups by signal, URL or upload, hash comparison, index status.
+
+Lookups answer ``{bank: [{"bank_content_id": id, "distance": "n"}]}`` (HMA's shape: the
+distance is a string). Unlike HMA's raw_lookup, disabled entries and banks are never reported.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from amparo.api.auth import ANY, HASH, MATCH, requires
+from amparo.api.hma.common import UPLOAD_BODY, hash_form, hash_url, signal_name
+from amparo.api.service import Service, get_service
+from amparo.errors import InputError
+from amparo.keys import ApiKey
+from amparo.matching import Match
+from amparo.signals import get_signal_type
+
+router = APIRouter(prefix="/m", tags=["HMA: matching"])
+
+ByBank = dict[str, list[dict[str, Any]]]
+BanksParam = Annotated[
+    str | None, Query(max_length=2000, description="Comma-separated bank names.")
+]
+
+
+def _banks(service: Service, banks: str | None) -> list[str] | None:
+    """Requested banks that exist (HMA ignores unknown names); None means all."""
+    if not banks:
+        return None
+    known = {b.name for b in service.amparo.store.list_banks(with_counts=False)}
+    return [b for b in (x.strip() for x in banks.split(",")) if b in known]
+
+
+def _match(service: Service, signal: str, signal_type: str, banks: str | None) -> list[Match]:
+    chosen = _banks(service, banks)
+    if chosen is not None and not chosen:
+        return []
+    service.metrics.lookups.labels("signal").inc()
+    matches = service.amparo.match_signals([(signal_name(signal_type), signal)], chosen)[0]
+    service.count_matches(matches)
+    return matches
+
+
+def _by_bank(matches: list[Match]) -> ByBank:
+    out: ByBank = {}
+    for m in matches:
+        out.setdefault(m.bank, []).append(
+            {"bank_content_id": m.entry_id, "distance": str(m.distance)}
+        )
+    return out
+
+
+def _lookup_all(service: Service, hashes: dict[str, str], banks: str | None) -> dict[str, ByBank]:
+    return {st: _by_bank(_match(service, value, st, banks)) for st, value in hashes.items()}
+
+
+@router.get("/raw_lookup", response_model=dict[str, list[Any]], summary="Raw hash lookup")
+def raw_lookup(
+    signal: Annotated[str, Query(max_length=200)],
+    signal_type: Annotated[str, Query(max_length=20)],
+    banks: BanksParam = None,
+    include_distance: bool = False,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*MATCH)),
+) -> dict[str, list[Any]]:
+    matches = _match(service, signal, signal_type, banks)
+    if include_distance:
+        return {
+            "matches": [
+                {"bank_content_id": m.entry_id, "distance": str(m.distance)} for m in matches
+            ]
+        }
+    return {"matches": [m.entry_id for m in matches]}
+
+
+@router.get("/lookup", response_model=dict[str, Any], summary="Look up a signal or a URL")
+def lookup_get(
+    url: Annotated[str | None, Query(max_length=2048)] = None,
+    content_type: Annotated[str | None, Query(max_length=20)] = None,
+    types: Annotated[str | None, Query(max_length=200)] = None,
+    signal: Annotated[str | None, Query(max_length=200)] = None,
+    signal_type: Annotated[str | None, Query(max_length=20)] = None,
+    banks: BanksParam = None,
+    seed: Annotated[str | None, Query(max_length=200)] = None,
+    bypass_coinflip: bool = False,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*MATCH)),
+) -> dict[str, Any]:
+    # seed and bypass_coinflip are accepted for compatibility: Amparo banks are on or off.
+    if url:
+        hashes = hash_url(url, service, types=types, content_type=content_type)
+        result = _lookup_all(service, hashes, banks)
+        if signal_type is not None:
+            return dict(result.get(signal_name(signal_type), {}))
+        return dict(result)
+    if not signal or not signal_type:
+        raise InputError("either url or both signal and signal_type are required")
+    return dict(_by_bank(_match(service, signal, signal_type, banks)))
+
+
+@router.post(
+    "/lookup",
+    response_model=dict[str, Any],
+    summary="Look up an uploaded file (form field 'photo')",
+    openapi_extra=UPLOAD_BODY,
+)
+async def lookup_post(
+    request: Request,
+    banks: BanksParam = None,
+    types: Annotated[str | None, Query(max_length=200)] = None,
+    seed: Annotated[str | None, Query(max_length=200)] = None,
+    bypass_coinflip: bool = False,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*MATCH)),
+) -> dict[str, Any]:
+    hashes = await hash_form(request, service, types=types)
+    return dict(await run_in_threadpool(_lookup_all, service, hashes, banks))
+
+
+@router.post("/compare", response_model=dict[str, Any], summary="Distance between hash pairs")
+def compare(
+    body: dict[str, list[str]],
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*HASH)),
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, pair in body.items():
+        if len(pair) != 2:
+            raise InputError(f"comparison hash list length for {name} must be exactly 2")
+        st = get_signal_type(signal_name(name))
+        distance = st.distance(st.normalize(pair[0]), st.normalize(pair[1]))
+        threshold = 0 if st.exact else service.settings.pdq_threshold
+        out[name] = [distance <= threshold, {"distance": distance}]
+    return out
+
+
+@router.get("/index/status", response_model=dict[str, Any], summary="Index status")
+def index_status(
+    signal_type: Annotated[str | None, Query(max_length=20)] = None,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*ANY)),
+) -> dict[str, Any]:
+    matcher = service.amparo.matcher
+    names = ["pdq", "md5", "sha1", "sha256"]
+    if signal_type is not None:
+        if signal_name(signal_type) not in names:
+            raise InputError(f"No such signal type '{signal_type}'")
+        names = [signal_name(signal_type)]
+    out: dict[str, Any] = {}
+    present = matcher.checkpoint >= 0
+    for name in names:
+        size = len(matcher.index) if name == "pdq" else service.amparo.store.count_active(name)
+        out[name] = {
+            "present": present,
+            "built_to": matcher.checkpoint if present else -1,
+            "size": size,
+        }
+    return out

@@ -1,0 +1,71 @@
+"""Media arriving over HTTP (an upload or a url=), hashed with bad input refused clearly."""
+
+from __future__ import annotations
+
+from fastapi import UploadFile
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from amparo.api.service import Service
+from amparo.errors import InputError, MediaTooLargeError, UnsupportedMediaError
+from amparo.hashing import MediaHashes
+from amparo.media.decode import decode_image
+from amparo.media.sniff import IMAGE_TYPES, sniff
+
+# Field names an upload may come in: HMA names the field after the content type.
+UPLOAD_FIELDS = ("file", "photo", "media", "image", "video")
+
+
+def read_upload(upload: StarletteUpload | UploadFile, service: Service) -> bytes:
+    limit = service.settings.api_max_upload_bytes
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise MediaTooLargeError(
+            f"the upload is over the {limit:,}-byte limit",
+            hint="raise api_max_upload_bytes if such media is expected",
+        )
+    if not data:
+        raise InputError("the upload is empty")
+    return data
+
+
+def upload_from_form(form: FormData) -> StarletteUpload:
+    """The one uploaded file of an HMA-style form (field ``photo``, ``video`` or ``file``)."""
+    files = [(k, v) for k, v in form.multi_items() if isinstance(v, StarletteUpload)]
+    if not files:
+        raise InputError(
+            "missing multipart/form-data file upload",
+            hint="send the media as a form field named 'photo' (or 'file')",
+        )
+    if len(files) > 1:
+        raise InputError("only one file is allowed per request")
+    name, upload = files[0]
+    if name not in UPLOAD_FIELDS:
+        raise InputError(
+            f"no such content_type: {name!r}", hint="name the form field 'photo' or 'file'"
+        )
+    return upload
+
+
+def fetch_media(url: str, service: Service) -> bytes:
+    return service.fetcher.fetch(url).content
+
+
+def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -> MediaHashes:
+    """Hash media; refuse what is not media Amparo knows, or an image that will not decode.
+
+    Video is accepted and gets file digests only (no perceptual hash yet).
+    """
+    kind = sniff(data[:512])
+    if kind is None or (kind not in IMAGE_TYPES and kind != "video"):
+        raise UnsupportedMediaError(
+            "the content is not an image or video Amparo can hash"
+            + (f" (it looks like {kind})" if kind else ""),
+            hint="send JPEG, PNG, GIF, WebP, BMP or TIFF images, or video",
+        )
+    hashes = service.amparo.hash_bytes(data, dihedral=dihedral)
+    if kind in IMAGE_TYPES and hashes.pdq is None:
+        # Decode again to raise the precise error (corrupt, bomb, ...): rare, so cheap enough.
+        decode_image(data, max_pixels=service.settings.max_image_pixels, mode="L")
+        raise InputError(hashes.error or "the image cannot be decoded")
+    return hashes

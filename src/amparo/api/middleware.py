@@ -1,0 +1,167 @@
+"""One pure-ASGI middleware for what every request needs: a request id, a body size limit,
+latency metrics by route template and a structured access log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from amparo.api.logs import request_id_from, request_id_var
+from amparo.api.metrics import Metrics
+from amparo.errors import AmparoError
+
+access_log = logging.getLogger("amparo.access")
+
+# Multipart framing around an upload of the maximum size.
+MULTIPART_SLACK = 64 * 1024
+
+
+class PayloadTooLargeError(AmparoError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+def body_limit(scope: Scope, json_limit: int, upload_limit: int) -> int:
+    """JSON and form bodies get the small limit; uploads and list imports the large one."""
+    headers = dict(scope.get("headers") or [])
+    content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+    path: str = scope.get("path", "")
+    if path.endswith("/import") or content_type.startswith("multipart/"):
+        return upload_limit + MULTIPART_SLACK
+    if content_type.startswith(("application/json", "application/x-www-form-urlencoded")):
+        return json_limit
+    if not content_type:
+        return json_limit
+    return upload_limit
+
+
+def error_body(code: str, message: str, hint: str | None = None) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message, "hint": hint}}).encode()
+
+
+class RouteTemplates:
+    """Maps a request path to its route template (``/v1/banks/{name}``), so metrics have one
+    series per route rather than one per bank or hash. Built from the OpenAPI paths."""
+
+    def __init__(self, paths: Callable[[], list[str]]) -> None:
+        self._paths = paths
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def __call__(self, path: str) -> str:
+        if self._compiled is None:
+            templates = sorted(self._paths(), key=lambda p: (p.count("{"), -len(p)))
+            self._compiled = [(compile_path(t)[0], t) for t in templates]
+        for regex, template in self._compiled:
+            if regex.match(path):
+                return template
+        return "unmatched"
+
+
+class ServiceMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        json_limit: int,
+        upload_limit: int,
+        templates: RouteTemplates,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+        self.templates = templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw_id = headers.get(b"x-request-id")
+        request_id = request_id_from(raw_id.decode("latin-1") if raw_id else None)
+        token = request_id_var.set(request_id)
+        start = time.perf_counter()
+        status = 500
+        limit = body_limit(scope, self.json_limit, self.upload_limit)
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLargeError(
+                        f"the request body is over the {limit:,}-byte limit",
+                        hint="send less per request (the limits are api_max_upload_bytes "
+                        "and api_max_json_bytes)",
+                    )
+            return message
+
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                status = 413
+                await _reply(
+                    send_with_id,
+                    413,
+                    error_body(
+                        "payload_too_large",
+                        f"the request body is over the {limit:,}-byte limit",
+                        "send less per request (the limits are api_max_upload_bytes and "
+                        "api_max_json_bytes)",
+                    ),
+                )
+            else:
+                await self.app(scope, limited_receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            template = self.templates(scope.get("path", "")) if status != 404 else "unmatched"
+            method: str = scope.get("method", "GET")
+            self.metrics.latency.labels(method, template, str(status)).observe(elapsed)
+            state: Any = scope.get("state") or {}
+            access_log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key": state.get("key_name") if isinstance(state, dict) else None,
+                },
+            )
+            request_id_var.reset(token)
+
+
+async def _reply(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

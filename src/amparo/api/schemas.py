@@ -1,0 +1,253 @@
+"""Request and response bodies of the v1 API (what /openapi.json documents)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from amparo.banks.model import BankInfo
+from amparo.hashing import MediaHashes
+from amparo.matching import Match
+
+SignalTypeName = Literal["pdq", "md5", "sha1", "sha256"]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """The store keeps UTC; SQLite hands it back without a zone."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HashesOut(BaseModel):
+    media_type: str | None = None
+    size: int
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    md5: str
+    sha1: str
+    sha256: str
+    pdq_dihedral: list[str] | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, h: MediaHashes) -> HashesOut:
+        return cls(
+            media_type=h.media_type,
+            size=h.size,
+            pdq=h.pdq,
+            pdq_quality=h.pdq_quality,
+            md5=h.md5,
+            sha1=h.sha1,
+            sha256=h.sha256,
+            pdq_dihedral=h.pdq_dihedral or None,
+            error=h.error,
+        )
+
+
+class MatchOut(BaseModel):
+    """One matched bank entry: what matched and how closely, never the bank's hash."""
+
+    bank: str
+    entry_id: int
+    signal_type: str
+    distance: int
+    category: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    transform: str | None = None
+
+    @classmethod
+    def of(cls, m: Match) -> MatchOut:
+        return cls(
+            bank=m.bank,
+            entry_id=m.entry_id,
+            signal_type=m.signal_type,
+            distance=m.distance,
+            category=m.category,
+            tags=list(m.tags),
+            transform=m.transform,
+        )
+
+
+class MediaMatchOut(BaseModel):
+    hashes: HashesOut
+    matches: list[MatchOut]
+    pdq_skipped: str | None = None
+
+
+class SignalIn(Strict):
+    signal_type: SignalTypeName
+    signal: str = Field(max_length=200)
+
+
+class SignalsMatchIn(Strict):
+    signals: list[SignalIn] = Field(min_length=1, max_length=1000)
+    banks: list[str] | None = Field(default=None, max_length=100)
+
+
+class SignalResult(BaseModel):
+    signal_type: str
+    signal: str
+    matches: list[MatchOut]
+
+
+class SignalsMatchOut(BaseModel):
+    results: list[SignalResult]
+
+
+class LookupOut(BaseModel):
+    matches: list[MatchOut]
+
+
+class CompareIn(Strict):
+    signal_type: SignalTypeName
+    a: str = Field(max_length=200)
+    b: str = Field(max_length=200)
+
+
+class CompareOut(BaseModel):
+    signal_type: str
+    distance: int
+    match: bool
+    threshold: int
+
+
+class BankOut(BaseModel):
+    name: str
+    description: str
+    source: str
+    supplier: str
+    terms: str
+    enabled: bool
+    pdq_threshold: int | None
+    dihedral: bool
+    entries: int
+    created_at: datetime | None
+    imported_at: datetime | None
+
+    @classmethod
+    def of(cls, b: BankInfo) -> BankOut:
+        return cls(
+            name=b.name,
+            description=b.description,
+            source=b.source,
+            supplier=b.supplier,
+            terms=b.terms,
+            enabled=b.enabled,
+            pdq_threshold=b.pdq_threshold,
+            dihedral=b.dihedral,
+            entries=b.entry_count,
+            created_at=utc(b.created_at),
+            imported_at=utc(b.imported_at),
+        )
+
+
+class BankIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=10_000)
+    source: str = Field(default="", max_length=10_000)
+    supplier: str = Field(default="", max_length=10_000)
+    terms: str = Field(default="", max_length=10_000)
+    enabled: bool = True
+    pdq_threshold: int | None = Field(default=None, ge=0, le=63)
+    dihedral: bool = False
+
+
+class BankPatch(Strict):
+    description: str | None = Field(default=None, max_length=10_000)
+    source: str | None = Field(default=None, max_length=10_000)
+    supplier: str | None = Field(default=None, max_length=10_000)
+    terms: str | None = Field(default=None, max_length=10_000)
+    enabled: bool | None = None
+    pdq_threshold: int | None = Field(default=None, ge=0, le=63)
+    dihedral: bool | None = None
+
+
+class DeletedOut(BaseModel):
+    deleted: str
+
+
+class EntryIn(Strict):
+    signal_type: SignalTypeName
+    signal: str = Field(max_length=200)
+    category: str | None = Field(default=None, max_length=100)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    source_id: str | None = Field(default=None, max_length=1000)
+    note: str | None = Field(default=None, max_length=10_000)
+    enabled: bool = True
+
+
+class EntriesIn(Strict):
+    entries: list[EntryIn] = Field(min_length=1, max_length=10_000)
+
+
+class ImportOut(BaseModel):
+    bank: str
+    added: int
+    updated: int
+    removed: int = 0
+    read: int
+    problems: list[tuple[int, str]] = Field(default_factory=list)
+    problem_count: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+
+class EntrySelection(Strict):
+    """Entries named by id (as matches report them) or by signal."""
+
+    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    signals: list[SignalIn] = Field(default_factory=list, max_length=10_000)
+
+
+class DisableIn(EntrySelection):
+    until: datetime | None = Field(
+        default=None, description="Pause matching until then; omit to disable until re-enabled."
+    )
+
+
+class ChangedOut(BaseModel):
+    changed: int
+
+
+class MediaAddOut(BaseModel):
+    bank: str
+    hashes: HashesOut
+    entry_ids: dict[str, int]
+    added: int
+    updated: int
+
+
+class IndexTypeStatus(BaseModel):
+    entries: int
+
+
+class IndexStatusOut(BaseModel):
+    ready: bool
+    current: bool
+    checkpoint: int
+    database_checkpoint: int
+    age_seconds: float | None
+    signal_types: dict[str, IndexTypeStatus]
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, object]

@@ -1,0 +1,183 @@
+"""v1: hash media, match media or signals, look one signal up, compare, index status, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+
+from amparo.api.auth import ANY, AUDIT, HASH, MATCH, requires
+from amparo.api.media import fetch_media, hash_media_bytes, read_upload
+from amparo.api.schemas import (
+    AuditOut,
+    CompareIn,
+    CompareOut,
+    HashesOut,
+    IndexStatusOut,
+    IndexTypeStatus,
+    LookupOut,
+    MatchOut,
+    MediaMatchOut,
+    SignalResult,
+    SignalsMatchIn,
+    SignalsMatchOut,
+    SignalTypeName,
+)
+from amparo.api.service import Service, get_service
+from amparo.errors import InputError
+from amparo.keys import ApiKey
+from amparo.signals import get_signal_type, normalize_signal
+
+router = APIRouter(tags=["v1: matching"])
+
+UrlParam = Annotated[
+    str | None,
+    Query(max_length=2048, description="Fetch the media from this http(s) URL instead."),
+]
+BanksParam = Annotated[
+    list[str] | None,
+    Query(alias="bank", max_length=100, description="Only these banks (repeatable)."),
+]
+FileParam = Annotated[UploadFile | None, File(description="The media to hash.")]
+
+
+def media_bytes(file: UploadFile | None, url: str | None, service: Service) -> bytes:
+    if (file is None) == (url is None):
+        raise InputError(
+            "send exactly one of: a file upload (form field 'file') or a url= parameter"
+        )
+    if file is not None:
+        return read_upload(file, service)
+    assert url is not None
+    return fetch_media(url, service)
+
+
+@router.post("/hash", response_model=HashesOut, summary="Hash an upload or a URL")
+def hash_media(
+    file: FileParam = None,
+    url: UrlParam = None,
+    dihedral: bool = False,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*HASH)),
+) -> HashesOut:
+    service.metrics.lookups.labels("hash").inc()
+    data = media_bytes(file, url, service)
+    return HashesOut.of(hash_media_bytes(data, service, dihedral=dihedral))
+
+
+@router.post("/match", response_model=MediaMatchOut, summary="Match an upload or a URL")
+def match_media(
+    file: FileParam = None,
+    url: UrlParam = None,
+    banks: BanksParam = None,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*MATCH)),
+) -> MediaMatchOut:
+    service.metrics.lookups.labels("media").inc()
+    data = media_bytes(file, url, service)
+    amparo = service.amparo
+    hashes = hash_media_bytes(data, service, dihedral=amparo.wants_dihedral(banks or None))
+    result = amparo.match_hashes([hashes], banks or None)[0]
+    service.count_matches(result.matches)
+    return MediaMatchOut(
+        hashes=HashesOut.of(hashes),
+        matches=[MatchOut.of(m) for m in result.matches],
+        pdq_skipped=result.pdq_skipped,
+    )
+
+
+@router.post(
+    "/match/signals", response_model=SignalsMatchOut, summary="Match signals (hashes) in a batch"
+)
+def match_signals(
+    body: SignalsMatchIn,
+    service: Service = Depends(get_service),
+    key: ApiKey = Depends(requires(*MATCH)),
+) -> SignalsMatchOut:
+    service.limiter.check(key, cost=len(body.signals) - 1)
+    service.metrics.lookups.labels("signal").inc(len(body.signals))
+    pairs = [normalize_signal(s.signal_type, s.signal) for s in body.signals]
+    results = service.amparo.match_signals(pairs, body.banks or None)
+    out = []
+    for (signal_type, value), matches in zip(pairs, results, strict=True):
+        service.count_matches(matches)
+        out.append(
+            SignalResult(
+                signal_type=signal_type, signal=value, matches=[MatchOut.of(m) for m in matches]
+            )
+        )
+    return SignalsMatchOut(results=out)
+
+
+@router.get("/lookup", response_model=LookupOut, summary="Look one signal up")
+def lookup(
+    signal_type: Annotated[SignalTypeName, Query()],
+    signal: Annotated[str, Query(max_length=200)],
+    banks: BanksParam = None,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*MATCH)),
+) -> LookupOut:
+    service.metrics.lookups.labels("signal").inc()
+    matches = service.amparo.match_signals([(signal_type, signal)], banks or None)[0]
+    service.count_matches(matches)
+    return LookupOut(matches=[MatchOut.of(m) for m in matches])
+
+
+@router.post("/compare", response_model=CompareOut, summary="Distance between two hashes")
+def compare(
+    body: CompareIn,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*HASH)),
+) -> CompareOut:
+    st = get_signal_type(body.signal_type)
+    distance = st.distance(st.normalize(body.a), st.normalize(body.b))
+    threshold = service.settings.pdq_threshold if not st.exact else 0
+    return CompareOut(
+        signal_type=st.name, distance=distance, match=distance <= threshold, threshold=threshold
+    )
+
+
+def index_status_of(service: Service) -> IndexStatusOut:
+    matcher = service.amparo.matcher
+    store = service.amparo.store
+    db_seq = store.current_seq()
+    types = {"pdq": IndexTypeStatus(entries=len(matcher.index))}
+    for name in ("md5", "sha1", "sha256"):
+        types[name] = IndexTypeStatus(entries=store.count_active(name))
+    age = service.index_age()
+    return IndexStatusOut(
+        ready=matcher.checkpoint >= 0,
+        current=matcher.checkpoint >= db_seq,
+        checkpoint=matcher.checkpoint,
+        database_checkpoint=db_seq,
+        age_seconds=round(age, 3) if age is not None else None,
+        signal_types=types,
+    )
+
+
+@router.get("/index/status", response_model=IndexStatusOut, summary="Index status")
+def index_status(
+    service: Service = Depends(get_service), _key: ApiKey = Depends(requires(*ANY))
+) -> IndexStatusOut:
+    return index_status_of(service)
+
+
+@router.get("/audit", response_model=list[AuditOut], summary="Read the audit log")
+def audit(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    target: Annotated[str | None, Query(max_length=200)] = None,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires(*AUDIT)),
+) -> list[AuditOut]:
+    return [
+        AuditOut(
+            id=e.id,
+            at=e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC),
+            actor=e.actor,
+            action=e.action,
+            target=e.target,
+            details=e.details,
+        )
+        for e in service.amparo.audit_log(limit, target)
+    ]

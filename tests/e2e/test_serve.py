@@ -1,0 +1,166 @@
+"""End to end: a real `amparo serve` on loopback, driven over HTTP like a deployment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_api_support import photo, transformed
+
+from amparo.app import Amparo
+from amparo.config import load_settings
+from amparo.keys import KeyService
+
+AMPARO = [sys.executable, "-m", "amparo.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def amparo(home: Path, *args: str) -> str:
+    done = subprocess.run(
+        [*AMPARO, "--home", str(home), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def start(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "AMPARO_LOG_LEVEL": "INFO", "AMPARO_INDEX_REFRESH_SECONDS": "1"}
+    proc = subprocess.Popen(
+        [*AMPARO, "--home", str(home), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("amparo serve did not start")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[bytes]]]:
+    home = tmp_path / "home"
+    keys = {"curator": amparo(home, "keys", "create", "curator", "--scope", "curator").strip()}
+    settings = load_settings(env={}, overrides={"home": home})
+    with Amparo(settings) as core:  # the others in-process: each CLI run costs a second
+        for scope in ("matcher", "hasher"):
+            keys[scope] = KeyService(core.store).create(scope, [scope], actor="test").secret
+    assert all(k.startswith("amp_") and "\n" not in k for k in keys.values())
+    proc, base = start(home)
+    try:
+        yield base, keys, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_serve_end_to_end(served: tuple[str, dict[str, str], subprocess.Popen[bytes]]) -> None:
+    base, keys, proc = served
+    cur = {"Authorization": f"Bearer {keys['curator']}"}
+    mat = {"X-API-Key": keys["matcher"]}
+    with httpx.Client(base_url=base, timeout=30) as c:
+        assert c.post("/v1/banks", json={"name": "known"}, headers=cur).status_code == 201
+        ids = {}
+        for name in ("astronaut", "coffee", "chelsea"):
+            r = c.post(
+                "/v1/banks/known/media",
+                files={"file": (f"{name}.jpg", photo(name), "image/jpeg")},
+                params={"category": "test"},
+                headers=cur,
+            )
+            assert r.status_code == 200, r.text
+            ids[name] = r.json()["entry_ids"]["pdq"]
+
+        r = c.post(
+            "/v1/match", files={"file": ("q.jpg", transformed("coffee"), "image/jpeg")}, headers=mat
+        )
+        matches = r.json()["matches"]
+        assert [(m["bank"], m["entry_id"]) for m in matches] == [("known", ids["coffee"])]
+        assert r.headers["x-request-id"]
+
+        # Unauthenticated and wrong-scope requests are refused.
+        assert c.get("/v1/banks").status_code == 401
+        assert c.get("/v1/banks", headers=mat).status_code == 403
+        assert c.get("/v1/banks/known/export", headers=mat).status_code == 403
+        hasher = {"X-API-Key": keys["hasher"]}
+        assert (
+            c.get(
+                "/m/raw_lookup", params={"signal_type": "md5", "signal": "0" * 32}, headers=hasher
+            ).status_code
+            == 403
+        )
+
+        r = c.post("/v1/banks/known/entries/disable", json={"ids": [ids["coffee"]]}, headers=cur)
+        assert r.json() == {"changed": 1}
+        disabled_at = time.monotonic()
+        while True:
+            r = c.post(
+                "/v1/match",
+                files={"file": ("q.jpg", transformed("coffee"), "image/jpeg")},
+                headers=mat,
+            )
+            if not r.json()["matches"]:
+                break
+            assert time.monotonic() - disabled_at < 1.0, "match still reported after 1 s"
+            time.sleep(0.05)
+
+        assert c.get("/readyz", headers=mat).json()["ready"] is True
+        assert "amparo_http_request_duration_seconds" in c.get("/metrics", headers=mat).text
+    proc.terminate()
+    proc.wait(timeout=10)
+    log = proc.stderr.read().decode() if proc.stderr else ""
+    assert '"logger": "amparo.access"' in log and '"request_id"' in log
+
+
+def test_serve_with_two_workers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    key = amparo(home, "keys", "create", "m", "--scope", "matcher", "--scope", "curator").strip()
+    listed = amparo(home, "keys", "list", "--json")
+    assert '"name": "m"' in listed and key not in listed
+    proc, base = start(home, workers=2)
+    try:
+        h = {"X-API-Key": key}
+        with httpx.Client(base_url=base, timeout=30) as c:
+            assert c.post("/v1/banks", json={"name": "b"}, headers=h).status_code == 201
+            r = c.post(
+                "/v1/banks/b/entries",
+                json={"entries": [{"signal_type": "md5", "signal": "0" * 32}]},
+                headers=h,
+            )
+            assert r.status_code == 200
+            for _ in range(6):  # whichever worker answers sees the database's state
+                r = c.get(
+                    "/v1/lookup", params={"signal_type": "md5", "signal": "0" * 32}, headers=h
+                )
+                assert len(r.json()["matches"]) == 1
+        amparo(home, "keys", "revoke", "m")
+        time.sleep(2.2)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            assert c.get("/v1/banks", headers=h).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stderr is not None:
+            proc.stderr.close()
