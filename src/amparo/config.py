@@ -8,6 +8,7 @@ row, and a test fails when one is missing there.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -43,12 +44,21 @@ class Settings:
     api_public_docs: bool = False
     api_rate_limits: str = "matcher=50:100,hasher=20:40,default=20:40"
     api_key_cache_seconds: int = 2
-    index_refresh_seconds: int = 1
+    index_refresh_seconds: float = 0.5
     index_max_age_seconds: int = 30
     url_allowlist: str = ""
     fetch_timeout_seconds: int = 10
     fetch_max_bytes: int = 32 * 1024 * 1024
     fetch_max_redirects: int = 5
+    video_sample_fps: float = 1.0
+    video_bank_sample_fps: float = 10.0
+    video_query_share: float = 0.8
+    video_bank_share: float = 0.8
+    video_clip: bool = False
+    video_bank_coverage_seconds: float = 0.5
+    video_max_file_bytes: int = 8 * 1024**3
+    video_max_duration_seconds: int = 6 * 3600
+    video_timeout_seconds: int = 900
 
     @property
     def resolved_database_url(self) -> str:
@@ -83,7 +93,7 @@ SETTING_DOCS: dict[str, str] = {
         "limited only when named here."
     ),
     "api_key_cache_seconds": "How long a checked API key is trusted before it is re-read.",
-    "index_refresh_seconds": "How often the API brings its index up to date with the database.",
+    "index_refresh_seconds": "Most time a process goes before catching its indexes up with the database.",
     "index_max_age_seconds": "/readyz fails when the index was last refreshed longer ago.",
     "url_allowlist": (
         "Hosts, addresses or networks (CIDR) that url= fetching may reach even though they "
@@ -92,6 +102,17 @@ SETTING_DOCS: dict[str, str] = {
     "fetch_timeout_seconds": "Total time allowed for fetching one url= (all redirects).",
     "fetch_max_bytes": "Largest body fetched from a url=.",
     "fetch_max_redirects": "Most redirects followed when fetching a url=.",
+    "video_sample_fps": "Frames a second hashed from videos that are looked up (scan, API, hash).",
+    "video_bank_sample_fps": "Frames a second hashed from videos added to a bank.",
+    "video_query_share": "Share (0-1) of a query video's frames that must match a bank video.",
+    "video_bank_share": "Share (0-1) of a bank video's frames the query must cover.",
+    "video_clip": "Clip mode: a query that is part of a longer bank video matches (no bank share).",
+    "video_bank_coverage_seconds": (
+        "A bank frame within this many seconds of a matched one counts as covered."
+    ),
+    "video_max_file_bytes": "Videos larger than this are digested but not decoded.",
+    "video_max_duration_seconds": "Videos longer than this (declared or decoded) are refused.",
+    "video_timeout_seconds": "Wall-clock limit for decoding one video.",
 }
 
 
@@ -111,8 +132,15 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             if text in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(raw)
+        if isinstance(default, float):
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
         if isinstance(default, int):
             return int(raw)
+        if isinstance(default, float):
+            return float(raw)
         if isinstance(default, Path):
             return Path(str(raw)).expanduser()
         return str(raw)
@@ -136,6 +164,20 @@ def _validate(settings: Settings) -> Settings:
         )
     if settings.workers < 0:
         raise ConfigError("workers must be 0 (all cores) or a positive number")
+    for name in ("video_query_share", "video_bank_share"):
+        if not 0.0 <= getattr(settings, name) <= 1.0:
+            raise ConfigError(f"{name} must be between 0 and 1", hint="0.8 is the usual share")
+    for name in (
+        "video_sample_fps",
+        "video_bank_sample_fps",
+        "video_max_file_bytes",
+        "video_max_duration_seconds",
+        "video_timeout_seconds",
+    ):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be a positive number")
+    if settings.video_bank_coverage_seconds < 0:
+        raise ConfigError("video_bank_coverage_seconds must be 0 or more")
     return settings
 
 

@@ -8,18 +8,18 @@ checked against the stored entry (removed, disabled, bank disabled) before it is
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
-
 from amparo.banks.model import BankInfo
 from amparo.config import Settings
 from amparo.errors import BankNotFoundError
-from amparo.index import BruteForcePdqIndex, PdqIndex
+from amparo.index import MAX_RADIUS, SegmentedPdqIndex
+from amparo.indexing import SignalIndexes, keys_of
 from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
-from amparo.store import EntryView, Store
+from amparo.store import Store
 
 
 @dataclass(frozen=True)
@@ -73,50 +73,73 @@ class QueryResult:
 
 
 class Matcher:
-    """Looks queries up in the banks of one store."""
+    """Looks queries up in the banks of one store.
 
-    def __init__(self, store: Store, settings: Settings, index: PdqIndex | None = None) -> None:
+    The PDQ index and digest tables live on disk (``SignalIndexes``) and are opened lazily on
+    the first lookup. Before a lookup the matcher catches up with the change log: at once when
+    this process wrote something since, otherwise at most every ``index_refresh_seconds`` (so
+    other processes' changes show within that time).
+    """
+
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.index: PdqIndex = index if index is not None else BruteForcePdqIndex()
-        self.checkpoint = -1
-        self._lock = threading.Lock()
+        self._indexes: SignalIndexes | None = None
+        self._lock = threading.RLock()
+        self._seen_generation = -1
+        self._refreshed_at = 0.0
+        self._banks_cache: dict[int, BankInfo] = {}
+
+    @property
+    def indexes(self) -> SignalIndexes:
+        with self._lock:
+            if self._indexes is None:
+                self._indexes = SignalIndexes(self.store, self.settings.index_dir)
+                self._seen_generation = -1
+            return self._indexes
+
+    @property
+    def index(self) -> SegmentedPdqIndex:
+        """The PDQ index (an exact ``PdqIndex``)."""
+        return self.indexes.pdq
+
+    @property
+    def checkpoint(self) -> int:
+        """The change-log position the indexes reflect; -1 before they are opened."""
+        return self._indexes.checkpoint if self._indexes is not None else -1
 
     # -- keeping up with the database -------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Bring the PDQ index up to date with the store's change log."""
-        with self._lock:
-            if self.checkpoint < 0:
-                self._load_all()
-                return
-            changes = self.store.changes_since(self.checkpoint, ["pdq"])
-            if changes.removals:
-                self.index.remove(np.array([i for i, _ in changes.removals], dtype=np.int64))
-            if changes.upserts:
-                ids = np.array([i for i, _, _ in changes.upserts], dtype=np.int64)
-                self.index.add(ids, hexes_to_array([s for _, _, s in changes.upserts]))
-            self.checkpoint = changes.seq
+    def refresh(self, *, force: bool = True) -> None:
+        """Bring the indexes and the bank settings up to date with the database.
 
-    def _load_all(self) -> None:
-        seq = self.store.current_seq()
-        for batch in self.store.iter_active_signals("pdq"):
-            ids = np.array([i for i, _ in batch], dtype=np.int64)
-            self.index.add(ids, hexes_to_array([s for _, s in batch]))
-        self.checkpoint = seq
-        # Changes committed while loading are replayed (adds replace, removes are idempotent).
-        changes = self.store.changes_since(seq, ["pdq"])
-        if changes.removals:
-            self.index.remove(np.array([i for i, _ in changes.removals], dtype=np.int64))
-        if changes.upserts:
-            ids = np.array([i for i, _, _ in changes.upserts], dtype=np.int64)
-            self.index.add(ids, hexes_to_array([s for _, _, s in changes.upserts]))
-        self.checkpoint = changes.seq
+        ``force=False`` skips the database round trip when this process has written nothing
+        since the last refresh and the last one is recent (``index_refresh_seconds``).
+        """
+        with self._lock:
+            now = time.monotonic()
+            generation = self.store.generation
+            if (
+                not force
+                and self._indexes is not None
+                and generation == self._seen_generation
+                and now - self._refreshed_at < self.settings.index_refresh_seconds
+            ):
+                return
+            indexes = self.indexes
+            indexes.catch_up()
+            self._banks_cache = {
+                b.id: b for b in self.store.list_banks(with_counts=False) if b.id is not None
+            }
+            self._seen_generation, self._refreshed_at = generation, now
+            if indexes.needs_compaction():
+                indexes.compact_in_background()
 
     # -- lookups ----------------------------------------------------------------------------
 
     def _banks(self, names: Sequence[str] | None) -> dict[int, BankInfo]:
-        banks = {b.id: b for b in self.store.list_banks(with_counts=False) if b.id is not None}
+        self.refresh(force=False)
+        banks = dict(self._banks_cache)
         if names:
             known = {b.name for b in banks.values()}
             for name in names:
@@ -141,23 +164,13 @@ class Matcher:
         self, queries: Sequence[Query], banks: Sequence[str] | None = None
     ) -> list[QueryResult]:
         """Look each query up in the chosen (default: all) enabled banks."""
-        self.refresh()
         enabled = self._banks(banks)
         results = [QueryResult(matches=[]) for _ in queries]
         if not enabled or not queries:
             return results
         hits: list[list[tuple[int, str, int, str | None]]] = [[] for _ in queries]
         self._pdq_hits(queries, enabled, results, hits)
-        for signal_type in ("md5", "sha1", "sha256"):
-            values = sorted({q.signals[signal_type] for q in queries if signal_type in q.signals})
-            if not values:
-                continue
-            by_value: dict[str, list[EntryView]] = {}
-            for found in self.store.find_exact(signal_type, values):
-                by_value.setdefault(found.signal, []).append(found)
-            for qi, q in enumerate(queries):
-                for entry in by_value.get(q.signals.get(signal_type, ""), []):
-                    hits[qi].append((entry.id, signal_type, 0, None))
+        self._digest_hits(queries, hits)
         wanted = {h[0] for qh in hits for h in qh}
         entries = self.store.get_entries(wanted) if wanted else {}
         now = datetime.now(UTC)
@@ -222,11 +235,21 @@ class Matcher:
                     owners.append((qi, name))
         if not rows:
             return
-        # Searches wait for a refresh in progress: an index is not safe to read mid-update.
-        with self._lock:
-            found = self.index.search(hexes_to_array(rows), min(radius, 63))
+        found = self.index.search(hexes_to_array(rows), min(radius, MAX_RADIUS))
         for row, entry_id, distance in zip(
             found.query.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
         ):
             qi, transform = owners[row]
             hits[qi].append((int(entry_id), "pdq", int(distance), transform))
+
+    def _digest_hits(
+        self, queries: Sequence[Query], hits: list[list[tuple[int, str, int, str | None]]]
+    ) -> None:
+        for signal_type, table in self.indexes.digests.items():
+            owners = [qi for qi, q in enumerate(queries) if signal_type in q.signals]
+            if not owners:
+                continue
+            keys = keys_of(signal_type, [queries[qi].signals[signal_type] for qi in owners])
+            found = table.lookup(keys)
+            for row, entry_id in zip(found.query.tolist(), found.ids.tolist(), strict=True):
+                hits[owners[row]].append((int(entry_id), signal_type, 0, None))

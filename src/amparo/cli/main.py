@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from amparo import __version__
-from amparo.cli import bank, hashcmd, keys, match, scan, serve
+from amparo.cli import bank, hashcmd, indexcmd, keys, match, scan, serve
 from amparo.cli.context import GlobalOptions, fail
 
 app = typer.Typer(
@@ -72,6 +72,7 @@ app.command("scan", help=scan.HELP, no_args_is_help=True)(scan.scan_command)
 app.add_typer(bank.app, name="bank")
 app.command("serve", help=serve.HELP)(serve.serve_command)
 app.add_typer(keys.app, name="keys")
+app.add_typer(indexcmd.app, name="index")
 
 
 def main() -> None:

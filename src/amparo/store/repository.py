@@ -7,7 +7,9 @@ transaction: an import that fails half way leaves the bank exactly as it was.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -120,15 +122,28 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         migrate(self.engine)
+        self.generation = 0
+        """Bumped by every write this process commits, so its matcher refreshes at once."""
         with self.engine.begin() as conn:
-            if (
-                conn.execute(select(_counter.c.value).where(_counter.c.name == "entry_seq")).first()
-                is None
-            ):
-                conn.execute(insert(_counter).values(name="entry_seq", value=0))
+            for name, value in (("entry_seq", 0), ("installation_id", secrets.randbits(62))):
+                exists = conn.execute(select(_counter.c.value).where(_counter.c.name == name))
+                if exists.first() is None:
+                    conn.execute(insert(_counter).values(name=name, value=value))
+            self.installation_id = int(
+                conn.execute(
+                    select(_counter.c.value).where(_counter.c.name == "installation_id")
+                ).scalar_one()
+            )
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction; once it commits, ``generation`` moves on."""
+        with self.engine.begin() as conn:
+            yield conn
+        self.generation += 1
 
     # -- change log -----------------------------------------------------------------------
 
@@ -220,7 +235,7 @@ class Store:
         _check_threshold(info.pdq_threshold)
         now = _now()
         try:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(
                     insert(_bank).values(
                         name=info.name,
@@ -286,7 +301,7 @@ class Store:
             raise InputError(f"cannot change {', '.join(sorted(unknown))} of a bank")
         _check_threshold(changes.get("pdq_threshold"))
         bank = self.get_bank(name)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(_bank).where(_bank.c.id == bank.id).values(updated_at=_now(), **changes)
             )
@@ -295,7 +310,7 @@ class Store:
 
     def delete_bank(self, name: str, *, actor: str) -> None:
         bank = self.get_bank(name)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             seq = self._next_seq(conn)
             conn.execute(
                 insert(_tomb).from_select(
@@ -331,7 +346,7 @@ class Store:
         assert bank.id is not None
         counts = ImportCounts()
         now = _now()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             seq = self._next_seq(conn)
             staging = _Staging(conn)
             try:
@@ -367,7 +382,7 @@ class Store:
         bank = self.get_bank(bank_name)
         changed = 0
         keys: list[Any] = [("signals", list(signals)), ("ids", [int(i) for i in ids])]
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             seq = self._next_seq(conn)
             for kind, wanted in keys:
                 for start in range(0, len(wanted), 500):

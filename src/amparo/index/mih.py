@@ -1,0 +1,346 @@
+"""Multi-index hashing kernels for exact Hamming-radius search over 256-bit hashes.
+
+A hash is four uint64 words (the 32 packed bytes read little-endian); bit ``p`` of the hash
+is bit ``p % 64`` of word ``p // 64``. The 256 bits are split into ``m`` contiguous chunks.
+For each chunk the segment stores the rows sorted by chunk value (``perm``) and a table of
+bucket starts indexed by chunk value (``offsets``), so looking up one chunk value is two
+array reads.
+
+Exactness (pigeonhole, refined as in Norouzi et al., "Fast Exact Search in Hamming Space
+with Multi-Index Hashing"): with ``r = m * s + a`` (``0 <= a < m``), an entry within ``r``
+bits of the query differs in at most ``s`` bits in one of chunks ``0..a``, or at most
+``s - 1`` bits in one of the others; otherwise the chunk distances would sum to at least
+``(a + 1)(s + 1) + (m - a - 1) s = r + 1``. Searching chunk ``k`` for every value within its
+radius therefore finds every match at least once; each candidate's full distance is then
+checked with popcount, and a match is reported only from the first chunk that can find it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from amparo.index._jit import inline, jit, pjit, popcount64, prange
+
+HASH_BITS = 256
+WORDS = 4
+# Queries per group in the linear scan: each pass over the data serves a group at once.
+_SCAN_GROUP = 8
+# Queries per parallel task: each task allocates its scratch buffers once.
+_QUERY_BLOCK = 32
+
+
+def chunk_layout(m: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Start bit and width of each of ``m`` chunks; the narrower chunks come first."""
+    base, extra = divmod(HASH_BITS, m)
+    widths = np.array([base] * (m - extra) + [base + 1] * extra, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+    return starts, widths
+
+
+def chunk_radii(m: int, radius: int) -> NDArray[np.int64]:
+    """Per-chunk search radius from the refined pigeonhole bound (-1: chunk not searched)."""
+    s, a = divmod(radius, m)
+    return np.array([s if k <= a else s - 1 for k in range(m)], dtype=np.int64)
+
+
+@lru_cache(maxsize=64)
+def neighbour_masks(width: int, radius: int) -> NDArray[np.uint64]:
+    """Every ``width``-bit mask with at most ``radius`` bits set, fewest bits first."""
+    masks = [0]
+    for bits in range(1, radius + 1):
+        for combo in itertools.combinations(range(width), bits):
+            masks.append(sum(1 << b for b in combo))
+    out = np.array(masks, dtype=np.uint64)
+    out.flags.writeable = False
+    return out
+
+
+def as_words(hashes: NDArray[np.uint8]) -> NDArray[np.uint64]:
+    """View packed ``(n, 32)`` hashes as ``(n, 4)`` uint64 words (no copy when contiguous)."""
+    return np.ascontiguousarray(hashes, dtype=np.uint8).view("<u8").reshape(-1, WORDS)
+
+
+@inline
+def _chunk(words: NDArray[np.uint64], row: int, start: int, width: int) -> np.uint64:
+    word = start >> 6
+    shift = start & 63
+    value = words[row, word] >> np.uint64(shift)
+    if shift + width > 64:
+        value |= words[row, word + 1] << np.uint64(64 - shift)
+    return np.uint64(value & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
+
+
+@inline
+def _distance(a: NDArray[np.uint64], i: int, b: NDArray[np.uint64], j: int) -> int:
+    return int(
+        popcount64(a[i, 0] ^ b[j, 0])
+        + popcount64(a[i, 1] ^ b[j, 1])
+        + popcount64(a[i, 2] ^ b[j, 2])
+        + popcount64(a[i, 3] ^ b[j, 3])
+    )
+
+
+@jit
+def chunk_values(words: NDArray[np.uint64], start: int, width: int) -> NDArray[np.uint32]:
+    """The value of one chunk for every row."""
+    out = np.empty(words.shape[0], dtype=np.uint32)
+    for row in range(words.shape[0]):
+        out[row] = np.uint32(_chunk(words, row, start, width))
+    return out
+
+
+@pjit
+def build_tables(
+    words: NDArray[np.uint64],
+    starts: NDArray[np.int64],
+    widths: NDArray[np.int64],
+    table_starts: NDArray[np.int64],
+    perms: NDArray[np.uint32],
+    offsets: NDArray[np.uint32],
+) -> None:
+    """Counting-sort the rows by each chunk's value, filling ``perms`` and ``offsets``."""
+    n = words.shape[0]
+    for k in prange(starts.shape[0]):
+        base = table_starts[k]
+        size = np.int64(1) << widths[k]
+        counts = np.zeros(size + 1, dtype=np.int64)
+        values = np.empty(n, dtype=np.int64)
+        for row in range(n):
+            v = np.int64(_chunk(words, row, starts[k], widths[k]))
+            values[row] = v
+            counts[v + 1] += 1
+        for u in range(size):
+            counts[u + 1] += counts[u]
+        for u in range(size + 1):
+            offsets[base + u] = np.uint32(counts[u])
+        for row in range(n):
+            w = values[row]
+            perms[k, counts[w]] = np.uint32(row)
+            counts[w] += 1
+
+
+@inline
+def _search_one(
+    words: NDArray[np.uint64],
+    perms: NDArray[np.uint32],
+    offsets: NDArray[np.uint32],
+    table_starts: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    widths: NDArray[np.int64],
+    radii: NDArray[np.int64],
+    masks: NDArray[np.uint64],
+    mask_starts: NDArray[np.int64],
+    mask_counts: NDArray[np.int64],
+    queries: NDArray[np.uint64],
+    qi: int,
+    radius: int,
+    scan_limit: int,
+    out_rows: NDArray[np.int64],
+    out_dist: NDArray[np.int16],
+    lows: NDArray[np.int64],
+    highs: NDArray[np.int64],
+    chunk_of: NDArray[np.int64],
+    cand_rows: NDArray[np.int64],
+    cand_chunk: NDArray[np.int64],
+) -> int:
+    """Search one query; -1 when a linear scan is cheaper, -2 when the candidate buffers
+    (``cand_rows``, ``cand_chunk``) are too small (their size is then ``-2 - result``).
+
+    The scratch arrays are reused across queries: fresh allocations per query cost page
+    faults that dominated the search time.
+    """
+    m = starts.shape[0]
+    cap = out_rows.shape[1]
+    qvals = np.empty(m, dtype=np.uint64)
+    for k in range(m):
+        qvals[k] = _chunk(queries, qi, starts[k], widths[k])
+    # Three passes, each a loop of independent loads with few branches, so the CPU keeps
+    # many cache misses in flight: bucket bounds, then candidate rows, then their hashes.
+    n_lookups = 0
+    for k in range(m):
+        if radii[k] >= 0:
+            n_lookups += mask_counts[k]
+    i = 0
+    for k in range(m):
+        if radii[k] < 0:
+            continue
+        base = table_starts[k]
+        for t in range(mask_starts[k], mask_starts[k] + mask_counts[k]):
+            x = base + np.int64(qvals[k] ^ masks[t])
+            lows[i] = np.int64(offsets[x])
+            highs[i] = np.int64(offsets[x + 1])
+            chunk_of[i] = k
+            i += 1
+    n_cand = 0
+    for i in range(n_lookups):
+        n_cand += highs[i] - lows[i]
+    # Near-duplicates or low-entropy hashes make buckets huge; past the budget one linear
+    # scan is cheaper, so give up and let the caller scan (worst case stays bounded).
+    if n_lookups + 2 * n_cand > scan_limit:
+        return -1
+    if n_cand > cand_rows.shape[0]:
+        return -2 - n_cand
+    c = 0
+    for i in range(n_lookups):
+        k = chunk_of[i]
+        for p in range(lows[i], highs[i]):
+            cand_rows[c] = np.int64(perms[k, p])
+            cand_chunk[c] = k
+            c += 1
+    count = 0
+    for c in range(n_cand):
+        row = cand_rows[c]
+        d = _distance(words, row, queries, qi)
+        if d > radius:
+            continue
+        seen = False  # found already through an earlier chunk?
+        for j in range(cand_chunk[c]):
+            if radii[j] >= 0:
+                cj = _chunk(words, row, starts[j], widths[j])
+                if np.int64(popcount64(cj ^ qvals[j])) <= radii[j]:
+                    seen = True
+                    break
+        if seen:
+            continue
+        if count < cap:
+            out_rows[qi, count] = row
+            out_dist[qi, count] = d
+        count += 1
+    return count
+
+
+@jit
+def _search_block(
+    words: NDArray[np.uint64],
+    perms: NDArray[np.uint32],
+    offsets: NDArray[np.uint32],
+    table_starts: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    widths: NDArray[np.int64],
+    radii: NDArray[np.int64],
+    masks: NDArray[np.uint64],
+    mask_starts: NDArray[np.int64],
+    mask_counts: NDArray[np.int64],
+    queries: NDArray[np.uint64],
+    q0: int,
+    q1: int,
+    radius: int,
+    scan_limit: int,
+    out_rows: NDArray[np.int64],
+    out_dist: NDArray[np.int16],
+    counts: NDArray[np.int64],
+) -> None:
+    n_lookups = 0
+    for k in range(starts.shape[0]):
+        if radii[k] >= 0:
+            n_lookups += mask_counts[k]
+    lows = np.empty(n_lookups, dtype=np.int64)
+    highs = np.empty(n_lookups, dtype=np.int64)
+    chunk_of = np.empty(n_lookups, dtype=np.int64)
+    cand_rows = np.empty(4 * n_lookups + 1024, dtype=np.int64)
+    cand_chunk = np.empty(4 * n_lookups + 1024, dtype=np.int64)
+    for qi in range(q0, q1):
+        while True:
+            c = _search_one(
+                words, perms, offsets, table_starts, starts, widths, radii, masks,
+                mask_starts, mask_counts, queries, qi, radius, scan_limit, out_rows, out_dist,
+                lows, highs, chunk_of, cand_rows, cand_chunk,
+            )  # fmt: skip
+            if c >= -1:
+                break
+            cand_rows = np.empty(-2 - c, dtype=np.int64)
+            cand_chunk = np.empty(-2 - c, dtype=np.int64)
+        counts[qi] = c
+
+
+@pjit
+def search_parallel(
+    words: NDArray[np.uint64],
+    perms: NDArray[np.uint32],
+    offsets: NDArray[np.uint32],
+    table_starts: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    widths: NDArray[np.int64],
+    radii: NDArray[np.int64],
+    masks: NDArray[np.uint64],
+    mask_starts: NDArray[np.int64],
+    mask_counts: NDArray[np.int64],
+    queries: NDArray[np.uint64],
+    radius: int,
+    scan_limit: int,
+    out_rows: NDArray[np.int64],
+    out_dist: NDArray[np.int16],
+    counts: NDArray[np.int64],
+) -> None:
+    """Search every query; ``counts[q]`` is the match count, or -1 when a scan is cheaper.
+
+    Matches beyond ``out_rows.shape[1]`` are counted but not written.
+    """
+    nq = queries.shape[0]
+    blocks = (nq + _QUERY_BLOCK - 1) // _QUERY_BLOCK
+    for b in prange(blocks):
+        _search_block(
+            words, perms, offsets, table_starts, starts, widths, radii, masks, mask_starts,
+            mask_counts, queries, b * _QUERY_BLOCK, min(nq, (b + 1) * _QUERY_BLOCK), radius,
+            scan_limit, out_rows, out_dist, counts,
+        )  # fmt: skip
+
+
+@jit
+def search_serial(
+    words: NDArray[np.uint64],
+    perms: NDArray[np.uint32],
+    offsets: NDArray[np.uint32],
+    table_starts: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    widths: NDArray[np.int64],
+    radii: NDArray[np.int64],
+    masks: NDArray[np.uint64],
+    mask_starts: NDArray[np.int64],
+    mask_counts: NDArray[np.int64],
+    queries: NDArray[np.uint64],
+    radius: int,
+    scan_limit: int,
+    out_rows: NDArray[np.int64],
+    out_dist: NDArray[np.int16],
+    counts: NDArray[np.int64],
+) -> None:
+    """As :func:`search_parallel`, without the thread start-up cost for a few queries."""
+    _search_block(
+        words, perms, offsets, table_starts, starts, widths, radii, masks, mask_starts,
+        mask_counts, queries, 0, queries.shape[0], radius, scan_limit, out_rows, out_dist,
+        counts,
+    )  # fmt: skip
+
+
+@pjit
+def scan(
+    words: NDArray[np.uint64],
+    queries: NDArray[np.uint64],
+    radius: int,
+    out_rows: NDArray[np.int64],
+    out_dist: NDArray[np.int16],
+    counts: NDArray[np.int64],
+) -> None:
+    """Linear popcount scan, ``_SCAN_GROUP`` queries per pass over the rows."""
+    nq = queries.shape[0]
+    cap = out_rows.shape[1]
+    groups = (nq + _SCAN_GROUP - 1) // _SCAN_GROUP
+    for g in prange(groups):
+        q0 = g * _SCAN_GROUP
+        q1 = min(nq, q0 + _SCAN_GROUP)
+        for qi in range(q0, q1):
+            counts[qi] = 0
+        for row in range(words.shape[0]):
+            for qi in range(q0, q1):
+                d = _distance(words, row, queries, qi)
+                if d <= radius:
+                    c = counts[qi]
+                    if c < cap:
+                        out_rows[qi, c] = row
+                        out_dist[qi, c] = d
+                    counts[qi] = c + 1

@@ -1,0 +1,187 @@
+"""The live PDQ index and digest table: see :mod:`amparo.index.live` for the update model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from amparo.index import mih
+from amparo.index.base import IndexHits, check_queries
+from amparo.index.digest import DIGEST_WIDTHS, DigestHits, DigestSegment, check_digests
+from amparo.index.live import LiveIndex, alive, manifest_exists
+from amparo.index.pdq_segment import DEFAULT_SCAN_RATIO, PdqSegment
+from amparo.signals.pdq import PDQ_BYTES
+
+
+class SegmentedPdqIndex(LiveIndex[PdqSegment]):
+    """Exact PDQ radius search with live updates; implements :class:`PdqIndex`.
+
+    ``SegmentedPdqIndex()`` is an empty in-memory index; :meth:`open` maps one saved in a
+    directory. ``chunks`` fixes the multi-index chunk count (default: chosen from the data).
+    """
+
+    key_width = PDQ_BYTES
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        chunks: int | None = None,
+        scan_ratio: float = DEFAULT_SCAN_RATIO,
+    ) -> None:
+        super().__init__("pdq", directory)
+        self.chunks = chunks
+        self.scan_ratio = scan_ratio
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        *,
+        create: bool = False,
+        verify: bool = False,
+        chunks: int | None = None,
+        scan_ratio: float = DEFAULT_SCAN_RATIO,
+    ) -> SegmentedPdqIndex:
+        """Open the index saved in ``directory`` (empty if ``create`` and none is there).
+
+        ``verify`` also checks every segment's payload checksum (reads every byte).
+        """
+        index = cls(directory, chunks=chunks, scan_ratio=scan_ratio)
+        if not (create and not manifest_exists(directory)):
+            index._load(verify=verify)
+        return index
+
+    def _build(self, ids: NDArray[np.int64], keys: NDArray[np.uint8]) -> PdqSegment:
+        return PdqSegment.build(ids, keys, chunks=self.chunks)
+
+    def _open_segment(self, path: Path, verify: bool) -> PdqSegment:
+        return PdqSegment.open(path, verify=verify)
+
+    def _items(self, segment: PdqSegment) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        return np.asarray(segment.ids), np.asarray(segment.hashes)
+
+    def _contains(self, segment: PdqSegment, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        return segment.contains(ids)
+
+    def _write(self, segment: PdqSegment, path: Path) -> int:
+        return segment.write(path)
+
+    def _nbytes(self, segment: PdqSegment) -> int:
+        return segment.nbytes
+
+    def _len(self, segment: PdqSegment) -> int:
+        return len(segment)
+
+    def add(self, ids: NDArray[np.int64], hashes: NDArray[np.uint8]) -> None:
+        """Add entries (``hashes`` is ``(n, 32)`` uint8); re-adding an id replaces it."""
+        self.apply(add_ids=ids, add_keys=hashes)
+
+    def remove(self, ids: NDArray[np.int64]) -> None:
+        """Remove entries by id; unknown ids are ignored."""
+        self.apply(remove_ids=ids)
+
+    def search(self, queries: NDArray[np.uint8], radius: int = 31) -> IndexHits:
+        """Every entry within ``radius`` bits of each query (``(n, 32)`` uint8), exactly."""
+        q = check_queries(queries, radius)
+        words = mih.as_words(q)
+        st = self._state
+        parts_q, parts_i, parts_d = [], [], []
+        for segment in st.segments:
+            qpos, rows, dist = segment.search_rows(words, radius, scan_ratio=self.scan_ratio)
+            ids = segment.ids[rows]
+            keep = alive(ids, st.tombstones)
+            parts_q.append(qpos[keep])
+            parts_i.append(ids[keep])
+            parts_d.append(dist[keep])
+        if st.delta is not None:
+            qpos, rows, dist = st.delta.search_rows(words, radius, scan_ratio=self.scan_ratio)
+            parts_q.append(qpos)
+            parts_i.append(st.delta.ids[rows])
+            parts_d.append(dist)
+        if not parts_q:
+            return IndexHits.empty()
+        return IndexHits(
+            np.concatenate(parts_q), np.concatenate(parts_i), np.concatenate(parts_d)
+        ).sorted()
+
+
+class SegmentedDigestTable(LiveIndex[DigestSegment]):
+    """Exact md5/sha1/sha256 lookups with live updates (delta + tombstones)."""
+
+    def __init__(self, algorithm: str, directory: Path | None = None) -> None:
+        if algorithm not in DIGEST_WIDTHS:
+            raise ValueError(f"unknown digest {algorithm!r}; expected one of {DIGEST_WIDTHS}")
+        self.key_width = DIGEST_WIDTHS[algorithm]
+        super().__init__(algorithm, directory)
+        self.algorithm = algorithm
+        # Sorted ids of each mapped segment, built on the first removal that needs them.
+        self._sorted_ids: dict[int, NDArray[np.int64]] = {}
+
+    @classmethod
+    def open(
+        cls, algorithm: str, directory: Path, *, create: bool = False, verify: bool = False
+    ) -> SegmentedDigestTable:
+        """Open the table saved in ``directory`` (empty if ``create`` and none is there)."""
+        table = cls(algorithm, directory)
+        if not (create and not manifest_exists(directory)):
+            table._load(verify=verify)
+        return table
+
+    def _build(self, ids: NDArray[np.int64], keys: NDArray[np.uint8]) -> DigestSegment:
+        return DigestSegment.build(self.algorithm, ids, keys)
+
+    def _open_segment(self, path: Path, verify: bool) -> DigestSegment:
+        return DigestSegment.open(path, self.algorithm, verify=verify)
+
+    def _items(self, segment: DigestSegment) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        return segment.ids, segment.digests
+
+    def _contains(self, segment: DigestSegment, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        # Records are in digest order; membership by id needs a sorted copy of the ids,
+        # made once per mapped segment (8 bytes an entry) and only when removals arrive.
+        key = id(segment)
+        if key not in self._sorted_ids:
+            self._sorted_ids = {key: np.sort(segment.ids)}
+        sorted_ids = self._sorted_ids[key]
+        if sorted_ids.size == 0:
+            return np.zeros(ids.shape, dtype=bool)
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+        return np.asarray(sorted_ids[pos] == ids)
+
+    def _write(self, segment: DigestSegment, path: Path) -> int:
+        return segment.write(path)
+
+    def _nbytes(self, segment: DigestSegment) -> int:
+        return segment.nbytes
+
+    def _len(self, segment: DigestSegment) -> int:
+        return len(segment)
+
+    def add(self, ids: NDArray[np.int64], digests: NDArray[np.uint8]) -> None:
+        """Add entries (``digests`` is ``(n, width)`` uint8); re-adding an id replaces it."""
+        self.apply(add_ids=ids, add_keys=digests)
+
+    def remove(self, ids: NDArray[np.int64]) -> None:
+        """Remove entries by id; unknown ids are ignored."""
+        self.apply(remove_ids=ids)
+
+    def lookup(self, digests: NDArray[np.uint8]) -> DigestHits:
+        """Every ``(query position, entry id)`` whose digest equals the query's."""
+        q = check_digests(digests, self.key_width)
+        st = self._state
+        parts_q, parts_i = [], []
+        for segment in st.segments:
+            hits = segment.lookup(q)
+            keep = alive(hits.ids, st.tombstones)
+            parts_q.append(hits.query[keep])
+            parts_i.append(hits.ids[keep])
+        if st.delta is not None:
+            hits = st.delta.lookup(q)
+            parts_q.append(hits.query)
+            parts_i.append(hits.ids)
+        if not parts_q:
+            return DigestHits.empty()
+        return DigestHits(np.concatenate(parts_q), np.concatenate(parts_i)).sorted()

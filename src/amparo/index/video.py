@@ -1,0 +1,264 @@
+"""vPDQ matching as pure functions: compare two videos' frames, or turn a shared PDQ index's
+hits for a query video's frames into per-video results.
+
+A video's frames are *slots*: each uncropped frame with, where bars were found, its cropped
+variant. A query slot matches a bank slot when any variant of one is within the PDQ threshold
+of any variant of the other; variants with quality below the minimum are ignored, and slots
+with no usable variant are left out of the shares. Two videos match when the share of the
+query's slots that match some bank slot and the share of the bank video's slots matched by
+the query both reach their thresholds; in clip mode (the query is a part of a longer video)
+only the query share counts.
+
+For many bank videos, store each usable variant of each bank slot as a PDQ entry in the
+shared index (``frame_rows``), keep ``entry id -> (video id, slot)``, search all query rows at
+once and call ``matches_from_hits``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from amparo.index.base import IndexHits
+from amparo.index.brute import hamming_matrix
+from amparo.signals.pdq import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD, hexes_to_array
+from amparo.signals.vpdq import VpdqFrames
+
+DEFAULT_QUERY_SHARE = 0.8
+DEFAULT_BANK_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class VideoMatchOptions:
+    distance: int = DEFAULT_THRESHOLD
+    """Frames match at PDQ distance <= this."""
+    min_quality: int = DEFAULT_MIN_QUALITY
+    query_share: float = DEFAULT_QUERY_SHARE
+    bank_share: float = DEFAULT_BANK_SHARE
+    clip: bool = False
+    """The query may be a part of a longer bank video: only ``query_share`` is required."""
+    bank_coverage_seconds: float = 0.0
+    """A bank slot within this many seconds of a matched bank slot counts as matched. For
+    bank videos hashed more densely than queries (every frame against 1 a second), set it to
+    about half the query's sampling interval: the bank share then measures how much of the
+    bank video's time the query covers, and a query trimmed at any offset still matches."""
+
+
+DEFAULT_OPTIONS = VideoMatchOptions()
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: float
+    end: float
+    """Seconds; ``end`` is where the next unmatched slot starts (or the video's end)."""
+
+
+@dataclass(frozen=True)
+class VideoMatch:
+    video_id: int
+    query_share: float
+    """Matched usable query slots / usable query slots."""
+    bank_share: float
+    """Matched usable bank-video slots / usable bank-video slots."""
+    is_match: bool
+    query_ranges: tuple[TimeRange, ...]
+    """Where in the query the matched slots are."""
+    bank_ranges: tuple[TimeRange, ...]
+    """Where in the bank video the matched slots are."""
+    query_slots: int
+    bank_slots: int
+
+
+def frame_rows(
+    video: VpdqFrames, min_quality: int = DEFAULT_MIN_QUALITY
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Packed ``(n, 32)`` PDQ hashes of every usable variant of every slot, and each row's
+    slot (the position in ``video.frames``). Duplicate hashes within a slot are dropped."""
+    slot_of = {frame.frame_number: i for i, frame in enumerate(video.frames)}
+    hexes: list[str] = []
+    slots: list[int] = []
+    for i, frame in enumerate(video.frames):
+        if frame.quality >= min_quality:
+            hexes.append(frame.pdq_hex)
+            slots.append(i)
+    for frame in video.cropped:
+        slot = slot_of.get(frame.frame_number)
+        if slot is None or frame.quality < min_quality:
+            continue
+        if video.frames[slot].pdq_hex != frame.pdq_hex:
+            hexes.append(frame.pdq_hex)
+            slots.append(slot)
+    return hexes_to_array(hexes), np.asarray(slots, dtype=np.int64)
+
+
+def _usable(video: VpdqFrames, min_quality: int) -> NDArray[np.bool_]:
+    usable = np.zeros(len(video.frames), dtype=bool)
+    _, slots = frame_rows(video, min_quality)
+    usable[slots] = True
+    return usable
+
+
+def time_ranges(
+    video: VpdqFrames, matched: NDArray[np.bool_], usable: NDArray[np.bool_]
+) -> tuple[TimeRange, ...]:
+    """Merge matched slots into time ranges; unusable slots between two matched ones do not
+    break a range. A range ends where the next slot starts, or at the video's end."""
+    frames = video.frames
+    end_of_video = video.duration_seconds
+    ranges: list[TimeRange] = []
+    start: float | None = None
+    last = -1
+    for i in range(len(frames)):
+        if not usable[i]:
+            continue
+        if matched[i]:
+            if start is None:
+                start = frames[i].timestamp
+            last = i
+        elif start is not None:
+            ranges.append(TimeRange(start, frames[i].timestamp))
+            start = None
+    if start is not None:
+        if last + 1 < len(frames):
+            end = frames[last + 1].timestamp
+        else:
+            end = max(frames[last].timestamp, end_of_video or 0.0)
+        ranges.append(TimeRange(start, end))
+    return tuple(ranges)
+
+
+def _covered(video: VpdqFrames, matched: NDArray[np.bool_], seconds: float) -> NDArray[np.bool_]:
+    times = np.fromiter((f.timestamp for f in video.frames), dtype=np.float64)
+    hit_times = times[matched]  # ascending, as frames are in time order
+    pos = np.searchsorted(hit_times, times)
+    before = np.abs(times - hit_times[np.clip(pos - 1, 0, len(hit_times) - 1)])
+    after = np.abs(hit_times[np.clip(pos, 0, len(hit_times) - 1)] - times)
+    covered: NDArray[np.bool_] = np.minimum(before, after) <= seconds + 1e-9
+    return covered | matched
+
+
+def _result(
+    video_id: int,
+    query: VpdqFrames,
+    bank: VpdqFrames,
+    query_matched: NDArray[np.bool_],
+    bank_matched: NDArray[np.bool_],
+    options: VideoMatchOptions,
+) -> VideoMatch:
+    q_usable, b_usable = _usable(query, options.min_quality), _usable(bank, options.min_quality)
+    if options.bank_coverage_seconds > 0 and bank_matched.any():
+        bank_matched = _covered(bank, bank_matched, options.bank_coverage_seconds)
+    q_matched, b_matched = query_matched & q_usable, bank_matched & b_usable
+    q_total, b_total = int(q_usable.sum()), int(b_usable.sum())
+    q_share = float(q_matched.sum()) / q_total if q_total else 0.0
+    b_share = float(b_matched.sum()) / b_total if b_total else 0.0
+    is_match = q_share >= options.query_share and (options.clip or b_share >= options.bank_share)
+    return VideoMatch(
+        video_id=video_id,
+        query_share=q_share,
+        bank_share=b_share,
+        is_match=bool(q_total and b_total and is_match),
+        query_ranges=time_ranges(query, q_matched, q_usable),
+        bank_ranges=time_ranges(bank, b_matched, b_usable),
+        query_slots=q_total,
+        bank_slots=b_total,
+    )
+
+
+def compare_videos(
+    query: VpdqFrames,
+    bank: VpdqFrames,
+    options: VideoMatchOptions = DEFAULT_OPTIONS,
+    *,
+    video_id: int = 0,
+) -> VideoMatch:
+    """Match one query video against one bank video."""
+    q_rows, q_slots = frame_rows(query, options.min_quality)
+    b_rows, b_slots = frame_rows(bank, options.min_quality)
+    q_matched = np.zeros(len(query.frames), dtype=bool)
+    b_matched = np.zeros(len(bank.frames), dtype=bool)
+    if len(q_rows) and len(b_rows):
+        qi, bi = np.nonzero(hamming_matrix(q_rows, b_rows) <= options.distance)
+        q_matched[q_slots[qi]] = True
+        b_matched[b_slots[bi]] = True
+    return _result(video_id, query, bank, q_matched, b_matched, options)
+
+
+def matches_from_hits(
+    query: VpdqFrames,
+    query_slots: NDArray[np.int64],
+    hits: IndexHits,
+    frame_entries: Mapping[int, tuple[int, int]],
+    bank_videos: Mapping[int, VpdqFrames],
+    options: VideoMatchOptions = DEFAULT_OPTIONS,
+) -> list[VideoMatch]:
+    """Per-video results from one index search over all of a query's frame rows.
+
+    ``query_slots``: the slot of each searched row (from ``frame_rows(query)``); ``hits``:
+    the index's answer for those rows (radius >= ``options.distance``); ``frame_entries``:
+    entry id -> (video id, bank slot) for frame entries (hits on other entries are ignored);
+    ``bank_videos``: the frames of each video that was hit. Results are sorted by
+    descending ``min(query_share, bank_share)``, matches first.
+    """
+    per_video: dict[int, tuple[set[int], set[int]]] = {}
+    keep = hits.distances <= options.distance
+    for row, entry in zip(hits.query[keep].tolist(), hits.ids[keep].tolist(), strict=True):
+        target = frame_entries.get(entry)
+        if target is None:
+            continue
+        video_id, bank_slot = target
+        q_set, b_set = per_video.setdefault(video_id, (set(), set()))
+        q_set.add(int(query_slots[row]))
+        b_set.add(bank_slot)
+    results: list[VideoMatch] = []
+    for video_id, (q_set, b_set) in per_video.items():
+        bank = bank_videos[video_id]
+        q_matched = np.zeros(len(query.frames), dtype=bool)
+        b_matched = np.zeros(len(bank.frames), dtype=bool)
+        q_matched[list(q_set)] = True
+        b_matched[[s for s in b_set if s < len(bank.frames)]] = True
+        results.append(_result(video_id, query, bank, q_matched, b_matched, options))
+    results.sort(key=lambda m: (not m.is_match, -min(m.query_share, m.bank_share), m.video_id))
+    return results
+
+
+def bank_entries(
+    videos: Mapping[int, VpdqFrames],
+    first_entry_id: int = 0,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+) -> tuple[NDArray[np.int64], NDArray[np.uint8], dict[int, tuple[int, int]]]:
+    """Frame entries for a shared PDQ index: ids (consecutive from ``first_entry_id``), packed
+    hashes, and the ``entry id -> (video id, slot)`` map ``matches_from_hits`` needs."""
+    ids: list[NDArray[np.int64]] = []
+    rows: list[NDArray[np.uint8]] = []
+    mapping: dict[int, tuple[int, int]] = {}
+    next_id = first_entry_id
+    for video_id, frames in videos.items():
+        hashes, slots = frame_rows(frames, min_quality)
+        entry_ids = np.arange(next_id, next_id + len(slots), dtype=np.int64)
+        mapping.update(zip(entry_ids.tolist(), ((video_id, int(s)) for s in slots), strict=True))
+        ids.append(entry_ids)
+        rows.append(hashes)
+        next_id += len(slots)
+    if not ids:
+        return np.zeros(0, dtype=np.int64), hexes_to_array([]), mapping
+    return np.concatenate(ids), np.concatenate(rows), mapping
+
+
+__all__ = [
+    "DEFAULT_BANK_SHARE",
+    "DEFAULT_OPTIONS",
+    "DEFAULT_QUERY_SHARE",
+    "TimeRange",
+    "VideoMatch",
+    "VideoMatchOptions",
+    "bank_entries",
+    "compare_videos",
+    "frame_rows",
+    "matches_from_hits",
+    "time_ranges",
+]

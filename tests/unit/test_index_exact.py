@@ -1,0 +1,162 @@
+"""The multi-index-hashing PDQ index returns exactly what brute force returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from amparo.index import BruteForcePdqIndex, IndexHits, PdqSegment, SegmentedPdqIndex
+from amparo.index.mih import chunk_radii
+
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CHUNKS = st.sampled_from([None, 11, 12, 16, 21, 32])
+# scan_ratio 0 forces every query through the linear scan, infinity through the lookups.
+SCAN_RATIOS = st.sampled_from([0.0, 0.125, float("inf")])
+
+
+def flip_bits(rng: np.random.Generator, h: NDArray[np.uint8], k: int) -> NDArray[np.uint8]:
+    """A copy of ``h`` with exactly ``k`` distinct bits flipped."""
+    out = h.copy()
+    for bit in rng.choice(256, size=k, replace=False):
+        out[bit // 8] ^= np.uint8(1 << (bit % 8))
+    return out
+
+
+def low_entropy(rng: np.random.Generator, n: int) -> NDArray[np.uint8]:
+    """All-zero, all-one and few-bits-set hashes: the worst case for chunk buckets."""
+    base = [np.zeros(32, np.uint8), np.full(32, 255, np.uint8)]
+    rows = [flip_bits(rng, base[i % 2], int(rng.integers(0, 6))) for i in range(n)]
+    return np.array(rows, dtype=np.uint8).reshape(-1, 32)
+
+
+def families(rng: np.random.Generator, n: int, radius: int) -> NDArray[np.uint8]:
+    """Families of near-duplicates around a few centres, at every distance up to radius+2."""
+    centres = rng.integers(0, 256, (max(1, n // 10), 32), dtype=np.uint8)
+    rows = [
+        flip_bits(rng, centres[i % len(centres)], int(rng.integers(0, radius + 3)))
+        for i in range(n)
+    ]
+    return np.array(rows, dtype=np.uint8).reshape(-1, 32)
+
+
+def dataset(kind: str, rng: np.random.Generator, n: int, radius: int) -> NDArray[np.uint8]:
+    if kind == "random":
+        return rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    if kind == "low_entropy":
+        return low_entropy(rng, n)
+    if kind == "families":
+        return families(rng, n, radius)
+    mixed = [
+        rng.integers(0, 256, (n // 3, 32), dtype=np.uint8),
+        low_entropy(rng, n // 3),
+        families(rng, n - 2 * (n // 3), radius),
+    ]
+    return np.concatenate(mixed)
+
+
+def queries_for(
+    rng: np.random.Generator, hashes: NDArray[np.uint8], radius: int
+) -> NDArray[np.uint8]:
+    """Queries at every distance 0..radius+1 from stored hashes, plus unrelated ones."""
+    qs = [rng.integers(0, 256, (3, 32), dtype=np.uint8), np.zeros((1, 32), np.uint8)]
+    if len(hashes):
+        for k in range(radius + 2):
+            qs.append(flip_bits(rng, hashes[int(rng.integers(0, len(hashes)))], k)[None, :])
+    return np.concatenate(qs)
+
+
+def assert_same(got: IndexHits, expected: IndexHits) -> None:
+    assert got.query.tolist() == expected.query.tolist()
+    assert got.ids.tolist() == expected.ids.tolist()
+    assert got.distances.tolist() == expected.distances.tolist()
+
+
+def oracle(ids: NDArray[np.int64], hashes: NDArray[np.uint8]) -> BruteForcePdqIndex:
+    brute = BruteForcePdqIndex()
+    brute.add(ids, hashes)
+    return brute
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 300),
+    radius=st.one_of(st.sampled_from([0, 1, 8, 16, 31, 32, 63]), st.integers(0, 63)),
+    kind=st.sampled_from(["random", "low_entropy", "families", "mixed"]),
+    chunks=CHUNKS,
+    scan_ratio=SCAN_RATIOS,
+)
+def test_segment_matches_brute_force(
+    seed: int, n: int, radius: int, kind: str, chunks: int | None, scan_ratio: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    hashes = dataset(kind, rng, n, radius)
+    ids = rng.permutation(10 * n + 1)[: len(hashes)].astype(np.int64) - 5
+    queries = queries_for(rng, hashes, radius)
+    segment = PdqSegment.build(ids, hashes, chunks=chunks)
+    got = segment.search(queries, radius, scan_ratio=scan_ratio)
+    assert_same(got, oracle(ids, hashes).search(queries, radius))
+
+
+def test_every_distance_up_to_the_radius_is_found_and_no_further() -> None:
+    rng = np.random.default_rng(7)
+    centre = rng.integers(0, 256, 32, dtype=np.uint8)
+    hashes = np.array([flip_bits(rng, centre, k) for k in range(64)])
+    segment = PdqSegment.build(np.arange(64), hashes, chunks=11)
+    for radius in (0, 15, 31, 63):
+        hits = segment.search(centre[None, :], radius, scan_ratio=float("inf"))
+        assert sorted(hits.distances.tolist()) == list(range(radius + 1))
+
+
+def test_identical_hashes_all_match() -> None:
+    hashes = np.zeros((500, 32), np.uint8)
+    segment = PdqSegment.build(np.arange(500), hashes)
+    for ratio in (0.0, 0.125, float("inf")):
+        hits = segment.search(np.zeros((2, 32), np.uint8), 0, scan_ratio=ratio)
+        assert len(hits) == 1000
+        assert hits.ids.tolist() == list(range(500)) * 2
+
+
+@pytest.mark.parametrize("m", [11, 12, 13, 16, 20, 32])
+def test_refined_pigeonhole_radii_cover_the_radius(m: int) -> None:
+    # Any split of r+1 differing bits over the chunks must exceed some chunk's radius,
+    # and the radii must sum to r - m + 1 (the tight bound).
+    for radius in range(64):
+        radii = chunk_radii(m, radius)
+        assert int(np.sum(radii + 1)) == radius + 1
+
+
+def test_large_result_sets_and_many_queries() -> None:
+    rng = np.random.default_rng(3)
+    hashes = families(rng, 2000, 31)
+    ids = np.arange(2000, dtype=np.int64)
+    queries = np.concatenate([hashes[:200], queries_for(rng, hashes, 31)])
+    segment = PdqSegment.build(ids, hashes, chunks=16)
+    expected = oracle(ids, hashes).search(queries, 31)
+    for ratio in (0.0, float("inf")):
+        assert_same(segment.search(queries, 31, scan_ratio=ratio), expected)
+
+
+def test_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        PdqSegment.build(np.array([1, 1]), np.zeros((2, 32), np.uint8))
+    with pytest.raises(ValueError):
+        PdqSegment.build(np.array([1]), np.zeros((2, 32), np.uint8))
+    with pytest.raises(ValueError):
+        PdqSegment.build(np.array([1]), np.zeros((1, 32), np.uint8), chunks=8)
+    with pytest.raises(ValueError):
+        SegmentedPdqIndex().search(np.zeros((1, 32), np.uint8), 64)
+    with pytest.raises(ValueError):
+        SegmentedPdqIndex().search(np.zeros((1, 31), np.uint8), 31)
+
+
+def test_empty_index_and_empty_queries() -> None:
+    index = SegmentedPdqIndex()
+    assert len(index) == 0
+    assert len(index.search(np.zeros((3, 32), np.uint8), 31)) == 0
+    index.add(np.array([1]), np.zeros((1, 32), np.uint8))
+    assert len(index.search(np.zeros((0, 32), np.uint8), 31)) == 0
+    assert index.search(np.zeros(32, np.uint8), 31).ids.tolist() == [1]
