@@ -12,10 +12,12 @@ from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.config import Settings, load_settings
 from amparo.errors import InputError
-from amparo.hashing import MediaHashes, hash_media
+from amparo.hashing import MediaHashes, hash_media, hash_video_media, video_limits
 from amparo.matching import Match, Matcher, Query, QueryResult
+from amparo.media.sniff import sniff
 from amparo.signals import normalize_signal
 from amparo.store import AuditEntry, Store
+from amparo.video_matching import video_entries
 
 log = logging.getLogger("amparo")
 
@@ -55,10 +57,26 @@ class Amparo:
     # -- hashing ----------------------------------------------------------------------------
 
     def hash_bytes(self, data: bytes, *, dihedral: bool = False) -> MediaHashes:
-        return hash_media(data, max_pixels=self.settings.max_image_pixels, dihedral=dihedral)
+        """Hash media: a photo gets PDQ, a video vPDQ (sampled at ``video_sample_fps``)."""
+        return hash_media(
+            data,
+            max_pixels=self.settings.max_image_pixels,
+            dihedral=dihedral,
+            video_sample_fps=self.settings.video_sample_fps,
+            video_limits=video_limits(self.settings),
+        )
 
     def hash_file(self, path: Path, *, dihedral: bool = False) -> MediaHashes:
         size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(512)
+        if sniff(head) == "video":
+            # Streamed from disk: a video may be far larger than memory should hold.
+            return hash_video_media(
+                path,
+                sample_fps=self.settings.video_sample_fps,
+                limits=video_limits(self.settings),
+            )
         if size > self.settings.max_file_bytes:
             raise InputError(
                 f"{path} is {size:,} bytes, over max_file_bytes ({self.settings.max_file_bytes:,})",
@@ -164,7 +182,22 @@ class Amparo:
         note: str | None = None,
         actor: str = DEFAULT_ACTOR,
     ) -> tuple[MediaHashes, ImportReport]:
-        """Hash media and add its PDQ (when usable) and MD5 to ``bank``."""
+        """Hash media and add it to ``bank``: a photo's PDQ (when usable) and MD5; a video's
+        vPDQ (sampled at ``video_bank_sample_fps``), MD5 and SHA-256."""
+        if sniff(data[:512]) == "video":
+            hashes, records = video_entries(
+                data,
+                self.settings,
+                category=category,
+                tags=tags,
+                source_id=source_id,
+                note=note,
+            )
+            counts = self.store.add_entries(bank, records, actor=actor)
+            report = ImportReport(
+                bank=bank, added=counts.added, updated=counts.updated, read=len(records)
+            )
+            return hashes, report
         hashes = self.hash_bytes(data)
         signals = [("md5", hashes.md5)]
         if hashes.pdq is not None:

@@ -93,7 +93,7 @@ SETTING_DOCS: dict[str, str] = {
         "limited only when named here."
     ),
     "api_key_cache_seconds": "How long a checked API key is trusted before it is re-read.",
-    "index_refresh_seconds": "Most time a process goes before catching its indexes up with the database.",
+    "index_refresh_seconds": "Most time before a process catches its indexes up with the database.",
     "index_max_age_seconds": "/readyz fails when the index was last refreshed longer ago.",
     "url_allowlist": (
         "Hosts, addresses or networks (CIDR) that url= fetching may reach even though they "

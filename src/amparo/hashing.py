@@ -1,14 +1,27 @@
-"""Hash one piece of media: file digests always, PDQ when it decodes as an image."""
+"""Hash one piece of media: file digests always, PDQ when it decodes as an image, vPDQ when
+it is a video."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from amparo.config import Settings
 from amparo.errors import MediaError
 from amparo.media.decode import DEFAULT_MAX_PIXELS, decode_image
 from amparo.media.sniff import sniff
-from amparo.signals.digests import digest_bytes
+from amparo.signals.digests import FileDigests, digest_bytes, digest_stream
 from amparo.signals.pdq import pdq_dihedral_from_pixels, pdq_from_pixels
+
+if TYPE_CHECKING:
+    from amparo.media.video import VideoLimits, VideoSource
+
+DEFAULT_VIDEO_SAMPLE_FPS = 1.0
+
+VideoSummary = dict[str, float | int | None]
+"""``duration_seconds``, ``frames`` (hashed frames kept), ``cropped_frames``, ``width``,
+``height``, ``frame_rate``, ``sample_fps`` of a hashed video."""
 
 
 @dataclass
@@ -26,24 +39,35 @@ class MediaHashes:
     """The other seven dihedral PDQ hashes (rotations, flips), when asked for."""
     error: str | None = None
     """Why no perceptual hash could be computed (digests are still valid)."""
+    vpdq: str | None = None
+    """A video's vPDQ in the compact one-line form (``vpdq1:...``, cropped frames included)."""
+    video: VideoSummary | None = None
+    """What was learnt about a hashed video (see ``VideoSummary``)."""
 
     def signals(self) -> dict[str, str]:
         """Signal type name -> value, for the signals that were computed."""
         out = {"md5": self.md5, "sha1": self.sha1, "sha256": self.sha256}
         if self.pdq is not None:
             out["pdq"] = self.pdq
+        if self.vpdq is not None:
+            out["vpdq"] = self.vpdq
         return out
 
-    def to_json(self) -> dict[str, object]:
-        data: dict[str, object] = {
-            "media_type": self.media_type,
-            "size": self.size,
-            "pdq": self.pdq,
-            "pdq_quality": self.pdq_quality,
-            "md5": self.md5,
-            "sha1": self.sha1,
-            "sha256": self.sha256,
-        }
+    def to_json(self, *, vpdq_text: bool = False) -> dict[str, object]:
+        """JSON of the hashes. Videos carry ``vpdq`` (compact) and ``video`` instead of the
+        PDQ fields; ``vpdq_text`` adds the reference text form as ``vpdq_text``."""
+        data: dict[str, object] = {"media_type": self.media_type, "size": self.size}
+        if self.media_type == "video" or self.vpdq is not None:
+            data["vpdq"] = self.vpdq
+            data["video"] = self.video
+            if vpdq_text and self.vpdq is not None:
+                from amparo.signals.vpdq import parse_vpdq
+
+                data["vpdq_text"] = parse_vpdq(self.vpdq).to_text()
+        else:
+            data["pdq"] = self.pdq
+            data["pdq_quality"] = self.pdq_quality
+        data.update(md5=self.md5, sha1=self.sha1, sha256=self.sha256)
         if self.pdq_dihedral:
             data["pdq_dihedral"] = self.pdq_dihedral
         if self.error:
@@ -51,15 +75,35 @@ class MediaHashes:
         return data
 
 
-def hash_media(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, dihedral: bool = False
-) -> MediaHashes:
-    """Hash media bytes. Decoding problems are recorded in ``error``, not raised."""
-    digests = digest_bytes(data)
-    result = MediaHashes(
-        size=digests.size, md5=digests.md5, sha1=digests.sha1, sha256=digests.sha256
+def video_limits(settings: Settings) -> VideoLimits:
+    """The video decoding limits the settings ask for."""
+    from amparo.media.video import VideoLimits
+
+    return VideoLimits(
+        max_file_size=settings.video_max_file_bytes,
+        max_duration_seconds=float(settings.video_max_duration_seconds),
+        timeout_seconds=float(settings.video_timeout_seconds),
     )
-    result.media_type = sniff(data[:512])
+
+
+def hash_media(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    dihedral: bool = False,
+    video_sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
+    video_limits: VideoLimits | None = None,
+) -> MediaHashes:
+    """Hash media bytes: a video gets vPDQ, anything else is tried as an image (an animated
+    GIF is an image: its first frame is PDQ-hashed). Decoding problems are recorded in
+    ``error``, not raised."""
+    digests = digest_bytes(data)
+    media_type = sniff(data[:512])
+    if media_type == "video":
+        return hash_video_media(
+            data, sample_fps=video_sample_fps, limits=video_limits, digests=digests
+        )
+    result = _from_digests(digests, media_type)
     try:
         # Luma straight from the decoder (a JPEG's Y channel, DCT-reduced): the first half of
         # PDQ's canonical preprocessing; pdq_from_pixels does the rest.
@@ -75,3 +119,59 @@ def hash_media(
         result.pdq, quality = pdq.hex, pdq.quality
     result.pdq_quality = quality
     return result
+
+
+def hash_video_media(
+    source: VideoSource,
+    *,
+    sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
+    limits: VideoLimits | None = None,
+    threads: int = 1,
+    digests: FileDigests | None = None,
+) -> MediaHashes:
+    """Hash a video (a path, bytes or a seekable binary file, streamed from disk when a
+    path): digests and vPDQ sampled at ``sample_fps`` frames a second. Decoding problems
+    (corrupt, unsupported, over a limit) are recorded in ``error``; digests are still valid."""
+    from amparo.signals.vpdq import hash_video
+
+    try:
+        hashed = hash_video(source, sample_fps=sample_fps, limits=limits, threads=threads)
+    except MediaError as exc:
+        result = _from_digests(digests or _digest_source(source), "video")
+        result.error = exc.message
+        return result
+    result = _from_digests(hashed.digests, "video")
+    info = hashed.info
+    result.vpdq = hashed.vpdq.to_compact()
+    result.video = {
+        "duration_seconds": info.duration_seconds,
+        "frames": len(hashed.vpdq.frames),
+        "cropped_frames": len(hashed.vpdq.cropped),
+        "width": info.width,
+        "height": info.height,
+        "frame_rate": info.frame_rate,
+        "sample_fps": sample_fps,
+    }
+    return result
+
+
+def _from_digests(digests: FileDigests, media_type: str | None) -> MediaHashes:
+    return MediaHashes(
+        size=digests.size,
+        md5=digests.md5,
+        sha1=digests.sha1,
+        sha256=digests.sha256,
+        media_type=media_type,
+    )
+
+
+def _digest_source(source: VideoSource) -> FileDigests:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return digest_bytes(bytes(source))
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fh:
+            return digest_stream(fh)
+    source.seek(0)
+    digests = digest_stream(source)
+    source.seek(0)
+    return digests

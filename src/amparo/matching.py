@@ -19,7 +19,9 @@ from amparo.errors import BankNotFoundError
 from amparo.index import MAX_RADIUS, SegmentedPdqIndex
 from amparo.indexing import SignalIndexes, keys_of
 from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
+from amparo.signals.vpdq import parse_vpdq
 from amparo.store import Store
+from amparo.video_matching import VideoMatchDetail, VideoMatcher
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Match:
     source_id: str | None = None
     transform: str | None = None
     """For dihedral PDQ matches: which rotation/flip of the query matched."""
+    video: VideoMatchDetail | None = None
+    """For vPDQ matches: shares of frames in common and the matching time ranges."""
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -51,6 +55,8 @@ class Match:
             data["source_id"] = self.source_id
         if self.transform is not None:
             data["transform"] = self.transform
+        if self.video is not None:
+            data["video"] = self.video.to_json()
         return data
 
 
@@ -89,6 +95,7 @@ class Matcher:
         self._seen_generation = -1
         self._refreshed_at = 0.0
         self._banks_cache: dict[int, BankInfo] = {}
+        self.video = VideoMatcher(store, settings)
 
     @property
     def indexes(self) -> SignalIndexes:
@@ -128,6 +135,7 @@ class Matcher:
                 return
             indexes = self.indexes
             indexes.catch_up()
+            self.video.refresh()
             self._banks_cache = {
                 b.id: b for b in self.store.list_banks(with_counts=False) if b.id is not None
             }
@@ -171,6 +179,7 @@ class Matcher:
         hits: list[list[tuple[int, str, int, str | None]]] = [[] for _ in queries]
         self._pdq_hits(queries, enabled, results, hits)
         self._digest_hits(queries, hits)
+        self._video_matches(queries, enabled, results)
         wanted = {h[0] for qh in hits for h in qh}
         entries = self.store.get_entries(wanted) if wanted else {}
         now = datetime.now(UTC)
@@ -202,7 +211,8 @@ class Matcher:
                     transform=transform,
                 )
             results[qi].matches = sorted(
-                best.values(), key=lambda m: (m.distance, m.bank, m.entry_id, m.signal_type)
+                [*best.values(), *results[qi].matches],
+                key=lambda m: (m.distance, m.bank, m.entry_id, m.signal_type),
             )
         return results
 
@@ -253,3 +263,29 @@ class Matcher:
             found = table.lookup(keys)
             for row, entry_id in zip(found.query.tolist(), found.ids.tolist(), strict=True):
                 hits[owners[row]].append((int(entry_id), signal_type, 0, None))
+
+    def _video_matches(
+        self, queries: Sequence[Query], enabled: dict[int, BankInfo], results: list[QueryResult]
+    ) -> None:
+        videos = [
+            (qi, parse_vpdq(q.signals["vpdq"]))
+            for qi, q in enumerate(queries)
+            if "vpdq" in q.signals
+        ]
+        if not videos:
+            return
+        found = self.video.match([v for _, v in videos], enabled, refresh=False)
+        for (qi, _), matched in zip(videos, found, strict=True):
+            results[qi].matches.extend(
+                Match(
+                    bank=r.bank,
+                    entry_id=r.entry_id,
+                    signal_type="vpdq",
+                    distance=r.distance,
+                    category=r.category,
+                    tags=tuple(r.tags),
+                    source_id=r.source_id,
+                    video=r.detail,
+                )
+                for r in matched
+            )

@@ -139,3 +139,50 @@ def test_bulk_import_of_100k(store: Store) -> None:
     store.create_bank(BankInfo(name="big"), actor="t")
     counts = store.add_entries("big", _md5s(100_000), actor="t")
     assert counts.added == 100_000
+
+
+def test_long_signals_such_as_vpdq_are_stored_and_deduplicated(store: Store) -> None:
+    from amparo.signals.vpdq import VpdqFrame, VpdqFrames
+
+    rng = random.Random(5)
+    frames = tuple(VpdqFrame(i, 90, f"{rng.getrandbits(256):064x}", i / 10) for i in range(600))
+    compact = VpdqFrames(frames).to_compact()
+    assert len(compact) > 8192  # past what a PostgreSQL B-tree entry may hold
+    store.create_bank(BankInfo(name="videos"), actor="t")
+    assert store.add_entries("videos", [EntryRecord("vpdq", compact)], actor="t").added == 1
+    counts = store.add_entries("videos", [EntryRecord("vpdq", compact, note="x")], actor="t")
+    assert (counts.added, counts.updated) == (0, 1)
+    assert [v.note for v in store.find_exact("vpdq", [compact])] == ["x"]
+    assert store.remove_entries("videos", [("vpdq", compact)], actor="t") == 1
+
+
+def test_migrations_upgrade_a_database_with_data(tmp_path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from amparo.store.db import _alembic_config, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(
+            text(
+                "INSERT INTO banks (name, description, source, supplier, terms, enabled, "
+                "dihedral, created_at, updated_at) VALUES ('old', '', '', '', '', 1, 0, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO bank_entries (bank_id, signal_type, signal, tags, enabled, "
+                "added_at, seq) VALUES (1, 'md5', :s, '', 1, '2026-01-01 00:00:00', 1)"
+            ),
+            {"s": "0" * 32},
+        )
+    engine.dispose()
+    store = Store(url)  # migrates to the newest revision
+    assert [e.bank_name for e in store.find_exact("md5", ["0" * 32])] == ["old"]
+    store.close()

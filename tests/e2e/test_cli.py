@@ -37,7 +37,12 @@ def _lines(output: str) -> list[dict]:
 def test_version_and_help() -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).output.startswith("amparo ")
-    for command in (["hash"], ["match"], ["scan"], ["bank", "import"], ["bank"]):
+    commands = [["hash"], ["match"], ["scan"], ["serve"], ["bank"], ["keys"], ["index"]]
+    commands += [["bank", c] for c in ("create", "list", "show", "import", "export", "add")]
+    commands += [["bank", c] for c in ("remove", "enable", "disable", "set", "delete")]
+    commands += [["keys", c] for c in ("create", "list", "revoke")]
+    commands += [["index", c] for c in ("status", "verify", "compact", "rebuild")]
+    for command in commands:
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, command
         assert "Example" in result.output, command

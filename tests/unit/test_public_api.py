@@ -43,5 +43,7 @@ def test_public_api_is_curated() -> None:
         "auth",
         "keys",
         "demo",
+        "indexing",
+        "video_matching",
     }
     assert public <= EXPECTED

@@ -1,6 +1,14 @@
-"""Media arriving over HTTP (an upload or a url=), hashed with bad input refused clearly."""
+"""Media arriving over HTTP (an upload or a url=), hashed with bad input refused clearly.
+
+Uploads arrive spooled to a temporary file (Starlette keeps the first MiB in memory, the rest
+on disk). Videos are hashed from that file by the decoder, never read whole into memory;
+images, which must be decoded whole anyway, are read into bytes.
+"""
 
 from __future__ import annotations
+
+import os
+from typing import BinaryIO
 
 from fastapi import UploadFile
 from starlette.datastructures import FormData
@@ -8,9 +16,9 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from amparo.api.service import Service
 from amparo.errors import InputError, MediaTooLargeError, UnsupportedMediaError
-from amparo.hashing import MediaHashes
+from amparo.hashing import MediaHashes, hash_media, hash_video_media, video_limits
 from amparo.media.decode import decode_image
-from amparo.media.sniff import IMAGE_TYPES, sniff
+from amparo.media.sniff import HEAD_BYTES, IMAGE_TYPES, sniff
 
 # Field names an upload may come in: HMA names the field after the content type.
 UPLOAD_FIELDS = ("file", "photo", "media", "image", "video")
@@ -27,6 +35,35 @@ def read_upload(upload: StarletteUpload | UploadFile, service: Service) -> bytes
     if not data:
         raise InputError("the upload is empty")
     return data
+
+
+def hash_upload(
+    upload: StarletteUpload | UploadFile, service: Service, *, dihedral: bool = False
+) -> MediaHashes:
+    """Hash an upload: a video straight from its spooled file, anything else as bytes."""
+    limit = service.settings.api_max_upload_bytes
+    fh = upload.file
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    fh.seek(0)
+    if size > limit:
+        raise MediaTooLargeError(
+            f"the upload is over the {limit:,}-byte limit",
+            hint="raise api_max_upload_bytes if such media is expected",
+        )
+    if not size:
+        raise InputError("the upload is empty")
+    kind = sniff(fh.read(HEAD_BYTES))
+    fh.seek(0)
+    if kind == "video":
+        return hash_video_upload(fh, service)
+    return hash_media_bytes(read_upload(upload, service), service, dihedral=dihedral)
+
+
+def hash_video_upload(fh: BinaryIO, service: Service) -> MediaHashes:
+    """vPDQ (at ``video_sample_fps``) and digests of a video in a seekable binary file."""
+    settings = service.settings
+    return hash_video_media(fh, sample_fps=settings.video_sample_fps, limits=video_limits(settings))
 
 
 def upload_from_form(form: FormData) -> StarletteUpload:
@@ -51,19 +88,33 @@ def fetch_media(url: str, service: Service) -> bytes:
     return service.fetcher.fetch(url).content
 
 
-def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -> MediaHashes:
-    """Hash media; refuse what is not media Amparo knows, or an image that will not decode.
-
-    Video is accepted and gets file digests only (no perceptual hash yet).
-    """
-    kind = sniff(data[:512])
+def media_kind(data: bytes) -> str:
+    """The sniffed type of media Amparo hashes (an image type or "video"); refuse the rest."""
+    kind = sniff(data[:HEAD_BYTES])
     if kind is None or (kind not in IMAGE_TYPES and kind != "video"):
         raise UnsupportedMediaError(
             "the content is not an image or video Amparo can hash"
             + (f" (it looks like {kind})" if kind else ""),
             hint="send JPEG, PNG, GIF, WebP, BMP or TIFF images, or video",
         )
-    hashes = service.amparo.hash_bytes(data, dihedral=dihedral)
+    return kind
+
+
+def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -> MediaHashes:
+    """Hash media; refuse what is not media Amparo knows, or an image that will not decode.
+
+    A video gets vPDQ sampled at ``video_sample_fps``; one that will not decode keeps its
+    digests (still matched) and says why in ``error``.
+    """
+    kind = media_kind(data)
+    settings = service.settings
+    hashes = hash_media(
+        data,
+        max_pixels=settings.max_image_pixels,
+        dihedral=dihedral,
+        video_sample_fps=settings.video_sample_fps,
+        video_limits=video_limits(settings) if kind == "video" else None,
+    )
     if kind in IMAGE_TYPES and hashes.pdq is None:
         # Decode again to raise the precise error (corrupt, bomb, ...): rare, so cheap enough.
         decode_image(data, max_pixels=service.settings.max_image_pixels, mode="L")

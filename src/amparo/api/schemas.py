@@ -42,6 +42,14 @@ class HashesOut(BaseModel):
     sha1: str
     sha256: str
     pdq_dihedral: list[str] | None = None
+    vpdq: str | None = Field(
+        default=None, description="A video's vPDQ, compact one-line form (vpdq1:...)."
+    )
+    video: dict[str, float | int | None] | None = Field(
+        default=None,
+        description="A hashed video: duration_seconds, frames, cropped_frames, width, height, "
+        "frame_rate, sample_fps.",
+    )
     error: str | None = None
 
     @classmethod
@@ -55,6 +63,8 @@ class HashesOut(BaseModel):
             sha1=h.sha1,
             sha256=h.sha256,
             pdq_dihedral=h.pdq_dihedral or None,
+            vpdq=h.vpdq,
+            video=h.video,
             error=h.error,
         )
 
@@ -69,10 +79,18 @@ class MatchOut(BaseModel):
     category: str | None = None
     tags: list[str] = Field(default_factory=list)
     transform: str | None = None
+    video: dict[str, object] | None = Field(
+        default=None,
+        description="vpdq matches: query_share, bank_share, query_ranges and bank_ranges "
+        "([start, end] seconds), query_frames, bank_frames.",
+    )
 
     @classmethod
     def of(cls, m: Match) -> MatchOut:
+        # Match gains a ``video`` detail (VideoMatchDetail) where the matcher reports videos.
+        detail = getattr(m, "video", None)
         return cls(
+            video=detail.to_json() if detail is not None else None,
             bank=m.bank,
             entry_id=m.entry_id,
             signal_type=m.signal_type,

@@ -34,7 +34,8 @@ def create(
     ] = None,
     burst: Annotated[int | None, typer.Option(help="Burst size for --rate.")] = None,
 ) -> None:
-    """Create a key and print it, alone, on stdout. It is shown only this once."""
+    """Create a key and print it, alone, on stdout. It is shown only this once.
+    Example: KEY=$(amparo keys create uploads --scope matcher)"""
     with open_app(ctx) as amparo:
         new = KeyService(amparo.store).create(
             name, scopes, rate_per_second=rate, burst=burst, actor=ACTOR
@@ -52,7 +53,8 @@ def list_keys(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List keys (names, scopes, limits; never the keys themselves)."""
+    """List keys (names, scopes, limits; never the keys themselves).
+    Example: amparo keys list --json"""
     with open_app(ctx) as amparo:
         keys = KeyService(amparo.store).list()
     if as_json:
@@ -85,7 +87,8 @@ def list_keys(
 def revoke(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key's name.")]
 ) -> None:
-    """Revoke a key: it stops working within api_key_cache_seconds."""
+    """Revoke a key: it stops working within api_key_cache_seconds.
+    Example: amparo keys revoke uploads"""
     with open_app(ctx) as amparo:
         KeyService(amparo.store).revoke(name, actor=ACTOR)
     err_console.print(f"revoked key {name}", markup=False)

@@ -25,6 +25,13 @@ class HashLimits:
     max_pixels: int
     max_file_bytes: int
     dihedral: bool = False
+    video_sample_fps: float = 1.0
+    """Frames a second hashed (vPDQ) from each video."""
+    video_max_file_bytes: int = 8 * 1024**3
+    """Videos are streamed from disk, so ``max_file_bytes`` does not apply; larger ones are
+    digested only."""
+    video_max_duration_seconds: float = 6 * 3600.0
+    video_timeout_seconds: float = 900.0
 
 
 @dataclass
@@ -76,7 +83,8 @@ class ItemRecord:
     matches: list[dict[str, object]] = field(default_factory=list)
     """``Match.to_json()`` of each match."""
     hashes: dict[str, str] = field(default_factory=dict)
-    """The matched content's own signals (md5, sha1, sha256, pdq), for the report."""
+    """The matched content's own signals (md5, sha1, sha256, pdq; not a video's vpdq, which
+    runs to kilobytes), for the report."""
     hashed: bool = True
     """Whether digests were computed (false when the content could not be read)."""
     on_disk: bool = True

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from amparo.app import Amparo
 from amparo.config import Settings
+from amparo.hashing import MediaHashes
 from amparo.scan.archives import ArchiveLimits
 from amparo.scan.engine import HashEngine, make_engine
 from amparo.scan.journal import ScanJournal
@@ -77,6 +78,11 @@ def default_journal_path(
     return settings.home / "scans" / f"scan-{hashlib.sha256(key).hexdigest()[:16]}.journal"
 
 
+def _report_signals(hashes: MediaHashes) -> dict[str, str]:
+    # A video's vPDQ runs to kilobytes: reports and journals keep its digests only.
+    return {k: v for k, v in hashes.signals().items() if k != "vpdq"}
+
+
 def match_batch(
     amparo: Amparo, outcomes: Sequence[HashOutcome], banks: Sequence[str] | None = None
 ) -> list[ItemRecord]:
@@ -96,7 +102,7 @@ def match_batch(
                 code=o.code,
                 message=o.message,
                 matches=matches,
-                hashes=o.hashes.signals() if matches and o.hashes is not None else {},
+                hashes=_report_signals(o.hashes) if matches and o.hashes is not None else {},
                 hashed=o.hashes is not None,
                 on_disk=o.on_disk,
             )
@@ -127,6 +133,10 @@ def scan_paths(
         max_pixels=settings.max_image_pixels,
         max_file_bytes=settings.max_file_bytes,
         dihedral=amparo.wants_dihedral(banks),  # also checks that the banks exist
+        video_sample_fps=settings.video_sample_fps,
+        video_max_file_bytes=settings.video_max_file_bytes,
+        video_max_duration_seconds=float(settings.video_max_duration_seconds),
+        video_timeout_seconds=float(settings.video_timeout_seconds),
     )
     journal_path = opts.journal or default_journal_path(settings, roots, banks)
     journal = ScanJournal(journal_path, banks=banks, resume=opts.resume)

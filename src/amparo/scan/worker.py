@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from amparo.hashing import MediaHashes, hash_media
+from amparo.hashing import MediaHashes, hash_media, hash_video_media
 from amparo.media.sniff import ARCHIVE_TYPES, IMAGE_TYPES
 from amparo.scan.model import HashLimits, HashOutcome, HashTask, Status
 from amparo.signals.digests import FileDigests, digest_bytes, digest_stream
@@ -16,7 +16,7 @@ from amparo.signals.digests import FileDigests, digest_bytes, digest_stream
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 )
-_DIGEST_ONLY = (*ARCHIVE_TYPES, "video")
+_DIGEST_ONLY = ARCHIVE_TYPES
 
 
 def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[HashOutcome]:
@@ -25,7 +25,10 @@ def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[HashOutcome]:
 
 
 def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
-    """Digest the content (always) and PDQ-hash it when it is an image small enough to decode."""
+    """Digest the content (always); PDQ-hash it when it is an image small enough to decode,
+    vPDQ-hash it when it is a video within the video limits."""
+    if task.media_type == "video":
+        return _hash_video(task, limits)
     too_big = task.size > limits.max_file_bytes
     try:
         if task.data is not None:
@@ -48,10 +51,6 @@ def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
                 f"{digests.size:,} bytes is over max_file_bytes "
                 f"({limits.max_file_bytes:,}): digests checked, not decoded",
             )
-        if task.media_type == "video":
-            return _outcome(
-                task, hashes, "skipped", "video", "video frames are not hashed; digests checked"
-            )
         return _outcome(task, hashes, "ok")
 
     hashes = hash_media(data, max_pixels=limits.max_pixels, dihedral=limits.dihedral)
@@ -70,6 +69,52 @@ def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
         )
     hashes.error = None  # not an image and not claiming to be one: digests are all there is
     return _outcome(task, hashes, "ok")
+
+
+def _hash_video(task: HashTask, limits: HashLimits) -> HashOutcome:
+    """vPDQ of a video, streamed from disk (or from an archive member's bytes), one decoder
+    thread: the worker processes are the parallelism."""
+    if task.size > limits.video_max_file_bytes:
+        try:
+            digests = _digest_task(task)
+        except OSError as exc:
+            return _outcome(
+                task, None, "error", "unreadable", f"cannot read: {exc.strerror or exc}"
+            )
+        return _outcome(
+            task,
+            _digest_only(digests, task.media_type),
+            "skipped",
+            "too_large",
+            f"{digests.size:,} bytes is over video_max_file_bytes "
+            f"({limits.video_max_file_bytes:,}): digests checked, not decoded",
+        )
+    from amparo.media.video import VideoLimits
+
+    video_limits = VideoLimits(
+        max_file_size=limits.video_max_file_bytes,
+        max_duration_seconds=limits.video_max_duration_seconds,
+        timeout_seconds=limits.video_timeout_seconds,
+    )
+    source = task.data if task.data is not None else task.fs_path
+    assert source is not None
+    try:
+        hashes = hash_video_media(
+            source, sample_fps=limits.video_sample_fps, limits=video_limits, threads=1
+        )
+    except OSError as exc:
+        return _outcome(task, None, "error", "unreadable", f"cannot read: {exc.strerror or exc}")
+    if hashes.error is not None:
+        return _outcome(task, hashes, "error", "bad_video", f"{hashes.error}; digests checked")
+    return _outcome(task, hashes, "ok")
+
+
+def _digest_task(task: HashTask) -> FileDigests:
+    if task.data is not None:
+        return digest_bytes(task.data)
+    assert task.fs_path is not None
+    with open(task.fs_path, "rb") as fh:
+        return digest_stream(fh)
 
 
 def _read(

@@ -1,4 +1,8 @@
-"""Signal types (pdq, md5, sha1, sha256) and the functions that compute them."""
+"""Signal types (pdq, md5, sha1, sha256, vpdq) and the functions that compute them.
+
+Importing this package registers every signal type; PyAV (video decoding) is imported only
+when a video is hashed.
+"""
 
 from amparo.signals.base import (
     SignalType,
@@ -8,6 +12,7 @@ from amparo.signals.base import (
 )
 from amparo.signals.digests import DIGEST_NAMES, FileDigests, digest_bytes, digest_stream
 from amparo.signals.pdq import DEFAULT_THRESHOLD, PdqHash, PdqSignal
+from amparo.signals.vpdq import VpdqSignal
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -16,6 +21,7 @@ __all__ = [
     "PdqHash",
     "PdqSignal",
     "SignalType",
+    "VpdqSignal",
     "digest_bytes",
     "digest_stream",
     "get_signal_type",

@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # SQLite only auto-increments INTEGER PRIMARY KEY columns; PostgreSQL gets 64-bit ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 # Hash text compares bytewise: locale collation makes PostgreSQL's index work several times slower.
-SignalText = Text().with_variant(Text(collation="C"), "postgresql")
+SignalKey = String(128).with_variant(String(128, collation="C"), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -52,7 +52,7 @@ class EntryRow(Base):
     __tablename__ = "bank_entries"
     __table_args__ = (
         # (type, signal) first: the same index enforces uniqueness and serves exact lookups.
-        UniqueConstraint("signal_type", "signal", "bank_id", name="uq_entry_signal"),
+        UniqueConstraint("signal_type", "signal_key", "bank_id", name="uq_entry_signal_key"),
         Index("ix_entry_bank", "bank_id"),
         Index("ix_entry_seq", "seq"),
     )
@@ -60,7 +60,9 @@ class EntryRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"))
     signal_type: Mapped[str] = mapped_column(String(16))
-    signal: Mapped[str] = mapped_column(SignalText)
+    signal: Mapped[str] = mapped_column(Text)
+    signal_key: Mapped[str] = mapped_column(SignalKey)
+    """The signal, or the SHA-256 of a long one (see ``store.repository.signal_key``)."""
     category: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tags: Mapped[str] = mapped_column(Text, default="")
     source_id: Mapped[str | None] = mapped_column(Text, nullable=True)

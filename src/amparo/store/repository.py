@@ -6,6 +6,7 @@ transaction: an import that fails half way leaves the bank exactly as it was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,6 +41,7 @@ from amparo.store.db import make_engine, migrate
 from amparo.store.models import AuditRow, BankRow, CounterRow, EntryRow, EntryTombstoneRow
 
 BATCH = 20_000
+SIGNAL_KEY_MAX = 128
 _BANK_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _bank = cast(Table, BankRow.__table__)
 _entry = cast(Table, EntryRow.__table__)
@@ -388,7 +390,9 @@ class Store:
                 for start in range(0, len(wanted), 500):
                     part = wanted[start : start + 500]
                     match = (
-                        tuple_(_entry.c.signal_type, _entry.c.signal).in_(part)
+                        tuple_(_entry.c.signal_type, _entry.c.signal_key).in_(
+                            [(t, signal_key(v)) for t, v in part]
+                        )
                         if kind == "signals"
                         else _entry.c.id.in_(part)
                     )
@@ -511,7 +515,9 @@ class Store:
                     .where(
                         and_(
                             _entry.c.signal_type == signal_type,
-                            _entry.c.signal.in_(list(values[start : start + 900])),
+                            _entry.c.signal_key.in_(
+                                [signal_key(v) for v in values[start : start + 900]]
+                            ),
                             _entry.c.removed_at.is_(None),
                             _entry.c.enabled.is_(True),
                             or_(
@@ -560,6 +566,14 @@ class Store:
                 AuditEntry(int(r.id), r.at, r.actor, r.action, r.target, json.loads(r.details))
                 for r in conn.execute(query)
             ]
+
+
+def signal_key(signal: str) -> str:
+    """What uniqueness and exact lookups use: the signal itself, or for long ones (a video's
+    vPDQ runs to kilobytes, past what a PostgreSQL B-tree entry may hold) its SHA-256."""
+    if len(signal) <= SIGNAL_KEY_MAX:
+        return signal
+    return "sha256:" + hashlib.sha256(signal.encode()).hexdigest()
 
 
 def _check_threshold(threshold: int | None) -> None:
@@ -628,9 +642,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-_STAGING_COLUMNS = ("signal_type", "signal", "category", "tags", "source_id", "note", "enabled")
+_STAGING_COLUMNS = (
+    "signal_type",
+    "signal",
+    "signal_key",
+    "category",
+    "tags",
+    "source_id",
+    "note",
+    "enabled",
+)
 # The last of duplicate signals in one import wins.
-_LATEST = "s.n IN (SELECT max(n) FROM amparo_staging GROUP BY signal_type, signal)"
+_LATEST = "s.n IN (SELECT max(n) FROM amparo_staging GROUP BY signal_type, signal_key)"
 
 
 class _Staging:
@@ -643,7 +666,8 @@ class _Staging:
         signal = 'TEXT COLLATE "C"' if self.pg else "TEXT"
         conn.exec_driver_sql("DROP TABLE IF EXISTS amparo_staging")
         conn.exec_driver_sql(
-            f"CREATE TEMP TABLE amparo_staging (n {serial}, signal_type TEXT, signal {signal}, "
+            f"CREATE TEMP TABLE amparo_staging (n {serial}, signal_type TEXT, signal TEXT, "
+            f"signal_key {signal}, "
             "category TEXT, tags TEXT, source_id TEXT, note TEXT, enabled BOOLEAN)"
         )
 
@@ -661,7 +685,7 @@ class _Staging:
                         copy.write_row(row)
             else:
                 cursor.executemany(
-                    f"INSERT INTO amparo_staging ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?)", batch
+                    f"INSERT INTO amparo_staging ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch
                 )
             batch.clear()
 
@@ -671,6 +695,7 @@ class _Staging:
                     (
                         r.signal_type,
                         r.signal,
+                        signal_key(r.signal),
                         r.category,
                         json.dumps(r.tags) if r.tags else "",
                         r.source_id,
@@ -684,7 +709,7 @@ class _Staging:
         finally:
             cursor.close()
         self.conn.exec_driver_sql(
-            "CREATE INDEX amparo_staging_key ON amparo_staging (signal_type, signal)"
+            "CREATE INDEX amparo_staging_key ON amparo_staging (signal_type, signal_key)"
         )
         if self.pg:
             self.conn.exec_driver_sql("ANALYZE amparo_staging")
@@ -694,9 +719,9 @@ class _Staging:
         return int(
             self.conn.execute(
                 text(
-                    "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal "
+                    "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal_key "
                     "FROM amparo_staging) s WHERE EXISTS (SELECT 1 FROM bank_entries e "
-                    "WHERE e.signal_type = s.signal_type AND e.signal = s.signal "
+                    "WHERE e.signal_type = s.signal_type AND e.signal_key = s.signal_key "
                     "AND e.bank_id = :bank AND e.removed_at IS NULL)"
                 ),
                 {"bank": bank_id},
@@ -708,13 +733,13 @@ class _Staging:
         A row's change-log position moves only when its matching state changes (it was
         removed, or ``enabled`` flips), so re-importing a list does not churn the index."""
         stmt = text(
-            "INSERT INTO bank_entries (bank_id, signal_type, signal, category, tags, source_id, "
-            "note, enabled, added_at, removed_at, seq) "
-            "SELECT :bank, s.signal_type, s.signal, s.category, s.tags, s.source_id, s.note, "
-            "s.enabled, :now, NULL, :seq FROM amparo_staging s WHERE " + _LATEST + " "
-            "ORDER BY s.signal_type, s.signal "
-            "ON CONFLICT (signal_type, signal, bank_id) DO UPDATE SET "
-            "category = excluded.category, tags = excluded.tags, "
+            "INSERT INTO bank_entries (bank_id, signal_type, signal, signal_key, category, tags, "
+            "source_id, note, enabled, added_at, removed_at, seq) "
+            "SELECT :bank, s.signal_type, s.signal, s.signal_key, s.category, s.tags, "
+            "s.source_id, s.note, s.enabled, :now, NULL, :seq FROM amparo_staging s "
+            "WHERE " + _LATEST + " ORDER BY s.signal_type, s.signal_key "
+            "ON CONFLICT (signal_type, signal_key, bank_id) DO UPDATE SET "
+            "signal = excluded.signal, category = excluded.category, tags = excluded.tags, "
             "source_id = excluded.source_id, note = excluded.note, enabled = excluded.enabled, "
             "added_at = CASE WHEN bank_entries.removed_at IS NULL THEN bank_entries.added_at "
             "ELSE excluded.added_at END, "
@@ -728,7 +753,7 @@ class _Staging:
             self.conn.execute(
                 text(
                     "SELECT count(*) FROM "
-                    "(SELECT DISTINCT signal_type, signal FROM amparo_staging) d"
+                    "(SELECT DISTINCT signal_type, signal_key FROM amparo_staging) d"
                 )
             ).scalar_one()
         )
@@ -738,7 +763,7 @@ class _Staging:
             "UPDATE bank_entries SET removed_at = :now, seq = :seq "
             "WHERE bank_id = :bank AND removed_at IS NULL AND NOT EXISTS ("
             "SELECT 1 FROM amparo_staging s WHERE s.signal_type = bank_entries.signal_type "
-            "AND s.signal = bank_entries.signal)"
+            "AND s.signal_key = bank_entries.signal_key)"
         ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
         result = self.conn.execute(stmt, {"bank": bank_id, "now": now, "seq": seq})
         return int(result.rowcount or 0)

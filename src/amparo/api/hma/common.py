@@ -5,14 +5,17 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from amparo.api.media import fetch_media, hash_media_bytes, read_upload, upload_from_form
+from amparo.api.media import fetch_media, hash_media_bytes, hash_upload, upload_from_form
 from amparo.api.service import Service
 from amparo.errors import InputError
+from amparo.hashing import MediaHashes
 
-# HMA names the perceptual photo hash "pdq" and the file digest of video "video_md5";
-# Amparo computes md5 (and sha1, sha256) for every file.
+# HMA names the perceptual photo hash "pdq", the video hash "vpdq" and the file digest of
+# video "video_md5"; Amparo computes md5 (and sha1, sha256) for every file. Amparo's vpdq value
+# is its compact one-line form (vpdq1:...), which Amparo's lookups take back.
 PHOTO_TYPES = ("pdq", "md5")
-ALL_TYPES = ("pdq", "md5", "sha1", "sha256")
+VIDEO_TYPES = ("vpdq", "md5")
+ALL_TYPES = ("pdq", "md5", "sha1", "sha256", "vpdq")
 CONTENT_TYPES = ("photo", "video")
 
 UPLOAD_BODY = {
@@ -31,11 +34,12 @@ UPLOAD_BODY = {
 }
 
 
-def signal_types(types: str | None, content_type: str | None) -> tuple[str, ...]:
+def signal_types(types: str | None, content_type: str | None) -> tuple[str, ...] | None:
+    """The signal types asked for; None: those of the content (photo or video)."""
     if content_type is not None and content_type not in CONTENT_TYPES:
         raise InputError(f"no such content_type: {content_type!r}", hint="use photo or video")
     if types is None:
-        return PHOTO_TYPES
+        return None
     chosen = tuple(t.strip() for t in types.split(",") if t.strip())
     for name in chosen:
         if name not in ALL_TYPES:
@@ -48,8 +52,15 @@ def signal_types(types: str | None, content_type: str | None) -> tuple[str, ...]
     return chosen
 
 
-def hashes_of(data: bytes, service: Service, wanted: tuple[str, ...]) -> dict[str, str]:
-    signals = hash_media_bytes(data, service).signals()
+def hashes_of(data: bytes, service: Service, wanted: tuple[str, ...] | None) -> dict[str, str]:
+    return _chosen(hash_media_bytes(data, service), wanted)
+
+
+def _chosen(hashes: MediaHashes, wanted: tuple[str, ...] | None) -> dict[str, str]:
+    """The signals asked for; by default pdq and md5 of a photo, vpdq and md5 of a video."""
+    if wanted is None:
+        wanted = VIDEO_TYPES if hashes.media_type == "video" else PHOTO_TYPES
+    signals = hashes.signals()
     return {name: signals[name] for name in wanted if name in signals}
 
 
@@ -72,8 +83,9 @@ async def hash_form(request: Request, service: Service, *, types: str | None) ->
             "missing multipart/form-data file upload",
             hint="post the media as a multipart form field named 'photo'",
         )
+    wanted = signal_types(types, None)
     async with request.form(max_files=2, max_fields=10) as form:
         upload = upload_from_form(form)
-        data = read_upload(upload, service)
-    wanted = signal_types(types, None)
-    return await run_in_threadpool(hashes_of, data, service, wanted)
+        # Hashed while the form (and its spooled file) is open: a video is read from there.
+        hashes = await run_in_threadpool(hash_upload, upload, service)
+    return _chosen(hashes, wanted)

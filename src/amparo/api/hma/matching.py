@@ -18,6 +18,7 @@ from amparo.errors import InputError
 from amparo.keys import ApiKey
 from amparo.matching import Match
 from amparo.signals import get_signal_type
+from amparo.video_matching import video_distance_threshold
 
 router = APIRouter(prefix="/m", tags=["HMA: matching"])
 
@@ -134,6 +135,8 @@ def compare(
         st = get_signal_type(signal_name(name))
         distance = st.distance(st.normalize(pair[0]), st.normalize(pair[1]))
         threshold = 0 if st.exact else service.settings.pdq_threshold
+        if st.name == "vpdq":
+            threshold = video_distance_threshold(service.settings)
         out[name] = [distance <= threshold, {"distance": distance}]
     return out
 
@@ -145,7 +148,7 @@ def index_status(
     _key: ApiKey = Depends(requires(*ANY)),
 ) -> dict[str, Any]:
     matcher = service.amparo.matcher
-    names = ["pdq", "md5", "sha1", "sha256"]
+    names = ["pdq", "md5", "sha1", "sha256", "vpdq"]
     if signal_type is not None:
         if signal_name(signal_type) not in names:
             raise InputError(f"No such signal type '{signal_type}'")

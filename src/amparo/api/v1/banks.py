@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from amparo.api.auth import CURATE, READ_BANKS, requires
-from amparo.api.media import hash_media_bytes
+from amparo.api.media import hash_media_bytes, media_kind
 from amparo.api.schemas import (
     BankIn,
     BankOut,
@@ -210,10 +210,12 @@ def add_media_to_bank(
     note: str | None,
     actor: str,
 ) -> MediaAddOut:
-    """Hash media and add its PDQ (when usable) and MD5; report the entry ids."""
+    """Hash media and add its PDQ (when usable) and MD5, or a video's vPDQ, MD5 and SHA-256;
+    report the entry ids."""
     amparo = service.amparo
     amparo.get_bank(name)
-    hash_media_bytes(data, service)  # refuses what is not media before anything is written
+    if media_kind(data) != "video":  # a video is hashed once, at the bank sampling rate
+        hash_media_bytes(data, service)  # refuses what is not media before anything is written
     hashes, report = amparo.add_media(
         name, data, category=category, tags=tags, source_id=source_id, note=note, actor=actor
     )

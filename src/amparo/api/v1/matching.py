@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 
 from amparo.api.auth import ANY, AUDIT, HASH, MATCH, requires
-from amparo.api.media import fetch_media, hash_media_bytes, read_upload
+from amparo.api.media import fetch_media, hash_media_bytes, hash_upload, read_upload
 from amparo.api.schemas import (
     AuditOut,
     CompareIn,
@@ -26,6 +26,7 @@ from amparo.api.schemas import (
 )
 from amparo.api.service import Service, get_service
 from amparo.errors import InputError
+from amparo.hashing import MediaHashes
 from amparo.keys import ApiKey
 from amparo.signals import get_signal_type, normalize_signal
 
@@ -53,6 +54,20 @@ def media_bytes(file: UploadFile | None, url: str | None, service: Service) -> b
     return fetch_media(url, service)
 
 
+def media_hashes(
+    file: UploadFile | None, url: str | None, service: Service, *, dihedral: bool = False
+) -> MediaHashes:
+    """Hash an upload (a video straight from its spooled file) or the media at a URL."""
+    if (file is None) == (url is None):
+        raise InputError(
+            "send exactly one of: a file upload (form field 'file') or a url= parameter"
+        )
+    if file is not None:
+        return hash_upload(file, service, dihedral=dihedral)
+    assert url is not None
+    return hash_media_bytes(fetch_media(url, service), service, dihedral=dihedral)
+
+
 @router.post("/hash", response_model=HashesOut, summary="Hash an upload or a URL")
 def hash_media(
     file: FileParam = None,
@@ -62,8 +77,7 @@ def hash_media(
     _key: ApiKey = Depends(requires(*HASH)),
 ) -> HashesOut:
     service.metrics.lookups.labels("hash").inc()
-    data = media_bytes(file, url, service)
-    return HashesOut.of(hash_media_bytes(data, service, dihedral=dihedral))
+    return HashesOut.of(media_hashes(file, url, service, dihedral=dihedral))
 
 
 @router.post("/match", response_model=MediaMatchOut, summary="Match an upload or a URL")
@@ -75,9 +89,8 @@ def match_media(
     _key: ApiKey = Depends(requires(*MATCH)),
 ) -> MediaMatchOut:
     service.metrics.lookups.labels("media").inc()
-    data = media_bytes(file, url, service)
     amparo = service.amparo
-    hashes = hash_media_bytes(data, service, dihedral=amparo.wants_dihedral(banks or None))
+    hashes = media_hashes(file, url, service, dihedral=amparo.wants_dihedral(banks or None))
     result = amparo.match_hashes([hashes], banks or None)[0]
     service.count_matches(result.matches)
     return MediaMatchOut(
@@ -143,7 +156,7 @@ def index_status_of(service: Service) -> IndexStatusOut:
     store = service.amparo.store
     db_seq = store.current_seq()
     types = {"pdq": IndexTypeStatus(entries=len(matcher.index))}
-    for name in ("md5", "sha1", "sha256"):
+    for name in ("md5", "sha1", "sha256", "vpdq"):
         types[name] = IndexTypeStatus(entries=store.count_active(name))
     age = service.index_age()
     return IndexStatusOut(

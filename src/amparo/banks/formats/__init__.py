@@ -198,12 +198,12 @@ def _sniff(head: bytes) -> str:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if "," in line:
-            return "csv"
         tokens = line.lower().split()
         if len(tokens) >= 2 and (
             tokens[0] in te_names or (len(tokens) >= 3 and tokens[1] in te_names)
         ):
-            return "te"
+            return "te"  # before the comma test: a te vpdq line is a JSON list with commas
+        if "," in line:
+            return "csv"
         return "text"
     return "text"

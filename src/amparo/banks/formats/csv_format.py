@@ -19,7 +19,13 @@ import csv
 from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
-from amparo.banks.formats.base import Diagnostics, ReadOptions, resolve_type_name
+from amparo.banks.formats.base import (
+    Diagnostics,
+    ReadOptions,
+    line_normalizer,
+    line_value,
+    resolve_type_name,
+)
 from amparo.banks.formats.text import AMBIGUOUS_64_HEX, normalizers_by_length
 from amparo.banks.model import EntryRecord
 from amparo.errors import InvalidSignalError, UnknownSignalTypeError
@@ -32,6 +38,8 @@ _ALIASES = {
     "value": "signal",
     "signal_str": "signal",
 }
+# A video's compact vPDQ (vpdq1:...) can run to megabytes, past csv's default 128 KiB cell.
+MAX_CELL_CHARS = 64 * 1024 * 1024
 _TRUE = frozenset({"", "true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
 
@@ -56,6 +64,8 @@ def _header_positions(header: list[str], diag: Diagnostics) -> dict[str, int]:
 def read_csv(
     lines: Iterable[str], options: ReadOptions, diag: Diagnostics
 ) -> Iterator[EntryRecord]:
+    if csv.field_size_limit() < MAX_CELL_CHARS:
+        csv.field_size_limit(MAX_CELL_CHARS)
     reader = csv.reader(lines)
     header: list[str] | None = None
     for row in reader:
@@ -80,7 +90,7 @@ def read_csv(
     by_length = normalizers_by_length()
     fixed: _Normalizer | None = None
     if options.signal_type is not None:
-        fixed = (options.signal_type.name, options.signal_type.normalize)
+        fixed = (options.signal_type.name, line_normalizer(options.signal_type))
     type_cache: dict[str, _Normalizer | str] = {}
 
     last_end = reader.line_num
@@ -142,7 +152,7 @@ def _resolve(type_text: str) -> _Normalizer | str:
         signal_type = resolve_type_name(type_text)
     except UnknownSignalTypeError as exc:
         return str(exc)
-    return signal_type.name, signal_type.normalize
+    return signal_type.name, line_normalizer(signal_type)
 
 
 def _length_problem(signal_text: str) -> str:
@@ -165,7 +175,7 @@ def write_csv(stream: TextIO, entries: Iterable[EntryRecord]) -> int:
         writer.writerow(
             (
                 entry.signal_type,
-                entry.signal,
+                line_value(entry),
                 entry.category or "",
                 TAG_SEPARATOR.join(entry.tags),
                 entry.source_id or "",

@@ -6,7 +6,13 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
-from amparo.banks.formats.base import LINE_SIGNAL_TYPES, Diagnostics, ReadOptions
+from amparo.banks.formats.base import (
+    LINE_SIGNAL_TYPES,
+    Diagnostics,
+    ReadOptions,
+    line_normalizer,
+    line_value,
+)
 from amparo.banks.model import EntryRecord
 from amparo.errors import InputError, InvalidSignalError
 from amparo.signals import get_signal_type
@@ -43,7 +49,7 @@ def read_text(
     by_length = normalizers_by_length()
     fixed_pair: tuple[str, Callable[[str], str]] | None = None
     if fixed is not None:
-        fixed_pair = (fixed.name, fixed.normalize)
+        fixed_pair = (fixed.name, line_normalizer(fixed))
     for number, raw in enumerate(lines, start=1):
         line = strip_comment(raw)
         if not line:
@@ -89,7 +95,7 @@ def write_text(stream: TextIO, entries: Iterable[EntryRecord]) -> int:
                 hint="export as csv or te, which name the type on every line, "
                 "or export one signal type at a time",
             )
-        stream.write(entry.signal + "\n")
+        stream.write(line_value(entry) + "\n")
         written += 1
     if skipped:
         log.warning("text export skipped %d entries whose signal type is multi-line", skipped)

@@ -1,0 +1,412 @@
+"""Safe video decoding with PyAV (the FFmpeg libraries in its wheel): frames sampled by
+timestamp, rotation metadata applied, decoded to luma at the size PDQ needs, under limits.
+
+What it decodes: whatever FFmpeg demuxes and decodes, tested on MP4, MOV, MKV, WebM, AVI,
+MPEG-TS and animated GIF. Every frame of an inter-coded stream must be decoded (later frames
+are predicted from earlier ones), but only sampled frames are converted: ``reformat`` to
+8-bit grey at the reduced size in one swscale pass, which is what keeps hashing at a small
+fraction of decoding (docs/video.md).
+
+Errors: ``UnsupportedMediaError`` (not a video, no video stream, no decoder),
+``CorruptMediaError`` (empty, truncated, damaged, no decodable frame) and
+``MediaTooLargeError`` (over a size, resolution, duration or decode-time limit).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import av.error
+import numpy as np
+from numpy.typing import NDArray
+
+from amparo.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from amparo.media.sniff import HEAD_BYTES, sniff
+
+VideoSource = str | os.PathLike[str] | bytes | BinaryIO
+"""A path, the file's bytes, or a seekable binary file object."""
+
+DEFAULT_SAMPLE_FPS = 1.0
+DEFAULT_MAX_SHORT_SIDE = 600
+"""Sampled frames are reduced so that their short side is at most this (PDQ's canonical
+size, ``amparo.signals.pdq.PDQ_CANONICAL_SIDE``); hashing them needs no further resize."""
+
+_TRUNCATION_SLACK_SECONDS = 1.0
+_TRUNCATION_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a video may cost before Amparo refuses it (later exposed as settings)."""
+
+    max_file_size: int = 8 * 1024**3
+    """Bytes."""
+    max_pixels: int = 8192 * 4320
+    """Width x height of one frame (8K)."""
+    max_duration_seconds: float = 6 * 3600.0
+    timeout_seconds: float = 900.0
+    """Wall-clock time allowed for decoding one video; past it decoding stops and raises."""
+
+
+DEFAULT_LIMITS = VideoLimits()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the first video stream."""
+
+    container: str
+    codec: str
+    width: int
+    """Display width: after rotation metadata is applied (known once a frame is decoded)."""
+    height: int
+    rotation: int
+    """Degrees counterclockwise the stored frames are turned for display (0, 90, 180, -90);
+    read from the display matrix of the first decoded frame, 0 until then."""
+    duration_seconds: float | None
+    frame_rate: float | None
+    file_size: int | None
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    frame_number: int
+    """0-based position of the frame in the stream's decoded order (the reference's
+    ``frame_number``), counting frames that were not sampled."""
+    timestamp: float
+    """Seconds from the start of the stream."""
+    luma: NDArray[np.uint8]
+    """``(h, w)`` 8-bit luma, upright, short side at most ``max_short_side``."""
+
+
+def _open_input(
+    source: VideoSource, limits: VideoLimits
+) -> tuple[str | BinaryIO, int | None, bytes]:
+    """Resolve ``source`` to what ``av.open`` takes; return it, the size and the first bytes."""
+    size: int | None
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        size = len(data)
+        head = data[:HEAD_BYTES]
+        target: str | BinaryIO = io.BytesIO(data)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                head = fh.read(HEAD_BYTES)
+        except OSError as exc:
+            raise CorruptMediaError(f"cannot read {path}: {exc.strerror}") from None
+        target = str(path)
+    else:
+        start = source.tell()
+        head = source.read(HEAD_BYTES)
+        size = source.seek(0, io.SEEK_END) - start if source.seekable() else None
+        source.seek(start)
+        target = source
+    if size == 0 or not head:
+        raise CorruptMediaError("the video file is empty")
+    if size is not None and size > limits.max_file_size:
+        raise MediaTooLargeError(
+            f"video is {size:,} bytes, over the limit of {limits.max_file_size:,}",
+            hint="raise the video file size limit if such files are legitimate here",
+        )
+    return target, size, head
+
+
+def _looks_like_media(head: bytes) -> bool:
+    return sniff(head) in ("video", "gif")
+
+
+def _seconds(value: int | None, time_base: object) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)  # type: ignore[operator]
+
+
+class VideoDecoder:
+    """An open video: ``info`` at once, sampled frames from ``frames()``. Close it (or use
+    ``with``) to release the demuxer."""
+
+    def __init__(
+        self, source: VideoSource, *, limits: VideoLimits = DEFAULT_LIMITS, threads: int = 1
+    ) -> None:
+        self._limits = limits
+        self._started = time.monotonic()
+        target, size, head = _open_input(source, limits)
+        try:
+            self._container = av.open(target, mode="r")
+        except (av.error.InvalidDataError, av.error.EOFError) as exc:
+            if _looks_like_media(head):
+                raise CorruptMediaError(f"damaged or truncated video: {exc}") from None
+            raise UnsupportedMediaError(
+                "not a video format Amparo decodes",
+                hint="supported: MP4, MOV, MKV, WebM, AVI, MPEG-TS, animated GIF",
+            ) from None
+        except av.error.FFmpegError as exc:
+            raise CorruptMediaError(f"the video cannot be opened: {exc}") from None
+        try:
+            self.info = self._inspect(size, threads)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _inspect(self, size: int | None, threads: int) -> VideoInfo:
+        if not self._container.streams.video:
+            raise UnsupportedMediaError(
+                "the file has no video stream", hint="audio-only files are not hashed as video"
+            )
+        stream = self._container.streams.video[0]
+        self._stream = stream
+        ctx = stream.codec_context
+        if ctx is None or ctx.name is None:
+            raise UnsupportedMediaError("the video's codec has no decoder here")
+        if threads != 1:
+            ctx.thread_count = threads
+            ctx.thread_type = "AUTO"
+        else:
+            ctx.thread_count = 1
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width * height > self._limits.max_pixels:
+            raise MediaTooLargeError(
+                f"video frames are {width}x{height}, over {self._limits.max_pixels:,} pixels",
+                hint="raise the video resolution limit if such files are legitimate here",
+            )
+        duration = _seconds(stream.duration, stream.time_base)
+        if duration is None and self._container.duration is not None:
+            duration = self._container.duration / av.time_base
+        if duration is not None and duration > self._limits.max_duration_seconds:
+            raise MediaTooLargeError(
+                f"video lasts {duration:,.0f} s, over the limit of "
+                f"{self._limits.max_duration_seconds:,.0f} s",
+                hint="raise the video duration limit if such files are legitimate here",
+            )
+        self._start = _seconds(stream.start_time, stream.time_base)
+        rate = stream.average_rate or stream.guessed_rate
+        return VideoInfo(
+            container=self._container.format.name,
+            codec=str(ctx.name),
+            width=width,
+            height=height,
+            rotation=0,
+            duration_seconds=duration,
+            frame_rate=float(rate) if rate else None,
+            file_size=size,
+        )
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def frames(
+        self,
+        *,
+        sample_fps: float | None = DEFAULT_SAMPLE_FPS,
+        max_short_side: int | None = DEFAULT_MAX_SHORT_SIDE,
+    ) -> Iterator[SampledFrame]:
+        """Decode the stream and yield sampled frames.
+
+        ``sample_fps``: the first frame at or after each multiple of ``1 / sample_fps``
+        seconds is sampled (by timestamp, so variable frame rates sample evenly); ``None``
+        samples every frame, as the reference vPDQ implementation does.
+        ``max_short_side``: sampled frames are scaled so their short side is at most this;
+        ``None`` keeps the stored size.
+        """
+        if sample_fps is not None and not sample_fps > 0:
+            raise ValueError(f"sample_fps must be positive or None, got {sample_fps}")
+        limits = self._limits
+        deadline = self._started + limits.timeout_seconds
+        next_sample = 0.0
+        number = -1
+        last_time = 0.0
+        try:
+            for frame in self._container.decode(self._stream):
+                number += 1
+                if time.monotonic() > deadline:
+                    raise MediaTooLargeError(
+                        f"decoding took longer than {limits.timeout_seconds:g} s",
+                        hint="raise the video decode time limit, or check the file",
+                    )
+                if number == 0 and frame.rotation:
+                    self._note_rotation(frame.rotation)
+                timestamp = self._timestamp(frame, number)
+                last_time = max(last_time, timestamp)
+                if timestamp > limits.max_duration_seconds:
+                    raise MediaTooLargeError(
+                        f"video runs past the limit of {limits.max_duration_seconds:,.0f} s"
+                    )
+                if sample_fps is not None:
+                    if timestamp + 1e-6 < next_sample:
+                        continue
+                    next_sample = (math.floor(timestamp * sample_fps + 1e-6) + 1) / sample_fps
+                yield SampledFrame(number, timestamp, self._luma(frame, max_short_side))
+        except (MediaTooLargeError, UnsupportedMediaError, CorruptMediaError):
+            raise
+        except av.error.FFmpegError as exc:
+            raise CorruptMediaError(f"damaged video: {exc}") from None
+        except MemoryError:
+            raise MediaTooLargeError("the video needs more memory than is available") from None
+        if number < 0:
+            raise CorruptMediaError("the video stream has no decodable frame")
+        self._check_complete(last_time)
+
+    def _timestamp(self, frame: av.VideoFrame, number: int) -> float:
+        seconds = frame.time
+        if seconds is None:
+            rate = self.info.frame_rate or 25.0
+            return number / rate
+        if self._start is None:
+            self._start = seconds
+        return max(0.0, seconds - self._start)
+
+    def _note_rotation(self, rotation: int) -> None:
+        turns = round(rotation / 90) % 4
+        info = self.info
+        if turns % 2:
+            info = replace(info, width=info.height, height=info.width)
+        self.info = replace(info, rotation=(0, 90, 180, -90)[turns])
+
+    def _check_complete(self, last_time: float) -> None:
+        """A truncated file decodes cleanly up to where it was cut: compare with the
+        duration the container declares."""
+        declared = self.info.duration_seconds
+        if declared is None or declared <= 2 * _TRUNCATION_SLACK_SECONDS:
+            return
+        if last_time + _TRUNCATION_SLACK_SECONDS < declared * _TRUNCATION_SHARE:
+            raise CorruptMediaError(
+                f"video is truncated: frames stop at {last_time:.1f} s of {declared:.1f} s"
+            )
+
+    def _luma(self, frame: av.VideoFrame, max_short_side: int | None) -> NDArray[np.uint8]:
+        width, height = frame.width, frame.height
+        if width * height > self._limits.max_pixels:
+            raise MediaTooLargeError(f"a video frame is {width}x{height} pixels, over the limit")
+        short = min(width, height)
+        if max_short_side is not None and short > max_short_side:
+            scale = max_short_side / short
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        # One swscale pass: scale and convert to full-range 8-bit grey; area averaging is
+        # what keeps the hash within a bit or two of a full-size decode (docs/video.md).
+        grey = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")
+        luma = np.asarray(grey.to_ndarray(), dtype=np.uint8)
+        turns = round(frame.rotation / 90) % 4
+        if turns:
+            luma = np.ascontiguousarray(np.rot90(luma, k=turns))
+        return luma
+
+
+def open_video(
+    source: VideoSource, *, limits: VideoLimits = DEFAULT_LIMITS, threads: int = 1
+) -> VideoDecoder:
+    """Open a video for decoding. ``threads``: FFmpeg decoder threads; 1 suits worker
+    processes (one video per core), more lowers the latency of a single video."""
+    return VideoDecoder(source, limits=limits, threads=threads)
+
+
+def sample_frames(
+    source: VideoSource,
+    *,
+    sample_fps: float | None = DEFAULT_SAMPLE_FPS,
+    max_short_side: int | None = DEFAULT_MAX_SHORT_SIDE,
+    limits: VideoLimits = DEFAULT_LIMITS,
+) -> tuple[VideoInfo, list[SampledFrame]]:
+    """Decode ``source`` and return its info and every sampled frame (in memory: at 1 frame a
+    second and 600 px, about 0.4 MB a second of video; use ``open_video`` to stream)."""
+    with open_video(source, limits=limits) as video:
+        return video.info, list(video.frames(sample_fps=sample_fps, max_short_side=max_short_side))
+
+
+@dataclass(frozen=True)
+class Borders:
+    """Uniform bars at the edges of a frame, in pixels of the frame they were found in."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    def __bool__(self) -> bool:
+        return bool(self.top or self.bottom or self.left or self.right)
+
+    def crop(self, luma: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        height, width = luma.shape[:2]
+        return luma[self.top : height - self.bottom, self.left : width - self.right]
+
+
+NO_BORDERS = Borders(0, 0, 0, 0)
+BORDER_MAX_STD = 3.0
+"""A bar's rows (or columns) vary by at most this much (luma standard deviation). Bars in the
+H.264 reference videos measure 0-2.3; flat picture content (a wall) measures 3 and up."""
+BORDER_MAX_MEAN_DELTA = 10.0
+"""...and their mean stays within this of the outermost line's, so a bar is one colour."""
+BORDER_MIN_EDGE_STD = 8.0
+"""Where the bar ends the picture must start visibly: one of the two lines after the bar
+varies by at least this much, or differs in mean by twice ``BORDER_MAX_MEAN_DELTA``. A
+gradual fade from flat to textured (a wall, a sky) is not a bar."""
+BORDER_MIN_SHARE = 0.02
+"""Bars thinner than this share of the side are ignored: too thin to move a PDQ hash."""
+BORDER_MIN_CONTENT_SHARE = 0.25
+"""The picture left between bars must keep this share of each side; a frame that is
+almost all flat (a fade, a title card) is not cropped."""
+
+
+def _edge_run(means: NDArray[np.float32], stds: NDArray[np.float32], limit: int) -> int:
+    """How many lines from the start of ``means``/``stds`` form one flat bar, ending at a
+    visible edge; 0 when there is none."""
+    flat = (stds[:limit] <= BORDER_MAX_STD) & (
+        np.abs(means[:limit] - means[0]) <= BORDER_MAX_MEAN_DELTA
+    )
+    if not flat.size or not flat[0] or flat.all():
+        return 0
+    run = int(np.argmin(flat))
+    after = slice(run, min(run + 2, means.size))
+    edge = bool(
+        (stds[after] >= BORDER_MIN_EDGE_STD).any()
+        or (np.abs(means[after] - means[0]) >= 2 * BORDER_MAX_MEAN_DELTA).any()
+    )
+    return run if edge else 0
+
+
+def detect_borders(luma: NDArray[np.uint8]) -> Borders:
+    """Find letterbox (top/bottom) and pillarbox (left/right) bars in an ``(h, w)`` frame.
+
+    A bar is a run of edge rows (columns) each nearly constant and all of about the same
+    brightness as the outermost one. Compression noise leaves bars flat to within a few
+    levels, so a small standard-deviation bound separates them from picture content; the
+    blended line where bar meets picture stops the run and stays in the crop.
+    """
+    height, width = luma.shape[:2]
+    if height < 16 or width < 16:
+        return NO_BORDERS
+    pixels = luma.astype(np.float32)
+    row_mean, row_std = pixels.mean(axis=1), pixels.std(axis=1)
+    max_rows = int(height * (1 - BORDER_MIN_CONTENT_SHARE))
+    top = _edge_run(row_mean, row_std, max_rows)
+    bottom = _edge_run(row_mean[::-1], row_std[::-1], max_rows)
+    if top + bottom > max_rows:
+        top = bottom = 0
+    # Columns are measured between the top and bottom bars, so a letterboxed and
+    # pillarboxed ("windowboxed") frame is cropped on all four sides.
+    inner = pixels[top : height - bottom]
+    col_mean, col_std = inner.mean(axis=0), inner.std(axis=0)
+    max_cols = int(width * (1 - BORDER_MIN_CONTENT_SHARE))
+    left = _edge_run(col_mean, col_std, max_cols)
+    right = _edge_run(col_mean[::-1], col_std[::-1], max_cols)
+    if left + right > max_cols:
+        left = right = 0
+    top, bottom = (v if v >= height * BORDER_MIN_SHARE else 0 for v in (top, bottom))
+    left, right = (v if v >= width * BORDER_MIN_SHARE else 0 for v in (left, right))
+    return Borders(top, bottom, left, right)
