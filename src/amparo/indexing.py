@@ -104,14 +104,21 @@ class SignalIndexes:
             self._remove_files()
             opened = {kind: self._open_kind(kind) for kind in KINDS}
         self._assign(opened)
-        top = self.store.current_seq()
-        stale = any(not (self._path(k) / MANIFEST).exists() for k in KINDS)
+        if build and not self._usable():
+            with self._lock_files():
+                # Another process may have built it while this one waited for the lock.
+                self._assign({kind: self._open_kind(kind) for kind in KINDS})
+                if not self._usable():
+                    self._rebuild_locked()
+        self._remember_manifests()
+
+    def _usable(self) -> bool:
+        if any(not (self._path(k) / MANIFEST).exists() for k in KINDS):
+            return False
         # A checkpoint ahead of the database means the files belong to another database state
         # (restored backup, reset database): they cannot be trusted.
-        ahead = any(ix.checkpoint > top for ix in opened.values())
-        if build and (stale or ahead):
-            self.rebuild()
-        self._remember_manifests()
+        top = self.store.current_seq()
+        return all(ix.checkpoint <= top for ix in self._all().values())
 
     def _assign(self, opened: dict[str, LiveIndex[Any]]) -> None:
         pdq = opened["pdq"]
@@ -133,25 +140,28 @@ class SignalIndexes:
     def rebuild(self) -> None:
         """Build every index afresh from the database's active entries and save it."""
         with self._lock_files():
-            seq = self.store.current_seq()
-            fresh: dict[str, LiveIndex[Any]] = {
-                "pdq": SegmentedPdqIndex(),
-                **{kind: SegmentedDigestTable(kind) for kind in DIGESTS},
-            }
-            for kind, index in fresh.items():
-                ids: list[NDArray[np.int64]] = []
-                keys: list[NDArray[np.uint8]] = []
-                for batch in self.store.iter_active_signals(kind):
-                    ids.append(np.fromiter((i for i, _ in batch), dtype=np.int64))
-                    keys.append(keys_of(kind, [s for _, s in batch]))
-                if ids:
-                    index.apply(np.concatenate(ids), np.concatenate(keys), checkpoint=seq)
-                else:
-                    index.apply(checkpoint=seq)
-                index.compact(self._path(kind))
-            self._assign(fresh)
+            self._rebuild_locked()
         self._remember_manifests()
         self.catch_up()
+
+    def _rebuild_locked(self) -> None:
+        seq = self.store.current_seq()
+        fresh: dict[str, LiveIndex[Any]] = {
+            "pdq": SegmentedPdqIndex(),
+            **{kind: SegmentedDigestTable(kind) for kind in DIGESTS},
+        }
+        for kind, index in fresh.items():
+            ids: list[NDArray[np.int64]] = []
+            keys: list[NDArray[np.uint8]] = []
+            for batch in self.store.iter_active_signals(kind):
+                ids.append(np.fromiter((i for i, _ in batch), dtype=np.int64))
+                keys.append(keys_of(kind, [s for _, s in batch]))
+            if ids:
+                index.apply(np.concatenate(ids), np.concatenate(keys), checkpoint=seq)
+            else:
+                index.apply(checkpoint=seq)
+            index.compact(self._path(kind))
+        self._assign(fresh)
 
     # -- keeping up --------------------------------------------------------------------------
 

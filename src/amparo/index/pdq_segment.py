@@ -32,16 +32,19 @@ _SAMPLE = 200_000
 # Lookup tables may cost up to this much per entry: at 10M entries this admits 11 chunks of
 # 23-24 bits (1.3 GB in all), which halves query time against 12 chunks of 21-22 bits.
 _TABLE_BYTES_PER_ENTRY = 48.0
-# Matches per query the first pass has room for; queries with more run again.
-_INITIAL_CAP = 64
+_GIANT_BUCKET = 0.001
+# Matches per query the first pass has room for (queries with more run again), within
+# about 40 MB of result buffers for a whole batch.
+_MAX_CAP = 256
+_BUFFER_SLOTS = 1 << 22
 
 
 def choose_chunks(words: NDArray[np.uint64]) -> int:
     """Pick the chunk count minimising expected lookups + verifications on this data.
 
-    The expected bucket size per chunk is measured on a sample (collision probability of
-    chunk values), so near-duplicate families and low-entropy hashes, which make buckets
-    crowded, push towards narrower chunks searched at a smaller radius. Lookup tables are
+    Each lookup costs a table read plus a hash read per entry in its bucket: the chance
+    crowd (``n / 2^width``) at every lookup, plus the query's near-duplicate family, whose
+    size per chunk is measured on a sample (collision rate of chunk values). Lookup tables are
     held to at most 48 bytes an entry (or 1 MiB) so memory stays bounded.
     """
     n = words.shape[0]
@@ -60,10 +63,16 @@ def choose_chunks(words: NDArray[np.uint64]) -> int:
             counts = np.unique(mih.chunk_values(sample, starts[k], widths[k]), return_counts=True)[
                 1
             ].astype(np.float64)
+            # A few giant buckets (all-zero chunks of low-entropy hashes) would dominate the
+            # mean, yet only queries near them visit them; leave them out of the estimate.
+            counts = counts[counts <= max(2.0, _GIANT_BUCKET * s)]
             collide = float(np.sum(counts * (counts - 1))) / max(1, s * (s - 1))
-            bucket = n * max(collide, 2.0 ** -float(widths[k]))
+            # Each lookup meets the chance crowd of its bucket (n / 2^width); only the
+            # lookups at the query's own neighbourhood meet its near-duplicate family,
+            # which the collision rate measures, about once per chunk.
             lookups = len(mih.neighbour_masks(int(widths[k]), int(rad)))
-            cost += lookups * (1.0 + 2.0 * bucket)
+            chance = n * 2.0 ** -float(widths[k])
+            cost += lookups * (1.0 + 2.0 * chance) + 2.0 * n * collide
         if cost < best_cost:
             best_m, best_cost = m, cost
     return best_m
@@ -239,18 +248,19 @@ class PdqSegment:
             return rows, dist, counts
 
         everything = np.arange(nq, dtype=np.int64)
-        rows, dist, counts = lookup(everything, _INITIAL_CAP)
+        first_cap = max(16, min(_MAX_CAP, _BUFFER_SLOTS // nq))
+        rows, dist, counts = lookup(everything, first_cap)
         parts = [_collect(everything, rows, dist, counts)]
         # Queries with more matches than the first buffer held run again with room for all.
-        over = everything[counts > _INITIAL_CAP]
+        over = everything[counts > first_cap]
         to_scan = everything[counts < 0]
         if over.size:
             rows, dist, counts = lookup(over, int(counts.max()))
             parts.append(_collect(over, rows, dist, counts))
         if to_scan.size:
-            rows, dist, counts = linear(to_scan, _INITIAL_CAP)
+            rows, dist, counts = linear(to_scan, first_cap)
             parts.append(_collect(to_scan, rows, dist, counts))
-            over = to_scan[counts > _INITIAL_CAP]
+            over = to_scan[counts > first_cap]
             if over.size:
                 rows, dist, counts = linear(over, int(counts.max()))
                 parts.append(_collect(over, rows, dist, counts))
