@@ -10,7 +10,7 @@ A pair matches *plainly* when the two PDQ hashes are within 31 bits; it matches 
 dihedral* when some of the eight dihedral hashes of either one is within 31 bits of the
 other's plain hash (what a bank with dihedral matching on would find).
 
-    python benchmarks/dihedral_false_matches.py [--markdown docs/bench/dihedral.md]
+    python benchmarks/dihedral_false_matches.py [--markdown FILE]
 """
 
 from __future__ import annotations

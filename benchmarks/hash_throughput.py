@@ -15,7 +15,7 @@ images per CPU-second of this process (= images/second on one core); wall-clock 
 printed too. Drift is the PDQ distance between Amparo's hash and pdqhash on the fully
 decoded RGB image.
 
-    python benchmarks/hash_throughput.py [--repeat 3] [--markdown docs/bench/hashing.md]
+    python benchmarks/hash_throughput.py [--repeat 3] [--markdown FILE]
 """
 
 from __future__ import annotations

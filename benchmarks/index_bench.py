@@ -5,7 +5,7 @@ from its directory), python-threatexchange's ``PDQIndex`` (FAISS IndexBinaryMult
 a numpy brute force, on random and clustered (near-duplicate families plus low-entropy
 hashes) synthetic data. Only random, synthetic hashes are used.
 
-    .venv/bin/python benchmarks/index_bench.py --sizes 1000000,10000000 --out docs/bench/index.md
+    .venv/bin/python benchmarks/index_bench.py --sizes 1000000,10000000 --out FILE
     .venv/bin/python benchmarks/index_bench.py --sizes 100000 --no-peer   # quick run
 """
 

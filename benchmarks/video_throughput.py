@@ -1,8 +1,8 @@
 """vPDQ hashing throughput: seconds of video hashed per CPU second, SD / 720p / 1080p H.264,
 with and without border detection; and what border cropping costs in false frame matches on
-the reference clips (when ../shared/reference is present). Writes docs/bench/video.md.
+the reference clips (when ../shared/reference is present). --out writes a markdown section.
 
-    .venv/bin/python benchmarks/video_throughput.py [--seconds 10] [--out docs/bench/video.md]
+    .venv/bin/python benchmarks/video_throughput.py [--seconds 10] [--out FILE]
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def false_matches() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("docs/bench/video.md"))
+    parser.add_argument("--out", type=Path, default=Path("video-bench.md"))
     args = parser.parse_args()
     rows = [
         "| clip | decode+sample only | hash, no border detection | hash + border detection "

@@ -21,7 +21,7 @@ from amparo.media.sniff import IMAGE_TYPES, sniff
 
 # PDQ downsamples everything to 64x64 through a Jarosz filter; decoding JPEGs at a DCT scale
 # that keeps the short side at or above this keeps hashes within a few bits of a full decode
-# (measured in docs/bench/hashing.md). 540 rather than 512: a 1920x1080 JPEG decodes at 1/2
+# (measured in docs/benchmarks.md). 540 rather than 512: a 1920x1080 JPEG decodes at 1/2
 # scale with no further resize, and no side lands on 512, where pdqhash's column-wise filter
 # runs at half speed.
 PDQ_MIN_SIDE = 540

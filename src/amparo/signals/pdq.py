@@ -4,7 +4,7 @@ Hashes are computed by ``pdqhash`` (Meta's C++ reference code) after one canonic
 preprocessing, the same for bank entries and queries: luma (ITU-R 601, as PDQ defines it,
 rounded to 8 bits), reduced with Pillow's antialiased bilinear filter so that the short side
 is at most ``PDQ_CANONICAL_SIDE`` pixels. Hashes stay within a few bits of pdqhash on the
-full-resolution RGB image (docs/bench/hashing.md) at a fraction of the cost; mixing
+full-resolution RGB image (docs/benchmarks.md) at a fraction of the cost; mixing
 preprocessing methods between a bank and its queries would cost 8-12 bits of the 31-bit
 threshold.
 
