@@ -111,6 +111,15 @@ def test_errors_are_one_line_with_a_hint(run, tmp_path: Path) -> None:
         assert "error:" in result.output, args
 
 
+def test_binary_hash_list_is_a_clear_error(run, tmp_path: Path) -> None:
+    run("bank", "create", "b")
+    blob = tmp_path / "list.txt"
+    blob.write_bytes(bytes(range(128, 256)) * 10)
+    result = run("bank", "import", "b", str(blob))
+    assert result.exit_code == 2
+    assert "not UTF-8 text" in result.output and "Traceback" not in result.output
+
+
 def test_hash_reports_unreadable_and_corrupt_files(run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"this is text")

@@ -69,6 +69,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except AmparoError as exc:
             raise fail(exc.message, exc.hint, exc.exit_code) from None
+        except UnicodeDecodeError:
+            raise fail(
+                "the input is not UTF-8 text", hint="hash lists are text files (UTF-8)"
+            ) from None
         except OSError as exc:
             raise fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
         except KeyboardInterrupt:
