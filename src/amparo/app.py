@@ -11,10 +11,9 @@ from typing import Any, TextIO
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.config import Settings, load_settings
-from amparo.errors import InputError
-from amparo.hashing import MediaHashes, hash_media, hash_video_media, video_limits
+from amparo.hashing import MediaHashes, hash_file, hash_media, video_limits
 from amparo.matching import Match, Matcher, Query, QueryResult
-from amparo.media.sniff import sniff
+from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals import normalize_signal
 from amparo.store import AuditEntry, Store
 from amparo.video_matching import video_entries
@@ -67,22 +66,8 @@ class Amparo:
         )
 
     def hash_file(self, path: Path, *, dihedral: bool = False) -> MediaHashes:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(512)
-        if sniff(head) == "video":
-            # Streamed from disk: a video may be far larger than memory should hold.
-            return hash_video_media(
-                path,
-                sample_fps=self.settings.video_sample_fps,
-                limits=video_limits(self.settings),
-            )
-        if size > self.settings.max_file_bytes:
-            raise InputError(
-                f"{path} is {size:,} bytes, over max_file_bytes ({self.settings.max_file_bytes:,})",
-                hint="raise max_file_bytes (AMPARO_MAX_FILE_BYTES) to hash larger files",
-            )
-        return self.hash_bytes(path.read_bytes(), dihedral=dihedral)
+        """Hash a file under this installation's limits (see :func:`amparo.hashing.hash_file`)."""
+        return hash_file(path, self.settings, dihedral=dihedral)
 
     # -- banks ------------------------------------------------------------------------------
 
@@ -181,10 +166,12 @@ class Amparo:
         source_id: str | None = None,
         note: str | None = None,
         actor: str = DEFAULT_ACTOR,
+        hashes: MediaHashes | None = None,
     ) -> tuple[MediaHashes, ImportReport]:
         """Hash media and add it to ``bank``: a photo's PDQ (when usable) and MD5; a video's
-        vPDQ (sampled at ``video_bank_sample_fps``), MD5 and SHA-256."""
-        if sniff(data[:512]) == "video":
+        vPDQ (sampled at ``video_bank_sample_fps``), MD5 and SHA-256. A photo's ``hashes``,
+        when the caller has them already (from :meth:`hash_bytes`), are used as they are."""
+        if sniff(data[:HEAD_BYTES]) == "video":
             hashes, records = video_entries(
                 data,
                 self.settings,
@@ -198,7 +185,8 @@ class Amparo:
                 bank=bank, added=counts.added, updated=counts.updated, read=len(records)
             )
             return hashes, report
-        hashes = self.hash_bytes(data)
+        if hashes is None:
+            hashes = self.hash_bytes(data)
         signals = [("md5", hashes.md5)]
         if hashes.pdq is not None:
             if (hashes.pdq_quality or 0) < self.settings.pdq_min_quality:

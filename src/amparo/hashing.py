@@ -3,15 +3,15 @@ it is a video."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amparo.config import Settings
-from amparo.errors import MediaError
+from amparo.errors import MediaError, MediaTooLargeError
 from amparo.media.decode import DEFAULT_MAX_PIXELS, decode_image
-from amparo.media.sniff import sniff
-from amparo.signals.digests import FileDigests, digest_bytes, digest_stream
+from amparo.media.sniff import HEAD_BYTES, sniff
+from amparo.signals.digests import FileDigests, digest_bytes, digest_source
 from amparo.signals.pdq import pdq_dihedral_from_pixels, pdq_from_pixels
 
 if TYPE_CHECKING:
@@ -98,12 +98,12 @@ def hash_media(
     GIF is an image: its first frame is PDQ-hashed). Decoding problems are recorded in
     ``error``, not raised."""
     digests = digest_bytes(data)
-    media_type = sniff(data[:512])
+    media_type = sniff(data[:HEAD_BYTES])
     if media_type == "video":
         return hash_video_media(
             data, sample_fps=video_sample_fps, limits=video_limits, digests=digests
         )
-    result = _from_digests(digests, media_type)
+    result = hashes_from_digests(digests, media_type)
     try:
         # Luma straight from the decoder (a JPEG's Y channel, DCT-reduced): the first half of
         # PDQ's canonical preprocessing; pdq_from_pixels does the rest.
@@ -121,6 +121,36 @@ def hash_media(
     return result
 
 
+def hash_file(path: Path, settings: Settings, *, dihedral: bool = False) -> MediaHashes:
+    """Hash a file under the settings' limits: a video is streamed from disk (never read
+    whole into memory) and sampled at ``video_sample_fps``; anything else is read and hashed
+    with :func:`hash_media`. Raises MediaTooLargeError past the size limits."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        kind = sniff(fh.read(HEAD_BYTES))
+    if kind == "video":
+        if size > settings.video_max_file_bytes:
+            raise MediaTooLargeError(
+                f"{size:,} bytes is over video_max_file_bytes ({settings.video_max_file_bytes:,})",
+                hint="raise AMPARO_VIDEO_MAX_FILE_BYTES to hash larger videos",
+            )
+        return hash_video_media(
+            path, sample_fps=settings.video_sample_fps, limits=video_limits(settings)
+        )
+    if size > settings.max_file_bytes:
+        raise MediaTooLargeError(
+            f"{size:,} bytes is over max_file_bytes ({settings.max_file_bytes:,})",
+            hint="raise AMPARO_MAX_FILE_BYTES to hash larger files",
+        )
+    return hash_media(
+        path.read_bytes(),
+        max_pixels=settings.max_image_pixels,
+        dihedral=dihedral,
+        video_sample_fps=settings.video_sample_fps,
+        video_limits=video_limits(settings),
+    )
+
+
 def hash_video_media(
     source: VideoSource,
     *,
@@ -134,13 +164,16 @@ def hash_video_media(
     (corrupt, unsupported, over a limit) are recorded in ``error``; digests are still valid."""
     from amparo.signals.vpdq import hash_video
 
+    digests = digests or digest_source(source)
     try:
-        hashed = hash_video(source, sample_fps=sample_fps, limits=limits, threads=threads)
+        hashed = hash_video(
+            source, sample_fps=sample_fps, limits=limits, threads=threads, digests=digests
+        )
     except MediaError as exc:
-        result = _from_digests(digests or _digest_source(source), "video")
+        result = hashes_from_digests(digests, "video")
         result.error = exc.message
         return result
-    result = _from_digests(hashed.digests, "video")
+    result = hashes_from_digests(hashed.digests, "video")
     info = hashed.info
     result.vpdq = hashed.vpdq.to_compact()
     result.video = {
@@ -155,7 +188,8 @@ def hash_video_media(
     return result
 
 
-def _from_digests(digests: FileDigests, media_type: str | None) -> MediaHashes:
+def hashes_from_digests(digests: FileDigests, media_type: str | None) -> MediaHashes:
+    """The hashes of content that is digested only (no perceptual hash)."""
     return MediaHashes(
         size=digests.size,
         md5=digests.md5,
@@ -163,15 +197,3 @@ def _from_digests(digests: FileDigests, media_type: str | None) -> MediaHashes:
         sha256=digests.sha256,
         media_type=media_type,
     )
-
-
-def _digest_source(source: VideoSource) -> FileDigests:
-    if isinstance(source, bytes | bytearray | memoryview):
-        return digest_bytes(bytes(source))
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as fh:
-            return digest_stream(fh)
-    source.seek(0)
-    digests = digest_stream(source)
-    source.seek(0)
-    return digests

@@ -15,7 +15,6 @@ frame of each video matches the other.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from amparo.index.video import (
     frame_rows,
     matches_from_hits,
 )
-from amparo.signals.vpdq import VpdqFrames, parse_vpdq
+from amparo.signals.vpdq import VpdqFrames, parse_vpdq, share_distance
 from amparo.store import EntryView, Store
 
 if TYPE_CHECKING:
@@ -87,22 +86,12 @@ class VideoMatchResult:
     signal_type: str = SIGNAL_TYPE
 
 
-def share_distance(query_share: float, bank_share: float) -> int:
-    """The distance a video match reports (as ``VpdqSignal.distance``)."""
-    return 100 - math.floor(100 * min(query_share, bank_share) + 1e-9)
-
-
 def video_distance_threshold(settings: Settings) -> int:
     """The largest share distance that is a match under the configured shares (20 for
     0.8/0.8; clip mode: the query share alone)."""
     if settings.video_clip:
         return share_distance(settings.video_query_share, 1.0)
     return share_distance(settings.video_query_share, settings.video_bank_share)
-
-
-def parse_stored_vpdq(value: str) -> VpdqFrames:
-    """A stored vpdq signal: the compact form, or the reference text."""
-    return parse_vpdq(value)
 
 
 class VideoMatcher:
@@ -165,7 +154,7 @@ class VideoMatcher:
         for entry_id, signal in entries:
             self._remove([entry_id])
             try:
-                video = parse_stored_vpdq(signal)
+                video = parse_vpdq(signal)
             except InvalidSignalError as exc:
                 log.warning("vpdq entry %d cannot be read, not matched: %s", entry_id, exc)
                 continue
@@ -248,20 +237,23 @@ class VideoMatcher:
         by_threshold: dict[int, set[int]] = {}
         for entry_id, (_, bank) in usable.items():
             by_threshold.setdefault(self.threshold(bank), set()).add(entry_id)
+        # The frame map and video set of each threshold group do not depend on the query.
+        groups = [
+            (
+                threshold,
+                {r: t for r, t in frames.items() if t[0] in entry_ids},
+                {e: videos[e] for e in entry_ids},
+            )
+            for threshold, entry_ids in by_threshold.items()
+        ]
         for qi, query in enumerate(queries):
             start, stop = int(offsets[qi]), int(offsets[qi + 1])
             hits = _hits_for(found, start, stop)
             if not len(hits):
                 continue
-            for threshold, entry_ids in by_threshold.items():
-                mapping = {r: t for r, t in frames.items() if t[0] in entry_ids}
+            for threshold, mapping, group_videos in groups:
                 for video in matches_from_hits(
-                    query,
-                    query_slots[qi],
-                    hits,
-                    mapping,
-                    {e: videos[e] for e in entry_ids},
-                    self.options(threshold),
+                    query, query_slots[qi], hits, mapping, group_videos, self.options(threshold)
                 ):
                     if not video.is_match:
                         continue

@@ -360,3 +360,19 @@ def test_access_log_is_json_with_request_id(
     line = json.loads(JsonFormatter().format(records[-1]))
     assert line["route"] == "/v1/banks" and line["status"] == 200 and line["key"] == "auditor"
     assert "duration_ms" in line
+
+
+def test_out_of_range_and_deeply_nested_input_is_a_4xx(sqlite_api: Api) -> None:
+    c, cur = sqlite_api.client, sqlite_api.as_("curator")
+    assert c.post("/v1/banks", json={"name": "b"}, headers=cur).status_code in (200, 201)
+    assert c.get(f"/c/bank/b/content/{2**70}", headers=cur).status_code == 400
+    r = c.post("/v1/banks/b/entries/disable", json={"ids": [2**70]}, headers=cur)
+    assert 400 <= r.status_code < 500
+    nested = "[" * 100_000 + "]" * 100_000
+    r = c.post(
+        "/v1/banks/b/import",
+        params={"format": "vics"},
+        content=nested,
+        headers={**cur, "Content-Type": "application/json"},
+    )
+    assert 400 <= r.status_code < 500, r.text

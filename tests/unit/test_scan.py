@@ -431,3 +431,42 @@ def test_hash_batch_is_a_pure_function_of_its_tasks():
     ]
     assert first[0].hashes is not None and first[0].hashes.pdq is not None
     assert [o.hashes for o in hash_batch(tasks, limits)] == [o.hashes for o in first]
+
+
+def test_an_unexpected_failure_is_that_files_error_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    import amparo.scan.worker as worker
+
+    real = worker.hash_task
+
+    def flaky(task: HashTask, limits: HashLimits) -> HashOutcome:
+        if task.path.endswith("bad.jpg"):
+            raise ValueError("decoder exploded")
+        return real(task, limits)
+
+    monkeypatch.setattr(worker, "hash_task", flaky)
+    tasks = []
+    for name in ("a.jpg", "bad.jpg", "b.jpg"):
+        path = tmp_path / name
+        path.write_bytes(synthetic_jpeg(len(name)))
+        tasks.append(
+            HashTask(path=str(path), size=path.stat().st_size, mtime_ns=0, fs_path=str(path))
+        )
+    outcomes = worker.hash_batch(tasks, HashLimits(max_pixels=10_000_000, max_file_bytes=10**6))
+    assert [o.status for o in outcomes] == ["ok", "error", "ok"]
+    assert outcomes[1].code == "hash_failed" and "decoder exploded" in (outcomes[1].message or "")
+
+
+def test_a_journal_with_absurd_numbers_is_ignored_not_fatal(tmp_path: Path):
+    from amparo.scan.journal import ScanJournal
+
+    journal = tmp_path / "scan.journal"
+    journal.write_text(
+        '{"kind": "header", "version": 1, "banks": null}\n'
+        '{"kind": "item", "path": "x", "size": 1e999, "mtime_ns": 1, "media_type": null, '
+        '"status": "ok"}\n'
+    )
+    resumed = ScanJournal(journal, banks=None, resume=True)
+    assert resumed.previous == {}
+    resumed.close()

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from amparo.api.service import Service
 from amparo.errors import InputError, MediaTooLargeError, UnsupportedMediaError
-from amparo.hashing import MediaHashes, hash_media, hash_video_media, video_limits
+from amparo.hashing import MediaHashes, hash_video_media, video_limits
 from amparo.media.decode import decode_image
 from amparo.media.sniff import HEAD_BYTES, IMAGE_TYPES, sniff
 
@@ -107,14 +107,7 @@ def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -
     digests (still matched) and says why in ``error``.
     """
     kind = media_kind(data)
-    settings = service.settings
-    hashes = hash_media(
-        data,
-        max_pixels=settings.max_image_pixels,
-        dihedral=dihedral,
-        video_sample_fps=settings.video_sample_fps,
-        video_limits=video_limits(settings) if kind == "video" else None,
-    )
+    hashes = service.amparo.hash_bytes(data, dihedral=dihedral)
     if kind in IMAGE_TYPES and hashes.pdq is None:
         # Decode again to raise the precise error (corrupt, bomb, ...): rare, so cheap enough.
         decode_image(data, max_pixels=service.settings.max_image_pixels, mode="L")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -227,7 +227,9 @@ class ImportOut(BaseModel):
 class EntrySelection(Strict):
     """Entries named by id (as matches report them) or by signal."""
 
-    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default_factory=list, max_length=10_000
+    )
     signals: list[SignalIn] = Field(default_factory=list, max_length=10_000)
 
 

@@ -15,10 +15,8 @@ from amparo.cli.context import (
     handle_errors,
     settings_from,
 )
-from amparo.config import Settings
 from amparo.errors import AmparoError
-from amparo.hashing import MediaHashes, hash_media, hash_video_media, video_limits
-from amparo.media.sniff import HEAD_BYTES, sniff
+from amparo.hashing import hash_file
 
 HELP = """Hash files: one JSON line each with path, pdq, pdq_quality, md5, sha1, sha256.
 
@@ -51,7 +49,7 @@ def hash_command(
         try:
             if path.is_dir():
                 raise IsADirectoryError(21, "is a directory (use `amparo scan` for folders)")
-            result = _hash_path(path, settings, dihedral=dihedral)
+            result = hash_file(path, settings, dihedral=dihedral)
         except (OSError, AmparoError) as exc:
             message = exc.message if isinstance(exc, AmparoError) else (exc.strerror or str(exc))
             err_console.print(f"error: {path}: {message}", markup=False)
@@ -60,19 +58,3 @@ def hash_command(
             continue
         emit_json({"path": str(path), **result.to_json(vpdq_text=vpdq_text)})
     raise typer.Exit(status)
-
-
-def _hash_path(path: Path, settings: Settings, *, dihedral: bool) -> MediaHashes:
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        kind = sniff(fh.read(HEAD_BYTES))
-    if kind == "video":
-        # Streamed from disk by the decoder: never read whole into memory.
-        if size > settings.video_max_file_bytes:
-            raise AmparoError(f"{size:,} bytes is over video_max_file_bytes")
-        return hash_video_media(
-            path, sample_fps=settings.video_sample_fps, limits=video_limits(settings)
-        )
-    if size > settings.max_file_bytes:
-        raise AmparoError(f"{size:,} bytes is over max_file_bytes")
-    return hash_media(path.read_bytes(), max_pixels=settings.max_image_pixels, dihedral=dihedral)

@@ -8,8 +8,6 @@ from numpy.typing import NDArray
 from amparo.index.base import IndexHits, check_queries
 from amparo.signals.pdq import PDQ_BYTES
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
 
 def hamming_matrix(queries: NDArray[np.uint8], hashes: NDArray[np.uint8]) -> NDArray[np.int16]:
     """``(q, n)`` Hamming distances between packed hashes, computed over 64-bit words."""

@@ -30,12 +30,12 @@ class ScanJournal:
         self.path = path
         self.banks = sorted(banks) if banks else None
         self.previous: dict[str, ItemRecord] = {}
-        if resume and path.exists():
+        fresh = not (resume and path.exists())
+        if not fresh:
             self.previous = self._load()
         elif resume:
             log.warning("no journal at %s: starting from the beginning", path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not (resume and path.exists())
         # The journal lists paths that were scanned: readable by its owner only.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o600)
         self._fh: TextIO = os.fdopen(fd, "a", encoding="utf-8")
@@ -101,7 +101,7 @@ class ScanJournal:
                 elif obj.get("kind") == "item":
                     try:
                         record = ItemRecord.from_json(obj)
-                    except (KeyError, ValueError, TypeError):
+                    except (KeyError, ValueError, TypeError, OverflowError):
                         log.warning("%s line %d is not a valid record; ignored", self.path, number)
                         continue
                     records[record.path] = record

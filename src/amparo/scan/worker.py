@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from amparo.hashing import MediaHashes, hash_media, hash_video_media
+from amparo.hashing import MediaHashes, hash_media, hash_video_media, hashes_from_digests
 from amparo.media.sniff import ARCHIVE_TYPES, IMAGE_TYPES
 from amparo.scan.model import HashLimits, HashOutcome, HashTask, Status
-from amparo.signals.digests import FileDigests, digest_bytes, digest_stream
+from amparo.signals.digests import FileDigests, digest_bytes, digest_source, digest_stream
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
@@ -20,8 +20,17 @@ _DIGEST_ONLY = ARCHIVE_TYPES
 
 
 def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[HashOutcome]:
-    """Hash every task of a batch; one outcome per task, in order."""
-    return [hash_task(task, limits) for task in tasks]
+    """Hash every task of a batch; one outcome per task, in order. An unexpected failure
+    on one file (a decoder library raising something unforeseen) is that file's error, not
+    the batch's."""
+    outcomes = []
+    for task in tasks:
+        try:
+            outcomes.append(hash_task(task, limits))
+        except Exception as exc:
+            message = f"hashing failed: {type(exc).__name__}: {exc}"
+            outcomes.append(_outcome(task, None, "error", "hash_failed", message))
+    return outcomes
 
 
 def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
@@ -41,7 +50,7 @@ def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
 
     if digests is not None or data is None or task.media_type in _DIGEST_ONLY:
         digests = digests or digest_bytes(data or b"")
-        hashes = _digest_only(digests, task.media_type)
+        hashes = hashes_from_digests(digests, task.media_type)
         if digests.size > limits.max_file_bytes and task.media_type not in _DIGEST_ONLY:
             return _outcome(
                 task,
@@ -76,14 +85,14 @@ def _hash_video(task: HashTask, limits: HashLimits) -> HashOutcome:
     thread: the worker processes are the parallelism."""
     if task.size > limits.video_max_file_bytes:
         try:
-            digests = _digest_task(task)
+            digests = digest_source(task.data if task.data is not None else _fs_path(task))
         except OSError as exc:
             return _outcome(
                 task, None, "error", "unreadable", f"cannot read: {exc.strerror or exc}"
             )
         return _outcome(
             task,
-            _digest_only(digests, task.media_type),
+            hashes_from_digests(digests, task.media_type),
             "skipped",
             "too_large",
             f"{digests.size:,} bytes is over video_max_file_bytes "
@@ -109,12 +118,9 @@ def _hash_video(task: HashTask, limits: HashLimits) -> HashOutcome:
     return _outcome(task, hashes, "ok")
 
 
-def _digest_task(task: HashTask) -> FileDigests:
-    if task.data is not None:
-        return digest_bytes(task.data)
+def _fs_path(task: HashTask) -> str:
     assert task.fs_path is not None
-    with open(task.fs_path, "rb") as fh:
-        return digest_stream(fh)
+    return task.fs_path
 
 
 def _read(
@@ -130,16 +136,6 @@ def _read(
             fh.seek(0)
             return None, digest_stream(fh)
         return data, None
-
-
-def _digest_only(digests: FileDigests, media_type: str | None) -> MediaHashes:
-    return MediaHashes(
-        size=digests.size,
-        md5=digests.md5,
-        sha1=digests.sha1,
-        sha256=digests.sha256,
-        media_type=media_type,
-    )
 
 
 def _named_like_image(path: str) -> bool:

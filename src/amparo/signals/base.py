@@ -34,14 +34,6 @@ class SignalType(ABC):
     def distance(cls, a: str, b: str) -> int:
         """Distance between two canonical values (0 means identical)."""
 
-    @classmethod
-    def is_valid(cls, text: str) -> bool:
-        try:
-            cls.normalize(text)
-        except InvalidSignalError:
-            return False
-        return True
-
 
 class HexDigestSignal(SignalType):
     """A cryptographic digest of the file bytes, written as lowercase hex."""

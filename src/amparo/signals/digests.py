@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from amparo.signals.base import HexDigestSignal, register
@@ -71,3 +73,19 @@ def digest_stream(stream: BinaryIO) -> FileDigests:
         sha256.update(chunk)
         size += len(chunk)
     return FileDigests(md5.hexdigest(), sha1.hexdigest(), sha256.hexdigest(), size)
+
+
+def digest_source(
+    source: bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO,
+) -> FileDigests:
+    """Digests of bytes, of a file by path (streamed), or of a seekable binary file (read
+    from where it stands, then put back there)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return digest_bytes(bytes(source))
+    if isinstance(source, str | os.PathLike):
+        with Path(source).open("rb") as fh:
+            return digest_stream(fh)
+    start = source.tell()
+    digests = digest_stream(source)
+    source.seek(start)
+    return digests

@@ -48,7 +48,6 @@ DIHEDRAL_NAMES = (
 )
 
 _HEX = re.compile(r"[0-9a-f]{64}")
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 @register
@@ -87,26 +86,11 @@ def bits_to_hex(bits: NDArray[np.integer]) -> str:
     return np.packbits(bits.astype(np.uint8)).tobytes().hex()
 
 
-def hex_to_bytes(value: str) -> bytes:
-    return bytes.fromhex(value)
-
-
 def hexes_to_array(values: list[str]) -> NDArray[np.uint8]:
     """Pack hex PDQ hashes into an ``(n, 32)`` uint8 array (the index's layout)."""
     if not values:
         return np.zeros((0, PDQ_BYTES), dtype=np.uint8)
     return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, PDQ_BYTES)
-
-
-def array_to_hexes(array: NDArray[np.uint8]) -> list[str]:
-    return [row.tobytes().hex() for row in array]
-
-
-def hamming_many(query: NDArray[np.uint8], hashes: NDArray[np.uint8]) -> NDArray[np.int32]:
-    """Distances from one packed hash ``(32,)`` to each row of ``hashes`` ``(n, 32)``."""
-    xor = np.bitwise_xor(hashes, query[None, :])
-    distances: NDArray[np.int32] = _POPCOUNT[xor].sum(axis=1, dtype=np.int32)
-    return distances
 
 
 def canonical_luma(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -20,16 +20,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import os
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from amparo.errors import InvalidSignalError
 from amparo.signals.base import SignalType, register
-from amparo.signals.digests import FileDigests, digest_bytes, digest_stream
+from amparo.signals.digests import FileDigests, digest_source
 from amparo.signals.pdq import DEFAULT_MIN_QUALITY, PdqSignal, pdq_from_pixels
 
 if TYPE_CHECKING:
@@ -226,7 +224,13 @@ class VpdqSignal(SignalType):
         from amparo.index.video import compare_videos
 
         result = compare_videos(parse_vpdq(a), parse_vpdq(b))
-        return 100 - math.floor(100 * min(result.query_share, result.bank_share))
+        return share_distance(result.query_share, result.bank_share)
+
+
+def share_distance(query_share: float, bank_share: float) -> int:
+    """A video match's distance: ``100 - min(query share, bank share)`` in whole percent (the
+    small epsilon keeps shares such as 0.29 from flooring to 28 through float error)."""
+    return 100 - math.floor(100 * min(query_share, bank_share) + 1e-9)
 
 
 # --- hashing -----------------------------------------------------------------------------
@@ -249,18 +253,6 @@ def collapse_frames(
     return kept
 
 
-def _digests(source: VideoSource) -> FileDigests:
-    if isinstance(source, bytes | bytearray | memoryview):
-        return digest_bytes(bytes(source))
-    if isinstance(source, str | os.PathLike):
-        with Path(source).open("rb") as fh:
-            return digest_stream(fh)
-    start = source.tell()
-    digests = digest_stream(source)
-    source.seek(start)
-    return digests
-
-
 def hash_video(
     source: VideoSource,
     *,
@@ -270,17 +262,20 @@ def hash_video(
     max_short_side: int | None = 600,
     limits: VideoLimits | None = None,
     threads: int = 1,
+    digests: FileDigests | None = None,
 ) -> VideoHashes:
     """vPDQ and file digests of a video (a path, bytes or a seekable binary file).
 
     ``sample_fps=None`` hashes every frame, as the reference does; ``collapse_distance=-1``
     keeps every sampled frame; ``max_short_side=None`` hashes frames at their stored size
     (the reference's choice; 600 is Amparo's canonical PDQ size, see docs/video.md).
+    ``digests`` saves reading the file again when the caller has them already.
     Raises the ``MediaError`` subclasses of ``amparo.media.video``.
     """
     from amparo.media.video import DEFAULT_LIMITS, detect_borders, open_video
 
-    digests = _digests(source)
+    if digests is None:
+        digests = digest_source(source)
     frames: list[VpdqFrame] = []
     cropped: dict[int, VpdqFrame] = {}
     with open_video(source, limits=limits or DEFAULT_LIMITS, threads=threads) as video:

@@ -425,7 +425,12 @@ class Store:
         ids: Sequence[int] = (),
     ) -> int:
         """Pause matching of entries until ``until`` (None lifts the pause)."""
-        value = until.astimezone(UTC) if until is not None else None
+        try:
+            value = until.astimezone(UTC) if until is not None else None
+        except OverflowError:
+            raise InputError(
+                f"{until} cannot be expressed in UTC", hint="use a date between years 2 and 9998"
+            ) from None
         action = "entry.disable_until" if value is not None else "entry.resume"
         return self._change_entries(
             bank_name,

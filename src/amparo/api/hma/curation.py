@@ -30,6 +30,8 @@ router = APIRouter(prefix="/c", tags=["HMA: curation"])
 
 BankName = Annotated[str, Path(min_length=1, max_length=100)]
 FIVE_YEARS = 5 * 365 * 24 * 3600
+# Entry ids are 64-bit: anything larger is a 422, not a database overflow.
+ContentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Bank content (entry) id.")]
 
 
 class BankCreate(BaseModel):
@@ -173,7 +175,7 @@ async def _metadata(request: Request) -> ContentMetadata | None:
         return None
     try:
         data = json.loads(await request.body() or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InputError("the request body is not valid JSON") from None
     if not isinstance(data, dict) or data.get("metadata") is None:
         return None
@@ -250,7 +252,7 @@ def _content(service: Service, bank_name: str, content_id: int) -> dict[str, Any
 )
 def bank_get_content(
     bank_name: BankName,
-    content_id: int,
+    content_id: ContentId,
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*CURATE)),
 ) -> dict[str, Any]:
@@ -264,7 +266,7 @@ def bank_get_content(
 )
 def bank_update_content(
     bank_name: BankName,
-    content_id: int,
+    content_id: ContentId,
     body: ContentUpdate,
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
@@ -290,7 +292,7 @@ def bank_update_content(
 )
 def bank_delete_content(
     bank_name: BankName,
-    content_id: int,
+    content_id: ContentId,
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> dict[str, int]:

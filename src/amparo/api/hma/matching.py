@@ -56,7 +56,16 @@ def _by_bank(matches: list[Match]) -> ByBank:
 
 
 def _lookup_all(service: Service, hashes: dict[str, str], banks: str | None) -> dict[str, ByBank]:
-    return {st: _by_bank(_match(service, value, st, banks)) for st, value in hashes.items()}
+    """Every signal of one piece of content, looked up in one matcher call."""
+    chosen = _banks(service, banks)
+    if chosen is not None and not chosen:
+        return {st: {} for st in hashes}
+    service.metrics.lookups.labels("signal").inc()
+    types = list(hashes)
+    results = service.amparo.match_signals([(signal_name(st), hashes[st]) for st in types], chosen)
+    for matches in results:
+        service.count_matches(matches)
+    return {st: _by_bank(matches) for st, matches in zip(types, results, strict=True)}
 
 
 @router.get("/raw_lookup", response_model=dict[str, list[Any]], summary="Raw hash lookup")

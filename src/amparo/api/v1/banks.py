@@ -214,10 +214,19 @@ def add_media_to_bank(
     report the entry ids."""
     amparo = service.amparo
     amparo.get_bank(name)
+    checked = None
     if media_kind(data) != "video":  # a video is hashed once, at the bank sampling rate
-        hash_media_bytes(data, service)  # refuses what is not media before anything is written
+        # Refuses what is not media before anything is written; the hashes are then reused.
+        checked = hash_media_bytes(data, service)
     hashes, report = amparo.add_media(
-        name, data, category=category, tags=tags, source_id=source_id, note=note, actor=actor
+        name,
+        data,
+        category=category,
+        tags=tags,
+        source_id=source_id,
+        note=note,
+        actor=actor,
+        hashes=checked,
     )
     ids: dict[str, int] = {}
     for signal_type, value in hashes.signals().items():

@@ -125,6 +125,8 @@ def te_vpdq_frames(text: str) -> VpdqFrames:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _te_invalid(f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise _te_invalid("JSON nested too deeply") from None
     if not isinstance(items, list) or not items:
         raise _te_invalid("expected a non-empty JSON list")
     frames: list[VpdqFrame] = []

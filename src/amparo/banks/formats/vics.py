@@ -162,6 +162,10 @@ def read_vics(stream: TextIO, options: ReadOptions, diag: Diagnostics) -> Iterat
     text = stream.read().lstrip("\ufeff")
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise diag.fatal(
+            "the JSON is nested too deeply to be a VICS file", hint="check the file's content"
+        ) from None
     except json.JSONDecodeError as exc:
         raise diag.fatal(
             f"line {exc.lineno}: not valid JSON ({exc.msg})",
