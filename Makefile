@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean browser
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/python -m amparo.demo
 
 ## test: set up, lint, type-check and run the whole test suite
-test: $(VENV)/.test-installed lint typecheck
+test: $(VENV)/.test-installed browser lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test-installed
@@ -39,6 +39,16 @@ unit: $(VENV)/.test-installed
 bench: $(BIN)/activate
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/hash_throughput.py
+
+## browser: Debian's chromium + chromium-driver for the reviewer UI's browser tests (as root;
+## elsewhere install them yourself, or those tests skip saying why)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; } || \
+	  echo "chromium/chromedriver not installed: the browser tests will skip"; }
 
 clean:
 	rm -rf $(VENV) amparo-data build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

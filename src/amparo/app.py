@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
@@ -17,6 +18,12 @@ from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals import normalize_signal
 from amparo.store import AuditEntry, Store
 from amparo.video_matching import video_entries
+
+if TYPE_CHECKING:
+    from amparo.actions import Actioner
+    from amparo.evidence import EvidenceStore
+    from amparo.reports import ReportService
+    from amparo.review import CaseService
 
 log = logging.getLogger("amparo")
 
@@ -52,6 +59,32 @@ class Amparo:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    # -- acting on finds (each part built on first use) -------------------------------------
+
+    @cached_property
+    def cases(self) -> CaseService:
+        from amparo.review import CaseService
+
+        return CaseService(self)
+
+    @cached_property
+    def actions(self) -> Actioner:
+        from amparo.actions import Actioner
+
+        return Actioner(self)
+
+    @cached_property
+    def evidence(self) -> EvidenceStore:
+        from amparo.evidence import EvidenceStore
+
+        return EvidenceStore(self)
+
+    @cached_property
+    def reports(self) -> ReportService:
+        from amparo.reports import ReportService
+
+        return ReportService(self)
 
     # -- hashing ----------------------------------------------------------------------------
 

@@ -59,6 +59,10 @@ class Settings:
     video_max_file_bytes: int = 8 * 1024**3
     video_max_duration_seconds: int = 6 * 3600
     video_timeout_seconds: int = 900
+    # -- review (cases, reviewer UI) --
+    # -- actions (rules, webhooks, quarantine) --
+    # -- evidence --
+    # -- audit and reports --
 
     @property
     def resolved_database_url(self) -> str:
@@ -113,6 +117,10 @@ SETTING_DOCS: dict[str, str] = {
     "video_max_file_bytes": "Videos larger than this are digested but not decoded.",
     "video_max_duration_seconds": "Videos longer than this (declared or decoded) are refused.",
     "video_timeout_seconds": "Wall-clock limit for decoding one video.",
+    # -- review (cases, reviewer UI) --
+    # -- actions (rules, webhooks, quarantine) --
+    # -- evidence --
+    # -- audit and reports --
 }
 
 

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from amparo import __version__
+from amparo import __version__, web
 from amparo.api import hma, system, v1
 from amparo.api.middleware import RouteTemplates, ServiceMiddleware
 from amparo.api.schemas import ErrorBody
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, *, amparo: Amparo | None = None
     app.include_router(system.router)
     app.include_router(v1.router)
     app.include_router(hma.router)
+    app.include_router(web.router)
     return app
 
 

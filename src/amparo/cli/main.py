@@ -9,7 +9,21 @@ from typing import Annotated
 import typer
 
 from amparo import __version__
-from amparo.cli import bank, hashcmd, indexcmd, keys, match, scan, serve
+from amparo.cli import (
+    auditcmd,
+    bank,
+    cases,
+    evidence,
+    hashcmd,
+    indexcmd,
+    keys,
+    match,
+    reports,
+    rules,
+    scan,
+    serve,
+    webhooks,
+)
 from amparo.cli.context import GlobalOptions, fail
 
 app = typer.Typer(
@@ -73,6 +87,12 @@ app.add_typer(bank.app, name="bank")
 app.command("serve", help=serve.HELP)(serve.serve_command)
 app.add_typer(keys.app, name="keys")
 app.add_typer(indexcmd.app, name="index")
+app.add_typer(rules.app, name="rules")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(cases.app, name="cases")
+app.add_typer(evidence.app, name="evidence")
+app.add_typer(reports.app, name="reports")
+app.add_typer(auditcmd.app, name="audit")
 
 
 def main() -> None:

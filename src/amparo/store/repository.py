@@ -548,6 +548,14 @@ class Store:
 
     # -- audit ------------------------------------------------------------------------------
 
+    def audit(
+        self, action: str, target: str = "", details: dict[str, Any] | None = None, *, actor: str
+    ) -> None:
+        """Record one event in the audit log in its own transaction (for changes made
+        elsewhere; a change made here records its entry in the same transaction)."""
+        with self.engine.begin() as conn:
+            self._audit(conn, actor, action, target, details or {})
+
     @staticmethod
     def _audit(
         conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]

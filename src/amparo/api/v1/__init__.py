@@ -2,10 +2,14 @@
 
 from fastapi import APIRouter
 
-from amparo.api.v1 import banks, matching
+from amparo.api.v1 import actions, banks, evidence, matching, reports, review
 
 router = APIRouter(prefix="/v1")
 router.include_router(matching.router)
 router.include_router(banks.router)
+router.include_router(actions.router)
+router.include_router(review.router)
+router.include_router(evidence.router)
+router.include_router(reports.router)
 
 __all__ = ["router"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from amparo.store.models import Base
+from amparo.store.schema import Base
 
 config = context.config
 connection = config.attributes.get("connection")

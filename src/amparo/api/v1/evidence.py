@@ -1,0 +1,7 @@
+"""v1: evidence routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["v1: evidence"])
