@@ -49,6 +49,7 @@ class Amparo:
         self.settings = settings or load_settings()
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.settings.resolved_database_url)
+        self.store.configure_audit(self.settings)  # signed checkpoints of the audit chain
         self.matcher = Matcher(self.store, self.settings)
 
     def close(self) -> None:

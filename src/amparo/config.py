@@ -60,9 +60,36 @@ class Settings:
     video_max_duration_seconds: int = 6 * 3600
     video_timeout_seconds: int = 900
     # -- review (cases, reviewer UI) --
+    review_reveal_seconds: int = 5
+    review_daily_limit: int = 200
+    review_break_minutes: int = 50
+    review_session_minutes: int = 240
+    review_fp_disable_after: int = 3
     # -- actions (rules, webhooks, quarantine) --
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 15
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_lease_seconds: float = 60.0
+    webhook_poll_seconds: float = 1.0
+    webhook_deliver_in_serve: bool = True
+    quarantine_dir: str = ""
     # -- evidence --
+    evidence_url: str = ""
+    evidence_kek_file: str = ""
+    evidence_retention_days: int = 365
     # -- audit and reports --
+    audit_checkpoint_every: int = 1000
+    audit_signing_key_file: str = ""
+    cybertip_environment: str = "test"
+    cybertip_url: str = ""
+    cybertip_username: str = ""
+    cybertip_password: str = ""
+    cybertip_timeout_seconds: float = 60.0
+    reporter_org_name: str = ""
+    reporter_contact_name: str = ""
+    reporter_email: str = ""
+    reporter_phone: str = ""
 
     @property
     def resolved_database_url(self) -> str:
@@ -118,9 +145,57 @@ SETTING_DOCS: dict[str, str] = {
     "video_max_duration_seconds": "Videos longer than this (declared or decoded) are refused.",
     "video_timeout_seconds": "Wall-clock limit for decoding one video.",
     # -- review (cases, reviewer UI) --
+    "review_reveal_seconds": "Seconds a revealed item stays clear before the page re-blurs it.",
+    "review_daily_limit": "Items one reviewer may reveal in a UTC day; more reveals are refused.",
+    "review_break_minutes": "Minutes of continuous reviewing after which a break is suggested.",
+    "review_session_minutes": "Lifetime of a reviewer's web sign-in, counted from sign-in.",
+    "review_fp_disable_after": (
+        "False-positive decisions after which a bank entry is disabled pending a curator's look."
+    ),
     # -- actions (rules, webhooks, quarantine) --
+    "webhook_timeout_seconds": "Time allowed for one webhook POST (connect, send, answer).",
+    "webhook_max_attempts": "Delivery attempts before a webhook event is marked dead.",
+    "webhook_backoff_seconds": "Wait before the first webhook retry; doubles each attempt.",
+    "webhook_backoff_max_seconds": "Longest wait between webhook retries.",
+    "webhook_lease_seconds": (
+        "How long a deliverer holds an event it is sending; a crashed deliverer's events are "
+        "retried after this."
+    ),
+    "webhook_poll_seconds": "How often an idle deliverer looks for due webhook events.",
+    "webhook_deliver_in_serve": "Deliver webhook events from inside `amparo serve`.",
+    "quarantine_dir": (
+        "Folder that `quarantine` actions in move mode move matched scan files into; empty "
+        "means moving is refused (files are only ever copied into the evidence store)."
+    ),
     # -- evidence --
+    "evidence_url": (
+        "Where encrypted evidence blobs are kept: empty for <home>/evidence, a directory, or "
+        "s3://bucket/prefix?endpoint=URL&region=NAME (credentials from AWS_* variables)."
+    ),
+    "evidence_kek_file": (
+        "Keyring of key-encryption keys for evidence; empty means <home>/keys/evidence.keys, "
+        "created on first use. Back it up: without it no evidence can be read."
+    ),
+    "evidence_retention_days": (
+        "Days preserved evidence is kept before `amparo evidence purge` deletes it (unless on "
+        "legal hold); 0 keeps it until discarded by hand."
+    ),
     # -- audit and reports --
+    "audit_checkpoint_every": (
+        "Sign a checkpoint of the audit chain every this many entries; 0 only on demand."
+    ),
+    "audit_signing_key_file": (
+        "Ed25519 key (PEM) that signs audit checkpoints; empty: <home>/keys/audit-signing.key."
+    ),
+    "cybertip_environment": "CyberTipline environment: 'test' (default) or 'production'.",
+    "cybertip_url": "CyberTipline API base URL; required (set explicitly) for production.",
+    "cybertip_username": "CyberTipline API user name (HTTP basic auth).",
+    "cybertip_password": "CyberTipline API password (HTTP basic auth).",
+    "cybertip_timeout_seconds": "Time allowed for one CyberTipline API call.",
+    "reporter_org_name": "Reporting organisation's name, as reports carry it.",
+    "reporter_contact_name": "Name of the person hotlines contact about reports.",
+    "reporter_email": "E-mail address of the reporting contact.",
+    "reporter_phone": "Telephone number of the reporting contact (optional).",
 }
 
 

@@ -22,10 +22,12 @@ from PIL import Image, ImageDraw, ImageOps
 from rich.console import Console
 from rich.table import Table
 
+from amparo.actions.rules import Rule
 from amparo.app import Amparo
 from amparo.banks.model import BankInfo
 from amparo.config import load_settings
 from amparo.scan import ItemRecord, ScanOptions, scan_paths, write_report
+from amparo.store import audit as audit_chain
 
 KNOWN = ("astronaut", "chelsea", "coffee", "rocket", "camera", "motorcycle_left")
 UNRELATED = ("horse", "brick", "grass", "gravel", "moon", "page", "text", "coins", "hubble")
@@ -84,6 +86,19 @@ def build(out: Path) -> tuple[Amparo, Path]:
             source="scikit-image sample data",
             supplier="Amparo demo",
         )
+    )
+    # A rule, as a platform or hotline would set one: every find goes to human review, its
+    # file preserved (encrypted) in the evidence store for the reviewer.
+    amparo.actions.add_rule(
+        Rule.from_json(
+            {
+                "name": "demo-review",
+                "description": "Send every find of the demo bank to human review",
+                "conditions": {"banks": ["demo-known"]},
+                "actions": [{"type": "review"}],
+            }
+        ),
+        actor="demo",
     )
     photos = _photos()
     for name in KNOWN:
@@ -145,8 +160,31 @@ def main(argv: list[str] | None = None) -> int:
         f"{totals['errors']} errors, in {totals['elapsed_s']} s; exit code {totals['exit_code']}"
     )
     console.print(f"\nFull report: {report_path}")
+    _acting(console, amparo, args.out / "home")
     amparo.close()
     return 0
+
+
+def _acting(console: Console, amparo: Amparo, home: Path) -> None:
+    """What the rule did with the finds, and how a reviewer would look at them."""
+    cases = amparo.cases.queue("waiting", limit=1000)
+    items = sum(len(c.items) for c in cases)
+    kept = amparo.evidence.list(limit=1000)
+    verdict = audit_chain.verify_store(amparo.store.engine, None)
+    console.print(
+        f"\nRule [cyan]demo-review[/]: {len(cases)} case(s) with {items} item(s) wait for human "
+        f"review; {len(kept)} file(s) preserved, encrypted, in the evidence store "
+        "(files that matched nothing were not kept)."
+    )
+    console.print(
+        f"Audit log: {verdict.entries} hash-chained entries, "
+        + ("verified intact." if verdict.ok else f"[red]{len(verdict.problems)} problem(s)[/]")
+    )
+    console.print(
+        "\nTo review them (media blurred and greyscale until you reveal one):\n"
+        f"  amparo --home {home} keys create me --scope reviewer\n"
+        f"  amparo --home {home} serve    # then open http://127.0.0.1:8080/review"
+    )
 
 
 if __name__ == "__main__":

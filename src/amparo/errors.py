@@ -15,7 +15,8 @@ AmparoError                 base; ``exit_code`` for the CLI, ``http_status`` for
 ├── ConflictError           the thing already exists / the change conflicts with state
 ├── PermissionDeniedError   the caller's key lacks the scope
 └── StorageError            the database or data directory cannot be used
-    └── IndexCorruptError   an on-disk index segment fails its checksum or header check
+    ├── IndexCorruptError   an on-disk index segment fails its checksum or header check
+    └── EvidenceIntegrityError  a preserved evidence item is damaged, altered or missing
 """
 
 from __future__ import annotations
@@ -118,3 +119,11 @@ class StorageError(AmparoError):
 
 class IndexCorruptError(StorageError):
     code = "index_corrupt"
+
+
+class EvidenceIntegrityError(StorageError):
+    """A preserved item failed its integrity check (authentication tag, SHA-256, size) or its
+    blob is missing. The message names the item; nothing of its content."""
+
+    code = "evidence_integrity"
+    http_status = 500

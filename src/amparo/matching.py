@@ -20,8 +20,10 @@ from amparo.index import MAX_RADIUS, SegmentedPdqIndex
 from amparo.indexing import SignalIndexes, keys_of
 from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
 from amparo.signals.vpdq import parse_vpdq
-from amparo.store import Store
+from amparo.store import EntryView, Store
 from amparo.video_matching import VideoMatchDetail, VideoMatcher
+
+_ENTRY_CACHE_MAX = 200_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class QueryResult:
     matches: list[Match]
     pdq_skipped: str | None = None
     """Why the PDQ hash was not used (low quality), if it was not."""
+    benign: list[Match] = field(default_factory=list)
+    """Matches in negative (known-benign) banks. When there are any, ``matches`` is empty:
+    known-benign content is never a find."""
+    suppressed: list[Match] = field(default_factory=list)
+    """Positive-bank matches withheld because the query also matched a negative bank."""
 
 
 class Matcher:
@@ -95,6 +102,9 @@ class Matcher:
         self._seen_generation = -1
         self._refreshed_at = 0.0
         self._banks_cache: dict[int, BankInfo] = {}
+        # Stored entries of recent hits (bank, category, enabled...), so repeated lookups skip
+        # the database; emptied whenever the change log moves (or this process writes).
+        self._entries: dict[int, EntryView] = {}
         self.video = VideoMatcher(store, settings)
 
     @property
@@ -134,7 +144,10 @@ class Matcher:
             ):
                 return
             indexes = self.indexes
+            before = indexes.checkpoint
             indexes.catch_up()
+            if indexes.checkpoint != before or generation != self._seen_generation:
+                self._entries = {}
             self.video.refresh()
             self._banks_cache = {
                 b.id: b for b in self.store.list_banks(with_counts=False) if b.id is not None
@@ -142,6 +155,15 @@ class Matcher:
             self._seen_generation, self._refreshed_at = generation, now
             if indexes.needs_compaction():
                 indexes.compact_in_background()
+
+    def is_fresh(self) -> bool:
+        """Whether a lookup now would use what is in memory, with no database round trip
+        (so an async caller may run it on its event loop)."""
+        return (
+            self._indexes is not None
+            and self.store.generation == self._seen_generation
+            and time.monotonic() - self._refreshed_at < self.settings.index_refresh_seconds
+        )
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -171,8 +193,15 @@ class Matcher:
     def match(
         self, queries: Sequence[Query], banks: Sequence[str] | None = None
     ) -> list[QueryResult]:
-        """Look each query up in the chosen (default: all) enabled banks."""
+        """Look each query up in the chosen (default: all) enabled banks.
+
+        Enabled negative (known-benign) banks are always consulted, whichever banks are
+        chosen: a query that matches one has its positive matches moved to ``suppressed``."""
         enabled = self._banks(banks)
+        negative = {
+            i: b for i, b in self._banks_cache.items() if b.enabled and b.kind == "negative"
+        }
+        enabled.update(negative)
         results = [QueryResult(matches=[]) for _ in queries]
         if not enabled or not queries:
             return results
@@ -180,8 +209,7 @@ class Matcher:
         self._pdq_hits(queries, enabled, results, hits)
         self._digest_hits(queries, hits)
         self._video_matches(queries, enabled, results)
-        wanted = {h[0] for qh in hits for h in qh}
-        entries = self.store.get_entries(wanted) if wanted else {}
+        entries = self._stored_entries({h[0] for qh in hits for h in qh})
         now = datetime.now(UTC)
         for qi, qhits in enumerate(hits):
             best: dict[tuple[int, str], Match] = {}
@@ -214,7 +242,22 @@ class Matcher:
                 [*best.values(), *results[qi].matches],
                 key=lambda m: (m.distance, m.bank, m.entry_id, m.signal_type),
             )
+        if negative:
+            names = {b.name for b in negative.values()}
+            for result in results:
+                _suppress_known_benign(result, names)
         return results
+
+    def _stored_entries(self, ids: set[int]) -> dict[int, EntryView]:
+        """The stored entries behind ``ids``, from the cache or the database."""
+        cache = self._entries
+        missing = [i for i in ids if i not in cache]
+        if missing:
+            found = self.store.get_entries(missing)
+            if len(cache) + len(found) > _ENTRY_CACHE_MAX:
+                cache = self._entries = {}
+            cache.update(found)
+        return {i: cache[i] for i in ids if i in cache}
 
     def _pdq_hits(
         self,
@@ -289,3 +332,13 @@ class Matcher:
                 )
                 for r in matched
             )
+
+
+def _suppress_known_benign(result: QueryResult, negative_banks: set[str]) -> None:
+    """Known-benign content is never a find: a query that matched an entry of a negative bank
+    keeps its positive matches only as ``suppressed``."""
+    benign = [m for m in result.matches if m.bank in negative_banks]
+    if benign:
+        result.benign = benign
+        result.suppressed = [m for m in result.matches if m.bank not in negative_banks]
+        result.matches = []

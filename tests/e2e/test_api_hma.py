@@ -82,6 +82,28 @@ def test_content_upload_signal_lookup_and_disable(api: Api) -> None:
         headers=mat,
     )
     assert r.json() == {"matches": [{"bank_content_id": content_id, "distance": "0"}]}
+    # The fast lane (plain requests) and the full route (any other parameter, here a dummy
+    # one) answer alike, errors included.
+    for extra in ({}, {"include_distance": "true"}, {"include_distance": "0"}):
+        fast = c.get(
+            "/m/raw_lookup", params={"signal": pdq, "signal_type": "pdq", **extra}, headers=mat
+        )
+        full = c.get(
+            "/m/raw_lookup",
+            params={"signal": pdq, "signal_type": "pdq", "x": "1", **extra},
+            headers=mat,
+        )
+        assert fast.status_code == full.status_code == 200
+        assert fast.json() == full.json() and len(fast.json()["matches"]) == 2
+    bad = c.get("/m/raw_lookup", params={"signal": "zz", "signal_type": "pdq"}, headers=mat)
+    assert bad.status_code == 400 and bad.json()["error"]["code"]
+    nokey = c.get("/m/raw_lookup", params={"signal": pdq, "signal_type": "pdq"})
+    assert nokey.status_code == 401
+    flag = c.get(
+        "/m/raw_lookup", params={"signal": pdq, "signal_type": "pdq", "include_distance": "maybe"},
+        headers=mat,
+    )  # fmt: skip
+    assert flag.status_code == 400
 
     # POST lookup of a transformed upload: {signal_type: {bank: [...]}}.
     r = c.post("/m/lookup", files={"photo": ("q.jpg", transformed(), "image/jpeg")}, headers=mat)

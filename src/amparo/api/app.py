@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amparo import __version__, web
+from amparo.actions.webhooks import deliver_in_background
 from amparo.api import hma, system, v1
 from amparo.api.middleware import RouteTemplates, ServiceMiddleware
 from amparo.api.schemas import ErrorBody
@@ -98,12 +99,16 @@ def create_app(settings: Settings | None = None, *, amparo: Amparo | None = None
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_refresh_quietly, service)
         task = asyncio.create_task(_keep_index_fresh(service))
+        tasks = [task]
+        if settings.webhook_deliver_in_serve:
+            tasks.append(asyncio.create_task(deliver_in_background(service.amparo)))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in tasks:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
             if amparo is None:
                 service.close()
 
@@ -129,6 +134,7 @@ def create_app(settings: Settings | None = None, *, amparo: Amparo | None = None
         json_limit=settings.api_max_json_bytes,
         upload_limit=settings.api_max_upload_bytes,
         templates=RouteTemplates(lambda: [*app.openapi()["paths"], "/openapi.json", "/docs"]),
+        fast_lanes={("GET", "/m/raw_lookup"): hma.matching.fast_raw_lookup(service)},
     )
     app.include_router(system.router)
     app.include_router(v1.router)

@@ -3,7 +3,7 @@ route (but /healthz) goes through, as a FastAPI dependency."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 
@@ -17,6 +17,14 @@ MATCH = ("matcher", "curator")
 CURATE = ("curator",)
 READ_BANKS = ("curator", "auditor")
 AUDIT = ("auditor",)
+READ_REPORTS = ("reviewer", "auditor")
+BUILD_REPORTS = ("reviewer",)
+SUBMIT_REPORTS = ("admin",)
+EVIDENCE_META = ("reviewer", "auditor")
+"""Evidence metadata (hashes, sources, retention): never content."""
+EVIDENCE_CONTENT = ("reviewer",)
+"""Decrypted evidence content (and admin); every read is audit-logged."""
+ADMIN = ("admin",)
 ANY = ("admin", "curator", "matcher", "hasher", "reviewer", "auditor")
 
 
@@ -45,10 +53,12 @@ def authenticate(request: Request, service: Service, scopes: tuple[str, ...]) ->
     return key
 
 
-def requires(*scopes: str) -> Callable[..., ApiKey]:
+def requires(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that returns the caller's key if it holds one of ``scopes``."""
 
-    def dependency(request: Request, service: Service = Depends(get_service)) -> ApiKey:
+    # Async: the check is in-memory (keys are cached for api_key_cache_seconds), so it runs on
+    # the event loop instead of costing a thread-pool hop on every request.
+    async def dependency(request: Request, service: Service = Depends(get_service)) -> ApiKey:
         return authenticate(request, service, scopes)
 
     return dependency

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.routing import compile_path
@@ -21,6 +21,12 @@ access_log = logging.getLogger("amparo.access")
 
 # Multipart framing around an upload of the maximum size.
 MULTIPART_SLACK = 64 * 1024
+_TEMPLATE_CACHE_MAX = 4096
+
+FastLane = Callable[[Scope], Awaitable[bytes | None]]
+"""A handler for the hottest routes that skips the framework's routing and validation: it
+returns the JSON body of a successful answer, or None to hand the request to the full app
+(which then does the same work the usual way, errors included)."""
 
 
 class PayloadTooLargeError(AmparoError):
@@ -53,8 +59,20 @@ class RouteTemplates:
     def __init__(self, paths: Callable[[], list[str]]) -> None:
         self._paths = paths
         self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+        self._seen: dict[str, str] = {}
 
     def __call__(self, path: str) -> str:
+        # Most traffic repeats a few paths (/m/raw_lookup): remember them rather than trying
+        # every route's pattern on every request.
+        template = self._seen.get(path)
+        if template is None:
+            template = self._find(path)
+            if len(self._seen) >= _TEMPLATE_CACHE_MAX:
+                self._seen.clear()
+            self._seen[path] = template
+        return template
+
+    def _find(self, path: str) -> str:
         if self._compiled is None:
             templates = sorted(self._paths(), key=lambda p: (p.count("{"), -len(p)))
             self._compiled = [(compile_path(t)[0], t) for t in templates]
@@ -73,8 +91,10 @@ class ServiceMiddleware:
         json_limit: int,
         upload_limit: int,
         templates: RouteTemplates,
+        fast_lanes: Mapping[tuple[str, str], FastLane] | None = None,
     ) -> None:
         self.app = app
+        self.fast_lanes = dict(fast_lanes or {})
         self.metrics = metrics
         self.json_limit = json_limit
         self.upload_limit = upload_limit
@@ -133,7 +153,13 @@ class ServiceMiddleware:
                     ),
                 )
             else:
-                await self.app(scope, limited_receive, send_with_id)
+                lane = self.fast_lanes.get((scope.get("method", ""), scope.get("path", "")))
+                body = await lane(scope) if lane is not None else None
+                if body is not None:
+                    status = 200
+                    await _reply(send_with_id, 200, body)
+                else:
+                    await self.app(scope, limited_receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
             template = self.templates(scope.get("path", "")) if status != 404 else "unmatched"

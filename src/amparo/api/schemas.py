@@ -12,6 +12,10 @@ from amparo.hashing import MediaHashes
 from amparo.matching import Match
 
 SignalTypeName = Literal["pdq", "md5", "sha1", "sha256"]
+BankKind = Annotated[
+    Literal["positive", "negative"],
+    Field(description="positive: known abuse material; negative: known benign (suppresses)"),
+]
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -101,10 +105,24 @@ class MatchOut(BaseModel):
         )
 
 
+class ActionTakenOut(BaseModel):
+    """One action a rule took on a find (docs/actions.md); also in the actions-taken log."""
+
+    rule: str
+    rule_version: int
+    action: str
+    outcome: str = Field(description="done, failed (see error) or skipped.")
+    detail: dict[str, object] = Field(default_factory=dict)
+    error: str | None = None
+
+
 class MediaMatchOut(BaseModel):
     hashes: HashesOut
     matches: list[MatchOut]
     pdq_skipped: str | None = None
+    actions: list[ActionTakenOut] = Field(
+        default_factory=list, description="What the action rules did about a match."
+    )
 
 
 class SignalIn(Strict):
@@ -125,6 +143,12 @@ class SignalResult(BaseModel):
 
 class SignalsMatchOut(BaseModel):
     results: list[SignalResult]
+    actions: list[ActionTakenOut] = Field(
+        default_factory=list, description="What the action rules did about the matches."
+    )
+    actions_skipped: str | None = Field(
+        default=None, description="Why matched signals ran no rules (no sha256 named them)."
+    )
 
 
 class LookupOut(BaseModel):
@@ -153,6 +177,7 @@ class BankOut(BaseModel):
     enabled: bool
     pdq_threshold: int | None
     dihedral: bool
+    kind: str
     entries: int
     created_at: datetime | None
     imported_at: datetime | None
@@ -168,6 +193,7 @@ class BankOut(BaseModel):
             enabled=b.enabled,
             pdq_threshold=b.pdq_threshold,
             dihedral=b.dihedral,
+            kind=b.kind,
             entries=b.entry_count,
             created_at=utc(b.created_at),
             imported_at=utc(b.imported_at),
@@ -183,6 +209,7 @@ class BankIn(Strict):
     enabled: bool = True
     pdq_threshold: int | None = Field(default=None, ge=0, le=63)
     dihedral: bool = False
+    kind: BankKind = "positive"
 
 
 class BankPatch(Strict):
@@ -193,6 +220,7 @@ class BankPatch(Strict):
     enabled: bool | None = None
     pdq_threshold: int | None = Field(default=None, ge=0, le=63)
     dihedral: bool | None = None
+    kind: BankKind | None = None
 
 
 class DeletedOut(BaseModel):

@@ -85,6 +85,7 @@ class Service:
         self.amparo.close()
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    """The app's service (an async dependency: no thread hop for something this cheap)."""
     service: Service = request.app.state.service
     return service

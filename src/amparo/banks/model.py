@@ -33,6 +33,9 @@ class BankInfo:
     """Per-bank PDQ distance; None means the configured default."""
     dihedral: bool = False
     """Also match rotated and mirrored copies (PDQ dihedral hashes)."""
+    kind: str = "positive"
+    """``positive``: known abuse material, a match is a find. ``negative``: known-benign
+    content; a match suppresses the query's positive matches and is never a find itself."""
     id: int | None = None
     created_at: datetime | None = None
     imported_at: datetime | None = None

@@ -36,6 +36,7 @@ def _bank_json(b: BankInfo) -> dict[str, object]:
         "enabled": b.enabled,
         "pdq_threshold": b.pdq_threshold,
         "dihedral": b.dihedral,
+        "kind": b.kind,
         "entries": b.entry_count,
         "created_at": b.created_at,
         "imported_at": b.imported_at,
@@ -58,8 +59,18 @@ def create(
         bool, typer.Option("--dihedral", help="Also match rotated and mirrored copies.")
     ] = False,
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
+    negative: Annotated[
+        bool,
+        typer.Option(
+            "--negative",
+            help="A known-benign bank: its matches suppress the query's other matches.",
+        ),
+    ] = False,
 ) -> None:
-    """Create an empty bank. Example: amparo bank create known --source 'hotline X'"""
+    """Create an empty bank. Example: amparo bank create known --source 'hotline X'
+
+    A negative bank (--negative) lists known-benign content that keeps being mistaken for a
+    match: a query matching it is never a find. Example: amparo bank create benign --negative"""
     with open_app(ctx) as amparo:
         bank = amparo.create_bank(
             BankInfo(
@@ -71,9 +82,11 @@ def create(
                 pdq_threshold=pdq_threshold,
                 dihedral=dihedral,
                 enabled=not disabled,
+                kind="negative" if negative else "positive",
             )
         )
-    err_console.print(f"created bank {bank.name}", markup=False)
+    kind = " (negative: known benign)" if bank.kind == "negative" else ""
+    err_console.print(f"created bank {bank.name}{kind}", markup=False)
 
 
 @app.command("list")
@@ -86,10 +99,11 @@ def list_banks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         for b in banks:
             emit_json(_bank_json(b))
         return
-    table = Table("name", "entries", "enabled", "pdq threshold", "dihedral", "source")
+    table = Table("name", "kind", "entries", "enabled", "pdq threshold", "dihedral", "source")
     for b in banks:
         table.add_row(
             b.name,
+            b.kind,
             f"{b.entry_count:,}",
             "yes" if b.enabled else "no",
             str(b.pdq_threshold if b.pdq_threshold is not None else "default"),
@@ -321,6 +335,10 @@ def set_(
     source: Annotated[str | None, typer.Option()] = None,
     supplier: Annotated[str | None, typer.Option()] = None,
     terms: Annotated[str | None, typer.Option()] = None,
+    negative: Annotated[
+        bool | None,
+        typer.Option("--negative/--positive", help="Known-benign (negative) or known (positive)."),
+    ] = None,
 ) -> None:
     """Change a bank's settings. Example: amparo bank set known --pdq-threshold 24"""
     changes: dict[str, Any] = {
@@ -332,6 +350,7 @@ def set_(
             "source": source,
             "supplier": supplier,
             "terms": terms,
+            "kind": None if negative is None else ("negative" if negative else "positive"),
         }.items()
         if v is not None
     }

@@ -40,7 +40,8 @@ Every file is digested (MD5, SHA-1, SHA-256) and images are PDQ-hashed, in worke
 the hashes are looked up in every enabled bank (or the --bank ones) and forgotten unless they
 matched. The report goes to --report FILE (format from --format or the file name: .jsonl,
 .csv, .html), else to stdout; a summary goes to stderr. A journal records every file done,
-so an interrupted scan continues with --resume.
+so an interrupted scan continues with --resume. Matched files go through the action rules
+(`amparo rules`: cases, webhooks, quarantine) unless --no-actions is given.
 
 Exit 0: no match. 1: something matched (even if some files had errors). 2: no match, but
 some file could not be checked. Example: amparo scan /mnt/evidence --report report.html
@@ -82,7 +83,25 @@ def scan_command(
     max_depth: Annotated[
         int, typer.Option("--max-depth", min=1, help="How deep to look into nested archives.")
     ] = 5,
+    no_actions: Annotated[
+        bool,
+        typer.Option("--no-actions", help="Report matches only; run no action rules."),
+    ] = False,
+    case: Annotated[
+        str | None,
+        typer.Option("--case", help="Also write the matches as this VICS JSON 2.0 case."),
+    ] = None,
+    case_output: Annotated[
+        Path | None,
+        typer.Option(
+            "--case-output", help="VICS case file (default: <report dir>/<ID>.vics.json)."
+        ),
+    ] = None,
 ) -> None:
+    if case is not None:
+        from amparo.reports.vics_case import validate_case_id
+
+        validate_case_id(case)
     to_stdout = report is None or str(report) == "-"
     report_format = format_for("" if to_stdout else str(report), fmt)
     overrides = {} if workers is None else {"workers": workers}
@@ -94,7 +113,11 @@ def scan_command(
                 else Path(f"{report}.journal")
             )
         options = ScanOptions(
-            banks=banks or None, journal=journal, resume=resume, max_depth=max_depth
+            banks=banks or None,
+            journal=journal,
+            resume=resume,
+            max_depth=max_depth,
+            actions=not no_actions,
         )
         with _ProgressDisplay([str(p) for p in paths]) as display:
             result = scan_paths(amparo, paths, options, progress=display.update)
@@ -105,6 +128,13 @@ def scan_command(
         assert report is not None
         _write_file(report, result, report_format)
     _print_summary(result, None if to_stdout else report)
+    if case is not None:
+        from amparo.reports.vics_case import write_vics_case
+
+        folder = Path(".") if to_stdout or report is None else report.parent
+        case_path = case_output or folder / f"{case}.vics.json"
+        media = write_vics_case(result, case, case_path)
+        err_console.print(f"VICS case {case}: {case_path} ({media:,} media)", markup=False)
     if result.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(result.exit_code)

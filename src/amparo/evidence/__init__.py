@@ -1,4 +1,4 @@
-"""Encrypted, integrity-checked preservation of content (owned by the evidence work).
+"""Encrypted, integrity-checked preservation of content (see docs/evidence.md).
 
 Contract::
 
@@ -6,6 +6,7 @@ Contract::
     data = amparo.evidence.read(item.id, actor=...)      # logged; integrity checked
 """
 
-from amparo.evidence.service import EvidenceStore
+from amparo.evidence.maintenance import PurgeReport, RotationReport, VerifyReport
+from amparo.evidence.service import EvidenceItem, EvidenceStore
 
-__all__ = ["EvidenceStore"]
+__all__ = ["EvidenceItem", "EvidenceStore", "PurgeReport", "RotationReport", "VerifyReport"]

@@ -20,13 +20,23 @@ from datetime import UTC, datetime
 from os import PathLike, fspath
 from pathlib import Path
 
+from amparo.actions.finds import media_find
 from amparo.app import Amparo
 from amparo.config import Settings
+from amparo.events import Source
 from amparo.hashing import MediaHashes
+from amparo.matching import Match
 from amparo.scan.archives import ArchiveLimits
 from amparo.scan.engine import HashEngine, make_engine
 from amparo.scan.journal import ScanJournal
-from amparo.scan.model import HashLimits, HashOutcome, HashTask, ItemRecord, Problem
+from amparo.scan.model import (
+    MEMBER_SEPARATOR,
+    HashLimits,
+    HashOutcome,
+    HashTask,
+    ItemRecord,
+    Problem,
+)
 from amparo.scan.result import ScanResult
 from amparo.scan.walk import walk_paths
 
@@ -50,6 +60,8 @@ class ScanOptions:
     """How many archives deep to look inside nested archives."""
     match_batch: int = 256
     hash_batch: int = 16
+    actions: bool = True
+    """Run the action rules on each matched file (``amparo scan --no-actions``: off)."""
 
 
 @dataclass(frozen=True)
@@ -83,15 +95,25 @@ def _report_signals(hashes: MediaHashes) -> dict[str, str]:
     return {k: v for k, v in hashes.signals().items() if k != "vpdq"}
 
 
+MatchCallback = Callable[[HashOutcome, list[Match]], None]
+
+
 def match_batch(
-    amparo: Amparo, outcomes: Sequence[HashOutcome], banks: Sequence[str] | None = None
+    amparo: Amparo,
+    outcomes: Sequence[HashOutcome],
+    banks: Sequence[str] | None = None,
+    on_match: MatchCallback | None = None,
 ) -> list[ItemRecord]:
-    """Look a batch of hashed items up in the banks; one record per outcome, in order."""
+    """Look a batch of hashed items up in the banks; one record per outcome, in order.
+    ``on_match`` is called for each outcome that matched, before the records are returned."""
     matchable = [o.hashes for o in outcomes if o.hashes is not None]
     results = iter(amparo.match_hashes(matchable, banks) if matchable else [])
     records = []
     for o in outcomes:
-        matches = [m.to_json() for m in next(results).matches] if o.hashes is not None else []
+        found = next(results).matches if o.hashes is not None else []
+        if found and on_match is not None:
+            on_match(o, found)
+        matches = [m.to_json() for m in found]
         records.append(
             ItemRecord(
                 path=o.path,
@@ -181,6 +203,11 @@ class _Run:
         self.current = ""
         self.started = time.monotonic()
         self.last_report = 0.0
+        self.scan_id = journal.path.stem
+        # Archive members' bytes, kept until matched so the rules can preserve them.
+        self.act = opts.actions and amparo.actions.active()
+        self.member_data: dict[str, bytes] = {}
+        self.member_bytes = 0
 
     def execute(self, engine: HashEngine, roots: list[str], settings: Settings) -> None:
         archive_limits = ArchiveLimits(
@@ -235,23 +262,44 @@ class _Run:
         except Exception as exc:
             outcomes = [_failed(t, f"hashing failed: {exc!r}") for t in tasks]
         self.outcomes.extend(outcomes)
+        if self.act:
+            for t in tasks:
+                if t.data is not None:
+                    self.member_data[t.path] = t.data
+                    self.member_bytes += len(t.data)
         self.files_done += sum(o.on_disk for o in outcomes)
         if outcomes:
             self.current = outcomes[-1].path
-        if len(self.outcomes) >= self.opts.match_batch:
+        if len(self.outcomes) >= self.opts.match_batch or self.member_bytes >= CHUNK_BYTES:
             self.flush_matches()
         self.report_progress()
 
     def flush_matches(self) -> None:
         if not self.outcomes:
             return
-        records = match_batch(self.amparo, self.outcomes, self.banks)
+        # Rules act before the journal records the items: a crash in between means acting
+        # again on resume (cases and receivers dedupe), never not acting at all.
+        on_match = self.act_on if self.act else None
+        records = match_batch(self.amparo, self.outcomes, self.banks, on_match)
         self.outcomes = []
+        self.member_data, self.member_bytes = {}, 0
         self.journal.append(records)
         for record in records:
             self.result.add_record(record)
             if self.on_record is not None:
                 self.on_record(record)
+
+    def act_on(self, outcome: HashOutcome, matches: list[Match]) -> None:
+        """Run the action rules on one matched file or archive member."""
+        assert outcome.hashes is not None
+        media: bytes | Path | None = (
+            Path(outcome.path) if outcome.on_disk else self.member_data.get(outcome.path)
+        )
+        name = outcome.path.rsplit(MEMBER_SEPARATOR, 1)[-1]
+        source = Source(
+            kind="scan", path=outcome.path, scan_id=self.scan_id, file_name=Path(name).name
+        )
+        self.amparo.actions.handle(media_find(outcome.hashes, matches, source), media=media)
 
     def report_progress(self, *, force: bool = False) -> None:
         now = time.monotonic()

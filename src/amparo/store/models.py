@@ -86,9 +86,14 @@ class CounterRow(Base):
 
 
 class AuditRow(Base):
-    """Append-only record of every bank change (who, when, what)."""
+    """Append-only, hash-chained record of every change (who, when, what).
+
+    ``seq`` numbers entries 1, 2, 3... without gaps; ``hash`` is the SHA-256 of the entry's
+    canonical form, which includes ``prev_hash``, the hash of entry ``seq - 1`` (see
+    ``store.audit``): editing, removing or reordering an entry breaks the chain."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_seq", "seq", unique=True), Index("ix_audit_target", "target"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -96,6 +101,9 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[str] = mapped_column(Text, default="{}")
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class EntryTombstoneRow(Base):

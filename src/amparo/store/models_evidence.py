@@ -1,7 +1,516 @@
-"""Tables of the evidence work (on the shared declarative ``Base``; migration in versions/)."""
+"""Evidence items and their sightings: the tables and the repository the evidence store uses.
+
+A row describes one preserved piece of content (hashes, size, where it was seen, why it was
+kept, retention and hold) and holds its *wrapped* data key; the encrypted content lives in a
+blob backend under the row's ``uuid``. Purging keeps the row as the record and destroys the
+wrapped key, so any copy of the blob that survives elsewhere can no longer be decrypted.
+"""
 
 from __future__ import annotations
 
-from amparo.store.models import Base
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
 
-__all__ = ["Base"]
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from amparo.store.models import Base, BigId
+from amparo.store.repository import Store
+
+__all__ = ["Base", "EvidenceRecords", "EvidenceRow", "EvidenceSightingRow", "StoredEvidence"]
+
+
+class EvidenceRow(Base):
+    """One preserved item. ``live_sha256`` equals ``sha256`` while the content is held and
+    is NULL once purged or discarded: its unique constraint keeps one live copy per content
+    (NULLs never collide), while purged records of the same content may accumulate."""
+
+    __tablename__ = "evidence_items"
+    __table_args__ = (
+        Index("ix_evidence_sha256", "sha256"),
+        Index("ix_evidence_expires", "expires_at"),
+        Index("ix_evidence_case", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    live_sha256: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mime: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    media_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    file_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str] = mapped_column(Text, default="{}")
+    matches: Mapped[str] = mapped_column(Text, default="[]")
+    reason: Mapped[str] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    preserved_by: Mapped[str] = mapped_column(String(200))
+    preserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    purge_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    format_version: Mapped[int] = mapped_column(Integer)
+    blob_size: Mapped[int] = mapped_column(BigInteger)
+    kek_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class EvidenceSightingRow(Base):
+    """Each request to preserve an item (the first included): when, why, from where."""
+
+    __tablename__ = "evidence_sightings"
+    __table_args__ = (Index("ix_evidence_sighting_item", "item_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("evidence_items.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source: Mapped[str] = mapped_column(Text, default="{}")
+    matches: Mapped[str] = mapped_column(Text, default="[]")
+
+
+_items = cast(Table, EvidenceRow.__table__)
+_sightings = cast(Table, EvidenceSightingRow.__table__)
+
+
+@dataclass(frozen=True)
+class StoredEvidence:
+    """An ``evidence_items`` row as the evidence service sees it."""
+
+    id: int
+    uuid: str
+    sha256: str
+    md5: str
+    size: int
+    mime: str | None
+    media_kind: str | None
+    file_name: str | None
+    source: dict[str, Any]
+    matches: list[dict[str, Any]]
+    reason: str
+    case_id: int | None
+    preserved_by: str
+    preserved_at: datetime
+    expires_at: datetime | None
+    legal_hold: bool
+    hold_reason: str | None
+    purged_at: datetime | None
+    purge_reason: str | None
+    format_version: int
+    blob_size: int
+    kek_id: str | None
+    wrapped_key: bytes | None
+    sightings: int
+
+
+@dataclass(frozen=True)
+class NewEvidence:
+    """What :meth:`EvidenceRecords.insert` writes (the first sighting comes from it too)."""
+
+    uuid: str
+    sha256: str
+    md5: str
+    size: int
+    mime: str | None
+    media_kind: str | None
+    file_name: str | None
+    source: dict[str, Any]
+    matches: list[dict[str, Any]]
+    reason: str
+    case_id: int | None
+    actor: str
+    at: datetime
+    expires_at: datetime | None
+    format_version: int
+    blob_size: int
+    kek_id: str
+    wrapped_key: bytes
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+_SIGHTING_COUNT = (
+    select(func.count())
+    .where(_sightings.c.item_id == _items.c.id)
+    .correlate(_items)
+    .scalar_subquery()
+    .label("sighting_count")
+)
+
+
+def _stored(r: Any) -> StoredEvidence:
+    preserved_at = _utc(r.preserved_at)
+    assert preserved_at is not None
+    return StoredEvidence(
+        id=int(r.id),
+        uuid=r.uuid,
+        sha256=r.sha256,
+        md5=r.md5,
+        size=int(r.size),
+        mime=r.mime,
+        media_kind=r.media_kind,
+        file_name=r.file_name,
+        source=json.loads(r.source),
+        matches=json.loads(r.matches),
+        reason=r.reason,
+        case_id=None if r.case_id is None else int(r.case_id),
+        preserved_by=r.preserved_by,
+        preserved_at=preserved_at,
+        expires_at=_utc(r.expires_at),
+        legal_hold=bool(r.legal_hold),
+        hold_reason=r.hold_reason,
+        purged_at=_utc(r.purged_at),
+        purge_reason=r.purge_reason,
+        format_version=int(r.format_version),
+        blob_size=int(r.blob_size),
+        kek_id=r.kek_id,
+        wrapped_key=None if r.wrapped_key is None else bytes(r.wrapped_key),
+        sightings=int(r.sighting_count or 0),
+    )
+
+
+def _target(item_id: int) -> str:
+    return f"evidence:{item_id}"
+
+
+class EvidenceRecords:
+    """Evidence rows in the store's database. Every change writes its audit entry in the
+    same transaction; reads of metadata are not audited (reads of content are, by the
+    service)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    def _select(self) -> Any:
+        return select(_items, _SIGHTING_COUNT)
+
+    def get(self, item_id: int) -> StoredEvidence | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._select().where(_items.c.id == item_id)).first()
+        return None if row is None else _stored(row)
+
+    def find_live(self, sha256: str) -> StoredEvidence | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._select().where(_items.c.live_sha256 == sha256)).first()
+        return None if row is None else _stored(row)
+
+    def listing(
+        self,
+        *,
+        sha256: str | None = None,
+        case_id: int | None = None,
+        include_purged: bool = False,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[StoredEvidence]:
+        """Newest first; page with ``before_id`` (the last id of the previous page)."""
+        query = self._select().order_by(_items.c.id.desc()).limit(limit)
+        if sha256 is not None:
+            query = query.where(_items.c.sha256 == sha256)
+        if case_id is not None:
+            query = query.where(_items.c.case_id == case_id)
+        if not include_purged:
+            query = query.where(_items.c.purged_at.is_(None))
+        if before_id is not None:
+            query = query.where(_items.c.id < before_id)
+        with self.engine.connect() as conn:
+            return [_stored(r) for r in conn.execute(query)]
+
+    def iter_live(self, batch: int = 1000) -> Iterator[list[StoredEvidence]]:
+        """Every item not purged, in id order, in batches (for verify and rotation)."""
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    self._select()
+                    .where(_items.c.purged_at.is_(None), _items.c.id > last)
+                    .order_by(_items.c.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            last = int(rows[-1].id)
+            yield [_stored(r) for r in rows]
+
+    def live_uuids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {
+                r.uuid
+                for r in conn.execute(select(_items.c.uuid).where(_items.c.purged_at.is_(None)))
+            }
+
+    def insert(self, new: NewEvidence) -> int | None:
+        """Insert a new item with its first sighting and audit entry; None when live
+        content with the same SHA-256 was inserted meanwhile (by another process)."""
+        try:
+            with self.store._writing() as conn:
+                item_id = conn.execute(
+                    insert(_items)
+                    .values(
+                        uuid=new.uuid,
+                        sha256=new.sha256,
+                        live_sha256=new.sha256,
+                        md5=new.md5,
+                        size=new.size,
+                        mime=new.mime,
+                        media_kind=new.media_kind,
+                        file_name=new.file_name,
+                        source=json.dumps(new.source, default=str),
+                        matches=json.dumps(new.matches, default=str),
+                        reason=new.reason,
+                        case_id=new.case_id,
+                        preserved_by=new.actor,
+                        preserved_at=new.at,
+                        expires_at=new.expires_at,
+                        legal_hold=False,
+                        format_version=new.format_version,
+                        blob_size=new.blob_size,
+                        kek_id=new.kek_id,
+                        wrapped_key=new.wrapped_key,
+                    )
+                    .returning(_items.c.id)
+                ).scalar_one()
+                self._insert_sighting(
+                    conn,
+                    int(item_id),
+                    new.at,
+                    new.actor,
+                    new.reason,
+                    new.case_id,
+                    new.source,
+                    new.matches,
+                )
+                self.store._audit(
+                    conn,
+                    new.actor,
+                    "evidence.preserve",
+                    _target(int(item_id)),
+                    {
+                        "sha256": new.sha256,
+                        "size": new.size,
+                        "reason": new.reason,
+                        "case_id": new.case_id,
+                        "source": new.source,
+                        "expires_at": new.expires_at,
+                    },
+                )
+        except IntegrityError:
+            return None
+        return int(item_id)
+
+    @staticmethod
+    def _insert_sighting(
+        conn: Any,
+        item_id: int,
+        at: datetime,
+        actor: str,
+        reason: str,
+        case_id: int | None,
+        source: dict[str, Any],
+        matches: list[dict[str, Any]],
+    ) -> None:
+        conn.execute(
+            insert(_sightings).values(
+                item_id=item_id,
+                at=at,
+                actor=actor,
+                reason=reason,
+                case_id=case_id,
+                source=json.dumps(source, default=str),
+                matches=json.dumps(matches, default=str),
+            )
+        )
+
+    def add_sighting(
+        self,
+        item_id: int,
+        *,
+        at: datetime,
+        actor: str,
+        reason: str,
+        case_id: int | None,
+        source: dict[str, Any],
+        matches: list[dict[str, Any]],
+        expires_at: datetime | None,
+    ) -> None:
+        """Record another request to preserve a live item; retention only ever grows
+        (``expires_at`` None means kept until purged by hand); a case id fills a gap."""
+        with self.store._writing() as conn:
+            row = conn.execute(
+                select(_items.c.expires_at, _items.c.case_id).where(_items.c.id == item_id)
+            ).one()
+            old = _utc(row.expires_at)
+            changes: dict[str, Any] = {}
+            if old is not None and (expires_at is None or expires_at > old):
+                changes["expires_at"] = expires_at
+            if row.case_id is None and case_id is not None:
+                changes["case_id"] = case_id
+            if changes:
+                conn.execute(update(_items).where(_items.c.id == item_id).values(**changes))
+            self._insert_sighting(conn, item_id, at, actor, reason, case_id, source, matches)
+            self.store._audit(
+                conn,
+                actor,
+                "evidence.sighting",
+                _target(item_id),
+                {"reason": reason, "case_id": case_id, "source": source, **changes},
+            )
+
+    def sightings(self, item_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_sightings).where(_sightings.c.item_id == item_id).order_by(_sightings.c.id)
+            )
+            return [
+                {
+                    "at": _utc(r.at),
+                    "actor": r.actor,
+                    "reason": r.reason,
+                    "case_id": r.case_id,
+                    "source": json.loads(r.source),
+                    "matches": json.loads(r.matches),
+                }
+                for r in rows
+            ]
+
+    def set_hold(self, item_id: int, hold: bool, reason: str | None, *, actor: str) -> bool:
+        """Place or lift a legal hold on a live item; False when no live item has the id."""
+        with self.store._writing() as conn:
+            changed = conn.execute(
+                update(_items)
+                .where(_items.c.id == item_id, _items.c.purged_at.is_(None))
+                .values(legal_hold=hold, hold_reason=reason if hold else None)
+            ).rowcount
+            if changed:
+                self.store._audit(
+                    conn,
+                    actor,
+                    "evidence.hold" if hold else "evidence.release",
+                    _target(item_id),
+                    {"reason": reason} if reason else {},
+                )
+        return bool(changed)
+
+    def mark_purged(
+        self,
+        item_id: int,
+        *,
+        at: datetime,
+        reason: str,
+        action: str,
+        actor: str,
+        expired_by: datetime | None = None,
+    ) -> bool:
+        """Mark a live item purged and destroy its wrapped data key, unless it is on legal
+        hold (or, with ``expired_by``, not yet expired by then). True when it was."""
+        conditions = [
+            _items.c.id == item_id,
+            _items.c.purged_at.is_(None),
+            _items.c.legal_hold.is_(False),
+        ]
+        if expired_by is not None:
+            conditions.append(_items.c.expires_at <= expired_by)
+        with self.store._writing() as conn:
+            sha256 = conn.execute(select(_items.c.sha256).where(*conditions)).scalar()
+            if sha256 is None:
+                return False
+            conn.execute(
+                update(_items)
+                .where(*conditions)
+                .values(
+                    purged_at=at,
+                    purge_reason=reason,
+                    live_sha256=None,
+                    wrapped_key=None,
+                )
+            )
+            self.store._audit(
+                conn, actor, action, _target(item_id), {"sha256": sha256, "reason": reason}
+            )
+        return True
+
+    def expired(self, now: datetime, limit: int = 1000) -> list[StoredEvidence]:
+        """Live items past their expiry and not on legal hold."""
+        with self.engine.connect() as conn:
+            return [
+                _stored(r)
+                for r in conn.execute(
+                    self._select()
+                    .where(
+                        _items.c.purged_at.is_(None),
+                        _items.c.legal_hold.is_(False),
+                        _items.c.expires_at <= now,
+                    )
+                    .order_by(_items.c.id)
+                    .limit(limit)
+                )
+            ]
+
+    def held_expired_count(self, now: datetime) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        _items.c.purged_at.is_(None),
+                        _items.c.legal_hold.is_(True),
+                        _items.c.expires_at <= now,
+                    )
+                ).scalar_one()
+            )
+
+    def rewrap(self, changes: list[tuple[int, str, str, bytes]]) -> int:
+        """Swap wrapped keys in one transaction: ``(item id, old kek, new kek, wrapped)``;
+        an item no longer wrapped by its ``old kek`` (rotated meanwhile) is left alone.
+        Returns how many changed."""
+        changed = 0
+        with self.store._writing() as conn:
+            for item_id, old_kek, new_kek, wrapped in changes:
+                changed += conn.execute(
+                    update(_items)
+                    .where(
+                        _items.c.id == item_id,
+                        _items.c.kek_id == old_kek,
+                        _items.c.wrapped_key.is_not(None),
+                    )
+                    .values(kek_id=new_kek, wrapped_key=wrapped)
+                ).rowcount
+        return changed
+
+    def kek_usage(self) -> dict[str, int]:
+        """How many live items each key-encryption key wraps."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_items.c.kek_id, func.count())
+                .where(_items.c.wrapped_key.is_not(None))
+                .group_by(_items.c.kek_id)
+            )
+            return {str(r[0]): int(r[1]) for r in rows}

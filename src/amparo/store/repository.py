@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -35,10 +36,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from amparo.banks.model import BankInfo, EntryRecord
-from amparo.config import MAX_PDQ_THRESHOLD
+from amparo.config import MAX_PDQ_THRESHOLD, Settings
 from amparo.errors import BankNotFoundError, ConflictError, InputError
+from amparo.store import audit as audit_chain
 from amparo.store.db import make_engine, migrate
 from amparo.store.models import AuditRow, BankRow, CounterRow, EntryRow, EntryTombstoneRow
+from amparo.store.models_review import BANK_KINDS
 
 BATCH = 20_000
 SIGNAL_KEY_MAX = 128
@@ -106,6 +109,11 @@ class AuditEntry:
     action: str
     target: str
     details: dict[str, Any]
+    seq: int = 0
+    """Position in the hash chain (1, 2, 3...)."""
+    prev_hash: str = ""
+    hash: str = ""
+    """SHA-256 over the entry and ``prev_hash`` (see ``store.audit``)."""
 
 
 def validate_bank_name(name: str) -> str:
@@ -235,6 +243,7 @@ class Store:
     def create_bank(self, info: BankInfo, *, actor: str) -> BankInfo:
         validate_bank_name(info.name)
         _check_threshold(info.pdq_threshold)
+        _check_kind(info.kind)
         now = _now()
         try:
             with self._writing() as conn:
@@ -248,6 +257,7 @@ class Store:
                         enabled=info.enabled,
                         pdq_threshold=info.pdq_threshold,
                         dihedral=info.dihedral,
+                        kind=info.kind,
                         created_at=now,
                         updated_at=now,
                     )
@@ -297,11 +307,14 @@ class Store:
             "enabled",
             "pdq_threshold",
             "dihedral",
+            "kind",
         }
         unknown = set(changes) - allowed
         if unknown:
             raise InputError(f"cannot change {', '.join(sorted(unknown))} of a bank")
         _check_threshold(changes.get("pdq_threshold"))
+        if "kind" in changes:
+            _check_kind(changes["kind"])
         bank = self.get_bank(name)
         with self._writing() as conn:
             conn.execute(
@@ -560,25 +573,58 @@ class Store:
     def _audit(
         conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]
     ) -> None:
-        conn.execute(
-            insert(_audit).values(
-                at=_now(),
-                actor=actor,
-                action=action,
-                target=target,
-                details=json.dumps(details, default=str),
-            )
+        """Append one entry to the hash-chained audit log inside ``conn``'s transaction (it
+        rolls back with it). See ``store.audit`` for the chain and its checkpoints."""
+        audit_chain.append(conn, actor, action, target, details)
+
+    def configure_audit(self, settings: Settings) -> None:
+        """Sign audit checkpoints with the installation's key every
+        ``settings.audit_checkpoint_every`` entries."""
+        audit_chain.configure(
+            self.engine,
+            audit_chain.AuditSigner(audit_key_path(settings)),
+            settings.audit_checkpoint_every,
         )
 
-    def audit_entries(self, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
-        query = select(_audit).order_by(_audit.c.id.desc()).limit(limit)
+    def audit_entries(
+        self,
+        limit: int = 100,
+        target: str | None = None,
+        *,
+        before: int | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        """The newest entries first (optionally about one ``target``, of one ``action``, or
+        older than position ``before``)."""
+        query = select(_audit).order_by(_audit.c.seq.desc()).limit(limit)
         if target is not None:
             query = query.where(_audit.c.target == target)
+        if action is not None:
+            query = query.where(_audit.c.action == action)
+        if before is not None:
+            query = query.where(_audit.c.seq < before)
         with self.engine.connect() as conn:
             return [
-                AuditEntry(int(r.id), r.at, r.actor, r.action, r.target, json.loads(r.details))
+                AuditEntry(
+                    int(r.id),
+                    _utc(r.at) or r.at,
+                    r.actor,
+                    r.action,
+                    r.target,
+                    json.loads(r.details),
+                    seq=int(r.seq),
+                    prev_hash=r.prev_hash,
+                    hash=r.hash,
+                )
                 for r in conn.execute(query)
             ]
+
+
+def audit_key_path(settings: Settings) -> Path:
+    """Where the audit signing key lives: ``audit_signing_key_file``, else under <home>."""
+    if settings.audit_signing_key_file:
+        return Path(settings.audit_signing_key_file).expanduser()
+    return settings.home / "keys" / "audit-signing.key"
 
 
 def signal_key(signal: str) -> str:
@@ -597,6 +643,14 @@ def _check_threshold(threshold: int | None) -> None:
         )
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in BANK_KINDS:
+        raise InputError(
+            f"unknown bank kind {kind!r}",
+            hint="use 'positive' (known abuse material) or 'negative' (known benign)",
+        )
+
+
 def _tags(raw: str) -> list[str]:
     return list(json.loads(raw)) if raw else []
 
@@ -610,6 +664,7 @@ def _bank_fields(info: BankInfo) -> dict[str, Any]:
         "enabled": info.enabled,
         "pdq_threshold": info.pdq_threshold,
         "dihedral": info.dihedral,
+        "kind": info.kind,
     }
 
 
@@ -624,6 +679,7 @@ def _bank_info(row: Any, count: int) -> BankInfo:
         enabled=bool(row.enabled),
         pdq_threshold=row.pdq_threshold,
         dihedral=bool(row.dihedral),
+        kind=row.kind,
         created_at=row.created_at,
         imported_at=row.imported_at,
         entry_count=count,

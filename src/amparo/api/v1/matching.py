@@ -7,9 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 
+from amparo.actions import TakenAction
+from amparo.actions.finds import media_find, signal_finds
 from amparo.api.auth import ANY, AUDIT, HASH, MATCH, requires
 from amparo.api.media import fetch_media, hash_media_bytes, hash_upload, read_upload
 from amparo.api.schemas import (
+    ActionTakenOut,
     AuditOut,
     CompareIn,
     CompareOut,
@@ -26,6 +29,7 @@ from amparo.api.schemas import (
 )
 from amparo.api.service import Service, get_service
 from amparo.errors import InputError
+from amparo.events import Source
 from amparo.hashing import MediaHashes
 from amparo.keys import ApiKey
 from amparo.signals import get_signal_type, normalize_signal
@@ -80,23 +84,73 @@ def hash_media(
     return HashesOut.of(media_hashes(file, url, service, dihedral=dihedral))
 
 
+class SourceParams:
+    """The platform's own ids for what it is checking; passed on to the action rules."""
+
+    def __init__(
+        self,
+        account_id: Annotated[
+            str | None, Query(max_length=200, description="Your id of the uploading account.")
+        ] = None,
+        upload_id: Annotated[
+            str | None, Query(max_length=200, description="Your id of the upload or post.")
+        ] = None,
+        file_name: Annotated[
+            str | None, Query(max_length=500, description="The original file name.")
+        ] = None,
+    ) -> None:
+        self.account_id, self.upload_id, self.file_name = account_id, upload_id, file_name
+
+    def source(self, url: str | None = None, file_name: str | None = None) -> Source:
+        return Source(
+            kind="api",
+            account_id=self.account_id,
+            upload_id=self.upload_id,
+            url=url,
+            file_name=self.file_name or file_name,
+        )
+
+
+def _taken(actions: list[TakenAction]) -> list[ActionTakenOut]:
+    return [ActionTakenOut(**a.to_json()) for a in actions]
+
+
 @router.post("/match", response_model=MediaMatchOut, summary="Match an upload or a URL")
 def match_media(
     file: FileParam = None,
     url: UrlParam = None,
     banks: BanksParam = None,
+    where: SourceParams = Depends(),
     service: Service = Depends(get_service),
-    _key: ApiKey = Depends(requires(*MATCH)),
+    key: ApiKey = Depends(requires(*MATCH)),
 ) -> MediaMatchOut:
+    """Match media; when it matches, the action rules run on it (``actions`` says what they
+    did; the upload's bytes reach the evidence store only if a rule preserves them)."""
     service.metrics.lookups.labels("media").inc()
     amparo = service.amparo
-    hashes = media_hashes(file, url, service, dihedral=amparo.wants_dihedral(banks or None))
+    dihedral = amparo.wants_dihedral(banks or None)
+    fetched: bytes | None = None
+    if url is not None and file is None:
+        fetched = fetch_media(url, service)
+        hashes = hash_media_bytes(fetched, service, dihedral=dihedral)
+    else:
+        hashes = media_hashes(file, url, service, dihedral=dihedral)
     result = amparo.match_hashes([hashes], banks or None)[0]
     service.count_matches(result.matches)
+    taken: list[TakenAction] = []
+    if result.matches and amparo.actions.active():
+        media = fetched
+        if media is None and file is not None:
+            file.file.seek(0)
+            media = file.file.read()
+        source = where.source(url, file.filename if file is not None else None)
+        content = media_find(hashes, result.matches, source)
+        taken = amparo.actions.handle(content, media=media, actor=key.actor)
     return MediaMatchOut(
         hashes=HashesOut.of(hashes),
         matches=[MatchOut.of(m) for m in result.matches],
         pdq_skipped=result.pdq_skipped,
+        actions=_taken(taken),
     )
 
 
@@ -105,9 +159,12 @@ def match_media(
 )
 def match_signals(
     body: SignalsMatchIn,
+    where: SourceParams = Depends(),
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*MATCH)),
 ) -> SignalsMatchOut:
+    """Match signals; matches run the action rules when the content is named by its sha256
+    (send one content's signals, sha256 included, per request: see docs/actions.md)."""
     service.limiter.check(key, cost=len(body.signals) - 1)
     service.metrics.lookups.labels("signal").inc(len(body.signals))
     pairs = [normalize_signal(s.signal_type, s.signal) for s in body.signals]
@@ -120,7 +177,13 @@ def match_signals(
                 signal_type=signal_type, signal=value, matches=[MatchOut.of(m) for m in matches]
             )
         )
-    return SignalsMatchOut(results=out)
+    taken: list[TakenAction] = []
+    skipped: str | None = None
+    if any(results) and service.amparo.actions.active():
+        finds, skipped = signal_finds(pairs, results, where.source())
+        for content in finds:
+            taken.extend(service.amparo.actions.handle(content, actor=key.actor))
+    return SignalsMatchOut(results=out, actions=_taken(taken), actions_skipped=skipped)
 
 
 @router.get("/lookup", response_model=LookupOut, summary="Look one signal up")

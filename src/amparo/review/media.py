@@ -1,0 +1,81 @@
+"""What a reviewer's browser is sent of a case item's media.
+
+By default a *shielded* rendition made on the server: greyscale, downscaled and heavily blurred,
+so the clear image never reaches the browser unless the reviewer deliberately reveals it. The
+*clear* rendition (served only for ``review_reveal_seconds`` after a logged reveal) is
+re-encoded too: size-capped, metadata (EXIF, GPS) stripped, always JPEG. Videos cannot be
+shielded this way; the page plays them muted, blurred and greyscale by CSS instead.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageFilter
+
+from amparo.media.decode import decode_image
+from amparo.media.sniff import IMAGE_TYPES, sniff
+
+SHIELD_SIDE = 480
+"""Longest side of the shielded rendition, in pixels."""
+CLEAR_SIDE = 1280
+"""Longest side of the clear rendition, in pixels."""
+BLUR_FRACTION = 0.06
+"""Gaussian blur radius as a share of the rendition's longest side (strong: shapes only)."""
+
+
+@dataclass(frozen=True)
+class Rendition:
+    data: bytes
+    mime: str
+
+
+def kind_of(data: bytes) -> str | None:
+    """``photo``, ``video`` or None (something that cannot be shown)."""
+    found = sniff(data[:512])
+    if found in IMAGE_TYPES:
+        return "photo"
+    if found == "video":
+        return "video"
+    return None
+
+
+def shielded(data: bytes, *, max_pixels: int) -> Rendition:
+    """A greyscale, blurred JPEG of an image: enough to see that there is a picture and its
+    rough layout, not what it shows."""
+    image = _decoded(data, max_pixels=max_pixels, side=SHIELD_SIDE).convert("L")
+    # Pixelate first (averages away fine detail a blur alone might leave), then blur.
+    small = image.resize(
+        (max(1, image.width // 12), max(1, image.height // 12)), Image.Resampling.BOX
+    )
+    image = small.resize(image.size, Image.Resampling.BILINEAR)
+    radius = max(4.0, BLUR_FRACTION * max(image.size))
+    image = image.filter(ImageFilter.GaussianBlur(radius))
+    return Rendition(_jpeg(image, quality=70), "image/jpeg")
+
+
+def clear(data: bytes, *, max_pixels: int) -> Rendition:
+    """The image as it is (colour), capped at ``CLEAR_SIDE`` and stripped of metadata."""
+    image = _decoded(data, max_pixels=max_pixels, side=CLEAR_SIDE)
+    return Rendition(_jpeg(image, quality=88), "image/jpeg")
+
+
+def video_mime(data: bytes) -> str:
+    """The type to serve a video as (browsers sniff the container themselves)."""
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm"
+    return "video/mp4"
+
+
+def _decoded(data: bytes, *, max_pixels: int, side: int) -> Image.Image:
+    decoded = decode_image(data, max_pixels=max_pixels, mode="RGB", min_side=side)
+    image = Image.fromarray(decoded.pixels)
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return image
+
+
+def _jpeg(image: Image.Image, *, quality: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()

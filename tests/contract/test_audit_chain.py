@@ -1,0 +1,213 @@
+"""The hash-chained audit log, the same on SQLite and PostgreSQL: appends chain, and editing,
+removing, reordering or truncating entries in the database is caught by verification."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select, text, update
+
+from amparo.banks.model import BankInfo
+from amparo.store import Store
+from amparo.store import audit as chain
+from amparo.store.models import AuditRow
+from amparo.store.models_reports import AuditCheckpointRow
+
+_log = AuditRow.__table__
+_cp = AuditCheckpointRow.__table__
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> chain.AuditSigner:
+    return chain.AuditSigner(tmp_path / "keys" / "audit.key")
+
+
+def _fill(store: Store, n: int = 6) -> list[int]:
+    for i in range(n):
+        store.audit(f"test.event{i}", f"thing:{i}", {"i": i, "note": "ünïcode"}, actor="alice")
+    with store.engine.connect() as conn:
+        return [int(r.id) for r in conn.execute(select(_log.c.id).order_by(_log.c.seq))]
+
+
+def _verify(store: Store, signer: chain.AuditSigner | None = None) -> chain.VerifyReport:
+    return chain.verify_store(store.engine, signer.public_key if signer else None)
+
+
+def _kinds(report: chain.VerifyReport) -> list[tuple[str, int | None]]:
+    return [(p.kind, p.entry_id) for p in report.problems]
+
+
+def test_appends_form_an_intact_chain(store: Store) -> None:
+    store.create_bank(BankInfo(name="b"), actor="t")  # audited inside the bank transaction
+    ids = _fill(store, 4)
+    entries = list(chain.iter_entries(store.engine))
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0].prev_hash == chain.GENESIS
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    report = _verify(store)
+    assert report.ok and report.entries == 5 and report.head_hash == entries[-1].hash
+    newest = store.audit_entries(2)
+    assert [e.id for e in newest] == ids[::-1][:2] and newest[0].hash == entries[-1].hash
+
+
+def test_a_rolled_back_transaction_leaves_no_gap(store: Store) -> None:
+    _fill(store, 2)
+    with pytest.raises(RuntimeError), store.engine.begin() as conn:
+        Store._audit(conn, "t", "doomed", "", {})
+        raise RuntimeError
+    _fill(store, 1)
+    assert _verify(store).ok
+    assert [e.seq for e in chain.iter_entries(store.engine)] == [1, 2, 3]
+
+
+def test_edited_entry_is_caught(store: Store) -> None:
+    ids = _fill(store)
+    with store.engine.begin() as conn:
+        conn.execute(update(_log).where(_log.c.id == ids[2]).values(details='{"i": 99}'))
+    assert _kinds(_verify(store)) == [("edited", ids[2])]
+
+
+def test_edited_actor_or_time_is_caught(store: Store) -> None:
+    ids = _fill(store)
+    with store.engine.begin() as conn:
+        conn.execute(update(_log).where(_log.c.id == ids[1]).values(actor="mallory"))
+        row = conn.execute(select(_log.c.at).where(_log.c.id == ids[4])).scalar_one()
+        conn.execute(update(_log).where(_log.c.id == ids[4]).values(at=row.replace(microsecond=1)))
+    assert _kinds(_verify(store)) == [("edited", ids[1]), ("edited", ids[4])]
+
+
+def test_removed_entry_is_caught(store: Store) -> None:
+    ids = _fill(store)
+    with store.engine.begin() as conn:
+        conn.execute(delete(_log).where(_log.c.id == ids[3]))
+    report = _verify(store)
+    assert _kinds(report) == [("removed", ids[4])]
+    assert "after entry" in report.problems[0].message and report.problems[0].seq == 4
+
+
+def test_reordered_entries_are_caught(store: Store) -> None:
+    ids = _fill(store)
+    # Swap the positions of entries 2 and 5 (through a free value: seq is unique).
+    with store.engine.begin() as conn:
+        conn.execute(update(_log).where(_log.c.id == ids[1]).values(seq=-1))
+        conn.execute(update(_log).where(_log.c.id == ids[4]).values(seq=2))
+        conn.execute(update(_log).where(_log.c.id == ids[1]).values(seq=5))
+    report = _verify(store)
+    assert ("reordered", ids[4]) in _kinds(report) and ("reordered", ids[1]) in _kinds(report)
+    assert {p.kind for p in report.problems} == {"reordered"}
+
+
+def test_rewritten_tail_and_truncation_are_caught_by_checkpoints(
+    store: Store, signer: chain.AuditSigner
+) -> None:
+    ids = _fill(store, 5)
+    cp = chain.checkpoint(store.engine, signer)
+    assert cp is not None and cp.seq == 5
+    assert _verify(store, signer).ok
+    # An attacker who edits entry 3 and recomputes every hash after it fools the links...
+    entries = list(chain.iter_entries(store.engine))
+    with store.engine.begin() as conn:
+        prev = entries[1].hash
+        for e in entries[2:]:
+            details = '{"i": 42}' if e.seq == 3 else e.details
+            digest = chain.entry_hash(e.seq, e.at, e.actor, e.action, e.target, details, prev)
+            conn.execute(
+                update(_log)
+                .where(_log.c.id == e.id)
+                .values(details=details, prev_hash=prev, hash=digest)
+            )
+            prev = digest
+    # ...but not the signed checkpoint.
+    assert _kinds(_verify(store, signer)) == [("edited", ids[4])]
+    # Dropping entries from the end (and winding the counter back) is truncation.
+    with store.engine.begin() as conn:
+        conn.execute(delete(_log).where(_log.c.seq >= 4))
+        conn.execute(text("UPDATE counters SET value = 3 WHERE name = 'audit_seq'"))
+    assert [p.kind for p in _verify(store, signer).problems] == ["truncated"]
+
+
+def test_entries_removed_from_the_end_are_caught_by_the_counter(store: Store) -> None:
+    _fill(store, 4)
+    with store.engine.begin() as conn:
+        conn.execute(delete(_log).where(_log.c.seq == 4))
+    assert [p.kind for p in _verify(store).problems] == ["truncated"]
+
+
+def test_forged_checkpoint_is_caught(store: Store, signer: chain.AuditSigner, tmp_path: Path):
+    _fill(store, 3)
+    chain.checkpoint(store.engine, signer)
+    other = chain.AuditSigner(tmp_path / "other.key")
+    assert [p.kind for p in _verify(store, other).problems] == ["bad_signature"]
+    with store.engine.begin() as conn:
+        conn.execute(update(_cp).values(hash="f" * 64))
+    assert "bad_signature" in [p.kind for p in _verify(store, signer).problems]
+
+
+def test_checkpoints_are_signed_every_n_entries(store: Store, signer: chain.AuditSigner) -> None:
+    chain.configure(store.engine, signer, 3)
+    _fill(store, 7)
+    assert [c.seq for c in chain.list_checkpoints(store.engine)] == [3, 6]
+    assert _verify(store, signer).ok
+
+
+def test_export_verifies_offline_and_tampering_in_it_is_caught(
+    store: Store, signer: chain.AuditSigner
+) -> None:
+    _fill(store, 4)
+    chain.checkpoint(store.engine, signer)
+    lines = list(chain.export_lines(store.engine, signer.public_key))
+    kinds = [json.loads(line)["kind"] for line in lines]
+    assert kinds == ["header"] + ["entry"] * 4 + ["checkpoint", "public_key"]
+    report = chain.verify_export(lines)
+    assert report.ok and report.checkpoints == 1
+    doctored = []
+    for line in lines:
+        data = json.loads(line)
+        if data["kind"] == "entry" and data["seq"] == 2:
+            data["actor"] = "mallory"
+        doctored.append(json.dumps(data))
+    assert [p.kind for p in chain.verify_export(doctored).problems] == ["edited"]
+    dropped = [line for line in lines if '"seq": 3,' not in line or '"kind": "entry"' not in line]
+    assert "removed" in [p.kind for p in chain.verify_export(dropped).problems]
+
+
+def test_migration_chains_existing_entries(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from amparo.store.db import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        for i in range(3):
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (at, actor, action, target, details) "
+                    "VALUES (:at, 'old', 'bank.create', :t, '{}')"
+                ),
+                {"at": f"2025-01-0{i + 1} 10:00:00.000000", "t": f"b{i}"},
+            )
+    engine.dispose()
+    store = Store(url)
+    try:
+        assert [e.seq for e in chain.iter_entries(store.engine)] == [1, 2, 3]
+        store.audit("after.upgrade", "x", actor="t")
+        report = _verify(store)
+        assert report.ok and report.entries == 4
+    finally:
+        store.close()

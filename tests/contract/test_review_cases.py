@@ -1,0 +1,228 @@
+"""Cases, decisions, exposure and false-positive control, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from amparo.app import Amparo
+from amparo.banks.model import BankInfo, EntryRecord
+from amparo.config import Settings
+from amparo.errors import InputError, NotFoundError
+from amparo.events import MatchedContent, Source
+from amparo.matching import Match, Query
+from amparo.review.cases import ExposureLimitError
+
+
+@pytest.fixture
+def amparo(settings: Settings) -> Iterator[Amparo]:
+    with Amparo(replace(settings, review_daily_limit=2, review_fp_disable_after=3)) as core:
+        yield core
+
+
+def _sha(n: int) -> str:
+    return f"{n:064x}"
+
+
+def _find(
+    sha: int,
+    *matches: Match,
+    at: datetime | None = None,
+    **source: str,
+) -> MatchedContent:
+    return MatchedContent(
+        sha256=_sha(sha),
+        matches=matches or (Match("known", 1, "pdq", 10, category="A2"),),
+        source=Source(**source),
+        md5=f"{sha:032x}",
+        size=1000 + sha,
+        media_kind="photo",
+        at=at or datetime.now(UTC),
+    )
+
+
+def test_same_content_extends_its_open_case(amparo: Amparo) -> None:
+    cases = amparo.cases
+    first = cases.open_or_extend(_find(1, Match("known", 1, "pdq", 12, category="B1")))
+    again = cases.open_or_extend(
+        _find(1, Match("known", 1, "pdq", 4, category="B1"), Match("other", 7, "md5", 0)),
+        evidence_id=42,
+        rule="csam-upload",
+    )
+    assert again == first
+    view = cases.get(first)
+    assert view.group == f"content:{_sha(1)}" and view.status == "open"
+    (item,) = view.items
+    assert item.sightings == 2 and item.evidence_id == 42
+    assert [(m.bank, m.entry_id, m.distance) for m in item.matches] == [
+        ("other", 7, 0),
+        ("known", 1, 4),
+    ]
+    assert item.first_seen <= item.last_seen and item.first_seen.tzinfo is not None
+    # Other content without a source group gets its own case.
+    assert cases.open_or_extend(_find(2)) != first
+
+
+def test_finds_of_one_account_or_scan_share_a_case(amparo: Amparo) -> None:
+    cases = amparo.cases
+    a = cases.open_or_extend(_find(1, account_id="u1", upload_id="p1", file_name="x.jpg"))
+    b = cases.open_or_extend(_find(2, account_id="u1", upload_id="p2"))
+    c = cases.open_or_extend(_find(3, account_id="u2"))
+    s1 = cases.open_or_extend(_find(4, kind="scan", scan_id="run-7", path="/m/a.jpg"))
+    s2 = cases.open_or_extend(_find(5, kind="scan", scan_id="run-7", path="/m/b.jpg"))
+    assert a == b and c != a and s1 == s2 and s1 not in (a, c)
+    view = cases.get(a)
+    assert view.group == "account:u1"
+    assert sorted(i.sha256 for i in view.items) == [_sha(1), _sha(2)]
+    assert {i.source["upload_id"] for i in view.items} == {"p1", "p2"}
+    assert cases.get(s1).group == "scan:run-7"
+    # Content already in the account's case, seen from another account, extends that item.
+    assert cases.open_or_extend(_find(2, account_id="u3")) == a
+    assert next(i for i in cases.get(a).items if i.sha256 == _sha(2)).sightings == 2
+
+
+def test_queue_orders_by_category_then_distance_then_age(amparo: Amparo) -> None:
+    cases = amparo.cases
+    old = datetime.now(UTC) - timedelta(hours=5)
+    ids = {
+        "b2": cases.open_or_extend(_find(1, Match("k", 1, "md5", 0, category="B2"))),
+        "a1-far": cases.open_or_extend(_find(2, Match("k", 2, "pdq", 30, category="a1"))),
+        "a1-near": cases.open_or_extend(_find(3, Match("k", 3, "pdq", 2, category="A1"))),
+        "none": cases.open_or_extend(_find(4, Match("k", 4, "pdq", 0))),
+        "a2": cases.open_or_extend(_find(5, Match("k", 5, "pdq", 9, category="A2"))),
+        "a2-old": cases.open_or_extend(_find(6, Match("k", 6, "pdq", 9, category="A2"), at=old)),
+    }
+    order = [c.id for c in cases.queue()]
+    expected = ["a1-near", "a1-far", "a2-old", "a2", "b2", "none"]
+    assert order == [ids[k] for k in expected]
+    assert cases.count() == 6
+    assert [c.id for c in cases.queue(limit=2, offset=1)] == [ids["a1-far"], ids["a2-old"]]
+    with pytest.raises(InputError):
+        cases.queue("nonsense")
+
+
+def test_decisions_move_cases_and_are_audited(amparo: Amparo) -> None:
+    cases = amparo.cases
+    case_id = cases.open_or_extend(_find(1, account_id="u"))
+    cases.open_or_extend(_find(2, account_id="u"))
+    first, second = cases.get(case_id).items
+    with pytest.raises(InputError, match="classification"):
+        cases.decide(first.id, "confirm", reviewer="rita")
+    with pytest.raises(InputError):
+        cases.decide(first.id, "escalate", classification="A1", reviewer="rita")
+    with pytest.raises(InputError):
+        cases.decide(first.id, "delete", reviewer="rita")
+    with pytest.raises(NotFoundError):
+        cases.decide(999_999, "escalate", reviewer="rita")
+    decision = cases.decide(
+        first.id, "confirm", classification="a1", annotations=["x", " x ", ""], reviewer="rita"
+    )
+    assert decision.classification == "A1" and decision.annotations == ("x",)
+    assert cases.get(case_id).status == "open"  # the second item still waits
+    cases.decide(second.id, "escalate", note="needs a second look", reviewer="rita")
+    assert cases.get(case_id).status == "escalated"
+    assert [c.id for c in cases.queue("escalated")] == [case_id]
+    cases.decide(second.id, "confirm", classification="B2", reviewer="sam", actor="key:sam")
+    view = cases.get(case_id)
+    assert view.status == "decided" and cases.queue() == []
+    assert {i.decision.kind for i in view.items if i.decision} == {"confirm"}
+    assert len(view.confirmed_items) == 2
+    assert [d.kind for d in cases.history(second.id)] == ["escalate", "confirm"]
+    audit = [a for a in amparo.audit_log(50) if a.action == "case.decision"]
+    assert [(a.actor, a.details["kind"]) for a in audit] == [
+        ("key:sam", "confirm"),
+        ("rita", "escalate"),
+        ("rita", "confirm"),
+    ]
+    assert all(a.target == f"case:{case_id}" for a in audit)
+    # A decided case does not take new finds: the account's next find opens a new case.
+    assert cases.open_or_extend(_find(3, account_id="u")) != case_id
+
+
+def test_reveals_are_logged_and_limited_per_day(amparo: Amparo) -> None:
+    cases = amparo.cases
+    items = [cases.get(cases.open_or_extend(_find(n))).items[0].id for n in (1, 2, 3)]
+    reveal = cases.record_reveal(items[0], "rita")
+    assert reveal.exposure.revealed_today == 1 and reveal.until > datetime.now(UTC)
+    assert cases.revealed_until(items[0], "rita") is not None
+    assert cases.revealed_until(items[0], "sam") is None
+    cases.record_reveal(items[0], "rita")  # the same item again: not counted twice
+    cases.record_reveal(items[1], "rita")
+    with pytest.raises(ExposureLimitError) as refused:
+        cases.record_reveal(items[2], "rita")
+    assert refused.value.hint and "break" in refused.value.hint
+    assert cases.exposure("rita").revealed_today == 2 and cases.exposure("rita").remaining == 0
+    cases.record_reveal(items[2], "sam")  # another reviewer has their own count
+    assert cases.item(items[0]).viewed and cases.item(items[2]).viewed
+    logged = [a for a in amparo.audit_log(50) if a.action == "case.reveal"]
+    assert len(logged) == 4 and {a.details["reviewer"] for a in logged} == {"rita", "sam"}
+
+
+def _digest(rng: random.Random) -> str:
+    return f"{rng.getrandbits(128):032x}"
+
+
+def test_false_positives_disable_an_entry_until_a_curator_looks(amparo: Amparo) -> None:
+    rng = random.Random(5)
+    md5 = _digest(rng)
+    amparo.create_bank(BankInfo(name="known"))
+    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    (found,) = amparo.match_signals([("md5", md5)])
+    entry_id = found[0].entry_id
+    cases = amparo.cases
+    for n in range(3):
+        item = cases.get(cases.open_or_extend(_find(n, *found))).items[0]
+        cases.decide(item.id, "false_positive", reviewer="rita", actor="key:rita")
+        cases.decide(item.id, "false_positive", reviewer="rita")  # a repeat counts once
+        if n < 2:
+            assert amparo.match_signals([("md5", md5)]) == [found]
+    assert cases.false_positive_counts([entry_id]) == {entry_id: 3}
+    assert amparo.match_signals([("md5", md5)]) == [[]]
+    (waiting,) = cases.disabled_entries()
+    assert (waiting.entry_id, waiting.bank, waiting.false_positives) == (entry_id, "known", 3)
+    actions = [a.action for a in amparo.audit_log(20)]
+    assert "entry.disabled_pending_review" in actions and "entry.disable" in actions
+    cases.reenable_entry(entry_id, actor="key:curator")
+    assert cases.disabled_entries() == []
+    assert amparo.match_signals([("md5", md5)]) == [found]
+    assert cases.false_positive_counts([entry_id]) == {entry_id: 0}
+    assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
+    with pytest.raises(NotFoundError):
+        cases.reenable_entry(entry_id, actor="key:curator")
+
+
+def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
+    rng = random.Random(9)
+    benign, other = _digest(rng), _digest(rng)
+    pdq = f"{rng.getrandbits(256):064x}"
+    near = f"{int(pdq, 16) ^ 0b111:064x}"  # 3 bits away
+    amparo.create_bank(BankInfo(name="known"))
+    amparo.create_bank(BankInfo(name="benign", kind="negative"))
+    assert amparo.get_bank("benign").kind == "negative"
+    assert amparo.get_bank("known").kind == "positive"
+    amparo.add_entries(
+        "known",
+        [EntryRecord("md5", benign), EntryRecord("md5", other), EntryRecord("pdq", pdq)],
+    )
+    amparo.add_entries("benign", [EntryRecord("md5", benign), EntryRecord("pdq", near)])
+    signals = [("md5", benign), ("md5", other), ("pdq", pdq)]
+    results = amparo.matcher.match([Query(signals={t: v}) for t, v in signals])
+    assert results[0].matches == [] and [m.bank for m in results[0].suppressed] == ["known"]
+    assert [m.bank for m in results[0].benign] == ["benign"]
+    assert [m.bank for m in results[1].matches] == ["known"] and not results[1].suppressed
+    assert results[2].matches == [] and results[2].benign[0].distance == 3
+    # Choosing banks does not skip the negative ones.
+    assert amparo.match_signals([("md5", benign)], banks=["known"]) == [[]]
+    # A disabled negative bank suppresses nothing; kind can be changed.
+    amparo.update_bank("benign", enabled=False)
+    assert [m.bank for m in amparo.match_signals([("md5", benign)])[0]] == ["known"]
+    amparo.update_bank("benign", enabled=True, kind="positive")
+    assert {m.bank for m in amparo.match_signals([("md5", benign)])[0]} == {"known", "benign"}
+    with pytest.raises(InputError):
+        amparo.update_bank("benign", kind="sideways")
+    with pytest.raises(InputError):
+        amparo.create_bank(BankInfo(name="x", kind="sideways"))

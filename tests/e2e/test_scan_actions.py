@@ -1,0 +1,190 @@
+"""Scans run the action rules on matched files, and the rules and webhooks commands work as a
+user types them. Synthetic images only; cases and evidence are fakes (other parts)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from amparo import Amparo, BankInfo, load_settings
+from amparo.actions import Rule
+from amparo.cli.main import app
+from amparo.scan import ScanOptions, scan_paths
+
+
+def synthetic_jpeg(seed: int, size: int = 256) -> bytes:
+    rng = np.random.default_rng(seed)
+    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(blocks).resize((size, size)).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+KNOWN = synthetic_jpeg(1)
+SHA = hashlib.sha256(KNOWN).hexdigest()
+
+
+class Fakes:
+    def __init__(self) -> None:
+        self.cases: list[Any] = []
+        self.preserved: list[Any] = []
+
+    def open_or_extend(self, content: Any, **kw: Any) -> int:
+        self.cases.append(content)
+        return len(self.cases)
+
+    def preserve(self, data: Any, **kw: Any) -> Any:
+        self.preserved.append(data if isinstance(data, Path) else bytes(data))
+        return type("Item", (), {"id": len(self.preserved)})()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
+        amparo.create_bank(BankInfo(name="known"))
+        amparo.add_media("known", KNOWN, category="A1")
+    return home
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "evidence"
+    root.mkdir()
+    (root / "k.jpg").write_bytes(KNOWN)
+    (root / "u.jpg").write_bytes(synthetic_jpeg(2))
+    with zipfile.ZipFile(root / "a.zip", "w") as zf:
+        zf.writestr("inside/k2.jpg", KNOWN)
+    return root
+
+
+def test_a_scan_acts_on_each_matched_file_and_member(home: Path, folder: Path) -> None:
+    with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
+        fakes = Fakes()
+        amparo.__dict__.update(cases=fakes, evidence=fakes)
+        amparo.actions.add_rule(
+            Rule.from_json(
+                {"name": "scans", "actions": ["review"], "conditions": {"source_kinds": ["scan"]}}
+            ),
+            actor="t",
+        )
+        result = scan_paths(amparo, [folder], ScanOptions(workers=1))
+        assert result.matched_files == 2
+        sources = sorted((c.source.path, c.source.file_name) for c in fakes.cases)
+        assert sources == [
+            (str(folder / "a.zip") + "!inside/k2.jpg", "k2.jpg"),
+            (str(folder / "k.jpg"), "k.jpg"),
+        ]
+        assert {c.sha256 for c in fakes.cases} == {SHA}
+        assert {c.source.kind for c in fakes.cases} == {"scan"}
+        assert len({c.source.scan_id for c in fakes.cases}) == 1
+        # The file by its path, the archive member by its bytes.
+        assert folder / "k.jpg" in fakes.preserved and KNOWN in fakes.preserved
+        assert len(amparo.actions.log()) == 2
+
+        fakes.cases.clear()
+        scan_paths(
+            amparo, [folder], ScanOptions(workers=1, actions=False, journal=folder.parent / "j")
+        )
+        assert fakes.cases == []
+
+
+def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    result = CliRunner().invoke(app, ["--home", str(home), *args], env=env)
+    return result
+
+
+def test_rules_commands(home: Path, tmp_path: Path) -> None:
+    r = cli(home, "rules", "add", "r1", "--bank", "known", "--max-distance", "20", "--review")
+    assert r.exit_code == 0, r.output
+    r = cli(home, "rules", "add", "r1", "--review")
+    assert r.exit_code == 2 and "already exists" in r.output
+    r = cli(home, "rules", "add", "r2", "--webhook", "nowhere")
+    assert r.exit_code == 2 and "amparo webhooks add nowhere" in r.output
+    r = cli(home, "rules", "add", "r3", "--bank", "known")
+    assert r.exit_code == 2 and "no actions" in r.output
+    spec = tmp_path / "rule.toml"
+    spec.write_text(
+        'priority = 5\nactions = [{type = "report"}]\n[conditions]\ncategories = ["A1"]\n'
+    )
+    assert cli(home, "rules", "add", "from-file", "--file", str(spec)).exit_code == 0
+    assert cli(home, "rules", "set", "r1", "--disable", "--source-kind", "scan").exit_code == 0
+    shown = json.loads(cli(home, "rules", "show", "r1").stdout)
+    assert shown["version"] == 2 and not shown["enabled"]
+    assert shown["conditions"] == {"banks": ["known"], "max_distance": 20, "source_kinds": ["scan"]}
+    listed = [json.loads(line) for line in cli(home, "rules", "list", "--json").stdout.splitlines()]
+    assert [x["name"] for x in listed] == ["from-file", "r1"]
+    assert cli(home, "rules", "remove", "r1").exit_code == 0
+    history = cli(home, "rules", "history", "r1", "--json").stdout.splitlines()
+    assert [json.loads(h).get("deleted", False) for h in history] == [False, False, True]
+    assert json.loads(cli(home, "rules", "show", "r1", "--version", "1").stdout)["enabled"]
+
+
+def test_webhooks_commands_and_quarantine_move_from_a_scan(
+    home: Path, folder: Path, tmp_path: Path
+) -> None:
+    r = cli(home, "webhooks", "add", "platform", "http://127.0.0.1:9/hook")
+    assert r.exit_code == 0, r.output
+    secret = r.stdout.strip()
+    assert secret.startswith("whsec_")
+    assert secret not in cli(home, "webhooks", "list", "--json").stdout
+    assert cli(home, "webhooks", "disable", "platform").exit_code == 0
+    assert (
+        cli(home, "rules", "add", "q", "--quarantine", "move", "--webhook", "platform").exit_code
+        == 0
+    )
+
+    qdir = tmp_path / "quarantine"
+    env = {"AMPARO_QUARANTINE_DIR": str(qdir)}
+    r = cli(
+        home, "scan", str(folder), "--workers", "1", "--report", str(tmp_path / "r.jsonl"), env=env
+    )
+    assert r.exit_code == 1, r.output  # matched
+    assert not (folder / "k.jpg").exists()  # moved ...
+    moved = list(qdir.rglob("*-k.jpg"))
+    assert [p.read_bytes() for p in moved] == [KNOWN]  # ... into the quarantine folder
+    assert (folder / "a.zip").exists()  # an archive member is never moved
+    log = [json.loads(line) for line in cli(home, "rules", "log").stdout.splitlines()]
+    assert sorted((x["action"], x["outcome"]) for x in log) == [
+        ("quarantine", "done"),
+        ("quarantine", "skipped"),
+        ("webhook", "done"),
+        ("webhook", "done"),
+    ]
+    events = [
+        json.loads(line) for line in cli(home, "webhooks", "outbox", "--json").stdout.splitlines()
+    ]
+    assert len(events) == 2 and {e["state"] for e in events} == {"pending"}
+    assert {e["payload"]["source"]["kind"] for e in events} == {"scan"}
+    # The endpoint is disabled: nothing is sent, nothing is lost.
+    r = cli(home, "webhooks", "deliver", "--once")
+    assert r.exit_code == 0 and r.stdout == ""
+    r = cli(home, "webhooks", "test", "platform")
+    assert r.exit_code == 2 and "did not accept" in r.output
+    assert cli(home, "webhooks", "retry", events[0]["event_id"]).exit_code == 0
+    r = cli(home, "webhooks", "remove", "platform")
+    assert r.exit_code == 0 and "2 undelivered events marked dead" in r.output
+
+    # --no-actions: matches are reported, nothing is done.
+    (folder / "k.jpg").write_bytes(KNOWN)
+    r = cli(
+        home,
+        "scan",
+        str(folder),
+        "--workers",
+        "1",
+        "--no-actions",
+        "-o",
+        str(tmp_path / "s.jsonl"),
+        env=env,
+    )
+    assert r.exit_code == 1 and (folder / "k.jpg").exists()

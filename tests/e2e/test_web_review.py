@@ -1,0 +1,250 @@
+"""The reviewer web UI in a real headless Chromium against a real server on loopback: sign-in
+(a wrong key cannot), a case page whose media is blurred and greyscale on screen, a reveal that
+shows it for a few seconds and is logged, a decision by keyboard shortcut that is audited.
+
+Media is a benign scikit-image sample photo standing in for preserved evidence."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image
+from test_api_support import photo
+
+from amparo.api import create_app
+from amparo.app import Amparo
+from amparo.config import Settings
+from amparo.events import MatchedContent, Source
+from amparo.keys import KeyService
+from amparo.matching import Match
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+REVEAL_SECONDS = 3
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="browser tests need /usr/bin/chromium and /usr/bin/chromedriver "
+        "(Debian: apt-get install chromium chromium-driver; `make browser`)",
+    ),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+PHOTO = photo("coffee")  # colourful and detailed: blurring and greyscale are easy to measure
+
+
+@dataclass
+class Served:
+    base: str
+    amparo: Amparo
+    keys: dict[str, str]
+    case_id: int
+    item_id: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(sqlite_settings: Settings) -> Iterator[Served]:
+    settings = replace(sqlite_settings, review_reveal_seconds=REVEAL_SECONDS)
+    amparo = Amparo(settings)
+    service = KeyService(amparo.store)
+    keys = {s: service.create(s, [s], actor="test").secret for s in ("reviewer", "matcher")}
+    content = MatchedContent(
+        sha256=hashlib.sha256(PHOTO).hexdigest(),
+        matches=(Match("known", 7, "pdq", 6, category="A2", tags=("series-x",)),),
+        source=Source(kind="api", account_id="acct-1", upload_id="up-9", file_name="up.jpg"),
+        md5=hashlib.md5(PHOTO).hexdigest(),
+        size=len(PHOTO),
+        media_kind="photo",
+        at=datetime.now(UTC),
+    )
+    # The real evidence store: the case page shows the preserved, encrypted copy.
+    item = amparo.evidence.preserve(PHOTO, content=content, reason="rule:review-all")
+    case_id = amparo.cases.open_or_extend(content, evidence_id=item.id, rule="review-all")
+    item_id = amparo.cases.get(case_id).items[0].id
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, amparo=amparo), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", amparo, keys, case_id, item_id)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        amparo.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="amparo-chromium-")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,1100",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _sign_in(browser: Any, base: str, key: str) -> None:
+    browser.get(base + "/review/signin")
+    field = browser.find_element(By.ID, "key")
+    field.send_keys(key)
+    browser.find_element(By.ID, "signin").click()
+
+
+def _png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64)
+
+
+def _saturation(rgb: np.ndarray) -> float:
+    """Mean HSV saturation (0-1): 0 for greyscale."""
+    high, low = rgb.max(axis=2), rgb.min(axis=2)
+    return float(np.where(high > 0, (high - low) / np.maximum(high, 1), 0).mean())
+
+
+def _detail(rgb: np.ndarray) -> float:
+    """Mean absolute difference of neighbouring pixels: high when sharp, near 0 when blurred."""
+    grey = rgb.mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+
+
+def _media_loaded(browser: Any) -> bool:
+    return bool(
+        browser.execute_script(
+            "const m = document.getElementById('media'); return m.complete && m.naturalWidth > 0;"
+        )
+    )
+
+
+def test_wrong_key_cannot_sign_in(served: Served, browser: Any) -> None:
+    for key in ("amp_000000000000_wrong", served.keys["matcher"]):
+        _sign_in(browser, served.base, key)
+        error = WebDriverWait(browser, 10).until(
+            EC.visibility_of_element_located((By.ID, "signin-error"))
+        )
+        assert "cannot sign in" in error.text
+        assert browser.get_cookie("amparo_review") is None
+    browser.get(served.base + "/review/queue")
+    assert browser.current_url.endswith("/review/signin")
+
+
+def test_review_a_case_in_the_browser(served: Served, browser: Any, tmp_path: Path) -> None:
+    _sign_in(browser, served.base, served.keys["reviewer"])
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "queue")))
+    cookie = browser.get_cookie("amparo_review")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    browser.find_element(By.CSS_SELECTOR, f'a[href="/review/cases/{served.case_id}"]').click()
+    WebDriverWait(browser, 10).until(lambda b: _media_loaded(b))
+    page = browser.find_element(By.TAG_NAME, "body").text
+    # Hashes and metadata are on the page.
+    assert hashlib.sha256(PHOTO).hexdigest() in page
+    assert "series-x" in page and "acct-1" in page
+
+    # On screen, the media is blurred and greyscale: compare with the original photo.
+    media = browser.find_element(By.ID, "media")
+    shielded_png = media.screenshot_as_png
+    (tmp_path / "shielded.png").write_bytes(shielded_png)
+    browser.save_screenshot(str(tmp_path / "case-page.png"))
+    shielded = _png(shielded_png)
+    original = _png(PHOTO)
+    original_small = np.asarray(
+        Image.open(io.BytesIO(PHOTO)).convert("RGB").resize(shielded.shape[1::-1]),
+        dtype=np.float64,
+    )
+    assert _saturation(original_small) > 0.3
+    assert _saturation(shielded) < 0.02
+    assert _detail(shielded) < _detail(original_small) / 8
+    assert original.shape[0] > 0
+
+    # A deliberate reveal ("r") shows the clear image for a few seconds, then blurs it again.
+    browser.find_element(By.TAG_NAME, "body").send_keys("r")
+    WebDriverWait(browser, 10).until(
+        lambda b: (
+            "revealed" in b.find_element(By.ID, "media").get_attribute("class") and _media_loaded(b)
+        )
+    )
+    revealed_png = browser.find_element(By.ID, "media").screenshot_as_png
+    (tmp_path / "revealed.png").write_bytes(revealed_png)
+    revealed = _png(revealed_png)
+    assert _saturation(revealed) > 0.2 and _detail(revealed) > 4 * _detail(shielded)
+    assert browser.find_element(By.ID, "exposure-count").text == "1"
+    WebDriverWait(browser, REVEAL_SECONDS + 5).until(
+        lambda b: "shielded" in b.find_element(By.ID, "media").get_attribute("class")
+    )
+    reveals = [a for a in served.amparo.audit_log(50) if a.action == "case.reveal"]
+    assert [(a.actor, a.details["item"]) for a in reveals] == [("key:reviewer", served.item_id)]
+    assert served.amparo.cases.item(served.item_id).viewed
+
+    # "?" shows the shortcuts; "3" confirms as B1.
+    browser.find_element(By.TAG_NAME, "body").send_keys("?")
+    help_text = browser.find_element(By.ID, "help").text
+    assert "false positive" in help_text and "escalate" in help_text
+    browser.find_element(By.TAG_NAME, "body").send_keys("\ue00c")  # Escape closes the dialog
+    WebDriverWait(browser, 5).until(
+        lambda b: not b.execute_script("return document.getElementById('help').open")
+    )
+    browser.find_element(By.ID, "note").send_keys("checked against the bank entry")
+    browser.find_element(By.ID, "note").send_keys("\ue00c")  # Escape leaves the note
+    browser.find_element(By.TAG_NAME, "body").send_keys("3")
+    WebDriverWait(browser, 10).until(lambda b: "/review/queue" in b.current_url)
+    decision = served.amparo.cases.item(served.item_id).decision
+    assert decision is not None
+    assert (decision.kind, decision.classification, decision.reviewer) == (
+        "confirm",
+        "B1",
+        "reviewer",
+    )
+    assert decision.note == "checked against the bank entry"
+    audited = [a for a in served.amparo.audit_log(50) if a.action == "case.decision"]
+    assert len(audited) == 1 and audited[0].actor == "key:reviewer"
+    assert audited[0].details["kind"] == "confirm" and audited[0].details["classification"] == "B1"
