@@ -216,7 +216,8 @@ def test_unauthenticated_requests_are_refused(sqlite_api: Api) -> None:
 
 
 def test_rate_limit_returns_429_with_retry_after(sqlite_settings: Settings) -> None:
-    settings = replace(sqlite_settings, api_rate_limits="matcher=1:3")
+    # Half a token a second: a slow machine refills at most one while the loop runs.
+    settings = replace(sqlite_settings, api_rate_limits="matcher=0.5:3")
     keys = make_keys(settings)
     with TestClient(create_app(settings)) as c:
         headers = {"Authorization": f"Bearer {keys['matcher']}"}
@@ -226,7 +227,7 @@ def test_rate_limit_returns_429_with_retry_after(sqlite_settings: Settings) -> N
             ).status_code
             for _ in range(5)
         ]
-        assert codes[:3] == [200, 200, 200] and codes[3] == 429
+        assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
         r = c.get("/v1/lookup", params={"signal_type": "md5", "signal": MD5}, headers=headers)
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert r.json()["error"]["code"] == "rate_limited"
@@ -234,7 +235,7 @@ def test_rate_limit_returns_429_with_retry_after(sqlite_settings: Settings) -> N
         body = {"signals": [{"signal_type": "md5", "signal": MD5}] * 10}
         r = c.post("/v1/match/signals", json=body, headers={"X-API-Key": keys["curator"]})
         assert r.status_code == 200  # curators are not limited unless named
-        time.sleep(1.1)
+        time.sleep(2.1)
         r = c.post("/v1/match/signals", json=body, headers=headers)
         assert r.status_code == 400 and "batch" in r.json()["error"]["message"]
 

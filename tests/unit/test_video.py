@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from amparo.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
@@ -157,3 +159,54 @@ def test_border_detection_finds_bars_and_ignores_plain_frames() -> None:
     assert not detect_borders(np.full((100, 100), 17, dtype=np.uint8))
     ramp = np.tile(np.linspace(0, 40, 100).astype(np.uint8), (100, 1))
     assert not detect_borders(ramp)
+
+
+def test_sparse_sampling_skips_non_reference_frames_and_numbers_by_time() -> None:
+    """At 1 sample a second of 30 fps H.264 (with B-frames), decoding skips frames nothing
+    refers to; each sample is still numbered as the frame it is, within a few frames of its
+    time, and its pixels are exactly that frame's."""
+    data = make_video(seconds=4, fps=30, width=128, height=96)
+    with open_video(data) as video:
+        every = {f.frame_number: f for f in video.frames(sample_fps=None, max_short_side=None)}
+    with open_video(data) as video:
+        sparse = list(video.frames(sample_fps=1.0, max_short_side=None))
+    every_frame = VideoLimits(reference_frames_only=False)
+    with open_video(data, limits=every_frame) as video:
+        plain = list(video.frames(sample_fps=1.0, max_short_side=None))
+    assert [f.frame_number for f in plain] == [0, 30, 60, 90]
+    assert len(sparse) == 4
+    for sample, second in zip(sparse, range(4), strict=True):
+        assert 30 * second <= sample.frame_number <= 30 * second + 4
+        full = every[sample.frame_number]
+        assert sample.timestamp == pytest.approx(full.timestamp)
+        assert np.array_equal(sample.luma, full.luma)
+    assert any(f.frame_number % 30 for f in sparse[1:])  # B-frames were skipped
+    # Opt-in: without the deblocking filter too, the same frames, a few grey levels apart.
+    with open_video(data, limits=VideoLimits(skip_deblocking=True)) as video:
+        rough = list(video.frames(sample_fps=1.0, max_short_side=None))
+    assert [f.frame_number for f in rough] == [f.frame_number for f in sparse]
+    for fast, exact in zip(rough, sparse, strict=True):
+        assert np.abs(fast.luma.astype(int) - exact.luma.astype(int)).mean() < 4.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bars=st.tuples(*(st.integers(0, 30) for _ in range(4))),
+    noise=st.sampled_from([0, 1, 3, 8, 40]),
+)
+def test_the_border_shortcut_never_changes_the_answer(
+    seed: int, bars: tuple[int, int, int, int], noise: int
+) -> None:
+    """Frames whose four outermost lines are all busy skip the full statistics; on any frame
+    (bars of any size, flat or noisy edges) the answer is what the full statistics give."""
+    from amparo.media.video import _measure_borders
+
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 256, size=(90, 120)).astype(np.int16)
+    top, bottom, left, right = bars
+    level = int(rng.integers(0, 256))
+    for region in (frame[:top], frame[90 - bottom :], frame[:, :left], frame[:, 120 - right :]):
+        region[...] = level + rng.integers(-noise, noise + 1, size=region.shape)
+    luma = np.clip(frame, 0, 255).astype(np.uint8)
+    assert detect_borders(luma) == _measure_borders(luma)
