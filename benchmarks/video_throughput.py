@@ -1,6 +1,9 @@
 """vPDQ hashing throughput: seconds of video hashed per CPU second, SD / 720p / 1080p H.264,
-with and without border detection; and what border cropping costs in false frame matches on
-the reference clips (when ../shared/reference is present). --out writes a markdown section.
+with and without border detection, side by side with the reference ``vpdq`` package from PyPI
+when it is installed (it builds against FFmpeg's headers: ``apt-get install libavcodec-dev
+libavformat-dev libavdevice-dev libavfilter-dev libswscale-dev libswresample-dev pkg-config``,
+then ``pip install vpdq``); and what border cropping costs in false frame matches on the
+reference clips (when ../shared/reference is present). --out writes a markdown section.
 
     .venv/bin/python benchmarks/video_throughput.py [--seconds 10] [--out FILE]
 """
@@ -14,6 +17,7 @@ import itertools
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +80,18 @@ def decode_only(data: bytes, limits: VideoLimits | None = None) -> int:
         return sum(1 for _ in video.frames())
 
 
+def reference_vpdq(path: Path) -> Callable[[], object] | None:
+    """The reference implementation (PyPI ``vpdq``: Meta's C++ vPDQ over FFmpeg's libraries),
+    one hash a second on one thread; None when it is not installed. Building it needs FFmpeg's
+    headers: apt-get install libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev
+    libswscale-dev libswresample-dev pkg-config && pip install vpdq."""
+    try:
+        import vpdq  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return lambda: vpdq.computeHash(str(path), seconds_per_hash=1.0, thread_count=1)
+
+
 def keyframes_only(data: bytes) -> int:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
@@ -129,8 +145,9 @@ def main() -> None:
     rows = [
         "| clip | decode+sample, every frame | decode+sample, reference frames | "
         "hash, every frame decoded (before) | **hash (default)** | hash, no border detection "
-        "| border cost | hash, no deblocking (opt-in) | keyframes-only decode (not used) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| border cost | hash, no deblocking (opt-in) | keyframes-only decode (not used) "
+        "| reference `vpdq` (PyPI) | Amparo / reference |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, (width, height) in SIZES.items():
         clip = make_clip(width, height, args.seconds)
@@ -143,11 +160,21 @@ def main() -> None:
         rough = cpu_seconds(lambda c=clip: hash_video(c, limits=NO_DEBLOCKING))
         key = cpu_seconds(lambda c=clip: keyframes_only(c))
         keyframes = keyframes_only(clip)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "clip.mp4"
+            path.write_bytes(clip)
+            peer = reference_vpdq(path)
+            ref = cpu_seconds(peer) if peer is not None else None
+        peer_cells = (
+            f"| {secs / ref:.1f} | {ref / default:.2f}x |"
+            if ref is not None
+            else "| n/a (not installed) | |"
+        )
         rows.append(
             f"| {label} | {secs / dec_all:.1f} | {secs / dec:.1f} | {secs / before:.1f} "
             f"| **{secs / default:.1f}** | {secs / plain:.1f} "
             f"| {100 * (default / plain - 1):+.0f}% | {secs / rough:.1f} "
-            f"| {secs / key:.1f} ({keyframes} of {secs} samples) |"
+            f"| {secs / key:.1f} ({keyframes} of {secs} samples) " + peer_cells
         )
         print(rows[-1], flush=True)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
