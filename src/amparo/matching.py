@@ -23,7 +23,8 @@ from amparo.signals.vpdq import parse_vpdq
 from amparo.store import EntryView, Store
 from amparo.video_matching import VideoMatchDetail, VideoMatcher
 
-_ENTRY_CACHE_MAX = 200_000
+_ENTRY_CACHE_MAX = 20_000
+"""Stored entries kept for repeated hits (a few MB); emptied past this, so memory stays flat."""
 
 
 @dataclass(frozen=True)
