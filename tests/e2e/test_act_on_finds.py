@@ -26,6 +26,8 @@ from amparo.app import Amparo
 from amparo.banks.model import BankInfo
 from amparo.config import Settings
 from amparo.errors import AmparoError
+from amparo.events import MatchedContent, Source
+from amparo.matching import Match
 from amparo.reports.standin import StandIn, running
 
 pytestmark = QUIET
@@ -176,3 +178,51 @@ def test_a_false_positive_is_not_kept(world: World) -> None:
         amparo.evidence.read(item["evidence_id"], actor="test")
     entry_ids = {m["entry_id"] for m in item["matches"]}
     assert set(amparo.cases.false_positive_counts(sorted(entry_ids)).values()) == {1}
+
+
+def _video(seconds: int = 3) -> bytes:
+    """A benign synthetic H.264 clip: moving colour gradients."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        y, x = np.mgrid[0:120, 0:160]
+        for i in range(seconds * 10):
+            pixels = np.stack([(x * 3 + i * 7) % 256, (y * 2) % 256, (x + y) % 256], axis=2)
+            frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def test_a_video_reaches_the_reviewer_only_when_revealed(world: World) -> None:
+    """A video item's default rendition is a blurred greyscale picture of one frame (no video
+    is sent); after a logged reveal the video itself is served."""
+    tc, _, _ = world
+    amparo: Amparo = tc.app.state.service.amparo
+    clip = _video()
+    sha = hashlib.sha256(clip).hexdigest()
+    content = MatchedContent(
+        sha256=sha,
+        matches=(Match("known", 1, "md5", 0, category="A1"),),
+        source=Source(kind="api", account_id="acct-3"),
+        size=len(clip),
+        media_kind="video",
+    )
+    kept = amparo.evidence.preserve(clip, content=content, reason="rule:review")
+    case_id = amparo.cases.open_or_extend(content, evidence_id=kept.id, rule="review")
+    item = amparo.cases.get(case_id).items[0]
+
+    shielded = amparo.cases.media(item.id, "reviewer")
+    assert shielded.mime == "image/jpeg"
+    picture = Image.open(io.BytesIO(shielded.data))
+    assert picture.mode == "L"
+    with pytest.raises(AmparoError):
+        amparo.cases.media(item.id, "reviewer", clear=True)  # no reveal yet
+    amparo.cases.record_reveal(item.id, "reviewer")
+    revealed = amparo.cases.media(item.id, "reviewer", clear=True)
+    assert revealed.mime == "video/mp4" and revealed.data == clip

@@ -248,3 +248,55 @@ def test_review_a_case_in_the_browser(served: Served, browser: Any, tmp_path: Pa
     audited = [a for a in served.amparo.audit_log(50) if a.action == "case.decision"]
     assert len(audited) == 1 and audited[0].actor == "key:reviewer"
     assert audited[0].details["kind"] == "confirm" and audited[0].details["classification"] == "B1"
+
+
+def _clip() -> bytes:
+    """A benign synthetic H.264 clip (moving colour gradients), 3 s at 10 fps."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        y, x = np.mgrid[0:240, 0:320]
+        for i in range(30):
+            pixels = np.stack([(x + i * 7) % 256, (y * 2) % 256, (x + y) % 256], axis=2)
+            frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def test_a_video_is_a_blurred_frame_until_revealed(served: Served, browser: Any) -> None:
+    """No video reaches the page until a reveal: a blurred greyscale picture of a frame is
+    shown; the reveal swaps in the video, muted, and it leaves the page again afterwards."""
+    clip = _clip()
+    content = MatchedContent(
+        sha256=hashlib.sha256(clip).hexdigest(),
+        matches=(Match("known", 8, "md5", 0, category="A2"),),
+        source=Source(kind="api", account_id="acct-7"),
+        size=len(clip),
+        media_kind="video",
+    )
+    kept = served.amparo.evidence.preserve(clip, content=content, reason="rule:review-all")
+    case_id = served.amparo.cases.open_or_extend(content, evidence_id=kept.id, rule="review-all")
+    _sign_in(browser, served.base, served.keys["reviewer"])
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "queue")))
+    browser.get(f"{served.base}/review/cases/{case_id}")
+    WebDriverWait(browser, 10).until(lambda b: _media_loaded(b))
+    media = browser.find_element(By.ID, "media")
+    assert media.tag_name == "img" and "shielded" in media.get_attribute("class")
+    assert not browser.find_elements(By.TAG_NAME, "video")
+    assert _saturation(_png(media.screenshot_as_png)) < 0.02
+
+    browser.find_element(By.TAG_NAME, "body").send_keys("r")
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.TAG_NAME, "video"))
+    video = browser.find_element(By.ID, "media")
+    assert video.tag_name == "video" and "revealed" in video.get_attribute("class")
+    assert browser.execute_script("return document.getElementById('media').muted") is True
+    WebDriverWait(browser, REVEAL_SECONDS + 5).until(
+        lambda b: not b.find_elements(By.TAG_NAME, "video")
+    )
+    assert "shielded" in browser.find_element(By.ID, "media").get_attribute("class")

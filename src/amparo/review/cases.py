@@ -337,8 +337,8 @@ class CaseService:
     ) -> Rendition:
         """An item's media for the review page, read from the evidence store (which logs the
         read): shielded (greyscale, blurred) by default; ``clear`` only within
-        ``review_reveal_seconds`` of the reviewer's own logged reveal. Videos come as they are
-        (the page shields them with CSS)."""
+        ``review_reveal_seconds`` of the reviewer's own logged reveal. A video's shielded
+        rendition is a blurred greyscale picture of one frame; the clear one is the video."""
         item = self.item(item_id)
         if item.evidence_id is None:
             raise NotFoundError(
@@ -354,7 +354,9 @@ class CaseService:
         data = self.amparo.evidence.read(item.evidence_id, actor=actor or reviewer)
         kind = media.kind_of(data)
         if kind == "video":
-            return media.Rendition(data, media.video_mime(data))
+            if clear:
+                return media.Rendition(data, media.video_mime(data))
+            return media.shielded_video(data, max_pixels=self.settings.max_image_pixels)
         if kind is None:
             raise UnsupportedMediaError(
                 f"the preserved copy of item {item_id} is not an image or video",

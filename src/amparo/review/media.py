@@ -3,8 +3,9 @@
 By default a *shielded* rendition made on the server: greyscale, downscaled and heavily blurred,
 so the clear image never reaches the browser unless the reviewer deliberately reveals it. The
 *clear* rendition (served only for ``review_reveal_seconds`` after a logged reveal) is
-re-encoded too: size-capped, metadata (EXIF, GPS) stripped, always JPEG. Videos cannot be
-shielded this way; the page plays them muted, blurred and greyscale by CSS instead.
+re-encoded too: size-capped, metadata (EXIF, GPS) stripped, always JPEG. A video's shielded
+rendition is such a picture of one of its frames (so no video reaches the browser unless
+revealed); revealed, the video itself is sent and the page plays it muted.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFilter
 
+from amparo.errors import CorruptMediaError
 from amparo.media.decode import decode_image
 from amparo.media.sniff import IMAGE_TYPES, sniff
 
@@ -44,7 +46,11 @@ def kind_of(data: bytes) -> str | None:
 def shielded(data: bytes, *, max_pixels: int) -> Rendition:
     """A greyscale, blurred JPEG of an image: enough to see that there is a picture and its
     rough layout, not what it shows."""
-    image = _decoded(data, max_pixels=max_pixels, side=SHIELD_SIDE).convert("L")
+    return _shield(_decoded(data, max_pixels=max_pixels, side=SHIELD_SIDE).convert("L"))
+
+
+def _shield(image: Image.Image) -> Rendition:
+    image.thumbnail((SHIELD_SIDE, SHIELD_SIDE), Image.Resampling.LANCZOS)
     # Pixelate first (averages away fine detail a blur alone might leave), then blur.
     small = image.resize(
         (max(1, image.width // 12), max(1, image.height // 12)), Image.Resampling.BOX
@@ -53,6 +59,22 @@ def shielded(data: bytes, *, max_pixels: int) -> Rendition:
     radius = max(4.0, BLUR_FRACTION * max(image.size))
     image = image.filter(ImageFilter.GaussianBlur(radius))
     return Rendition(_jpeg(image, quality=70), "image/jpeg")
+
+
+def shielded_video(data: bytes, *, max_pixels: int) -> Rendition:
+    """A greyscale, blurred JPEG of a frame about a second into a video (its first frame when
+    shorter), made like :func:`shielded`; the video itself is not sent."""
+    from amparo.media.video import VideoLimits, open_video
+
+    chosen = None
+    with open_video(data, limits=VideoLimits(max_pixels=max_pixels)) as video:
+        for number, frame in enumerate(video.frames(sample_fps=1.0, max_short_side=SHIELD_SIDE)):
+            chosen = frame.luma
+            if number >= 1:
+                break
+    if chosen is None:
+        raise CorruptMediaError("the video has no frame to show")
+    return _shield(Image.fromarray(chosen, mode="L"))
 
 
 def clear(data: bytes, *, max_pixels: int) -> Rendition:

@@ -26,7 +26,20 @@
   }
 
   function shield(media) {
-    if (media.dataset.kind === "photo") {
+    if (media.dataset.kind === "video" && media.tagName === "VIDEO") {
+      // Back to the blurred picture of one frame: the video leaves the page.
+      const poster = document.createElement("img");
+      poster.id = "media";
+      poster.dataset.kind = "video";
+      poster.dataset.shieldedSrc = media.dataset.shieldedSrc;
+      poster.alt = "Blurred greyscale frame of the video";
+      poster.src = media.dataset.shieldedSrc;
+      media.pause();
+      media.removeAttribute("src");
+      media.load();
+      media.replaceWith(poster);
+      media = poster;
+    } else if (media.dataset.kind === "photo") {
       media.src = media.dataset.shieldedSrc;
     }
     media.classList.add("shielded");
@@ -35,7 +48,7 @@
   }
 
   async function reveal() {
-    const media = document.getElementById("media");
+    let media = document.getElementById("media");
     const url = body.dataset.revealUrl;
     if (!media || !url || media.classList.contains("revealed")) return;
     let reply;
@@ -77,6 +90,17 @@
       media.addEventListener("load", show, { once: true });
       media.src = data.src + "&t=" + Date.now();
     } else {
+      // The video itself, muted, only for the reveal.
+      const video = document.createElement("video");
+      video.id = "media";
+      video.dataset.kind = "video";
+      video.dataset.shieldedSrc = media.dataset.shieldedSrc;
+      video.muted = true;
+      video.autoplay = true;
+      video.controls = true;
+      video.src = data.src + "&t=" + Date.now();
+      media.replaceWith(video);
+      media = video;
       show();
     }
   }
