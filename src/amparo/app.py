@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.config import Settings, load_settings
-from amparo.hashing import MediaHashes, hash_file, hash_media, video_limits
+from amparo.hashing import MediaHashes, hash_file
+from amparo.hashing import hash_bytes as hash_media_bytes
 from amparo.matching import Match, Matcher, Query, QueryResult
 from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals import normalize_signal
@@ -91,13 +92,7 @@ class Amparo:
 
     def hash_bytes(self, data: bytes, *, dihedral: bool = False) -> MediaHashes:
         """Hash media: a photo gets PDQ, a video vPDQ (sampled at ``video_sample_fps``)."""
-        return hash_media(
-            data,
-            max_pixels=self.settings.max_image_pixels,
-            dihedral=dihedral,
-            video_sample_fps=self.settings.video_sample_fps,
-            video_limits=video_limits(self.settings),
-        )
+        return hash_media_bytes(data, self.settings, dihedral=dihedral)
 
     def hash_file(self, path: Path, *, dihedral: bool = False) -> MediaHashes:
         """Hash a file under this installation's limits (see :func:`amparo.hashing.hash_file`)."""

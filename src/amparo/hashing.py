@@ -142,13 +142,18 @@ def hash_file(path: Path, settings: Settings, *, dihedral: bool = False) -> Medi
             f"{size:,} bytes is over max_file_bytes ({settings.max_file_bytes:,})",
             hint="raise AMPARO_MAX_FILE_BYTES to hash larger files",
         )
-    return hash_media(
-        path.read_bytes(),
-        max_pixels=settings.max_image_pixels,
-        dihedral=dihedral,
-        video_sample_fps=settings.video_sample_fps,
-        video_limits=video_limits(settings),
-    )
+    return hash_bytes(path.read_bytes(), settings, dihedral=dihedral)
+
+
+def hash_bytes(data: bytes, settings: Settings, *, dihedral: bool = False) -> MediaHashes:
+    """Hash media bytes under the settings' limits: a video's vPDQ sampled at
+    ``video_sample_fps``, anything else with :func:`hash_media`. The video limits (and with
+    them PyAV) are loaded only for a video."""
+    if sniff(data[:HEAD_BYTES]) == "video":
+        return hash_video_media(
+            data, sample_fps=settings.video_sample_fps, limits=video_limits(settings)
+        )
+    return hash_media(data, max_pixels=settings.max_image_pixels, dihedral=dihedral)
 
 
 def hash_video_media(

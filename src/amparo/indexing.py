@@ -27,14 +27,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from amparo.errors import IndexCorruptError
-from amparo.index import SegmentedDigestTable, SegmentedPdqIndex
+from amparo.index import DIGEST_WIDTHS, SegmentedDigestTable, SegmentedPdqIndex
 from amparo.index.live import MANIFEST, LiveIndex
 from amparo.signals.pdq import hexes_to_array
 from amparo.store import Store
 
 log = logging.getLogger("amparo.index")
 
-DIGESTS = ("md5", "sha1", "sha256")
+DIGESTS = tuple(DIGEST_WIDTHS)
 KINDS = ("pdq", *DIGESTS)
 # Compact when the in-memory delta grows past this many entries (or 5% of the index): the
 # delta is rebuilt on every change, so it must stay small.
@@ -45,7 +45,7 @@ def keys_of(kind: str, values: list[str]) -> NDArray[np.uint8]:
     """Text signals of one kind as the fixed-width byte rows the index stores."""
     if kind == "pdq":
         return hexes_to_array(values)
-    width = {"md5": 16, "sha1": 20, "sha256": 32}[kind]
+    width = DIGEST_WIDTHS[kind]
     if not values:
         return np.zeros((0, width), dtype=np.uint8)
     return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, width)

@@ -270,18 +270,23 @@ class RateLimiter:
             return None
         return self.limits.get("default")
 
-    def check(self, key: ApiKey, cost: int = 1) -> None:
+    def check(self, key: ApiKey, cost: int = 1, *, batch: int | None = None) -> None:
         """Take ``cost`` tokens for ``key`` or raise RateLimitedError with the wait needed.
-        Batch routes charge one token an item, so batching does not multiply a key's rate."""
+        Batch routes charge one token an item, so batching does not multiply a key's rate;
+        ``batch`` is the whole batch's size when part of it was charged already (the request's
+        own token), so a batch that could never pass is refused as such, not made to wait."""
         limit = self.limit_for(key)
-        if limit is None or cost <= 0:
+        if limit is None:
             return
         rate, size = limit
-        if cost > size:
+        items = cost if batch is None else batch
+        if items > size:
             raise InputError(
-                f"a batch of {cost} items is more than key {key.name!r} may send at once ({size})",
+                f"a batch of {items} items is more than key {key.name!r} may send at once ({size})",
                 hint="send smaller batches",
             )
+        if cost <= 0:
+            return
         now = self.clock()
         with self._lock:
             bucket = self._buckets.get(key.id)

@@ -288,6 +288,9 @@ def test_disabled_and_removed_endpoints(amparo: Amparo) -> None:
     assert outbox.get_event(event_id).state == "dead"
     assert outbox.get_event(event_id).last_error == "endpoint removed"
     assert [e.name for e in outbox.list_endpoints()] == []
+    for ref in ("9" * 30, "\u00b2"):  # past a 64-bit id; a digit int() refuses
+        with pytest.raises(NotFoundError):
+            outbox.get_event(ref)
 
 
 def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> None:
@@ -335,3 +338,9 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
     revived = outbox.retry(dead_id, actor="t")
     assert (revived.state, revived.attempts) == ("pending", 0)
     assert amparo.audit_log(1)[0].action == "webhook.retry"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ftp://example.org/x", "example.org/x"])
+def test_a_webhook_url_that_is_not_http_is_a_clear_error(amparo: Amparo, url: str) -> None:
+    with pytest.raises(InputError, match="not an http"):
+        amparo.actions.outbox.add_endpoint("bad", url, actor="t")

@@ -279,6 +279,23 @@ def test_purge_removes_expired_items_but_not_those_on_hold(
     assert again.id != short.id and evidence.read(again.id, actor="t") == b"short"
 
 
+def test_purge_pages_through_more_expired_items_than_one_batch(
+    evidence: EvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [
+        evidence.preserve(bytes([n]), reason="manual", actor="t", retention_days=1).id
+        for n in range(5)
+    ]
+    expired = evidence.records.expired
+    monkeypatch.setattr(
+        evidence.records, "expired", lambda now, **kw: expired(now, **{**kw, "limit": 2})
+    )
+    later = datetime.now(UTC) + timedelta(days=2)
+    assert evidence.purge(later, actor="t", dry_run=True).purged == ids
+    assert evidence.purge(later, actor="t").purged == ids
+    assert _blobs(evidence) == []
+
+
 def test_discard_deletes_content_early_and_keeps_the_record(evidence: EvidenceStore) -> None:
     item = evidence.preserve(b"not what we thought", reason="rule:x", actor="t")
     with pytest.raises(InputError):

@@ -298,6 +298,14 @@ def test_decompression_bomb_and_size_limits(sqlite_settings: Settings) -> None:
         ("POST", "/v1/hash", None, 400),
         ("GET", "/v1/nothing-here", None, 404),
         ("DELETE", "/healthz", None, 405),
+        # Ids past the database's 64-bit integers: a 400, not an overflow deep in the driver.
+        ("GET", f"/v1/cases/{2**64}", None, 400),
+        ("GET", f"/v1/cases?offset={2**64}", None, 400),
+        ("POST", f"/v1/cases/items/{2**64}/decision", {"kind": "escalate"}, 400),
+        ("GET", f"/v1/evidence?case_id={2**64}", None, 400),
+        ("GET", f"/v1/evidence?before_id={2**64}", None, 400),
+        ("GET", f"/v1/reports?case_id={2**64}", None, 400),
+        ("GET", f"/v1/rules/r?version={2**40}", None, 400),
     ],
 )
 def test_malformed_requests_get_json_errors(

@@ -82,6 +82,13 @@ def test_token_bucket_bursts_refills_and_says_when() -> None:
     limiter.check(key, cost=4)
     with pytest.raises(InputError):
         limiter.check(key, cost=5)
+    # A batch route has already taken the request's own token: a batch one over the burst is
+    # refused outright, not told to wait for tokens it can never have.
+    clock.now += 10
+    limiter.check(key)
+    with pytest.raises(InputError):
+        limiter.check(key, cost=4, batch=5)
+    limiter.check(key, cost=3, batch=4)
 
 
 def test_limits_by_scope_and_by_key() -> None:

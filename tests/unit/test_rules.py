@@ -101,6 +101,7 @@ def test_empty_condition_lists_mean_no_condition() -> None:
         ({"name": "r", "actions": ["review"], "conditions": {"banks": [1]}}, "list of names"),
         ({"name": "bad name", "actions": ["review"]}, "invalid rule name"),
         ({"name": "r", "actions": ["review"], "priority": "1"}, "priority"),
+        ({"name": "r", "actions": ["review"], "priority": 10**20}, "priority"),
         ({"name": "r", "actions": ["review"], "colour": "red"}, "unknown rule field"),
     ],
 )

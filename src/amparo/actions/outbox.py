@@ -25,16 +25,11 @@ from amparo.actions.rules import validate_name
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.store import Store
 from amparo.store.models_actions import OutboxRow, WebhookEndpointRow
+from amparo.store.repository import as_utc
 
 _endpoints = cast(Table, WebhookEndpointRow.__table__)
 _outbox = cast(Table, OutboxRow.__table__)
 OUTBOX_STATES = ("pending", "delivered", "dead")
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 _SCAN_EVENTS = uuid.UUID("5b0c4e36-9d57-4a3c-8f0e-2f1a7c6d9e11")
@@ -143,13 +138,13 @@ class ClaimedEvent:
 
 
 def _endpoint(row: Any) -> Endpoint:
-    created, updated = _utc(row.created_at), _utc(row.updated_at)
+    created, updated = as_utc(row.created_at), as_utc(row.updated_at)
     assert created is not None and updated is not None
     return Endpoint(row.name, row.url, bool(row.enabled), created, updated)
 
 
 def _event(row: Any) -> OutboxEvent:
-    created, due = _utc(row.created_at), _utc(row.next_attempt_at)
+    created, due = as_utc(row.created_at), as_utc(row.next_attempt_at)
     assert created is not None and due is not None
     return OutboxEvent(
         id=int(row.id),
@@ -159,7 +154,7 @@ def _event(row: Any) -> OutboxEvent:
         attempts=int(row.attempts),
         created_at=created,
         next_attempt_at=due,
-        delivered_at=_utc(row.delivered_at),
+        delivered_at=as_utc(row.delivered_at),
         last_status=row.last_status,
         last_error=row.last_error,
         payload=json.loads(row.payload),
@@ -167,8 +162,16 @@ def _event(row: Any) -> OutboxEvent:
 
 
 def validate_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2048:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or len(url) > 2048
+    ):
         raise InputError(
             f"{url!r} is not an http(s) URL", hint="e.g. https://platform.example/amparo-events"
         )
@@ -304,7 +307,8 @@ class Outbox:
     def get_event(self, ref: str | int) -> OutboxEvent:
         """An event by its outbox id (a number) or its event id (a UUID)."""
         text = str(ref)
-        cond = _outbox.c.id == int(text) if text.isdigit() else _outbox.c.event_id == text
+        by_id = text.isascii() and text.isdigit() and len(text) <= 18  # fits a 64-bit id
+        cond = _outbox.c.id == int(text) if by_id else _outbox.c.event_id == text
         with self.engine.connect() as conn:
             row = conn.execute(select(_outbox).where(cond)).first()
         if row is None:
@@ -360,7 +364,7 @@ class Outbox:
                 .where(_outbox.c.state == "pending")
                 .where(_outbox.c.endpoint.in_(enabled.scalar_subquery()))
             ).scalar()
-        return _utc(value)
+        return as_utc(value)
 
     def claim(self, *, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
         """Take up to ``limit`` due events under a lease, counting an attempt for each."""

@@ -22,19 +22,13 @@ from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.store import Store
 from amparo.store.models import CounterRow
 from amparo.store.models_actions import ActionTakenRow, RuleVersionRow, WebhookEndpointRow
+from amparo.store.repository import as_utc
 
 _rules = cast(Table, RuleVersionRow.__table__)
 _taken = cast(Table, ActionTakenRow.__table__)
 _endpoints = cast(Table, WebhookEndpointRow.__table__)
 _counter = cast(Table, CounterRow.__table__)
 GENERATION = "rule_generation"
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back without a zone; everything stored is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -80,13 +74,13 @@ def _rule(row: Any) -> Rule:
         description=row.description,
         conditions=Conditions.from_json(json.loads(row.conditions)),
         actions=tuple(ActionSpec.from_json(a) for a in json.loads(row.actions)),
-        created_at=utc(row.created_at),
+        created_at=as_utc(row.created_at),
         created_by=row.created_by,
     )
 
 
 def _record(row: Any) -> ActionRecord:
-    at = utc(row.at)
+    at = as_utc(row.at)
     assert at is not None
     return ActionRecord(
         id=int(row.id),

@@ -26,6 +26,8 @@ ACTION_TYPES = ("review", "webhook", "quarantine", "report")
 QUARANTINE_MODES = ("copy", "move")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _MAX_LIST = 100
+_MAX_PRIORITY = 1_000_000_000
+"""Priorities fit the database's 32-bit integer column."""
 
 
 def validate_name(name: str, what: str = "rule") -> str:
@@ -245,8 +247,16 @@ class Rule:
         if len(actions) > 20:
             raise InputError("a rule may have at most 20 actions")
         priority = data.get("priority", 100)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InputError(f"priority {priority!r} is not a whole number")
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY
+        ):
+            raise InputError(
+                f"priority {priority!r} is not a whole number "
+                f"from -{_MAX_PRIORITY:,} to {_MAX_PRIORITY:,}",
+                hint="lower runs first; the default is 100",
+            )
         enabled = data.get("enabled", True)
         if not isinstance(enabled, bool):
             raise InputError(f"enabled must be true or false, not {enabled!r}")

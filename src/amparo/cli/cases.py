@@ -80,16 +80,14 @@ def list_cases(
         return
     table = Table("case", "status", "priority", "group", "items", "waiting", "categories")
     for c in cases:
-        waiting = sum(1 for i in c.items if i.status != "decided")
-        categories = sorted({m.category for i in c.items for m in i.matches if m.category})
         table.add_row(
             str(c.id),
             c.status,
             str(c.priority),
             c.group,
             str(len(c.items)),
-            str(waiting),
-            ", ".join(categories),
+            str(c.waiting),
+            ", ".join(c.categories),
         )
     Console().print(table)
 

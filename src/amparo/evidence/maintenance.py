@@ -79,13 +79,10 @@ def purge(
 ) -> PurgeReport:
     now = now or datetime.now(UTC)
     report = PurgeReport(now=now, dry_run=dry_run, held=store.records.held_expired_count(now))
-    seen: set[int] = set()
-    while True:
-        batch = [s for s in store.records.expired(now) if s.id not in seen]
-        if not batch:
-            break
+    last = 0
+    while batch := store.records.expired(now, after_id=last):
+        last = batch[-1].id
         for stored in batch:
-            seen.add(stored.id)
             if dry_run:
                 report.purged.append(stored.id)
                 continue

@@ -35,6 +35,7 @@ from amparo.matching import Match
 from amparo.review import media
 from amparo.review.media import Rendition
 from amparo.review.priority import merge_matches
+from amparo.store.repository import as_utc
 from amparo.store.review import (
     DisabledEntry,
     NewItem,
@@ -135,6 +136,16 @@ class CaseView:
     def confirmed_items(self) -> tuple[CaseItem, ...]:
         return tuple(i for i in self.items if i.decision and i.decision.kind == "confirm")
 
+    @property
+    def waiting(self) -> int:
+        """How many of its items still wait for a decision (pending or escalated)."""
+        return sum(1 for i in self.items if i.status != "decided")
+
+    @property
+    def categories(self) -> list[str]:
+        """The categories its items matched, sorted."""
+        return sorted({m.category for i in self.items for m in i.matches if m.category})
+
 
 @dataclass(frozen=True)
 class Exposure:
@@ -189,7 +200,7 @@ class CaseService:
             source=content.source.as_dict(),
             matches=[m.to_json() for m in content.matches],
             evidence_id=evidence_id,
-            at=_aware(content.at),
+            at=as_utc(content.at),
         )
         opened = self.records.open_or_extend(
             new, group_key=content.source.group_key, rule=rule, actor=actor, merge=merge_matches
@@ -436,10 +447,6 @@ def _check_annotations(annotations: tuple[str, ...] | list[str]) -> tuple[str, .
 def _day_start(now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _match(m: dict[str, Any]) -> Match:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -122,11 +122,7 @@ class ReviewSessions:
             streak = now
         self.records.touch_session(stored.token_hash, active=now, streak_started=streak)
         return self._view(
-            StoredSession(
-                **{**stored.__dict__, "last_active_at": now, "streak_started_at": streak}
-            ),
-            scopes,
-            now,
+            replace(stored, last_active_at=now, streak_started_at=streak), scopes, now
         )
 
     def sign_out(self, token: str | None) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from amparo.errors import ConflictError, NotFoundError
 from amparo.store.models import Base
-from amparo.store.repository import Store
+from amparo.store.repository import Store, as_utc
 
 
 class ApiKeyRow(Base):
@@ -71,8 +71,6 @@ class StoredKey:
 
 
 def _row(r: Any) -> StoredKey:
-    created = r.created_at
-    revoked = r.revoked_at
     return StoredKey(
         id=int(r.id),
         name=r.name,
@@ -81,8 +79,8 @@ def _row(r: Any) -> StoredKey:
         scopes=tuple(json.loads(r.scopes)),
         rate_per_second=r.rate_per_second,
         burst=r.burst,
-        created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
-        revoked_at=(revoked if revoked is None or revoked.tzinfo else revoked.replace(tzinfo=UTC)),
+        created_at=as_utc(r.created_at),
+        revoked_at=as_utc(r.revoked_at),
     )
 
 

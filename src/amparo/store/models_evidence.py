@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from amparo.store.models import Base, BigId
-from amparo.store.repository import Store
+from amparo.store.repository import Store, as_utc
 
 __all__ = ["Base", "EvidenceRecords", "EvidenceRow", "EvidenceSightingRow", "StoredEvidence"]
 
@@ -98,10 +98,9 @@ _sightings = cast(Table, EvidenceSightingRow.__table__)
 
 
 @dataclass(frozen=True)
-class StoredEvidence:
-    """An ``evidence_items`` row as the evidence service sees it."""
+class _EvidenceFacts:
+    """What a row says about the content and why it was kept, read or written alike."""
 
-    id: int
     uuid: str
     sha256: str
     md5: str
@@ -113,6 +112,13 @@ class StoredEvidence:
     matches: list[dict[str, Any]]
     reason: str
     case_id: int | None
+
+
+@dataclass(frozen=True)
+class StoredEvidence(_EvidenceFacts):
+    """An ``evidence_items`` row as the evidence service sees it."""
+
+    id: int
     preserved_by: str
     preserved_at: datetime
     expires_at: datetime | None
@@ -128,20 +134,9 @@ class StoredEvidence:
 
 
 @dataclass(frozen=True)
-class NewEvidence:
+class NewEvidence(_EvidenceFacts):
     """What :meth:`EvidenceRecords.insert` writes (the first sighting comes from it too)."""
 
-    uuid: str
-    sha256: str
-    md5: str
-    size: int
-    mime: str | None
-    media_kind: str | None
-    file_name: str | None
-    source: dict[str, Any]
-    matches: list[dict[str, Any]]
-    reason: str
-    case_id: int | None
     actor: str
     at: datetime
     expires_at: datetime | None
@@ -149,12 +144,6 @@ class NewEvidence:
     blob_size: int
     kek_id: str
     wrapped_key: bytes
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 _SIGHTING_COUNT = (
@@ -167,8 +156,6 @@ _SIGHTING_COUNT = (
 
 
 def _stored(r: Any) -> StoredEvidence:
-    preserved_at = _utc(r.preserved_at)
-    assert preserved_at is not None
     return StoredEvidence(
         id=int(r.id),
         uuid=r.uuid,
@@ -183,11 +170,11 @@ def _stored(r: Any) -> StoredEvidence:
         reason=r.reason,
         case_id=None if r.case_id is None else int(r.case_id),
         preserved_by=r.preserved_by,
-        preserved_at=preserved_at,
-        expires_at=_utc(r.expires_at),
+        preserved_at=as_utc(r.preserved_at),
+        expires_at=as_utc(r.expires_at),
         legal_hold=bool(r.legal_hold),
         hold_reason=r.hold_reason,
-        purged_at=_utc(r.purged_at),
+        purged_at=as_utc(r.purged_at),
         purge_reason=r.purge_reason,
         format_version=int(r.format_version),
         blob_size=int(r.blob_size),
@@ -368,7 +355,7 @@ class EvidenceRecords:
             row = conn.execute(
                 select(_items.c.expires_at, _items.c.case_id).where(_items.c.id == item_id)
             ).one()
-            old = _utc(row.expires_at)
+            old = as_utc(row.expires_at)
             changes: dict[str, Any] = {}
             if old is not None and (expires_at is None or expires_at > old):
                 changes["expires_at"] = expires_at
@@ -392,7 +379,7 @@ class EvidenceRecords:
             )
             return [
                 {
-                    "at": _utc(r.at),
+                    "at": as_utc(r.at),
                     "actor": r.actor,
                     "reason": r.reason,
                     "case_id": r.case_id,
@@ -458,8 +445,10 @@ class EvidenceRecords:
             )
         return True
 
-    def expired(self, now: datetime, limit: int = 1000) -> list[StoredEvidence]:
-        """Live items past their expiry and not on legal hold."""
+    def expired(
+        self, now: datetime, *, after_id: int = 0, limit: int = 1000
+    ) -> list[StoredEvidence]:
+        """Live items past their expiry and not on legal hold, in id order from ``after_id``."""
         with self.engine.connect() as conn:
             return [
                 _stored(r)
@@ -469,6 +458,7 @@ class EvidenceRecords:
                         _items.c.purged_at.is_(None),
                         _items.c.legal_hold.is_(False),
                         _items.c.expires_at <= now,
+                        _items.c.id > after_id,
                     )
                     .order_by(_items.c.id)
                     .limit(limit)

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, Table, insert, select, update
 from amparo.errors import ConflictError, NotFoundError
 from amparo.store import audit as audit_chain
 from amparo.store.models_reports import ReportRow, ReportSubmissionRow
+from amparo.store.repository import as_utc
 
 _report = cast(Table, ReportRow.__table__)
 _submission = cast(Table, ReportSubmissionRow.__table__)
@@ -72,21 +73,15 @@ class SubmissionRecord:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _report_record(row: Any) -> ReportRecord:
     return ReportRecord(
         id=int(row.id),
         case_id=int(row.case_id),
         rule=row.rule,
         status=row.status,
-        created_at=_utc(row.created_at) or row.created_at,
+        created_at=as_utc(row.created_at),
         created_by=row.created_by,
-        built_at=_utc(row.built_at),
+        built_at=as_utc(row.built_at),
         built_by=row.built_by,
         content=json.loads(row.content) if row.content else None,
     )
@@ -102,10 +97,10 @@ def _submission_record(row: Any) -> SubmissionRecord:
         files=json.loads(row.files or "{}"),
         status=row.status,
         last_error=row.last_error,
-        started_at=_utc(row.started_at),
-        updated_at=_utc(row.updated_at),
-        finished_at=_utc(row.finished_at),
-        retracted_at=_utc(row.retracted_at),
+        started_at=as_utc(row.started_at),
+        updated_at=as_utc(row.updated_at),
+        finished_at=as_utc(row.finished_at),
+        retracted_at=as_utc(row.retracted_at),
     )
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from sqlalchemy import (
     BigInteger,
@@ -607,7 +607,7 @@ class Store:
             return [
                 AuditEntry(
                     int(r.id),
-                    _utc(r.at) or r.at,
+                    as_utc(r.at) or r.at,
                     r.actor,
                     r.action,
                     r.target,
@@ -700,11 +700,15 @@ def _entry_view(r: Any) -> EntryView:
         enabled=bool(r.enabled),
         removed=r.removed_at is not None,
         added_at=r.added_at,
-        disabled_until=_utc(r.disabled_until),
+        disabled_until=as_utc(r.disabled_until),
     )
 
 
-def _utc(value: datetime | None) -> datetime | None:
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
+def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything Amparo stores is UTC."""
     if value is None or value.tzinfo is not None:
         return value

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
@@ -24,7 +24,7 @@ from amparo.store.models_review import (
     RevealRow,
     ReviewSessionRow,
 )
-from amparo.store.repository import Store
+from amparo.store.repository import Store, as_utc
 
 _case = cast(Table, CaseRow.__table__)
 _item = cast(Table, CaseItemRow.__table__)
@@ -273,10 +273,6 @@ class ReviewStore:
             .values(status=status, priority=priority, updated_at=at)
         )
 
-    def set_evidence(self, item_id: int, evidence_id: int) -> None:
-        with self._tx() as conn:
-            conn.execute(update(_item).where(_item.c.id == item_id).values(evidence_id=evidence_id))
-
     def evidence_still_needed(self, evidence_id: int, *, except_item: int) -> bool:
         """Whether an item other than ``except_item`` relies on the preserved copy
         ``evidence_id``: it waits for review, is escalated, or was confirmed."""
@@ -307,25 +303,18 @@ class ReviewStore:
             items = self._items(conn, [case_id])
         return _stored_case(row, items.get(case_id, []))
 
-    def case_of_item(self, item_id: int) -> int | None:
-        with self.engine.connect() as conn:
-            found = conn.execute(select(_item.c.case_id).where(_item.c.id == item_id)).scalar()
-        return int(found) if found is not None else None
-
     def queue(
         self,
         *,
         statuses: Sequence[str],
         limit: int,
         offset: int = 0,
-        group_key: str | None = None,
     ) -> list[StoredCase]:
         """Cases in priority order: highest priority first, then the longest waiting."""
-        query = select(_case).where(_case.c.status.in_(list(statuses)))
-        if group_key is not None:
-            query = query.where(_case.c.group_key == group_key)
         query = (
-            query.order_by(_case.c.priority.desc(), _case.c.opened_at, _case.c.id)
+            select(_case)
+            .where(_case.c.status.in_(list(statuses)))
+            .order_by(_case.c.priority.desc(), _case.c.opened_at, _case.c.id)
             .limit(limit)
             .offset(offset)
         )
@@ -556,7 +545,7 @@ class ReviewStore:
                     category=r.category,
                     source_id=r.source_id,
                     false_positives=int(r.false_positives),
-                    disabled_at=_utc(r.disabled_at),
+                    disabled_at=as_utc(r.disabled_at),
                 )
                 for r in conn.execute(query)
             ]
@@ -609,7 +598,7 @@ class ReviewStore:
                     _reveal.c.item_id == item_id, _reveal.c.reviewer == reviewer
                 )
             ).scalar()
-        return _utc(found) if found is not None else None
+        return as_utc(found) if found is not None else None
 
     # -- web sessions -----------------------------------------------------------------------
 
@@ -628,10 +617,10 @@ class ReviewStore:
             key_id=int(row.key_id),
             key_name=row.key_name,
             csrf=row.csrf,
-            created_at=_utc(row.created_at),
-            expires_at=_utc(row.expires_at),
-            last_active_at=_utc(row.last_active_at),
-            streak_started_at=_utc(row.streak_started_at),
+            created_at=as_utc(row.created_at),
+            expires_at=as_utc(row.expires_at),
+            last_active_at=as_utc(row.last_active_at),
+            streak_started_at=as_utc(row.streak_started_at),
         )
 
     def touch_session(self, token_hash: str, *, active: datetime, streak_started: datetime) -> None:
@@ -646,21 +635,10 @@ class ReviewStore:
         with self.engine.begin() as conn:
             conn.execute(delete(_session).where(_session.c.token_hash == token_hash))
 
-    def delete_sessions_of(self, key_id: int) -> int:
-        """End every session signed in with one key (e.g. once the key is revoked)."""
-        with self.engine.begin() as conn:
-            result = conn.execute(delete(_session).where(_session.c.key_id == key_id))
-            return int(result.rowcount or 0)
-
 
 def _match_ref(m: dict[str, Any]) -> dict[str, Any]:
     """What the audit log says about a match: which entry, how close; never a hash."""
     return {k: m.get(k) for k in ("bank", "entry_id", "signal_type", "distance", "category")}
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything Amparo stores is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _stored_decision(r: Any) -> StoredDecision:
@@ -672,7 +650,7 @@ def _stored_decision(r: Any) -> StoredDecision:
         annotations=tuple(json.loads(r.annotations or "[]")),
         note=r.note,
         reviewer=r.reviewer,
-        at=_utc(r.at),
+        at=as_utc(r.at),
     )
 
 
@@ -691,8 +669,8 @@ def _stored_item(r: Any, decision: StoredDecision | None) -> StoredItem:
         evidence_id=int(r.evidence_id) if r.evidence_id is not None else None,
         priority=int(r.priority),
         status=r.status,
-        first_seen=_utc(r.first_seen),
-        last_seen=_utc(r.last_seen),
+        first_seen=as_utc(r.first_seen),
+        last_seen=as_utc(r.last_seen),
         sightings=int(r.sightings),
         viewed=bool(r.viewed),
         decision=decision,
@@ -707,7 +685,7 @@ def _stored_case(r: Any, items: list[StoredItem]) -> StoredCase:
         priority=int(r.priority),
         rule=r.rule,
         opened_by=r.opened_by,
-        opened_at=_utc(r.opened_at),
-        updated_at=_utc(r.updated_at),
+        opened_at=as_utc(r.opened_at),
+        updated_at=as_utc(r.updated_at),
         items=tuple(items),
     )

@@ -265,18 +265,10 @@ async def queue(request: Request, status: str = "waiting") -> Response:
     if status not in QUEUE_STATUSES:
         status = "waiting"
     cases = await run_in_threadpool(_cases(request).queue, status, limit=200)
-    rows = [
-        {
-            "case": c,
-            "waiting": sum(1 for i in c.items if i.status != "decided"),
-            "categories": sorted({m.category for i in c.items for m in i.matches if m.category}),
-        }
-        for c in cases
-    ]
     return _page(
         request,
         "queue.html",
-        {"rows": rows, "status": status, "statuses": list(QUEUE_STATUSES)},
+        {"cases": cases, "status": status, "statuses": list(QUEUE_STATUSES)},
         session=session,
     )
 
@@ -401,17 +393,13 @@ async def decision(request: Request, item_id: int) -> Response:
                 actor=session.actor,
             )
         )
-        case = await run_in_threadpool(cases.get, await run_in_threadpool(_case_of, cases, item_id))
+        case = await run_in_threadpool(lambda: cases.get(cases.item(item_id).case_id))
     except AmparoError as exc:
         return _error_page(request, exc, session)
     if case.status == "open":
         return _redirect(f"/review/cases/{case.id}")
     following = await run_in_threadpool(_next_case, cases, case.id)
     return _redirect(f"/review/cases/{following}" if following else "/review/queue")
-
-
-def _case_of(cases: CaseService, item_id: int) -> int:
-    return cases.item(item_id).case_id
 
 
 # -- curators ---------------------------------------------------------------------------------

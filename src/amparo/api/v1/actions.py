@@ -164,7 +164,7 @@ def add_rule(
 @router.get("/rules/{name}", response_model=RuleOut, summary="Show a rule (or one version)")
 def get_rule(
     name: Name,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*READ_BANKS)),
 ) -> RuleOut:

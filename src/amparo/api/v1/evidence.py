@@ -100,10 +100,12 @@ class DiscardIn(Strict):
 @router.get("", response_model=list[EvidenceOut], summary="List evidence items (metadata)")
 def list_evidence(
     sha256: Sha256 = None,
-    case_id: Annotated[int | None, Query(ge=1)] = None,
+    case_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     include_purged: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, description="Page: ids below this.")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Page: ids below this.")
+    ] = None,
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*EVIDENCE_META)),
 ) -> list[EvidenceOut]:
@@ -160,7 +162,7 @@ async def preserve_evidence(
     upload_id: Annotated[str | None, Query(max_length=1000)] = None,
     url: Annotated[str | None, Query(max_length=2048)] = None,
     file_name: Annotated[str | None, Query(max_length=1000)] = None,
-    case_id: Annotated[int | None, Query(ge=1)] = None,
+    case_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     retention_days: Annotated[int | None, Query(ge=0, le=36500)] = None,
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*ADMIN)),

@@ -47,11 +47,15 @@ BanksParam = Annotated[
 FileParam = Annotated[UploadFile | None, File(description="The media to hash.")]
 
 
-def media_bytes(file: UploadFile | None, url: str | None, service: Service) -> bytes:
+def _exactly_one(file: UploadFile | None, url: str | None) -> None:
     if (file is None) == (url is None):
         raise InputError(
             "send exactly one of: a file upload (form field 'file') or a url= parameter"
         )
+
+
+def media_bytes(file: UploadFile | None, url: str | None, service: Service) -> bytes:
+    _exactly_one(file, url)
     if file is not None:
         return read_upload(file, service)
     assert url is not None
@@ -62,10 +66,7 @@ def media_hashes(
     file: UploadFile | None, url: str | None, service: Service, *, dihedral: bool = False
 ) -> MediaHashes:
     """Hash an upload (a video straight from its spooled file) or the media at a URL."""
-    if (file is None) == (url is None):
-        raise InputError(
-            "send exactly one of: a file upload (form field 'file') or a url= parameter"
-        )
+    _exactly_one(file, url)
     if file is not None:
         return hash_upload(file, service, dihedral=dihedral)
     assert url is not None
@@ -165,7 +166,7 @@ def match_signals(
 ) -> SignalsMatchOut:
     """Match signals; matches run the action rules when the content is named by its sha256
     (send one content's signals, sha256 included, per request: see docs/actions.md)."""
-    service.limiter.check(key, cost=len(body.signals) - 1)
+    service.limiter.check(key, cost=len(body.signals) - 1, batch=len(body.signals))
     service.metrics.lookups.labels("signal").inc(len(body.signals))
     pairs = [normalize_signal(s.signal_type, s.signal) for s in body.signals]
     results = service.amparo.match_signals(pairs, body.banks or None)

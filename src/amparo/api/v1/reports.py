@@ -28,7 +28,7 @@ def _summary(service: Service, record: ReportRecord) -> dict[str, Any]:
 @router.get("/reports", summary="List reports, newest first")
 def list_reports(
     status: Annotated[Literal["queued", "built", "submitted", "retracted"] | None, Query()] = None,
-    case_id: Annotated[int | None, Query(ge=1)] = None,
+    case_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*READ_REPORTS)),

@@ -156,7 +156,7 @@ class ReenabledOut(BaseModel):
 def list_cases(
     status: Status = "waiting",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*REVIEW)),
 ) -> list[CaseOut]:
@@ -168,7 +168,7 @@ def list_cases(
 
 @router.get("/cases/{case_id}", response_model=CaseOut, summary="Show a case")
 def show_case(
-    case_id: Annotated[int, Path(ge=1)],
+    case_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*REVIEW)),
 ) -> CaseOut:
@@ -181,7 +181,7 @@ def show_case(
     summary="Decide about one item of a case",
 )
 def decide(
-    item_id: Annotated[int, Path(ge=1)],
+    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: DecisionIn,
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*REVIEW)),
@@ -228,7 +228,7 @@ def disabled_entries(
     summary="Re-enable an entry disabled after false positives",
 )
 def reenable_entry(
-    entry_id: Annotated[int, Path(ge=1)],
+    entry_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ReenabledOut:
