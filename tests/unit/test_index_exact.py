@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from amparo.index import BruteForcePdqIndex, IndexHits, PdqSegment, SegmentedPdqIndex
+from amparo.index import BruteForcePdqIndex, IndexHits, PdqSegment, SegmentedPdqIndex, pdq_segment
 from amparo.index.mih import chunk_radii
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CHUNKS = st.sampled_from([None, 11, 12, 16, 21, 32])
 # scan_ratio 0 forces every query through the linear scan, infinity through the lookups.
 SCAN_RATIOS = st.sampled_from([0.0, 0.125, float("inf")])
+# "batch" forces the batched kernel, which large batches on large segments take.
+KERNELS = st.sampled_from(["auto", "batch"])
+
+
+@contextmanager
+def kernel(name: str) -> Iterator[None]:
+    """Run the block with the batched kernel forced on (``batch``) or chosen as usual."""
+    if name == "auto":
+        yield
+        return
+    with (
+        patch.object(pdq_segment, "BATCH_MIN_ENTRIES", 0),
+        patch.object(pdq_segment, "BATCH_MIN_QUERIES", 0),
+    ):
+        yield
 
 
 def flip_bits(rng: np.random.Generator, h: NDArray[np.uint8], k: int) -> NDArray[np.uint8]:
@@ -88,16 +107,24 @@ def oracle(ids: NDArray[np.int64], hashes: NDArray[np.uint8]) -> BruteForcePdqIn
     kind=st.sampled_from(["random", "low_entropy", "families", "mixed"]),
     chunks=CHUNKS,
     scan_ratio=SCAN_RATIOS,
+    kernel_name=KERNELS,
 )
 def test_segment_matches_brute_force(
-    seed: int, n: int, radius: int, kind: str, chunks: int | None, scan_ratio: float
+    seed: int,
+    n: int,
+    radius: int,
+    kind: str,
+    chunks: int | None,
+    scan_ratio: float,
+    kernel_name: str,
 ) -> None:
     rng = np.random.default_rng(seed)
     hashes = dataset(kind, rng, n, radius)
     ids = rng.permutation(10 * n + 1)[: len(hashes)].astype(np.int64) - 5
     queries = queries_for(rng, hashes, radius)
     segment = PdqSegment.build(ids, hashes, chunks=chunks)
-    got = segment.search(queries, radius, scan_ratio=scan_ratio)
+    with kernel(kernel_name):
+        got = segment.search(queries, radius, scan_ratio=scan_ratio)
     assert_same(got, oracle(ids, hashes).search(queries, radius))
 
 
@@ -111,11 +138,13 @@ def test_every_distance_up_to_the_radius_is_found_and_no_further() -> None:
         assert sorted(hits.distances.tolist()) == list(range(radius + 1))
 
 
-def test_identical_hashes_all_match() -> None:
+@pytest.mark.parametrize("kernel_name", ["auto", "batch"])
+def test_identical_hashes_all_match(kernel_name: str) -> None:
     hashes = np.zeros((500, 32), np.uint8)
     segment = PdqSegment.build(np.arange(500), hashes)
     for ratio in (0.0, 0.125, float("inf")):
-        hits = segment.search(np.zeros((2, 32), np.uint8), 0, scan_ratio=ratio)
+        with kernel(kernel_name):
+            hits = segment.search(np.zeros((2, 32), np.uint8), 0, scan_ratio=ratio)
         assert len(hits) == 1000
         assert hits.ids.tolist() == list(range(500)) * 2
 
@@ -138,6 +167,26 @@ def test_large_result_sets_and_many_queries() -> None:
     expected = oracle(ids, hashes).search(queries, 31)
     for ratio in (0.0, float("inf")):
         assert_same(segment.search(queries, 31, scan_ratio=ratio), expected)
+        with kernel("batch"):
+            assert_same(segment.search(queries, 31, scan_ratio=ratio), expected)
+
+
+def test_batched_kernel_reruns_units_whose_hits_overflow() -> None:
+    # 3,000 queries each matching the same 600 near-duplicates: far more hits than a unit's
+    # first output buffer holds (4 per query), so the units run again with room for all.
+    rng = np.random.default_rng(11)
+    centre = rng.integers(0, 256, 32, dtype=np.uint8)
+    hashes = np.array([flip_bits(rng, centre, int(rng.integers(0, 8))) for _ in range(600)])
+    others = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
+    everything = np.concatenate([hashes, others])
+    ids = np.arange(len(everything), dtype=np.int64)
+    queries = np.array([flip_bits(rng, centre, int(rng.integers(0, 10))) for _ in range(3000)])
+    segment = PdqSegment.build(ids, everything, chunks=12)
+    with kernel("batch"):
+        assert segment.use_batch_kernel(len(queries), 31)
+        got = segment.search(queries, 31, scan_ratio=float("inf"))
+    assert len(got) > 3000 * 500
+    assert_same(got, oracle(ids, everything).search(queries, 31))
 
 
 def test_rejects_bad_input() -> None:

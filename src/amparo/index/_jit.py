@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
+from numba.extending import intrinsic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,3 +51,36 @@ def popcount64(x: np.uint64) -> np.uint64:
     x = (x & _M2) + ((x >> _2) & _M2)
     x = (x + (x >> _4)) & _M4
     return np.uint64((x * _H01) >> _56)
+
+
+def _prefetch_typer(typingctx: Any, arr: Any, row: Any) -> Any:
+    """Typing and code generation of :data:`prefetch` (read, high locality, data cache)."""
+    from llvmlite import ir  # type: ignore[import-untyped]
+    from numba.core import cgutils, types
+
+    if not isinstance(arr, types.Array) or not 1 <= arr.ndim <= 2:
+        return None
+    sig = types.void(arr, row)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty, idxty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = context.cast(builder, args[1], idxty, types.intp)
+        zero = context.get_constant(types.intp, 0)
+        indices = [idx, zero] if aryty.ndim == 2 else [idx]
+        ptr = cast(Any, cgutils).get_item_pointer(context, builder, aryty, ary, indices)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cast(Any, cgutils).get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# ``prefetch(a, i)``: ask the CPU to start loading element (1-D) or row (2-D) ``i`` of ``a``
+# (LLVM's prefetch intrinsic: a hint with no effect on results, which never faults, so it
+# needs no bounds check). A loop over random reads that asks for the data some iterations
+# ahead keeps many more cache misses in flight than the CPU's out-of-order window alone.
+prefetch = cast(Callable[[Any, Any], None], intrinsic(_prefetch_typer))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -37,6 +38,10 @@ _GIANT_BUCKET = 0.001
 # about 40 MB of result buffers for a whole batch.
 _MAX_CAP = 256
 _BUFFER_SLOTS = 1 << 22
+# The batched kernel takes batches of at least this many queries on segments of at least
+# this many entries (see ``PdqSegment.use_batch_kernel``).
+BATCH_MIN_QUERIES = 8192
+BATCH_MIN_ENTRIES = 8_000_000
 
 
 def choose_chunks(words: NDArray[np.uint64]) -> int:
@@ -219,12 +224,55 @@ class PdqSegment:
 
         ``scan_ratio`` sets when a query is answered by a linear scan instead of lookups
         (when its lookup work exceeds ``scan_ratio * len(self)``); both give the same answer.
+        Large batches against large segments take the batched kernel
+        (:func:`amparo.index.mih.search_batch`), which makes the same lookups in table order.
         """
         nq = queries.shape[0]
         if len(self) == 0 or nq == 0:
             return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int16))
-        radii, masks, mask_starts, mask_counts = self._plan(radius)
         limit = int(min(scan_ratio * len(self), 2.0**62))
+        if self.use_batch_kernel(nq, radius):
+            qpos, rows, dist, to_scan = self._lookup_batched(queries, radius, limit)
+        else:
+            qpos, rows, dist, to_scan = self._lookup_each(queries, radius, limit)
+        parts: list[tuple[NDArray[Any], ...]] = [(qpos, rows, dist)]
+        if to_scan.size:
+            # Queries whose lookups would cost more than one pass over the rows.
+            cap = max(16, min(_MAX_CAP, _BUFFER_SLOTS // to_scan.size))
+            rows2, dist2, counts = self._scan(queries[to_scan], radius, cap)
+            parts.append(_collect(to_scan, rows2, dist2, counts))
+            over = to_scan[counts > cap]
+            if over.size:
+                rows2, dist2, counts = self._scan(queries[over], radius, int(counts.max()))
+                parts.append(_collect(over, rows2, dist2, counts))
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+
+    def use_batch_kernel(self, nq: int, radius: int) -> bool:
+        """Whether ``nq`` queries at ``radius`` take the batched kernel.
+
+        Its sorting pays only when the tables far exceed the CPU caches and a batch is
+        large: measured (20,000 random queries, radius 31) 1.25x faster than the per-query
+        kernel at 10M entries, slower at 3M and below, and even at 10M from ~8,000 queries.
+        """
+        return len(self) >= BATCH_MIN_ENTRIES and nq >= BATCH_MIN_QUERIES
+
+    def _scan(self, queries: NDArray[np.uint64], radius: int, cap: int) -> tuple[NDArray[Any], ...]:
+        qs = np.ascontiguousarray(queries)
+        rows = np.empty((qs.shape[0], cap), dtype=np.int64)
+        dist = np.empty((qs.shape[0], cap), dtype=np.int16)
+        counts = np.empty(qs.shape[0], dtype=np.int64)
+        mih.scan(self._words, qs, radius, rows, dist, counts)
+        return rows, dist, counts
+
+    def _lookup_each(
+        self, queries: NDArray[np.uint64], radius: int, limit: int
+    ) -> tuple[NDArray[Any], ...]:
+        """Per-query kernel; returns hits and the queries left for a linear scan."""
+        radii, masks, mask_starts, mask_counts = self._plan(radius)
 
         def lookup(sel: NDArray[np.int64], cap: int) -> tuple[NDArray[Any], ...]:
             qs = np.ascontiguousarray(queries[sel])
@@ -239,36 +287,80 @@ class PdqSegment:
             )  # fmt: skip
             return rows, dist, counts
 
-        def linear(sel: NDArray[np.int64], cap: int) -> tuple[NDArray[Any], ...]:
-            qs = np.ascontiguousarray(queries[sel])
-            rows = np.empty((qs.shape[0], cap), dtype=np.int64)
-            dist = np.empty((qs.shape[0], cap), dtype=np.int16)
-            counts = np.empty(qs.shape[0], dtype=np.int64)
-            mih.scan(self._words, qs, radius, rows, dist, counts)
-            return rows, dist, counts
-
+        nq = queries.shape[0]
         everything = np.arange(nq, dtype=np.int64)
         first_cap = max(16, min(_MAX_CAP, _BUFFER_SLOTS // nq))
         rows, dist, counts = lookup(everything, first_cap)
         parts = [_collect(everything, rows, dist, counts)]
+        to_scan = everything[counts < 0]
         # Queries with more matches than the first buffer held run again with room for all.
         over = everything[counts > first_cap]
-        to_scan = everything[counts < 0]
         if over.size:
             rows, dist, counts = lookup(over, int(counts.max()))
             parts.append(_collect(over, rows, dist, counts))
-        if to_scan.size:
-            rows, dist, counts = linear(to_scan, first_cap)
-            parts.append(_collect(to_scan, rows, dist, counts))
-            over = to_scan[counts > first_cap]
-            if over.size:
-                rows, dist, counts = linear(over, int(counts.max()))
-                parts.append(_collect(over, rows, dist, counts))
         return (
             np.concatenate([p[0] for p in parts]),
             np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]),
+            to_scan,
         )
+
+    def _lookup_batched(
+        self, queries: NDArray[np.uint64], radius: int, limit: int
+    ) -> tuple[NDArray[Any], ...]:
+        """Batched kernel: units of (chunk, group of queries) spread over the cores."""
+        radii, masks, mask_starts, mask_counts = self._plan(radius)
+        nq = queries.shape[0]
+        queries = np.ascontiguousarray(queries)
+        qvals = mih.query_chunks(queries, self._starts, self._widths)
+        groups = -(-nq // mih.BATCH_GROUP)
+        size = -(-nq // groups)
+        searched = np.flatnonzero(radii >= 0)
+        units = [
+            (int(k), g * size, min(nq, (g + 1) * size)) for g in range(groups) for k in searched
+        ]
+        # Largest units first: the cores take the next unit as they finish one.
+        units.sort(key=lambda u: -(u[2] - u[1]) * int(mask_counts[u[0]]))
+        chunk_limit = max(1, limit // (2 * max(1, searched.size)))
+        to_scan = np.zeros(nq, dtype=np.uint8)
+        room = np.array([4 * (q1 - q0) + 1024 for _, q0, q1 in units], dtype=np.int64)
+        parts: list[tuple[NDArray[Any], ...]] = []
+        todo = list(range(len(units)))
+        while todo:
+            chosen = [units[u] for u in todo]
+            bounds = np.concatenate([[0], np.cumsum(room[todo])]).astype(np.int64)
+            out_q = np.empty(int(bounds[-1]), dtype=np.int64)
+            out_rows = np.empty(int(bounds[-1]), dtype=np.int64)
+            out_dist = np.empty(int(bounds[-1]), dtype=np.int16)
+            counts = np.zeros(len(todo), dtype=np.int64)
+            with numba.parallel_chunksize(1):
+                mih.search_batch(
+                    self._words, self._perms, self._offsets, self._table_starts, self._starts,
+                    self._widths, radii, masks, mask_starts, mask_counts, queries, qvals,
+                    radius, chunk_limit,
+                    np.array([u[0] for u in chosen], dtype=np.int64),
+                    np.array([u[1] for u in chosen], dtype=np.int64),
+                    np.array([u[2] for u in chosen], dtype=np.int64),
+                    bounds, out_q, out_rows, out_dist, counts, to_scan,
+                )  # fmt: skip
+            again = []
+            for i, u in enumerate(todo):
+                if counts[i] > room[u]:
+                    # More hits than room: run this unit again with room for all of them.
+                    room[u] = counts[i]
+                    again.append(u)
+                else:
+                    a = int(bounds[i])
+                    b = a + int(counts[i])
+                    parts.append((out_q[a:b], out_rows[a:b], out_dist[a:b]))
+            todo = again
+        qpos = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        rows = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        dist = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int16)
+        # Queries sent to the linear scan: their partial hits from any unit are dropped.
+        scanned = to_scan.astype(bool)
+        keep = ~scanned[qpos]
+        return qpos[keep], rows[keep], dist[keep], np.flatnonzero(scanned).astype(np.int64)
 
 
 def _collect(
