@@ -89,8 +89,16 @@ class Contender:
     def reopen(self) -> float | None:
         raise NotImplementedError
 
-    def search(self, queries: NDArray[np.uint8]) -> list[set[int]]:
+    def search(self, queries: NDArray[np.uint8]) -> Any:
+        """The matches of each query, in the contender's own form (what is timed)."""
         raise NotImplementedError
+
+    def as_sets(self, found: Any, n: int) -> list[set[int]]:
+        """``search``'s answer as one set of entry ids per query (for comparing; not timed)."""
+        out: list[set[int]] = [set() for _ in range(n)]
+        for q, i in zip(found.query.tolist(), found.ids.tolist(), strict=True):
+            out[q].add(i)
+        return out
 
     def close(self) -> None:
         raise NotImplementedError
@@ -116,13 +124,9 @@ class Amparo(Contender):
         seconds, self.index = timed(lambda: SegmentedPdqIndex.open(self.dir))
         return seconds
 
-    def search(self, queries: NDArray[np.uint8]) -> list[set[int]]:
+    def search(self, queries: NDArray[np.uint8]) -> Any:
         assert self.index is not None
-        hits = self.index.search(queries, RADIUS)
-        out: list[set[int]] = [set() for _ in range(len(queries))]
-        for q, i in zip(hits.query.tolist(), hits.ids.tolist(), strict=True):
-            out[q].add(i)
-        return out
+        return self.index.search(queries, RADIUS)
 
     def close(self) -> None:
         self.index = None
@@ -151,13 +155,14 @@ class ThreatExchange(Contender):
         seconds, self.index = timed(lambda: pickle.loads(blob))
         return seconds
 
-    def search(self, queries: NDArray[np.uint8]) -> list[set[int]]:
+    def search(self, queries: NDArray[np.uint8]) -> Any:
         hexes = [q.tobytes().hex() for q in queries]
         results = self.index.index.search_with_distance_in_result(hexes, RADIUS)
-        out = []
-        for h in hexes:
-            out.append({int(self.index.local_id_to_entry[i][1]) for i, _, _ in results[h]})
-        return out
+        entries = self.index.local_id_to_entry
+        return [[entries[i][1] for i, _, _ in results[h]] for h in hexes]
+
+    def as_sets(self, found: Any, n: int) -> list[set[int]]:
+        return [{int(i) for i in ids} for ids in found]
 
     def close(self) -> None:
         self.index = None
@@ -176,13 +181,9 @@ class NumpyBrute(Contender):
     def reopen(self) -> float | None:
         return None
 
-    def search(self, queries: NDArray[np.uint8]) -> list[set[int]]:
+    def search(self, queries: NDArray[np.uint8]) -> Any:
         assert self.index is not None
-        hits = self.index.search(queries, RADIUS)
-        out: list[set[int]] = [set() for _ in range(len(queries))]
-        for q, i in zip(hits.query.tolist(), hits.ids.tolist(), strict=True):
-            out[q].add(i)
-        return out
+        return self.index.search(queries, RADIUS)
 
     def close(self) -> None:
         self.index = None
@@ -212,7 +213,7 @@ def bench_one(
     recall: dict[int, float] = {}
     answers: list[list[set[int]]] = []
     for d, qs, expect in planted:
-        found = contender.search(qs)
+        found = contender.as_sets(contender.search(qs), len(qs))
         answers.append(found)
         recall[d] = float(np.mean([int(e) in f for e, f in zip(expect, found, strict=True)]))
     mem = rss() - before

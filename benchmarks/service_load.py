@@ -1,13 +1,16 @@
 """Load test of `amparo serve` on loopback: raw PDQ lookups and image-upload matches.
 
 Builds a bank of random PDQ hashes (default 1M) in a temporary home, starts
-``amparo serve --workers N``, then drives it with keep-alive HTTP/1.1 connections from one
-asyncio process (raw sockets: the load generator must cost far less than the server), and
-samples each worker's resident memory once a second.
+``amparo serve --workers N``, then drives it with keep-alive HTTP/1.1 connections and
+samples each worker's resident memory once a second. The load comes from ``wrk`` (C, one
+thread; Debian package ``wrk``) when ``--client wrk``, else from one asyncio process (raw
+sockets). On a 2-core machine the generator shares the cores with the server, so the
+lighter ``wrk`` leaves more of them to it.
 
     python benchmarks/service_load.py --entries 1000000 --duration 600 --workers 2
+    python benchmarks/service_load.py --entries 1000000 --duration 600 --workers 2 --client wrk
 
-Prints a JSON summary (and a Markdown table with --markdown).
+Prints a JSON summary.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import json
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +107,13 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def sample_memory(pids: list[int], memory: list[list[int]], stop: threading.Event) -> None:
+    """Each worker's RSS once a second until ``stop`` is set."""
+    while not stop.is_set():
+        memory.append([rss_kib(p) for p in pids])
+        stop.wait(1)
+
+
 def worker_pids(parent: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
     pids = [int(p) for p in out.stdout.split()]
@@ -159,13 +171,92 @@ async def run_phase(
     phase.seconds = time.perf_counter() - start
 
 
+# wrk's Lua script: requests cycle through pre-made paths (each wrk thread from a random
+# start); done() prints the totals and latency percentiles as one JSON line.
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("AMPARO_WRK_PATHS")) do paths[#paths + 1] = line end
+local body_file = os.getenv("AMPARO_WRK_BODY")
+local i = 0
+wrk.headers["X-API-Key"] = os.getenv("AMPARO_WRK_KEY")
+if body_file and body_file ~= "" then
+  local f = io.open(body_file, "rb")
+  wrk.method = "POST"
+  wrk.body = f:read("*all")
+  f:close()
+  wrk.headers["Content-Type"] = os.getenv("AMPARO_WRK_TYPE")
+end
+init = function(args) i = math.random(#paths) end
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format(nil, paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"seconds":%.3f,"errors":%d,"status_errors":%d,'
+    .. '"p50_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f}\\n',
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout,
+    e.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000))
+end
+"""
+
+
+def run_wrk(
+    port: int,
+    key: str,
+    paths: list[str],
+    seconds: float,
+    connections: int,
+    body: bytes | None = None,
+    content_type: str = "",
+) -> dict[str, float]:
+    """One phase driven by wrk (one thread, ``connections`` keep-alive connections)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp, "load.lua")
+        script.write_text(WRK_SCRIPT)
+        Path(tmp, "paths").write_text("\n".join(paths) + "\n")
+        env = {
+            **os.environ,
+            "AMPARO_WRK_PATHS": str(Path(tmp, "paths")),
+            "AMPARO_WRK_KEY": key,
+            "AMPARO_WRK_BODY": "",
+            "AMPARO_WRK_TYPE": content_type,
+        }
+        if body is not None:
+            Path(tmp, "body").write_bytes(body)
+            env["AMPARO_WRK_BODY"] = str(Path(tmp, "body"))
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s",
+             "-s", str(script), f"http://127.0.0.1:{port}"],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    raw = json.loads(line)
+    return {
+        "requests": raw["requests"],
+        "errors": raw["errors"] + raw["status_errors"],
+        "per_second": round(raw["requests"] / raw["seconds"], 1),
+        "p50_ms": raw["p50_ms"],
+        "p99_ms": raw["p99_ms"],
+        "max_ms": raw["max_ms"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--duration", type=float, default=600, help="seconds, split over phases")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--client", choices=["python", "wrk"], default="python", help="load generator"
+    )
     args = parser.parse_args()
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        parser.error("--client wrk needs wrk on PATH (Debian: apt-get install wrk)")
 
     home = Path(tempfile.mkdtemp(prefix="amparo-bench-"))
     key, hexes = build_bank(home, args.entries)
@@ -203,20 +294,18 @@ def main() -> None:
 
         rng = random.Random(3)
 
-        def lookup_request() -> bytes:
+        stop = threading.Event()
+
+        def lookup_path() -> str:
             # Half known hashes with a few bits flipped, half random: hits and misses.
             value = rng.choice(hexes) if rng.random() < 0.5 else f"{rng.getrandbits(256):064x}"
             if rng.random() < 0.5:
                 as_int = int(value, 16) ^ (1 << rng.randrange(256)) ^ (1 << rng.randrange(256))
                 value = f"{as_int:064x}"
-            return (
-                (
-                    f"GET /m/raw_lookup?signal_type=pdq&signal={value} HTTP/1.1\r\n"
-                    f"Host: 127.0.0.1\r\n"
-                ).encode()
-                + auth
-                + b"\r\n"
-            )
+            return f"/m/raw_lookup?signal_type=pdq&signal={value}"
+
+        def lookup_request() -> bytes:
+            return f"GET {lookup_path()} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + auth + b"\r\n"
 
         jpeg = photo_640x480()
         boundary = b"amparobenchboundary"
@@ -232,16 +321,29 @@ def main() -> None:
         )  # fmt: skip
 
         lookups, uploads = Phase("raw_lookup"), Phase("upload_match")
+        if args.client == "wrk":
+            sampler = threading.Thread(target=sample_memory, args=(workers, memory, stop))
+            sampler.start()
+            paths = [lookup_path() for _ in range(50_000)]
+            lookup_result = run_wrk(port, key, paths, args.duration / 2, args.connections)
+            upload_result = run_wrk(
+                port, key, ["/v1/match"], args.duration / 2, args.connections, body,
+                "multipart/form-data; boundary=" + boundary.decode(),
+            )  # fmt: skip
+            stop.set()
+            sampler.join()
+        else:
 
-        async def drive() -> None:
-            nonlocal sampling
-            sampler = asyncio.create_task(sample())
-            await run_phase(port, lookups, lookup_request, args.duration / 2, args.connections)
-            await run_phase(port, uploads, lambda: upload, args.duration / 2, args.connections)
-            sampling = False
-            await sampler
+            async def drive() -> None:
+                nonlocal sampling
+                sampler = asyncio.create_task(sample())
+                await run_phase(port, lookups, lookup_request, args.duration / 2, args.connections)
+                await run_phase(port, uploads, lambda: upload, args.duration / 2, args.connections)
+                sampling = False
+                await sampler
 
-        asyncio.run(drive())
+            asyncio.run(drive())
+            lookup_result, upload_result = lookups.summary(), uploads.summary()
         mem = np.array(memory) / 1024 if memory else np.zeros((1, 1))
         result = {
             "date": time.strftime("%Y-%m-%d"),
@@ -252,8 +354,9 @@ def main() -> None:
             "connections": args.connections,
             "duration_s": args.duration,
             "ready_after_s": round(ready_s, 1),
-            "raw_lookup": lookups.summary(),
-            "upload_match": uploads.summary(),
+            "client": args.client,
+            "raw_lookup": lookup_result,
+            "upload_match": upload_result,
             "worker_rss_mib": {
                 "start": [round(float(x)) for x in mem[0]],
                 "end": [round(float(x)) for x in mem[-1]],

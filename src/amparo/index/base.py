@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from amparo.index._jit import pjit, prange
 from amparo.signals.pdq import PDQ_BYTES
 
 MAX_RADIUS = 63
@@ -39,8 +41,53 @@ class IndexHits:
         )
 
     def sorted(self) -> IndexHits:
-        order = np.lexsort((self.ids, self.distances, self.query))
+        """Ordered by query position, then distance, then id (an entry is hit at most once
+        per query)."""
+        if len(self) < 2:
+            return self
+        # Dynamic scheduling: a few queries may hold most of the hits.
+        with numba.parallel_chunksize(64):
+            order = _hit_order(self.query, self.ids, self.distances)
         return IndexHits(self.query[order], self.ids[order], self.distances[order])
+
+
+@pjit
+def _hit_order(
+    query: NDArray[np.int64], ids: NDArray[np.int64], dist: NDArray[np.int16]
+) -> NDArray[np.int64]:
+    """The order of ``IndexHits.sorted``: a counting sort by query, then in each query's
+    hits a sort by id and a stable counting sort by distance (0..63). Several times faster
+    than ``np.lexsort`` of the three keys when there are millions of hits."""
+    n = query.shape[0]
+    nq = np.int64(0)
+    for i in range(n):
+        nq = max(nq, query[i] + 1)
+    starts = np.zeros(nq + 1, dtype=np.int64)
+    for i in range(n):
+        starts[query[i] + 1] += 1
+    for g in range(nq):
+        starts[g + 1] += starts[g]
+    cursor = starts[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[cursor[query[i]]] = i
+        cursor[query[i]] += 1
+    for g in prange(nq):
+        a = starts[g]
+        b = starts[g + 1]
+        if b - a < 2:
+            continue
+        group = order[a:b].copy()
+        group = group[np.argsort(ids[group])]
+        slots = np.zeros(MAX_RADIUS + 2, dtype=np.int64)
+        for r in group:
+            slots[dist[r] + 1] += 1
+        for v in range(MAX_RADIUS + 1):
+            slots[v + 1] += slots[v]
+        for r in group:
+            order[a + slots[dist[r]]] = r
+            slots[dist[r]] += 1
+    return order
 
 
 class PdqIndex(Protocol):
