@@ -133,6 +133,12 @@ class SignalIndexes:
     def _all(self) -> dict[str, LiveIndex[Any]]:
         return {"pdq": self.pdq, **self.digests}
 
+    def warm(self) -> None:
+        """Fault every mapped segment in and make one lookup in each index (see
+        :meth:`LiveIndex.warm`): what a service does once before it reports ready."""
+        for index in self._all().values():
+            index.warm()
+
     def _remove_files(self) -> None:
         for kind in KINDS:
             shutil.rmtree(self._path(kind), ignore_errors=True)

@@ -157,6 +157,14 @@ class Matcher:
             if indexes.needs_compaction():
                 indexes.compact_in_background()
 
+    def warm(self) -> None:
+        """Load the indexes and get a new process ready to answer at full speed: mapped
+        pages faulted in, compiled kernels loaded, the entry query prepared. Without this
+        the first lookups of each service worker took ~0.7 s."""
+        self.refresh(force=False)
+        self.indexes.warm()
+        self.store.get_entries([-1])
+
     def is_fresh(self) -> bool:
         """Whether a lookup now would use what is in memory, with no database round trip
         (so an async caller may run it on its event loop)."""

@@ -135,3 +135,18 @@ def test_changes_during_compaction_are_kept(
     assert len(index) == 29 and index.checkpoint == 2
     assert index.search(hashes[[0, 25]], 0).ids.tolist() == [25]
     assert SegmentedPdqIndex.open(tmp_path).checkpoint == 1
+
+
+def test_warm_faults_segments_in_and_changes_nothing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    hashes = rng.integers(0, 256, (500, 32), dtype=np.uint8)
+    index = SegmentedPdqIndex.open(tmp_path, create=True)
+    index.apply(np.arange(500), hashes, checkpoint=1)
+    index.compact()
+    reopened = SegmentedPdqIndex.open(tmp_path)
+    before = reopened.search(hashes[:20], 31)
+    reopened.warm()
+    assert_same(reopened.search(hashes[:20], 31), before)
+    assert len(reopened) == 500 and reopened.checkpoint == 1
+    # An empty index (nothing mapped) warms too.
+    SegmentedPdqIndex.open(tmp_path / "empty", create=True).warm()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -90,14 +91,29 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "an unexpected error (a bug): see the server log")
 
 
-def create_app(settings: Settings | None = None, *, amparo: Amparo | None = None) -> FastAPI:
-    """Build the API over the installation ``settings`` names (or an open ``amparo``)."""
+def create_app(
+    settings: Settings | None = None, *, amparo: Amparo | None = None, server: bool = False
+) -> FastAPI:
+    """Build the API over the installation ``settings`` names (or an open ``amparo``).
+
+    ``server``: this process exists to serve the app (``amparo serve``), so after startup
+    everything built so far is frozen out of the garbage collector's full passes.
+    """
     settings = settings or (amparo.settings if amparo is not None else load_settings())
     service = Service.build(settings, amparo)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_refresh_quietly, service)
+        # Before serving: the first lookups of a cold worker would otherwise be slow, and
+        # the first request would build the OpenAPI schema (route templates for metrics).
+        await run_in_threadpool(_warm_quietly, service)
+        await run_in_threadpool(app.openapi)
+        if server:
+            # What startup built lives as long as the process: keep it out of the garbage
+            # collector's full passes, which otherwise show as latency spikes under load.
+            gc.collect()
+            gc.freeze()
         task = asyncio.create_task(_keep_index_fresh(service))
         tasks = [task]
         if settings.webhook_deliver_in_serve:
@@ -149,6 +165,14 @@ def _refresh_quietly(service: Service) -> None:
         service.refresh_index()
 
 
+def _warm_quietly(service: Service) -> None:
+    try:
+        service.amparo.matcher.warm()
+    except Exception:
+        # Only speed is at stake; a failing index shows in /readyz through the refresh.
+        log.warning("warming the index failed", exc_info=True)
+
+
 async def _keep_index_fresh(service: Service) -> None:
     """Refresh the index in the background, so lookups rarely wait for catching up."""
     interval = max(0.1, float(service.settings.index_refresh_seconds))
@@ -159,4 +183,4 @@ async def _keep_index_fresh(service: Service) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (several workers): settings from AMPARO_* variables."""
-    return create_app(load_settings())
+    return create_app(load_settings(), server=True)

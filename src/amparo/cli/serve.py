@@ -53,4 +53,4 @@ def serve_command(
     if workers > 1:
         uvicorn.run("amparo.api:create_app_from_env", factory=True, workers=workers, **common)
     else:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, server=True), **common)

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from amparo.errors import IndexCorruptError
-from amparo.index.segment_file import REBUILD_HINT, write_atomic
+from amparo.index.segment_file import REBUILD_HINT, SegmentFile, write_atomic
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "amparo-index"
@@ -157,6 +157,18 @@ class LiveIndex(ABC, Generic[S]):
         )
 
     # -- reading ----------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Fault the mapped segments in and make one lookup (which loads the compiled
+        kernels), so a new process's first real lookups are as fast as the rest."""
+        for segment in self._state.segments:
+            file = getattr(segment, "file", None)
+            if isinstance(file, SegmentFile):
+                file.populate()
+        self._warm_lookup()
+
+    def _warm_lookup(self) -> None:
+        """One throw-away lookup of each kind the index answers."""
 
     def __len__(self) -> int:
         st = self._state

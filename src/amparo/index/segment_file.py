@@ -23,6 +23,7 @@ target, so a crash mid-write never damages the segment in use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
@@ -44,6 +45,8 @@ MAGIC = b"AMPARIDX"
 FORMAT_VERSION = 1
 ALIGN = 64
 _PREAMBLE = struct.Struct("<8sII32s")
+# madvise(2) advice that faults a mapping's pages in (Linux 5.14+; not named by Python 3.11).
+_MADV_POPULATE_READ = 22
 REBUILD_HINT = "run `amparo index rebuild` to rebuild the index from the database"
 
 
@@ -146,6 +149,7 @@ class SegmentFile:
     arrays: dict[str, NDArray[Any]]
     file_size: int
     _checksums: dict[str, str]
+    _buffer: mmap.mmap | None = None
 
     @classmethod
     def open(cls, path: Path, *, kind: str, verify: bool = False) -> SegmentFile:
@@ -185,10 +189,22 @@ class SegmentFile:
                 raise corrupt(path, f"array {entry['name']!r} is out of bounds")
             arrays[entry["name"]] = raw[offset : offset + nbytes].view(dtype).reshape(shape)
             checksums[entry["name"]] = entry["blake2b"]
-        segment = cls(path, kind, doc["meta"], arrays, actual_size, checksums)
+        segment = cls(path, kind, doc["meta"], arrays, actual_size, checksums, buffer)
         if verify:
             segment.verify()
         return segment
+
+    def populate(self) -> None:
+        """Fault the whole map in now (``MADV_POPULATE_READ``; Linux 5.14+, else a
+        read-ahead hint), so the first lookups of a process do not each wait on page faults.
+        A long-running service calls this once before it reports ready."""
+        if self._buffer is None:
+            return
+        try:
+            self._buffer.madvise(_MADV_POPULATE_READ)
+        except (OSError, ValueError, AttributeError):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                self._buffer.madvise(mmap.MADV_WILLNEED)
 
     def verify(self) -> None:
         """Hash every array and compare with the header; raise if any byte differs."""

@@ -83,6 +83,11 @@ class SegmentedPdqIndex(LiveIndex[PdqSegment]):
         """Remove entries by id; unknown ids are ignored."""
         self.apply(remove_ids=ids)
 
+    def _warm_lookup(self) -> None:
+        queries = np.random.default_rng().integers(0, 256, (8, PDQ_BYTES), dtype=np.uint8)
+        self.search(queries[:1], 31)  # one query: the serial kernel
+        self.search(queries, 31)  # a few: the parallel one
+
     def search(self, queries: NDArray[np.uint8], radius: int = 31) -> IndexHits:
         """Every entry within ``radius`` bits of each query (``(n, 32)`` uint8), exactly."""
         q = check_queries(queries, radius)
@@ -167,6 +172,9 @@ class SegmentedDigestTable(LiveIndex[DigestSegment]):
     def remove(self, ids: NDArray[np.int64]) -> None:
         """Remove entries by id; unknown ids are ignored."""
         self.apply(remove_ids=ids)
+
+    def _warm_lookup(self) -> None:
+        self.lookup(np.zeros((1, self.key_width), dtype=np.uint8))
 
     def lookup(self, digests: NDArray[np.uint8]) -> DigestHits:
         """Every ``(query position, entry id)`` whose digest equals the query's."""

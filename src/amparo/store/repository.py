@@ -48,6 +48,13 @@ SIGNAL_KEY_MAX = 128
 _BANK_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _bank = cast(Table, BankRow.__table__)
 _entry = cast(Table, EntryRow.__table__)
+# Statements built once: a matcher looks entries up by id on every hit it has not cached,
+# and building, coercing and cache-keying a new select each time cost more than running it.
+_ENTRY_WITH_BANK = select(_entry, _bank.c.name.label("bank_name")).join(
+    _bank, _bank.c.id == _entry.c.bank_id
+)
+_ENTRY_BY_ID = _ENTRY_WITH_BANK.where(_entry.c.id == bindparam("id"))
+_ENTRIES_BY_IDS = _ENTRY_WITH_BANK.where(_entry.c.id.in_(bindparam("ids", expanding=True)))
 _counter = cast(Table, CounterRow.__table__)
 _tomb = cast(Table, EntryTombstoneRow.__table__)
 _audit = cast(Table, AuditRow.__table__)
@@ -511,14 +518,13 @@ class Store:
         wanted = sorted(set(int(i) for i in ids))
         out: dict[int, EntryView] = {}
         with self.engine.connect() as conn:
+            if len(wanted) == 1:
+                rows = conn.execute(_ENTRY_BY_ID, {"id": wanted[0]})
+                out.update((int(r.id), _entry_view(r)) for r in rows)
+                return out
             for start in range(0, len(wanted), 900):
-                query = (
-                    select(_entry, _bank.c.name.label("bank_name"))
-                    .join(_bank, _bank.c.id == _entry.c.bank_id)
-                    .where(_entry.c.id.in_(wanted[start : start + 900]))
-                )
-                for r in conn.execute(query):
-                    out[int(r.id)] = _entry_view(r)
+                rows = conn.execute(_ENTRIES_BY_IDS, {"ids": wanted[start : start + 900]})
+                out.update((int(r.id), _entry_view(r)) for r in rows)
         return out
 
     def find_exact(self, signal_type: str, values: Sequence[str]) -> list[EntryView]:
