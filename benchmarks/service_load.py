@@ -117,8 +117,8 @@ def sample_memory(pids: list[int], memory: list[list[int]], stop: threading.Even
 def worker_pids(parent: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
     pids = [int(p) for p in out.stdout.split()]
-    # uvicorn's multiprocess manager may spawn a resource tracker too; keep python workers
-    return [p for p in pids if "spawn_main" in _cmdline(p) or "multiprocessing" in _cmdline(p)]
+    # uvicorn's multiprocess manager spawns a resource tracker too; keep the workers only
+    return [p for p in pids if "spawn_main" in _cmdline(p)]
 
 
 def _cmdline(pid: int) -> str:
@@ -361,6 +361,9 @@ def main() -> None:
                 "start": [round(float(x)) for x in mem[0]],
                 "end": [round(float(x)) for x in mem[-1]],
                 "max": [round(float(x)) for x in mem.max(axis=0)],
+                # Each worker's RSS at the end of every minute (the lookup phase is the
+                # first half, uploads the second).
+                "per_minute": [[round(float(x)) for x in row] for row in mem[59::60]],
             },
         }
         print(json.dumps(result, indent=2))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +18,9 @@ from amparo.config import Settings
 from amparo.errors import InputError, NotFoundError
 from amparo.events import MatchedContent, Source
 from amparo.matching import Match, Query
+from amparo.review import cases as review_cases
 from amparo.review.cases import ExposureLimitError
+from amparo.review.priority import merge_matches
 
 
 @pytest.fixture
@@ -160,6 +165,60 @@ def test_reveals_are_logged_and_limited_per_day(amparo: Amparo) -> None:
     assert cases.item(items[0]).viewed and cases.item(items[2]).viewed
     logged = [a for a in amparo.audit_log(50) if a.action == "case.reveal"]
     assert len(logged) == 4 and {a.details["reviewer"] for a in logged} == {"rita", "sam"}
+
+
+def _race(settings: Settings, n: int, work: Callable[[Amparo, int], object]) -> list[object]:
+    """Run ``work`` in ``n`` threads at once, each with its own Amparo (own engine and
+    connections, as separate processes would have); returns results and exceptions."""
+    cores = [
+        Amparo(replace(settings, review_daily_limit=2, review_fp_disable_after=3)) for _ in range(n)
+    ]
+    barrier = threading.Barrier(n)
+    out: list[object] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = work(cores[i], i)
+        except Exception as exc:  # collected for the assertions
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for core in cores:
+        core.close()
+    return out
+
+
+def test_simultaneous_reports_of_new_content_make_one_case(
+    amparo: Amparo, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Widen the window between "is this content in an open case?" and the insert, which
+    # is where two unserialised reports would both open a case.
+    def slow_merge(*args: Any) -> Any:
+        time.sleep(0.05)
+        return merge_matches(*args)
+
+    monkeypatch.setattr(review_cases, "merge_matches", slow_merge)
+    results = _race(settings, 6, lambda core, i: core.cases.open_or_extend(_find(77)))
+    assert all(isinstance(r, int) for r in results), results
+    assert len(set(results)) == 1
+    (item,) = amparo.cases.get(int(results[0])).items  # type: ignore[call-overload]
+    assert item.sightings == 6
+
+
+def test_simultaneous_reveals_cannot_pass_the_daily_limit(
+    amparo: Amparo, settings: Settings
+) -> None:
+    cases = amparo.cases
+    items = [cases.get(cases.open_or_extend(_find(n))).items[0].id for n in range(10, 16)]
+    results = _race(settings, 6, lambda core, i: core.cases.record_reveal(items[i], "rita"))
+    refused = [r for r in results if isinstance(r, ExposureLimitError)]
+    assert len(refused) == 4 and len(results) - len(refused) == 2, results
+    assert cases.exposure("rita").revealed_today == 2
 
 
 def _digest(rng: random.Random) -> str:

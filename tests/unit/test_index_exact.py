@@ -12,7 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from amparo.index import BruteForcePdqIndex, IndexHits, PdqSegment, SegmentedPdqIndex, pdq_segment
+from amparo.index import (
+    BruteForcePdqIndex,
+    IndexHits,
+    PdqSegment,
+    SegmentedPdqIndex,
+    base,
+    pdq_segment,
+)
 from amparo.index.mih import chunk_radii
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -209,3 +216,27 @@ def test_empty_index_and_empty_queries() -> None:
     index.add(np.array([1]), np.zeros((1, 32), np.uint8))
     assert len(index.search(np.zeros((0, 32), np.uint8), 31)) == 0
     assert index.search(np.zeros(32, np.uint8), 31).ids.tolist() == [1]
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 3000),
+    queries=st.integers(1, 50),
+    kernel_name=st.sampled_from(["lexsort", "kernel"]),
+)
+def test_hits_are_ordered_by_query_distance_id(
+    seed: int, n: int, queries: int, kernel_name: str
+) -> None:
+    # One hit per (query, id), as the indexes return them; ids may be negative.
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(queries * 4 * max(n, 1), size=n, replace=False)
+    query = (pairs % queries).astype(np.int64)
+    ids = (pairs // queries).astype(np.int64) - 2 * n
+    dist = rng.integers(0, 64, n).astype(np.int16)
+    with patch.object(base, "_KERNEL_SORT_MIN", 0 if kernel_name == "kernel" else 10**9):
+        got = IndexHits(query, ids, dist).sorted()
+    order = np.lexsort((ids, dist, query))
+    assert got.query.tolist() == query[order].tolist()
+    assert got.ids.tolist() == ids[order].tolist()
+    assert got.distances.tolist() == dist[order].tolist()

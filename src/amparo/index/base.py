@@ -17,6 +17,9 @@ from amparo.index._jit import pjit, prange
 from amparo.signals.pdq import PDQ_BYTES
 
 MAX_RADIUS = 63
+# From this many hits on, IndexHits.sorted uses its kernel (fewer: np.lexsort, which needs no
+# thread start-up).
+_KERNEL_SORT_MIN = 50_000
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,12 @@ class IndexHits:
         per query)."""
         if len(self) < 2:
             return self
-        # Dynamic scheduling: a few queries may hold most of the hits.
-        with numba.parallel_chunksize(64):
-            order = _hit_order(self.query, self.ids, self.distances)
+        if len(self) < _KERNEL_SORT_MIN:
+            order = np.lexsort((self.ids, self.distances, self.query))
+        else:
+            # Dynamic scheduling: a few queries may hold most of the hits.
+            with numba.parallel_chunksize(64):
+                order = _hit_order(self.query, self.ids, self.distances)
         return IndexHits(self.query[order], self.ids[order], self.distances[order])
 
 

@@ -322,15 +322,18 @@ class CaseService:
         self.item(item_id)
         since = _day_start()
         limit = self.settings.review_daily_limit
-        seen = self.records.revealed_items(reviewer, since)
-        if item_id not in seen and len(seen) >= limit:
+        now = datetime.now(UTC)
+        # The limit is checked in the same transaction as the write (two tabs revealing at
+        # once cannot both slip past it).
+        count = self.records.reveal(
+            item_id, reviewer, now, since=since, actor=actor or reviewer, limit=limit
+        )
+        if count is None:
             raise ExposureLimitError(
-                f"you have looked at {len(seen)} items today, the daily limit",
+                f"you have looked at {limit} items today, the daily limit",
                 hint="please take a break: decisions on blurred media are still possible, and "
                 "a colleague can take over reveals; the count starts again at midnight UTC",
             )
-        now = datetime.now(UTC)
-        count = self.records.reveal(item_id, reviewer, now, since=since, actor=actor or reviewer)
         until = now + timedelta(seconds=self.settings.review_reveal_seconds)
         return Reveal(item_id, until, Exposure(reviewer, count, limit))
 

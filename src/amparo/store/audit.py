@@ -244,6 +244,17 @@ def append(conn: Connection, actor: str, action: str, target: str, details: dict
     return seq
 
 
+def hold(conn: Connection) -> None:
+    """Take the audit chain's lock now; it is held until ``conn``'s transaction ends.
+
+    Every writer that audits takes it anyway (appends are serialised); taking it first
+    makes a transaction's reads and writes one step against other such writers, so a check
+    such as "is this content already in an open case?" cannot be raced by another process.
+    (On SQLite the write also takes the database's write lock before the reads.)
+    """
+    conn.execute(update(_counter).where(_counter.c.name == COUNTER).values(value=_counter.c.value))
+
+
 def _reserve(conn: Connection) -> int:
     """The next position, under the counter's row lock (held until the transaction ends)."""
     bumped = conn.execute(

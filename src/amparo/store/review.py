@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
+from amparo.store import audit as audit_chain
 from amparo.store.models import BankRow, EntryRow
 from amparo.store.models_review import (
     CaseItemRow,
@@ -167,8 +168,12 @@ class ReviewStore:
         self, new: NewItem, *, group_key: str | None, rule: str | None, actor: str, merge: Merge
     ) -> Opened:
         """Add a sighting: to the open case holding the same content, else to the open case
-        of its source group, else to a new case (see ``amparo.review.cases``)."""
+        of its source group, else to a new case (see ``amparo.review.cases``).
+
+        Serialised with other audited writers (``audit.hold``), so two processes reporting
+        the same new content at once make one case, not two."""
         with self._tx() as conn:
+            audit_chain.hold(conn)
             held = conn.execute(
                 select(_item.c.id, _item.c.case_id, _item.c.matches, _item.c.evidence_id)
                 .join(_case, _case.c.id == _item.c.case_id)
@@ -553,11 +558,34 @@ class ReviewStore:
     # -- reveals and exposure ---------------------------------------------------------------
 
     def reveal(
-        self, item_id: int, reviewer: str, at: datetime, *, since: datetime, actor: str
-    ) -> int:
+        self,
+        item_id: int,
+        reviewer: str,
+        at: datetime,
+        *,
+        since: datetime,
+        actor: str,
+        limit: int | None = None,
+    ) -> int | None:
         """Record a reveal (and mark the item viewed); return the number of distinct items
-        the reviewer has revealed since ``since``, this one included."""
+        the reviewer has revealed since ``since``, this one included.
+
+        With a ``limit``: a new item past ``limit`` distinct items since ``since`` is refused
+        (``None``, nothing recorded), checked in the same serialised transaction as the write
+        so concurrent reveals cannot pass the limit together."""
         with self._tx() as conn:
+            audit_chain.hold(conn)
+            if limit is not None:
+                seen = {
+                    int(r.item_id)
+                    for r in conn.execute(
+                        select(_reveal.c.item_id)
+                        .where(_reveal.c.reviewer == reviewer, _reveal.c.at >= since)
+                        .distinct()
+                    )
+                }
+                if item_id not in seen and len(seen) >= limit:
+                    return None
             case_id = conn.execute(select(_item.c.case_id).where(_item.c.id == item_id)).scalar()
             conn.execute(insert(_reveal).values(item_id=item_id, reviewer=reviewer, at=at))
             conn.execute(update(_item).where(_item.c.id == item_id).values(viewed=True))
