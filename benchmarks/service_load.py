@@ -320,7 +320,6 @@ def main() -> None:
             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )  # fmt: skip
 
-        lookups, uploads = Phase("raw_lookup"), Phase("upload_match")
         if args.client == "wrk":
             sampler = threading.Thread(target=sample_memory, args=(workers, memory, stop))
             sampler.start()
@@ -333,6 +332,7 @@ def main() -> None:
             stop.set()
             sampler.join()
         else:
+            lookups, uploads = Phase("raw_lookup"), Phase("upload_match")
 
             async def drive() -> None:
                 nonlocal sampling

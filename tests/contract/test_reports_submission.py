@@ -135,7 +135,13 @@ def test_whole_workflow_against_the_standin(amparo: Amparo, standin: tuple[Stand
     assert amparo.reports.submit(draft, actor="admin1").status == "finished"
     assert len(service.reports) == 1 and service.calls["submit"] == 1
     actions = [e.action for e in amparo.store.audit_entries(50, f"report:{draft}")]
-    assert actions[:3] == ["report.finish", "report.upload", "report.upload"]
+    assert actions[:5] == [
+        "report.finish",
+        "report.fileinfo",
+        "report.upload",
+        "report.fileinfo",
+        "report.upload",
+    ]
     assert chain.verify_store(amparo.store.engine, None).ok
 
 

@@ -150,7 +150,14 @@ def test_decisions_move_cases_and_are_audited(amparo: Amparo) -> None:
 
 def test_reveals_are_logged_and_limited_per_day(amparo: Amparo) -> None:
     cases = amparo.cases
-    items = [cases.get(cases.open_or_extend(_find(n))).items[0].id for n in (1, 2, 3)]
+    # Only an item with a preserved copy can be revealed (the ids stand for stored copies).
+    bare = cases.get(cases.open_or_extend(_find(9))).items[0].id
+    with pytest.raises(NotFoundError):
+        cases.record_reveal(bare, "rita")
+    items = [
+        cases.get(cases.open_or_extend(_find(n), evidence_id=100 + n)).items[0].id
+        for n in (1, 2, 3)
+    ]
     reveal = cases.record_reveal(items[0], "rita")
     assert reveal.exposure.revealed_today == 1 and reveal.until > datetime.now(UTC)
     assert cases.revealed_until(items[0], "rita") is not None
@@ -214,7 +221,9 @@ def test_simultaneous_reveals_cannot_pass_the_daily_limit(
     amparo: Amparo, settings: Settings
 ) -> None:
     cases = amparo.cases
-    items = [cases.get(cases.open_or_extend(_find(n))).items[0].id for n in range(10, 16)]
+    items = [
+        cases.get(cases.open_or_extend(_find(n), evidence_id=n)).items[0].id for n in range(10, 16)
+    ]
     results = _race(settings, 6, lambda core, i: core.cases.record_reveal(items[i], "rita"))
     refused = [r for r in results if isinstance(r, ExposureLimitError)]
     assert len(refused) == 4 and len(results) - len(refused) == 2, results
@@ -237,6 +246,8 @@ def test_false_positives_disable_an_entry_until_a_curator_looks(amparo: Amparo) 
         item = cases.get(cases.open_or_extend(_find(n, *found))).items[0]
         cases.decide(item.id, "false_positive", reviewer="rita", actor="key:rita")
         cases.decide(item.id, "false_positive", reviewer="rita")  # a repeat counts once
+        cases.decide(item.id, "escalate", reviewer="rita")
+        cases.decide(item.id, "false_positive", reviewer="rita")  # and after another decision
         if n < 2:
             assert amparo.match_signals([("md5", md5)]) == [found]
     assert cases.false_positive_counts([entry_id]) == {entry_id: 3}

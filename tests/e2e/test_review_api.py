@@ -231,6 +231,19 @@ def test_revoked_key_ends_the_session(sqlite_api: Api) -> None:
     assert c.get("/review/queue", follow_redirects=False).status_code == 303
 
 
+def test_ids_beyond_a_database_row_are_bad_input(sqlite_api: Api) -> None:
+    c, huge = sqlite_api.client, str(2**70)
+    for method, path in (
+        ("GET", f"/review/cases/{huge}"),
+        ("GET", f"/review/cases/1?item={huge}"),
+        ("GET", f"/review/items/{huge}/media"),
+        ("POST", f"/review/items/{huge}/reveal"),
+        ("POST", f"/review/items/{huge}/decision"),
+        ("POST", f"/review/entries/{huge}/enable"),
+    ):
+        assert c.request(method, path).status_code == 400, path
+
+
 def _detail(pixels: np.ndarray) -> float:
     """Mean absolute difference of neighbouring pixels: high for sharp images, ~0 for blur."""
     p = pixels.astype(np.float64)
@@ -266,6 +279,9 @@ def test_cases_and_negative_bank_on_the_command_line(tmp_path: Path) -> None:
     listed = [json.loads(x) for x in run("cases", "list", "--json").splitlines()]
     assert [(c["id"], c["group"]) for c in listed] == [(case_id, "scan:s1")]
     assert json.loads(run("cases", "show", str(case_id)))["items"][0]["id"] == item_id
+    for args in (["show", str(2**70)], ["decide", str(2**70), "confirm"]):
+        huge = runner.invoke(app, ["--home", str(home), "cases", *args])
+        assert huge.exit_code == 2 and "Traceback" not in huge.output, huge.output
     bad = runner.invoke(app, ["--home", str(home), "cases", "decide", str(item_id), "confirm"])
     assert bad.exit_code == 2 and "classification" in bad.output
     run("cases", "decide", str(item_id), "confirm", "--classification", "b2", "--reviewer", "rita")

@@ -190,7 +190,7 @@ def test_batched_kernel_reruns_units_whose_hits_overflow() -> None:
     queries = np.array([flip_bits(rng, centre, int(rng.integers(0, 10))) for _ in range(3000)])
     segment = PdqSegment.build(ids, everything, chunks=12)
     with kernel("batch"):
-        assert segment.use_batch_kernel(len(queries), 31)
+        assert segment.use_batch_kernel(len(queries))
         got = segment.search(queries, 31, scan_ratio=float("inf"))
     assert len(got) > 3000 * 500
     assert_same(got, oracle(ids, everything).search(queries, 31))

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from amparo.cli.context import emit_json, err_console, handle_errors, open_app
+from amparo.cli.context import ID_MAX, emit_json, err_console, handle_errors, open_app
 from amparo.review.cases import CLASSIFICATIONS, DECISION_KINDS, QUEUE_STATUSES, CaseView
 
 app = typer.Typer(
@@ -95,7 +95,7 @@ def list_cases(
 @app.command("show")
 @handle_errors
 def show(
-    ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="Case id.", min=1)]
+    ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="Case id.", min=1, max=ID_MAX)]
 ) -> None:
     """One case with its items, matches and decisions, as JSON. Example: amparo cases show 3"""
     with open_app(ctx) as amparo:
@@ -106,7 +106,9 @@ def show(
 @handle_errors
 def decide(
     ctx: typer.Context,
-    item_id: Annotated[int, typer.Argument(help="Case item id (see `cases show`).", min=1)],
+    item_id: Annotated[
+        int, typer.Argument(help="Case item id (see `cases show`).", min=1, max=ID_MAX)
+    ],
     kind: Annotated[str, typer.Argument(help=f"One of {', '.join(DECISION_KINDS)}.")],
     classification: Annotated[
         str | None,
@@ -160,7 +162,9 @@ def disabled_entries(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @handle_errors
 def reenable(
     ctx: typer.Context,
-    entry_id: Annotated[int, typer.Argument(help="Entry id (see `disabled-entries`).", min=1)],
+    entry_id: Annotated[
+        int, typer.Argument(help="Entry id (see `disabled-entries`).", min=1, max=ID_MAX)
+    ],
     actor: Annotated[str, typer.Option(help="Who re-enables (audited).")] = "local",
 ) -> None:
     """Re-enable an entry disabled after false positives (a curator looked: it is right).

@@ -59,6 +59,11 @@ def fail(message: str, hint: str | None = None, code: int = EXIT_ERROR) -> typer
     return typer.Exit(code)
 
 
+# Largest id a database row can have (64-bit signed): id arguments are bounded by it, so a
+# larger number is refused by the parser instead of overflowing in the database driver.
+ID_MAX = 2**63 - 1
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn Amparo's errors into one clear line plus a hint, and exit code 2; never a
     traceback for a problem the user can fix."""

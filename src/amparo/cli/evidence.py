@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from amparo.cli.context import emit_json, err_console, fail, handle_errors, open_app
+from amparo.cli.context import ID_MAX, emit_json, err_console, fail, handle_errors, open_app
 from amparo.events import Source
 
 app = typer.Typer(
@@ -19,7 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ItemArg = Annotated[int, typer.Argument(help="Evidence item id.", show_default=False, min=1)]
+ItemArg = Annotated[
+    int, typer.Argument(help="Evidence item id.", show_default=False, min=1, max=ID_MAX)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
 
 

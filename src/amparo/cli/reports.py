@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from amparo.cli.context import emit_json, err_console, handle_errors, open_app
+from amparo.cli.context import ID_MAX, emit_json, err_console, handle_errors, open_app
 from amparo.errors import InputError
 
 app = typer.Typer(
@@ -20,7 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ReportArg = Annotated[int, typer.Argument(help="Report (draft) id.", show_default=False)]
+ReportArg = Annotated[
+    int, typer.Argument(help="Report (draft) id.", show_default=False, min=1, max=ID_MAX)
+]
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who does this (for the audit log).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -63,7 +65,9 @@ def list_reports(
 @handle_errors
 def build(
     ctx: typer.Context,
-    report_id: Annotated[int | None, typer.Argument(help="Draft id.", show_default=False)] = None,
+    report_id: Annotated[
+        int | None, typer.Argument(help="Draft id.", show_default=False, min=1, max=ID_MAX)
+    ] = None,
     case: Annotated[
         int | None, typer.Option("--case", help="Build the report of this case.")
     ] = None,

@@ -80,7 +80,10 @@ def _merge(
     enabled: bool | None,
 ) -> dict[str, Any]:
     """Apply the flags that were given to a rule's JSON form."""
-    conditions = dict(data.get("conditions") or {})
+    raw = data.get("conditions") or {}
+    if not isinstance(raw, dict):
+        raise InputError("conditions must be an object (a table in TOML)")
+    conditions = dict(raw)
     for key, value in (
         ("banks", banks),
         ("categories", categories),

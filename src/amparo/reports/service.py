@@ -171,7 +171,11 @@ class ReportService:
                 )
             client.fileinfo(file_details_xml(f, report_id=remote_id, file_id=str(file_id)))
             sub = self.store.update_submission(
-                report_id, actor=actor, file=(key, {"fileinfo": True})
+                report_id,
+                actor=actor,
+                action="report.fileinfo",
+                details={"item_id": f.item_id, "file_id": file_id},
+                file=(key, {"fileinfo": True}),
             )
         client.finish(remote_id)
         return self.store.update_submission(

@@ -275,14 +275,16 @@ class CaseService:
         limit = self.settings.review_fp_disable_after
         if result.fp_counts and limit > 0:
             for entry_id, bank in self.records.entries_to_disable(list(result.fp_counts), limit):
-                self.amparo.store.set_entries_enabled(
-                    bank, [], False, actor=actor or reviewer, ids=[entry_id]
-                )
+                # Marked first: a crash in between leaves an entry listed for the curators
+                # and still matching, never disabled where no one would look for it.
                 self.records.mark_disabled(
                     entry_id,
                     now,
                     actor=actor or reviewer,
                     details={"false_positives": result.fp_counts[entry_id], "limit": limit},
+                )
+                self.amparo.store.set_entries_enabled(
+                    bank, [], False, actor=actor or reviewer, ids=[entry_id]
                 )
         if kind == "false_positive" and item.evidence_id is not None:
             self._discard_evidence(item.evidence_id, item_id, actor or reviewer)
@@ -318,8 +320,9 @@ class CaseService:
     def record_reveal(self, item_id: int, reviewer: str, *, actor: str | None = None) -> Reveal:
         """Log that ``reviewer`` deliberately revealed an item's clear media (audit
         ``case.reveal``) and count it toward today's exposure. An item already revealed today
-        does not count again; a new item past ``review_daily_limit`` is refused."""
-        self.item(item_id)
+        does not count again; a new item past ``review_daily_limit`` is refused, and so is
+        an item with no preserved copy (there is nothing to see)."""
+        _preserved(self.item(item_id))
         since = _day_start()
         limit = self.settings.review_daily_limit
         now = datetime.now(UTC)
@@ -354,18 +357,13 @@ class CaseService:
         ``review_reveal_seconds`` of the reviewer's own logged reveal. A video's shielded
         rendition is a blurred greyscale picture of one frame; the clear one is the video."""
         item = self.item(item_id)
-        if item.evidence_id is None:
-            raise NotFoundError(
-                f"item {item_id} has no preserved copy to show",
-                hint="media is shown from the evidence store; have the rule that opens cases "
-                "preserve evidence, then decide on the hashes and matches meanwhile",
-            )
+        evidence_id = _preserved(item)
         if clear and self.revealed_until(item_id, reviewer) is None:
             raise PermissionDeniedError(
                 "the clear media is shown only for a few seconds after a reveal",
                 hint="reveal the item again (each reveal is logged and counted)",
             )
-        data = self.amparo.evidence.read(item.evidence_id, actor=actor or reviewer)
+        data = self.amparo.evidence.read(evidence_id, actor=actor or reviewer)
         kind = media.kind_of(data)
         if kind == "video":
             if clear:
@@ -445,6 +443,17 @@ def _check_annotations(annotations: tuple[str, ...] | list[str]) -> tuple[str, .
     if len(clean) > MAX_ANNOTATIONS:
         raise InputError(f"at most {MAX_ANNOTATIONS} annotations per decision")
     return tuple(clean)
+
+
+def _preserved(item: CaseItem) -> int:
+    """The evidence id of an item's preserved copy; NotFoundError when it has none."""
+    if item.evidence_id is None:
+        raise NotFoundError(
+            f"item {item.id} has no preserved copy to show",
+            hint="media is shown from the evidence store; have the rule that opens cases "
+            "preserve evidence, then decide on the hashes and matches meanwhile",
+        )
+    return item.evidence_id
 
 
 def _day_start(now: datetime | None = None) -> datetime:

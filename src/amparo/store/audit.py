@@ -286,10 +286,7 @@ def _insert_checkpoint(
 def checkpoint(engine: Engine, signer: AuditSigner) -> Checkpoint | None:
     """Sign a checkpoint of the chain's head now; None when the log is empty."""
     with engine.begin() as conn:
-        # The counter lock keeps the head from moving while it is signed.
-        conn.execute(
-            update(_counter).where(_counter.c.name == COUNTER).values(value=_counter.c.value)
-        )
+        hold(conn)  # the head cannot move while it is signed
         head = conn.execute(
             select(_audit.c.seq, _audit.c.id, _audit.c.hash).order_by(_audit.c.seq.desc()).limit(1)
         ).first()

@@ -259,7 +259,7 @@ class EvidenceRecords:
         """Insert a new item with its first sighting and audit entry; None when live
         content with the same SHA-256 was inserted meanwhile (by another process)."""
         try:
-            with self.store._writing() as conn:
+            with self.store._writing(refresh=False) as conn:
                 item_id = conn.execute(
                     insert(_items)
                     .values(
@@ -351,7 +351,7 @@ class EvidenceRecords:
     ) -> None:
         """Record another request to preserve a live item; retention only ever grows
         (``expires_at`` None means kept until purged by hand); a case id fills a gap."""
-        with self.store._writing() as conn:
+        with self.store._writing(refresh=False) as conn:
             row = conn.execute(
                 select(_items.c.expires_at, _items.c.case_id).where(_items.c.id == item_id)
             ).one()
@@ -391,7 +391,7 @@ class EvidenceRecords:
 
     def set_hold(self, item_id: int, hold: bool, reason: str | None, *, actor: str) -> bool:
         """Place or lift a legal hold on a live item; False when no live item has the id."""
-        with self.store._writing() as conn:
+        with self.store._writing(refresh=False) as conn:
             changed = conn.execute(
                 update(_items)
                 .where(_items.c.id == item_id, _items.c.purged_at.is_(None))
@@ -426,7 +426,7 @@ class EvidenceRecords:
         ]
         if expired_by is not None:
             conditions.append(_items.c.expires_at <= expired_by)
-        with self.store._writing() as conn:
+        with self.store._writing(refresh=False) as conn:
             sha256 = conn.execute(select(_items.c.sha256).where(*conditions)).scalar()
             if sha256 is None:
                 return False
@@ -482,7 +482,7 @@ class EvidenceRecords:
         an item no longer wrapped by its ``old kek`` (rotated meanwhile) is left alone.
         Returns how many changed."""
         changed = 0
-        with self.store._writing() as conn:
+        with self.store._writing(refresh=False) as conn:
             for item_id, old_kek, new_kek, wrapped in changes:
                 changed += conn.execute(
                     update(_items)

@@ -112,8 +112,10 @@ class ReportStore:
 
     def queue(self, case_id: int, *, rule: str | None, actor: str) -> int:
         """A draft for the case: the open one (queued or built, not yet submitted) if there
-        is one, else a new one."""
+        is one, else a new one (serialised by the audit lock: finds acted on in parallel
+        make one draft)."""
         with self.engine.begin() as conn:
+            audit_chain.hold(conn)
             existing = conn.execute(
                 select(_report.c.id)
                 .where(_report.c.case_id == case_id, _report.c.status.in_(["queued", "built"]))

@@ -156,11 +156,14 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A write transaction; once it commits, ``generation`` moves on."""
+    def _writing(self, *, refresh: bool = True) -> Iterator[Connection]:
+        """A write transaction; once it commits, ``generation`` moves on (so this process's
+        matcher and rule cache reload). ``refresh=False`` for writes to tables neither reads
+        (cases, evidence): those must not cost the next lookup a refresh."""
         with self.engine.begin() as conn:
             yield conn
-        self.generation += 1
+        if refresh:
+            self.generation += 1
 
     # -- change log -----------------------------------------------------------------------
 

@@ -159,7 +159,7 @@ class ReviewStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.store._writing() as conn:
+        with self.store._writing(refresh=False) as conn:
             yield conn
 
     # -- cases and items --------------------------------------------------------------------
@@ -404,6 +404,16 @@ class ReviewStore:
             )
             before = self._latest_decisions(conn, [item_id]).get(item_id)
             previous = before.kind if before is not None else None
+            # An item counts against its entries once, however often it is called a false
+            # positive (also after a decision in between).
+            counted_before = (
+                conn.execute(
+                    select(_decision.c.id)
+                    .where(_decision.c.item_id == item_id, _decision.c.kind == "false_positive")
+                    .limit(1)
+                ).first()
+                is not None
+            )
             conn.execute(
                 insert(_decision).values(
                     item_id=item_id,
@@ -419,7 +429,7 @@ class ReviewStore:
             conn.execute(update(_item).where(_item.c.id == item_id).values(status=status))
             self._settle_case(conn, case_id, at)
             result = DecisionResult(case_id=case_id, previous=previous)
-            if kind == "false_positive" and previous != "false_positive":
+            if kind == "false_positive" and not counted_before:
                 result.fp_counts = self._count_false_positives(conn, count_against, at)
             self.store._audit(
                 conn,
@@ -493,6 +503,7 @@ class ReviewStore:
                 _entry_review.c.false_positives >= limit,
                 _entry_review.c.disabled_at.is_(None),
                 _entry.c.removed_at.is_(None),
+                _entry.c.enabled.is_(True),
             )
         )
         with self.engine.connect() as conn:
@@ -575,21 +586,13 @@ class ReviewStore:
         so concurrent reveals cannot pass the limit together."""
         with self._tx() as conn:
             audit_chain.hold(conn)
-            if limit is not None:
-                seen = {
-                    int(r.item_id)
-                    for r in conn.execute(
-                        select(_reveal.c.item_id)
-                        .where(_reveal.c.reviewer == reviewer, _reveal.c.at >= since)
-                        .distinct()
-                    )
-                }
-                if item_id not in seen and len(seen) >= limit:
-                    return None
+            seen = self._revealed_items(conn, reviewer, since)
+            if limit is not None and item_id not in seen and len(seen) >= limit:
+                return None
             case_id = conn.execute(select(_item.c.case_id).where(_item.c.id == item_id)).scalar()
             conn.execute(insert(_reveal).values(item_id=item_id, reviewer=reviewer, at=at))
             conn.execute(update(_item).where(_item.c.id == item_id).values(viewed=True))
-            count = self._distinct_reveals(conn, reviewer, since)
+            count = len(seen | {item_id}) if at >= since else len(seen)
             self.store._audit(
                 conn,
                 actor,
@@ -602,22 +605,16 @@ class ReviewStore:
     def revealed_items(self, reviewer: str, since: datetime) -> set[int]:
         """Ids of the items the reviewer revealed since ``since``."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_reveal.c.item_id)
-                .where(_reveal.c.reviewer == reviewer, _reveal.c.at >= since)
-                .distinct()
-            ).all()
-        return {int(r.item_id) for r in rows}
+            return self._revealed_items(conn, reviewer, since)
 
     @staticmethod
-    def _distinct_reveals(conn: Connection, reviewer: str, since: datetime) -> int:
-        return int(
-            conn.execute(
-                select(func.count(func.distinct(_reveal.c.item_id))).where(
-                    _reveal.c.reviewer == reviewer, _reveal.c.at >= since
-                )
-            ).scalar_one()
+    def _revealed_items(conn: Connection, reviewer: str, since: datetime) -> set[int]:
+        rows = conn.execute(
+            select(_reveal.c.item_id)
+            .where(_reveal.c.reviewer == reviewer, _reveal.c.at >= since)
+            .distinct()
         )
+        return {int(r.item_id) for r in rows}
 
     def last_reveal(self, item_id: int, reviewer: str) -> datetime | None:
         with self.engine.connect() as conn:

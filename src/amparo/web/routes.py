@@ -13,10 +13,11 @@ import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -29,6 +30,9 @@ from amparo.review.sessions import ReviewSessions, WebSession
 log = logging.getLogger("amparo.web")
 
 router = APIRouter(prefix="/review", include_in_schema=False)
+# Row ids as the database can hold them: a larger number is a 400, not a driver overflow.
+Id = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+ItemQuery = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 
 _HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -281,7 +285,7 @@ def _next_case(cases: CaseService, after: int) -> int | None:
 
 
 @router.get("/cases/{case_id}")
-async def case_page(request: Request, case_id: int, item: int | None = None) -> Response:
+async def case_page(request: Request, case_id: Id, item: ItemQuery = None) -> Response:
     session = await _reviewer(request)
     if isinstance(session, Response):
         return session
@@ -322,7 +326,7 @@ async def case_page(request: Request, case_id: int, item: int | None = None) -> 
 
 
 @router.get("/items/{item_id}/media")
-async def item_media(request: Request, item_id: int, clear: int = 0) -> Response:
+async def item_media(request: Request, item_id: Id, clear: int = 0) -> Response:
     session = await _session(request)
     if session is None or not session.may_review:
         return _secure(Response(status_code=401))
@@ -344,7 +348,7 @@ async def item_media(request: Request, item_id: int, clear: int = 0) -> Response
 
 
 @router.post("/items/{item_id}/reveal")
-async def reveal(request: Request, item_id: int) -> Response:
+async def reveal(request: Request, item_id: Id) -> Response:
     session = await _session(request)
     if session is None or not session.may_review:
         return _secure(JSONResponse({"message": "sign in again"}, status_code=401))
@@ -370,7 +374,7 @@ async def reveal(request: Request, item_id: int) -> Response:
 
 
 @router.post("/items/{item_id}/decision")
-async def decision(request: Request, item_id: int) -> Response:
+async def decision(request: Request, item_id: Id) -> Response:
     session = await _reviewer(request)
     if isinstance(session, Response):
         return session
@@ -415,7 +419,7 @@ async def entries_page(request: Request) -> Response:
 
 
 @router.post("/entries/{entry_id}/enable")
-async def reenable(request: Request, entry_id: int) -> Response:
+async def reenable(request: Request, entry_id: Id) -> Response:
     session = await _curator(request)
     if isinstance(session, Response):
         return session

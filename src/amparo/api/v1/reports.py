@@ -43,7 +43,7 @@ def build_report(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*BUILD_REPORTS)),
 ) -> dict[str, Any]:
-    record = service.amparo.reports.build(report_id, actor=key.name)
+    record = service.amparo.reports.build(report_id, actor=key.actor)
     return _summary(service, record)
 
 
@@ -73,7 +73,7 @@ def submit_report(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*SUBMIT_REPORTS)),
 ) -> dict[str, Any]:
-    return service.amparo.reports.submit(report_id, actor=key.name).to_json()
+    return service.amparo.reports.submit(report_id, actor=key.actor).to_json()
 
 
 @router.get("/audit/verify", summary="Verify the hash-chained audit log")
