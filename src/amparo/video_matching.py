@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -69,6 +69,18 @@ class VideoMatchDetail:
             "query_frames": self.query_frames,
             "bank_frames": self.bank_frames,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VideoMatchDetail:
+        """The inverse of :meth:`to_json` (as stored with a case's matches)."""
+        return cls(
+            query_share=float(data["query_share"]),
+            bank_share=float(data["bank_share"]),
+            query_ranges=tuple(TimeRange(float(a), float(b)) for a, b in data["query_ranges"]),
+            bank_ranges=tuple(TimeRange(float(a), float(b)) for a, b in data["bank_ranges"]),
+            query_frames=int(data["query_frames"]),
+            bank_frames=int(data["bank_frames"]),
+        )
 
 
 @dataclass(frozen=True)

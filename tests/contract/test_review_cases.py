@@ -296,3 +296,21 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
         amparo.update_bank("benign", kind="sideways")
     with pytest.raises(InputError):
         amparo.create_bank(BankInfo(name="x", kind="sideways"))
+
+
+def test_video_match_details_are_kept_with_the_case(amparo: Amparo) -> None:
+    from amparo.index.video import TimeRange
+    from amparo.video_matching import VideoMatchDetail
+
+    detail = VideoMatchDetail(
+        query_share=0.9,
+        bank_share=0.85,
+        query_ranges=(TimeRange(0.0, 12.5),),
+        bank_ranges=(TimeRange(3.0, 15.5), TimeRange(20.0, 21.0)),
+        query_frames=13,
+        bank_frames=20,
+    )
+    found = Match("videos", 5, "vpdq", 10, category="A1", video=detail)
+    case_id = amparo.cases.open_or_extend(_find(31, found))
+    (stored,) = amparo.cases.get(case_id).items[0].matches
+    assert stored == found

@@ -241,7 +241,11 @@ def test_ids_beyond_a_database_row_are_bad_input(sqlite_api: Api) -> None:
         ("POST", f"/review/items/{huge}/decision"),
         ("POST", f"/review/entries/{huge}/enable"),
     ):
-        assert c.request(method, path).status_code == 400, path
+        r = c.request(method, path)
+        assert r.status_code == 400, path
+        # Error responses under /review carry the page's security headers too.
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+        assert r.headers["cache-control"] == "no-store", path
 
 
 def _detail(pixels: np.ndarray) -> float:

@@ -194,10 +194,11 @@ class _Find:
                 detail, webhook = self._webhook(rule, spec.endpoint)
         except _Failed as exc:
             outcome, error = exc.outcome, str(exc)
-        except NotImplementedError as exc:
-            outcome, error = "failed", f"not available in this installation: {exc or spec.type}"
         except AmparoError as exc:
             outcome, error = "failed", exc.message
+        except OSError as exc:
+            # An operator's problem (permissions, a full disk), not a bug: no traceback.
+            outcome, error = "failed", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
         except Exception as exc:
             log.exception("action %s of rule %s failed", spec.type, rule.name)
             outcome, error = "failed", f"unexpected error: {exc!r}"
@@ -236,8 +237,6 @@ class _Find:
                 self.media, content=self.content, reason=f"rule:{rule.name}", actor=self.actor
             )
             self.evidence_id = item.id
-        except NotImplementedError:
-            self.evidence_error = "the evidence store is not available in this installation"
         except AmparoError as exc:
             self.evidence_error = exc.message
         except OSError as exc:

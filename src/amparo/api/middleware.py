@@ -92,9 +92,16 @@ class ServiceMiddleware:
         upload_limit: int,
         templates: RouteTemplates,
         fast_lanes: Mapping[tuple[str, str], FastLane] | None = None,
+        headers_under: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.app = app
         self.fast_lanes = dict(fast_lanes or {})
+        # Path prefix -> headers every response under it carries (errors included) unless the
+        # route set the same header itself.
+        self.headers_under = [
+            (prefix, [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in h.items()])
+            for prefix, h in (headers_under or {}).items()
+        ]
         self.metrics = metrics
         self.json_limit = json_limit
         self.upload_limit = upload_limit
@@ -112,13 +119,18 @@ class ServiceMiddleware:
         status = 500
         limit = body_limit(scope, self.json_limit, self.upload_limit)
 
+        path = scope.get("path", "")
+        extra = [h for prefix, hs in self.headers_under if path.startswith(prefix) for h in hs]
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 message.setdefault("headers", [])
+                present = {bytes(name).lower() for name, _ in message["headers"]}
                 message["headers"] = [
                     *message["headers"],
+                    *(h for h in extra if h[0] not in present),
                     (b"x-request-id", request_id.encode("latin-1")),
                 ]
             await send(message)

@@ -44,6 +44,7 @@ from amparo.store.review import (
     StoredDecision,
     StoredItem,
 )
+from amparo.video_matching import VideoMatchDetail
 
 if TYPE_CHECKING:
     from amparo.app import Amparo
@@ -307,7 +308,7 @@ class CaseService:
             self.amparo.evidence.discard(
                 evidence_id, reason=f"false positive (case item {item_id})", actor=actor
             )
-        except (AmparoError, NotImplementedError) as exc:
+        except AmparoError as exc:
             log.warning("evidence item %s kept after a false positive: %s", evidence_id, exc)
 
     # -- wellness ---------------------------------------------------------------------------
@@ -471,6 +472,7 @@ def _match(m: dict[str, Any]) -> Match:
         tags=tuple(m.get("tags") or ()),
         source_id=m.get("source_id"),
         transform=m.get("transform"),
+        video=VideoMatchDetail.from_json(m["video"]) if m.get("video") else None,
     )
 
 

@@ -2,8 +2,9 @@
 reveals, decisions, and the curators' page of entries disabled after false positives.
 
 A thin shell over ``amparo.cases`` (``review.CaseService``) and ``review.sessions``. Every
-response carries strict security headers; every POST must carry the session's CSRF token and
-come from this origin; media responses are never cached.
+response under ``/review``, error responses of the app's handlers included, carries
+``SECURITY_HEADERS`` (added by the service middleware); every POST must carry the session's
+CSRF token and come from this origin; media responses are never cached.
 """
 
 from __future__ import annotations
@@ -85,12 +86,6 @@ def _cases(request: Request) -> CaseService:
     return _service(request).amparo.cases
 
 
-def _secure(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers[name] = value
-    return response
-
-
 def _https(request: Request) -> bool:
     return request.url.scheme == "https"
 
@@ -106,11 +101,11 @@ def _page(
     ctx = {"session": session, "shortcuts": SHORTCUTS, **context}
     if session is not None and "exposure" not in ctx and session.may_review:
         ctx["exposure"] = _cases(request).exposure(session.key_name)
-    return _secure(templates.TemplateResponse(request, name, ctx, status_code=status))
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
 
 
 def _redirect(url: str) -> Response:
-    return _secure(RedirectResponse(url, status_code=303))
+    return RedirectResponse(url, status_code=303)
 
 
 def _error_page(
@@ -329,7 +324,7 @@ async def case_page(request: Request, case_id: Id, item: ItemQuery = None) -> Re
 async def item_media(request: Request, item_id: Id, clear: int = 0) -> Response:
     session = await _session(request)
     if session is None or not session.may_review:
-        return _secure(Response(status_code=401))
+        return Response(status_code=401)
     try:
         rendition = await run_in_threadpool(
             lambda: _cases(request).media(
@@ -337,21 +332,15 @@ async def item_media(request: Request, item_id: Id, clear: int = 0) -> Response:
             )
         )
     except AmparoError as exc:
-        return _secure(Response(exc.message, status_code=exc.http_status, media_type="text/plain"))
-    except NotImplementedError:
-        return _secure(
-            Response(
-                "the evidence store is not available", status_code=503, media_type="text/plain"
-            )
-        )
-    return _secure(Response(rendition.data, media_type=rendition.mime))
+        return Response(exc.message, status_code=exc.http_status, media_type="text/plain")
+    return Response(rendition.data, media_type=rendition.mime)
 
 
 @router.post("/items/{item_id}/reveal")
 async def reveal(request: Request, item_id: Id) -> Response:
     session = await _session(request)
     if session is None or not session.may_review:
-        return _secure(JSONResponse({"message": "sign in again"}, status_code=401))
+        return JSONResponse({"message": "sign in again"}, status_code=401)
     try:
         await _checked_post(request, session)
         done = await run_in_threadpool(
@@ -359,17 +348,15 @@ async def reveal(request: Request, item_id: Id) -> Response:
         )
     except AmparoError as exc:
         body = {"message": exc.message, "hint": exc.hint, "code": exc.code}
-        return _secure(JSONResponse(body, status_code=exc.http_status))
-    return _secure(
-        JSONResponse(
-            {
-                "seconds": _service(request).settings.review_reveal_seconds,
-                "until": done.until.isoformat(),
-                "src": f"/review/items/{item_id}/media?clear=1",
-                "revealed_today": done.exposure.revealed_today,
-                "daily_limit": done.exposure.daily_limit,
-            }
-        )
+        return JSONResponse(body, status_code=exc.http_status)
+    return JSONResponse(
+        {
+            "seconds": _service(request).settings.review_reveal_seconds,
+            "until": done.until.isoformat(),
+            "src": f"/review/items/{item_id}/media?clear=1",
+            "revealed_today": done.exposure.revealed_today,
+            "daily_limit": done.exposure.daily_limit,
+        }
     )
 
 
@@ -440,8 +427,8 @@ async def reenable(request: Request, entry_id: Id) -> Response:
 async def static(name: str) -> Response:
     media_type = STATIC_FILES.get(name)
     if media_type is None:
-        return _secure(Response(status_code=404))
+        return Response(status_code=404)
     response = FileResponse(STATIC / name, media_type=media_type)
-    _secure(response)
+    # The middleware adds the rest of SECURITY_HEADERS; static files may be revalidated.
     response.headers["Cache-Control"] = "no-cache"
     return response
