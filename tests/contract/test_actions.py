@@ -188,7 +188,7 @@ def test_an_action_that_breaks_is_recorded_as_failed_and_the_others_still_run(
         ("report", "failed"),
         ("quarantine", "failed"),
     ]
-    assert all("unexpected error: RuntimeError('broken')" == t.error for t in taken)
+    assert all(t.error == "unexpected error: RuntimeError('broken')" for t in taken)
     assert [r.outcome for r in amparo.actions.log()] == ["failed"] * 3
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -41,6 +42,10 @@ class FakeEvidence:
     def __init__(self, amparo: Amparo) -> None:
         self.amparo = amparo
         self.reads: list[int] = []
+        self.gone: set[int] = set()  # purged or discarded since the report was built
+
+    def get(self, item_id: int) -> SimpleNamespace:
+        return SimpleNamespace(id=item_id, held=item_id not in self.gone)
 
     def read(self, item_id: int, *, actor: str) -> bytes:
         self.reads.append(item_id)
@@ -143,6 +148,20 @@ def test_whole_workflow_against_the_standin(amparo: Amparo, standin: tuple[Stand
         "report.upload",
     ]
     assert chain.verify_store(amparo.store.engine, None).ok
+
+
+def test_a_copy_purged_after_the_build_is_skipped_not_retried(
+    amparo: Amparo, standin: tuple[StandIn, str]
+) -> None:
+    service, _ = standin
+    draft = _built(amparo)
+    amparo.evidence.gone.add(102)  # type: ignore[attr-defined]
+    sub = amparo.reports.submit(draft, actor="admin1")
+    assert sub.status == "finished"
+    assert sub.files["2"] == {"skipped": "no preserved copy"}
+    [report] = service.reports.values()
+    assert [f["sha256"] for f in report.files.values()] == [hashlib.sha256(FILES[101]).hexdigest()]
+    assert amparo.evidence.reads == [101]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("step", ["upload", "fileinfo", "finish"])

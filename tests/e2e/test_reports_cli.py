@@ -29,3 +29,7 @@ def test_listing_and_errors(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no report 42" in missing.stderr
     both = runner.invoke(app, [*home, "reports", "build"])
     assert both.exit_code == 2 and "draft id or --case" in both.stderr
+    typo = runner.invoke(app, [*home, "reports", "list", "--status", "sent"])
+    assert typo.exit_code == 2 and "unknown report status 'sent'" in typo.stderr
+    huge = runner.invoke(app, [*home, "reports", "show", str(2**70)])
+    assert huge.exit_code == 2 and "Traceback" not in huge.output

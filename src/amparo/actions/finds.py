@@ -13,29 +13,12 @@ from collections.abc import Sequence
 from amparo.events import MatchedContent, Source
 from amparo.hashing import MediaHashes
 from amparo.matching import Match
-from amparo.media.sniff import IMAGE_TYPES
+from amparo.media.sniff import MIME_TYPES, media_kind
 
 UNNAMED = (
     "matched signals ran no rules: include the content's sha256 signal in the request so "
     "the find can be named (send one content's signals per request)"
 )
-
-
-_MIME = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "bmp": "image/bmp",
-    "tiff": "image/tiff",
-}
-
-
-def media_kind(media_type: str | None) -> str | None:
-    """``photo``, ``video`` or None, from a sniffed media type."""
-    if media_type == "video":
-        return "video"
-    return "photo" if media_type in IMAGE_TYPES else None
 
 
 def media_find(hashes: MediaHashes, matches: Sequence[Match], source: Source) -> MatchedContent:
@@ -45,7 +28,7 @@ def media_find(hashes: MediaHashes, matches: Sequence[Match], source: Source) ->
         md5=hashes.md5,
         size=hashes.size,
         media_kind=media_kind(hashes.media_type),
-        mime=_MIME.get(hashes.media_type or ""),
+        mime=MIME_TYPES.get(hashes.media_type or ""),
         matches=tuple(matches),
         source=source,
     )

@@ -7,22 +7,12 @@ after its bytes are checked to be the ones that matched.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from amparo.errors import ConfigError, ConflictError, InputError
-
-_READ = 1024 * 1024
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_READ):
-            digest.update(chunk)
-    return digest.hexdigest()
+from amparo.signals.digests import digest_source
 
 
 def quarantine_target(quarantine_dir: Path, sha256: str, file_name: str) -> Path:
@@ -49,7 +39,7 @@ def move_to_quarantine(path: Path, *, sha256: str, quarantine_dir: str) -> Path:
         raise InputError(f"{path} is not a file on disk (archive members cannot be moved)")
     if root.resolve() in source.parents:
         raise InputError(f"{path} is already in the quarantine folder")
-    if sha256_of(source) != sha256:
+    if digest_source(source).sha256 != sha256:
         raise ConflictError(f"{path} changed since it was scanned; not moved", hint="scan it again")
     target = quarantine_target(root, sha256, source.name)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -40,7 +40,7 @@ from amparo.evidence.backends import (
     new_item_uuid,
     open_backend,
 )
-from amparo.media.sniff import HEAD_BYTES, sniff
+from amparo.media.sniff import HEAD_BYTES, MIME_TYPES, media_kind, sniff
 from amparo.store.models_evidence import EvidenceRecords, NewEvidence, StoredEvidence
 
 if TYPE_CHECKING:
@@ -50,19 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("amparo.evidence")
 
 _READ_BLOCK = 1024 * 1024
-_MIME = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "bmp": "image/bmp",
-    "tiff": "image/tiff",
-    "zip": "application/zip",
-    "tar": "application/x-tar",
-    "gzip": "application/gzip",
-    "bzip2": "application/x-bzip2",
-    "xz": "application/x-xz",
-}
 MAX_REASON = 1000
 
 
@@ -308,8 +295,8 @@ class EvidenceStore:
                     sha256=digests.sha256,
                     md5=digests.md5,
                     size=digests.size,
-                    mime=(content.mime if content else None) or _MIME.get(kind or ""),
-                    media_kind=(content.media_kind if content else None) or _media_kind(kind),
+                    mime=(content.mime if content else None) or MIME_TYPES.get(kind or ""),
+                    media_kind=(content.media_kind if content else None) or media_kind(kind),
                     file_name=file_name,
                     source=source_dict,
                     matches=matches,
@@ -589,14 +576,6 @@ class EvidenceStore:
         from amparo.evidence.maintenance import rotate_key
 
         return rotate_key(self, actor=actor, retire=retire)
-
-
-def _media_kind(kind: str | None) -> str | None:
-    if kind == "video":
-        return "video"
-    if kind in _MIME and _MIME[kind].startswith("image/"):
-        return "photo"
-    return None
 
 
 def _digest(data: bytes | Path) -> _Digests:

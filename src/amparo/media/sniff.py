@@ -5,6 +5,26 @@ from __future__ import annotations
 IMAGE_TYPES = ("jpeg", "png", "gif", "webp", "bmp", "tiff")
 ARCHIVE_TYPES = ("zip", "tar", "gzip", "bzip2", "xz")
 HEAD_BYTES = 512
+MIME_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "zip": "application/zip",
+    "tar": "application/x-tar",
+    "gzip": "application/gzip",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+}
+
+
+def media_kind(media_type: str | None) -> str | None:
+    """``photo``, ``video`` or None (not media that is matched), from a sniffed type."""
+    if media_type == "video":
+        return "video"
+    return "photo" if media_type in IMAGE_TYPES else None
 
 
 def sniff(head: bytes) -> str | None:

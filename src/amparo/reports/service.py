@@ -13,13 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amparo.errors import ConflictError, InputError, StorageError
+from amparo.errors import ConflictError, InputError, NotFoundError, StorageError
 from amparo.reports.cybertip import CyberTipClient, CyberTipTarget, SubmissionError
 from amparo.reports.cybertip_xml import file_details_xml, report_xml
 from amparo.reports.model import ReportData, Reporter, build_report
 from amparo.reports.package import PackageResult, write_package
 from amparo.store import audit as audit_chain
-from amparo.store.reports import ReportRecord, ReportStore, SubmissionRecord
+from amparo.store.reports import REPORT_STATUSES, ReportRecord, ReportStore, SubmissionRecord
 
 if TYPE_CHECKING:
     from amparo.app import Amparo
@@ -61,6 +61,10 @@ class ReportService:
     def list(
         self, *, status: str | None = None, case_id: int | None = None, limit: int = 100
     ) -> list[ReportRecord]:
+        if status is not None and status not in REPORT_STATUSES:
+            raise InputError(
+                f"unknown report status {status!r}", hint="one of " + ", ".join(REPORT_STATUSES)
+            )
         return self.store.list(status=status, case_id=case_id, limit=limit)
 
     def data(self, report_id: int) -> ReportData:
@@ -151,7 +155,8 @@ class ReportService:
                 continue
             file_id = state.get("file_id")
             if file_id is None:
-                if f.evidence_id is None:
+                held = self._held(f.evidence_id)
+                if held is None:
                     sub = self.store.update_submission(
                         report_id,
                         actor=actor,
@@ -160,7 +165,7 @@ class ReportService:
                         file=(key, {"skipped": "no preserved copy"}),
                     )
                     continue
-                content = self._read(f.evidence_id, f.sha256, actor)
+                content = self._read(held, f.sha256, actor)
                 file_id = client.upload(remote_id, f.file_name, content)
                 sub = self.store.update_submission(
                     report_id,
@@ -188,6 +193,17 @@ class ReportService:
             last_error=None,
             report_status="submitted",
         )
+
+    def _held(self, evidence_id: int | None) -> int | None:
+        """``evidence_id`` if the evidence store still holds that copy (not purged or
+        discarded since the report was built), else None: a copy that is gone is skipped,
+        not retried forever."""
+        if evidence_id is None:
+            return None
+        try:
+            return evidence_id if self.amparo.evidence.get(evidence_id).held else None
+        except NotFoundError:
+            return None
 
     def _read(self, evidence_id: int, sha256: str, actor: str) -> bytes:
         content = self.amparo.evidence.read(evidence_id, actor=actor)
@@ -244,7 +260,7 @@ class ReportService:
         by_item = {f.item_id: f for f in data.files}
 
         def read_file(item_id: int) -> bytes:
-            evidence_id = by_item[item_id].evidence_id
+            evidence_id = self._held(by_item[item_id].evidence_id)
             if evidence_id is None:
                 raise LookupError(item_id)
             return self.amparo.evidence.read(evidence_id, actor=actor)

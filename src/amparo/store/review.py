@@ -287,18 +287,13 @@ class ReviewStore:
                     _item.c.evidence_id == evidence_id, _item.c.id != except_item
                 )
             ).all()
-            for item_id, status in others:
-                if status != "decided":
-                    return True
-                latest = conn.execute(
-                    select(_decision.c.kind)
-                    .where(_decision.c.item_id == item_id)
-                    .order_by(_decision.c.id.desc())
-                    .limit(1)
-                ).scalar()
-                if latest != "false_positive":
-                    return True
-        return False
+            if any(status != "decided" for _, status in others):
+                return True
+            latest = self._latest_decisions(conn, [int(item_id) for item_id, _ in others])
+        return any(
+            (d := latest.get(int(item_id))) is None or d.kind != "false_positive"
+            for item_id, _ in others
+        )
 
     def case(self, case_id: int) -> StoredCase | None:
         with self.engine.connect() as conn:
