@@ -344,3 +344,10 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
 def test_a_webhook_url_that_is_not_http_is_a_clear_error(amparo: Amparo, url: str) -> None:
     with pytest.raises(InputError, match="not an http"):
         amparo.actions.outbox.add_endpoint("bad", url, actor="t")
+
+
+def test_the_outbox_name_is_reserved_for_the_outbox(amparo: Amparo) -> None:
+    # GET /v1/webhooks/outbox lists events: an endpoint called "outbox" could not be read.
+    with pytest.raises(InputError, match="reserved"):
+        amparo.actions.outbox.add_endpoint("outbox", "https://example.invalid/x", actor="t")
+    assert amparo.actions.outbox.list_endpoints() == []

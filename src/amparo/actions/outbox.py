@@ -193,6 +193,9 @@ class Outbox:
     ) -> NewEndpoint:
         """Add a receiver; returns it with its signing secret (generated unless given)."""
         validate_name(name, "endpoint")
+        if name == "outbox":
+            # GET /v1/webhooks/outbox lists the outbox; an endpoint of that name could not be read.
+            raise InputError("'outbox' is reserved", hint="choose another endpoint name")
         validate_url(url)
         if secret is not None and len(secret) < 16:
             raise InputError("a webhook secret needs at least 16 characters")

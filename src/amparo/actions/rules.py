@@ -25,8 +25,8 @@ ACTION_TYPES = ("review", "webhook", "quarantine", "report")
 ``quarantine``: preserve (copy) or move the media; ``report``: queue a report draft."""
 QUARANTINE_MODES = ("copy", "move")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-_MAX_LIST = 100
-_MAX_PRIORITY = 1_000_000_000
+MAX_LIST = 100
+MAX_PRIORITY = 1_000_000_000
 """Priorities fit the database's 32-bit integer column."""
 
 
@@ -250,11 +250,11 @@ class Rule:
         if (
             isinstance(priority, bool)
             or not isinstance(priority, int)
-            or not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY
+            or not -MAX_PRIORITY <= priority <= MAX_PRIORITY
         ):
             raise InputError(
                 f"priority {priority!r} is not a whole number "
-                f"from -{_MAX_PRIORITY:,} to {_MAX_PRIORITY:,}",
+                f"from -{MAX_PRIORITY:,} to {MAX_PRIORITY:,}",
                 hint="lower runs first; the default is 100",
             )
         enabled = data.get("enabled", True)
@@ -283,8 +283,8 @@ def _names(value: Any, what: str) -> tuple[str, ...] | None:
         value = [value]
     if not isinstance(value, Sequence) or not all(isinstance(v, str) and v for v in value):
         raise InputError(f"{what} must be a list of names", hint=f'e.g. "{what}": ["x"]')
-    if len(value) > _MAX_LIST or any(len(v) > 100 for v in value):
-        raise InputError(f"{what}: at most {_MAX_LIST} names of up to 100 characters")
+    if len(value) > MAX_LIST or any(len(v) > 100 for v in value):
+        raise InputError(f"{what}: at most {MAX_LIST} names of up to 100 characters")
     return tuple(dict.fromkeys(value))
 
 

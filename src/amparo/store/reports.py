@@ -204,13 +204,21 @@ class ReportStore:
     def start_submission(
         self, report_id: int, *, destination: str, environment: str, base_url: str, actor: str
     ) -> SubmissionRecord:
-        """The report's submission record, created on the first attempt."""
+        """The report's submission record, created on the first attempt (the check and the
+        insert are one transaction under the audit lock, so two first attempts at once find
+        one record instead of one of them failing on the unique report id)."""
         existing = self.submission(report_id)
         if existing is not None:
             return existing
         now = datetime.now(UTC)
         report = self.get(report_id)
         with self.engine.begin() as conn:
+            audit_chain.hold(conn)
+            row = conn.execute(
+                select(_submission).where(_submission.c.report_id == report_id)
+            ).first()
+            if row is not None:
+                return _submission_record(row)
             conn.execute(
                 insert(_submission).values(
                     report_id=report_id,

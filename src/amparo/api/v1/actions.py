@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from amparo.actions import Actioner, Deliverer, NewEndpoint, Rule
+from amparo.actions.rules import MAX_LIST, MAX_PRIORITY
 from amparo.api.auth import CURATE, READ_BANKS, requires
 from amparo.api.schemas import Strict
 from amparo.api.service import Service, get_service
@@ -28,9 +29,9 @@ NameList = list[Annotated[str, Field(min_length=1, max_length=100)]]
 class ConditionsIn(Strict):
     """All optional; a match must meet every condition given (one match of the find)."""
 
-    banks: NameList | None = Field(default=None, max_length=100)
-    categories: NameList | None = Field(default=None, max_length=100)
-    signal_types: NameList | None = Field(default=None, max_length=10)
+    banks: NameList | None = Field(default=None, max_length=MAX_LIST)
+    categories: NameList | None = Field(default=None, max_length=MAX_LIST)
+    signal_types: NameList | None = Field(default=None, max_length=MAX_LIST)
     max_distance: int | None = Field(default=None, ge=0, le=256)
     source_kinds: list[Literal["api", "scan", "cli"]] | None = None
 
@@ -46,7 +47,7 @@ class RuleIn(Strict):
         default=None, max_length=100, description="Taken from the path on PUT."
     )
     enabled: bool = True
-    priority: int = Field(default=100, ge=-(2**31), le=2**31 - 1)
+    priority: int = Field(default=100, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     description: str = Field(default="", max_length=10_000)
     conditions: ConditionsIn = Field(default_factory=ConditionsIn)
     actions: list[ActionIn] = Field(min_length=1, max_length=20)
