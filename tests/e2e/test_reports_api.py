@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,6 +38,9 @@ class _Cases:
 
 
 class _Evidence:
+    def get(self, item_id: int) -> SimpleNamespace:
+        return SimpleNamespace(id=item_id, held=True)
+
     def read(self, item_id: int, *, actor: str) -> bytes:
         return DATA
 
