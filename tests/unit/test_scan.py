@@ -470,3 +470,50 @@ def test_a_journal_with_absurd_numbers_is_ignored_not_fatal(tmp_path: Path):
     resumed = ScanJournal(journal, banks=None, resume=True)
     assert resumed.previous == {}
     resumed.close()
+
+
+def test_compressed_file_starting_with_a_zero_block_is_hashed_not_an_empty_tar(
+    amparo: Amparo, tmp_path: Path
+):
+    import bz2
+    import gzip
+    import lzma
+
+    from amparo import EntryRecord
+    from amparo.signals import digest_bytes
+
+    # Not a tar: a disk image or database dump often starts with 512 zero bytes.
+    content = b"\0" * 512 + b"content that is not a tar archive\n" * 20
+    amparo.add_entries("known", [EntryRecord("sha256", digest_bytes(content).sha256)])
+    root = tmp_path / "evidence"
+    root.mkdir()
+    (root / "dump.bin.gz").write_bytes(gzip.compress(content))
+    (root / "dump.bin.bz2").write_bytes(bz2.compress(content))
+    (root / "dump.bin.xz").write_bytes(lzma.compress(content))
+    (root / "all-zeros.gz").write_bytes(gzip.compress(b"\0" * 10240))  # an empty tar, or not
+    (root / "real.tgz").write_bytes(tar_bytes({"k.jpg": KNOWN}, "w:gz"))
+
+    result = scan(amparo, root)
+
+    r = str(root)
+    assert matched_paths(result) == {
+        f"{r}/dump.bin.gz!dump.bin",
+        f"{r}/dump.bin.bz2!dump.bin",
+        f"{r}/dump.bin.xz!dump.bin",
+        f"{r}/real.tgz!k.jpg",
+    }
+    assert result.errors == []
+    # Each compressed file is digested itself, and so is its decompressed content.
+    assert result.files_seen == 5 + 5 and result.hashed == 10
+
+
+def test_only_a_valid_header_makes_a_tar():
+    from amparo.scan.archives import is_tar_header
+
+    header = tar_bytes({"a.txt": b"x"})[:512]
+    assert is_tar_header(header)
+    assert not is_tar_header(b"\0" * 512)
+    assert not is_tar_header(header[:511])
+    broken = bytearray(header)
+    broken[0] ^= 0xFF  # the name changes, the checksum does not
+    assert not is_tar_header(bytes(broken))
