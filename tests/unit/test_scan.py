@@ -395,8 +395,15 @@ def test_resume_refuses_a_journal_of_other_banks(amparo: Amparo, tmp_path: Path)
     scan(amparo, root, banks=["known"])
     from amparo.errors import InputError
 
-    with pytest.raises(InputError, match="other banks"):
+    with pytest.raises(InputError, match="other banks") as refused:
         scan(amparo, root, banks=["other"], resume=True)
+    assert "--bank known, not --bank other" in str(refused.value)
+    scan(amparo, root)  # every enabled bank
+    with pytest.raises(InputError) as refused:
+        scan(amparo, root, banks=["other", "known"], resume=True)
+    message = str(refused.value)
+    assert "None" not in message
+    assert "every enabled bank (no --bank), not --bank known, --bank other" in message
 
 
 def test_journal_keeps_no_hash_of_unmatched_content(amparo: Amparo, tmp_path: Path):
