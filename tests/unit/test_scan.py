@@ -524,3 +524,25 @@ def test_only_a_valid_header_makes_a_tar():
     broken = bytearray(header)
     broken[0] ^= 0xFF  # the name changes, the checksum does not
     assert not is_tar_header(bytes(broken))
+
+
+def test_low_quality_images_are_reported_as_such(amparo: Amparo, tmp_path: Path):
+    from amparo.scan import iter_jsonl
+
+    root = tmp_path / "evidence"
+    root.mkdir()
+    flat = io.BytesIO()
+    Image.new("RGB", (128, 128), (120, 120, 120)).save(flat, "PNG")  # no detail: quality 0
+    (root / "flat.png").write_bytes(flat.getvalue())
+    (root / "k.jpg").write_bytes(KNOWN)
+
+    result = scan(amparo, root)
+
+    assert issues(result) == {f"{root}/flat.png": "low_quality"}
+    assert result.skipped_by_reason == {"low_quality": 1}
+    [record] = [r for r in iter_jsonl(result) if r.get("code") == "low_quality"]
+    assert record["kind"] == "skipped" and "PDQ quality 0 is below 50" in str(record["reason"])
+    assert result.exit_code == 1  # the known image; a low-quality one is no error
+    # A resume keeps saying so.
+    again = scan(amparo, root, resume=True)
+    assert again.resumed == 2 and issues(again) == issues(result)
