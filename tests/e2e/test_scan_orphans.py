@@ -3,6 +3,7 @@ forkserver and the resource tracker all exit with it (they ran on for minutes be
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,9 +84,7 @@ def test_kill_9_of_the_scan_ends_its_workers(tmp_path: Path):
 
         assert poll(all_gone, 10), f"left running after kill -9 of the scan: {left}"
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if proc.stderr is not None:
             proc.stderr.close()

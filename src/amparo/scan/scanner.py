@@ -37,6 +37,7 @@ from amparo.scan.model import (
     ItemRecord,
     Problem,
 )
+from amparo.scan.paths import display_path
 from amparo.scan.result import ScanResult
 from amparo.scan.walk import walk_paths
 
@@ -301,10 +302,10 @@ class _Run:
         media: bytes | Path | None = (
             Path(outcome.path) if outcome.on_disk else self.member_data.get(outcome.path)
         )
-        name = outcome.path.rsplit(MEMBER_SEPARATOR, 1)[-1]
-        source = Source(
-            kind="scan", path=outcome.path, scan_id=self.scan_id, file_name=Path(name).name
-        )
+        # The file is read by its exact path; cases, events and webhooks get it as text.
+        shown = display_path(outcome.path)
+        name = shown.rsplit(MEMBER_SEPARATOR, 1)[-1]
+        source = Source(kind="scan", path=shown, scan_id=self.scan_id, file_name=Path(name).name)
         self.amparo.actions.handle(media_find(outcome.hashes, matches, source), media=media)
 
     def report_progress(self, *, force: bool = False) -> None:
