@@ -114,10 +114,11 @@ def die_with_scan(scan_pid: int) -> None:
     except ProcessLookupError:
         _exit_orphaned()  # the scan died before this worker started watching it
     except (AttributeError, OSError):  # not Linux, or a kernel older than 5.3
-        target, args = _poll_scan_process, (scan_pid,)
+        watch = threading.Thread(target=_poll_scan_process, args=(scan_pid,), daemon=True)
     else:
-        target, args = _wait_for_exit, (pidfd,)
-    threading.Thread(target=target, args=args, name="amparo-scan-watch", daemon=True).start()
+        watch = threading.Thread(target=_wait_for_exit, args=(pidfd,), daemon=True)
+    watch.name = "amparo-scan-watch"
+    watch.start()
 
 
 def _set_parent_death_signal() -> None:
