@@ -88,3 +88,18 @@ def test_kill_9_of_the_scan_ends_its_workers(tmp_path: Path):
             os.killpg(pgid, signal.SIGKILL)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
+def test_a_worker_started_after_the_scan_died_exits_at_once(pidfd: bool):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process now
+    script = (
+        "import os, time\n"
+        + ("" if pidfd else "del os.pidfd_open  # a kernel or OS without pidfds\n")
+        + "from amparo.scan.engine import die_with_scan\n"
+        + f"die_with_scan({gone.pid})\n"
+        + "time.sleep(60)\n"
+    )
+    worker = subprocess.run([sys.executable, "-c", script], timeout=30, capture_output=True)
+    assert worker.returncode == 1, worker.stderr
