@@ -395,8 +395,15 @@ def test_resume_refuses_a_journal_of_other_banks(amparo: Amparo, tmp_path: Path)
     scan(amparo, root, banks=["known"])
     from amparo.errors import InputError
 
-    with pytest.raises(InputError, match="other banks"):
+    with pytest.raises(InputError, match="other banks") as refused:
         scan(amparo, root, banks=["other"], resume=True)
+    assert "--bank known, not --bank other" in str(refused.value)
+    scan(amparo, root)  # every enabled bank
+    with pytest.raises(InputError) as refused:
+        scan(amparo, root, banks=["other", "known"], resume=True)
+    message = str(refused.value)
+    assert "None" not in message
+    assert "every enabled bank (no --bank), not --bank known, --bank other" in message
 
 
 def test_journal_keeps_no_hash_of_unmatched_content(amparo: Amparo, tmp_path: Path):
@@ -470,3 +477,72 @@ def test_a_journal_with_absurd_numbers_is_ignored_not_fatal(tmp_path: Path):
     resumed = ScanJournal(journal, banks=None, resume=True)
     assert resumed.previous == {}
     resumed.close()
+
+
+def test_compressed_file_starting_with_a_zero_block_is_hashed_not_an_empty_tar(
+    amparo: Amparo, tmp_path: Path
+):
+    import bz2
+    import gzip
+    import lzma
+
+    from amparo import EntryRecord
+    from amparo.signals import digest_bytes
+
+    # Not a tar: a disk image or database dump often starts with 512 zero bytes.
+    content = b"\0" * 512 + b"content that is not a tar archive\n" * 20
+    amparo.add_entries("known", [EntryRecord("sha256", digest_bytes(content).sha256)])
+    root = tmp_path / "evidence"
+    root.mkdir()
+    (root / "dump.bin.gz").write_bytes(gzip.compress(content))
+    (root / "dump.bin.bz2").write_bytes(bz2.compress(content))
+    (root / "dump.bin.xz").write_bytes(lzma.compress(content))
+    (root / "all-zeros.gz").write_bytes(gzip.compress(b"\0" * 10240))  # an empty tar, or not
+    (root / "real.tgz").write_bytes(tar_bytes({"k.jpg": KNOWN}, "w:gz"))
+
+    result = scan(amparo, root)
+
+    r = str(root)
+    assert matched_paths(result) == {
+        f"{r}/dump.bin.gz!dump.bin",
+        f"{r}/dump.bin.bz2!dump.bin",
+        f"{r}/dump.bin.xz!dump.bin",
+        f"{r}/real.tgz!k.jpg",
+    }
+    assert result.errors == []
+    # Each compressed file is digested itself, and so is its decompressed content.
+    assert result.files_seen == 5 + 5 and result.hashed == 10
+
+
+def test_only_a_valid_header_makes_a_tar():
+    from amparo.scan.archives import is_tar_header
+
+    header = tar_bytes({"a.txt": b"x"})[:512]
+    assert is_tar_header(header)
+    assert not is_tar_header(b"\0" * 512)
+    assert not is_tar_header(header[:511])
+    broken = bytearray(header)
+    broken[0] ^= 0xFF  # the name changes, the checksum does not
+    assert not is_tar_header(bytes(broken))
+
+
+def test_low_quality_images_are_reported_as_such(amparo: Amparo, tmp_path: Path):
+    from amparo.scan import iter_jsonl
+
+    root = tmp_path / "evidence"
+    root.mkdir()
+    flat = io.BytesIO()
+    Image.new("RGB", (128, 128), (120, 120, 120)).save(flat, "PNG")  # no detail: quality 0
+    (root / "flat.png").write_bytes(flat.getvalue())
+    (root / "k.jpg").write_bytes(KNOWN)
+
+    result = scan(amparo, root)
+
+    assert issues(result) == {f"{root}/flat.png": "low_quality"}
+    assert result.skipped_by_reason == {"low_quality": 1}
+    [record] = [r for r in iter_jsonl(result) if r.get("code") == "low_quality"]
+    assert record["kind"] == "skipped" and "PDQ quality 0 is below 50" in str(record["reason"])
+    assert result.exit_code == 1  # the known image; a low-quality one is no error
+    # A resume keeps saying so.
+    again = scan(amparo, root, resume=True)
+    assert again.resumed == 2 and issues(again) == issues(result)

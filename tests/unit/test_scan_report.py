@@ -3,14 +3,19 @@ self-contained, escapes every name and never embeds media; CSV cannot run formul
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amparo.errors import InputError
 from amparo.scan import ItemRecord, Problem, ScanResult, format_for, write_report
+from amparo.scan.paths import is_text, path_fields, path_from_fields
 
 EVIL = "<script>alert(1)</script>&\"'.jpg"
 FORMULA = '=HYPERLINK("http://x")!m.jpg'
@@ -89,3 +94,37 @@ def test_format_from_name_or_flag():
     assert format_for("r.csv", "html") == "html"
     with pytest.raises(InputError):
         format_for("r", "xml")
+
+
+@given(st.binary(min_size=1, max_size=64).filter(lambda b: b"\0" not in b))
+@settings(max_examples=300, deadline=None)
+def test_any_path_bytes_survive_the_journal_and_the_report(raw: bytes):
+    path = os.fsdecode(raw)  # how the walk holds a name: bytes that are not UTF-8 as surrogates
+    fields = path_fields(path)
+    assert path_from_fields(fields) == path
+    assert fields["path"].encode("utf-8")  # always writable text
+    assert ("path_b64" in fields) == (not is_text(path))
+    if "path_b64" in fields:
+        assert base64.b64decode(fields["path_b64"]) == raw
+    record = ItemRecord(path, 1, 2, None, "error", "unreadable", f"cannot read {path}")
+    line = json.dumps(record.to_json(), ensure_ascii=False).encode("utf-8")
+    assert ItemRecord.from_json(json.loads(line)).path == path
+
+
+def test_a_name_that_is_not_utf8_is_written_in_every_format():
+    name = os.fsdecode(b"/evidence/caf\xe9=.jpg")
+    result = ScanResult(roots=["/evidence"])
+    result.add_record(ItemRecord(name, 5, 1, None, "error", "bad_image", f"bad: {name}"))
+    exact = base64.b64encode(b"/evidence/caf\xe9=.jpg").decode()
+    for fmt in ("jsonl", "csv", "html"):
+        out = io.StringIO()
+        write_report(result, out, fmt)
+        text = out.getvalue()
+        text.encode("utf-8")  # no lone surrogate left: any file or terminal takes it
+        if fmt == "jsonl":
+            text = json.loads(text.splitlines()[0])["path"]
+        assert "/evidence/caf\\xe9=.jpg" in text and (fmt == "jsonl" or exact in text)
+    out = io.StringIO()
+    write_report(result, out, "csv")
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert base64.b64decode(row["path_b64"]) == b"/evidence/caf\xe9=.jpg"

@@ -33,6 +33,7 @@ from amparo.scan import (
     scan_paths,
     write_report,
 )
+from amparo.scan.paths import display_path
 
 HELP = """Scan files, folders and archives (zip, tar, nested) for known material.
 
@@ -167,7 +168,8 @@ def _print_summary(result: ScanResult, report: Path | None) -> None:
         + (f" ({skipped})" if skipped else ""),
     ]
     for issue in s.errors[:5]:
-        lines.append(f"  [dim]error:[/] {escape(issue.path)}: {escape(issue.message)}")
+        path, message = display_path(issue.path), display_path(issue.message)
+        lines.append(f"  [dim]error:[/] {escape(path)}: {escape(message)}")
     if len(s.errors) > 5:
         lines.append(f"  [dim]... and {len(s.errors) - 5:,} more errors in the report[/]")
     if report is not None:

@@ -24,6 +24,7 @@ from amparo.banks.formats.base import IGNORE
 from amparo.banks.formats.vics import PROJECT_VIC
 from amparo.errors import InputError
 from amparo.scan.model import MEMBER_SEPARATOR
+from amparo.scan.paths import display_path
 from amparo.scan.result import FoundMatch, ScanResult
 
 CASE_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Cases"
@@ -57,8 +58,9 @@ def _file_record(m: FoundMatch) -> dict[str, Any]:
     outer, _, member = m.path.partition(MEMBER_SEPARATOR)
     name = (member.rsplit(MEMBER_SEPARATOR, 1)[-1] if member else outer).replace("\\", "/")
     record: dict[str, Any] = {
-        "FileName": name.rsplit("/", 1)[-1],
-        "FilePath": m.path,
+        # A name that is not UTF-8 as text, its odd bytes as \xNN (VICS has no bytes field).
+        "FileName": display_path(name.rsplit("/", 1)[-1]),
+        "FilePath": display_path(m.path),
         "FileSize": m.size,
     }
     if not member:

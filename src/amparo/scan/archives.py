@@ -131,14 +131,14 @@ class _Reader:
                 yield from self._member(name, data, depth, done)
 
     def tar(self, path: str, fileobj: BinaryIO, media_type: str, depth: int) -> Iterator[WalkItem]:
+        if media_type in _COMPRESSED_STREAMS and not _holds_tar(fileobj, media_type):
+            # A compressed file that is not a tar: its content is the one "member".
+            yield from self._stream(path, fileobj, media_type, depth)
+            return
         try:
             archive = tarfile.open(fileobj=fileobj, mode="r|*")  # noqa: SIM115 - closed below
         except _READ_ERRORS as exc:
-            if media_type in _COMPRESSED_STREAMS:
-                # A compressed file that is not a tar: its content is the one "member".
-                yield from self._stream(path, fileobj, media_type, depth)
-            else:
-                yield _error(path, "corrupt_archive", f"cannot open the tar archive: {exc}", False)
+            yield _error(path, "corrupt_archive", f"cannot open the tar archive: {exc}", False)
             return
         try:
             with archive:
@@ -254,6 +254,36 @@ class _Reader:
 
 class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+def is_tar_header(block: bytes) -> bool:
+    """Whether ``block`` is a tar header: 512 bytes, not all zero, with a valid checksum.
+
+    Only this tells a tar from other content. tarfile reads a leading zero block as the end of
+    an (empty) archive, so a compressed file whose content merely starts with 512 zero bytes
+    would otherwise pass for an empty tar and its content never be hashed.
+    """
+    if len(block) < tarfile.BLOCKSIZE:
+        return False
+    try:
+        tarfile.TarInfo.frombuf(block[: tarfile.BLOCKSIZE], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def _holds_tar(fileobj: BinaryIO, media_type: str) -> bool:
+    """Whether a gzip/bzip2/xz stream decompresses to a tar (judged by its first header).
+    Leaves ``fileobj`` at the start; a stream that cannot be read is not a tar (and is then
+    reported by the attempt to decompress it)."""
+    try:
+        with _decompress(media_type, fileobj) as stream:
+            head = stream.read(tarfile.BLOCKSIZE)
+    except _READ_ERRORS:
+        head = b""
+    finally:
+        fileobj.seek(0)
+    return is_tar_header(head)
 
 
 def _decompress(media_type: str, fileobj: BinaryIO) -> gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile:

@@ -7,10 +7,16 @@ distributed engine (Ray) needs only the same two methods.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import select
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from amparo.scan.model import HashLimits, HashOutcome, HashTask
 from amparo.scan.worker import hash_batch
@@ -66,7 +72,12 @@ class ProcessPoolEngine:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=self._context,
+            initializer=die_with_scan,
+            initargs=(os.getpid(),),
+        )
 
     def submit(self, tasks: list[HashTask]) -> Future[list[HashOutcome]]:
         return self._pool.submit(hash_batch, tasks, self.limits)
@@ -77,6 +88,68 @@ class ProcessPoolEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+PARENT_POLL_SECONDS = 0.5
+"""How often a worker checks that the scan process is alive, where it cannot be told."""
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_scan(scan_pid: int) -> None:
+    """Worker initializer: end this worker as soon as the scan process that started it dies.
+
+    A ``kill -9`` of the scan gives it no chance to stop its pool, and nothing else would: a
+    worker blocks on a call queue whose write end it holds itself, and the forkserver stays
+    up as long as a worker holds its "alive" pipe. So each worker watches the scan process
+    from a daemon thread: through a pidfd where there is one (woken by the kernel at the
+    scan's exit, no polling, immune to pid reuse), else by polling its pid. On Linux the
+    parent-death signal is set too: it fires even when this worker is stuck in native code
+    holding the GIL, when its parent is the scan process itself (``spawn``). It is not a
+    substitute for the watch: under ``forkserver`` the parent is the forkserver, and the
+    signal follows the parent *thread* that started the worker, not the scan process.
+    """
+    _set_parent_death_signal()
+    try:
+        pidfd = os.pidfd_open(scan_pid)
+    except ProcessLookupError:
+        _exit_orphaned()  # the scan died before this worker started watching it
+    except (AttributeError, OSError):  # not Linux, or a kernel older than 5.3
+        watch = threading.Thread(target=_poll_scan_process, args=(scan_pid,), daemon=True)
+    else:
+        watch = threading.Thread(target=_wait_for_exit, args=(pidfd,), daemon=True)
+    watch.name = "amparo-scan-watch"
+    watch.start()
+
+
+def _set_parent_death_signal() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no usable libc: the watch thread still works
+        pass
+
+
+def _wait_for_exit(pidfd: int) -> None:
+    select.select([pidfd], [], [])  # readable once the process has exited
+    _exit_orphaned()
+
+
+def _poll_scan_process(pid: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            _exit_orphaned()
+        except PermissionError:  # it exists (and runs as another user)
+            pass
+
+
+def _exit_orphaned() -> NoReturn:
+    # Not sys.exit: that would wait for the batch in hand; nothing of this worker is kept.
+    os._exit(1)
 
 
 def available_cores() -> int:

@@ -116,6 +116,16 @@ class ScanJournal:
             )
         if header.get("banks") != self.banks:
             raise InputError(
-                f"{self.path} was written by a scan of other banks ({header.get('banks')})",
+                f"{self.path} was written by a scan of other banks: "
+                f"{_describe_banks(header.get('banks'))}, not {_describe_banks(self.banks)}",
                 hint="resume with the same --bank options, or run without --resume",
             )
+
+
+def _describe_banks(banks: object) -> str:
+    """How a journal header's bank list reads in a message (None: no --bank given)."""
+    if banks is None:
+        return "every enabled bank (no --bank)"
+    if isinstance(banks, list) and banks:
+        return "--bank " + ", --bank ".join(str(b) for b in banks)
+    return repr(banks)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from amparo.hashing import MediaHashes
+from amparo.scan.paths import display_path, path_fields, path_from_fields
 
 Status = Literal["ok", "error", "skipped"]
 
@@ -39,7 +40,8 @@ class HashTask:
     """One file or archive member to hash. Exactly one of ``fs_path`` and ``data`` is set."""
 
     path: str
-    """Display path: a file path, or ``archive!member`` for archive members."""
+    """Display path: a file path, or ``archive!member`` for archive members. A name that is
+    not UTF-8 holds its bytes as surrogates (``os.fsdecode``); see :mod:`amparo.scan.paths`."""
     size: int
     mtime_ns: int
     """The file's mtime; for archive members, the mtime of the archive file on disk."""
@@ -91,7 +93,7 @@ class ItemRecord:
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
-            "path": self.path,
+            **path_fields(self.path),  # + path_b64 (exact bytes) for a name that is not UTF-8
             "size": self.size,
             "mtime_ns": self.mtime_ns,
             "media_type": self.media_type,
@@ -103,7 +105,7 @@ class ItemRecord:
         if self.code is not None:
             data["code"] = self.code
         if self.message is not None:
-            data["message"] = self.message
+            data["message"] = display_path(self.message)  # may quote a name that is not UTF-8
         if self.matches:
             data["matches"] = self.matches
             data["hashes"] = self.hashes
@@ -120,7 +122,7 @@ class ItemRecord:
             raise ValueError("matches must be a list and hashes an object")
         media_type = data.get("media_type")
         return cls(
-            path=str(data["path"]),
+            path=path_from_fields(data),
             size=_int(data["size"]),
             mtime_ns=_int(data["mtime_ns"]),
             media_type=None if media_type is None else str(media_type),

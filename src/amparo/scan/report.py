@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from amparo.errors import InputError
+from amparo.scan.paths import display_path, path_fields
 from amparo.scan.result import ScanResult
 
 REPORT_FORMATS = ("jsonl", "csv", "html")
@@ -37,7 +38,10 @@ CSV_COLUMNS = (
     "pdq",
     "code",
     "message",
+    "path_b64",
 )
+"""``path_b64``: the exact bytes of a path that is not UTF-8 (``path`` then shows them as
+``\\xNN``); empty otherwise. See :mod:`amparo.scan.paths`."""
 
 
 def format_for(name: str, given: str | None = None) -> str:
@@ -75,12 +79,18 @@ def write_jsonl(result: ScanResult, stream: TextIO) -> None:
         stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
 
+def _csv_cell(key: str, value: object) -> str:
+    # base64 may start with "+" but holds no parentheses or quotes, so no formula can run;
+    # a "'" in front would break the exact bytes it is there for.
+    return str(value) if key == "path_b64" else _csv_safe(value)
+
+
 def _csv_safe(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, list | tuple):
         value = ";".join(str(v) for v in value)
-    text = str(value)
+    text = display_path(str(value))
     # A cell starting like a formula would be run by a spreadsheet: make it plain text.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
@@ -92,17 +102,13 @@ def write_csv(result: ScanResult, stream: TextIO) -> None:
     writer.writeheader()
     for m in result.matches:
         row: dict[str, object] = {k: m.match.get(k) for k in CSV_COLUMNS if k in m.match}
-        row.update(kind="match", path=m.path, media_type=m.media_type, size=m.size, **m.hashes)
-        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+        row.update(kind="match", media_type=m.media_type, size=m.size, **m.hashes)
+        row.update(path_fields(m.path))
+        writer.writerow({k: _csv_cell(k, v) for k, v in row.items()})
     for issue in (*result.errors, *result.skipped):
-        writer.writerow(
-            {
-                "kind": issue.kind,
-                "path": _csv_safe(issue.path),
-                "code": issue.code,
-                "message": _csv_safe(issue.message),
-            }
-        )
+        row = {"kind": issue.kind, "code": issue.code, "message": issue.message}
+        row.update(path_fields(issue.path))
+        writer.writerow({k: _csv_cell(k, v) for k, v in row.items()})
 
 
 _STYLE = """
@@ -110,7 +116,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0;width:100%}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f2f2f2}td.h{font-family:monospace;font-size:12px;word-break:break-all}
-.match{color:#a00}
+.match{color:#a00}.b64{font-family:monospace;font-size:11px;color:#555}
 """
 
 
@@ -144,11 +150,11 @@ def write_html(result: ScanResult, stream: TextIO) -> None:
         )
         for m in result.matches:
             hashes = "<br>".join(f"{e(k)}: {e(v)}" for k, v in sorted(m.hashes.items()))
-            cells = [m.path, m.match.get("bank"), m.match.get("entry_id")]
+            cells = [m.match.get("bank"), m.match.get("entry_id")]
             cells += [m.match.get("signal_type"), m.match.get("distance")]
             cells.append(m.match.get("category"))
             row = "".join(f"<td>{e(_text(c))}</td>" for c in cells)
-            out.append(f'<tr>{row}<td class="h">{hashes}</td></tr>')
+            out.append(f'<tr>{_path_cell(m.path)}{row}<td class="h">{hashes}</td></tr>')
         out.append("</tbody></table>")
 
     for title, issues, label in (
@@ -163,13 +169,22 @@ def write_html(result: ScanResult, stream: TextIO) -> None:
         )
         for issue in issues:
             out.append(
-                f"<tr><td>{e(issue.path)}</td><td>{e(issue.code)}</td>"
-                f"<td>{e(issue.message)}</td></tr>"
+                f"<tr>{_path_cell(issue.path)}<td>{e(issue.code)}</td>"
+                f"<td>{e(display_path(issue.message))}</td></tr>"
             )
         out.append("</tbody></table>")
     out.append("</body></html>")
     stream.write("\n".join(out) + "\n")
 
 
+def _path_cell(path: str) -> str:
+    """A path as a table cell: as text, and exactly (base64) when it is not UTF-8."""
+    fields = path_fields(path)
+    cell = html.escape(fields["path"])
+    if "path_b64" in fields:
+        cell += f'<br><span class="b64">path_b64: {html.escape(fields["path_b64"])}</span>'
+    return f"<td>{cell}</td>"
+
+
 def _text(value: object) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else display_path(str(value))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from amparo.scan.model import ItemRecord, Problem
+from amparo.scan.paths import display_path, path_fields
 
 EXIT_OK = 0
 EXIT_MATCH = 1
@@ -35,7 +36,7 @@ class FoundMatch:
     def to_json(self) -> dict[str, object]:
         return {
             "kind": "match",
-            "path": self.path,
+            **path_fields(self.path),
             "size": self.size,
             "media_type": self.media_type,
             **self.match,
@@ -55,7 +56,9 @@ class Issue:
 
     def to_json(self) -> dict[str, object]:
         key = "reason" if self.kind == "skipped" else "message"
-        return {"kind": self.kind, "path": self.path, "code": self.code, key: self.message}
+        # A message may quote a name that is not UTF-8: written with \xNN escapes too.
+        message = display_path(self.message)
+        return {"kind": self.kind, **path_fields(self.path), "code": self.code, key: message}
 
 
 @dataclass
@@ -117,7 +120,7 @@ class ScanResult:
     def summary(self) -> dict[str, object]:
         return {
             "kind": "summary",
-            "roots": self.roots,
+            "roots": [display_path(r) for r in self.roots],
             "banks": self.banks,
             "files_seen": self.files_seen,
             "hashed": self.hashed,

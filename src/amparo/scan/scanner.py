@@ -37,6 +37,7 @@ from amparo.scan.model import (
     ItemRecord,
     Problem,
 )
+from amparo.scan.paths import display_path
 from amparo.scan.result import ScanResult
 from amparo.scan.walk import walk_paths
 
@@ -110,19 +111,25 @@ def match_batch(
     results = iter(amparo.match_hashes(matchable, banks) if matchable else [])
     records = []
     for o in outcomes:
-        found = next(results).matches if o.hashes is not None else []
+        result = next(results) if o.hashes is not None else None
+        found = result.matches if result is not None else []
         if found and on_match is not None:
             on_match(o, found)
         matches = [m.to_json() for m in found]
+        status, code, message = o.status, o.code, o.message
+        if result is not None and result.pdq_skipped and status == "ok":
+            # Checked by its digests only: the report must say so (README: "reported as such").
+            status, code = "skipped", "low_quality"
+            message = f"{result.pdq_skipped}; not matched on PDQ, digests checked"
         records.append(
             ItemRecord(
                 path=o.path,
                 size=o.size,
                 mtime_ns=o.mtime_ns,
                 media_type=o.media_type,
-                status=o.status,
-                code=o.code,
-                message=o.message,
+                status=status,
+                code=code,
+                message=message,
                 matches=matches,
                 hashes=_report_signals(o.hashes) if matches and o.hashes is not None else {},
                 hashed=o.hashes is not None,
@@ -295,10 +302,10 @@ class _Run:
         media: bytes | Path | None = (
             Path(outcome.path) if outcome.on_disk else self.member_data.get(outcome.path)
         )
-        name = outcome.path.rsplit(MEMBER_SEPARATOR, 1)[-1]
-        source = Source(
-            kind="scan", path=outcome.path, scan_id=self.scan_id, file_name=Path(name).name
-        )
+        # The file is read by its exact path; cases, events and webhooks get it as text.
+        shown = display_path(outcome.path)
+        name = shown.rsplit(MEMBER_SEPARATOR, 1)[-1]
+        source = Source(kind="scan", path=shown, scan_id=self.scan_id, file_name=Path(name).name)
         self.amparo.actions.handle(media_find(outcome.hashes, matches, source), media=media)
 
     def report_progress(self, *, force: bool = False) -> None:
