@@ -38,7 +38,8 @@ class Fakes:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[tuple[Api, Fakes]]:
-    settings = replace(settings, webhook_poll_seconds=0.05)
+    # The webhook receiver is on loopback: allow-listed, as a deployment would.
+    settings = replace(settings, webhook_poll_seconds=0.05, url_allowlist="127.0.0.1")
     keys = make_keys(settings)
     with TestClient(create_app(settings)) as client:
         fakes = Fakes()

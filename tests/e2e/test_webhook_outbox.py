@@ -120,6 +120,7 @@ def test_outage_and_crash_lose_no_event_and_deliver_each_once(tmp_path: Path) ->
         "AMPARO_WEBHOOK_LEASE_SECONDS": "1.5",
         "AMPARO_WEBHOOK_POLL_SECONDS": "0.05",
         "AMPARO_WEBHOOK_MAX_ATTEMPTS": "1000",
+        "AMPARO_URL_ALLOWLIST": "127.0.0.1",  # the receiver is on loopback
     }
     settings = load_settings(env=env)
     port = free_port()
@@ -180,7 +181,9 @@ def test_outage_and_crash_lose_no_event_and_deliver_each_once(tmp_path: Path) ->
 
 def test_a_refused_event_stays_pending_with_the_reason(tmp_path: Path) -> None:
     """A receiver that refuses the signature (a wrong secret) keeps the event pending."""
-    settings = load_settings(env={}, overrides={"home": tmp_path / "home"})
+    settings = load_settings(
+        env={}, overrides={"home": tmp_path / "home", "url_allowlist": "127.0.0.1"}
+    )
     port = free_port()
     with Amparo(settings) as amparo:
         amparo.actions.outbox.add_endpoint("platform", f"http://127.0.0.1:{port}/", actor="t")
