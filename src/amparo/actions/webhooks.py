@@ -289,6 +289,7 @@ class Deliverer:
             self.outbox.mark_delivered(event, status)
             log.info("webhook %s delivered to %s (%s)", event.event_id, event.endpoint, status)
             return DeliveryResult(event.event_id, True, status, None)
+        error = error or f"HTTP {status}"
         retry_at: datetime | None = None
         if event.attempts < self.policy.max_attempts:
             wait = self.policy.backoff(event.attempts)
