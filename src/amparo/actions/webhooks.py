@@ -31,11 +31,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 
-from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id
+from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id, validate_url
 from amparo.config import Settings
 from amparo.errors import ConfigError
 from amparo.events import MatchedContent
-from amparo.fetch import FetchError, UrlPolicy, UrlRefusedError, pinned_request, run_with_deadline
+from amparo.fetch import (
+    FetchError,
+    UrlPolicy,
+    UrlRefusedError,
+    pinned_request,
+    run_with_deadline,
+    tls_context,
+)
 
 if TYPE_CHECKING:
     from amparo.app import Amparo
@@ -190,6 +197,7 @@ def check_endpoint_url(url: str, urls: UrlPolicy) -> None:
     every delivery, after the lookup, since DNS may change); one that resolves to a private,
     loopback or link-local address is refused, like such an address written out.
     """
+    validate_url(url)
     try:
         urls.check(url)
     except UrlRefusedError as exc:
@@ -245,6 +253,7 @@ class Deliverer:
             target = await self.urls.check_async(url)
             async with httpx.AsyncClient(
                 transport=self.transport,
+                verify=tls_context(),
                 follow_redirects=False,
                 trust_env=False,
                 timeout=self.policy.timeout_seconds,
