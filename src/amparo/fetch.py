@@ -19,9 +19,9 @@ cancelled and its connection closed, whatever the server is doing. Async callers
 ``url=`` routes) await it on the event loop and hold no worker thread while they wait; sync
 callers (the webhook deliverer, the CLI) run it in a short-lived event loop of their own.
 
-httpx logs every request's URL at INFO; :class:`RedactUrls` (installed on its loggers when this
-module is imported) drops credentials, query strings and fragments from those records, so
-tokens in fetched or webhook URLs never reach the logs.
+httpx logs every request's URL at INFO; importing this module installs
+:mod:`amparo.redaction` on its loggers, so tokens in fetched or webhook URLs never reach the
+logs.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import logging
-import re
 import socket
 import ssl
 import threading
@@ -47,6 +45,7 @@ import httpx
 from amparo.config import Settings
 from amparo.errors import InputError, MediaTooLargeError
 from amparo.keys import RateLimitedError
+from amparo.redaction import redact_http_client_logs
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -449,56 +448,6 @@ class FetchSlots:
                     self._by_key[key] = left
                 else:
                     del self._by_key[key]
-
-
-# -- log redaction ----------------------------------------------------------------------------
-
-_URL = re.compile(
-    r"\b(https?://)(?:[^/\s@\"'<>]*@)?([^\s?#\"'<>]*)(\?[^\s#\"'<>]*)?(#[^\s\"'<>]*)?"
-)
-
-
-def redact_url(text: str) -> str:
-    """``text`` with credentials, query strings and fragments of the URLs in it removed."""
-
-    def one(m: re.Match[str]) -> str:
-        return m.group(1) + m.group(2) + ("?[redacted]" if m.group(3) or m.group(4) else "")
-
-    return _URL.sub(one, text)
-
-
-class RedactUrls(logging.Filter):
-    """Rewrites a log record's message with :func:`redact_url` (tokens stay out of logs)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to the handler to report
-            return True
-        redacted = redact_url(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-# httpx logs "HTTP Request: GET <url> ..." at INFO on its own logger; httpcore logs connection
-# events on child loggers (filters are not inherited, so each is named).
-HTTP_CLIENT_LOGGERS = (
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-)
-
-
-def redact_http_client_logs() -> None:
-    """Install :class:`RedactUrls` on the HTTP client's loggers (once)."""
-    for name in HTTP_CLIENT_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactUrls) for f in logger.filters):
-            logger.addFilter(RedactUrls())
 
 
 redact_http_client_logs()

@@ -22,8 +22,8 @@ from amparo.fetch import (
     UrlRefusedError,
     is_public,
     parse_allowlist,
-    redact_url,
 )
+from amparo.redaction import redact_url
 from slow_server import Trickler
 
 BODY = b"\xff\xd8\xff" + b"x" * 5000
