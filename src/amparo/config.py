@@ -50,6 +50,8 @@ class Settings:
     fetch_timeout_seconds: int = 10
     fetch_max_bytes: int = 32 * 1024 * 1024
     fetch_max_redirects: int = 5
+    fetch_max_concurrent_per_key: int = 4
+    fetch_max_concurrent: int = 32
     video_sample_fps: float = 1.0
     video_bank_sample_fps: float = 10.0
     video_query_share: float = 0.8
@@ -127,12 +129,14 @@ SETTING_DOCS: dict[str, str] = {
     "index_refresh_seconds": "Most time before a process catches its indexes up with the database.",
     "index_max_age_seconds": "/readyz fails when the index was last refreshed longer ago.",
     "url_allowlist": (
-        "Hosts, addresses or networks (CIDR) that url= fetching may reach even though they "
-        "are private, loopback or link-local; comma-separated."
+        "Hosts, addresses or networks (CIDR) that url= fetching and webhook deliveries may "
+        "reach even though they are private, loopback or link-local; comma-separated."
     ),
     "fetch_timeout_seconds": "Total time allowed for fetching one url= (all redirects).",
     "fetch_max_bytes": "Largest body fetched from a url=.",
     "fetch_max_redirects": "Most redirects followed when fetching a url=.",
+    "fetch_max_concurrent_per_key": "URL fetches one API key may have in flight (more: 429).",
+    "fetch_max_concurrent": "URL fetches one API process may have in flight (more: 429).",
     "video_sample_fps": "Frames a second hashed from videos that are looked up (scan, API, hash).",
     "video_bank_sample_fps": "Frames a second hashed from videos added to a bank.",
     "video_query_share": "Share (0-1) of a query video's frames that must match a bank video.",
@@ -153,7 +157,7 @@ SETTING_DOCS: dict[str, str] = {
         "False-positive decisions after which a bank entry is disabled pending a curator's look."
     ),
     # -- actions (rules, webhooks, quarantine) --
-    "webhook_timeout_seconds": "Time allowed for one webhook POST (connect, send, answer).",
+    "webhook_timeout_seconds": "Total time allowed for one webhook POST (connect, send, answer).",
     "webhook_max_attempts": "Delivery attempts before a webhook event is marked dead.",
     "webhook_backoff_seconds": "Wait before the first webhook retry; doubles each attempt.",
     "webhook_backoff_max_seconds": "Longest wait between webhook retries.",
@@ -261,6 +265,9 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(f"{name} must be a positive number")
     if settings.video_bank_coverage_seconds < 0:
         raise ConfigError("video_bank_coverage_seconds must be 0 or more")
+    for name in ("fetch_timeout_seconds", "fetch_max_concurrent_per_key", "fetch_max_concurrent"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be a positive number")
     return settings
 
 

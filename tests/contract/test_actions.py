@@ -22,9 +22,13 @@ from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
+from amparo.fetch import UrlPolicy
 from amparo.matching import Match
 
 SHA = "cd" * 32
+# The receivers below are mock transports; their (invented) host names resolve to a public
+# address, as a real receiver's would, so the delivery's address check passes.
+PUBLIC_DNS = UrlPolicy(resolver=lambda _host, _port: ["93.184.216.34"])
 
 
 @dataclass
@@ -305,7 +309,7 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
         return httpx.Response(answers.pop(0))
 
     policy = DeliveryPolicy(max_attempts=3, backoff_seconds=0.05, backoff_max_seconds=0.1)
-    deliverer = Deliverer(outbox, policy, transport=httpx.MockTransport(receiver))
+    deliverer = Deliverer(outbox, policy, urls=PUBLIC_DNS, transport=httpx.MockTransport(receiver))
     assert [r.status for r in deliverer.run_once()] == [503]
     event = outbox.get_event(event_id)
     assert (event.state, event.attempts, event.last_status) == ("pending", 1, 503)
@@ -328,6 +332,7 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
     failing = Deliverer(
         outbox,
         DeliveryPolicy(max_attempts=2, backoff_seconds=0.01, backoff_max_seconds=0.01),
+        urls=PUBLIC_DNS,
         transport=httpx.MockTransport(lambda _r: httpx.Response(500)),
     )
     failing.run_once()

@@ -38,7 +38,8 @@ class Fakes:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[tuple[Api, Fakes]]:
-    settings = replace(settings, webhook_poll_seconds=0.05)
+    # The webhook receiver is on loopback: allow-listed, as a deployment would.
+    settings = replace(settings, webhook_poll_seconds=0.05, url_allowlist="127.0.0.1")
     keys = make_keys(settings)
     with TestClient(create_app(settings)) as client:
         fakes = Fakes()
@@ -210,3 +211,41 @@ def test_signal_lookups_act_when_the_content_is_named(api: tuple[Api, Fakes]) ->
     content, _ = fakes.cases[0]
     assert content.sha256 == sha and content.md5 == md5 and len(content.matches) == 2
     assert content.source.upload_id == "u9" and fakes.preserved == []
+
+
+def test_webhook_urls_follow_the_fetch_address_policy(sqlite_settings: Settings) -> None:
+    """Internal addresses are refused when an endpoint is added or changed, and at delivery
+    (DNS may change after): /test then says "refused by policy" without connecting."""
+    keys = make_keys(sqlite_settings)
+    dns = {"hooks.test": ["93.184.216.34"]}
+    with TestClient(create_app(sqlite_settings)) as c:
+        c.app.state.service.fetcher.resolver = lambda host, _port: dns[host]  # type: ignore[attr-defined]
+        cur = {"Authorization": f"Bearer {keys['curator']}"}
+        for url in (
+            "http://169.254.169.254/latest/meta-data",
+            "http://127.0.0.1:8080/",
+            "http://[::1]/",
+            "http://10.0.0.5/",
+            "http://[2002:a9fe:a9fe::1]/",  # 6to4 of the metadata address
+        ):
+            r = c.post("/v1/webhooks", json={"name": "p", "url": url}, headers=cur)
+            assert r.status_code == 400, (url, r.text)
+            error = r.json()["error"]
+            assert error["code"] == "url_refused" and "webhook URL refused" in error["message"]
+            assert "url_allowlist" in error["hint"]
+        port = free_port()
+        r = c.post(
+            "/v1/webhooks", json={"name": "p", "url": f"http://hooks.test:{port}/"}, headers=cur
+        )
+        assert r.status_code == 201, r.text
+        r = c.patch("/v1/webhooks/p", json={"url": "http://169.254.169.254/"}, headers=cur)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "url_refused"
+
+        dns["hooks.test"] = ["127.0.0.1"]  # the name now points inside
+        with Receiver(port, "whatever") as receiver:
+            r = c.post("/v1/webhooks/p/test", headers=cur)
+            assert r.status_code == 200, r.text
+            result = r.json()
+            assert result["delivered"] is False and result["status"] is None
+            assert result["error"].startswith("refused by policy")
+            assert receiver.received == []  # no connection: /test is no probe

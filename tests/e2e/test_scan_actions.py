@@ -132,7 +132,13 @@ def test_rules_commands(home: Path, tmp_path: Path) -> None:
 def test_webhooks_commands_and_quarantine_move_from_a_scan(
     home: Path, folder: Path, tmp_path: Path
 ) -> None:
-    r = cli(home, "webhooks", "add", "platform", "http://127.0.0.1:9/hook")
+    # Webhook URLs follow the fetch address policy: internal addresses need the allowlist.
+    for internal in ("http://169.254.169.254/latest", "http://127.0.0.1:9/hook", "http://[::1]/"):
+        r = cli(home, "webhooks", "add", "platform", internal)
+        assert r.exit_code == 2 and "webhook URL refused" in r.output, r.output
+        assert "url_allowlist" in r.output
+    loopback = {"AMPARO_URL_ALLOWLIST": "127.0.0.1"}
+    r = cli(home, "webhooks", "add", "platform", "http://127.0.0.1:9/hook", env=loopback)
     assert r.exit_code == 0, r.output
     secret = r.stdout.strip()
     assert secret.startswith("whsec_")
@@ -168,8 +174,11 @@ def test_webhooks_commands_and_quarantine_move_from_a_scan(
     # The endpoint is disabled: nothing is sent, nothing is lost.
     r = cli(home, "webhooks", "deliver", "--once")
     assert r.exit_code == 0 and r.stdout == ""
-    r = cli(home, "webhooks", "test", "platform")
+    r = cli(home, "webhooks", "test", "platform", env=loopback)
     assert r.exit_code == 2 and "did not accept" in r.output
+    # Without the allowlist the test event is refused by policy, before any connection.
+    r = cli(home, "webhooks", "test", "platform")
+    assert r.exit_code == 2 and "refused by policy" in r.output, r.output
     assert cli(home, "webhooks", "retry", events[0]["event_id"]).exit_code == 0
     r = cli(home, "webhooks", "remove", "platform")
     assert r.exit_code == 0 and "2 undelivered events marked dead" in r.output

@@ -23,7 +23,9 @@ from amparo.actions import Deliverer, Rule, verify_signature
 from amparo.app import Amparo
 from amparo.config import load_settings
 from amparo.events import MatchedContent, Source
+from amparo.fetch import UrlPolicy
 from amparo.matching import Match
+from slow_server import Trickler
 
 
 class Receiver:
@@ -120,6 +122,7 @@ def test_outage_and_crash_lose_no_event_and_deliver_each_once(tmp_path: Path) ->
         "AMPARO_WEBHOOK_LEASE_SECONDS": "1.5",
         "AMPARO_WEBHOOK_POLL_SECONDS": "0.05",
         "AMPARO_WEBHOOK_MAX_ATTEMPTS": "1000",
+        "AMPARO_URL_ALLOWLIST": "127.0.0.1",  # the receiver is on loopback
     }
     settings = load_settings(env=env)
     port = free_port()
@@ -180,7 +183,9 @@ def test_outage_and_crash_lose_no_event_and_deliver_each_once(tmp_path: Path) ->
 
 def test_a_refused_event_stays_pending_with_the_reason(tmp_path: Path) -> None:
     """A receiver that refuses the signature (a wrong secret) keeps the event pending."""
-    settings = load_settings(env={}, overrides={"home": tmp_path / "home"})
+    settings = load_settings(
+        env={}, overrides={"home": tmp_path / "home", "url_allowlist": "127.0.0.1"}
+    )
     port = free_port()
     with Amparo(settings) as amparo:
         amparo.actions.outbox.add_endpoint("platform", f"http://127.0.0.1:{port}/", actor="t")
@@ -194,3 +199,50 @@ def test_a_refused_event_stays_pending_with_the_reason(tmp_path: Path) -> None:
         assert not result.delivered
         event = amparo.actions.outbox.events()[0]
         assert (event.state, event.last_status) == ("pending", 401)
+
+
+def test_delivery_to_a_trickling_receiver_ends_at_its_deadline(tmp_path: Path) -> None:
+    """A receiver that sends its answer's headers a byte at a time never trips a per-read
+    timeout; the attempt still ends at webhook_timeout_seconds, and is retried later."""
+    settings = load_settings(
+        env={},
+        overrides={
+            "home": tmp_path / "home",
+            "url_allowlist": "127.0.0.1",
+            "webhook_timeout_seconds": 1.0,
+        },
+    )
+    with Trickler(interval=0.2, max_seconds=10) as slow, Amparo(settings) as amparo:
+        amparo.actions.outbox.add_endpoint("platform", slow.url + "/hook", actor="t")
+        enqueue_events(amparo, 1)
+        deliverer = Deliverer.for_app(amparo)
+        start = time.monotonic()
+        result = deliverer.run_once()[0]
+        delivery_took = time.monotonic() - start
+        start = time.monotonic()
+        test = deliverer.send_test("platform")
+        test_took = time.monotonic() - start
+        event = amparo.actions.outbox.events()[0]
+    assert not result.delivered and result.error and "longer than 1 s" in result.error
+    assert delivery_took < 2.5
+    assert not test.delivered and test.error and "longer than 1 s" in test.error
+    assert test_took < 2.5
+    assert event.state == "pending" and "longer than 1 s" in (event.last_error or "")
+
+
+def test_delivery_checks_the_address_after_every_lookup(tmp_path: Path) -> None:
+    """An endpoint's name that now resolves to an internal address is refused at delivery,
+    without connecting, and the event stays pending with the reason."""
+    settings = load_settings(env={}, overrides={"home": tmp_path / "home"})
+    port = free_port()
+    with Amparo(settings) as amparo, Receiver(port, "whatever") as receiver:
+        amparo.actions.outbox.add_endpoint("platform", f"http://hooks.test:{port}/", actor="t")
+        enqueue_events(amparo, 1)
+        urls = UrlPolicy(resolver=lambda _host, _port: ["127.0.0.1"])
+        deliverer = Deliverer.for_app(amparo, urls=urls)
+        result = deliverer.run_once()[0]
+        event = amparo.actions.outbox.events()[0]
+    assert not result.delivered and result.status is None
+    assert (result.error or "").startswith("refused by policy")
+    assert event.state == "pending" and (event.last_error or "").startswith("refused by policy")
+    assert receiver.received == []

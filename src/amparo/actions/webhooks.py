@@ -27,14 +27,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 
-from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id
+from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id, validate_url
 from amparo.config import Settings
 from amparo.errors import ConfigError
 from amparo.events import MatchedContent
+from amparo.fetch import (
+    FetchError,
+    UrlPolicy,
+    UrlRefusedError,
+    pinned_request,
+    run_with_deadline,
+    tls_context,
+)
 
 if TYPE_CHECKING:
     from amparo.app import Amparo
@@ -170,11 +178,9 @@ class DeliveryResult:
     error: str | None
 
 
-def post_event(
-    client: httpx.Client, url: str, secret: str, event_id: str, body: bytes
-) -> httpx.Response:
-    """POST one signed event."""
-    headers = {
+def event_headers(secret: str, event_id: str, body: bytes) -> dict[str, str]:
+    """The headers of one signed attempt."""
+    return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         EVENT_ID_HEADER: event_id,
@@ -182,31 +188,100 @@ def post_event(
         TIMESTAMP_HEADER: str(int(time.time())),
         SIGNATURE_HEADER: sign(secret, body),
     }
-    return client.post(url, content=body, headers=headers)
+
+
+def check_endpoint_url(url: str, urls: UrlPolicy) -> None:
+    """Refuse, when an endpoint is added or changed, a URL the address policy will refuse.
+
+    A host name that does not resolve yet is accepted (its addresses are checked again at
+    every delivery, after the lookup, since DNS may change); one that resolves to a private,
+    loopback or link-local address is refused, like such an address written out.
+    """
+    validate_url(url)
+    try:
+        urls.check(url)
+    except UrlRefusedError as exc:
+        raise UrlRefusedError(
+            f"webhook URL refused: {exc.message}",
+            hint="webhooks reach only public addresses; an admin can allow a receiver on the "
+            "private network with the url_allowlist setting",
+        ) from None
+    except FetchError:
+        pass  # not resolvable now: checked at delivery
 
 
 class Deliverer:
-    """Sends due outbox events; run :meth:`run_once` in a loop, or :meth:`run_forever`."""
+    """Sends due outbox events; run :meth:`run_once` in a loop, or :meth:`run_forever`.
+
+    Every POST goes to an address checked by ``urls`` (the same policy as ``url=`` fetches:
+    looked up, checked, connected to by that address) and ends within
+    ``policy.timeout_seconds`` in total, however slowly the receiver answers.
+    """
 
     def __init__(
         self,
         outbox: Outbox,
         policy: DeliveryPolicy,
         *,
-        transport: httpx.BaseTransport | None = None,
+        urls: UrlPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.outbox = outbox
         self.policy = policy
-        self.client = httpx.Client(
-            timeout=policy.timeout_seconds, follow_redirects=False, transport=transport
-        )
+        self.urls = urls or UrlPolicy()
+        self.transport = transport
 
     @classmethod
-    def for_app(cls, amparo: Amparo) -> Deliverer:
-        return cls(amparo.actions.outbox, DeliveryPolicy.from_settings(amparo.settings))
+    def for_app(cls, amparo: Amparo, *, urls: UrlPolicy | None = None) -> Deliverer:
+        return cls(
+            amparo.actions.outbox,
+            DeliveryPolicy.from_settings(amparo.settings),
+            urls=urls or UrlPolicy.from_settings(amparo.settings),
+        )
 
     def close(self) -> None:
-        self.client.close()
+        """Nothing is held between deliveries (each opens and closes its connection)."""
+
+    def post(self, url: str, secret: str, event_id: str, body: bytes) -> httpx.Response:
+        """POST one signed event (the response's body is not read).
+
+        Raises :class:`UrlRefusedError` when the address policy refuses the URL (nothing is
+        sent), :class:`FetchError` past the deadline, ``httpx.HTTPError`` when sending fails.
+        """
+
+        async def send() -> httpx.Response:
+            target = await self.urls.check_async(url)
+            async with httpx.AsyncClient(
+                transport=self.transport,
+                verify=tls_context(),
+                follow_redirects=False,
+                trust_env=False,
+                timeout=self.policy.timeout_seconds,
+            ) as client:
+                request = pinned_request(
+                    client, "POST", url, target, event_headers(secret, event_id, body), body
+                )
+                response = await client.send(request, stream=True)
+                await response.aclose()
+                return response
+
+        return run_with_deadline(self.policy.timeout_seconds, "delivering the event", send)
+
+    def _attempt(self, url: str, secret: str, event_id: str, body: bytes) -> _Attempt:
+        try:
+            response = self.post(url, secret, event_id, body)
+        except UrlRefusedError as exc:
+            return _Attempt(None, f"refused by policy: {exc.message}", None)
+        except FetchError as exc:
+            return _Attempt(None, exc.message, None)
+        except httpx.HTTPError as exc:
+            return _Attempt(
+                None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, None
+            )
+        status = response.status_code
+        if 200 <= status < 300:
+            return _Attempt(status, None, None)
+        return _Attempt(status, f"HTTP {status}", _retry_after(response.headers.get("retry-after")))
 
     def run_once(self) -> list[DeliveryResult]:
         """Claim the due events (up to one batch) and try each once."""
@@ -216,19 +291,14 @@ class Deliverer:
         return [self.deliver(event) for event in claimed]
 
     def deliver(self, event: ClaimedEvent) -> DeliveryResult:
-        status: int | None = None
-        retry_after: float | None = None
-        try:
-            response = post_event(self.client, event.url, event.secret, event.event_id, event.body)
-            status = response.status_code
-            if 200 <= status < 300:
-                self.outbox.mark_delivered(event, status)
-                log.info("webhook %s delivered to %s (%s)", event.event_id, event.endpoint, status)
-                return DeliveryResult(event.event_id, True, status, None)
-            error = f"HTTP {status}"
-            retry_after = _retry_after(response.headers.get("retry-after"))
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        status, error, retry_after = self._attempt(
+            event.url, event.secret, event.event_id, event.body
+        )
+        if error is None and status is not None:
+            self.outbox.mark_delivered(event, status)
+            log.info("webhook %s delivered to %s (%s)", event.event_id, event.endpoint, status)
+            return DeliveryResult(event.event_id, True, status, None)
+        error = error or f"HTTP {status}"
         retry_at: datetime | None = None
         if event.attempts < self.policy.max_attempts:
             wait = self.policy.backoff(event.attempts)
@@ -270,13 +340,15 @@ class Deliverer:
         url, secret = self.outbox.endpoint_secret(endpoint)
         payload = ping_payload()
         body = encode(payload).encode()
-        try:
-            response = post_event(self.client, url, secret, payload["event_id"], body)
-        except httpx.HTTPError as exc:
-            return DeliveryResult(payload["event_id"], False, None, f"{type(exc).__name__}: {exc}")
-        ok = 200 <= response.status_code < 300
-        error = None if ok else f"HTTP {response.status_code}"
-        return DeliveryResult(payload["event_id"], ok, response.status_code, error)
+        # A refused URL is reported without connecting: /test is no probe of internal hosts.
+        status, error, _ = self._attempt(url, secret, payload["event_id"], body)
+        return DeliveryResult(payload["event_id"], error is None, status, error)
+
+
+class _Attempt(NamedTuple):
+    status: int | None
+    error: str | None
+    retry_after: float | None
 
 
 async def deliver_in_background(amparo: Amparo) -> None:

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from amparo.api.service import Service
 from amparo.errors import InputError, MediaTooLargeError, UnsupportedMediaError
 from amparo.hashing import MediaHashes, hash_video_media, video_limits
+from amparo.keys import ApiKey
 from amparo.media.decode import decode_image
 from amparo.media.sniff import HEAD_BYTES, IMAGE_TYPES, sniff
 
@@ -84,8 +85,12 @@ def upload_from_form(form: FormData) -> StarletteUpload:
     return upload
 
 
-def fetch_media(url: str, service: Service) -> bytes:
-    return service.fetcher.fetch(url).content
+async def fetch_media(url: str, service: Service, key: ApiKey) -> bytes:
+    """The media at ``url``, fetched on the event loop (no worker thread is held while a slow
+    server answers) within ``fetch_timeout_seconds`` in total, and at most
+    ``fetch_max_concurrent_per_key`` at once per key (429 beyond)."""
+    with service.fetch_slots.hold(str(key.id)):
+        return (await service.fetcher.fetch_async(url)).content
 
 
 def media_kind(data: bytes) -> str:

@@ -12,7 +12,7 @@ from fastapi import Request
 from amparo.api.metrics import Metrics
 from amparo.app import Amparo
 from amparo.config import Settings
-from amparo.fetch import Fetcher, FetchLimits
+from amparo.fetch import Fetcher, FetchLimits, FetchSlots
 from amparo.keys import KeyService, RateLimiter, parse_rate_limits
 from amparo.matching import Match
 
@@ -36,6 +36,7 @@ class Service:
     limiter: RateLimiter
     fetcher: Fetcher
     metrics: Metrics
+    fetch_slots: FetchSlots
     index: IndexState = field(default_factory=IndexState)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,6 +50,7 @@ class Service:
             limiter=RateLimiter(parse_rate_limits(settings.api_rate_limits)),
             fetcher=Fetcher(FetchLimits.from_settings(settings)),
             metrics=Metrics(),
+            fetch_slots=FetchSlots.from_settings(settings),
         )
 
     def refresh_index(self) -> None:

@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from amparo.actions import Deliverer, DeliveryResult, NewEndpoint
+from amparo.actions.webhooks import check_endpoint_url
 from amparo.cli.context import emit_json, err_console, fail, handle_errors, open_app
+from amparo.fetch import UrlPolicy
 
 app = typer.Typer(
     help="Webhook endpoints and the delivery outbox.\n\nExample: amparo webhooks add platform "
@@ -38,6 +40,7 @@ def add(
     """Add an endpoint and print its signing secret (shown this once: store it with the
     receiver). Example: amparo webhooks add platform https://platform.example/amparo"""
     with open_app(ctx) as amparo:
+        check_endpoint_url(url, UrlPolicy.from_settings(amparo.settings))
         new = amparo.actions.outbox.add_endpoint(name, url, enabled=not disabled, actor="cli")
     err_console.print(
         f"added webhook endpoint {name}; its signing secret (shown once) is on stdout",
@@ -109,7 +112,8 @@ def remove(ctx: typer.Context, name: NameArg) -> None:
 @app.command("test")
 @handle_errors
 def test(ctx: typer.Context, name: NameArg) -> None:
-    """Send a signed ``type: test`` event to an endpoint now. Exit 0 when it answered 2xx."""
+    """Send a signed ``type: test`` event to an endpoint now. Exit 0 when it answered 2xx.
+    A URL the address policy refuses is reported as refused, without connecting."""
     with open_app(ctx) as amparo:
         deliverer = Deliverer.for_app(amparo)
         try:

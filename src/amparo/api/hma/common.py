@@ -9,6 +9,7 @@ from amparo.api.media import fetch_media, hash_media_bytes, hash_upload, upload_
 from amparo.api.service import Service
 from amparo.errors import InputError
 from amparo.hashing import MediaHashes
+from amparo.keys import ApiKey
 
 # HMA names the perceptual photo hash "pdq", the video hash "vpdq" and the file digest of
 # video "video_md5"; Amparo computes md5 (and sha1, sha256) for every file. Amparo's vpdq value
@@ -69,11 +70,13 @@ def signal_name(name: str) -> str:
     return "md5" if name == "video_md5" else name
 
 
-def hash_url(
-    url: str, service: Service, *, types: str | None, content_type: str | None
+async def hash_url(
+    url: str, service: Service, key: ApiKey, *, types: str | None, content_type: str | None
 ) -> dict[str, str]:
+    """Fetch (on the event loop, under the fetch deadline) and hash (in a worker thread)."""
     wanted = signal_types(types, content_type)
-    return hashes_of(fetch_media(url, service), service, wanted)
+    data = await fetch_media(url, service, key)
+    return await run_in_threadpool(hashes_of, data, service, wanted)
 
 
 async def hash_form(request: Request, service: Service, *, types: str | None) -> dict[str, str]:

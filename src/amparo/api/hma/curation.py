@@ -205,9 +205,7 @@ async def bank_add_content(
     await run_in_threadpool(service.amparo.get_bank, bank_name)
     metadata = await _metadata(request)
     if url:
-        hashes = await run_in_threadpool(
-            hash_url, url, service, types=types, content_type=content_type
-        )
+        hashes = await hash_url(url, service, key, types=types, content_type=content_type)
     elif request.headers.get("content-type", "").startswith("multipart/form-data"):
         hashes = await hash_form(request, service, types=types)
     else:

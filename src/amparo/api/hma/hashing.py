@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
 from amparo.api.auth import HASH, requires
 from amparo.api.hma.common import UPLOAD_BODY, hash_form, hash_url
@@ -25,9 +24,9 @@ async def hash_get(
     content_type: Annotated[str | None, Query(max_length=20)] = None,
     types: TypesParam = None,
     service: Service = Depends(get_service),
-    _key: ApiKey = Depends(requires(*HASH)),
+    key: ApiKey = Depends(requires(*HASH)),
 ) -> dict[str, str]:
-    return await run_in_threadpool(hash_url, url, service, types=types, content_type=content_type)
+    return await hash_url(url, service, key, types=types, content_type=content_type)
 
 
 @router.post(

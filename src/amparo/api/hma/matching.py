@@ -149,13 +149,11 @@ async def lookup_get(
     seed: Annotated[str | None, Query(max_length=200)] = None,
     bypass_coinflip: bool = False,
     service: Service = Depends(get_service),
-    _key: ApiKey = Depends(requires(*MATCH)),
+    key: ApiKey = Depends(requires(*MATCH)),
 ) -> dict[str, Any]:
     # seed and bypass_coinflip are accepted for compatibility: Amparo banks are on or off.
     if url:
-        hashes = await run_in_threadpool(
-            hash_url, url, service, types=types, content_type=content_type
-        )
+        hashes = await hash_url(url, service, key, types=types, content_type=content_type)
         result = await run_in_threadpool(_lookup_all, service, hashes, banks)
         if signal_type is not None:
             return dict(result.get(signal_name(signal_type), {}))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from amparo.actions import Actioner, Deliverer, NewEndpoint, Rule
 from amparo.actions.rules import MAX_LIST, MAX_PRIORITY
+from amparo.actions.webhooks import check_endpoint_url
 from amparo.api.auth import CURATE, READ_BANKS, requires
 from amparo.api.schemas import Strict
 from amparo.api.service import Service, get_service
@@ -218,6 +219,7 @@ def add_endpoint(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> EndpointOut:
+    check_endpoint_url(body.url, service.fetcher.policy)
     new = _actions(service).outbox.add_endpoint(
         body.name, body.url, enabled=body.enabled, actor=key.actor
     )
@@ -265,6 +267,8 @@ def update_endpoint(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> EndpointOut:
+    if body.url is not None:
+        check_endpoint_url(body.url, service.fetcher.policy)
     changed = _actions(service).outbox.update_endpoint(
         name, url=body.url, enabled=body.enabled, rotate_secret=body.rotate_secret, actor=key.actor
     )
@@ -285,7 +289,8 @@ def remove_endpoint(
 def test_endpoint(
     name: Name, service: Service = Depends(get_service), _key: ApiKey = Depends(requires(*CURATE))
 ) -> DeliveryOut:
-    deliverer = Deliverer.for_app(service.amparo)
+    # The service's address policy: a URL it refuses is reported as refused, never connected to.
+    deliverer = Deliverer.for_app(service.amparo, urls=service.fetcher.policy)
     try:
         result = deliverer.send_test(name)
     finally:

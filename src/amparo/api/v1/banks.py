@@ -243,7 +243,7 @@ def add_media_to_bank(
 
 
 @router.post("/{name}/media", response_model=MediaAddOut, summary="Add media (hashed) to a bank")
-def add_media(
+async def add_media(
     name: BankName,
     file: FileParam = None,
     url: UrlParam = None,
@@ -254,8 +254,9 @@ def add_media(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> MediaAddOut:
-    data = media_bytes(file, url, service)
-    return add_media_to_bank(
+    data = await media_bytes(file, url, service, key)
+    return await run_in_threadpool(
+        add_media_to_bank,
         service,
         name,
         data,

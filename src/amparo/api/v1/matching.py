@@ -6,6 +6,7 @@ from datetime import UTC
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 
 from amparo.actions import TakenAction
 from amparo.actions.finds import media_find, signal_finds
@@ -54,35 +55,48 @@ def _exactly_one(file: UploadFile | None, url: str | None) -> None:
         )
 
 
-def media_bytes(file: UploadFile | None, url: str | None, service: Service) -> bytes:
+async def media_bytes(
+    file: UploadFile | None, url: str | None, service: Service, key: ApiKey
+) -> bytes:
+    """The bytes of an upload, or of the media at a URL (fetched on the event loop)."""
     _exactly_one(file, url)
     if file is not None:
-        return read_upload(file, service)
+        return await run_in_threadpool(read_upload, file, service)
     assert url is not None
-    return fetch_media(url, service)
+    return await fetch_media(url, service, key)
+
+
+async def fetched_media(
+    file: UploadFile | None, url: str | None, service: Service, key: ApiKey
+) -> bytes | None:
+    """Check that exactly one of an upload and a URL was given; the URL's media, fetched on
+    the event loop (no worker thread waits on a slow server), or None for an upload."""
+    _exactly_one(file, url)
+    return None if url is None else await fetch_media(url, service, key)
 
 
 def media_hashes(
-    file: UploadFile | None, url: str | None, service: Service, *, dihedral: bool = False
+    file: UploadFile | None, fetched: bytes | None, service: Service, *, dihedral: bool = False
 ) -> MediaHashes:
-    """Hash an upload (a video straight from its spooled file) or the media at a URL."""
-    _exactly_one(file, url)
+    """Hash an upload (a video straight from its spooled file) or fetched media."""
     if file is not None:
         return hash_upload(file, service, dihedral=dihedral)
-    assert url is not None
-    return hash_media_bytes(fetch_media(url, service), service, dihedral=dihedral)
+    assert fetched is not None
+    return hash_media_bytes(fetched, service, dihedral=dihedral)
 
 
 @router.post("/hash", response_model=HashesOut, summary="Hash an upload or a URL")
-def hash_media(
+async def hash_media(
     file: FileParam = None,
     url: UrlParam = None,
     dihedral: bool = False,
     service: Service = Depends(get_service),
-    _key: ApiKey = Depends(requires(*HASH)),
+    key: ApiKey = Depends(requires(*HASH)),
 ) -> HashesOut:
     service.metrics.lookups.labels("hash").inc()
-    return HashesOut.of(media_hashes(file, url, service, dihedral=dihedral))
+    fetched = await fetched_media(file, url, service, key)
+    hashes = await run_in_threadpool(media_hashes, file, fetched, service, dihedral=dihedral)
+    return HashesOut.of(hashes)
 
 
 class SourceParams:
@@ -117,7 +131,7 @@ def _taken(actions: list[TakenAction]) -> list[ActionTakenOut]:
 
 
 @router.post("/match", response_model=MediaMatchOut, summary="Match an upload or a URL")
-def match_media(
+async def match_media(
     file: FileParam = None,
     url: UrlParam = None,
     banks: BanksParam = None,
@@ -127,15 +141,23 @@ def match_media(
 ) -> MediaMatchOut:
     """Match media; when it matches, the action rules run on it (``actions`` says what they
     did; the upload's bytes reach the evidence store only if a rule preserves them)."""
+    fetched = await fetched_media(file, url, service, key)
+    return await run_in_threadpool(_match_media, file, fetched, url, banks, where, service, key)
+
+
+def _match_media(
+    file: UploadFile | None,
+    fetched: bytes | None,
+    url: str | None,
+    banks: list[str] | None,
+    where: SourceParams,
+    service: Service,
+    key: ApiKey,
+) -> MediaMatchOut:
     service.metrics.lookups.labels("media").inc()
     amparo = service.amparo
     dihedral = amparo.wants_dihedral(banks or None)
-    fetched: bytes | None = None
-    if url is not None and file is None:
-        fetched = fetch_media(url, service)
-        hashes = hash_media_bytes(fetched, service, dihedral=dihedral)
-    else:
-        hashes = media_hashes(file, url, service, dihedral=dihedral)
+    hashes = media_hashes(file, fetched, service, dihedral=dihedral)
     result = amparo.match_hashes([hashes], banks or None)[0]
     service.count_matches(result.matches)
     taken: list[TakenAction] = []
