@@ -44,6 +44,12 @@ class Settings:
     api_public_docs: bool = False
     api_rate_limits: str = "matcher=50:100,hasher=20:40,default=20:40"
     api_key_cache_seconds: int = 2
+    probe_window: int = 64
+    probe_near_bits: int = 8
+    probe_max_near: int = 20
+    probe_period_seconds: float = 3600.0
+    probe_cooldown_seconds: float = 900.0
+    probe_throttle: bool = True
     index_refresh_seconds: float = 0.5
     index_max_age_seconds: int = 30
     url_allowlist: str = ""
@@ -126,6 +132,18 @@ SETTING_DOCS: dict[str, str] = {
         "limited only when named here."
     ),
     "api_key_cache_seconds": "How long a checked API key is trusted before it is re-read.",
+    "probe_window": "Matched PDQ queries remembered per matcher key for probe detection.",
+    "probe_near_bits": (
+        "A matched PDQ query this many bits or fewer from a remembered one (but not equal to "
+        "it) counts as a probe step."
+    ),
+    "probe_max_near": (
+        "Probe steps within probe_period_seconds after which a key is suspected of "
+        "reconstructing a bank's hashes (alerted, and throttled if probe_throttle)."
+    ),
+    "probe_period_seconds": "Window over which probe steps are counted.",
+    "probe_cooldown_seconds": "How long a key suspected of probing has its lookups refused.",
+    "probe_throttle": "Refuse lookups of a key suspected of probing (off: only alert).",
     "index_refresh_seconds": "Most time before a process catches its indexes up with the database.",
     "index_max_age_seconds": "/readyz fails when the index was last refreshed longer ago.",
     "url_allowlist": (
@@ -265,9 +283,24 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(f"{name} must be a positive number")
     if settings.video_bank_coverage_seconds < 0:
         raise ConfigError("video_bank_coverage_seconds must be 0 or more")
-    for name in ("fetch_timeout_seconds", "fetch_max_concurrent_per_key", "fetch_max_concurrent"):
+    for name in (
+        "fetch_timeout_seconds",
+        "fetch_max_concurrent_per_key",
+        "fetch_max_concurrent",
+        "probe_window",
+        "probe_max_near",
+        "probe_period_seconds",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be a positive number")
+    if (
+        not 0 <= settings.probe_near_bits <= MAX_PDQ_THRESHOLD
+        or settings.probe_cooldown_seconds < 0
+    ):
+        raise ConfigError(
+            "probe_near_bits must be 0-63 and probe_cooldown_seconds 0 or more",
+            hint="the defaults are 8 bits and 900 seconds",
+        )
     return settings
 
 

@@ -26,10 +26,11 @@ _LOOKUP_CHARS = 12
 SCOPES: dict[str, str] = {
     "admin": "everything, including every other scope",
     "curator": "manage banks and their entries; read, import and export hash lists",
-    "matcher": "match media and hashes; learns bank, entry id, distance and category only",
+    "matcher": "match media and hashes; learns bank, entry id, category and a distance band only",
     "hasher": "hash media and compare hashes; no access to banks",
     "reviewer": "review matches (later issues); hash and compare",
     "auditor": "read the audit log, bank metadata and index status; no hash lists",
+    "distance": "see exact match distances in lookup answers (matchers otherwise get a band)",
 }
 
 

@@ -56,7 +56,10 @@ def test_transformed_copy_matches_and_disabling_hides_it(api: Api) -> None:
         ("known", ids["pdq"], "pdq")
     ]
     m = matches[0]
-    assert isinstance(m["distance"], int) and 0 < m["distance"] <= 31
+    # A matcher learns a band, never the distance (docs/security.md: the distance oracle).
+    assert m["distance"] is None and m["band"] in {"close", "near"}
+    exact = _match(api, transformed(), who="curator")[0]
+    assert isinstance(exact["distance"], int) and 0 < exact["distance"] <= 31
     assert m["category"] == "A1"
     assert "signal" not in m and "pdq" not in json.dumps(m).replace('"pdq"', "")
 
@@ -87,8 +90,8 @@ def test_transformed_copy_matches_and_disabling_hides_it(api: Api) -> None:
 
 def test_exact_copy_matches_md5_and_pdq_and_bank_filter(api: Api) -> None:
     ids = _bank_with_photo(api)
-    found = {(m["signal_type"], m["distance"]) for m in _match(api, photo())}
-    assert found == {("pdq", 0), ("md5", 0)}
+    found = {(m["signal_type"], m["band"], m["distance"]) for m in _match(api, photo())}
+    assert found == {("pdq", "exact", None), ("md5", "exact", None)}
     r = api.client.get(
         "/v1/lookup",
         params={"signal_type": "md5", "signal": MD5, "bank": "known"},
@@ -138,7 +141,8 @@ def test_signal_batches_and_entries_with_metadata(api: Api) -> None:
     )
     results = r.json()["results"]
     assert [len(x["matches"]) for x in results] == [1, 1, 0]
-    assert results[0]["matches"][0]["distance"] == 1
+    assert results[0]["matches"][0]["distance"] is None
+    assert results[0]["matches"][0]["band"] == "close"
     assert results[0]["matches"][0]["category"] == "B"
     r = c.post(
         "/v1/compare",

@@ -47,6 +47,8 @@ def authenticate(request: Request, service: Service, scopes: tuple[str, ...]) ->
         )
     try:
         service.limiter.check(key)
+        if "matcher" in scopes:
+            service.probes.check(key.id)
     except RateLimitedError:
         service.metrics.rate_limited.inc()
         raise

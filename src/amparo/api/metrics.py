@@ -49,6 +49,11 @@ class Metrics:
             "Requests refused by a key's rate limit.",
             registry=self.registry,
         )
+        self.probe_alerts = Counter(
+            "amparo_probe_alerts_total",
+            "Episodes of a key sending near-identical matched queries (hash reconstruction).",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

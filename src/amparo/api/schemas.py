@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from amparo.banks.model import BankInfo
 from amparo.hashing import MediaHashes
 from amparo.matching import Match
+from amparo.probes import distance_band
 
 SignalTypeName = Literal["pdq", "md5", "sha1", "sha256"]
 BankKind = Annotated[
@@ -79,7 +80,14 @@ class MatchOut(BaseModel):
     bank: str
     entry_id: int
     signal_type: str
-    distance: int
+    distance: int | None = Field(
+        description="Hamming distance; only for curator, admin and `distance`-scope keys "
+        "(null for the rest: see band)."
+    )
+    band: str = Field(
+        description="How close: exact (0), close (1-15 bits) or near (16 bits up to the "
+        "threshold). Matchers get only this, so lookups cannot reconstruct a bank's hashes."
+    )
     category: str | None = None
     tags: list[str] = Field(default_factory=list)
     transform: str | None = None
@@ -90,15 +98,16 @@ class MatchOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, m: Match) -> MatchOut:
-        # Match gains a ``video`` detail (VideoMatchDetail) where the matcher reports videos.
-        detail = getattr(m, "video", None)
+    def of(cls, m: Match, *, exact: bool) -> MatchOut:
+        """``exact``: whether the caller may see the distance (see amparo.probes)."""
+        detail = m.video
         return cls(
             video=detail.to_json() if detail is not None else None,
             bank=m.bank,
             entry_id=m.entry_id,
             signal_type=m.signal_type,
-            distance=m.distance,
+            distance=m.distance if exact else None,
+            band=distance_band(m.distance),
             category=m.category,
             tags=list(m.tags),
             transform=m.transform,

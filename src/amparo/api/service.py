@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -13,10 +14,13 @@ from amparo.api.metrics import Metrics
 from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.fetch import Fetcher, FetchLimits, FetchSlots
-from amparo.keys import KeyService, RateLimiter, parse_rate_limits
+from amparo.keys import ApiKey, KeyService, RateLimiter, parse_rate_limits
 from amparo.matching import Match
+from amparo.probes import ProbeAlert, ProbeDetector, sees_distance
 
 log = logging.getLogger("amparo.api")
+PDQ_NAME = "pdq"
+"""The signal type whose near-identical queries can reconstruct a hash."""
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Service:
     fetcher: Fetcher
     metrics: Metrics
     fetch_slots: FetchSlots
+    probes: ProbeDetector = field(default_factory=ProbeDetector)
     index: IndexState = field(default_factory=IndexState)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +56,14 @@ class Service:
             fetcher=Fetcher(FetchLimits.from_settings(settings)),
             metrics=Metrics(),
             fetch_slots=FetchSlots.from_settings(settings),
+            probes=ProbeDetector(
+                window=settings.probe_window,
+                near_bits=settings.probe_near_bits,
+                max_near=settings.probe_max_near,
+                period_seconds=settings.probe_period_seconds,
+                cooldown_seconds=settings.probe_cooldown_seconds,
+                throttle=settings.probe_throttle,
+            ),
         )
 
     def refresh_index(self) -> None:
@@ -82,6 +95,41 @@ class Service:
     def count_matches(self, matches: list[Match]) -> None:
         for m in matches:
             self.metrics.matches.labels(m.bank, m.signal_type).inc()
+
+    def screen(
+        self, key: ApiKey, queries: Sequence[tuple[str, str]], results: Sequence[list[Match]]
+    ) -> None:
+        """Feed one request's matched queries to the probe detector (keys that may read exact
+        distances are not screened: they may read the lists too). Raises ProbeSuspectedError
+        when this request starts an episode and throttling is on."""
+        if sees_distance(key):
+            return
+        matched = [
+            value
+            for (signal_type, value), found in zip(queries, results, strict=True)
+            if found and signal_type == PDQ_NAME
+        ]
+        alert = self.probes.observe(key.id, matched) if matched else None
+        if alert is not None:
+            self._alert(key, alert)
+            self.probes.check(key.id)
+
+    def _alert(self, key: ApiKey, alert: ProbeAlert) -> None:
+        self.metrics.probe_alerts.inc()
+        log.warning(
+            "key %r sent %d matched queries a few bits apart: suspected hash reconstruction",
+            key.name,
+            alert.near_queries,
+        )
+        details = {"near_queries": alert.near_queries, "period_seconds": alert.period_seconds}
+        # The audit write is rare (once an episode) but may run on the event loop: a thread.
+        threading.Thread(target=self._audit_alert, args=(key.actor, details), daemon=True).start()
+
+    def _audit_alert(self, target: str, details: dict[str, object]) -> None:
+        try:
+            self.amparo.store.audit("probe.suspected", target, dict(details), actor="system")
+        except Exception:
+            log.exception("could not record a probe alert in the audit log")
 
     def close(self) -> None:
         self.amparo.close()

@@ -21,6 +21,7 @@ from amparo.api.service import Service, get_service
 from amparo.errors import AmparoError, InputError
 from amparo.keys import ApiKey
 from amparo.matching import Match
+from amparo.probes import hma_distance, sees_distance
 from amparo.signals import get_signal_type
 from amparo.video_matching import video_distance_threshold
 
@@ -40,24 +41,28 @@ def _banks(service: Service, banks: str | None) -> list[str] | None:
     return [b for b in (x.strip() for x in banks.split(",")) if b in known]
 
 
-def _match(service: Service, signal: str, signal_type: str, banks: str | None) -> list[Match]:
+def _match(
+    service: Service, key: ApiKey, signal: str, signal_type: str, banks: str | None
+) -> list[Match]:
     chosen = _banks(service, banks)
     if chosen is not None and not chosen:
         return []
     service.metrics.lookups.labels("signal").inc()
-    matches = service.amparo.match_signals([(signal_name(signal_type), signal)], chosen)[0]
+    query = (signal_name(signal_type), signal)
+    matches = service.amparo.match_signals([query], chosen)[0]
     service.count_matches(matches)
+    service.screen(key, [query], [matches])
     return matches
 
 
 async def _match_soon(
-    service: Service, signal: str, signal_type: str, banks: str | None
+    service: Service, key: ApiKey, signal: str, signal_type: str, banks: str | None
 ) -> list[Match]:
     """``_match`` on the event loop when it is all in memory (a lookup takes well under a
     millisecond; a thread hop costs more), else in the thread pool (it reads the database)."""
     if banks is None and service.amparo.matcher.is_fresh():
-        return _match(service, signal, signal_type, banks)
-    return await run_in_threadpool(_match, service, signal, signal_type, banks)
+        return _match(service, key, signal, signal_type, banks)
+    return await run_in_threadpool(_match, service, key, signal, signal_type, banks)
 
 
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
@@ -83,12 +88,12 @@ def fast_raw_lookup(service: Service) -> Callable[[Scope], Awaitable[bytes | Non
         if flag not in _TRUE | _FALSE or not service.amparo.matcher.is_fresh():
             return None
         try:
-            authenticate(Request(scope), service, MATCH)
-            matches = _match(service, signal, signal_type, None)
+            key = authenticate(Request(scope), service, MATCH)
+            matches = _match(service, key, signal, signal_type, None)
         except AmparoError:
             return None
         found: list[Any] = (
-            [{"bank_content_id": m.entry_id, "distance": str(m.distance)} for m in matches]
+            _distances(matches, sees_distance(key))
             if flag in _TRUE
             else [m.entry_id for m in matches]
         )
@@ -97,26 +102,37 @@ def fast_raw_lookup(service: Service) -> Callable[[Scope], Awaitable[bytes | Non
     return lane
 
 
-def _by_bank(matches: list[Match]) -> ByBank:
+def _distances(matches: list[Match], exact: bool) -> list[dict[str, Any]]:
+    """HMA's ``{"bank_content_id", "distance"}`` items; matchers get a band's ceiling."""
+    return [
+        {"bank_content_id": m.entry_id, "distance": hma_distance(m.distance, exact)}
+        for m in matches
+    ]
+
+
+def _by_bank(matches: list[Match], exact: bool) -> ByBank:
     out: ByBank = {}
     for m in matches:
-        out.setdefault(m.bank, []).append(
-            {"bank_content_id": m.entry_id, "distance": str(m.distance)}
-        )
+        out.setdefault(m.bank, []).extend(_distances([m], exact))
     return out
 
 
-def _lookup_all(service: Service, hashes: dict[str, str], banks: str | None) -> dict[str, ByBank]:
+def _lookup_all(
+    service: Service, key: ApiKey, hashes: dict[str, str], banks: str | None
+) -> dict[str, ByBank]:
     """Every signal of one piece of content, looked up in one matcher call."""
     chosen = _banks(service, banks)
     if chosen is not None and not chosen:
         return {st: {} for st in hashes}
     service.metrics.lookups.labels("signal").inc()
     types = list(hashes)
-    results = service.amparo.match_signals([(signal_name(st), hashes[st]) for st in types], chosen)
+    queries = [(signal_name(st), hashes[st]) for st in types]
+    results = service.amparo.match_signals(queries, chosen)
     for matches in results:
         service.count_matches(matches)
-    return {st: _by_bank(matches) for st, matches in zip(types, results, strict=True)}
+    service.screen(key, queries, results)
+    exact = sees_distance(key)
+    return {st: _by_bank(matches, exact) for st, matches in zip(types, results, strict=True)}
 
 
 @router.get("/raw_lookup", response_model=dict[str, list[Any]], summary="Raw hash lookup")
@@ -126,15 +142,11 @@ async def raw_lookup(
     banks: BanksParam = None,
     include_distance: bool = False,
     service: Service = Depends(get_service),
-    _key: ApiKey = Depends(requires(*MATCH)),
+    key: ApiKey = Depends(requires(*MATCH)),
 ) -> dict[str, list[Any]]:
-    matches = await _match_soon(service, signal, signal_type, banks)
+    matches = await _match_soon(service, key, signal, signal_type, banks)
     if include_distance:
-        return {
-            "matches": [
-                {"bank_content_id": m.entry_id, "distance": str(m.distance)} for m in matches
-            ]
-        }
+        return {"matches": _distances(matches, sees_distance(key))}
     return {"matches": [m.entry_id for m in matches]}
 
 
@@ -154,13 +166,14 @@ async def lookup_get(
     # seed and bypass_coinflip are accepted for compatibility: Amparo banks are on or off.
     if url:
         hashes = await hash_url(url, service, key, types=types, content_type=content_type)
-        result = await run_in_threadpool(_lookup_all, service, hashes, banks)
+        result = await run_in_threadpool(_lookup_all, service, key, hashes, banks)
         if signal_type is not None:
             return dict(result.get(signal_name(signal_type), {}))
         return dict(result)
     if not signal or not signal_type:
         raise InputError("either url or both signal and signal_type are required")
-    return dict(_by_bank(await _match_soon(service, signal, signal_type, banks)))
+    matches = await _match_soon(service, key, signal, signal_type, banks)
+    return dict(_by_bank(matches, sees_distance(key)))
 
 
 @router.post(
@@ -176,10 +189,10 @@ async def lookup_post(
     seed: Annotated[str | None, Query(max_length=200)] = None,
     bypass_coinflip: bool = False,
     service: Service = Depends(get_service),
-    _key: ApiKey = Depends(requires(*MATCH)),
+    key: ApiKey = Depends(requires(*MATCH)),
 ) -> dict[str, Any]:
     hashes = await hash_form(request, service, types=types)
-    return dict(await run_in_threadpool(_lookup_all, service, hashes, banks))
+    return dict(await run_in_threadpool(_lookup_all, service, key, hashes, banks))
 
 
 @router.post("/compare", response_model=dict[str, Any], summary="Distance between hash pairs")

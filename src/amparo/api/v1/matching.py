@@ -33,6 +33,7 @@ from amparo.errors import InputError
 from amparo.events import Source
 from amparo.hashing import MediaHashes
 from amparo.keys import ApiKey
+from amparo.probes import sees_distance
 from amparo.signals import get_signal_type, normalize_signal
 
 router = APIRouter(tags=["v1: matching"])
@@ -160,6 +161,8 @@ def _match_media(
     hashes = media_hashes(file, fetched, service, dihedral=dihedral)
     result = amparo.match_hashes([hashes], banks or None)[0]
     service.count_matches(result.matches)
+    if hashes.pdq is not None:
+        service.screen(key, [("pdq", hashes.pdq)], [result.matches])
     taken: list[TakenAction] = []
     if result.matches and amparo.actions.active():
         media = fetched
@@ -171,7 +174,7 @@ def _match_media(
         taken = amparo.actions.handle(content, media=media, actor=key.actor)
     return MediaMatchOut(
         hashes=HashesOut.of(hashes),
-        matches=[MatchOut.of(m) for m in result.matches],
+        matches=[MatchOut.of(m, exact=sees_distance(key)) for m in result.matches],
         pdq_skipped=result.pdq_skipped,
         actions=_taken(taken),
     )
@@ -192,12 +195,16 @@ def match_signals(
     service.metrics.lookups.labels("signal").inc(len(body.signals))
     pairs = [normalize_signal(s.signal_type, s.signal) for s in body.signals]
     results = service.amparo.match_signals(pairs, body.banks or None)
+    service.screen(key, pairs, results)
+    exact = sees_distance(key)
     out = []
     for (signal_type, value), matches in zip(pairs, results, strict=True):
         service.count_matches(matches)
         out.append(
             SignalResult(
-                signal_type=signal_type, signal=value, matches=[MatchOut.of(m) for m in matches]
+                signal_type=signal_type,
+                signal=value,
+                matches=[MatchOut.of(m, exact=exact) for m in matches],
             )
         )
     taken: list[TakenAction] = []
@@ -215,12 +222,13 @@ def lookup(
     signal: Annotated[str, Query(max_length=200)],
     banks: BanksParam = None,
     service: Service = Depends(get_service),
-    _key: ApiKey = Depends(requires(*MATCH)),
+    key: ApiKey = Depends(requires(*MATCH)),
 ) -> LookupOut:
     service.metrics.lookups.labels("signal").inc()
     matches = service.amparo.match_signals([(signal_type, signal)], banks or None)[0]
     service.count_matches(matches)
-    return LookupOut(matches=[MatchOut.of(m) for m in matches])
+    service.screen(key, [(signal_type, signal)], [matches])
+    return LookupOut(matches=[MatchOut.of(m, exact=sees_distance(key)) for m in matches])
 
 
 @router.post("/compare", response_model=CompareOut, summary="Distance between two hashes")
