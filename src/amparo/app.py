@@ -142,6 +142,7 @@ class Amparo:
                 skip_ignored=skip_ignored,
                 source_name=source_name,
                 report=result,
+                require_entries=True,  # nothing valid read: fail, change nothing
             )
         )
         counts = self.store.add_entries(

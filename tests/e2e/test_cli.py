@@ -53,8 +53,10 @@ def test_bank_import_match_export_roundtrip(run, tmp_path: Path) -> None:
     listing = tmp_path / "list.csv"
     listing.write_text(f"signal_type,signal,category\nmd5,{MD5},c1\npdq,{PDQ},c2\nmd5,nothex,c3\n")
     result = run("bank", "import", "known", str(listing))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # imported, but a line was skipped
     assert "list.csv:4:" in result.output  # the bad line, by number
+    summary = " ".join(result.output.split())  # rich wraps long lines
+    assert "added 2" in summary and "1 bad entries skipped" in summary
     result = run("match", MD5)
     assert result.exit_code == 1
     assert _lines(result.output)[0]["category"] == "c1"
@@ -76,6 +78,45 @@ def test_strict_import_changes_nothing(run, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "line 2" in result.output
     assert _lines(run("bank", "show", "known").output)[0]["entries"] == 0
+
+
+def test_import_exit_codes_say_what_was_imported(tmp_path: Path) -> None:
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, ["--home", str(tmp_path / "home"), *args])
+        result.text = " ".join(result.output.split())  # rich wraps long lines
+        return result
+
+    run("bank", "create", "known")
+    good = tmp_path / "good.txt"
+    good.write_text(f"{MD5}\n")
+    result = run("bank", "import", "known", str(good))
+    assert result.exit_code == 0, result.output
+    assert "added 1" in result.text
+    # Every line rejected: nothing valid read, exit 2, and the bank is left as it was
+    # (even with --replace, which would otherwise have emptied it).
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not-a-hash\nalso bad\n")
+    for extra in ((), ("--replace",)):
+        result = run("bank", "import", "known", str(bad), *extra)
+        assert result.exit_code == 2, result.output
+        assert "no valid entry" in result.text and "2 entries were rejected" in result.text
+        assert "Traceback" not in result.text
+        assert _lines(run("bank", "show", "known").output)[0]["entries"] == 1
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = run("bank", "import", "known", str(empty), "--replace")
+    assert result.exit_code == 2 and "no entry in the list" in result.text
+    assert _lines(run("bank", "show", "known").output)[0]["entries"] == 1
+    # Some lines skipped: the good ones are imported, exit 1, the summary counts both.
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(f"signal_type,signal\npdq,{PDQ}\nmd5,nothex\n")
+    result = run("bank", "import", "known", str(mixed))
+    assert result.exit_code == 1, result.output
+    assert "added 1" in result.text and "1 bad entries skipped (first at 3:" in result.text
+    assert _lines(run("bank", "show", "known").output)[0]["entries"] == 2
+    assert "Exit status" in run("bank", "import", "--help").text
 
 
 def test_add_remove_enable_disable(run, tmp_path: Path) -> None:

@@ -146,7 +146,11 @@ def import_(
     ] = None,
     create: Annotated[bool, typer.Option("--create", help="Create the bank if needed.")] = False,
 ) -> None:
-    """Import a hash list (all or nothing). Example: amparo bank import known list.csv"""
+    """Import a hash list (all or nothing). Example: amparo bank import known list.csv
+
+    Exit status: 0 every entry was read; 1 the valid entries were imported but some bad
+    lines were skipped (listed above the summary); 2 nothing was imported (no valid entry,
+    a --strict failure, or another error)."""
     with open_app(ctx) as amparo:
         if create and name not in {b.name for b in amparo.list_banks()}:
             amparo.create_bank(BankInfo(name=name, source=str(file)))
@@ -180,12 +184,17 @@ def import_(
         err_console.print(f"... and {report.problem_count - len(report.problems)} more problems")
     for warning in report.warnings:
         err_console.print(f"warning: {warning}", markup=False)
+    skipped = f"{report.problem_count:,} bad entries skipped"
+    if report.problems:
+        first_no, first = report.problems[0]
+        skipped += f" (first at {first_no}: {first})"
     err_console.print(
         f"{name}: read {report.read:,} entries ({fmt}); added {report.added:,}, "
-        f"updated {report.updated:,}, removed {report.removed:,}; "
-        f"{report.problem_count:,} bad lines skipped",
+        f"updated {report.updated:,}, removed {report.removed:,}; {skipped}",
         markup=False,
     )
+    if report.problem_count:
+        raise typer.Exit(1)  # imported, but not all of it: a script must be able to tell
 
 
 @app.command("export")
