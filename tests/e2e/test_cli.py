@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
@@ -136,6 +137,38 @@ def test_add_remove_enable_disable(run, tmp_path: Path) -> None:
     hashed = _lines(run("hash", str(photo)).output)[0]
     result = run("match", "--type", "pdq", hashed["pdq"])
     assert result.exit_code == 1
+
+
+def test_bank_add_prints_what_was_added(run, tmp_path: Path) -> None:
+    """Issue 12 (point 15): a video printed "pdq": null while its vPDQ was added, and a flat
+    photo printed a PDQ that was not added."""
+    av = pytest.importorskip("av")
+    run("bank", "create", "b")
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (256, 256), (200, 200, 200)).save(flat)
+    result = run("bank", "add", "b", str(flat))
+    assert result.exit_code == 0, result.output
+    [row] = _lines(result.output)
+    assert set(row["added"]) == {"md5"} and "pdq" not in row
+    assert "pdq_min_quality" in row["not_added"]["pdq"]
+
+    clip = tmp_path / "clip.mp4"
+    photo = data.astronaut()
+    with av.open(str(clip), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(20):
+            window = Image.fromarray(photo[100:356, i * 4 : i * 4 + 256]).resize((160, 120))
+            frame = av.VideoFrame.from_ndarray(np.asarray(window), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    result = run("bank", "add", "b", str(clip))
+    assert result.exit_code == 0, result.output
+    [row] = _lines(result.output)
+    assert row["media_type"] == "video" and "not_added" not in row
+    assert set(row["added"]) == {"vpdq", "md5", "sha256"}
+    assert row["added"]["vpdq"]["frames"] == 20 and row["added"]["vpdq"]["sample_fps"] == 10.0
 
 
 def test_errors_are_one_line_with_a_hint(run, tmp_path: Path) -> None:
