@@ -41,6 +41,10 @@ class ImportReport:
     problems: list[tuple[int, str]] = field(default_factory=list)
     problem_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    signals: dict[str, str] = field(default_factory=dict)
+    """Media added (``add_media``): signal type -> value of each entry written."""
+    not_added: dict[str, str] = field(default_factory=dict)
+    """Media added (``add_media``): signal type -> why that hash was computed but not added."""
 
 
 class Amparo:
@@ -142,6 +146,7 @@ class Amparo:
                 skip_ignored=skip_ignored,
                 source_name=source_name,
                 report=result,
+                require_entries=True,  # nothing valid read: fail, change nothing
             )
         )
         counts = self.store.add_entries(
@@ -199,7 +204,11 @@ class Amparo:
     ) -> tuple[MediaHashes, ImportReport]:
         """Hash media and add it to ``bank``: a photo's PDQ (when usable) and MD5; a video's
         vPDQ (sampled at ``video_bank_sample_fps``), MD5 and SHA-256. A photo's ``hashes``,
-        when the caller has them already (from :meth:`hash_bytes`), are used as they are."""
+        when the caller has them already (from :meth:`hash_bytes`), are used as they are.
+
+        The report's ``signals`` are the entries written and ``not_added`` says why a
+        perceptual hash that was computed (or tried) was left out: what to show a user."""
+        not_added: dict[str, str] = {}
         if sniff(data[:HEAD_BYTES]) == "video":
             hashes, records = video_entries(
                 data,
@@ -208,25 +217,34 @@ class Amparo:
                 tags=tags,
                 source_id=source_id,
                 note=note,
+                not_added=not_added,
             )
-            counts = self.store.add_entries(bank, records, actor=actor)
-            report = ImportReport(
-                bank=bank, added=counts.added, updated=counts.updated, read=len(records)
-            )
-            return hashes, report
-        if hashes is None:
-            hashes = self.hash_bytes(data)
-        signals = [("md5", hashes.md5)]
-        if hashes.pdq is not None:
-            if (hashes.pdq_quality or 0) < self.settings.pdq_min_quality:
-                log.warning("PDQ quality %s too low; adding the MD5 only", hashes.pdq_quality)
-            else:
-                signals.insert(0, ("pdq", hashes.pdq))
-        records = [
-            EntryRecord(t, v, category=category, tags=list(tags), source_id=source_id, note=note)
-            for t, v in signals
-        ]
-        return hashes, self.add_entries(bank, records, actor=actor)
+        else:
+            if hashes is None:
+                hashes = self.hash_bytes(data)
+            signals = [("md5", hashes.md5)]
+            if hashes.pdq is not None:
+                minimum = self.settings.pdq_min_quality
+                if (hashes.pdq_quality or 0) < minimum:
+                    log.warning("PDQ quality %s too low; adding the MD5 only", hashes.pdq_quality)
+                    not_added["pdq"] = (
+                        f"quality {hashes.pdq_quality} is below pdq_min_quality {minimum} "
+                        "(too flat or small to match reliably)"
+                    )
+                else:
+                    signals.insert(0, ("pdq", hashes.pdq))
+            elif hashes.error:
+                not_added["pdq"] = hashes.error
+            records = [
+                EntryRecord(
+                    t, v, category=category, tags=list(tags), source_id=source_id, note=note
+                )
+                for t, v in signals
+            ]
+        report = self.add_entries(bank, records, actor=actor)
+        report.signals = {r.signal_type: r.signal for r in records}
+        report.not_added = not_added
+        return hashes, report
 
     def remove_signals(
         self, bank: str, signals: Sequence[tuple[str, str]], *, actor: str = DEFAULT_ACTOR

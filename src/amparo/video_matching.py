@@ -15,6 +15,7 @@ frame of each video matches the other.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ class VideoMatcher:
             bank_share=s.video_bank_share,
             clip=s.video_clip,
             bank_coverage_seconds=s.video_bank_coverage_seconds,
+            query_sample_fps=s.video_sample_fps,
         )
 
     # -- keeping up with the database -------------------------------------------------------
@@ -302,11 +304,21 @@ def _result(video: VideoMatch, stored: EntryView, bank: BankInfo) -> VideoMatchR
 # -- adding videos to banks ---------------------------------------------------------------
 
 
+def bank_sample_fps(settings: Settings) -> float:
+    """The rate bank videos are sampled at: ``video_bank_sample_fps``, raised to a whole
+    multiple of ``video_sample_fps`` where it is not one (and never below it). Sampling by
+    timestamp, a multiple keeps every frame a query's sampling picks, so a byte-identical
+    copy compares the very same frames; the extra frames in between line up trimmed copies."""
+    query, bank = settings.video_sample_fps, settings.video_bank_sample_fps
+    multiple = max(1, math.ceil(bank / query - 1e-9))
+    return bank if abs(multiple * query - bank) <= 1e-9 * bank else multiple * query
+
+
 def hash_bank_video(source: VideoSource, settings: Settings) -> MediaHashes:
-    """Hash a video for a bank: vPDQ at ``video_bank_sample_fps`` (denser than queries, so a
+    """Hash a video for a bank: vPDQ at :func:`bank_sample_fps` (denser than queries, so a
     copy trimmed at any offset still lines up), under the video limits."""
     return hash_video_media(
-        source, sample_fps=settings.video_bank_sample_fps, limits=video_limits(settings)
+        source, sample_fps=bank_sample_fps(settings), limits=video_limits(settings)
     )
 
 
@@ -318,23 +330,27 @@ def video_entries(
     tags: Sequence[str] = (),
     source_id: str | None = None,
     note: str | None = None,
+    not_added: dict[str, str] | None = None,
 ) -> tuple[MediaHashes, list[EntryRecord]]:
     """The bank entries of one video: its vPDQ (compact form, hashed at
     ``video_bank_sample_fps``) when it decodes and has a usable frame, its MD5 and SHA-256.
-    The hashes come back too (``error`` says why there is no vPDQ)."""
+    The hashes come back too (``error`` says why there is no vPDQ); when the vPDQ is left
+    out, ``not_added["vpdq"]`` (when a dict is given) says why."""
     hashes = hash_bank_video(source, settings)
     signals = [("md5", hashes.md5), ("sha256", hashes.sha256)]
+    reason: str | None = None
     if hashes.vpdq is not None:
         frames = parse_vpdq(hashes.vpdq)
         if len(frame_rows(frames, settings.pdq_min_quality)[1]):
             signals.insert(0, (SIGNAL_TYPE, hashes.vpdq))
         else:
-            log.warning(
-                "no frame of the video reaches PDQ quality %d; adding its digests only",
-                settings.pdq_min_quality,
-            )
-    elif hashes.error:
-        log.warning("video not decoded (%s); adding its digests only", hashes.error)
+            reason = f"no frame reaches pdq_min_quality {settings.pdq_min_quality}"
+            log.warning("%s; adding the video's digests only", reason)
+    else:
+        reason = f"video not decoded: {hashes.error or 'no frame'}"
+        log.warning("%s; adding its digests only", reason)
+    if reason is not None and not_added is not None:
+        not_added[SIGNAL_TYPE] = reason
     records = [
         EntryRecord(t, v, category=category, tags=list(tags), source_id=source_id, note=note)
         for t, v in signals

@@ -170,6 +170,18 @@ def test_banks_crud_import_export_and_audit(api: Api) -> None:
     )
     body = r.json()
     assert r.status_code == 200 and body["added"] == 2 and body["problem_count"] == 1
+    assert body["read"] == 2 and body["problems"][0][0] == 3
+    # Nothing valid in the list: a 400 with a hint and the problems, nothing changed.
+    r = c.post(
+        "/v1/banks/b1/import",
+        params={"format": "text", "signal_type": "md5", "replace": "true"},
+        content="not-a-hash\nzz\n",
+        headers={**cur, "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 400, r.text
+    err = r.json()
+    assert "no valid entry" in json.dumps(err) and "hint" in json.dumps(err)
+    assert c.get("/v1/banks/b1", headers=cur).json()["entries"] == 2
     for fmt in ("text", "csv", "te", "vics"):
         r = c.get("/v1/banks/b1/export", params={"format": fmt}, headers=cur)
         assert r.status_code == 200 and MD5 in r.text.lower()

@@ -80,3 +80,26 @@ def test_hma_hash_and_compare_video(sqlite_api: Api, video: bytes) -> None:
     r = c.post("/m/compare", json={"vpdq": [vpdq, other.json()["vpdq"]]}, headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["vpdq"][0] is True
+
+
+def test_adding_media_answers_what_was_added(sqlite_api: Api, video: bytes) -> None:
+    """Issue 12 (point 15): the answer said what was hashed, not what was added: a video
+    showed no vPDQ signal among the added ones, a flat photo's PDQ looked added."""
+    c, cur = sqlite_api.client, sqlite_api.as_("curator")
+    assert c.post("/v1/banks", json={"name": "vids"}, headers=cur).status_code == 201
+    r = c.post("/v1/banks/vids/media", files={"file": ("v.mp4", video, "video/mp4")}, headers=cur)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["signals"] == ["vpdq", "md5", "sha256"] and body["not_added"] == {}
+    assert set(body["entry_ids"]) == {"vpdq", "md5", "sha256"}
+    assert body["hashes"]["video"]["sample_fps"] == 10.0 and body["hashes"]["video"]["frames"]
+
+    flat = io.BytesIO()
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(flat, format="PNG")
+    r = c.post(
+        "/v1/banks/vids/media", files={"file": ("f.png", flat.getvalue(), "image/png")}, headers=cur
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["signals"] == ["md5"] and set(body["entry_ids"]) == {"md5"}
+    assert "pdq_min_quality" in body["not_added"]["pdq"]

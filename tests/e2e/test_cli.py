@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
@@ -53,8 +54,10 @@ def test_bank_import_match_export_roundtrip(run, tmp_path: Path) -> None:
     listing = tmp_path / "list.csv"
     listing.write_text(f"signal_type,signal,category\nmd5,{MD5},c1\npdq,{PDQ},c2\nmd5,nothex,c3\n")
     result = run("bank", "import", "known", str(listing))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # imported, but a line was skipped
     assert "list.csv:4:" in result.output  # the bad line, by number
+    summary = " ".join(result.output.split())  # rich wraps long lines
+    assert "added 2" in summary and "1 bad entries skipped" in summary
     result = run("match", MD5)
     assert result.exit_code == 1
     assert _lines(result.output)[0]["category"] == "c1"
@@ -78,6 +81,45 @@ def test_strict_import_changes_nothing(run, tmp_path: Path) -> None:
     assert _lines(run("bank", "show", "known").output)[0]["entries"] == 0
 
 
+def test_import_exit_codes_say_what_was_imported(tmp_path: Path) -> None:
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, ["--home", str(tmp_path / "home"), *args])
+        result.text = " ".join(result.output.split())  # rich wraps long lines
+        return result
+
+    run("bank", "create", "known")
+    good = tmp_path / "good.txt"
+    good.write_text(f"{MD5}\n")
+    result = run("bank", "import", "known", str(good))
+    assert result.exit_code == 0, result.output
+    assert "added 1" in result.text
+    # Every line rejected: nothing valid read, exit 2, and the bank is left as it was
+    # (even with --replace, which would otherwise have emptied it).
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not-a-hash\nalso bad\n")
+    for extra in ((), ("--replace",)):
+        result = run("bank", "import", "known", str(bad), *extra)
+        assert result.exit_code == 2, result.output
+        assert "no valid entry" in result.text and "2 entries were rejected" in result.text
+        assert "Traceback" not in result.text
+        assert _lines(run("bank", "show", "known").output)[0]["entries"] == 1
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = run("bank", "import", "known", str(empty), "--replace")
+    assert result.exit_code == 2 and "no entry in the list" in result.text
+    assert _lines(run("bank", "show", "known").output)[0]["entries"] == 1
+    # Some lines skipped: the good ones are imported, exit 1, the summary counts both.
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(f"signal_type,signal\npdq,{PDQ}\nmd5,nothex\n")
+    result = run("bank", "import", "known", str(mixed))
+    assert result.exit_code == 1, result.output
+    assert "added 1" in result.text and "1 bad entries skipped (first at 3:" in result.text
+    assert _lines(run("bank", "show", "known").output)[0]["entries"] == 2
+    assert "Exit status" in run("bank", "import", "--help").text
+
+
 def test_add_remove_enable_disable(run, tmp_path: Path) -> None:
     run("bank", "create", "b")
     photo = tmp_path / "photo.jpg"
@@ -95,6 +137,38 @@ def test_add_remove_enable_disable(run, tmp_path: Path) -> None:
     hashed = _lines(run("hash", str(photo)).output)[0]
     result = run("match", "--type", "pdq", hashed["pdq"])
     assert result.exit_code == 1
+
+
+def test_bank_add_prints_what_was_added(run, tmp_path: Path) -> None:
+    """Issue 12 (point 15): a video printed "pdq": null while its vPDQ was added, and a flat
+    photo printed a PDQ that was not added."""
+    av = pytest.importorskip("av")
+    run("bank", "create", "b")
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (256, 256), (200, 200, 200)).save(flat)
+    result = run("bank", "add", "b", str(flat))
+    assert result.exit_code == 0, result.output
+    [row] = _lines(result.output)
+    assert set(row["added"]) == {"md5"} and "pdq" not in row
+    assert "pdq_min_quality" in row["not_added"]["pdq"]
+
+    clip = tmp_path / "clip.mp4"
+    photo = data.astronaut()
+    with av.open(str(clip), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(20):
+            window = Image.fromarray(photo[100:356, i * 4 : i * 4 + 256]).resize((160, 120))
+            frame = av.VideoFrame.from_ndarray(np.asarray(window), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    result = run("bank", "add", "b", str(clip))
+    assert result.exit_code == 0, result.output
+    [row] = _lines(result.output)
+    assert row["media_type"] == "video" and "not_added" not in row
+    assert set(row["added"]) == {"vpdq", "md5", "sha256"}
+    assert row["added"]["vpdq"]["frames"] == 20 and row["added"]["vpdq"]["sample_fps"] == 10.0
 
 
 def test_errors_are_one_line_with_a_hint(run, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from amparo.store import Store
 from amparo.video_matching import (
     VideoMatcher,
     VideoMatchResult,
+    bank_sample_fps,
     share_distance,
     video_distance_threshold,
     video_entries,
@@ -245,3 +246,61 @@ def test_entries_stored_as_reference_text_still_match(
     store.add_entries("text", [EntryRecord("vpdq", text)], actor="test")
     matcher = VideoMatcher(store, settings)
     assert matcher.match(_vpdq(queries["copy"]), _enabled(store))[0]
+
+
+def _clip_at(photo: NDArray[np.uint8], fps: int, seconds: int) -> bytes:
+    """A benign H.264 MP4 at ``fps`` (B-frames and all): a pan across a bundled photo."""
+    buf = io.BytesIO()
+    frames = fps * seconds
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(frames):
+            # the same pan as make_clip, whatever the frame rate
+            pixels = _pan(photo, i * SECONDS * FPS // frames, 160, 120)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("fps", "seconds"), [(30, 3), (10, 6), (25, 4)])
+def test_a_byte_identical_copy_matches_at_distance_0(
+    store: Store, settings: Settings, fps: int, seconds: int
+) -> None:
+    """Issue 12 (point 15): the bank was hashed at 10 frames a second and the query at 1, and
+    the bank frames after the query's last sample counted as unmatched: a byte-identical copy
+    came out at distance 14. The bank share is now measured on the frames the query's
+    sampling picks (the same timestamps), so the copy matches on every frame compared."""
+    clip = _clip_at(skdata.astronaut(), fps, seconds)
+    _bank(store, "videos", clip, settings)
+    query = hash_video_media(clip, sample_fps=settings.video_sample_fps)
+    assert query.vpdq is not None
+    [[found]] = VideoMatcher(store, settings).match(_vpdq(query), _enabled(store))
+    assert found.distance == 0, found.detail
+    assert found.detail.query_share == found.detail.bank_share == 1.0
+    assert found.detail.query_frames == found.detail.bank_frames == seconds
+    # Every query frame has a bank frame at (or within a frame of) its timestamp with the
+    # same hash: PDQ distance 0 on every frame compared (as measured for all three rates).
+    assert query.vpdq is not None
+    bank_video = parse_vpdq(next(iter(store.iter_active_signals("vpdq")))[0][1])
+    for frame in parse_vpdq(query.vpdq).frames:
+        near = [b for b in bank_video.frames if abs(b.timestamp - frame.timestamp) <= 0.15]
+        distances = [bin(int(b.pdq_hex, 16) ^ int(frame.pdq_hex, 16)).count("1") for b in near]
+        assert min(distances) == 0, (frame.timestamp, distances)
+
+
+@pytest.mark.parametrize(
+    ("query", "bank", "expected"), [(1.0, 10.0, 10.0), (3.0, 10.0, 12.0), (2.0, 1.0, 2.0)]
+)
+def test_bank_sampling_keeps_every_frame_a_query_samples(
+    tmp_path: Path, query: float, bank: float, expected: float
+) -> None:
+    settings = load_settings(
+        env={},
+        overrides={"home": tmp_path, "video_sample_fps": query, "video_bank_sample_fps": bank},
+    )
+    assert bank_sample_fps(settings) == expected

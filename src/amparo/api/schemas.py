@@ -282,10 +282,20 @@ class ChangedOut(BaseModel):
 
 class MediaAddOut(BaseModel):
     bank: str
-    hashes: HashesOut
-    entry_ids: dict[str, int]
+    hashes: HashesOut = Field(description="Every hash computed, added to the bank or not.")
+    entry_ids: dict[str, int] = Field(description="Entry id of each signal written to the bank.")
     added: int
     updated: int
+    signals: list[str] = Field(
+        default_factory=list,
+        description="The signal types written to the bank (pdq and md5 for a photo whose PDQ "
+        "is usable; vpdq, md5 and sha256 for a video).",
+    )
+    not_added: dict[str, str] = Field(
+        default_factory=dict,
+        description="Signal type -> why that perceptual hash was not added (a flat photo's "
+        "PDQ below pdq_min_quality; a video with no usable frame).",
+    )
 
 
 class IndexTypeStatus(BaseModel):

@@ -11,10 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from amparo.app import ImportReport
 from amparo.banks.formats import CATEGORY_MAPS, FORMATS, detect_format
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.cli.context import emit_json, err_console, handle_errors, open_app
 from amparo.errors import InputError
+from amparo.hashing import MediaHashes
 
 app = typer.Typer(
     help="Manage banks: named hash lists with provenance.\n\nExample: amparo bank create known "
@@ -146,7 +148,11 @@ def import_(
     ] = None,
     create: Annotated[bool, typer.Option("--create", help="Create the bank if needed.")] = False,
 ) -> None:
-    """Import a hash list (all or nothing). Example: amparo bank import known list.csv"""
+    """Import a hash list (all or nothing). Example: amparo bank import known list.csv
+
+    Exit status: 0 every entry was read; 1 the valid entries were imported but some bad
+    lines were skipped (listed above the summary); 2 nothing was imported (no valid entry,
+    a --strict failure, or another error)."""
     with open_app(ctx) as amparo:
         if create and name not in {b.name for b in amparo.list_banks()}:
             amparo.create_bank(BankInfo(name=name, source=str(file)))
@@ -180,12 +186,17 @@ def import_(
         err_console.print(f"... and {report.problem_count - len(report.problems)} more problems")
     for warning in report.warnings:
         err_console.print(f"warning: {warning}", markup=False)
+    skipped = f"{report.problem_count:,} bad entries skipped"
+    if report.problems:
+        first_no, first = report.problems[0]
+        skipped += f" (first at {first_no}: {first})"
     err_console.print(
         f"{name}: read {report.read:,} entries ({fmt}); added {report.added:,}, "
-        f"updated {report.updated:,}, removed {report.removed:,}; "
-        f"{report.problem_count:,} bad lines skipped",
+        f"updated {report.updated:,}, removed {report.removed:,}; {skipped}",
         markup=False,
     )
+    if report.problem_count:
+        raise typer.Exit(1)  # imported, but not all of it: a script must be able to tell
 
 
 @app.command("export")
@@ -208,6 +219,26 @@ def export(
                 count = amparo.export_entries(name, out, fmt, category_map=category_map)
             tmp.replace(file)
     err_console.print(f"exported {count:,} entries from {name}", markup=False)
+
+
+def _media_added_json(item: str, hashes: MediaHashes, report: ImportReport) -> dict[str, object]:
+    """What ``bank add`` wrote for one file: only the entries added, and why others were not
+    (a vPDQ is shown by its frames, not its long compact form)."""
+    added: dict[str, object] = {}
+    for signal_type, value in report.signals.items():
+        if signal_type == "vpdq":
+            video = hashes.video or {}
+            added["vpdq"] = {
+                "frames": video.get("frames"),
+                "sample_fps": video.get("sample_fps"),
+                "duration_seconds": video.get("duration_seconds"),
+            }
+        else:
+            added[signal_type] = value
+    out: dict[str, object] = {"path": item, "media_type": hashes.media_type, "added": added}
+    if report.not_added:
+        out["not_added"] = report.not_added
+    return out
 
 
 def _parse_signals(values: list[str], signal_type: str | None) -> list[tuple[str, str]]:
@@ -252,7 +283,11 @@ def add(
     note: Annotated[str | None, typer.Option(help="Note.")] = None,
 ) -> None:
     """Add media files (hashed: PDQ + MD5) or hashes. Example: amparo bank add known a.jpg
-    md5:0cc175b9c0f1b6a831c399e269772661"""
+    md5:0cc175b9c0f1b6a831c399e269772661
+
+    Prints a JSON line per file with what was written to the bank ("added": a photo's pdq
+    and md5; a video's vpdq as its frame count, md5 and sha256) and, under "not_added", why
+    a perceptual hash was left out (a flat photo's PDQ below pdq_min_quality)."""
     with open_app(ctx) as amparo:
         records: list[EntryRecord] = []
         for item in items:
@@ -261,7 +296,7 @@ def add(
                 hashes, report = amparo.add_media(
                     name, path.read_bytes(), category=category, tags=tag or [], note=note
                 )
-                emit_json({"path": item, "pdq": hashes.pdq, "md5": hashes.md5})
+                emit_json(_media_added_json(item, hashes, report))
                 continue
             for stype, value in _parse_signals([item], signal_type):
                 records.append(

@@ -45,6 +45,12 @@ class VideoMatchOptions:
     bank videos hashed more densely than queries (every frame against 1 a second), set it to
     about half the query's sampling interval: the bank share then measures how much of the
     bank video's time the query covers, and a query trimmed at any offset still matches."""
+    query_sample_fps: float | None = None
+    """The rate queries are sampled at. When set, the bank share is measured on the bank
+    frames that rate picks (``sampled_slots``: the same rule and timestamps as the query's
+    decoder), not on every dense bank frame: both shares count the same frames, so a
+    byte-identical copy matches on every frame compared (distance 0). Query frames are still
+    looked up among all bank frames, which is what lines up a copy trimmed at any offset."""
 
 
 DEFAULT_OPTIONS = VideoMatchOptions()
@@ -131,6 +137,19 @@ def time_ranges(
     return tuple(ranges)
 
 
+def sampled_slots(video: VpdqFrames, sample_fps: float) -> NDArray[np.int64]:
+    """The slots that sampling ``video`` at ``sample_fps`` would keep: the first frame at or
+    after each multiple of ``1 / sample_fps`` seconds (``VideoDecoder.frames``' rule). A
+    video already as sparse as that keeps every slot."""
+    times = np.fromiter((f.timestamp for f in video.frames), dtype=np.float64)
+    if not len(times):
+        return np.zeros(0, dtype=np.int64)
+    ticks = np.floor(times * sample_fps + 1e-6).astype(np.int64)
+    # timestamps ascend, so the first slot of each tick is where the tick changes
+    first = np.concatenate(([True], ticks[1:] > ticks[:-1]))
+    return np.flatnonzero(first).astype(np.int64)
+
+
 def _covered(video: VpdqFrames, matched: NDArray[np.bool_], seconds: float) -> NDArray[np.bool_]:
     times = np.fromiter((f.timestamp for f in video.frames), dtype=np.float64)
     hit_times = times[matched]  # ascending, as frames are in time order
@@ -153,9 +172,16 @@ def _result(
     if options.bank_coverage_seconds > 0 and bank_matched.any():
         bank_matched = _covered(bank, bank_matched, options.bank_coverage_seconds)
     q_matched, b_matched = query_matched & q_usable, bank_matched & b_usable
-    q_total, b_total = int(q_usable.sum()), int(b_usable.sum())
+    # The bank share counts the bank frames the query's sampling picks (when it is known),
+    # so bank and query are measured on the same timestamps.
+    counted = (
+        sampled_slots(bank, options.query_sample_fps)
+        if options.query_sample_fps
+        else np.arange(len(bank.frames), dtype=np.int64)
+    )
+    q_total, b_total = int(q_usable.sum()), int(b_usable[counted].sum())
     q_share = float(q_matched.sum()) / q_total if q_total else 0.0
-    b_share = float(b_matched.sum()) / b_total if b_total else 0.0
+    b_share = float(b_matched[counted].sum()) / b_total if b_total else 0.0
     is_match = q_share >= options.query_share and (options.clip or b_share >= options.bank_share)
     return VideoMatch(
         video_id=video_id,
@@ -260,5 +286,6 @@ __all__ = [
     "compare_videos",
     "frame_rows",
     "matches_from_hits",
+    "sampled_slots",
     "time_ranges",
 ]

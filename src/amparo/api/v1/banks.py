@@ -211,7 +211,7 @@ def add_media_to_bank(
     actor: str,
 ) -> MediaAddOut:
     """Hash media and add its PDQ (when usable) and MD5, or a video's vPDQ, MD5 and SHA-256;
-    report the entry ids."""
+    report the entry ids of what was written, and why a perceptual hash was not."""
     amparo = service.amparo
     amparo.get_bank(name)
     checked = None
@@ -229,7 +229,7 @@ def add_media_to_bank(
         hashes=checked,
     )
     ids: dict[str, int] = {}
-    for signal_type, value in hashes.signals().items():
+    for signal_type, value in report.signals.items():  # only what was written
         for entry in amparo.store.find_exact(signal_type, [value]):
             if entry.bank_name == name:
                 ids[signal_type] = entry.id
@@ -239,6 +239,8 @@ def add_media_to_bank(
         entry_ids=ids,
         added=report.added,
         updated=report.updated,
+        signals=list(report.signals),
+        not_added=report.not_added,
     )
 
 

@@ -32,7 +32,7 @@ from amparo.banks.formats.vics import (
     write_vics,
 )
 from amparo.banks.model import EntryRecord
-from amparo.errors import InputError
+from amparo.errors import FormatError, InputError
 from amparo.signals import get_signal_type
 
 FORMATS = ("text", "csv", "te", "vics")
@@ -73,6 +73,7 @@ def iter_entries(
     skip_ignored: bool = False,
     source_name: str | None = None,
     report: ImportResult | None = None,
+    require_entries: bool = False,
 ) -> Iterator[EntryRecord]:
     """Yield entries one at a time, so a huge file is never held in memory twice.
 
@@ -83,7 +84,10 @@ def iter_entries(
     csv rows without a type); it is required for 64-hex text hashes (pdq or sha256).
     ``category_map`` (vics only) is a mapping from category number to name or the name of
     a built-in map (``project_vic``, the default, or ``raw``); ``skip_ignored`` drops
-    records whose category maps to ``"ignore"``.
+    records whose category maps to ``"ignore"``. ``require_entries``: once the file is read,
+    raise FormatError when it held no valid entry (every line rejected, or none at all), so
+    an import that would add nothing (or, replacing, empty the bank) fails and changes
+    nothing instead of succeeding quietly.
     """
     name = _check_format(fmt)
     options = ReadOptions(
@@ -95,14 +99,42 @@ def iter_entries(
     diag = Diagnostics(
         report if report is not None else ImportResult(), strict=strict, source_name=source_name
     )
+    entries: Iterator[EntryRecord]
     if name == "vics":
-        return read_vics(stream, options, diag)
-    lines = _without_bom(stream)
-    if name == "text":
-        return read_text(lines, options, diag)
-    if name == "csv":
-        return read_csv(lines, options, diag)
-    return read_te(lines, options, diag)
+        entries = read_vics(stream, options, diag)
+    else:
+        lines = _without_bom(stream)
+        if name == "text":
+            entries = read_text(lines, options, diag)
+        elif name == "csv":
+            entries = read_csv(lines, options, diag)
+        else:
+            entries = read_te(lines, options, diag)
+    return _at_least_one(entries, diag) if require_entries else entries
+
+
+def _at_least_one(entries: Iterator[EntryRecord], diag: Diagnostics) -> Iterator[EntryRecord]:
+    """Pass ``entries`` through; raise FormatError at the end when there were none."""
+    count = 0
+    for entry in entries:
+        count += 1
+        yield entry
+    if count:
+        return
+    result = diag.result
+    where = f"{diag.source_name}: " if diag.source_name else ""
+    if result.problem_count:
+        first_no, first = result.problems[0]
+        raise FormatError(
+            f"{where}no valid entry: all {result.problem_count:,} entries were rejected "
+            f"(first at {first_no}: {first})",
+            hint="check the format (--format/--type) and the hashes; nothing was changed",
+            problems=list(result.problems),
+        )
+    raise FormatError(
+        f"{where}no entry in the list",
+        hint="the file is empty or holds only comments/headers; nothing was changed",
+    )
 
 
 def _without_bom(stream: TextIO) -> Iterator[str]:
