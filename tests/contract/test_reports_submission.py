@@ -258,3 +258,20 @@ def test_wrong_credentials_are_a_clear_error(amparo: Amparo) -> None:
         amparo.reports.submit(draft, actor="admin1")
     sub: Any = amparo.reports.submission(draft)
     assert sub.remote_id is None
+
+
+def test_build_without_reporter_config_writes_nothing(settings: Settings) -> None:
+    """Issue #12 point 15: a refused ``reports build`` left a queued draft and its audit
+    entry behind; every check now runs before anything is written."""
+    app = Amparo(replace(settings, reporter_org_name="", reporter_email=""))
+    try:
+        cases = FakeCases()
+        cases.views[7] = _confirmed_case()
+        app.__dict__["cases"] = cases
+        before = len(app.store.audit_entries(50))
+        with pytest.raises(ConfigError, match="reporter_org_name"):
+            app.reports.build_case(7, actor="rev2")
+        assert app.reports.list() == []
+        assert len(app.store.audit_entries(50)) == before
+    finally:
+        app.close()

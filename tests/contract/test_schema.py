@@ -55,7 +55,7 @@ def test_migration_0008_keeps_rows_and_skips_deleted_ids(tmp_path: Path) -> None
     from alembic import command
     from sqlalchemy import text
 
-    from amparo.banks.model import BankInfo, EntryRecord
+    from amparo.banks.model import EntryRecord
     from amparo.store.db import _alembic_config, make_engine
 
     url = f"sqlite:///{tmp_path / 'a.db'}"

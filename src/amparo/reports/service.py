@@ -52,7 +52,12 @@ class ReportService:
         return self.store.save_built(report_id, data.to_json(), actor=actor)
 
     def build_case(self, case_id: int, *, actor: str) -> ReportRecord:
-        """Queue (or reuse) the case's draft and build it."""
+        """Queue (or reuse) the case's draft and build it. Everything that can refuse the
+        build (reporter settings missing, the case unknown or without confirmed items) is
+        checked before the draft is queued, so a refusal writes nothing: no queued row, no
+        audit entry (issue #12, point 15)."""
+        reporter = Reporter.from_settings(self.amparo.settings)
+        build_report(self.amparo.cases.get(case_id), reporter, actor=actor)
         return self.build(self.queue_draft(case_id, actor=actor), actor=actor)
 
     def get(self, report_id: int) -> ReportRecord:
