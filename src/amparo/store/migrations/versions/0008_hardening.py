@@ -1,4 +1,4 @@
-"""Never-reused ids on SQLite (AUTOINCREMENT)
+"""Never-reused ids on SQLite (AUTOINCREMENT); report submissions claimed under a lease
 
 SQLite hands out ``max(id) + 1`` for an ``INTEGER PRIMARY KEY``, so the id of a deleted row
 comes back for the next insert: a bank entry deleted with its bank and re-added got its old
@@ -46,6 +46,10 @@ TABLES = (
 
 
 def upgrade() -> None:
+    # Report submissions are claimed under a lease (two submitters must not both file).
+    with op.batch_alter_table("report_submissions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("claim_token", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
     conn = op.get_bind()
     if conn.dialect.name != "sqlite":
         return
@@ -72,10 +76,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
-    if conn.dialect.name != "sqlite":
-        return
-    for name in TABLES:
-        with op.batch_alter_table(
-            name, recreate="always", table_kwargs={"sqlite_autoincrement": False}
-        ):
-            pass
+    if conn.dialect.name == "sqlite":
+        for name in TABLES:
+            with op.batch_alter_table(
+                name, recreate="always", table_kwargs={"sqlite_autoincrement": False}
+            ):
+                pass
+    with op.batch_alter_table("report_submissions", schema=None) as batch_op:
+        batch_op.drop_column("claimed_until")
+        batch_op.drop_column("claim_token")
