@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -278,3 +279,16 @@ def test_what_a_process_wrote_is_signed_when_it_closes(
         assert report.ok and report.unsigned == 0 and report.signed_seq == 3
     finally:
         again.close()
+
+
+def test_an_idle_writer_signs_its_tail_within_the_interval(
+    store: Store, signer: chain.AuditSigner
+) -> None:
+    """A server that wrote and then went idle signs the head once the interval has passed,
+    not only at shutdown."""
+    chain.configure(store.engine, signer, 1000, 0.2)
+    _fill(store, 3)  # the first is signed at once; a timer signs the other two
+    deadline = time.monotonic() + 10
+    while _verify(store, signer).unsigned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _verify(store, signer).unsigned == 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import threading
 import weakref
@@ -46,6 +47,7 @@ COUNTER = "audit_seq"
 EXPORT_FORMAT = "amparo-audit"
 EXPORT_VERSION = 1
 
+_log = logging.getLogger(__name__)
 _audit = cast(Table, AuditRow.__table__)
 _counter = cast(Table, CounterRow.__table__)
 _checkpoint = cast(Table, AuditCheckpointRow.__table__)
@@ -202,6 +204,9 @@ class ChainConfig:
     """When this process last signed a checkpoint (None: not yet)."""
     written: bool = False
     """Entries were appended through this engine since the last checkpoint."""
+    timer: threading.Timer | None = None
+    """Signs the head once ``seconds`` have passed, if nothing appended since did (a server
+    that wrote and then went idle must not leave its tail unsigned until shutdown)."""
 
 
 _CONFIG: weakref.WeakKeyDictionary[Engine, ChainConfig] = weakref.WeakKeyDictionary()
@@ -228,11 +233,33 @@ def flush(engine: Engine) -> Checkpoint | None:
     """Sign the head if entries were appended through ``engine`` since the last checkpoint
     (called at the end of each CLI command, at ``serve`` shutdown and at close)."""
     config = _CONFIG.get(engine)
-    if config is None or config.signer is None or not config.written:
+    if config is None:
+        return None
+    if config.timer is not None:
+        config.timer.cancel()
+        config.timer = None
+    if config.signer is None or not config.written:
         return None
     cp = checkpoint(engine, config.signer)
     config.written, config.last_signed = False, config.clock()
     return cp
+
+
+def _flush_later(engine: Engine, config: ChainConfig, delay: float) -> None:
+    if config.timer is not None:
+        return
+
+    def run() -> None:
+        config.timer = None
+        try:
+            flush(engine)
+        except Exception as exc:  # a background signer must never take the process down
+            _log.warning("could not sign the audit chain's head: %s", exc)
+
+    timer = threading.Timer(max(0.0, delay), run)
+    timer.daemon = True
+    config.timer = timer
+    timer.start()
 
 
 def signer_for(engine: Engine) -> AuditSigner | None:
@@ -284,6 +311,9 @@ def append(conn: Connection, actor: str, action: str, target: str, details: dict
             config.last_signed, config.written = now, False
         else:
             config.written = True
+            if config.seconds and config.last_signed is not None:
+                elapsed = (now - config.last_signed).total_seconds()
+                _flush_later(conn.engine, config, config.seconds - elapsed)
     return seq
 
 
