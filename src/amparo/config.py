@@ -99,6 +99,7 @@ class Settings:
     reporter_contact_name: str = ""
     reporter_email: str = ""
     reporter_phone: str = ""
+    audit_checkpoint_seconds: float = 60.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -223,6 +224,10 @@ SETTING_DOCS: dict[str, str] = {
     "reporter_contact_name": "Name of the person hotlines contact about reports.",
     "reporter_email": "E-mail address of the reporting contact.",
     "reporter_phone": "Telephone number of the reporting contact (optional).",
+    "audit_checkpoint_seconds": (
+        "Also sign the audit chain's head at most this often (seconds) when anything was "
+        "written, and at the end of each command and at shutdown; 0: only by count."
+    ),
 }
 
 

@@ -170,6 +170,7 @@ def _acting(console: Console, amparo: Amparo, home: Path) -> None:
     cases = amparo.cases.queue("waiting", limit=1000)
     items = sum(len(c.items) for c in cases)
     kept = amparo.evidence.list(limit=1000)
+    audit_chain.flush(amparo.store.engine)  # sign what the demo wrote, then check it
     verdict = audit_chain.verify_store(amparo.store.engine, None)
     console.print(
         f"\nRule [cyan]demo-review[/]: {len(cases)} case(s) with {items} item(s) wait for human "
@@ -178,7 +179,7 @@ def _acting(console: Console, amparo: Amparo, home: Path) -> None:
     )
     console.print(
         f"Audit log: {verdict.entries} hash-chained entries, "
-        + ("verified intact." if verdict.ok else f"[red]{len(verdict.problems)} problem(s)[/]")
+        + (verdict.summary() + "." if verdict.ok else f"[red]{verdict.summary()}[/]")
     )
     console.print(
         "\nTo review them (media blurred and greyscale until you reveal one):\n"

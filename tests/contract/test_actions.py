@@ -356,3 +356,26 @@ def test_the_outbox_name_is_reserved_for_the_outbox(amparo: Amparo) -> None:
     with pytest.raises(InputError, match="reserved"):
         amparo.actions.outbox.add_endpoint("outbox", "https://example.invalid/x", actor="t")
     assert amparo.actions.outbox.list_endpoints() == []
+
+
+def test_an_endpoint_removed_between_check_and_record_leaves_no_pending_event(
+    amparo: Amparo,
+) -> None:
+    """Issue #12 point 17: the find's rule check saw the endpoint, then it was removed before
+    the action was recorded; the event must not stay pending forever."""
+    outbox = amparo.actions.outbox
+    outbox.add_endpoint("p", "https://example.invalid/x", actor="t")
+    add(amparo, "hook", [{"type": "webhook", "endpoint": "p"}])
+    rules = amparo.actions.rules
+    real = rules.record
+
+    def racing(**kw: Any) -> int:
+        outbox.remove_endpoint("p", actor="t")  # lands between the check and the record
+        return real(**kw)
+
+    rules.record = racing  # type: ignore[method-assign]
+    taken = amparo.actions.handle(content())
+    rules.record = real  # type: ignore[method-assign]
+    event = outbox.get_event(taken[0].detail["event_id"])
+    assert event.state == "dead" and event.last_error == "endpoint removed"
+    assert outbox.events(state="pending") == []

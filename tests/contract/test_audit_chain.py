@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,82 @@ def test_migration_chains_existing_entries(tmp_path: Path) -> None:
         assert report.ok and report.entries == 4
     finally:
         store.close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_the_head_is_signed_on_a_time_basis_and_the_tail_is_pinned(
+    store: Store, signer: chain.AuditSigner
+) -> None:
+    """Issue #12 point 8: with no count-based checkpoint yet, a rewritten or truncated tail
+    verified as "intact". The head is signed at most every N seconds when something was
+    written, and verify says how many entries no signature covers yet."""
+    clock = _Clock()
+    chain.configure(store.engine, signer, 1000, 60, clock)
+    _fill(store, 1)  # the first write of a process signs at once
+    assert [c.seq for c in chain.list_checkpoints(store.engine)] == [1]
+    ids = _fill(store, 2)
+    assert [c.seq for c in chain.list_checkpoints(store.engine)] == [1]  # within the minute
+    report = _verify(store, signer)
+    assert report.ok and report.unsigned == 2 and "not yet covered" in report.summary()
+    assert "intact" not in report.summary()
+    clock.now += timedelta(seconds=61)
+    ids = _fill(store, 1)
+    assert [c.seq for c in chain.list_checkpoints(store.engine)] == [1, 4]
+    report = _verify(store, signer)
+    assert report.ok and report.unsigned == 0 and report.summary().startswith("intact")
+    # Rewriting the tail with recomputed hashes is caught by the time-based signature...
+    entries = list(chain.iter_entries(store.engine))
+    with store.engine.begin() as conn:
+        prev = entries[1].hash
+        for e in entries[2:]:
+            details = '{"i": 42}' if e.seq == 3 else e.details
+            digest = chain.entry_hash(e.seq, e.at, e.actor, e.action, e.target, details, prev)
+            conn.execute(
+                update(_log)
+                .where(_log.c.id == e.id)
+                .values(details=details, prev_hash=prev, hash=digest)
+            )
+            prev = digest
+    assert _kinds(_verify(store, signer)) == [("edited", ids[3])]
+    # ... and so is dropping the last entry and winding the counter back.
+    with store.engine.begin() as conn:
+        conn.execute(delete(_log).where(_log.c.seq == 4))
+        conn.execute(text("UPDATE counters SET value = 3 WHERE name = 'audit_seq'"))
+    assert "truncated" in [p.kind for p in _verify(store, signer).problems]
+
+
+def test_what_a_process_wrote_is_signed_when_it_closes(
+    database_url: str, signer: chain.AuditSigner
+) -> None:
+    clock = _Clock()
+    store = Store(database_url)
+    chain.configure(store.engine, signer, 1000, 60, clock)
+    _fill(store, 3)
+    assert _verify(store, signer).unsigned == 2
+    store.close()  # the end of a CLI command, or serve's shutdown
+    again = Store(database_url)
+    try:
+        report = _verify(again, signer)
+        assert report.ok and report.unsigned == 0 and report.signed_seq == 3
+    finally:
+        again.close()
+
+
+def test_an_idle_writer_signs_its_tail_within_the_interval(
+    store: Store, signer: chain.AuditSigner
+) -> None:
+    """A server that wrote and then went idle signs the head once the interval has passed,
+    not only at shutdown."""
+    chain.configure(store.engine, signer, 1000, 0.2)
+    _fill(store, 3)  # the first is signed at once; a timer signs the other two
+    deadline = time.monotonic() + 10
+    while _verify(store, signer).unsigned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _verify(store, signer).unsigned == 0

@@ -20,7 +20,7 @@ from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.errors import ConfigError, ConflictError
 from amparo.matching import Match
-from amparo.reports.cybertip import TEST_URL, CyberTipTarget, SubmissionError
+from amparo.reports.cybertip import TEST_URL, CyberTipClient, CyberTipTarget, SubmissionError
 from amparo.reports.package import decrypt_member
 from amparo.reports.standin import StandIn, running
 from amparo.review.cases import CaseItem, CaseView, Decision
@@ -258,3 +258,67 @@ def test_wrong_credentials_are_a_clear_error(amparo: Amparo) -> None:
         amparo.reports.submit(draft, actor="admin1")
     sub: Any = amparo.reports.submission(draft)
     assert sub.remote_id is None
+
+
+def test_build_without_reporter_config_writes_nothing(settings: Settings) -> None:
+    """Issue #12 point 15: a refused ``reports build`` left a queued draft and its audit
+    entry behind; every check now runs before anything is written."""
+    app = Amparo(replace(settings, reporter_org_name="", reporter_email=""))
+    try:
+        cases = FakeCases()
+        cases.views[7] = _confirmed_case()
+        app.__dict__["cases"] = cases
+        before = len(app.store.audit_entries(50))
+        with pytest.raises(ConfigError, match="reporter_org_name"):
+            app.reports.build_case(7, actor="rev2")
+        assert app.reports.list() == []
+        assert len(app.store.audit_entries(50)) == before
+    finally:
+        app.close()
+
+
+def test_racing_submits_of_one_draft_call_submit_once(
+    amparo: Amparo, standin: tuple[StandIn, str]
+) -> None:
+    """Issue #12 point 17: a second ``reports submit`` of the same draft, started while the
+    first is about to call /submit, is refused (the row is claimed under a lease) instead of
+    filing a second report."""
+    service, _ = standin
+    draft = _built(amparo)
+    target = CyberTipTarget.from_settings(amparo.settings)
+    outcomes: list[object] = []
+
+    class Racing(CyberTipClient):
+        def submit(self, report_xml: str) -> str:
+            if not outcomes:  # the other submitter arrives now, once
+                outcomes.append("raced")
+                try:
+                    outcomes.append(amparo.reports.submit(draft, actor="admin2"))
+                except ConflictError as exc:
+                    outcomes.append(exc)
+            return super().submit(report_xml)
+
+    with Racing(target) as client:
+        sub = amparo.reports.submit(draft, actor="admin1", client=client)
+    assert sub.status == "finished"
+    assert isinstance(outcomes[1], ConflictError) and "another process" in str(outcomes[1])
+    assert service.calls["submit"] == 1 and len(service.reports) == 1
+    # The claim is let go at the end: a later submit answers from the record.
+    assert amparo.reports.submit(draft, actor="admin1").status == "finished"
+
+
+def test_a_dead_submitters_lease_runs_out(amparo: Amparo, standin: tuple[StandIn, str]) -> None:
+    service, _ = standin
+    draft = _built(amparo)
+    store = amparo.reports.store
+    store.start_submission(
+        draft, destination="cybertip", environment="test", base_url=standin[1], actor="a"
+    )
+    now = datetime.now(UTC)
+    assert store.claim_submission(draft, lease_seconds=60, now=now) is not None  # then died
+    with pytest.raises(ConflictError, match="another process"):
+        amparo.reports.submit(draft, actor="admin1")
+    assert service.calls["submit"] == 0
+    amparo.reports.__dict__["_now"] = lambda: now + timedelta(seconds=61)
+    assert amparo.reports.submit(draft, actor="admin1").status == "finished"
+    assert service.calls["submit"] == 1

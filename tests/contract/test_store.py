@@ -186,3 +186,20 @@ def test_migrations_upgrade_a_database_with_data(tmp_path) -> None:
     store = Store(url)  # migrates to the newest revision
     assert [e.bank_name for e in store.find_exact("md5", ["0" * 32])] == ["old"]
     store.close()
+
+
+def test_bank_delete_after_delete_and_re_add(store: Store) -> None:
+    """Issue #12 point 9: on SQLite the ids of deleted entries came back for the re-added
+    ones, and the second delete failed on ``entry_tombstones``; ids are never reused."""
+    records = _md5s(5)
+    store.create_bank(BankInfo(name="b"), actor="t")
+    store.add_entries("b", records, actor="t")
+    first = {e.id for e in store.find_exact("md5", [r.signal for r in records])}
+    store.delete_bank("b", actor="t")
+    store.create_bank(BankInfo(name="b"), actor="t")
+    store.add_entries("b", records, actor="t")
+    second = {e.id for e in store.find_exact("md5", [r.signal for r in records])}
+    assert len(second) == 5 and not first & second
+    store.delete_bank("b", actor="t")
+    with pytest.raises(BankNotFoundError):
+        store.get_bank("b")

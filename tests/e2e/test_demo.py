@@ -28,5 +28,5 @@ def test_demo_main_prints_a_report(tmp_path: Path, capsys) -> None:
     assert main(["--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "Matches" in out and "No match" in out
-    assert "wait for human" in out and "verified intact" in out
+    assert "wait for human" in out and "all covered by" in out and "verified intact" not in out
     assert (tmp_path / "out" / "report.html").is_file()

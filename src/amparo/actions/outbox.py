@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from amparo.actions.rules import validate_name
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.store import Store
+from amparo.store import audit as audit_chain
 from amparo.store.models_actions import OutboxRow, WebhookEndpointRow
 from amparo.store.repository import as_utc
 
@@ -46,16 +47,23 @@ def new_event_id(replay_key: str | None = None) -> str:
 
 def enqueue(conn: Connection, *, event_id: str, endpoint: str, payload: str) -> None:
     """Add an event to the outbox inside the caller's transaction; due at once. An event id
-    already queued (a replayed find) is left as it is."""
+    already queued (a replayed find) is left as it is.
+
+    The endpoint is checked here, inside the transaction and under the audit chain's lock
+    (which ``remove_endpoint`` takes too): an endpoint removed after the find's rule check
+    gets its event recorded ``dead`` ("endpoint removed") instead of pending forever."""
+    audit_chain.hold(conn)
     if conn.execute(select(_outbox.c.id).where(_outbox.c.event_id == event_id)).first():
         return
+    known = conn.execute(select(_endpoints.c.id).where(_endpoints.c.name == endpoint)).first()
     now = datetime.now(UTC)
     conn.execute(
         insert(_outbox).values(
             event_id=event_id,
             endpoint=endpoint,
             payload=payload,
-            state="pending",
+            state="pending" if known is not None else "dead",
+            last_error=None if known is not None else "endpoint removed",
             attempts=0,
             created_at=now,
             next_attempt_at=now,
@@ -280,6 +288,9 @@ class Outbox:
         """Remove an endpoint; its undelivered events are marked dead. Returns how many."""
         self.get_endpoint(name)
         with self.engine.begin() as conn:
+            # Serialised with ``enqueue`` (same lock): an event recorded while this runs is
+            # either seen and marked dead here, or sees the endpoint gone and is born dead.
+            audit_chain.hold(conn)
             dead = conn.execute(
                 update(_outbox)
                 .where(_outbox.c.endpoint == name, _outbox.c.state == "pending")

@@ -38,12 +38,20 @@ def _print_report(report: chain.VerifyReport, as_json: bool, source: str) -> Non
     if as_json:
         emit_json(report.to_json())
     elif report.ok:
+        # Exit 0 either way, but only a signature pins entries: say how many are not yet
+        # covered instead of calling an unsigned tail "intact" (issue #12, point 8).
+        colour = "green" if report.unsigned == 0 else "yellow"
         err_console.print(
-            f"[green]intact:[/] {escape(source)}: {report.entries:,} entries, "
-            f"{report.checkpoints:,} signed checkpoints; head {report.head_seq} "
-            f"{report.head_hash[:16]}",
+            f"[{colour}]{escape(report.summary())}[/]: {escape(source)}; head "
+            f"{report.head_seq} {report.head_hash[:16]}",
             markup=True,
         )
+        if report.unsigned:
+            err_console.print(
+                "  entries after the last checkpoint are protected by the hash chain only; "
+                "sign the head now with: amparo audit checkpoint",
+                markup=False,
+            )
     else:
         err_console.print(
             f"[bold red]TAMPERED:[/] {escape(source)}: {len(report.problems):,} problem(s) in "
@@ -77,7 +85,8 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute every hash and link and check every signed checkpoint; say where the chain
-    breaks. Exit 0: intact; 1: tampered; 2: could not check.
+    breaks, and how many entries at the end no signature covers yet. Exit 0: consistent (the
+    text says whether every entry is signed); 1: tampered; 2: could not check.
     Example: amparo audit verify --file audit.jsonl --public-key audit.pub"""
     given = _public_key(public_key)
     if file is not None:

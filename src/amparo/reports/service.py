@@ -52,7 +52,12 @@ class ReportService:
         return self.store.save_built(report_id, data.to_json(), actor=actor)
 
     def build_case(self, case_id: int, *, actor: str) -> ReportRecord:
-        """Queue (or reuse) the case's draft and build it."""
+        """Queue (or reuse) the case's draft and build it. Everything that can refuse the
+        build (reporter settings missing, the case unknown or without confirmed items) is
+        checked before the draft is queued, so a refusal writes nothing: no queued row, no
+        audit entry (issue #12, point 15)."""
+        reporter = Reporter.from_settings(self.amparo.settings)
+        build_report(self.amparo.cases.get(case_id), reporter, actor=actor)
         return self.build(self.queue_draft(case_id, actor=actor), actor=actor)
 
     def get(self, report_id: int) -> ReportRecord:
@@ -116,16 +121,45 @@ class ReportService:
                 f"report {report_id} was begun at {sub.base_url}, not {target.base_url}",
                 hint="resume it with the same cybertip_url it was started with",
             )
+        # Two submitters of one draft at once would both call /submit (two reports filed):
+        # the submission row is claimed under a lease first, as the webhook outbox does.
+        lease = self._lease_seconds()
+        token = self.store.claim_submission(report_id, lease_seconds=lease, now=self._now())
+        if token is None:
+            current = self.store.submission(report_id)
+            if current is not None and current.status == "finished":
+                return current
+            raise ConflictError(
+                f"report {report_id} is being submitted by another process",
+                hint=f"wait for it to finish; a submitter that died lets go after {lease:.0f} s",
+            )
+        sub = self.store.submission(report_id) or sub  # read again under the claim
         own = client is None
         client = client or CyberTipClient(target)
         try:
-            return self._run(report_id, data, sub, client, actor)
+            return self._run(report_id, data, sub, client, actor, token)
         except SubmissionError as exc:
             self.store.update_submission(report_id, actor=actor, last_error=str(exc))
             raise
         finally:
+            self.store.release_claim(report_id, token)
             if own:
                 client.close()
+
+    def _lease_seconds(self) -> float:
+        """Long enough for any one step (each is one HTTP call bounded by the timeout); the
+        lease is renewed before each step."""
+        return 2 * float(self.amparo.settings.cybertip_timeout_seconds) + 30.0
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _step(self, report_id: int, token: str) -> None:
+        if not self.store.renew_claim(report_id, token, lease_seconds=self._lease_seconds()):
+            raise ConflictError(
+                f"report {report_id}: this submitter's lease ran out and another took over",
+                hint="check the submission with: amparo reports show " + str(report_id),
+            )
 
     def _run(
         self,
@@ -134,8 +168,10 @@ class ReportService:
         sub: SubmissionRecord,
         client: CyberTipClient,
         actor: str,
+        token: str,
     ) -> SubmissionRecord:
         if sub.remote_id is None:
+            self._step(report_id, token)
             remote = client.submit(report_xml(data, with_files=False))
             sub = self.store.update_submission(
                 report_id,
@@ -166,6 +202,7 @@ class ReportService:
                     )
                     continue
                 content = self._read(held, f.sha256, actor)
+                self._step(report_id, token)
                 file_id = client.upload(remote_id, f.file_name, content)
                 sub = self.store.update_submission(
                     report_id,
@@ -174,6 +211,7 @@ class ReportService:
                     details={"item_id": f.item_id, "sha256": f.sha256, "file_id": file_id},
                     file=(key, {"file_id": file_id}),
                 )
+            self._step(report_id, token)
             client.fileinfo(file_details_xml(f, report_id=remote_id, file_id=str(file_id)))
             sub = self.store.update_submission(
                 report_id,
@@ -182,6 +220,7 @@ class ReportService:
                 details={"item_id": f.item_id, "file_id": file_id},
                 file=(key, {"fileinfo": True}),
             )
+        self._step(report_id, token)
         client.finish(remote_id)
         return self.store.update_submission(
             report_id,

@@ -22,10 +22,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ COUNTER = "audit_seq"
 EXPORT_FORMAT = "amparo-audit"
 EXPORT_VERSION = 1
 
+_log = logging.getLogger(__name__)
 _audit = cast(Table, AuditRow.__table__)
 _counter = cast(Table, CounterRow.__table__)
 _checkpoint = cast(Table, AuditCheckpointRow.__table__)
@@ -186,20 +188,78 @@ class AuditSigner:
         return key
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class ChainConfig:
     """How one engine's chain is checkpointed (see :func:`configure`)."""
 
     signer: AuditSigner | None = None
     every: int = 0
+    seconds: float = 0.0
+    clock: Callable[[], datetime] = _utcnow
+    last_signed: datetime | None = None
+    """When this process last signed a checkpoint (None: not yet)."""
+    written: bool = False
+    """Entries were appended through this engine since the last checkpoint."""
+    timer: threading.Timer | None = None
+    """Signs the head once ``seconds`` have passed, if nothing appended since did (a server
+    that wrote and then went idle must not leave its tail unsigned until shutdown)."""
 
 
 _CONFIG: weakref.WeakKeyDictionary[Engine, ChainConfig] = weakref.WeakKeyDictionary()
 
 
-def configure(engine: Engine, signer: AuditSigner | None, every: int) -> None:
-    """Sign a checkpoint every ``every`` entries appended through ``engine`` (0: never)."""
-    _CONFIG[engine] = ChainConfig(signer, max(0, int(every)))
+def configure(
+    engine: Engine,
+    signer: AuditSigner | None,
+    every: int,
+    seconds: float = 0.0,
+    clock: Callable[[], datetime] | None = None,
+) -> None:
+    """Sign a checkpoint every ``every`` entries appended through ``engine`` (0: never), and
+    at an append when ``seconds`` (0: never) have passed since the last one this process
+    signed; :func:`flush` signs the rest (at the end of a command, at shutdown). Without the
+    time basis a chain with fewer than ``every`` entries had no signature at all, and its
+    tail could be rewritten with recomputed hashes unnoticed (issue #12, point 8)."""
+    _CONFIG[engine] = ChainConfig(
+        signer, max(0, int(every)), max(0.0, float(seconds)), clock or _utcnow
+    )
+
+
+def flush(engine: Engine) -> Checkpoint | None:
+    """Sign the head if entries were appended through ``engine`` since the last checkpoint
+    (called at the end of each CLI command, at ``serve`` shutdown and at close)."""
+    config = _CONFIG.get(engine)
+    if config is None:
+        return None
+    if config.timer is not None:
+        config.timer.cancel()
+        config.timer = None
+    if config.signer is None or not config.written:
+        return None
+    cp = checkpoint(engine, config.signer)
+    config.written, config.last_signed = False, config.clock()
+    return cp
+
+
+def _flush_later(engine: Engine, config: ChainConfig, delay: float) -> None:
+    if config.timer is not None:
+        return
+
+    def run() -> None:
+        config.timer = None
+        try:
+            flush(engine)
+        except Exception as exc:  # a background signer must never take the process down
+            _log.warning("could not sign the audit chain's head: %s", exc)
+
+    timer = threading.Timer(max(0.0, delay), run)
+    timer.daemon = True
+    config.timer = timer
+    timer.start()
 
 
 def signer_for(engine: Engine) -> AuditSigner | None:
@@ -239,8 +299,21 @@ def append(conn: Connection, actor: str, action: str, target: str, details: dict
         .returning(_audit.c.id)
     ).scalar_one()
     config = _CONFIG.get(conn.engine)
-    if config and config.signer is not None and config.every and seq % config.every == 0:
-        _insert_checkpoint(conn, config.signer, seq, int(entry_id), digest)
+    if config is not None and config.signer is not None:
+        now = config.clock()
+        due_by_count = bool(config.every) and seq % config.every == 0
+        due_by_time = bool(config.seconds) and (
+            config.last_signed is None
+            or (now - config.last_signed).total_seconds() >= config.seconds
+        )
+        if due_by_count or due_by_time:
+            _insert_checkpoint(conn, config.signer, seq, int(entry_id), digest)
+            config.last_signed, config.written = now, False
+        else:
+            config.written = True
+            if config.seconds and config.last_signed is not None:
+                elapsed = (now - config.last_signed).total_seconds()
+                _flush_later(conn.engine, config, config.seconds - elapsed)
     return seq
 
 
@@ -462,10 +535,35 @@ class VerifyReport:
     head_seq: int = 0
     head_hash: str = GENESIS
     problems: list[ChainProblem] = field(default_factory=list)
+    signed_seq: int = 0
+    """The highest position a checkpoint vouches for (its hash matches the chain's)."""
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def unsigned(self) -> int:
+        """Entries after the last checkpoint: their hashes hold, but nothing signed pins
+        them, so whoever can write the database could rewrite or drop them unnoticed."""
+        return max(0, self.head_seq - self.signed_seq)
+
+    def summary(self) -> str:
+        """One honest line: what a signature covers and what only the hash chain does."""
+        if not self.ok:
+            return f"{len(self.problems):,} problem(s) in {self.entries:,} entries"
+        if self.entries == 0:
+            return "empty"
+        if self.unsigned == 0:
+            return (
+                f"intact: {self.entries:,} entries, all covered by "
+                f"{self.checkpoints:,} signed checkpoint(s)"
+            )
+        return (
+            f"chain consistent: {self.entries:,} entries, {self.checkpoints:,} signed "
+            f"checkpoint(s); the last {self.unsigned:,} entr"
+            f"{'y is' if self.unsigned == 1 else 'ies are'} not yet covered by a signature"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -474,6 +572,8 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
+            "signed_seq": self.signed_seq,
+            "unsigned_entries": self.unsigned,
             "problems": [p.to_json() for p in self.problems],
         }
 
@@ -570,6 +670,8 @@ def verify_entries(
         problem = _check_checkpoint(cp, public_key, by_seq, top)
         if problem is not None:
             problems.append(problem)
+        elif cp.seq in by_seq:
+            report.signed_seq = max(report.signed_seq, cp.seq)
     problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return report
 

@@ -55,12 +55,34 @@ def migrate(engine: Engine) -> None:
     cfg = _alembic_config()
     head = ScriptDirectory.from_config(cfg).get_current_head()
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
+            connection.rollback()
             if current == head:
                 return
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch migrations rebuild a table (copy, drop, rename); with foreign keys on,
+                # the drop would cascade-delete every child row. The pragma cannot change
+                # inside a transaction, so it is set before the migration's own begins.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    cfg.attributes["connection"] = connection
+                    command.upgrade(cfg, "head")
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise StorageError(
+                                f"migration left {len(broken)} dangling references",
+                                hint="restore the database from a backup and report this",
+                            )
+            finally:
+                if sqlite:
+                    connection.rollback()
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
     except OperationalError as exc:
         raise StorageError(
             f"cannot open the database: {exc.orig}",

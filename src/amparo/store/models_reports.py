@@ -77,3 +77,7 @@ class ReportSubmissionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     retracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Who is submitting now: two ``reports submit`` of one draft must not both call the
+    hotline. Held under a lease (``claimed_until``) so a submitter that died lets go."""
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -7,11 +7,12 @@ Every change is recorded in the audit log in the same transaction, with target
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, insert, or_, select, update
 
 from amparo.errors import ConflictError, NotFoundError
 from amparo.store import audit as audit_chain
@@ -242,6 +243,52 @@ class ReportStore:
         result = self.submission(report_id)
         assert result is not None
         return result
+
+    def claim_submission(
+        self, report_id: int, *, lease_seconds: float, now: datetime
+    ) -> str | None:
+        """Take the submission under a lease; returns the claim token, or None when another
+        submitter holds an unexpired lease (or the submission is over). One conditional
+        UPDATE, so of two racing submitters exactly one wins, on SQLite and PostgreSQL."""
+        token = secrets.token_hex(16)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(_submission)
+                .where(
+                    and_(
+                        _submission.c.report_id == report_id,
+                        _submission.c.status.in_(("started", "open")),
+                        or_(
+                            _submission.c.claimed_until.is_(None),
+                            _submission.c.claimed_until < now,
+                        ),
+                    )
+                )
+                .values(claim_token=token, claimed_until=now + timedelta(seconds=lease_seconds))
+            )
+        return token if done.rowcount == 1 else None
+
+    def renew_claim(self, report_id: int, token: str, *, lease_seconds: float) -> bool:
+        """Extend the lease before a step; False when it was lost (ran out and was taken)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(_submission)
+                .where(
+                    and_(_submission.c.report_id == report_id, _submission.c.claim_token == token)
+                )
+                .values(claimed_until=datetime.now(UTC) + timedelta(seconds=lease_seconds))
+            )
+        return done.rowcount == 1
+
+    def release_claim(self, report_id: int, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_submission)
+                .where(
+                    and_(_submission.c.report_id == report_id, _submission.c.claim_token == token)
+                )
+                .values(claim_token=None, claimed_until=None)
+            )
 
     def update_submission(
         self,
