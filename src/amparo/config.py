@@ -32,7 +32,6 @@ class Settings:
     pdq_threshold: int = 31
     pdq_min_quality: int = 50
     max_image_pixels: int = 178_956_970
-    max_decode_memory: int = 512 * 1024 * 1024
     max_file_bytes: int = 512 * 1024 * 1024
     max_archive_ratio: int = 200
     max_archive_member_bytes: int = 256 * 1024 * 1024
@@ -118,10 +117,6 @@ SETTING_DOCS: dict[str, str] = {
     "pdq_threshold": "Default PDQ match distance (0-63) for banks that do not set their own.",
     "pdq_min_quality": "PDQ hashes below this quality are not used for matching.",
     "max_image_pixels": "Images with more pixels are refused as decompression bombs.",
-    "max_decode_memory": (
-        "Most memory (bytes) that image decoding may take in one process at once; an image "
-        "whose decode would need more is refused, and concurrent decodes wait their turn."
-    ),
     "max_file_bytes": "Files larger than this are not decoded (digests are still computed).",
     "max_archive_ratio": "Archive members expanding more than this factor are refused.",
     "max_archive_member_bytes": "Archive members larger than this are refused.",
@@ -294,7 +289,6 @@ def _validate(settings: Settings) -> Settings:
     if settings.video_bank_coverage_seconds < 0:
         raise ConfigError("video_bank_coverage_seconds must be 0 or more")
     for name in (
-        "max_decode_memory",
         "fetch_timeout_seconds",
         "fetch_max_concurrent_per_key",
         "fetch_max_concurrent",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from amparo.config import Settings
 from amparo.errors import MediaError, MediaTooLargeError
-from amparo.media.decode import DEFAULT_MAX_DECODE_MEMORY, DEFAULT_MAX_PIXELS, decode_image
+from amparo.media.decode import DEFAULT_MAX_PIXELS, decode_image
 from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals.digests import FileDigests, digest_bytes, digest_source
 from amparo.signals.pdq import pdq_dihedral_from_pixels, pdq_from_pixels
@@ -90,7 +90,6 @@ def hash_media(
     data: bytes,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_decode_memory: int = DEFAULT_MAX_DECODE_MEMORY,
     dihedral: bool = False,
     video_sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
     video_limits: VideoLimits | None = None,
@@ -108,7 +107,7 @@ def hash_media(
     try:
         # Luma straight from the decoder (a JPEG's Y channel, DCT-reduced): the first half of
         # PDQ's canonical preprocessing; pdq_from_pixels does the rest.
-        decoded = decode_image(data, max_pixels=max_pixels, mode="L", max_memory=max_decode_memory)
+        decoded = decode_image(data, max_pixels=max_pixels, mode="L")
     except MediaError as exc:
         result.error = exc.message
         return result
@@ -154,12 +153,7 @@ def hash_bytes(data: bytes, settings: Settings, *, dihedral: bool = False) -> Me
         return hash_video_media(
             data, sample_fps=settings.video_sample_fps, limits=video_limits(settings)
         )
-    return hash_media(
-        data,
-        max_pixels=settings.max_image_pixels,
-        max_decode_memory=settings.max_decode_memory,
-        dihedral=dihedral,
-    )
+    return hash_media(data, max_pixels=settings.max_image_pixels, dihedral=dihedral)
 
 
 def hash_video_media(

@@ -25,8 +25,6 @@ class HashLimits:
 
     max_pixels: int
     max_file_bytes: int
-    max_decode_memory: int = 512 * 1024 * 1024
-    """Memory one worker's image decoding may take (see media.decode.DecodeBudget)."""
     dihedral: bool = False
     video_sample_fps: float = 1.0
     """Frames a second hashed (vPDQ) from each video."""

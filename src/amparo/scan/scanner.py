@@ -161,7 +161,6 @@ def scan_paths(
     limits = HashLimits(
         max_pixels=settings.max_image_pixels,
         max_file_bytes=settings.max_file_bytes,
-        max_decode_memory=settings.max_decode_memory,
         dihedral=amparo.wants_dihedral(banks),  # also checks that the banks exist
         video_sample_fps=settings.video_sample_fps,
         video_max_file_bytes=settings.video_max_file_bytes,

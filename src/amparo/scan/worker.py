@@ -62,12 +62,7 @@ def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
             )
         return _outcome(task, hashes, "ok")
 
-    hashes = hash_media(
-        data,
-        max_pixels=limits.max_pixels,
-        max_decode_memory=limits.max_decode_memory,
-        dihedral=limits.dihedral,
-    )
+    hashes = hash_media(data, max_pixels=limits.max_pixels, dihedral=limits.dihedral)
     if hashes.error is None:
         return _outcome(task, hashes, "ok")
     if hashes.media_type in IMAGE_TYPES:
