@@ -48,8 +48,8 @@ _STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;
 _DECODER_COPIES = {"bmp": 2, "webp": 2, "tiff": 1}
 _STRIP_BYTES = 4 * 1024 * 1024
 """Target size of one strip of a strip-wise conversion (in the widest intermediate mode)."""
-_STRIP_OVERHEAD = 8 * _STRIP_BYTES
-"""Reserved for a strip's intermediate copies (crop, RGBA, white background, composite)."""
+_STRIP_COPIES = 6
+"""A strip's intermediate copies (crop, RGBA, white background, composite, RGB, output)."""
 
 PixelMode = Literal["RGB", "L"]
 _StripConvert = Callable[[Image.Image], NDArray[np.uint8]]
@@ -110,7 +110,7 @@ class DecodeBudget:
         """Wait until ``predicate`` (an attribute: ``waiting``, ``running``) is non-zero; for
         tests and diagnostics."""
         with self._cond:
-            return self._cond.wait_for(lambda: getattr(self, predicate) > 0, timeout)
+            return bool(self._cond.wait_for(lambda: getattr(self, predicate) > 0, timeout))
 
 
 DECODE_BUDGET = DecodeBudget(DEFAULT_MAX_DECODE_MEMORY)
@@ -197,7 +197,8 @@ def decode_memory(
     native *= 1 + _DECODER_COPIES.get(media_type, 0)
     output = pixels * (3 if mode == "RGB" else 1)
     turned = max(output, pixels * _STORAGE_BYTES.get(image.mode, 4)) if transposed else 0
-    return native + output + turned + _STRIP_OVERHEAD
+    strips = _STRIP_COPIES * min(_STRIP_BYTES, pixels * 4)
+    return native + output + turned + strips
 
 
 def _check_memory(need: int, max_memory: int, width: int, height: int, pil_mode: str) -> None:
