@@ -193,3 +193,16 @@ def test_video_frames_are_bounded_by_the_decode_memory() -> None:
     assert video_limits(Settings()).max_pixels == 8192 * 4320  # 8K fits 512 MiB
     small = video_limits(Settings(max_decode_memory=64 * MiB)).max_pixels
     assert small < 1920 * 1080 * 3 and small * 1.5 * 8 <= 64 * MiB
+
+
+def test_progressive_jpeg_counts_its_full_size_coefficient_buffer() -> None:
+    # libjpeg keeps every DCT coefficient of a progressive JPEG (2 bytes a sample) at full
+    # size, even when decoding at 1/8 scale.
+    baseline, progressive = io.BytesIO(), io.BytesIO()
+    image = Image.new("RGB", (6000, 4000), (10, 200, 30))
+    image.save(baseline, "JPEG")
+    image.save(progressive, "JPEG", progressive=True)
+    assert decode_image(baseline.getvalue(), mode="L", max_memory=64 * MiB).width == 6000
+    with pytest.raises(MediaTooLargeError, match="max_decode_memory"):
+        decode_image(progressive.getvalue(), mode="L", max_memory=64 * MiB)
+    assert decode_image(progressive.getvalue(), mode="L").width == 6000

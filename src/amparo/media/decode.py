@@ -151,9 +151,16 @@ def decode_image(
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             _check_dimensions(width, height, max_pixels)
+            bands = len(image.getbands())  # a JPEG's components, before draft() picks luma
             if media_type == "jpeg":
                 _draft(image, mode, min_side)
-            need = decode_memory(image, media_type, mode, transposed=_orientation(image) > 1)
+            need = decode_memory(
+                image,
+                media_type,
+                mode,
+                transposed=_orientation(image) > 1,
+                full=(width, height, bands),
+            )
             _check_memory(need, max_memory, width, height, image.mode)
             with (budget or DECODE_BUDGET).reserve(need, capacity=max_memory):
                 image.load()
@@ -185,12 +192,19 @@ def _check_dimensions(width: int, height: int, max_pixels: int) -> None:
 
 
 def decode_memory(
-    image: Image.Image, media_type: str, mode: PixelMode, *, transposed: bool = False
+    image: Image.Image,
+    media_type: str,
+    mode: PixelMode,
+    *,
+    transposed: bool = False,
+    full: tuple[int, int, int] | None = None,
 ) -> int:
     """Estimated peak bytes of decoding an opened (not loaded) image to ``mode`` pixels: the
     image in Pillow's storage mode, the decoder's extra copies, the output array and the
     strips of the conversion; when an EXIF orientation turns the image, a turned copy of the
-    output (or of the image: Pillow's TIFF loader turns the image itself)."""
+    output (or of the image: Pillow's TIFF loader turns the image itself). A progressive
+    JPEG adds libjpeg's coefficient buffer: 2 bytes a sample of the ``full`` size, whatever
+    the DCT scale of the decode (``full``: width, height, components before ``draft()``)."""
     width, height = image.size  # after draft(): the reduced size a JPEG will decode at
     pixels = width * height
     native = pixels * _STORAGE_BYTES.get(image.mode, 4)
@@ -198,7 +212,11 @@ def decode_memory(
     output = pixels * (3 if mode == "RGB" else 1)
     turned = max(output, pixels * _STORAGE_BYTES.get(image.mode, 4)) if transposed else 0
     strips = _STRIP_COPIES * min(_STRIP_BYTES, pixels * 4)
-    return native + output + turned + strips
+    coefficients = 0
+    if media_type == "jpeg" and image.info.get("progressive"):
+        full_width, full_height, bands = full or (*image.size, len(image.getbands()))
+        coefficients = full_width * full_height * 2 * bands
+    return native + output + turned + strips + coefficients
 
 
 def _check_memory(need: int, max_memory: int, width: int, height: int, pil_mode: str) -> None:
