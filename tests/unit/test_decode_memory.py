@@ -206,3 +206,19 @@ def test_progressive_jpeg_counts_its_full_size_coefficient_buffer() -> None:
     with pytest.raises(MediaTooLargeError, match="max_decode_memory"):
         decode_image(progressive.getvalue(), mode="L", max_memory=64 * MiB)
     assert decode_image(progressive.getvalue(), mode="L").width == 6000
+
+
+def test_review_video_frames_are_bounded_like_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import amparo.media.video as video
+    from amparo.review.media import shielded_video
+
+    seen: list[int] = []
+
+    def refuse(data: bytes, *, limits: video.VideoLimits) -> None:
+        seen.append(limits.max_pixels)
+        raise MediaTooLargeError("stop")
+
+    monkeypatch.setattr(video, "open_video", refuse)
+    with pytest.raises(MediaTooLargeError):
+        shielded_video(b"", max_pixels=178_956_970)
+    assert seen == [video.VideoLimits.max_pixels]  # 8K, not max_image_pixels
