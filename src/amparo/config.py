@@ -35,6 +35,7 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     max_archive_ratio: int = 200
     max_archive_member_bytes: int = 256 * 1024 * 1024
+    max_decode_memory: int = 512 * 1024 * 1024
     workers: int = 0
     log_level: str = "WARNING"
     api_host: str = "127.0.0.1"
@@ -120,6 +121,7 @@ SETTING_DOCS: dict[str, str] = {
     "max_file_bytes": "Files larger than this are not decoded (digests are still computed).",
     "max_archive_ratio": "Archive members expanding more than this factor are refused.",
     "max_archive_member_bytes": "Archive members larger than this are refused.",
+    "max_decode_memory": "Bytes one process may spend decoding images and video frames at once.",
     "workers": "Hashing worker processes for scans; 0 means one per CPU core.",
     "log_level": "Logging level: DEBUG, INFO, WARNING, ERROR.",
     "api_host": "Address `amparo serve` listens on.",
@@ -283,6 +285,7 @@ def _validate(settings: Settings) -> Settings:
         "video_max_file_bytes",
         "video_max_duration_seconds",
         "video_timeout_seconds",
+        "max_decode_memory",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be a positive number")

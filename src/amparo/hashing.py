@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING
 
 from amparo.config import Settings
 from amparo.errors import MediaError, MediaTooLargeError
-from amparo.media.decode import DEFAULT_MAX_PIXELS, decode_image
+from amparo.media.decode import (
+    DECODE_BUDGET,
+    DEFAULT_MAX_DECODE_MEMORY,
+    DEFAULT_MAX_PIXELS,
+    decode_image,
+)
 from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals.digests import FileDigests, digest_bytes, digest_source
 from amparo.signals.pdq import pdq_dihedral_from_pixels, pdq_from_pixels
@@ -75,14 +80,28 @@ class MediaHashes:
         return data
 
 
+# A video decoder holds its reference frames (H.264/HEVC keep at most 16, 6 at 8K levels) and
+# a few frames in flight; frames are YUV 4:2:0 (1.5 bytes a pixel) or up to 6 bytes a pixel
+# (4:4:4 at 16 bits). One frame's pixels times this is the decode's working set.
+VIDEO_FRAME_COPIES = 8
+VIDEO_BYTES_PER_PIXEL = 1.5
+
+
+def video_max_pixels(max_decode_memory: int, default: int) -> int:
+    """The largest frame (width x height) a video may have within ``max_decode_memory``."""
+    return min(default, int(max_decode_memory / (VIDEO_BYTES_PER_PIXEL * VIDEO_FRAME_COPIES)))
+
+
 def video_limits(settings: Settings) -> VideoLimits:
-    """The video decoding limits the settings ask for."""
+    """The video decoding limits the settings ask for: frames no larger than 8K, nor than
+    ``max_decode_memory`` allows."""
     from amparo.media.video import VideoLimits
 
     return VideoLimits(
         max_file_size=settings.video_max_file_bytes,
         max_duration_seconds=float(settings.video_max_duration_seconds),
         timeout_seconds=float(settings.video_timeout_seconds),
+        max_pixels=video_max_pixels(settings.max_decode_memory, VideoLimits.max_pixels),
     )
 
 
@@ -93,10 +112,11 @@ def hash_media(
     dihedral: bool = False,
     video_sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
     video_limits: VideoLimits | None = None,
+    max_memory: int = DEFAULT_MAX_DECODE_MEMORY,
 ) -> MediaHashes:
     """Hash media bytes: a video gets vPDQ, anything else is tried as an image (an animated
     GIF is an image: its first frame is PDQ-hashed). Decoding problems are recorded in
-    ``error``, not raised."""
+    ``error``, not raised. ``max_memory``: the decode's memory bound (``max_decode_memory``)."""
     digests = digest_bytes(data)
     media_type = sniff(data[:HEAD_BYTES])
     if media_type == "video":
@@ -107,7 +127,7 @@ def hash_media(
     try:
         # Luma straight from the decoder (a JPEG's Y channel, DCT-reduced): the first half of
         # PDQ's canonical preprocessing; pdq_from_pixels does the rest.
-        decoded = decode_image(data, max_pixels=max_pixels, mode="L")
+        decoded = decode_image(data, max_pixels=max_pixels, mode="L", max_memory=max_memory)
     except MediaError as exc:
         result.error = exc.message
         return result
@@ -153,7 +173,12 @@ def hash_bytes(data: bytes, settings: Settings, *, dihedral: bool = False) -> Me
         return hash_video_media(
             data, sample_fps=settings.video_sample_fps, limits=video_limits(settings)
         )
-    return hash_media(data, max_pixels=settings.max_image_pixels, dihedral=dihedral)
+    return hash_media(
+        data,
+        max_pixels=settings.max_image_pixels,
+        dihedral=dihedral,
+        max_memory=settings.max_decode_memory,
+    )
 
 
 def hash_video_media(
@@ -167,13 +192,18 @@ def hash_video_media(
     """Hash a video (a path, bytes or a seekable binary file, streamed from disk when a
     path): digests and vPDQ sampled at ``sample_fps`` frames a second. Decoding problems
     (corrupt, unsupported, over a limit) are recorded in ``error``; digests are still valid."""
+    from amparo.media.video import VideoLimits
     from amparo.signals.vpdq import hash_video
 
     digests = digests or digest_source(source)
+    frame = (limits or VideoLimits()).max_pixels
     try:
-        hashed = hash_video(
-            source, sample_fps=sample_fps, limits=limits, threads=threads, digests=digests
-        )
+        # Reserve the largest frame the limits let through from the process's decode budget,
+        # so concurrent video and image decodes share one memory bound.
+        with DECODE_BUDGET.reserve(int(frame * VIDEO_BYTES_PER_PIXEL * VIDEO_FRAME_COPIES)):
+            hashed = hash_video(
+                source, sample_fps=sample_fps, limits=limits, threads=threads, digests=digests
+            )
     except MediaError as exc:
         result = hashes_from_digests(digests, "video")
         result.error = exc.message

@@ -146,3 +146,21 @@ def test_hashing_records_decode_errors_instead_of_raising() -> None:
     result = hash_media(b"not an image at all")
     assert result.pdq is None and result.error
     assert len(result.sha256) == 64
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
+def test_every_exif_orientation_matches_pillow(fmt: str) -> None:
+    # Orientation is applied to the decoded array (no turned copy of Pillow's image); each of
+    # the eight must agree with ImageOps.exif_transpose, TIFF's loader turning it itself too.
+    from PIL import ImageOps
+
+    pixels = np.random.default_rng(1).integers(0, 256, (7, 12, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        image = Image.fromarray(pixels)
+        exif = image.getexif()
+        exif[0x0112] = orientation
+        out = io.BytesIO()
+        image.save(out, fmt, exif=exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {}))
+        reference = ImageOps.exif_transpose(Image.open(io.BytesIO(out.getvalue())))
+        expected = np.asarray(reference.convert("RGB"))
+        assert np.array_equal(decode_image(out.getvalue()).pixels, expected), orientation

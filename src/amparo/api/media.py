@@ -115,6 +115,11 @@ def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -
     hashes = service.amparo.hash_bytes(data, dihedral=dihedral)
     if kind in IMAGE_TYPES and hashes.pdq is None:
         # Decode again to raise the precise error (corrupt, bomb, ...): rare, so cheap enough.
-        decode_image(data, max_pixels=service.settings.max_image_pixels, mode="L")
+        decode_image(
+            data,
+            max_pixels=service.settings.max_image_pixels,
+            mode="L",
+            max_memory=service.settings.max_decode_memory,
+        )
         raise InputError(hashes.error or "the image cannot be decoded")
     return hashes

@@ -67,7 +67,11 @@ def shielded_video(data: bytes, *, max_pixels: int) -> Rendition:
     from amparo.media.video import VideoLimits, open_video
 
     chosen = None
-    with open_video(data, limits=VideoLimits(max_pixels=max_pixels)) as video:
+    # Frames no larger than 8K (the hashing limit), not max_image_pixels: a frame in flight
+    # costs several copies of its pixels in the decoder (see amparo.hashing.video_limits).
+    with open_video(
+        data, limits=VideoLimits(max_pixels=min(max_pixels, VideoLimits.max_pixels))
+    ) as video:
         for number, frame in enumerate(video.frames(sample_fps=1.0, max_short_side=SHIELD_SIDE)):
             chosen = frame.luma
             if number >= 1:

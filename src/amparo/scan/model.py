@@ -33,6 +33,7 @@ class HashLimits:
     digested only."""
     video_max_duration_seconds: float = 6 * 3600.0
     video_timeout_seconds: float = 900.0
+    max_decode_memory: int = 512 * 1024 * 1024
 
 
 @dataclass

@@ -166,6 +166,7 @@ def scan_paths(
         video_max_file_bytes=settings.video_max_file_bytes,
         video_max_duration_seconds=float(settings.video_max_duration_seconds),
         video_timeout_seconds=float(settings.video_timeout_seconds),
+        max_decode_memory=settings.max_decode_memory,
     )
     journal_path = opts.journal or default_journal_path(settings, roots, banks)
     journal = ScanJournal(journal_path, banks=banks, resume=opts.resume)

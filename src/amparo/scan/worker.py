@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from amparo.hashing import MediaHashes, hash_media, hash_video_media, hashes_from_digests
+from amparo.hashing import (
+    MediaHashes,
+    hash_media,
+    hash_video_media,
+    hashes_from_digests,
+    video_max_pixels,
+)
 from amparo.media.sniff import ARCHIVE_TYPES, IMAGE_TYPES
 from amparo.scan.model import HashLimits, HashOutcome, HashTask, Status
 from amparo.signals.digests import FileDigests, digest_bytes, digest_source, digest_stream
@@ -62,7 +68,12 @@ def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
             )
         return _outcome(task, hashes, "ok")
 
-    hashes = hash_media(data, max_pixels=limits.max_pixels, dihedral=limits.dihedral)
+    hashes = hash_media(
+        data,
+        max_pixels=limits.max_pixels,
+        dihedral=limits.dihedral,
+        max_memory=limits.max_decode_memory,
+    )
     if hashes.error is None:
         return _outcome(task, hashes, "ok")
     if hashes.media_type in IMAGE_TYPES:
@@ -104,6 +115,7 @@ def _hash_video(task: HashTask, limits: HashLimits) -> HashOutcome:
         max_file_size=limits.video_max_file_bytes,
         max_duration_seconds=limits.video_max_duration_seconds,
         timeout_seconds=limits.video_timeout_seconds,
+        max_pixels=video_max_pixels(limits.max_decode_memory, VideoLimits.max_pixels),
     )
     source = task.data if task.data is not None else task.fs_path
     assert source is not None
