@@ -231,18 +231,23 @@ def verify(
     quick: Annotated[
         bool, typer.Option("--quick", help="Only check blobs exist (do not decrypt).")
     ] = False,
-    no_repair: Annotated[
-        bool, typer.Option("--no-repair", help="Report orphaned blobs but keep them.")
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair/--no-repair",
+            help="Delete the orphaned blobs it finds (audited); without it they are only "
+            "reported.",
+        ),
     ] = False,
     orphan_grace: GraceOpt = 3600,
 ) -> None:
-    """Check every held item (decrypt and compare its SHA-256), report missing or damaged
-    ones and remove orphaned blobs; exit code 2 when any item is damaged or missing.
-    Example: amparo evidence verify"""
+    """Check every held item (decrypt and compare its SHA-256) and report missing or damaged
+    ones and orphaned blobs; nothing is deleted unless --repair is given. Exit code 2 when
+    any item is damaged or missing. Example: amparo evidence verify"""
     with open_app(ctx) as amparo:
         report = amparo.evidence.verify(
             deep=not quick,
-            repair=not no_repair,
+            repair=repair,
             orphan_grace_seconds=orphan_grace,
             actor=_actor(),
         )
@@ -252,7 +257,7 @@ def verify(
             "damaged": report.damaged,
             "missing": report.missing,
             "orphans": report.orphans.removed,
-            "orphans_removed": not no_repair,
+            "orphans_removed": repair,
             "ok": report.ok,
         }
     )

@@ -116,7 +116,8 @@ def purge(
 def sweep_orphans(
     store: EvidenceStore, *, grace: float, actor: str, repair: bool = True
 ) -> OrphanSweep:
-    """Remove blobs that no held item owns, older than ``grace`` seconds."""
+    """Find blobs that no held item owns, older than ``grace`` seconds, and remove them
+    when ``repair`` (otherwise only list them)."""
     sweep = OrphanSweep()
     # List first, then read the owners: a blob written and committed in between is seen as
     # owned; one written but not yet committed is young and left alone.

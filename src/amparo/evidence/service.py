@@ -559,13 +559,14 @@ class EvidenceStore:
         self,
         *,
         deep: bool = True,
-        repair: bool = True,
+        repair: bool = False,
         orphan_grace_seconds: float = 3600,
         actor: str = "local",
     ) -> VerifyReport:
-        """Check that every held item is there and (``deep``) decrypts to its SHA-256;
-        remove (``repair``) blobs no held item owns and leftovers of interrupted writes
-        older than ``orphan_grace_seconds``."""
+        """Check that every held item is there and (``deep``) decrypts to its SHA-256, and
+        list blobs no held item owns and leftovers of interrupted writes older than
+        ``orphan_grace_seconds``. A verify only reports: those are deleted only with
+        ``repair``."""
         from amparo.evidence.maintenance import verify
 
         return verify(self, deep=deep, repair=repair, grace=orphan_grace_seconds, actor=actor)
