@@ -30,6 +30,8 @@ SCOPES: dict[str, str] = {
     "hasher": "hash media and compare hashes; no access to banks",
     "reviewer": "review matches (later issues); hash and compare",
     "auditor": "read the audit log, bank metadata and index status; no hash lists",
+    "evidence-reader": "download preserved evidence in the clear (GET /v1/evidence/{id}/"
+    "content; every read audit-logged); reviewers see media only blurred, or revealed",
 }
 
 
