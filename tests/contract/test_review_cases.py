@@ -115,8 +115,11 @@ def test_decisions_move_cases_and_are_audited(amparo: Amparo) -> None:
     case_id = cases.open_or_extend(_find(1, account_id="u"))
     cases.open_or_extend(_find(2, account_id="u"))
     first, second = cases.get(case_id).items
-    with pytest.raises(InputError, match="classification"):
+    with pytest.raises(InputError, match="needs a classification"):
         cases.decide(first.id, "confirm", reviewer="rita")
+    with pytest.raises(InputError, match="'Z9' is not a valid classification") as invalid:
+        cases.decide(first.id, "confirm", classification="Z9", reviewer="rita")
+    assert invalid.value.hint is not None and "A1, A2, B1, B2" in invalid.value.hint
     with pytest.raises(InputError):
         cases.decide(first.id, "escalate", classification="A1", reviewer="rita")
     with pytest.raises(InputError):

@@ -288,6 +288,12 @@ def test_cases_and_negative_bank_on_the_command_line(tmp_path: Path) -> None:
         assert huge.exit_code == 2 and "Traceback" not in huge.output, huge.output
     bad = runner.invoke(app, ["--home", str(home), "cases", "decide", str(item_id), "confirm"])
     assert bad.exit_code == 2 and "classification" in bad.output
+    invalid = runner.invoke(
+        app,
+        ["--home", str(home), "cases", "decide", str(item_id), "confirm", "--classification", "Z9"],
+    )
+    assert invalid.exit_code == 2 and "'Z9' is not a valid classification" in invalid.output
+    assert "A1, A2, B1, B2" in invalid.output and "missing" not in invalid.output
     run("cases", "decide", str(item_id), "confirm", "--classification", "b2", "--reviewer", "rita")
     assert run("cases", "list", "--json").strip() == ""
     shown = json.loads(run("cases", "show", str(case_id)))["items"][0]["decision"]

@@ -417,12 +417,12 @@ def _check_decision(kind: str, classification: str | None) -> tuple[str, str | N
         raise InputError(f"unknown decision {kind!r}", hint="use " + ", ".join(DECISION_KINDS))
     if classification is not None:
         classification = classification.strip().upper() or None
+    valid = "one of " + ", ".join(CLASSIFICATIONS) + " (Tech Coalition industry scheme)"
+    if classification is not None and classification not in CLASSIFICATIONS:
+        raise InputError(f"{classification!r} is not a valid classification", hint="use " + valid)
     if kind == "confirm":
-        if classification not in CLASSIFICATIONS:
-            raise InputError(
-                "a confirm needs a classification",
-                hint="one of " + ", ".join(CLASSIFICATIONS) + " (Tech Coalition industry scheme)",
-            )
+        if classification is None:
+            raise InputError("a confirm needs a classification", hint=valid)
     elif classification is not None:
         raise InputError(
             f"only a confirm carries a classification, not {kind}",
