@@ -183,7 +183,7 @@ def purge(
     orphan_grace: GraceOpt = 3600,
 ) -> None:
     """Delete the content of every expired item not on legal hold (each purge is audited),
-    and remove orphaned blobs. Run it daily. Example: amparo evidence purge --dry-run"""
+    discard copies of false positives whose undo grace has passed, and remove orphaned blobs. Run it daily. Example: amparo evidence purge --dry-run"""
     with open_app(ctx) as amparo:
         report = amparo.evidence.purge(
             actor=_actor(), dry_run=dry_run, orphan_grace_seconds=orphan_grace
@@ -192,6 +192,7 @@ def purge(
         {
             "dry_run": report.dry_run,
             "purged": report.purged,
+            "false_positives_discarded": report.false_positives,
             "kept_on_legal_hold": report.held,
             "failed": report.failed,
             "orphans_removed": report.orphans.removed,

@@ -42,6 +42,9 @@ class PurgeReport:
     failed: list[tuple[int, str]] = field(default_factory=list)
     """Items marked purged whose blob could not be deleted (the next run removes it)."""
     orphans: OrphanSweep = field(default_factory=OrphanSweep)
+    false_positives: list[int] = field(default_factory=list)
+    """Items discarded because review decided them false positives and the undo grace
+    (``review_undo_seconds``) has passed (in a dry run: would be)."""
 
 
 @dataclass
@@ -101,12 +104,17 @@ def purge(
                 store.backend.delete(blob_key(stored.uuid))
             except AmparoError as exc:
                 report.failed.append((stored.id, exc.message))
+    report.false_positives = store.amparo.cases.discard_false_positives(
+        now, actor=actor, dry_run=dry_run
+    )
     if not dry_run:
         report.orphans = sweep_orphans(store, grace=grace, actor=actor)
     log.info(
-        "evidence purge%s: %d purged, %d kept on legal hold, %d orphans removed",
+        "evidence purge%s: %d purged, %d false positives discarded, %d kept on legal hold, "
+        "%d orphans removed",
         " (dry run)" if dry_run else "",
         len(report.purged),
+        len(report.false_positives),
         report.held,
         len(report.orphans.removed),
     )

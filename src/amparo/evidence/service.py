@@ -547,7 +547,8 @@ class EvidenceStore:
         dry_run: bool = False,
         orphan_grace_seconds: float = 3600,
     ) -> PurgeReport:
-        """Delete the content of every expired item not on legal hold (each logged), then
+        """Delete the content of every expired item not on legal hold (each logged), discard
+        the copies of review false positives whose undo grace has passed by ``now``, then
         remove orphaned blobs older than ``orphan_grace_seconds``."""
         from amparo.evidence.maintenance import purge
 
