@@ -61,9 +61,7 @@ def test_preserve_list_show_and_read(api: Api) -> None:
     assert r.headers["x-amparo-sha256"] == item["sha256"]
     log = c.get("/v1/audit", headers=api.as_("auditor")).json()
     reads = [e for e in log if e["action"] == "evidence.read"]
-    assert [(e["actor"], e["target"]) for e in reads] == [
-        ("key:reader", f"evidence:{item['id']}")
-    ]
+    assert [(e["actor"], e["target"]) for e in reads] == [("key:reader", f"evidence:{item['id']}")]
 
 
 def test_scopes(api: Api) -> None:

@@ -294,6 +294,10 @@ def test_cases_and_negative_bank_on_the_command_line(tmp_path: Path) -> None:
     )
     assert invalid.exit_code == 2 and "'Z9' is not a valid classification" in invalid.output
     assert "A1, A2, B1, B2" in invalid.output and "missing" not in invalid.output
+    run("cases", "decide", str(item_id), "false_positive", "--reviewer", "rita")
+    refused = runner.invoke(app, ["--home", str(home), "cases", "undo", str(item_id)])
+    assert refused.exit_code == 2 and "made by rita" in refused.output
+    assert "now waiting for review" in run("cases", "undo", str(item_id), "--reviewer", "rita")
     run("cases", "decide", str(item_id), "confirm", "--classification", "b2", "--reviewer", "rita")
     assert run("cases", "list", "--json").strip() == ""
     shown = json.loads(run("cases", "show", str(case_id)))["items"][0]["decision"]

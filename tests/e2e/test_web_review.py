@@ -334,9 +334,9 @@ def test_false_positive_asks_to_confirm_and_can_be_undone(served: Served, browse
     assert decision is not None and decision.kind == "false_positive"
     evidence_id = served.amparo.cases.item(served.item_id).evidence_id
     assert evidence_id is not None and served.amparo.evidence.get(evidence_id).held
-    assert "preserved copy is discarded after that" in browser.find_element(
-        By.ID, "undo-offer"
-    ).text
+    assert (
+        "preserved copy is discarded after that" in browser.find_element(By.ID, "undo-offer").text
+    )
 
     browser.find_element(By.TAG_NAME, "body").send_keys("u")
     WebDriverWait(browser, 10).until(

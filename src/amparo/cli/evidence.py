@@ -183,7 +183,8 @@ def purge(
     orphan_grace: GraceOpt = 3600,
 ) -> None:
     """Delete the content of every expired item not on legal hold (each purge is audited),
-    discard copies of false positives whose undo grace has passed, and remove orphaned blobs. Run it daily. Example: amparo evidence purge --dry-run"""
+    discard copies of false positives whose undo grace has passed, and remove orphaned
+    blobs. Run it daily. Example: amparo evidence purge --dry-run"""
     with open_app(ctx) as amparo:
         report = amparo.evidence.purge(
             actor=_actor(), dry_run=dry_run, orphan_grace_seconds=orphan_grace
@@ -236,8 +237,7 @@ def verify(
         bool,
         typer.Option(
             "--repair/--no-repair",
-            help="Delete the orphaned blobs it finds (audited); without it they are only "
-            "reported.",
+            help="Delete the orphaned blobs it finds (audited); without it they are only reported.",
         ),
     ] = False,
     orphan_grace: GraceOpt = 3600,

@@ -303,9 +303,7 @@ class CaseService:
         """Until when ``decision`` may be undone (``review_undo_seconds`` after it)."""
         return as_utc(decision.at) + timedelta(seconds=self.settings.review_undo_seconds)
 
-    def undo(
-        self, item_id: int, *, reviewer: str, actor: str | None = None
-    ) -> Decision | None:
+    def undo(self, item_id: int, *, reviewer: str, actor: str | None = None) -> Decision | None:
         """Take back ``reviewer``'s latest decision on an item within ``review_undo_seconds``
         of it (audit-logged as ``case.decision_undone``); a false positive that counted
         against bank entries is uncounted. Returns the item's decision now (None: it waits

@@ -15,8 +15,8 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
-from amparo.store import audit as audit_chain
 from amparo.errors import ConflictError, NotFoundError
+from amparo.store import audit as audit_chain
 from amparo.store.models import BankRow, EntryRow
 from amparo.store.models_evidence import EvidenceRow
 from amparo.store.models_review import (
