@@ -21,6 +21,7 @@ from amparo.matching import Match, Query
 from amparo.review import cases as review_cases
 from amparo.review.cases import ExposureLimitError
 from amparo.review.priority import merge_matches
+from amparo.store.repository import as_utc
 
 
 @pytest.fixture
@@ -385,3 +386,24 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
             actor="rita",
         )
     assert cases.item(other.id).status == "escalated"
+
+
+def test_a_shared_copy_waits_for_every_false_positive_grace(amparo: Amparo) -> None:
+    """Two items relying on one preserved copy: it is discarded only when both false
+    positives are past their undo grace (the later one may still be undone)."""
+    cases, evidence = amparo.cases, amparo.evidence
+    grace = timedelta(seconds=amparo.settings.review_undo_seconds)
+    kept = evidence.preserve(b"synthetic shared content", reason="test", actor="t")
+    a = cases.get(cases.open_or_extend(_find(3, account_id="a"), evidence_id=kept.id)).items[0]
+    b = cases.get(cases.open_or_extend(_find(4, account_id="b"), evidence_id=kept.id)).items[0]
+    cases.decide(a.id, "false_positive", reviewer="rita")
+    cases.decide(b.id, "false_positive", reviewer="sam")
+    (first,) = cases.history(a.id)
+    (second,) = cases.history(b.id)
+    assert second.at > first.at
+    between = as_utc(first.at) + grace  # a's grace is over, b's is not
+    assert cases.discard_false_positives(between, actor="t") == []
+    assert evidence.get(kept.id).held
+    after = as_utc(second.at) + grace
+    assert cases.discard_false_positives(after, actor="t") == [kept.id]
+    assert not evidence.get(kept.id).held

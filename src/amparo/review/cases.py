@@ -333,8 +333,10 @@ class CaseService:
         for item_id, evidence_id in self.records.false_positives_due(cutoff):
             if evidence_id in done:
                 continue
-            if self.records.evidence_still_needed(evidence_id, except_item=item_id):
-                continue
+            if self.records.evidence_still_needed(
+                evidence_id, except_item=item_id, fp_before=cutoff
+            ):
+                continue  # another item relies on it, or its false positive may be undone
             if dry_run or self._discard_evidence(evidence_id, item_id, actor):
                 done.append(evidence_id)
         return done

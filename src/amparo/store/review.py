@@ -292,9 +292,12 @@ class ReviewStore:
             .values(status=status, priority=priority, updated_at=at)
         )
 
-    def evidence_still_needed(self, evidence_id: int, *, except_item: int) -> bool:
+    def evidence_still_needed(
+        self, evidence_id: int, *, except_item: int, fp_before: datetime | None = None
+    ) -> bool:
         """Whether an item other than ``except_item`` relies on the preserved copy
-        ``evidence_id``: it waits for review, is escalated, or was confirmed."""
+        ``evidence_id``: it waits for review, is escalated, or was confirmed, or (with
+        ``fp_before``) was decided a false positive after ``fp_before``, still undoable."""
         with self.engine.connect() as conn:
             others = conn.execute(
                 select(_item.c.id, _item.c.status).where(
@@ -305,7 +308,9 @@ class ReviewStore:
                 return True
             latest = self._latest_decisions(conn, [int(item_id) for item_id, _ in others])
         return any(
-            (d := latest.get(int(item_id))) is None or d.kind != "false_positive"
+            (d := latest.get(int(item_id))) is None
+            or d.kind != "false_positive"
+            or (fp_before is not None and as_utc(d.at) > as_utc(fp_before))
             for item_id, _ in others
         )
 
