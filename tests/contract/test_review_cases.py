@@ -407,3 +407,26 @@ def test_a_shared_copy_waits_for_every_false_positive_grace(amparo: Amparo) -> N
     after = as_utc(second.at) + grace
     assert cases.discard_false_positives(after, actor="t") == [kept.id]
     assert not evidence.get(kept.id).held
+
+
+def test_undoing_the_false_positive_that_disabled_an_entry_enables_it_again(
+    amparo: Amparo,
+) -> None:
+    rng = random.Random(11)
+    md5 = _digest(rng)
+    amparo.create_bank(BankInfo(name="known"))
+    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    (found,) = amparo.match_signals([("md5", md5)])
+    entry_id = found[0].entry_id
+    cases = amparo.cases
+    items = [cases.get(cases.open_or_extend(_find(n, *found))).items[0] for n in range(3)]
+    for item in items:
+        cases.decide(item.id, "false_positive", reviewer="rita")
+    assert amparo.match_signals([("md5", md5)]) == [[]]  # disabled at the third
+    cases.undo(items[-1].id, reviewer="rita")
+    assert cases.disabled_entries() == []
+    assert amparo.match_signals([("md5", md5)]) == [found]
+    assert cases.false_positive_counts([entry_id]) == {entry_id: 2}
+    assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
+    cases.decide(items[-1].id, "false_positive", reviewer="rita")  # counts again: disabled
+    assert amparo.match_signals([("md5", md5)]) == [[]]

@@ -307,17 +307,33 @@ class CaseService:
         """Take back ``reviewer``'s latest decision on an item within ``review_undo_seconds``
         of it (audit-logged as ``case.decision_undone``); a false positive that counted
         against bank entries is uncounted. Returns the item's decision now (None: it waits
-        for review again). An entry already disabled by that false positive stays on the
-        curators' list (`cases disabled-entries`) until a curator re-enables it."""
+        for review again). An entry that false positive disabled, now under
+        ``review_fp_disable_after`` again, is enabled again."""
         item = self.item(item_id)
         since = datetime.now(UTC) - timedelta(seconds=self.settings.review_undo_seconds)
-        self.records.undo(
+        undone = self.records.undo(
             item_id,
             reviewer=reviewer,
             since=since,
             count_against=sorted({m.entry_id for m in item.matches}),
             actor=actor or reviewer,
         )
+        limit = self.settings.review_fp_disable_after
+        if undone.fp_uncounted:
+            uncounted = set(undone.fp_uncounted)
+            for entry in self.records.disabled_entries():
+                if entry.entry_id in uncounted and (limit <= 0 or entry.false_positives < limit):
+                    # Enabled first: a crash in between leaves it listed for the curators.
+                    self.amparo.store.set_entries_enabled(
+                        entry.bank, [], True, actor=actor or reviewer, ids=[entry.entry_id]
+                    )
+                    self.records.mark_disabled(
+                        entry.entry_id,
+                        None,
+                        actor=actor or reviewer,
+                        details={"undone_false_positive": item_id},
+                        reset_count=False,
+                    )
         return self.item(item_id).decision
 
     def discard_false_positives(

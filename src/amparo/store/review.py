@@ -640,12 +640,14 @@ class ReviewStore:
         *,
         actor: str,
         details: dict[str, Any] | None = None,
+        reset_count: bool = True,
     ) -> None:
         """Mark an entry as disabled pending a curator's look (``at``), or clear the mark and
-        the count (``at=None``, a curator re-enabled it)."""
+        (``reset_count``) the count (``at=None``: a curator re-enabled it, or the false
+        positive that disabled it was undone)."""
         with self._tx() as conn:
             values: dict[str, Any] = {"disabled_at": at}
-            if at is None:
+            if at is None and reset_count:
                 values["false_positives"] = 0
             conn.execute(
                 update(_entry_review).where(_entry_review.c.entry_id == entry_id).values(**values)
