@@ -74,6 +74,7 @@ class Settings:
     review_break_minutes: int = 50
     review_session_minutes: int = 240
     review_fp_disable_after: int = 3
+    review_undo_seconds: int = 600
     # -- actions (rules, webhooks, quarantine) --
     webhook_timeout_seconds: float = 10.0
     webhook_max_attempts: int = 15
@@ -176,6 +177,9 @@ SETTING_DOCS: dict[str, str] = {
     "review_session_minutes": "Lifetime of a reviewer's web sign-in, counted from sign-in.",
     "review_fp_disable_after": (
         "False-positive decisions after which a bank entry is disabled pending a curator's look."
+    ),
+    "review_undo_seconds": (
+        "Seconds a reviewer may undo a decision; a false positive's copy is discarded after."
     ),
     # -- actions (rules, webhooks, quarantine) --
     "webhook_timeout_seconds": "Total time allowed for one webhook POST (connect, send, answer).",
@@ -309,6 +313,8 @@ def _validate(settings: Settings) -> Settings:
             "probe_near_bits must be 0-63 and probe_cooldown_seconds 0 or more",
             hint="the defaults are 8 bits and 900 seconds",
         )
+    if settings.review_undo_seconds < 0:
+        raise ConfigError("review_undo_seconds must be 0 or more", hint="600 is the default")
     return settings
 
 

@@ -31,6 +31,8 @@ SCOPES: dict[str, str] = {
     "reviewer": "review matches (later issues); hash and compare",
     "auditor": "read the audit log, bank metadata and index status; no hash lists",
     "distance": "see exact match distances in lookup answers (matchers otherwise get a band)",
+    "evidence-reader": "download preserved evidence in the clear (GET /v1/evidence/{id}/"
+    "content; every read audit-logged); reviewers see media only blurred, or revealed",
 }
 
 

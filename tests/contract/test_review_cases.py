@@ -15,12 +15,13 @@ import pytest
 from amparo.app import Amparo
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.config import Settings
-from amparo.errors import InputError, NotFoundError
+from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
 from amparo.matching import Match, Query
 from amparo.review import cases as review_cases
 from amparo.review.cases import ExposureLimitError
 from amparo.review.priority import merge_matches
+from amparo.store.repository import as_utc
 
 
 @pytest.fixture
@@ -115,8 +116,11 @@ def test_decisions_move_cases_and_are_audited(amparo: Amparo) -> None:
     case_id = cases.open_or_extend(_find(1, account_id="u"))
     cases.open_or_extend(_find(2, account_id="u"))
     first, second = cases.get(case_id).items
-    with pytest.raises(InputError, match="classification"):
+    with pytest.raises(InputError, match="needs a classification"):
         cases.decide(first.id, "confirm", reviewer="rita")
+    with pytest.raises(InputError, match="'Z9' is not a valid classification") as invalid:
+        cases.decide(first.id, "confirm", classification="Z9", reviewer="rita")
+    assert invalid.value.hint is not None and "A1, A2, B1, B2" in invalid.value.hint
     with pytest.raises(InputError):
         cases.decide(first.id, "escalate", classification="A1", reviewer="rita")
     with pytest.raises(InputError):
@@ -314,3 +318,115 @@ def test_video_match_details_are_kept_with_the_case(amparo: Amparo) -> None:
     case_id = amparo.cases.open_or_extend(_find(31, found))
     (stored,) = amparo.cases.get(case_id).items[0].matches
     assert stored == found
+
+
+def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo: Amparo) -> None:
+    """A false positive neither discards the preserved copy at once nor is final: the reviewer
+    may undo it within review_undo_seconds (uncounting it), a re-confirm within the grace
+    keeps the copy, and `evidence purge` discards it only once the grace has passed, with the
+    audit entry at that discard."""
+    rng = random.Random(9)
+    md5 = _digest(rng)
+    amparo.create_bank(BankInfo(name="known"))
+    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    (found,) = amparo.match_signals([("md5", md5)])
+    entry_id = found[0].entry_id
+    cases, evidence = amparo.cases, amparo.evidence
+    grace = timedelta(seconds=amparo.settings.review_undo_seconds)
+    kept = evidence.preserve(b"synthetic content 1", reason="test", actor="t")
+    item = cases.get(cases.open_or_extend(_find(1, *found), evidence_id=kept.id)).items[0]
+
+    cases.decide(item.id, "false_positive", reviewer="rita", actor="key:rita")
+    assert evidence.get(kept.id).held  # not discarded by the keystroke
+    assert cases.false_positive_counts([entry_id]) == {entry_id: 1}
+    with pytest.raises(ConflictError, match="made by rita"):
+        cases.undo(item.id, reviewer="sam")
+    assert cases.undo(item.id, reviewer="rita", actor="key:rita") is None
+    assert cases.item(item.id).status == "pending" and cases.history(item.id) == []
+    assert cases.get(item.case_id).status == "open"
+    assert cases.false_positive_counts([entry_id]) == {entry_id: 0}
+    undone = amparo.store.audit_entries(action="case.decision_undone")
+    assert [(e.actor, e.details["kind"], e.details["restored"]) for e in undone] == [
+        ("key:rita", "false_positive", None)
+    ]
+    with pytest.raises(NotFoundError):
+        cases.undo(item.id, reviewer="rita")
+
+    # A re-confirm within the grace keeps the copy, for the report.
+    cases.decide(item.id, "false_positive", reviewer="rita")
+    cases.decide(item.id, "confirm", classification="B1", reviewer="rita")
+    later = datetime.now(UTC) + grace + timedelta(seconds=1)
+    assert evidence.purge(later).false_positives == []
+    assert evidence.get(kept.id).held
+
+    # Undoing the confirm brings the false positive back; the purge discards only after the
+    # grace, and the discard is what the audit log records.
+    assert cases.undo(item.id, reviewer="rita") is not None
+    assert cases.item(item.id).decision.kind == "false_positive"  # type: ignore[union-attr]
+    assert evidence.purge(dry_run=True).false_positives == []
+    assert evidence.purge().false_positives == []
+    assert evidence.get(kept.id).held and not amparo.store.audit_entries(action="evidence.discard")
+    assert evidence.purge(later, dry_run=True).false_positives == [kept.id]
+    assert evidence.get(kept.id).held
+    assert evidence.purge(later).false_positives == [kept.id]
+    assert not evidence.get(kept.id).held
+    (discarded,) = amparo.store.audit_entries(action="evidence.discard")
+    assert discarded.target == f"evidence:{kept.id}"
+    assert evidence.purge(later).false_positives == []
+
+    # Past the grace, a decision is no longer undone (decide again instead).
+    other = cases.get(cases.open_or_extend(_find(2, *found))).items[0]
+    cases.decide(other.id, "escalate", reviewer="rita")
+    with pytest.raises(ConflictError, match="undo grace"):
+        cases.records.undo(
+            other.id,
+            reviewer="rita",
+            since=datetime.now(UTC) + timedelta(seconds=1),
+            count_against=[entry_id],
+            actor="rita",
+        )
+    assert cases.item(other.id).status == "escalated"
+
+
+def test_a_shared_copy_waits_for_every_false_positive_grace(amparo: Amparo) -> None:
+    """Two items relying on one preserved copy: it is discarded only when both false
+    positives are past their undo grace (the later one may still be undone)."""
+    cases, evidence = amparo.cases, amparo.evidence
+    grace = timedelta(seconds=amparo.settings.review_undo_seconds)
+    kept = evidence.preserve(b"synthetic shared content", reason="test", actor="t")
+    a = cases.get(cases.open_or_extend(_find(3, account_id="a"), evidence_id=kept.id)).items[0]
+    b = cases.get(cases.open_or_extend(_find(4, account_id="b"), evidence_id=kept.id)).items[0]
+    cases.decide(a.id, "false_positive", reviewer="rita")
+    cases.decide(b.id, "false_positive", reviewer="sam")
+    (first,) = cases.history(a.id)
+    (second,) = cases.history(b.id)
+    assert second.at > first.at
+    between = as_utc(first.at) + grace  # a's grace is over, b's is not
+    assert cases.discard_false_positives(between, actor="t") == []
+    assert evidence.get(kept.id).held
+    after = as_utc(second.at) + grace
+    assert cases.discard_false_positives(after, actor="t") == [kept.id]
+    assert not evidence.get(kept.id).held
+
+
+def test_undoing_the_false_positive_that_disabled_an_entry_enables_it_again(
+    amparo: Amparo,
+) -> None:
+    rng = random.Random(11)
+    md5 = _digest(rng)
+    amparo.create_bank(BankInfo(name="known"))
+    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    (found,) = amparo.match_signals([("md5", md5)])
+    entry_id = found[0].entry_id
+    cases = amparo.cases
+    items = [cases.get(cases.open_or_extend(_find(n, *found))).items[0] for n in range(3)]
+    for item in items:
+        cases.decide(item.id, "false_positive", reviewer="rita")
+    assert amparo.match_signals([("md5", md5)]) == [[]]  # disabled at the third
+    cases.undo(items[-1].id, reviewer="rita")
+    assert cases.disabled_entries() == []
+    assert amparo.match_signals([("md5", md5)]) == [found]
+    assert cases.false_positive_counts([entry_id]) == {entry_id: 2}
+    assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
+    cases.decide(items[-1].id, "false_positive", reviewer="rita")  # counts again: disabled
+    assert amparo.match_signals([("md5", md5)]) == [[]]

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -172,12 +173,21 @@ def test_a_false_positive_is_not_kept(world: World) -> None:
         headers=keys["reviewer"],
     )
     assert decided.status_code == 200, decided.text
+    entry_ids = {m["entry_id"] for m in item["matches"]}
+    assert set(amparo.cases.false_positive_counts(sorted(entry_ids)).values()) == {1}
+    # Kept through the undo grace (a slip of one key must not destroy evidence) ...
+    assert amparo.evidence.get(item["evidence_id"]).held
+    assert amparo.evidence.purge().false_positives == []
+    assert amparo.evidence.read(item["evidence_id"], actor="test") == photo
+    # ... and discarded by the purge after it.
+    later = datetime.now(UTC) + timedelta(seconds=amparo.settings.review_undo_seconds + 1)
+    assert amparo.evidence.purge(later).false_positives == [item["evidence_id"]]
     kept = amparo.evidence.get(item["evidence_id"])
     assert kept.purged_at is not None and kept.sha256 == hashlib.sha256(photo).hexdigest()
     with pytest.raises(AmparoError):
         amparo.evidence.read(item["evidence_id"], actor="test")
-    entry_ids = {m["entry_id"] for m in item["matches"]}
-    assert set(amparo.cases.false_positive_counts(sorted(entry_ids)).values()) == {1}
+    (audited,) = amparo.store.audit_entries(action="evidence.discard")
+    assert audited.target == f"evidence:{item['evidence_id']}"
 
 
 def _video(seconds: int = 3) -> bytes:

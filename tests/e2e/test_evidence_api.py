@@ -7,8 +7,20 @@ import os
 
 from test_api_support import QUIET, Api, api
 
+from amparo.app import Amparo
+from amparo.keys import KeyService
+
 __all__ = ["api"]
 pytestmark = QUIET
+
+
+def _reader(api: Api) -> dict[str, str]:
+    """Headers of a key with only the evidence-reader scope (made once per test database)."""
+    if "evidence-reader" not in api.keys:
+        with Amparo(api.settings) as amparo:
+            made = KeyService(amparo.store).create("reader", ["evidence-reader"], actor="test")
+        api.keys["evidence-reader"] = made.secret
+    return api.as_("evidence-reader")
 
 
 def _preserve(api: Api, data: bytes, **params: object) -> dict[str, object]:
@@ -42,25 +54,28 @@ def test_preserve_list_show_and_read(api: Api) -> None:
     shown = c.get(f"/v1/evidence/{item['id']}", headers=api.as_("reviewer")).json()
     assert [s["reason"] for s in shown["sighting_log"]] == ["manual: ticket 7"]
 
-    r = c.get(f"/v1/evidence/{item['id']}/content", headers=api.as_("reviewer"))
+    r = c.get(f"/v1/evidence/{item['id']}/content", headers=_reader(api))
     assert r.status_code == 200 and r.content == data
     assert r.headers["cache-control"] == "no-store"
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.headers["x-amparo-sha256"] == item["sha256"]
     log = c.get("/v1/audit", headers=api.as_("auditor")).json()
     reads = [e for e in log if e["action"] == "evidence.read"]
-    assert [(e["actor"], e["target"]) for e in reads] == [
-        ("key:reviewer", f"evidence:{item['id']}")
-    ]
+    assert [(e["actor"], e["target"]) for e in reads] == [("key:reader", f"evidence:{item['id']}")]
 
 
 def test_scopes(api: Api) -> None:
     item = _preserve(api, b"some content")
     c = api.client
-    for who in ("matcher", "hasher", "curator", "auditor"):
+    # A reviewer sees media only through /review (blurred, or clear after a counted reveal):
+    # the clear bytes are not one API call away from a reviewer key.
+    for who in ("matcher", "hasher", "curator", "auditor", "reviewer"):
         r = c.get(f"/v1/evidence/{item['id']}/content", headers=api.as_(who))
         assert r.status_code == 403, who
-        assert "reviewer" in r.json()["error"]["hint"]
+        assert "evidence-reader" in r.json()["error"]["hint"]
+    assert c.get(f"/v1/evidence/{item['id']}/content", headers=_reader(api)).status_code == 200
+    log = c.get("/v1/audit", headers=api.as_("auditor")).json()
+    assert [e["actor"] for e in log if e["action"] == "evidence.read"] == ["key:reader"]
     for who in ("matcher", "hasher", "curator"):
         assert c.get("/v1/evidence", headers=api.as_(who)).status_code == 403, who
     for who in ("reviewer", "auditor", "curator"):
@@ -105,7 +120,7 @@ def test_damaged_content_is_an_error_not_data(api: Api) -> None:
     blob = bytearray(path.read_bytes())
     blob[100] ^= 1
     path.write_bytes(bytes(blob))
-    r = api.client.get(f"/v1/evidence/{item['id']}/content", headers=api.as_("reviewer"))
+    r = api.client.get(f"/v1/evidence/{item['id']}/content", headers=_reader(api))
     assert r.status_code == 500
     assert r.json()["error"]["code"] == "evidence_integrity"
     assert f"evidence item {item['id']}" in r.json()["error"]["message"]

@@ -88,3 +88,20 @@ def test_verify_fails_loudly_on_a_missing_blob(run, tmp_path: Path) -> None:  # 
     assert result.exit_code == 2
     assert _json(result.stdout)[0]["missing"] == [1]
     assert "missing" in result.output
+
+
+def test_verify_only_reports_orphans_and_repair_removes_them(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"content")
+    assert run("preserve", str(src)).exit_code == 0
+    (blob,) = (tmp_path / "home" / "evidence").rglob("*.amev")
+    orphan = blob.with_name("0" * 32 + ".amev")
+    orphan.write_bytes(b"left by a crash")
+    result = run("verify", "--orphan-grace", "0")
+    assert result.exit_code == 0, result.output
+    body = _json(result.stdout)[0]
+    assert len(body["orphans"]) == 1 and body["orphans_removed"] is False
+    assert orphan.exists()  # a verify only reports
+    result = run("verify", "--orphan-grace", "0", "--repair")
+    assert result.exit_code == 0 and _json(result.stdout)[0]["orphans_removed"] is True
+    assert not orphan.exists() and blob.exists()

@@ -85,7 +85,7 @@ def test_killed_batch_recovers_without_loss_or_duplicates(
             assert evidence.read(item_id, actor="t") == contents[index]
         # Every row has its complete blob (an item committed after the last confirmation is
         # fine, and must be whole too); leftovers are cleaned.
-        report = evidence.verify(orphan_grace_seconds=0)
+        report = evidence.verify(orphan_grace_seconds=0, repair=True)
         assert report.ok, (report.damaged, report.missing)
         assert report.checked in (KILL_AFTER, KILL_AFTER + 1)
         live = {s.uuid for batch in evidence.records.iter_live() for s in batch}
@@ -108,6 +108,6 @@ def test_killed_batch_recovers_without_loss_or_duplicates(
         assert sorted(by_hash[item.sha256] for item in items) == list(range(FILES))
         for item in items:
             assert evidence.read(item.id, actor="t") == contents[by_hash[item.sha256]]
-        report = evidence.verify(orphan_grace_seconds=0)
+        report = evidence.verify(orphan_grace_seconds=0, repair=True)
         assert report.ok and report.checked == FILES and report.orphans.removed == []
         assert len(list(evidence.backend.list())) == FILES

@@ -288,6 +288,16 @@ def test_cases_and_negative_bank_on_the_command_line(tmp_path: Path) -> None:
         assert huge.exit_code == 2 and "Traceback" not in huge.output, huge.output
     bad = runner.invoke(app, ["--home", str(home), "cases", "decide", str(item_id), "confirm"])
     assert bad.exit_code == 2 and "classification" in bad.output
+    invalid = runner.invoke(
+        app,
+        ["--home", str(home), "cases", "decide", str(item_id), "confirm", "--classification", "Z9"],
+    )
+    assert invalid.exit_code == 2 and "'Z9' is not a valid classification" in invalid.output
+    assert "A1, A2, B1, B2" in invalid.output and "missing" not in invalid.output
+    run("cases", "decide", str(item_id), "false_positive", "--reviewer", "rita")
+    refused = runner.invoke(app, ["--home", str(home), "cases", "undo", str(item_id)])
+    assert refused.exit_code == 2 and "made by rita" in refused.output
+    assert "now waiting for review" in run("cases", "undo", str(item_id), "--reviewer", "rita")
     run("cases", "decide", str(item_id), "confirm", "--classification", "b2", "--reviewer", "rita")
     assert run("cases", "list", "--json").strip() == ""
     shown = json.loads(run("cases", "show", str(case_id)))["items"][0]["decision"]
@@ -301,3 +311,75 @@ def test_cases_and_negative_bank_on_the_command_line(tmp_path: Path) -> None:
     assert run("cases", "disabled-entries", "--json").strip() == ""
     for command in ("list", "show", "decide", "disabled-entries", "reenable"):
         assert "Example" in runner.invoke(app, ["cases", command, "--help"]).output, command
+
+
+def test_a_false_positive_asks_first_and_can_be_undone_without_javascript(
+    sqlite_api: Api,
+) -> None:
+    """One key (a plain form POST, as `f` sends) records nothing: it asks to confirm; the
+    confirmed false positive can be undone from the next page for review_undo_seconds; items
+    are labelled by their id, not their position."""
+    api, c = sqlite_api, sqlite_api.client
+    case_id = open_case(api, 5, account="acct-9")
+    open_case(api, 6, account="acct-9")
+    first, second = core(api).cases.get(case_id).items
+    assert sign_in(c, api.keys["reviewer"]) == "/review/queue"
+    page = c.get(f"/review/cases/{case_id}")
+    token = csrf_of(page.text)
+    labels = re.findall(r'data-item="\d+">(item #\d+)</a>', page.text)
+    assert labels == [f"item #{first.id}", f"item #{second.id}"]
+    assert "item 1<" not in page.text
+
+    url = f"/review/items/{first.id}/decision"
+    asked = c.post(url, data={"choice": "false_positive", "csrf": token, "note": "benign"})
+    assert asked.status_code == 200 and 'id="confirm-fp"' in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text and 'value="benign"' in asked.text
+    assert core(api).cases.item(first.id).decision is None  # nothing recorded yet
+    done = c.post(
+        url,
+        data={"choice": "false_positive", "csrf": token, "note": "benign", "confirmed": "yes"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"].endswith(f"?decided={first.id}")
+    decision = core(api).cases.item(first.id).decision
+    assert decision is not None and decision.kind == "false_positive" and decision.note == "benign"
+    following = c.get(done.headers["location"])
+    assert 'id="undo-offer"' in following.text
+    assert f'action="/review/items/{first.id}/undo"' in following.text
+    assert "the preserved copy is discarded after that" in following.text
+    # Someone else's page offers nothing to undo; a bad token undoes nothing.
+    assert c.post(f"/review/items/{first.id}/undo", data={"csrf": "x"}).status_code == 403
+    undone = c.post(f"/review/items/{first.id}/undo", data={"csrf": token}, follow_redirects=False)
+    assert undone.status_code == 303
+    assert undone.headers["location"] == f"/review/cases/{case_id}?item={first.id}"
+    assert core(api).cases.item(first.id).decision is None
+    assert core(api).cases.item(first.id).status == "pending"
+    again = c.post(f"/review/items/{first.id}/undo", data={"csrf": token})
+    assert again.status_code == 404 and "no decision to undo" in again.text
+    # Other decisions are not destructive: no confirm step.
+    r = c.post(url, data={"choice": "escalate", "csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+
+    # The reveal's answer carries what is left today, for the page to show.
+    r = c.post(f"/review/items/{second.id}/reveal", headers={"X-CSRF-Token": token})
+    limit = api.settings.review_daily_limit
+    assert r.json()["remaining"] == limit - 1 and r.json()["revealed_today"] == 1
+
+
+def test_undo_over_the_api(api: Api) -> None:
+    c, reviewer = api.client, api.as_("reviewer")
+    case_id = open_case(api, 7)
+    (item,) = core(api).cases.get(case_id).items
+    url = f"/v1/cases/items/{item.id}/decision"
+    assert c.post(url, json={"kind": "escalate"}, headers=reviewer).status_code == 200
+    assert c.post(url, json={"kind": "false_positive"}, headers=reviewer).status_code == 200
+    r = c.post(url + "/undo", headers=api.as_("admin"))  # not the admin's decision
+    assert r.status_code == 409 and "only the reviewer" in r.json()["error"]["hint"]
+    r = c.post(url + "/undo", headers=reviewer)
+    assert r.status_code == 200 and r.json()["decision"]["kind"] == "escalate"
+    r = c.post(url + "/undo", headers=reviewer)
+    assert r.status_code == 200 and r.json() == {"item": item.id, "decision": None}
+    assert c.post(url + "/undo", headers=reviewer).status_code == 404
+    assert c.post(url + "/undo", headers=api.as_("matcher")).status_code == 403
+    actions = [a.action for a in core(api).audit_log(20)]
+    assert actions.count("case.decision_undone") == 2

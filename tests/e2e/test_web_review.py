@@ -218,6 +218,9 @@ def test_review_a_case_in_the_browser(served: Served, browser: Any, tmp_path: Pa
     revealed = _png(revealed_png)
     assert _saturation(revealed) > 0.2 and _detail(revealed) > 4 * _detail(shielded)
     assert browser.find_element(By.ID, "exposure-count").text == "1"
+    # "N left today" follows the reveal's answer, not the count the page was served with.
+    left = served.amparo.settings.review_daily_limit - 1
+    assert browser.find_element(By.ID, "exposure-left").text == str(left)
     WebDriverWait(browser, REVEAL_SECONDS + 5).until(
         lambda b: "shielded" in b.find_element(By.ID, "media").get_attribute("class")
     )
@@ -300,3 +303,46 @@ def test_a_video_is_a_blurred_frame_until_revealed(served: Served, browser: Any)
         lambda b: not b.find_elements(By.TAG_NAME, "video")
     )
     assert "shielded" in browser.find_element(By.ID, "media").get_attribute("class")
+
+
+def test_false_positive_asks_to_confirm_and_can_be_undone(served: Served, browser: Any) -> None:
+    """`f` alone records nothing (it asks; Esc goes back); Enter confirms; the next page
+    offers to undo, `u` does; the preserved copy is kept throughout."""
+    _sign_in(browser, served.base, served.keys["reviewer"])
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "queue")))
+    case_url = f"{served.base}/review/cases/{served.case_id}"
+    browser.get(case_url)
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "decide")))
+    label = browser.find_element(By.CSS_SELECTOR, f'a[data-item="{served.item_id}"]').text
+    assert label == f"item #{served.item_id}"
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("f")
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "confirm-fp")))
+    assert "false positive?" in browser.find_element(By.ID, "confirm-title").text
+    assert served.amparo.cases.item(served.item_id).decision is None
+    browser.find_element(By.TAG_NAME, "body").send_keys("f")  # a second f does not confirm
+    assert served.amparo.cases.item(served.item_id).decision is None
+    browser.switch_to.active_element.send_keys("\ue00c")  # Escape: back to the item
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "decide")))
+    assert served.amparo.cases.item(served.item_id).decision is None
+
+    browser.find_element(By.TAG_NAME, "body").send_keys("f")
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "confirm-yes")))
+    browser.switch_to.active_element.send_keys("\ue007")  # Enter on the focused "Yes"
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "undo-offer")))
+    decision = served.amparo.cases.item(served.item_id).decision
+    assert decision is not None and decision.kind == "false_positive"
+    evidence_id = served.amparo.cases.item(served.item_id).evidence_id
+    assert evidence_id is not None and served.amparo.evidence.get(evidence_id).held
+    assert (
+        "preserved copy is discarded after that" in browser.find_element(By.ID, "undo-offer").text
+    )
+
+    browser.find_element(By.TAG_NAME, "body").send_keys("u")
+    WebDriverWait(browser, 10).until(
+        lambda b: b.current_url.endswith(f"/review/cases/{served.case_id}?item={served.item_id}")
+    )
+    assert served.amparo.cases.item(served.item_id).decision is None
+    assert served.amparo.evidence.get(evidence_id).held
+    undone = [a for a in served.amparo.audit_log(50) if a.action == "case.decision_undone"]
+    assert [(a.actor, a.details["kind"]) for a in undone] == [("key:reviewer", "false_positive")]

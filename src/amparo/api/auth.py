@@ -22,10 +22,11 @@ BUILD_REPORTS = ("reviewer",)
 SUBMIT_REPORTS = ("admin",)
 EVIDENCE_META = ("reviewer", "auditor")
 """Evidence metadata (hashes, sources, retention): never content."""
-EVIDENCE_CONTENT = ("reviewer",)
-"""Decrypted evidence content (and admin); every read is audit-logged."""
+EVIDENCE_CONTENT = ("evidence-reader",)
+"""Decrypted evidence content, unshielded (and admin); every read is audit-logged. Not for
+plain reviewer keys: they see media blurred, and clear only through a counted reveal."""
 ADMIN = ("admin",)
-ANY = ("admin", "curator", "matcher", "hasher", "reviewer", "auditor")
+ANY = ("admin", "curator", "matcher", "hasher", "reviewer", "auditor", "evidence-reader")
 
 
 def presented_key(request: Request) -> str | None:

@@ -134,6 +134,23 @@ def decide(
     err_console.print(f"item {item_id}: {label}", markup=False)
 
 
+@app.command("undo")
+@handle_errors
+def undo(
+    ctx: typer.Context,
+    item_id: Annotated[
+        int, typer.Argument(help="Case item id (see `cases show`).", min=1, max=ID_MAX)
+    ],
+    reviewer: Annotated[str, typer.Option(help="Who made the decision (audited).")] = "local",
+) -> None:
+    """Take back your latest decision on an item within review_undo_seconds of it (a false
+    positive's copy is kept). Example: amparo cases undo 12 --reviewer rita"""
+    with open_app(ctx) as amparo:
+        now = amparo.cases.undo(item_id, reviewer=reviewer)
+    label = (now.kind + (f" {now.classification}" if now.classification else "")) if now else ""
+    err_console.print(f"item {item_id}: undone; now {label or 'waiting for review'}", markup=False)
+
+
 @app.command("disabled-entries")
 @handle_errors
 def disabled_entries(ctx: typer.Context, as_json: JsonOpt = False) -> None:

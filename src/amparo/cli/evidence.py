@@ -183,7 +183,8 @@ def purge(
     orphan_grace: GraceOpt = 3600,
 ) -> None:
     """Delete the content of every expired item not on legal hold (each purge is audited),
-    and remove orphaned blobs. Run it daily. Example: amparo evidence purge --dry-run"""
+    discard copies of false positives whose undo grace has passed, and remove orphaned
+    blobs. Run it daily. Example: amparo evidence purge --dry-run"""
     with open_app(ctx) as amparo:
         report = amparo.evidence.purge(
             actor=_actor(), dry_run=dry_run, orphan_grace_seconds=orphan_grace
@@ -192,6 +193,7 @@ def purge(
         {
             "dry_run": report.dry_run,
             "purged": report.purged,
+            "false_positives_discarded": report.false_positives,
             "kept_on_legal_hold": report.held,
             "failed": report.failed,
             "orphans_removed": report.orphans.removed,
@@ -231,18 +233,22 @@ def verify(
     quick: Annotated[
         bool, typer.Option("--quick", help="Only check blobs exist (do not decrypt).")
     ] = False,
-    no_repair: Annotated[
-        bool, typer.Option("--no-repair", help="Report orphaned blobs but keep them.")
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair/--no-repair",
+            help="Delete the orphaned blobs it finds (audited); without it they are only reported.",
+        ),
     ] = False,
     orphan_grace: GraceOpt = 3600,
 ) -> None:
-    """Check every held item (decrypt and compare its SHA-256), report missing or damaged
-    ones and remove orphaned blobs; exit code 2 when any item is damaged or missing.
-    Example: amparo evidence verify"""
+    """Check every held item (decrypt and compare its SHA-256) and report missing or damaged
+    ones and orphaned blobs; nothing is deleted unless --repair is given. Exit code 2 when
+    any item is damaged or missing. Example: amparo evidence verify"""
     with open_app(ctx) as amparo:
         report = amparo.evidence.verify(
             deep=not quick,
-            repair=not no_repair,
+            repair=repair,
             orphan_grace_seconds=orphan_grace,
             actor=_actor(),
         )
@@ -252,7 +258,7 @@ def verify(
             "damaged": report.damaged,
             "missing": report.missing,
             "orphans": report.orphans.removed,
-            "orphans_removed": not no_repair,
+            "orphans_removed": repair,
             "ok": report.ok,
         }
     )

@@ -42,6 +42,9 @@ class PurgeReport:
     failed: list[tuple[int, str]] = field(default_factory=list)
     """Items marked purged whose blob could not be deleted (the next run removes it)."""
     orphans: OrphanSweep = field(default_factory=OrphanSweep)
+    false_positives: list[int] = field(default_factory=list)
+    """Items discarded because review decided them false positives and the undo grace
+    (``review_undo_seconds``) has passed (in a dry run: would be)."""
 
 
 @dataclass
@@ -101,12 +104,17 @@ def purge(
                 store.backend.delete(blob_key(stored.uuid))
             except AmparoError as exc:
                 report.failed.append((stored.id, exc.message))
+    report.false_positives = store.amparo.cases.discard_false_positives(
+        now, actor=actor, dry_run=dry_run
+    )
     if not dry_run:
         report.orphans = sweep_orphans(store, grace=grace, actor=actor)
     log.info(
-        "evidence purge%s: %d purged, %d kept on legal hold, %d orphans removed",
+        "evidence purge%s: %d purged, %d false positives discarded, %d kept on legal hold, "
+        "%d orphans removed",
         " (dry run)" if dry_run else "",
         len(report.purged),
+        len(report.false_positives),
         report.held,
         len(report.orphans.removed),
     )
@@ -116,7 +124,8 @@ def purge(
 def sweep_orphans(
     store: EvidenceStore, *, grace: float, actor: str, repair: bool = True
 ) -> OrphanSweep:
-    """Remove blobs that no held item owns, older than ``grace`` seconds."""
+    """Find blobs that no held item owns, older than ``grace`` seconds, and remove them
+    when ``repair`` (otherwise only list them)."""
     sweep = OrphanSweep()
     # List first, then read the owners: a blob written and committed in between is seen as
     # owned; one written but not yet committed is young and left alone.

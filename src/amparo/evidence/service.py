@@ -547,7 +547,8 @@ class EvidenceStore:
         dry_run: bool = False,
         orphan_grace_seconds: float = 3600,
     ) -> PurgeReport:
-        """Delete the content of every expired item not on legal hold (each logged), then
+        """Delete the content of every expired item not on legal hold (each logged), discard
+        the copies of review false positives whose undo grace has passed by ``now``, then
         remove orphaned blobs older than ``orphan_grace_seconds``."""
         from amparo.evidence.maintenance import purge
 
@@ -559,13 +560,14 @@ class EvidenceStore:
         self,
         *,
         deep: bool = True,
-        repair: bool = True,
+        repair: bool = False,
         orphan_grace_seconds: float = 3600,
         actor: str = "local",
     ) -> VerifyReport:
-        """Check that every held item is there and (``deep``) decrypts to its SHA-256;
-        remove (``repair``) blobs no held item owns and leftovers of interrupted writes
-        older than ``orphan_grace_seconds``."""
+        """Check that every held item is there and (``deep``) decrypts to its SHA-256, and
+        list blobs no held item owns and leftovers of interrupted writes older than
+        ``orphan_grace_seconds``. A verify only reports: those are deleted only with
+        ``repair``."""
         from amparo.evidence.maintenance import verify
 
         return verify(self, deep=deep, repair=repair, grace=orphan_grace_seconds, actor=actor)

@@ -287,8 +287,9 @@ class CaseService:
                 self.amparo.store.set_entries_enabled(
                     bank, [], False, actor=actor or reviewer, ids=[entry_id]
                 )
-        if kind == "false_positive" and item.evidence_id is not None:
-            self._discard_evidence(item.evidence_id, item_id, actor or reviewer)
+        # A false positive's preserved copy is not discarded here: the decision may be undone
+        # within review_undo_seconds (a slip of one key must not destroy evidence), so the copy
+        # goes once that grace has passed (discard_false_positives, run by evidence purge).
         return Decision(
             kind=kind,
             reviewer=reviewer,
@@ -298,18 +299,75 @@ class CaseService:
             note=note,
         )
 
-    def _discard_evidence(self, evidence_id: int, item_id: int, actor: str) -> None:
+    def undo_until(self, decision: Decision) -> datetime:
+        """Until when ``decision`` may be undone (``review_undo_seconds`` after it)."""
+        return as_utc(decision.at) + timedelta(seconds=self.settings.review_undo_seconds)
+
+    def undo(self, item_id: int, *, reviewer: str, actor: str | None = None) -> Decision | None:
+        """Take back ``reviewer``'s latest decision on an item within ``review_undo_seconds``
+        of it (audit-logged as ``case.decision_undone``); a false positive that counted
+        against bank entries is uncounted. Returns the item's decision now (None: it waits
+        for review again). An entry that false positive disabled, now under
+        ``review_fp_disable_after`` again, is enabled again."""
+        item = self.item(item_id)
+        since = datetime.now(UTC) - timedelta(seconds=self.settings.review_undo_seconds)
+        undone = self.records.undo(
+            item_id,
+            reviewer=reviewer,
+            since=since,
+            count_against=sorted({m.entry_id for m in item.matches}),
+            actor=actor or reviewer,
+        )
+        limit = self.settings.review_fp_disable_after
+        if undone.fp_uncounted:
+            uncounted = set(undone.fp_uncounted)
+            for entry in self.records.disabled_entries():
+                if entry.entry_id in uncounted and (limit <= 0 or entry.false_positives < limit):
+                    # Enabled first: a crash in between leaves it listed for the curators.
+                    self.amparo.store.set_entries_enabled(
+                        entry.bank, [], True, actor=actor or reviewer, ids=[entry.entry_id]
+                    )
+                    self.records.mark_disabled(
+                        entry.entry_id,
+                        None,
+                        actor=actor or reviewer,
+                        details={"undone_false_positive": item_id},
+                        reset_count=False,
+                    )
+        return self.item(item_id).decision
+
+    def discard_false_positives(
+        self, now: datetime | None = None, *, actor: str, dry_run: bool = False
+    ) -> list[int]:
+        """Discard the preserved copies of items decided false positives whose undo grace
+        (``review_undo_seconds``) has passed by ``now``, each audit-logged by the evidence
+        store as ``evidence.discard``; a copy another item still relies on, or on legal hold,
+        is kept. Returns the evidence ids discarded (in a dry run: that would be)."""
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(seconds=self.settings.review_undo_seconds)
+        done: list[int] = []
+        for item_id, evidence_id in self.records.false_positives_due(cutoff):
+            if evidence_id in done:
+                continue
+            if self.records.evidence_still_needed(
+                evidence_id, except_item=item_id, fp_before=cutoff
+            ):
+                continue  # another item relies on it, or its false positive may be undone
+            if dry_run or self._discard_evidence(evidence_id, item_id, actor):
+                done.append(evidence_id)
+        return done
+
+    def _discard_evidence(self, evidence_id: int, item_id: int, actor: str) -> bool:
         """Content judged a false positive is not kept: its preserved copy is discarded (the
-        record of hashes stays), unless another item still relies on it or it is on legal
-        hold. A failure here is logged; the decision stands."""
-        if self.records.evidence_still_needed(evidence_id, except_item=item_id):
-            return
+        record of hashes stays). A failure here is logged and the copy kept."""
         try:
             self.amparo.evidence.discard(
                 evidence_id, reason=f"false positive (case item {item_id})", actor=actor
             )
         except AmparoError as exc:
             log.warning("evidence item %s kept after a false positive: %s", evidence_id, exc)
+            return False
+        return True
 
     # -- wellness ---------------------------------------------------------------------------
 
@@ -417,12 +475,12 @@ def _check_decision(kind: str, classification: str | None) -> tuple[str, str | N
         raise InputError(f"unknown decision {kind!r}", hint="use " + ", ".join(DECISION_KINDS))
     if classification is not None:
         classification = classification.strip().upper() or None
+    valid = "one of " + ", ".join(CLASSIFICATIONS) + " (Tech Coalition industry scheme)"
+    if classification is not None and classification not in CLASSIFICATIONS:
+        raise InputError(f"{classification!r} is not a valid classification", hint="use " + valid)
     if kind == "confirm":
-        if classification not in CLASSIFICATIONS:
-            raise InputError(
-                "a confirm needs a classification",
-                hint="one of " + ", ".join(CLASSIFICATIONS) + " (Tech Coalition industry scheme)",
-            )
+        if classification is None:
+            raise InputError("a confirm needs a classification", hint=valid)
     elif classification is not None:
         raise InputError(
             f"only a confirm carries a classification, not {kind}",

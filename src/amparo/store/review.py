@@ -10,13 +10,15 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
+from amparo.errors import ConflictError, NotFoundError
 from amparo.store import audit as audit_chain
 from amparo.store.models import BankRow, EntryRow
+from amparo.store.models_evidence import EvidenceRow
 from amparo.store.models_review import (
     CaseItemRow,
     CaseRow,
@@ -35,6 +37,7 @@ _session = cast(Table, ReviewSessionRow.__table__)
 _entry_review = cast(Table, EntryReviewRow.__table__)
 _entry = cast(Table, EntryRow.__table__)
 _bank = cast(Table, BankRow.__table__)
+_evidence = cast(Table, EvidenceRow.__table__)
 
 OPEN_STATUSES = ("open", "escalated")
 """Case statuses to which new finds are added."""
@@ -148,6 +151,17 @@ class DecisionResult:
     """The item's decision kind before this one (None: undecided)."""
     fp_counts: dict[int, int] = field(default_factory=dict)
     """Entry id -> false positives counted against it, when this decision counted them."""
+
+
+@dataclass
+class UndoResult:
+    case_id: int
+    undone: StoredDecision
+    """The decision taken back."""
+    restored: str | None
+    """The item's decision kind now (None: it waits for review again)."""
+    fp_uncounted: list[int] = field(default_factory=list)
+    """Entry ids whose false-positive count went down by one."""
 
 
 class ReviewStore:
@@ -278,9 +292,12 @@ class ReviewStore:
             .values(status=status, priority=priority, updated_at=at)
         )
 
-    def evidence_still_needed(self, evidence_id: int, *, except_item: int) -> bool:
+    def evidence_still_needed(
+        self, evidence_id: int, *, except_item: int, fp_before: datetime | None = None
+    ) -> bool:
         """Whether an item other than ``except_item`` relies on the preserved copy
-        ``evidence_id``: it waits for review, is escalated, or was confirmed."""
+        ``evidence_id``: it waits for review, is escalated, or was confirmed, or (with
+        ``fp_before``) was decided a false positive after ``fp_before``, still undoable."""
         with self.engine.connect() as conn:
             others = conn.execute(
                 select(_item.c.id, _item.c.status).where(
@@ -291,7 +308,9 @@ class ReviewStore:
                 return True
             latest = self._latest_decisions(conn, [int(item_id) for item_id, _ in others])
         return any(
-            (d := latest.get(int(item_id))) is None or d.kind != "false_positive"
+            (d := latest.get(int(item_id))) is None
+            or d.kind != "false_positive"
+            or (fp_before is not None and as_utc(d.at) > as_utc(fp_before))
             for item_id, _ in others
         )
 
@@ -444,6 +463,116 @@ class ReviewStore:
             )
         return result
 
+    def undo(
+        self,
+        item_id: int,
+        *,
+        reviewer: str,
+        since: datetime,
+        count_against: Sequence[int],
+        actor: str,
+    ) -> UndoResult:
+        """Take back the item's latest decision, when ``reviewer`` made it at or after
+        ``since`` (the undo grace): the row goes (the audit log keeps it, as
+        ``case.decision`` and ``case.decision_undone``), the item's status follows the
+        decision before it, and a false positive that was counted is uncounted."""
+        with self._tx() as conn:
+            row = conn.execute(select(_item.c.case_id).where(_item.c.id == item_id)).first()
+            if row is None:
+                raise NotFoundError(f"no case item {item_id}", hint="see `amparo cases show`")
+            case_id = int(row.case_id)
+            latest = self._latest_decisions(conn, [item_id]).get(item_id)
+            if latest is None:
+                raise NotFoundError(
+                    f"item {item_id} has no decision to undo", hint="it waits for review"
+                )
+            if latest.reviewer != reviewer:
+                raise ConflictError(
+                    f"the latest decision on item {item_id} was made by {latest.reviewer}",
+                    hint="only the reviewer who made a decision may undo it; decide again",
+                )
+            if as_utc(latest.at) < as_utc(since):
+                raise ConflictError(
+                    f"the decision on item {item_id} is past its undo grace period",
+                    hint="decide again instead (the latest decision counts)",
+                )
+            conn.execute(delete(_decision).where(_decision.c.id == latest.id))
+            before = self._latest_decisions(conn, [item_id]).get(item_id)
+            restored = before.kind if before is not None else None
+            status = (
+                "pending"
+                if restored is None
+                else "escalated"
+                if restored == "escalate"
+                else "decided"
+            )
+            conn.execute(update(_item).where(_item.c.id == item_id).values(status=status))
+            at = datetime.now(UTC)
+            self._settle_case(conn, case_id, at)
+            result = UndoResult(case_id=case_id, undone=latest, restored=restored)
+            still_counted = (
+                conn.execute(
+                    select(_decision.c.id)
+                    .where(_decision.c.item_id == item_id, _decision.c.kind == "false_positive")
+                    .limit(1)
+                ).first()
+                is not None
+            )
+            if latest.kind == "false_positive" and not still_counted:
+                for entry_id in sorted(set(count_against)):
+                    changed = conn.execute(
+                        update(_entry_review)
+                        .where(
+                            _entry_review.c.entry_id == entry_id,
+                            _entry_review.c.false_positives > 0,
+                        )
+                        .values(false_positives=_entry_review.c.false_positives - 1)
+                    ).rowcount
+                    if changed:
+                        result.fp_uncounted.append(entry_id)
+            self.store._audit(
+                conn,
+                actor,
+                "case.decision_undone",
+                f"case:{case_id}",
+                {
+                    "item": item_id,
+                    "reviewer": reviewer,
+                    "kind": latest.kind,
+                    "classification": latest.classification,
+                    "decided_at": as_utc(latest.at).isoformat(),
+                    "restored": restored,
+                    "false_positives_uncounted": result.fp_uncounted,
+                },
+            )
+        return result
+
+    def false_positives_due(self, cutoff: datetime) -> list[tuple[int, int]]:
+        """``(item id, evidence id)`` of items whose latest decision is a false positive made
+        at or before ``cutoff`` and whose preserved copy is still held (and not on legal
+        hold): copies whose undo grace has passed, to be discarded."""
+        newest = (
+            select(_decision.c.item_id, func.max(_decision.c.id).label("last"))
+            .group_by(_decision.c.item_id)
+            .subquery()
+        )
+        query = (
+            select(_item.c.id, _item.c.evidence_id)
+            .join(newest, newest.c.item_id == _item.c.id)
+            .join(_decision, _decision.c.id == newest.c.last)
+            .join(_evidence, _evidence.c.id == _item.c.evidence_id)
+            .where(
+                _item.c.status == "decided",
+                _decision.c.kind == "false_positive",
+                _decision.c.at <= cutoff,
+                _evidence.c.purged_at.is_(None),
+                _evidence.c.legal_hold.is_(False),
+            )
+            .order_by(_item.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [(int(r.id), int(r.evidence_id)) for r in conn.execute(query)]
+
     # -- false positives --------------------------------------------------------------------
 
     def _count_false_positives(
@@ -511,12 +640,14 @@ class ReviewStore:
         *,
         actor: str,
         details: dict[str, Any] | None = None,
+        reset_count: bool = True,
     ) -> None:
         """Mark an entry as disabled pending a curator's look (``at``), or clear the mark and
-        the count (``at=None``, a curator re-enabled it)."""
+        (``reset_count``) the count (``at=None``: a curator re-enabled it, or the false
+        positive that disabled it was undone)."""
         with self._tx() as conn:
             values: dict[str, Any] = {"disabled_at": at}
-            if at is None:
+            if at is None and reset_count:
                 values["false_positives"] = 0
             conn.execute(
                 update(_entry_review).where(_entry_review.c.entry_id == entry_id).values(**values)

@@ -13,6 +13,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -58,9 +59,10 @@ SECURITY_HEADERS = {
 }
 SHORTCUTS = (
     ("1 2 3 4", "confirm as A1, A2, B1, B2"),
-    ("f", "false positive"),
+    ("f", "false positive (asks to confirm: Enter; Esc cancels)"),
     ("e", "escalate"),
     ("r", "reveal the media for a few seconds (logged, counted)"),
+    ("u", "undo your last decision (for a while after it)"),
     ("j / k", "next / previous item"),
     ("n", "focus the note"),
     ("?", "show or hide these shortcuts"),
@@ -101,7 +103,26 @@ def _page(
     ctx = {"session": session, "shortcuts": SHORTCUTS, **context}
     if session is not None and "exposure" not in ctx and session.may_review:
         ctx["exposure"] = _cases(request).exposure(session.key_name)
+        decided = request.query_params.get("decided", "")
+        if decided.isdigit() and len(decided) < 19:
+            ctx["undo"] = _undo_offer(_cases(request), int(decided), session.key_name)
     return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def _undo_offer(cases: CaseService, item_id: int, reviewer: str) -> dict[str, Any] | None:
+    """What the page offers to undo after a decision: the reviewer's own latest decision on
+    the item, while ``review_undo_seconds`` have not passed."""
+    try:
+        item = cases.item(item_id)
+    except AmparoError:
+        return None
+    decision = item.decision
+    if decision is None or decision.reviewer != reviewer:
+        return None
+    until = cases.undo_until(decision)
+    if until <= datetime.now(UTC):
+        return None
+    return {"item": item, "decision": decision, "until": until}
 
 
 def _redirect(url: str) -> Response:
@@ -356,6 +377,7 @@ async def reveal(request: Request, item_id: Id) -> Response:
             "src": f"/review/items/{item_id}/media?clear=1",
             "revealed_today": done.exposure.revealed_today,
             "daily_limit": done.exposure.daily_limit,
+            "remaining": done.exposure.remaining,
         }
     )
 
@@ -373,6 +395,22 @@ async def decision(request: Request, item_id: Id) -> Response:
         annotations = [a for a in fields.get("annotations", "").split(",") if a.strip()]
         if not kind:
             raise InputError("choose a decision", hint="see the shortcuts: 1-4, f, e")
+        if kind == "false_positive" and fields.get("confirmed") != "yes":
+            # Destructive (it counts against the bank entries, and the preserved copy goes
+            # after the undo grace): one keystroke only asks; a second step confirms. A plain
+            # form, so it works without JavaScript too.
+            item = await run_in_threadpool(cases.item, item_id)
+            return _page(
+                request,
+                "confirm.html",
+                {
+                    "item": item,
+                    "annotations": fields.get("annotations", ""),
+                    "note": fields.get("note", ""),
+                    "undo_minutes": _minutes(_service(request).settings.review_undo_seconds),
+                },
+                session=session,
+            )
         await run_in_threadpool(
             lambda: cases.decide(
                 item_id,
@@ -387,10 +425,38 @@ async def decision(request: Request, item_id: Id) -> Response:
         case = await run_in_threadpool(lambda: cases.get(cases.item(item_id).case_id))
     except AmparoError as exc:
         return _error_page(request, exc, session)
+    # The next page offers to undo this decision for review_undo_seconds.
+    decided = f"decided={item_id}"
     if case.status == "open":
-        return _redirect(f"/review/cases/{case.id}")
+        return _redirect(f"/review/cases/{case.id}?{decided}")
     following = await run_in_threadpool(_next_case, cases, case.id)
-    return _redirect(f"/review/cases/{following}" if following else "/review/queue")
+    return _redirect(
+        f"/review/cases/{following}?{decided}" if following else f"/review/queue?{decided}"
+    )
+
+
+@router.post("/items/{item_id}/undo")
+async def undo(request: Request, item_id: Id) -> Response:
+    session = await _reviewer(request)
+    if isinstance(session, Response):
+        return session
+    cases = _cases(request)
+    try:
+        await _checked_post(request, session)
+        await run_in_threadpool(
+            lambda: cases.undo(item_id, reviewer=session.key_name, actor=session.actor)
+        )
+        case_id = (await run_in_threadpool(cases.item, item_id)).case_id
+    except AmparoError as exc:
+        return _error_page(request, exc, session)
+    return _redirect(f"/review/cases/{case_id}?item={item_id}")
+
+
+def _minutes(seconds: int) -> str:
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 # -- curators ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """v1: the evidence store. Metadata for reviewers, auditors and admins; decrypted content for
-reviewers and admins only, every read audit-logged; preserving, holds and discards for admins.
+evidence-reader and admin keys only (a reviewer sees media through /review: blurred, or clear
+after a counted reveal), every read audit-logged; preserving, holds and discards for admins.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def show_evidence(
 
 @router.get(
     "/{item_id}/content",
-    summary="Read an item's content (reviewers and admins; logged)",
+    summary="Read an item's content (evidence-reader and admin keys; logged)",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )

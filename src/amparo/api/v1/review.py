@@ -187,7 +187,9 @@ def decide(
     key: ApiKey = Depends(requires(*REVIEW)),
 ) -> DecisionOut:
     """``confirm`` (with a classification), ``false_positive`` (counts against the matched
-    bank entries) or ``escalate``; the latest decision counts, all are audit-logged."""
+    bank entries; the preserved copy is discarded once ``review_undo_seconds`` have passed,
+    by ``evidence purge``) or ``escalate``; the latest decision counts, all are audit-logged,
+    and the reviewer may undo it within ``review_undo_seconds``."""
     decision = service.amparo.cases.decide(
         item_id,
         body.kind,
@@ -198,6 +200,30 @@ def decide(
         actor=key.actor,
     )
     return DecisionOut.of(decision)
+
+
+class UndoneOut(BaseModel):
+    item: int
+    decision: DecisionOut | None = Field(
+        description="The item's decision now (null: it waits for review again)."
+    )
+
+
+@router.post(
+    "/cases/items/{item_id}/decision/undo",
+    response_model=UndoneOut,
+    summary="Undo your latest decision on an item (within review_undo_seconds)",
+)
+def undo_decision(
+    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    service: Service = Depends(get_service),
+    key: ApiKey = Depends(requires(*REVIEW)),
+) -> UndoneOut:
+    """Take back the caller's own latest decision on an item within ``review_undo_seconds``
+    of it (409 after that, or when another reviewer decided since); audit-logged. A false
+    positive's preserved copy is discarded only after that grace, by ``evidence purge``."""
+    now = service.amparo.cases.undo(item_id, reviewer=key.name, actor=key.actor)
+    return UndoneOut(item=item_id, decision=DecisionOut.of(now) if now else None)
 
 
 @router.get("/review/exposure", response_model=ExposureOut, summary="Your exposure today")

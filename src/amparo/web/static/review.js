@@ -67,8 +67,11 @@
       setStatus((data.message || "The reveal was refused.") + (data.hint ? " " + data.hint : ""), true);
       return;
     }
+    // The counts on the page follow the reveal's answer (the server's, not a guess).
     const count = document.getElementById("exposure-count");
     if (count && typeof data.revealed_today === "number") count.textContent = String(data.revealed_today);
+    const left = document.getElementById("exposure-left");
+    if (left && typeof data.remaining === "number") left.textContent = String(data.remaining);
     const seconds = Number(data.seconds || body.dataset.revealSeconds || 5);
     const show = function () {
       media.classList.remove("shielded");
@@ -132,6 +135,12 @@
     }
     const key = event.key;
     if (key === "?") { toggleHelp(); event.preventDefault(); return; }
+    if (key === "Escape" && body.dataset.cancelUrl) { go("cancelUrl"); return; }
+    if (key === "u") {
+      const undo = document.getElementById("undo-form");
+      if (undo) { undo.requestSubmit(); event.preventDefault(); }
+      return;
+    }
     if (!document.getElementById("decide")) return;
     if (["1", "2", "3", "4", "f", "e"].includes(key)) { decide(key); event.preventDefault(); }
     else if (key === "r") { reveal(); event.preventDefault(); }
