@@ -41,7 +41,7 @@ def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a first start compiles the index kernels
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError("amparo serve exited")

@@ -44,7 +44,7 @@ def start(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a first start compiles the index kernels
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
