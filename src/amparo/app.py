@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.config import Settings, load_settings
+from amparo.files import private_home
 from amparo.hashing import MediaHashes, hash_file
 from amparo.hashing import hash_bytes as hash_media_bytes
 from amparo.matching import Match, Matcher, Query, QueryResult
@@ -52,7 +53,7 @@ class Amparo:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        private_home(self.settings.home)  # 0700; an existing one open to others is tightened
         self.store = Store(self.settings.resolved_database_url)
         self.store.configure_audit(self.settings)  # signed checkpoints of the audit chain
         self.matcher = Matcher(self.store, self.settings)

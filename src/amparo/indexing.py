@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from amparo.errors import IndexCorruptError
+from amparo.files import open_private, private_dir
 from amparo.index import DIGEST_WIDTHS, SegmentedDigestTable, SegmentedPdqIndex
 from amparo.index.live import MANIFEST, LiveIndex
 from amparo.signals.pdq import hexes_to_array
@@ -82,7 +84,7 @@ class SignalIndexes:
         self.digests: dict[str, SegmentedDigestTable] = {}
         self._manifest_marks: dict[str, int] = {}
         self._compacting = threading.Lock()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         self._open(build=build)
 
     # -- opening and building ----------------------------------------------------------------
@@ -242,7 +244,8 @@ class SignalIndexes:
 
     @contextmanager
     def _lock_files(self, *, blocking: bool = True) -> Iterator[bool]:
-        with open(self.directory / ".lock", "a+") as fh:
+        lock = open_private(self.directory / ".lock", os.O_RDWR | os.O_CREAT)
+        with os.fdopen(lock, "a+") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:

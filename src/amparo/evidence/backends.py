@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from amparo.errors import ConfigError, StorageError
+from amparo.files import private_dir
 
 BLOB_SUFFIX = ".amev"
 _TEMP_PREFIX = ".tmp-"
@@ -103,7 +104,7 @@ class FileBackend:
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(target.parent)
         fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
         size = 0
         try:

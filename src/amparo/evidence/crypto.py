@@ -51,6 +51,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from amparo.errors import ConfigError, EvidenceIntegrityError
+from amparo.files import private_dir
 
 MAGIC = b"AMPAROEV"
 FORMAT_VERSION = 1
@@ -98,7 +99,7 @@ class Keyring:
         """A new keyring with one fresh key, written to ``path`` (which must not exist)."""
         kek = _new_kek()
         ring = cls(path, {kek.id: kek}, kek.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         ring.save(exclusive=True)
         return ring
 

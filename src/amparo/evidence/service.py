@@ -40,6 +40,7 @@ from amparo.evidence.backends import (
     new_item_uuid,
     open_backend,
 )
+from amparo.files import private_dir
 from amparo.media.sniff import HEAD_BYTES, MIME_TYPES, media_kind, sniff
 from amparo.store.models_evidence import EvidenceRecords, NewEvidence, StoredEvidence
 
@@ -204,7 +205,7 @@ class EvidenceStore:
 
     @staticmethod
     def _create_keyring(path: Path) -> crypto.Keyring:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         try:
             ring = crypto.Keyring.create(path)
         except FileExistsError:

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from amparo.errors import IndexCorruptError
+from amparo.files import private_dir
 from amparo.index.segment_file import REBUILD_HINT, SegmentFile, write_atomic
 
 MANIFEST = "manifest.json"
@@ -277,7 +278,7 @@ class LiveIndex(ABC, Generic[S]):
         target = Path(directory) if directory is not None else self.directory
         if target is None:
             raise ValueError("compact() needs a directory for an index that has none")
-        target.mkdir(parents=True, exist_ok=True)
+        private_dir(target)
         with self._compacting:
             return self._compact(target)
 

@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from amparo.errors import IndexCorruptError
+from amparo.files import open_private
 
 MAGIC = b"AMPARIDX"
 FORMAT_VERSION = 1
@@ -80,7 +81,7 @@ def write_atomic(path: Path, chunks: list[bytes | memoryview]) -> None:
     """Write ``chunks`` to a temp file beside ``path``, fsync it, then rename it into place."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
             fh.flush()

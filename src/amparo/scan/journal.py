@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from amparo.errors import InputError
+from amparo.files import private_dir
 from amparo.scan.model import ItemRecord
 
 log = logging.getLogger("amparo.scan")
@@ -35,7 +36,7 @@ class ScanJournal:
             self.previous = self._load()
         elif resume:
             log.warning("no journal at %s: starting from the beginning", path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         # The journal lists paths that were scanned: readable by its owner only.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o600)
         self._fh: TextIO = os.fdopen(fd, "a", encoding="utf-8")

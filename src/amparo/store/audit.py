@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from amparo.errors import ConfigError, InputError
+from amparo.files import private_dir
 from amparo.store.models import AuditRow, CounterRow
 from amparo.store.models_reports import AuditCheckpointRow
 
@@ -173,7 +174,7 @@ class AuditSigner:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
