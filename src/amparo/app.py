@@ -56,6 +56,8 @@ class Amparo:
         private_home(self.settings.home)  # 0700; an existing one open to others is tightened
         self.store = Store(self.settings.resolved_database_url)
         self.store.configure_audit(self.settings)  # signed checkpoints of the audit chain
+        # Webhook secrets are sealed with the evidence keyring (created on first use).
+        self.store.configure_secrets(lambda: self._keyring_owner.keyring(create=True))
         self.matcher = Matcher(self.store, self.settings)
 
     def close(self) -> None:
@@ -68,6 +70,14 @@ class Amparo:
         self.close()
 
     # -- acting on finds (each part built on first use) -------------------------------------
+
+    @cached_property
+    def _keyring_owner(self) -> EvidenceStore:
+        """The evidence store whose keyring seals secrets at rest (its own instance: the
+        keyring is re-read when another instance or process changes it)."""
+        from amparo.evidence import EvidenceStore
+
+        return EvidenceStore(self)
 
     @cached_property
     def cases(self) -> CaseService:

@@ -379,3 +379,43 @@ def test_an_endpoint_removed_between_check_and_record_leaves_no_pending_event(
     event = outbox.get_event(taken[0].detail["event_id"])
     assert event.state == "dead" and event.last_error == "endpoint removed"
     assert outbox.events(state="pending") == []
+
+
+def test_webhook_secrets_are_encrypted_at_rest(settings: Settings) -> None:
+    """Issue #12 point 6: the signing secret is sealed with the evidence keyring: not in the
+    database in clear, still recoverable to sign, and rows written in clear by an older
+    version are sealed when the installation next opens."""
+    from sqlalchemy import text
+
+    secret = "whsec_synthetic-secret-0123456789"
+    with Amparo(settings) as app:
+        app.actions.outbox.add_endpoint(
+            "hook", "https://platform.example/in", actor="t", secret=secret
+        )
+        assert app.actions.outbox.endpoint_secret("hook")[1] == secret
+        with app.store.engine.connect() as conn:
+            stored = conn.execute(text("SELECT secret FROM webhook_endpoints")).scalar_one()
+            assert stored.startswith("enc1:") and secret not in stored
+            # As an older version wrote it:
+            conn.execute(text("UPDATE webhook_endpoints SET secret = 'plain-legacy-secret-1234'"))
+            conn.commit()
+        rotated = app.actions.outbox.update_endpoint("hook", actor="t", rotate_secret=True)
+        new_secret = rotated.secret  # type: ignore[union-attr]
+    if settings.resolved_database_url.startswith("sqlite"):
+        db = Path(settings.resolved_database_url.split("///", 1)[1])
+        blob = db.read_bytes() + (
+            Path(f"{db}-wal").read_bytes() if Path(f"{db}-wal").exists() else b""
+        )
+        assert new_secret.encode() not in blob
+    with Amparo(settings) as app:
+        assert app.actions.outbox.endpoint_secret("hook")[1] == new_secret
+        with app.store.engine.begin() as conn:
+            conn.execute(text("UPDATE webhook_endpoints SET secret = 'plain-legacy-secret-1234'"))
+    with Amparo(settings) as app:  # opening seals what an older version left in clear
+        with app.store.engine.connect() as conn:
+            stored = conn.execute(text("SELECT secret FROM webhook_endpoints")).scalar_one()
+        assert stored.startswith("enc1:")
+        assert app.actions.outbox.endpoint_secret("hook")[1] == "plain-legacy-secret-1234"
+        report = app.evidence.rotate_key(actor="t", retire=True)
+        assert report.retired and not report.still_used
+        assert app.actions.outbox.endpoint_secret("hook")[1] == "plain-legacy-secret-1234"

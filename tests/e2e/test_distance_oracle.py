@@ -10,11 +10,11 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
+from test_api_support import Api, make_keys
 
 from amparo.api.app import create_app
 from amparo.app import Amparo
 from amparo.config import Settings
-from tests.e2e.test_api_support import Api, make_keys
 
 LookupFn = Callable[[str], int | None]
 

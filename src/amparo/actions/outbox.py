@@ -27,6 +27,7 @@ from amparo.store import Store
 from amparo.store import audit as audit_chain
 from amparo.store.models_actions import OutboxRow, WebhookEndpointRow
 from amparo.store.repository import as_utc
+from amparo.store.secrets import webhook_context
 
 _endpoints = cast(Table, WebhookEndpointRow.__table__)
 _outbox = cast(Table, OutboxRow.__table__)
@@ -215,7 +216,7 @@ class Outbox:
                     insert(_endpoints).values(
                         name=name,
                         url=url,
-                        secret=secret,
+                        secret=self.store.seal_secret(secret, webhook_context(name)),
                         enabled=enabled,
                         created_at=now,
                         updated_at=now,
@@ -248,7 +249,7 @@ class Outbox:
             ).first()
         if row is None:
             raise NotFoundError(f"no webhook endpoint named {name!r}")
-        return row.url, row.secret
+        return row.url, self.store.open_secret(row.secret, webhook_context(name))
 
     def list_endpoints(self) -> list[Endpoint]:
         with self.engine.connect() as conn:
@@ -274,7 +275,7 @@ class Outbox:
             values["enabled"] = enabled
         secret = "whsec_" + secrets.token_urlsafe(32) if rotate_secret else None
         if secret is not None:
-            values["secret"] = secret
+            values["secret"] = self.store.seal_secret(secret, webhook_context(name))
         details = {k: v for k, v in values.items() if k in ("url", "enabled")}
         if secret is not None:
             details["secret"] = "rotated"
@@ -420,7 +421,7 @@ class Outbox:
                 event_id=r.event_id,
                 endpoint=r.endpoint,
                 url=r.url,
-                secret=r.secret,
+                secret=self.store.open_secret(r.secret, webhook_context(r.endpoint)),
                 body=r.payload.encode(),
                 attempts=int(r.attempts),
                 token=token,

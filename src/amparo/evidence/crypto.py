@@ -25,6 +25,10 @@ Empty content is one empty final chunk.
 Wrapped data key: ``nonce (12) || AES-256-GCM(data key) || tag (16)`` under the KEK, with
 associated data ``b"amparo-evidence-dek/1|" + kek id + b"|" + item uuid``.
 
+Sealed secrets (webhook signing secrets, which must be recoverable to sign): the text
+``enc1:<kek id>:<base64 of nonce (12) || AES-256-GCM(secret) || tag (16)>`` with associated
+data ``b"amparo-secret/1|" + kek id + b"|" + context`` (e.g. ``webhook:<name>``).
+
 Keyring file (JSON, mode 0600)::
 
     {"format": "amparo-evidence-keyring", "version": 1, "current": "<id>",
@@ -208,6 +212,48 @@ class Keyring:
                 f"evidence item {item}: its data key does not unwrap with key {kek_id!r}",
                 hint="the database row or the keyring was altered; restore them from backup",
             ) from None
+
+    def seal(self, secret: str, context: str) -> str:
+        """Encrypt a short secret (a webhook signing secret) with the current KEK:
+        ``enc1:<kek id>:<base64 of nonce || ciphertext || tag>``, bound to ``context``."""
+        kek = self.keys[self.current]
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(kek.key).encrypt(nonce, secret.encode(), _seal_ad(kek.id, context))
+        return f"{SEALED_PREFIX}{kek.id}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def unseal(self, value: str, context: str) -> str:
+        """The secret :meth:`seal` encrypted (any key of the ring that is still in it)."""
+        kek_id = sealed_kek(value)
+        kek = self.keys.get(kek_id or "")
+        if kek_id is None or kek is None:
+            raise ConfigError(
+                f"the secret of {context} is encrypted with key {kek_id!r}, which is not in "
+                f"the keyring {self.path}",
+                hint="restore the keyring that holds it from your key backup",
+            )
+        try:
+            raw = base64.b64decode(value.split(":", 2)[2], validate=True)
+            return AESGCM(kek.key).decrypt(raw[:12], raw[12:], _seal_ad(kek_id, context)).decode()
+        except (InvalidTag, ValueError):
+            raise EvidenceIntegrityError(
+                f"the secret of {context} does not decrypt with key {kek_id!r}",
+                hint="the database row or the keyring was altered; restore them from backup",
+            ) from None
+
+
+SEALED_PREFIX = "enc1:"
+_SEAL_AD = b"amparo-secret/1|"
+
+
+def sealed_kek(value: str) -> str | None:
+    """The KEK id a :meth:`Keyring.seal` value was sealed with; None for a plain value."""
+    if not value.startswith(SEALED_PREFIX) or value.count(":") < 2:
+        return None
+    return value.split(":", 2)[1]
+
+
+def _seal_ad(kek_id: str, context: str) -> bytes:
+    return _SEAL_AD + kek_id.encode() + b"|" + context.encode()
 
 
 def _new_kek() -> Kek:

@@ -196,8 +196,14 @@ def rotate_key(store: EvidenceStore, *, actor: str, retire: bool) -> RotationRep
             changes.append((stored.id, stored.kek_id, kek_id, wrapped))
         if changes:
             report.rewrapped += store.records.rewrap(changes)
+    sealed = store.amparo.store.secrets
+    if sealed is not None:
+        sealed.reseal()  # webhook signing secrets, sealed with the same keyring
     if retire:
         usage = store.records.kek_usage()
+        if sealed is not None:
+            for kek, n in sealed.usage().items():
+                usage[kek] = usage.get(kek, 0) + n
         old = [k for k in ring.keys if k != ring.current]
         report.still_used = {k: usage[k] for k in old if usage.get(k)}
         report.retired = [k for k in old if not usage.get(k)]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from sqlalchemy import (
     BigInteger,
@@ -43,6 +43,10 @@ from amparo.store import audit as audit_chain
 from amparo.store.db import make_engine, migrate
 from amparo.store.models import AuditRow, BankRow, CounterRow, EntryRow, EntryTombstoneRow
 from amparo.store.models_review import BANK_KINDS
+from amparo.store.secrets import SecretBox, open_sealed
+
+if TYPE_CHECKING:
+    from amparo.evidence.crypto import Keyring
 
 _log = logging.getLogger(__name__)
 
@@ -144,6 +148,8 @@ class Store:
         migrate(self.engine)
         self.generation = 0
         """Bumped by every write this process commits, so its matcher refreshes at once."""
+        self.secrets: SecretBox | None = None
+        """Seals webhook secrets at rest; set by :meth:`configure_secrets`."""
         with self.engine.begin() as conn:
             for name, value in (("entry_seq", 0), ("installation_id", secrets.randbits(62))):
                 exists = conn.execute(select(_counter.c.value).where(_counter.c.name == name))
@@ -607,6 +613,20 @@ class Store:
             settings.audit_checkpoint_seconds,
             clock,
         )
+
+    def configure_secrets(self, keyring: Callable[[], Keyring]) -> None:
+        """Seal secrets (webhook signing secrets) with ``keyring`` (loaded on first use), and
+        encrypt those an older version stored in clear."""
+        self.secrets = SecretBox(self.engine, keyring)
+        self.secrets.seal_plain()
+
+    def seal_secret(self, secret: str, context: str) -> str:
+        """What to store for ``secret``: sealed when a keyring is configured."""
+        return self.secrets.seal(secret, context) if self.secrets is not None else secret
+
+    def open_secret(self, stored: str, context: str) -> str:
+        """The secret a stored value holds."""
+        return open_sealed(self.secrets, stored, context)
 
     def audit_entries(
         self,

@@ -1,4 +1,5 @@
-"""Never-reused ids on SQLite (AUTOINCREMENT); report submissions claimed under a lease
+"""Never-reused ids on SQLite (AUTOINCREMENT); report submissions claimed under a lease;
+webhook secrets stored sealed (Text)
 
 SQLite hands out ``max(id) + 1`` for an ``INTEGER PRIMARY KEY``, so the id of a deleted row
 comes back for the next insert: a bank entry deleted with its bank and re-added got its old
@@ -50,6 +51,9 @@ def upgrade() -> None:
     with op.batch_alter_table("report_submissions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("claim_token", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
+    # Webhook signing secrets are stored sealed (longer than the 200 characters of before).
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.alter_column("secret", existing_type=sa.String(length=200), type_=sa.Text())
     conn = op.get_bind()
     if conn.dialect.name != "sqlite":
         return
@@ -85,3 +89,5 @@ def downgrade() -> None:
     with op.batch_alter_table("report_submissions", schema=None) as batch_op:
         batch_op.drop_column("claimed_until")
         batch_op.drop_column("claim_token")
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.alter_column("secret", existing_type=sa.Text(), type_=sa.String(length=200))
