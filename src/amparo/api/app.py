@@ -7,12 +7,14 @@ import contextlib
 import gc
 import logging
 import math
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amparo import __version__, web
@@ -127,6 +129,9 @@ def create_app(
                     await running
             if amparo is None:
                 service.close()
+            if service.metrics.multiprocess:
+                # This worker's gauges leave the figures (its counters stay in the sums).
+                mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="Amparo",
@@ -164,6 +169,8 @@ def _refresh_quietly(service: Service) -> None:
     # Logged by refresh_index; /readyz reports it.
     with contextlib.suppress(Exception):
         service.refresh_index()
+        # Every worker keeps its gauges current, not only the one a scrape reaches.
+        service.update_index_metrics()
 
 
 def _warm_quietly(service: Service) -> None:
