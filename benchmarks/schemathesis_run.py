@@ -1,7 +1,7 @@
 """The full schemathesis run over the whole OpenAPI document (docs/security.md quotes it).
 
 Runs tests/e2e/test_api_schema.py (an admin key, every check but positive_data_acceptance, a
-fixed seed) with 30 examples an operation instead of CI's 5, and prints the figures:
+fixed seed) with 30 examples an operation instead of CI's 10, and prints the figures:
 
     python benchmarks/schemathesis_run.py [--examples 30]
 """

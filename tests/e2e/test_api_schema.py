@@ -1,7 +1,7 @@
 """Property-based run of the whole OpenAPI document (schemathesis, every check): whatever the
 input, no 5xx and every response matches the schema.
 
-Bounded for CI (AMPARO_SCHEMA_EXAMPLES examples an operation, 5 by default, a fixed seed);
+Bounded for CI (AMPARO_SCHEMA_EXAMPLES examples an operation, 10 by default, a fixed seed);
 ``benchmarks/schemathesis_run.py`` runs the same test with 30 and records the figures that
 docs/security.md quotes."""
 
@@ -46,7 +46,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 @schema.parametrize()
 @settings(
-    max_examples=int(os.environ.get("AMPARO_SCHEMA_EXAMPLES", "5")),
+    max_examples=int(os.environ.get("AMPARO_SCHEMA_EXAMPLES", "10")),
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,

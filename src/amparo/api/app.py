@@ -161,7 +161,7 @@ def create_app(
                 service.close()
             if service.metrics.multiprocess:
                 # This worker's gauges leave the figures (its counters stay in the sums).
-                mark_process_dead(os.getpid())
+                mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app = FastAPI(
         title="Amparo",

@@ -23,7 +23,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or os.environ.get("prometheus_multiproc_dir") or None
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 def prepare_multiprocess_dir(home: Path) -> Path:
@@ -43,7 +43,7 @@ def prepare_multiprocess_dir(home: Path) -> Path:
     os.chmod(path, 0o700)
     os.environ[MULTIPROC_ENV] = str(path)
     # prometheus_client picks its value class when first imported: pick again now.
-    prometheus_values.ValueClass = prometheus_values.get_value_class()
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
     return path
 
 
@@ -100,6 +100,6 @@ class Metrics:
         path = multiprocess_dir()
         if self.multiprocess and path is not None:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=path)
+            MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -38,6 +38,7 @@ def check_can_listen(host: str, port: int) -> None:
                 "choose another with --port",
             ) from None
 
+
 HELP = """Run the matching service: Amparo's v1 API, HMA-compatible routes, /metrics.
 
 Every route but /healthz needs an API key (`amparo keys create NAME --scope matcher`).
