@@ -47,15 +47,18 @@ def main() -> int:
         elapsed = time.monotonic() - start
         suite = ET.parse(report).getroot()
         suite = suite if suite.tag == "testsuite" else suite[0]
+        # One test case an operation ("...[GET /v1/banks]"); the plain tests beside them
+        # are not counted.
+        cases = [c for c in suite.iter("testcase") if "[" in c.get("name", "")]
         failed = [
             case.get("name", "")
-            for case in suite.iter("testcase")
+            for case in cases
             if case.find("failure") is not None or case.find("error") is not None
         ]
     print(
         json.dumps(
             {
-                "operations": int(suite.get("tests", "0")),
+                "operations": len(cases),
                 "examples_per_operation": args.examples,
                 "failed_operations": failed,
                 "seconds": round(elapsed, 1),
