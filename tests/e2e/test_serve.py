@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -34,9 +35,11 @@ def amparo(home: Path, *args: str) -> str:
     return done.stdout
 
 
-def start(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    home: Path, workers: int = 1, *, level: str = "INFO"
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "AMPARO_LOG_LEVEL": "INFO", "AMPARO_INDEX_REFRESH_SECONDS": "1"}
+    env = {**os.environ, "AMPARO_LOG_LEVEL": level, "AMPARO_INDEX_REFRESH_SECONDS": "1"}
     proc = subprocess.Popen(
         [*AMPARO, "--home", str(home), "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
@@ -127,7 +130,8 @@ def test_serve_end_to_end(served: tuple[str, dict[str, str], subprocess.Popen[by
             time.sleep(0.05)
 
         assert c.get("/readyz", headers=mat).json()["ready"] is True
-        assert "amparo_http_request_duration_seconds" in c.get("/metrics", headers=mat).text
+        # Metrics are for auditors (and admins), as docs/api.md says.
+        assert c.get("/metrics", headers=mat).status_code == 403
     proc.terminate()
     proc.wait(timeout=10)
     log = proc.stderr.read().decode() if proc.stderr else ""
@@ -164,3 +168,69 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
         proc.wait(timeout=15)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_serve_on_a_busy_port_exits_2_before_serving(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [*AMPARO, "--home", str(tmp_path / "h"), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "serving on" not in done.stderr and "Traceback" not in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+
+
+@pytest.mark.slow
+def test_serve_logs_requests_and_aggregates_metrics_across_workers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    settings = load_settings(env={}, overrides={"home": home})
+    with Amparo(settings) as core:
+        audit = KeyService(core.store).create("aud", ["auditor"], actor="t").secret
+        hasher = KeyService(core.store).create("has", ["hasher"], actor="t").secret
+    stale = home / "run" / "metrics"
+    stale.mkdir(parents=True)
+    (stale / "counter_1.db").write_bytes(b"stale figures from an earlier run")
+    # The default log level (WARNING) still logs every request at INFO.
+    proc, base = start(home, workers=3, level="WARNING")
+    try:
+        aud = {"Authorization": f"Bearer {audit}"}
+        with httpx.Client(base_url=base, timeout=30) as c:
+            assert c.get("/metrics", headers={"X-API-Key": hasher}).status_code == 403
+            seen = []
+            for _ in range(12):
+                text = c.get("/metrics", headers=aud).text
+                line = next(
+                    (
+                        ln
+                        for ln in text.splitlines()
+                        if ln.startswith("amparo_http_request_duration_seconds_count")
+                        and 'route="/metrics"' in ln
+                        and 'status="200"' in ln
+                    ),
+                    None,
+                )
+                seen.append(0 if line is None else round(float(line.rsplit(" ", 1)[1])))
+            secret = "0" * 32
+            c.get("/v1/lookup", params={"signal_type": "md5", "signal": secret}, headers=aud)
+        # Each scrape counts all earlier ones, whichever worker answers: 0, 1, 2, ...
+        assert seen == list(range(12)), seen
+        assert oct((home / "run" / "metrics").stat().st_mode & 0o777) == "0o700"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    log = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stderr is not None:
+        proc.stderr.close()
+    lines = [json.loads(ln) for ln in log.splitlines() if '"amparo.access"' in ln]
+    assert lines, log
+    entry = lines[-1]
+    assert entry["level"] == "info" and entry["method"] == "GET" and entry["key"] == "aud"
+    assert entry["route"] == "/v1/lookup" and entry["status"] == 403
+    assert isinstance(entry["duration_ms"], float | int)
+    assert secret not in log and audit not in log

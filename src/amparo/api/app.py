@@ -7,13 +7,18 @@ import contextlib
 import gc
 import logging
 import math
+import os
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from amparo import __version__, web
 from amparo.actions.webhooks import deliver_in_background
@@ -78,10 +83,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette stops at the first route whose path matches, so its Allow names that
+            # route's methods only: name every method of every route for this path.
+            allowed = allowed_methods(request.app, request.url.path, headers.get("Allow", ""))
+            headers["Allow"] = ", ".join(allowed)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=headers)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         response = _error(exc.status_code, code, str(exc.detail))
-        for name, value in (exc.headers or {}).items():
+        for name, value in headers.items():
             response.headers[name] = value
         return response
 
@@ -89,6 +102,25 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
         return _error(500, "internal_error", "an unexpected error (a bug): see the server log")
+
+
+def allowed_methods(app: FastAPI, path: str, also: str = "") -> list[str]:
+    """The methods the resource at ``path`` answers: its OpenAPI path's operations (the most
+    specific path that matches: ``/v1/webhooks/outbox`` rather than ``/v1/webhooks/{name}``),
+    or ``also`` (Starlette's Allow) for the pages outside the document; OPTIONS always."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        paths: dict[str, Any] = app.openapi()["paths"]
+        table = [
+            (compile_path(template)[0], {m.upper() for m in paths[template]})
+            for template in sorted(paths, key=lambda p: (p.count("{"), -len(p)))
+        ]
+        app.state.allow_table = table
+    methods = {"OPTIONS"}
+    for regex, verbs in table:
+        if regex.match(path):
+            return sorted(methods | verbs)
+    return sorted(methods | {m.strip().upper() for m in also.split(",") if m.strip()})
 
 
 def create_app(
@@ -127,6 +159,9 @@ def create_app(
                     await running
             if amparo is None:
                 service.close()
+            if service.metrics.multiprocess:
+                # This worker's gauges leave the figures (its counters stay in the sums).
+                mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app = FastAPI(
         title="Amparo",
@@ -164,6 +199,8 @@ def _refresh_quietly(service: Service) -> None:
     # Logged by refresh_index; /readyz reports it.
     with contextlib.suppress(Exception):
         service.refresh_index()
+        # Every worker keeps its gauges current, not only the one a scrape reaches.
+        service.update_index_metrics()
 
 
 def _warm_quietly(service: Service) -> None:

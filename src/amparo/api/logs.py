@@ -45,7 +45,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def log_config(level: str = "INFO") -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for ``amparo serve`` (uvicorn's loggers included)."""
+    """A ``logging.config.dictConfig`` for ``amparo serve`` (uvicorn's loggers included).
+
+    The access log (``amparo.access``: one line a request) is at INFO whatever ``level`` is, so
+    an operator always has it; ``level`` governs everything else.
+    """
+    access = "DEBUG" if level.upper() == "DEBUG" else "INFO"
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
@@ -57,5 +62,6 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn": {"level": level.upper()},
             "uvicorn.error": {"level": level.upper()},
             "uvicorn.access": {"level": "WARNING", "propagate": False},
+            "amparo.access": {"level": access},
         },
     }

@@ -5,12 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from amparo.banks.model import BankInfo
 from amparo.hashing import MediaHashes
 from amparo.matching import Match
 from amparo.probes import distance_band
+
+# A pair [line, message], described so that OpenAPI 3.0 and 3.1 tools alike read it (pydantic's
+# own `prefixItems` is JSON Schema 2020-12 only).
+_PROBLEMS_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "array",
+        "items": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+        "minItems": 2,
+        "maxItems": 2,
+    },
+}
 
 SignalTypeName = Literal["pdq", "md5", "sha1", "sha256"]
 BankKind = Annotated[
@@ -35,7 +47,11 @@ class ErrorBody(BaseModel):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Base of request bodies: unknown fields and mistyped values are refused (``"enabled": 0``
+    or ``"limit": "5"`` is a 400, not silently coerced), as the OpenAPI document declares.
+    A field that takes text for another type (a time) says ``Field(strict=False)``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class HashesOut(BaseModel):
@@ -256,7 +272,10 @@ class ImportOut(BaseModel):
     updated: int
     removed: int = 0
     read: int
-    problems: list[tuple[int, str]] = Field(default_factory=list)
+    problems: Annotated[list[tuple[int, str]], WithJsonSchema(_PROBLEMS_SCHEMA)] = Field(
+        default_factory=list,
+        description="[line number, what is wrong] for each rejected line.",
+    )
     problem_count: int = 0
     warnings: list[str] = Field(default_factory=list)
 
@@ -272,7 +291,9 @@ class EntrySelection(Strict):
 
 class DisableIn(EntrySelection):
     until: datetime | None = Field(
-        default=None, description="Pause matching until then; omit to disable until re-enabled."
+        default=None,
+        description="Pause matching until then; omit to disable until re-enabled.",
+        strict=False,  # an ISO 8601 string
     )
 
 

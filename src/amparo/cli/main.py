@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +26,7 @@ from amparo.cli import (
     serve,
     webhooks,
 )
-from amparo.cli.context import GlobalOptions, fail
+from amparo.cli.context import EXIT_ERROR, GlobalOptions, fail
 
 app = typer.Typer(
     name="amparo",
@@ -99,7 +101,16 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        raise fail("interrupted", code=130) from None
+        fail("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: one clear line, the traceback only on request
+        if os.environ.get("AMPARO_TRACEBACK"):
+            raise
+        fail(
+            f"unexpected error (a bug in amparo): {type(exc).__name__}: {exc}",
+            hint="run again with AMPARO_TRACEBACK=1 to see where, and report it",
+        )
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Annotated, Any
 
 import typer
 
 from amparo.cli.context import err_console, handle_errors, settings_from
+from amparo.errors import AmparoError
+
+
+class AddressInUseError(AmparoError):
+    code = "address_in_use"
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` as uvicorn will (SO_REUSEADDR), then let go: a busy port or an
+    address this machine does not have is a clear error before "serving on" is printed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise AmparoError(
+            f"cannot listen on {host!r}: {exc}",
+            hint="--host takes an address of this machine (127.0.0.1, 0.0.0.0, ::1)",
+        ) from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise AddressInUseError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="another program (or another amparo serve) holds that port: stop it, or "
+                "choose another with --port",
+            ) from None
+
 
 HELP = """Run the matching service: Amparo's v1 API, HMA-compatible routes, /metrics.
 
@@ -23,12 +53,20 @@ def serve_command(
     port: Annotated[int | None, typer.Option(help="Port to listen on (8080).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
+    settings = settings_from(ctx, api_host=host, api_port=port)
+    check_can_listen(settings.api_host, settings.api_port)
+
+    from amparo.api.metrics import prepare_multiprocess_dir
+
+    # Before the app (and its metrics) exist: every worker writes its figures there and any
+    # of them answers a scrape with the sum.
+    prepare_multiprocess_dir(settings.home.resolve())
+
     import uvicorn
 
     from amparo.api import create_app
     from amparo.api.logs import log_config
 
-    settings = settings_from(ctx, api_host=host, api_port=port)
     # Workers are separate processes built by the factory from AMPARO_* variables, so pass
     # on what the command line resolved.
     os.environ["AMPARO_HOME"] = str(settings.home.resolve())
@@ -50,7 +88,16 @@ def serve_command(
         "proxy_headers": False,
         "server_header": False,
     }
-    if workers > 1:
-        uvicorn.run("amparo.api:create_app_from_env", factory=True, workers=workers, **common)
-    else:
-        uvicorn.run(create_app(settings, server=True), **common)
+    try:
+        if workers > 1:
+            uvicorn.run("amparo.api:create_app_from_env", factory=True, workers=workers, **common)
+        else:
+            uvicorn.run(create_app(settings, server=True), **common)
+    except SystemExit as exc:
+        # uvicorn exits with its own codes (3 when startup fails, 1 when it cannot bind):
+        # Amparo's are 0, 1 (partly done) and 2 (an error the user can fix).
+        if exc.code not in (None, 0):
+            raise AmparoError(
+                "the server stopped with an error (see the log above)",
+                hint="check the address and port, and the log lines before this one",
+            ) from None

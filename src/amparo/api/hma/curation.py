@@ -35,12 +35,14 @@ ContentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Bank content (e
 
 
 class BankCreate(BaseModel):
+    model_config = ConfigDict(strict=True)  # "enabled": 0 is refused, not coerced
     name: str = Field(min_length=1, max_length=100)
     enabled_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     enabled: bool | None = None
 
 
 class BankUpdate(BaseModel):
+    model_config = ConfigDict(strict=True)
     name: str | None = Field(default=None, min_length=1, max_length=100)
     enabled_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     enabled: bool | None = None

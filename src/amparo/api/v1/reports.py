@@ -87,7 +87,17 @@ def verify_audit(
     return {**report.to_json(), "signatures_checked": key is not None}
 
 
-@router.get("/audit/export", summary="Export the audit chain as JSON Lines (verifiable offline)")
+@router.get(
+    "/audit/export",
+    summary="Export the audit chain as JSON Lines (verifiable offline)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One JSON object a line: the entries, then the signed checkpoints.",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def export_audit(
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*AUDIT)),
