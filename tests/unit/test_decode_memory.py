@@ -56,13 +56,17 @@ def write_flat_png(path: Path, side: int, *, colour_type: int, channels: int) ->
 
 
 _PROBE = """
-import resource, sys
+import sys
 from amparo.errors import MediaTooLargeError
 from amparo.hashing import hash_media
 data = open(sys.argv[1], "rb").read()
 result = hash_media(data, max_memory=int(sys.argv[2]))
 del data
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child of a large
+# parent (pytest late in a run) would report the parent's size.
+rss = next(
+    int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")
+)
 print(rss, result.pdq or "-", result.error or "-", sep="\\t")
 """
 
