@@ -226,3 +226,14 @@ def test_review_video_frames_are_bounded_like_hashing(monkeypatch: pytest.Monkey
     with pytest.raises(MediaTooLargeError):
         shielded_video(b"", max_pixels=178_956_970)
     assert seen == [video.VideoLimits.max_pixels]  # 8K, not max_image_pixels
+
+
+def test_review_renders_decode_under_the_configured_bound() -> None:
+    from amparo.review import media as review_media
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (2000, 2000), (1, 2, 3, 4)).save(buf, "PNG")
+    for render in (review_media.shielded, review_media.clear):
+        with pytest.raises(MediaTooLargeError, match="max_decode_memory"):
+            render(buf.getvalue(), max_pixels=10**9, max_memory=4 * MiB)
+        assert render(buf.getvalue(), max_pixels=10**9, max_memory=256 * MiB).data

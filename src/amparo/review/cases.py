@@ -433,9 +433,11 @@ class CaseService:
                 f"the preserved copy of item {item_id} is not an image or video",
                 hint="decide on the hashes and matches; the file can be examined offline",
             )
-        limit = self.settings.max_image_pixels
+        limit, memory = self.settings.max_image_pixels, self.settings.max_decode_memory
         return (
-            media.clear(data, max_pixels=limit) if clear else media.shielded(data, max_pixels=limit)
+            media.clear(data, max_pixels=limit, max_memory=memory)
+            if clear
+            else media.shielded(data, max_pixels=limit, max_memory=memory)
         )
 
     # -- false-positive control -------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFilter
 
 from amparo.errors import CorruptMediaError
-from amparo.media.decode import decode_image
+from amparo.media.decode import DEFAULT_MAX_DECODE_MEMORY, decode_image
 from amparo.media.sniff import IMAGE_TYPES, sniff
 
 SHIELD_SIDE = 480
@@ -43,10 +43,13 @@ def kind_of(data: bytes) -> str | None:
     return None
 
 
-def shielded(data: bytes, *, max_pixels: int) -> Rendition:
+def shielded(
+    data: bytes, *, max_pixels: int, max_memory: int = DEFAULT_MAX_DECODE_MEMORY
+) -> Rendition:
     """A greyscale, blurred JPEG of an image: enough to see that there is a picture and its
     rough layout, not what it shows."""
-    return _shield(_decoded(data, max_pixels=max_pixels, side=SHIELD_SIDE).convert("L"))
+    decoded = _decoded(data, max_pixels=max_pixels, max_memory=max_memory, side=SHIELD_SIDE)
+    return _shield(decoded.convert("L"))
 
 
 def _shield(image: Image.Image) -> Rendition:
@@ -81,9 +84,11 @@ def shielded_video(data: bytes, *, max_pixels: int) -> Rendition:
     return _shield(Image.fromarray(chosen, mode="L"))
 
 
-def clear(data: bytes, *, max_pixels: int) -> Rendition:
+def clear(
+    data: bytes, *, max_pixels: int, max_memory: int = DEFAULT_MAX_DECODE_MEMORY
+) -> Rendition:
     """The image as it is (colour), capped at ``CLEAR_SIDE`` and stripped of metadata."""
-    image = _decoded(data, max_pixels=max_pixels, side=CLEAR_SIDE)
+    image = _decoded(data, max_pixels=max_pixels, max_memory=max_memory, side=CLEAR_SIDE)
     return Rendition(_jpeg(image, quality=88), "image/jpeg")
 
 
@@ -94,8 +99,10 @@ def video_mime(data: bytes) -> str:
     return "video/mp4"
 
 
-def _decoded(data: bytes, *, max_pixels: int, side: int) -> Image.Image:
-    decoded = decode_image(data, max_pixels=max_pixels, mode="RGB", min_side=side)
+def _decoded(data: bytes, *, max_pixels: int, max_memory: int, side: int) -> Image.Image:
+    decoded = decode_image(
+        data, max_pixels=max_pixels, mode="RGB", min_side=side, max_memory=max_memory
+    )
     image = Image.fromarray(decoded.pixels)
     image.thumbnail((side, side), Image.Resampling.LANCZOS)
     return image
