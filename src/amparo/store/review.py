@@ -420,14 +420,7 @@ class ReviewStore:
             previous = before.kind if before is not None else None
             # An item counts against its entries once, however often it is called a false
             # positive (also after a decision in between).
-            counted_before = (
-                conn.execute(
-                    select(_decision.c.id)
-                    .where(_decision.c.item_id == item_id, _decision.c.kind == "false_positive")
-                    .limit(1)
-                ).first()
-                is not None
-            )
+            counted_before = _has_false_positive(conn, item_id)
             conn.execute(
                 insert(_decision).values(
                     item_id=item_id,
@@ -510,14 +503,7 @@ class ReviewStore:
             at = datetime.now(UTC)
             self._settle_case(conn, case_id, at)
             result = UndoResult(case_id=case_id, undone=latest, restored=restored)
-            still_counted = (
-                conn.execute(
-                    select(_decision.c.id)
-                    .where(_decision.c.item_id == item_id, _decision.c.kind == "false_positive")
-                    .limit(1)
-                ).first()
-                is not None
-            )
+            still_counted = _has_false_positive(conn, item_id)
             if latest.kind == "false_positive" and not still_counted:
                 for entry_id in sorted(set(count_against)):
                     changed = conn.execute(
@@ -840,3 +826,14 @@ def _stored_case(r: Any, items: list[StoredItem]) -> StoredCase:
         updated_at=as_utc(r.updated_at),
         items=tuple(items),
     )
+
+
+def _has_false_positive(conn: Connection, item_id: int) -> bool:
+    """Whether any decision on the item called it a false positive (an item counts against
+    its entries once, however often it is called one)."""
+    found = conn.execute(
+        select(_decision.c.id)
+        .where(_decision.c.item_id == item_id, _decision.c.kind == "false_positive")
+        .limit(1)
+    ).first()
+    return found is not None
