@@ -290,12 +290,6 @@ def _validate(settings: Settings) -> Settings:
         "video_max_duration_seconds",
         "video_timeout_seconds",
         "max_decode_memory",
-    ):
-        if getattr(settings, name) <= 0:
-            raise ConfigError(f"{name} must be a positive number")
-    if settings.video_bank_coverage_seconds < 0:
-        raise ConfigError("video_bank_coverage_seconds must be 0 or more")
-    for name in (
         "fetch_timeout_seconds",
         "fetch_max_concurrent_per_key",
         "fetch_max_concurrent",
@@ -305,6 +299,8 @@ def _validate(settings: Settings) -> Settings:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be a positive number")
+    if settings.video_bank_coverage_seconds < 0:
+        raise ConfigError("video_bank_coverage_seconds must be 0 or more")
     if (
         not 0 <= settings.probe_near_bits <= MAX_PDQ_THRESHOLD
         or settings.probe_cooldown_seconds < 0

@@ -6,14 +6,13 @@ cap of fetches in flight is refused at once with a clear 429."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from test_serve import AMPARO, free_port
+from test_serve import start
 
 from amparo.app import Amparo
 from amparo.config import load_settings
@@ -25,33 +24,17 @@ DEADLINE = 2.0
 
 
 def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "AMPARO_URL_ALLOWLIST": "127.0.0.1",  # the hostile server is on loopback
-        "AMPARO_FETCH_TIMEOUT_SECONDS": str(int(DEADLINE)),
-        "AMPARO_FETCH_MAX_CONCURRENT_PER_KEY": str(FETCHES),
-        "AMPARO_FETCH_MAX_CONCURRENT": "100",
-        "AMPARO_API_RATE_LIMITS": "default=1000:1000",
-    }
-    proc = subprocess.Popen(
-        [*AMPARO, "--home", str(home), "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return start(
+        home,
+        level="WARNING",
+        env={
+            "AMPARO_URL_ALLOWLIST": "127.0.0.1",  # the hostile server is on loopback
+            "AMPARO_FETCH_TIMEOUT_SECONDS": str(int(DEADLINE)),
+            "AMPARO_FETCH_MAX_CONCURRENT_PER_KEY": str(FETCHES),
+            "AMPARO_FETCH_MAX_CONCURRENT": "100",
+            "AMPARO_API_RATE_LIMITS": "default=1000:1000",
+        },
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # a first start compiles the index kernels
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError("amparo serve exited")
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("amparo serve did not start")
 
 
 async def timed(client: httpx.AsyncClient, method: str, url: str, **kw: object) -> float:

@@ -36,10 +36,17 @@ def amparo(home: Path, *args: str) -> str:
 
 
 def start(
-    home: Path, workers: int = 1, *, level: str = "INFO"
+    home: Path, workers: int = 1, *, level: str = "INFO", env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """A real `amparo serve` on a free loopback port, once it answers /healthz; ``env`` adds
+    settings (AMPARO_*) for this server."""
     port = free_port()
-    env = {**os.environ, "AMPARO_LOG_LEVEL": level, "AMPARO_INDEX_REFRESH_SECONDS": "1"}
+    env = {
+        **os.environ,
+        "AMPARO_LOG_LEVEL": level,
+        "AMPARO_INDEX_REFRESH_SECONDS": "1",
+        **(env or {}),
+    }
     proc = subprocess.Popen(
         [*AMPARO, "--home", str(home), "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
