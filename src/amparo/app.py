@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from amparo.actions import Actioner
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.config import Settings, load_settings
+from amparo.evidence import EvidenceStore
 from amparo.files import private_home
 from amparo.hashing import MediaHashes, hash_file
 from amparo.hashing import hash_bytes as hash_media_bytes
 from amparo.matching import Match, Matcher, Query, QueryResult
 from amparo.media.sniff import HEAD_BYTES, sniff
+from amparo.reports import ReportService
+from amparo.review import CaseService
 from amparo.signals import normalize_signal
 from amparo.store import AuditEntry, Store
+from amparo.store.uow import UnitOfWork
 from amparo.video_matching import video_entries
-
-if TYPE_CHECKING:
-    from amparo.actions import Actioner
-    from amparo.evidence import EvidenceStore
-    from amparo.reports import ReportService
-    from amparo.review import CaseService
 
 log = logging.getLogger("amparo")
 
@@ -49,16 +48,45 @@ class ImportReport:
 
 
 class Amparo:
-    """One Amparo installation: its store, its matcher and its settings."""
+    """One Amparo installation: the composition root. It builds every service once, each
+    given the parts it needs (never the whole application), and offers the use cases the
+    shells (CLI, HTTP API, web UI, scan engines, demo) call.
+
+    Dependency order: store -> matcher; evidence(store) -> cases(store, evidence) ->
+    reports(store, cases, evidence) -> actions(store, evidence, cases, reports).
+    """
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or load_settings()
-        private_home(self.settings.home)  # 0700; an existing one open to others is tightened
-        self.store = Store(self.settings.resolved_database_url)
-        self.store.configure_audit(self.settings)  # signed checkpoints of the audit chain
-        # Webhook secrets are sealed with the evidence keyring (created on first use).
-        self.store.configure_secrets(lambda: self._keyring_owner.keyring(create=True))
-        self.matcher = Matcher(self.store, self.settings)
+        self.settings = settings = settings or load_settings()
+        private_home(settings.home)  # 0700; an existing one open to others is tightened
+        self.store = store = Store(settings.resolved_database_url)
+        store.configure_audit(settings)  # signed checkpoints of the audit chain
+        # Webhook secrets are sealed with the evidence keyring (created on first use). Its
+        # own instance: the keyring is re-read when another instance or process changes it.
+        keyring_owner = EvidenceStore(settings, store)
+        store.configure_secrets(lambda: keyring_owner.keyring(create=True))
+        self.matcher = Matcher(store, settings)
+        self.wire()
+
+    def wire(
+        self,
+        *,
+        evidence: EvidenceStore | None = None,
+        cases: CaseService | None = None,
+        reports: ReportService | None = None,
+    ) -> None:
+        """Build the acting services in dependency order; a part given here is used instead
+        of a new one and everything that depends on it is rebuilt (the seam tests use)."""
+        settings, store = self.settings, self.store
+        self.evidence = evidence or EvidenceStore(settings, store)
+        self.cases = cases or CaseService(settings, store, self.evidence)
+        if evidence is None and cases is None:
+            # A purge also discards the evidence of items decided false positives.
+            self.evidence.on_purge(self.cases.discard_false_positives)
+        self.reports = reports or ReportService(settings, store, self.cases, self.evidence)
+        self.actions = Actioner(
+            settings, store, evidence=self.evidence, cases=self.cases, reports=self.reports
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -69,39 +97,9 @@ class Amparo:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    # -- acting on finds (each part built on first use) -------------------------------------
-
-    @cached_property
-    def _keyring_owner(self) -> EvidenceStore:
-        """The evidence store whose keyring seals secrets at rest (its own instance: the
-        keyring is re-read when another instance or process changes it)."""
-        from amparo.evidence import EvidenceStore
-
-        return EvidenceStore(self)
-
-    @cached_property
-    def cases(self) -> CaseService:
-        from amparo.review import CaseService
-
-        return CaseService(self)
-
-    @cached_property
-    def actions(self) -> Actioner:
-        from amparo.actions import Actioner
-
-        return Actioner(self)
-
-    @cached_property
-    def evidence(self) -> EvidenceStore:
-        from amparo.evidence import EvidenceStore
-
-        return EvidenceStore(self)
-
-    @cached_property
-    def reports(self) -> ReportService:
-        from amparo.reports import ReportService
-
-        return ReportService(self)
+    def transaction(self, *, refresh: bool = True) -> AbstractContextManager[UnitOfWork]:
+        """One unit of work across services (see :mod:`amparo.store.uow`)."""
+        return self.store.transaction(refresh=refresh)
 
     # -- hashing ----------------------------------------------------------------------------
 

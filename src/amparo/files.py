@@ -92,3 +92,12 @@ def private_sqlite_file(path: Path) -> None:
             tighten(p, PRIVATE_FILE, "the database file")
         return
     os.close(open_private(path, os.O_RDWR | os.O_CREAT))
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename (or a new file) inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

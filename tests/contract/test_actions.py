@@ -59,8 +59,7 @@ def amparo(settings: Settings) -> Iterator[Amparo]:
 @pytest.fixture
 def fakes(amparo: Amparo) -> Fakes:
     f = Fakes()
-    # The parts are built lazily (cached_property): put the fakes in their place.
-    amparo.__dict__.update(cases=f, evidence=f, reports=f)
+    amparo.wire(cases=f, evidence=f, reports=f)  # type: ignore[arg-type]
     return f
 
 
@@ -223,8 +222,9 @@ def test_quarantine(amparo: Amparo, fakes: Fakes, tmp_path: Path) -> None:
     assert amparo.actions.handle(api_find, media=scanned)[0].outcome == "skipped"
     # Configured: moved under the quarantine folder, and recorded.
     qdir = tmp_path / "quarantine"
-    amparo.settings = replace(amparo.settings, quarantine_dir=str(qdir))
-    taken = amparo.actions.handle(find, media=scanned)
+    with Amparo(replace(amparo.settings, quarantine_dir=str(qdir))) as configured:
+        configured.wire(cases=amparo.cases, evidence=amparo.evidence, reports=amparo.reports)
+        taken = configured.actions.handle(find, media=scanned)
     assert taken[0].outcome == "done", taken[0].error
     moved = Path(taken[0].detail["moved_to"])
     assert not scanned.exists() and moved.read_bytes() == b"matched"

@@ -65,8 +65,8 @@ def test_appends_form_an_intact_chain(store: Store) -> None:
 
 def test_a_rolled_back_transaction_leaves_no_gap(store: Store) -> None:
     _fill(store, 2)
-    with pytest.raises(RuntimeError), store.engine.begin() as conn:
-        Store._audit(conn, "t", "doomed", "", {})
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.audit("t", "doomed", "", {})
         raise RuntimeError
     _fill(store, 1)
     assert _verify(store).ok

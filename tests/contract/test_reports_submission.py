@@ -109,8 +109,7 @@ def amparo(settings: Settings, standin: tuple[StandIn, str]) -> Iterator[Amparo]
     app = Amparo(configured)
     cases = FakeCases()
     cases.views[7] = _confirmed_case()
-    app.__dict__["cases"] = cases
-    app.__dict__["evidence"] = FakeEvidence(app)
+    app.wire(cases=cases, evidence=FakeEvidence(app))  # type: ignore[arg-type]
     yield app
     app.close()
 
@@ -253,9 +252,11 @@ def test_production_needs_an_explicit_url(settings: Settings) -> None:
 
 def test_wrong_credentials_are_a_clear_error(amparo: Amparo) -> None:
     draft = _built(amparo)
-    amparo.settings = replace(amparo.settings, cybertip_password="wrong")
-    with pytest.raises(SubmissionError, match="credentials"):
-        amparo.reports.submit(draft, actor="admin1")
+    # The same installation, configured with the wrong password.
+    with Amparo(replace(amparo.settings, cybertip_password="wrong")) as wrong:
+        wrong.wire(cases=amparo.cases, evidence=amparo.evidence)
+        with pytest.raises(SubmissionError, match="credentials"):
+            wrong.reports.submit(draft, actor="admin1")
     sub: Any = amparo.reports.submission(draft)
     assert sub.remote_id is None
 
@@ -267,7 +268,7 @@ def test_build_without_reporter_config_writes_nothing(settings: Settings) -> Non
     try:
         cases = FakeCases()
         cases.views[7] = _confirmed_case()
-        app.__dict__["cases"] = cases
+        app.wire(cases=cases)  # type: ignore[arg-type]
         before = len(app.store.audit_entries(50))
         with pytest.raises(ConfigError, match="reporter_org_name"):
             app.reports.build_case(7, actor="rev2")

@@ -43,7 +43,7 @@ def api(settings: Settings) -> Iterator[tuple[Api, Fakes]]:
     keys = make_keys(settings)
     with TestClient(create_app(settings)) as client:
         fakes = Fakes()
-        client.app.state.service.amparo.__dict__.update(cases=fakes, evidence=fakes)  # type: ignore[attr-defined]
+        client.app.state.service.amparo.wire(cases=fakes, evidence=fakes)  # type: ignore[attr-defined]
         yield Api(client, settings, keys), fakes
 
 

@@ -57,8 +57,7 @@ def client(sqlite_settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClie
         )
         keys = make_keys(settings)
         amparo = Amparo(settings)
-        amparo.__dict__["cases"] = _Cases()
-        amparo.__dict__["evidence"] = _Evidence()
+        amparo.wire(cases=_Cases(), evidence=_Evidence())  # type: ignore[arg-type]
         with TestClient(create_app(settings, amparo=amparo)) as tc:
             yield tc, {k: {"Authorization": f"Bearer {v}"} for k, v in keys.items()}, standin
         amparo.close()

@@ -70,7 +70,7 @@ def folder(tmp_path: Path) -> Path:
 def test_a_scan_acts_on_each_matched_file_and_member(home: Path, folder: Path) -> None:
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
         fakes = Fakes()
-        amparo.__dict__.update(cases=fakes, evidence=fakes)
+        amparo.wire(cases=fakes, evidence=fakes)  # type: ignore[arg-type]
         amparo.actions.add_rule(
             Rule.from_json(
                 {"name": "scans", "actions": ["review"], "conditions": {"source_kinds": ["scan"]}}

@@ -191,7 +191,7 @@ def test_a_refused_event_stays_pending_with_the_reason(tmp_path: Path) -> None:
         amparo.actions.outbox.add_endpoint("platform", f"http://127.0.0.1:{port}/", actor="t")
         enqueue_events(amparo, 1)
         with Receiver(port, "not-the-secret-at-all"):
-            deliverer = Deliverer.for_app(amparo)
+            deliverer = Deliverer.from_settings(amparo.actions.outbox, amparo.settings)
             try:
                 result = deliverer.run_once()[0]
             finally:
@@ -215,7 +215,7 @@ def test_delivery_to_a_trickling_receiver_ends_at_its_deadline(tmp_path: Path) -
     with Trickler(interval=0.2, max_seconds=10) as slow, Amparo(settings) as amparo:
         amparo.actions.outbox.add_endpoint("platform", slow.url + "/hook", actor="t")
         enqueue_events(amparo, 1)
-        deliverer = Deliverer.for_app(amparo)
+        deliverer = Deliverer.from_settings(amparo.actions.outbox, amparo.settings)
         start = time.monotonic()
         result = deliverer.run_once()[0]
         delivery_took = time.monotonic() - start
@@ -239,7 +239,7 @@ def test_delivery_checks_the_address_after_every_lookup(tmp_path: Path) -> None:
         amparo.actions.outbox.add_endpoint("platform", f"http://hooks.test:{port}/", actor="t")
         enqueue_events(amparo, 1)
         urls = UrlPolicy(resolver=lambda _host, _port: ["127.0.0.1"])
-        deliverer = Deliverer.for_app(amparo, urls=urls)
+        deliverer = Deliverer.from_settings(amparo.actions.outbox, amparo.settings, urls=urls)
         result = deliverer.run_once()[0]
         event = amparo.actions.outbox.events()[0]
     assert not result.delivered and result.status is None

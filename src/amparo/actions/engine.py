@@ -25,7 +25,11 @@ from amparo.errors import AmparoError
 from amparo.events import MatchedContent
 
 if TYPE_CHECKING:
-    from amparo.app import Amparo
+    from amparo.config import Settings
+    from amparo.evidence import EvidenceStore
+    from amparo.reports import ReportService
+    from amparo.review import CaseService
+    from amparo.store import Store
 
 log = logging.getLogger("amparo.actions")
 
@@ -68,10 +72,22 @@ class _Failed(Exception):
 class Actioner:
     """Rules and what they do: ``handle`` a find; manage rules; read the actions-taken log."""
 
-    def __init__(self, amparo: Amparo) -> None:
-        self.amparo = amparo
-        self.rules = RuleStore(amparo.store)
-        self.outbox = Outbox(amparo.store)
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        evidence: EvidenceStore,
+        cases: CaseService,
+        reports: ReportService,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.evidence = evidence
+        self.cases = cases
+        self.reports = reports
+        self.rules = RuleStore(store)
+        self.outbox = Outbox(store)
         self._lock = threading.Lock()
         self._cached: list[Rule] | None = None
         self._generation = -1
@@ -87,13 +103,13 @@ class Actioner:
         with self._lock:
             fresh = (
                 self._cached is not None
-                and self._store_generation == self.amparo.store.generation
-                and now - self._checked_at < self.amparo.settings.index_refresh_seconds
+                and self._store_generation == self.store.generation
+                and now - self._checked_at < self.settings.index_refresh_seconds
             )
             if fresh:
                 assert self._cached is not None
                 return self._cached
-            store_generation = self.amparo.store.generation
+            store_generation = self.store.generation
             generation = self.rules.generation()
             if self._cached is None or generation != self._generation:
                 self._cached = [r for r in self.rules.current() if r.enabled]
@@ -170,7 +186,7 @@ class _Find:
         self, actioner: Actioner, content: MatchedContent, media: bytes | Path | None, actor: str
     ) -> None:
         self.actioner = actioner
-        self.amparo = actioner.amparo
+        self.actioner = actioner
         self.content = content
         self.media = media
         self.actor = actor
@@ -233,7 +249,7 @@ class _Find:
         if self.media is None:
             return None
         try:
-            item = self.amparo.evidence.preserve(
+            item = self.actioner.evidence.preserve(
                 self.media, content=self.content, reason=f"rule:{rule.name}", actor=self.actor
             )
             self.evidence_id = item.id
@@ -246,7 +262,7 @@ class _Find:
     def _case(self, rule: Rule) -> int:
         if self.case_id is None:
             evidence_id = self._preserve(rule)
-            self.case_id = self.amparo.cases.open_or_extend(
+            self.case_id = self.actioner.cases.open_or_extend(
                 self.content, evidence_id=evidence_id, rule=rule.name, actor=self.actor
             )
         return self.case_id
@@ -265,7 +281,7 @@ class _Find:
 
     def _report(self, rule: Rule) -> dict[str, Any]:
         case_id = self._case(rule)
-        draft_id = self.amparo.reports.queue_draft(case_id, rule=rule.name, actor=self.actor)
+        draft_id = self.actioner.reports.queue_draft(case_id, rule=rule.name, actor=self.actor)
         return {"case_id": case_id, "draft_id": draft_id, **self._evidence_detail()}
 
     def _quarantine(self, rule: Rule, mode: str) -> dict[str, Any]:
@@ -283,7 +299,7 @@ class _Find:
         target = move_to_quarantine(
             media,
             sha256=self.content.sha256,
-            quarantine_dir=self.amparo.settings.quarantine_dir,
+            quarantine_dir=self.actioner.settings.quarantine_dir,
         )
         self.media = target  # later actions (evidence) read the file where it now is
         return {"moved_from": str(media), "moved_to": str(target)}

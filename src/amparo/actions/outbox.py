@@ -192,8 +192,8 @@ class Outbox:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.engine = store.engine
-        self._postgres = self.engine.dialect.name == "postgresql"
+        self._db = store.db
+        self._postgres = store.engine.dialect.name == "postgresql"
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -211,7 +211,8 @@ class Outbox:
         secret = secret or "whsec_" + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         try:
-            with self.engine.begin() as conn:
+            with self._db.transaction(refresh=False) as tx:
+                conn = tx.conn
                 conn.execute(
                     insert(_endpoints).values(
                         name=name,
@@ -222,9 +223,7 @@ class Outbox:
                         updated_at=now,
                     )
                 )
-                Store._audit(
-                    conn, actor, "webhook.add", f"webhook:{name}", {"url": url, "enabled": enabled}
-                )
+                tx.audit(actor, "webhook.add", f"webhook:{name}", {"url": url, "enabled": enabled})
         except IntegrityError:
             raise ConflictError(
                 f"a webhook endpoint named {name!r} already exists",
@@ -233,7 +232,7 @@ class Outbox:
         return NewEndpoint(self.get_endpoint(name), secret)
 
     def get_endpoint(self, name: str) -> Endpoint:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_endpoints).where(_endpoints.c.name == name)).first()
         if row is None:
             raise NotFoundError(
@@ -243,7 +242,7 @@ class Outbox:
 
     def endpoint_secret(self, name: str) -> tuple[str, str]:
         """``(url, secret)`` of an endpoint (for sending; never shown)."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(
                 select(_endpoints.c.url, _endpoints.c.secret).where(_endpoints.c.name == name)
             ).first()
@@ -252,7 +251,7 @@ class Outbox:
         return row.url, self.store.open_secret(row.secret, webhook_context(name))
 
     def list_endpoints(self) -> list[Endpoint]:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [
                 _endpoint(r) for r in conn.execute(select(_endpoints).order_by(_endpoints.c.name))
             ]
@@ -279,16 +278,18 @@ class Outbox:
         details = {k: v for k, v in values.items() if k in ("url", "enabled")}
         if secret is not None:
             details["secret"] = "rotated"
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(update(_endpoints).where(_endpoints.c.name == name).values(**values))
-            Store._audit(conn, actor, "webhook.update", f"webhook:{name}", details)
+            tx.audit(actor, "webhook.update", f"webhook:{name}", details)
         endpoint = self.get_endpoint(name)
         return NewEndpoint(endpoint, secret) if secret is not None else endpoint
 
     def remove_endpoint(self, name: str, *, actor: str) -> int:
         """Remove an endpoint; its undelivered events are marked dead. Returns how many."""
         self.get_endpoint(name)
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             # Serialised with ``enqueue`` (same lock): an event recorded while this runs is
             # either seen and marked dead here, or sees the endpoint gone and is born dead.
             audit_chain.hold(conn)
@@ -298,9 +299,7 @@ class Outbox:
                 .values(state="dead", last_error="endpoint removed", claim_token=None)
             ).rowcount
             conn.execute(delete(_endpoints).where(_endpoints.c.name == name))
-            Store._audit(
-                conn, actor, "webhook.remove", f"webhook:{name}", {"undelivered_events": dead}
-            )
+            tx.audit(actor, "webhook.remove", f"webhook:{name}", {"undelivered_events": dead})
         return int(dead)
 
     # -- events -----------------------------------------------------------------------------
@@ -316,7 +315,7 @@ class Outbox:
             query = query.where(_outbox.c.state == state)
         if endpoint is not None:
             query = query.where(_outbox.c.endpoint == endpoint)
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [_event(r) for r in conn.execute(query)]
 
     def get_event(self, ref: str | int) -> OutboxEvent:
@@ -324,14 +323,14 @@ class Outbox:
         text = str(ref)
         by_id = text.isascii() and text.isdigit() and len(text) <= 18  # fits a 64-bit id
         cond = _outbox.c.id == int(text) if by_id else _outbox.c.event_id == text
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_outbox).where(cond)).first()
         if row is None:
             raise NotFoundError(f"no outbox event {text!r}", hint="see `amparo webhooks outbox`")
         return _event(row)
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(select(_outbox.c.state, func.count()).group_by(_outbox.c.state))
             found = {r[0]: int(r[1]) for r in rows}
         return {s: found.get(s, 0) for s in OUTBOX_STATES}
@@ -340,7 +339,8 @@ class Outbox:
         """Send an event again now: a dead one gets a fresh set of attempts. A delivered event
         is sent again too (receivers dedupe it by its id)."""
         event = self.get_event(ref)
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(
                 update(_outbox)
                 .where(_outbox.c.id == event.id)
@@ -352,8 +352,7 @@ class Outbox:
                     claim_token=None,
                 )
             )
-            Store._audit(
-                conn,
+            tx.audit(
                 actor,
                 "webhook.retry",
                 f"webhook:{event.endpoint}",
@@ -373,7 +372,7 @@ class Outbox:
     def next_due(self) -> datetime | None:
         """When the earliest pending event to an enabled endpoint falls due (a cheap read)."""
         enabled = select(_endpoints.c.name).where(_endpoints.c.enabled.is_(True))
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             value = conn.execute(
                 select(func.min(func.coalesce(_outbox.c.claimed_until, _outbox.c.next_attempt_at)))
                 .where(_outbox.c.state == "pending")
@@ -391,7 +390,8 @@ class Outbox:
         pick = select(_outbox.c.id).where(*self._due(now)).order_by(_outbox.c.id).limit(limit)
         if self._postgres:
             pick = pick.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(
                 update(_outbox)
                 .where(_outbox.c.id.in_(pick.scalar_subquery()))
@@ -431,7 +431,8 @@ class Outbox:
 
     def mark_delivered(self, event: ClaimedEvent, status: int) -> None:
         """Record a 2xx answer. Done whoever holds the lease now: it was delivered."""
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(
                 update(_outbox)
                 .where(_outbox.c.id == event.id, _outbox.c.state == "pending")
@@ -460,7 +461,8 @@ class Outbox:
             values["state"] = "dead"
         else:
             values["next_attempt_at"] = retry_at
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(
                 update(_outbox)
                 .where(

@@ -102,13 +102,13 @@ class RuleStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.engine = store.engine
+        self._db = store.db
 
     # -- rules ------------------------------------------------------------------------------
 
     def generation(self) -> int:
         """Moves on with every rule change (any process): cached rule sets compare it."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             value = conn.execute(
                 select(_counter.c.value).where(_counter.c.name == GENERATION)
             ).scalar()
@@ -124,7 +124,7 @@ class RuleStore:
         query = select(_rules).join(
             latest, and_(_rules.c.name == latest.c.name, _rules.c.version == latest.c.version)
         )
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rules = [_rule(r) for r in conn.execute(query) if not r.deleted]
         return sorted(rules, key=lambda r: (r.priority, r.name))
 
@@ -135,7 +135,7 @@ class RuleStore:
             query = query.order_by(_rules.c.version.desc()).limit(1)
         else:
             query = query.where(_rules.c.version == version)
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(query).first()
         if row is None or (version is None and row.deleted):
             what = f"rule {name!r}" + (f" version {version}" if version is not None else "")
@@ -144,7 +144,7 @@ class RuleStore:
 
     def history(self, name: str) -> list[Rule]:
         """Every version of a rule, oldest first (a removal is a version with ``deleted``)."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(
                 select(_rules).where(_rules.c.name == name).order_by(_rules.c.version)
             ).all()
@@ -182,7 +182,8 @@ class RuleStore:
     def _write(self, rule: Rule, *, actor: str, action: str, must_exist: bool) -> Rule:
         validate_name(rule.name)
         try:
-            with self.store._writing() as conn:
+            with self._db.transaction() as tx:
+                conn = tx.conn
                 if not rule.deleted:
                     self._check_endpoints(conn, rule)
                 last = conn.execute(
@@ -220,7 +221,7 @@ class RuleStore:
                 )
                 details = {"version": version, **rule.to_json()}
                 details.pop("name")
-                Store._audit(conn, actor, action, f"rule:{rule.name}", details)
+                tx.audit(actor, action, f"rule:{rule.name}", details)
         except IntegrityError:
             raise ConflictError(
                 f"rule {rule.name!r} was changed by someone else at the same time",
@@ -262,7 +263,8 @@ class RuleStore:
     ) -> int:
         """Record one action; with ``webhook=(event_id, endpoint, payload)`` also enqueue the
         event, in the same transaction. Returns the record's id."""
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             if webhook is not None:
                 enqueue(conn, event_id=webhook[0], endpoint=webhook[1], payload=webhook[2])
             result = conn.execute(
@@ -299,7 +301,7 @@ class RuleStore:
             query = query.where(_taken.c.rule == rule)
         if outcome is not None:
             query = query.where(_taken.c.outcome == outcome)
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [_record(r) for r in conn.execute(query)]
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -43,9 +43,6 @@ from amparo.fetch import (
     run_with_deadline,
     tls_context,
 )
-
-if TYPE_CHECKING:
-    from amparo.app import Amparo
 
 log = logging.getLogger("amparo.webhooks")
 
@@ -232,11 +229,13 @@ class Deliverer:
         self.transport = transport
 
     @classmethod
-    def for_app(cls, amparo: Amparo, *, urls: UrlPolicy | None = None) -> Deliverer:
+    def from_settings(
+        cls, outbox: Outbox, settings: Settings, *, urls: UrlPolicy | None = None
+    ) -> Deliverer:
         return cls(
-            amparo.actions.outbox,
-            DeliveryPolicy.from_settings(amparo.settings),
-            urls=urls or UrlPolicy.from_settings(amparo.settings),
+            outbox,
+            DeliveryPolicy.from_settings(settings),
+            urls=urls or UrlPolicy.from_settings(settings),
         )
 
     def close(self) -> None:
@@ -351,12 +350,12 @@ class _Attempt(NamedTuple):
     retry_after: float | None
 
 
-async def deliver_in_background(amparo: Amparo) -> None:
+async def deliver_in_background(outbox: Outbox, settings: Settings) -> None:
     """The task ``amparo serve`` runs: deliver due events, in a worker thread, until cancelled."""
     from fastapi.concurrency import run_in_threadpool
 
     try:
-        deliverer = Deliverer.for_app(amparo)
+        deliverer = Deliverer.from_settings(outbox, settings)
     except ConfigError as exc:
         log.error("webhooks are not delivered: %s", exc)
         return

@@ -149,7 +149,11 @@ def create_app(
         task = asyncio.create_task(_keep_index_fresh(service))
         tasks = [task]
         if settings.webhook_deliver_in_serve:
-            tasks.append(asyncio.create_task(deliver_in_background(service.amparo)))
+            tasks.append(
+                asyncio.create_task(
+                    deliver_in_background(service.amparo.actions.outbox, service.settings)
+                )
+            )
         try:
             yield
         finally:

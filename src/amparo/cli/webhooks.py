@@ -115,7 +115,7 @@ def test(ctx: typer.Context, name: NameArg) -> None:
     """Send a signed ``type: test`` event to an endpoint now. Exit 0 when it answered 2xx.
     A URL the address policy refuses is reported as refused, without connecting."""
     with open_app(ctx) as amparo:
-        deliverer = Deliverer.for_app(amparo)
+        deliverer = Deliverer.from_settings(amparo.actions.outbox, amparo.settings)
         try:
             result = deliverer.send_test(name)
         finally:
@@ -181,7 +181,7 @@ def deliver(
     at once (leases keep them apart); `amparo serve` delivers too unless
     webhook_deliver_in_serve is false."""
     with open_app(ctx) as amparo:
-        deliverer = Deliverer.for_app(amparo)
+        deliverer = Deliverer.from_settings(amparo.actions.outbox, amparo.settings)
         try:
             if once:
                 for result in deliverer.run_once():

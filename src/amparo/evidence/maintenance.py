@@ -104,9 +104,8 @@ def purge(
                 store.backend.delete(blob_key(stored.uuid))
             except AmparoError as exc:
                 report.failed.append((stored.id, exc.message))
-    report.false_positives = store.amparo.cases.discard_false_positives(
-        now, actor=actor, dry_run=dry_run
-    )
+    for hook in store.purge_hooks:
+        report.false_positives.extend(hook(now, actor=actor, dry_run=dry_run))
     if not dry_run:
         report.orphans = sweep_orphans(store, grace=grace, actor=actor)
     log.info(
@@ -139,7 +138,7 @@ def sweep_orphans(
             continue
         if repair:
             store.backend.delete(key)
-            store.amparo.store.audit(
+            store.store.audit(
                 "evidence.orphan_removed", key, {"age_seconds": round(age)}, actor=actor
             )
             log.warning("removed orphaned evidence blob %s", key)
@@ -167,7 +166,7 @@ def verify(
             except AmparoError as exc:  # damaged, or its key is not in the keyring
                 report.damaged.append((stored.id, exc.message))
     report.orphans = sweep_orphans(store, grace=grace, actor=actor, repair=repair)
-    store.amparo.store.audit(
+    store.store.audit(
         "evidence.verify",
         "evidence",
         {
@@ -196,7 +195,7 @@ def rotate_key(store: EvidenceStore, *, actor: str, retire: bool) -> RotationRep
             changes.append((stored.id, stored.kek_id, kek_id, wrapped))
         if changes:
             report.rewrapped += store.records.rewrap(changes)
-    sealed = store.amparo.store.secrets
+    sealed = store.store.secrets
     if sealed is not None:
         sealed.reseal()  # webhook signing secrets, sealed with the same keyring
     if retire:
@@ -214,7 +213,7 @@ def rotate_key(store: EvidenceStore, *, actor: str, retire: bool) -> RotationRep
             "keys %s still wrap items written during the rotation; run rotate-key --retire again",
             ", ".join(report.still_used),
         )
-    store.amparo.store.audit(
+    store.store.audit(
         "evidence.rotate_key",
         "evidence",
         {"new_key": new.id, "rewrapped": report.rewrapped, "retired": report.retired},

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from amparo.errors import (
     ConfigError,
@@ -45,8 +45,9 @@ from amparo.media.sniff import HEAD_BYTES, MIME_TYPES, media_kind, sniff
 from amparo.store.models_evidence import EvidenceRecords, NewEvidence, StoredEvidence
 
 if TYPE_CHECKING:
-    from amparo.app import Amparo
+    from amparo.config import Settings
     from amparo.evidence.maintenance import PurgeReport, RotationReport, VerifyReport
+    from amparo.store import Store
 
 log = logging.getLogger("amparo.evidence")
 
@@ -148,21 +149,28 @@ class _Digests:
     head: bytes
 
 
+class PurgeHook(Protocol):
+    """Run by every purge (see :meth:`EvidenceStore.on_purge`)."""
+
+    def __call__(self, now: datetime, *, actor: str, dry_run: bool) -> list[int]: ...
+
+
 class EvidenceStore:
     """Preserved content of one installation: encrypted at rest, integrity-checked on every
     read, every read audit-logged, kept for ``evidence_retention_days`` unless on legal hold.
     """
 
-    def __init__(self, amparo: Amparo) -> None:
-        self.amparo = amparo
-        self.settings = amparo.settings
-        self.records = EvidenceRecords(amparo.store)
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.records = EvidenceRecords(store)
         if self.settings.evidence_retention_days < 0:
             raise ConfigError(
                 "evidence_retention_days must be 0 (keep until discarded) or more",
                 hint="365 is the default",
             )
         self._ring_lock = threading.Lock()
+        self.purge_hooks: list[PurgeHook] = []
         self._ring: crypto.Keyring | None = None
         self._ring_sig: tuple[int, int, int] | None = None
 
@@ -414,7 +422,7 @@ class EvidenceStore:
         :class:`EvidenceIntegrityError` from the iterator). The read is audit-logged now,
         before any content is returned."""
         stored = self._readable(item_id)
-        self.amparo.store.audit(
+        self.store.audit(
             "evidence.read",
             f"evidence:{item_id}",
             {"sha256": stored.sha256, "size": stored.size},
@@ -487,13 +495,13 @@ class EvidenceStore:
 
     def _report_damaged(self, item_id: int, message: str) -> None:
         log.error("%s", message)
-        self.amparo.store.audit(
+        self.store.audit(
             "evidence.integrity_error", f"evidence:{item_id}", {"error": message}, actor="system"
         )
 
     def _report_missing(self, item_id: int) -> None:
         log.error("evidence item %s: its blob is missing", item_id)
-        self.amparo.store.audit(
+        self.store.audit(
             "evidence.missing", f"evidence:{item_id}", {"backend": self.backend.url}, actor="system"
         )
 
@@ -539,6 +547,13 @@ class EvidenceStore:
         return self.get(item_id)
 
     # -- maintenance ----------------------------------------------------------------------
+
+    def on_purge(self, hook: PurgeHook) -> None:
+        """Also run ``hook(now, actor=..., dry_run=...)`` in every purge; what it returns
+        (the ids of items it discarded) is the report's ``false_positives``. The composition
+        root gives it the review's false-positive discard (evidence knows nothing of review).
+        """
+        self.purge_hooks.append(hook)
 
     def purge(
         self,

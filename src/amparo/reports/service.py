@@ -22,18 +22,26 @@ from amparo.store import audit as audit_chain
 from amparo.store.reports import REPORT_STATUSES, ReportRecord, ReportStore, SubmissionRecord
 
 if TYPE_CHECKING:
-    from amparo.app import Amparo
+    from amparo.config import Settings
+    from amparo.evidence import EvidenceStore
+    from amparo.review import CaseService
+    from amparo.store import Store
 
 DESTINATION = "cybertip"
 
 
 class ReportService:
-    def __init__(self, amparo: Amparo) -> None:
-        self.amparo = amparo
+    def __init__(
+        self, settings: Settings, store: Store, cases: CaseService, evidence: EvidenceStore
+    ) -> None:
+        self.settings = settings
+        self._state = store
+        self.cases = cases
+        self.evidence = evidence
 
     @cached_property
     def store(self) -> ReportStore:
-        return ReportStore(self.amparo.store.engine)
+        return ReportStore(self._state.db)
 
     # -- drafts and building ----------------------------------------------------------------
 
@@ -45,9 +53,9 @@ class ReportService:
     def build(self, report_id: int, *, actor: str) -> ReportRecord:
         """Build (or rebuild, until submitted) a draft from its case's confirmed items."""
         record = self.store.get(report_id)
-        case = self.amparo.cases.get(record.case_id)
+        case = self.cases.get(record.case_id)
         data = build_report(
-            case, Reporter.from_settings(self.amparo.settings), actor=actor, report_id=record.id
+            case, Reporter.from_settings(self.settings), actor=actor, report_id=record.id
         )
         return self.store.save_built(report_id, data.to_json(), actor=actor)
 
@@ -56,8 +64,8 @@ class ReportService:
         build (reporter settings missing, the case unknown or without confirmed items) is
         checked before the draft is queued, so a refusal writes nothing: no queued row, no
         audit entry (issue #12, point 15)."""
-        reporter = Reporter.from_settings(self.amparo.settings)
-        build_report(self.amparo.cases.get(case_id), reporter, actor=actor)
+        reporter = Reporter.from_settings(self.settings)
+        build_report(self.cases.get(case_id), reporter, actor=actor)
         return self.build(self.queue_draft(case_id, actor=actor), actor=actor)
 
     def get(self, report_id: int) -> ReportRecord:
@@ -104,7 +112,7 @@ class ReportService:
         if record.status == "retracted":
             raise ConflictError(f"report {report_id} was retracted")
         data = self.data(report_id)
-        target = CyberTipTarget.from_settings(self.amparo.settings)
+        target = CyberTipTarget.from_settings(self.settings)
         sub = self.store.start_submission(
             report_id,
             destination=DESTINATION,
@@ -149,7 +157,7 @@ class ReportService:
     def _lease_seconds(self) -> float:
         """Long enough for any one step (each is one HTTP call bounded by the timeout); the
         lease is renewed before each step."""
-        return 2 * float(self.amparo.settings.cybertip_timeout_seconds) + 30.0
+        return 2 * float(self.settings.cybertip_timeout_seconds) + 30.0
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
@@ -240,12 +248,12 @@ class ReportService:
         if evidence_id is None:
             return None
         try:
-            return evidence_id if self.amparo.evidence.get(evidence_id).held else None
+            return evidence_id if self.evidence.get(evidence_id).held else None
         except NotFoundError:
             return None
 
     def _read(self, evidence_id: int, sha256: str, actor: str) -> bytes:
-        content = self.amparo.evidence.read(evidence_id, actor=actor)
+        content = self.evidence.read(evidence_id, actor=actor)
         if hashlib.sha256(content).hexdigest() != sha256:
             raise StorageError(
                 f"evidence item {evidence_id} does not match the reported SHA-256",
@@ -269,7 +277,7 @@ class ReportService:
                 f"report {report_id} was finished and is with the hotline",
                 hint="a finished report cannot be retracted through the API; contact NCMEC",
             )
-        target = CyberTipTarget.from_settings(self.amparo.settings)
+        target = CyberTipTarget.from_settings(self.settings)
         own = client is None
         client = client or CyberTipClient(target)
         try:
@@ -302,11 +310,11 @@ class ReportService:
             evidence_id = self._held(by_item[item_id].evidence_id)
             if evidence_id is None:
                 raise LookupError(item_id)
-            return self.amparo.evidence.read(evidence_id, actor=actor)
+            return self.evidence.read(evidence_id, actor=actor)
 
         targets = {f"case:{data.case_id}", f"report:{report_id}"}
         targets.update(f"evidence:{f.evidence_id}" for f in data.files if f.evidence_id)
-        self.amparo.store.audit(
+        self._state.audit(
             "report.package",
             f"report:{report_id}",
             {"case_id": data.case_id, "plain": plain, "path": str(out)},
@@ -314,6 +322,6 @@ class ReportService:
         )
 
         def custody() -> list[audit_chain.ChainEntry]:
-            return list(audit_chain.iter_entries(self.amparo.store.engine, targets=targets))
+            return list(audit_chain.iter_entries(self._state.engine, targets=targets))
 
         return write_package(out, data, read_file=read_file, custody=custody, plain=plain)

@@ -47,7 +47,9 @@ from amparo.store.review import (
 from amparo.video_matching import VideoMatchDetail
 
 if TYPE_CHECKING:
-    from amparo.app import Amparo
+    from amparo.config import Settings
+    from amparo.evidence import EvidenceStore
+    from amparo.store import Store
 
 log = logging.getLogger("amparo.review")
 
@@ -172,10 +174,11 @@ class Reveal:
 class CaseService:
     """Cases, decisions, reveals and false-positive control over one installation."""
 
-    def __init__(self, amparo: Amparo) -> None:
-        self.amparo = amparo
-        self.settings = amparo.settings
-        self.records = ReviewStore(amparo.store)
+    def __init__(self, settings: Settings, store: Store, evidence: EvidenceStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.evidence = evidence
+        self.records = ReviewStore(store)
 
     # -- cases ------------------------------------------------------------------------------
 
@@ -284,7 +287,7 @@ class CaseService:
                     actor=actor or reviewer,
                     details={"false_positives": result.fp_counts[entry_id], "limit": limit},
                 )
-                self.amparo.store.set_entries_enabled(
+                self.store.set_entries_enabled(
                     bank, [], False, actor=actor or reviewer, ids=[entry_id]
                 )
         # A false positive's preserved copy is not discarded here: the decision may be undone
@@ -324,7 +327,7 @@ class CaseService:
             for entry in self.records.disabled_entries():
                 if entry.entry_id in uncounted and (limit <= 0 or entry.false_positives < limit):
                     # Enabled first: a crash in between leaves it listed for the curators.
-                    self.amparo.store.set_entries_enabled(
+                    self.store.set_entries_enabled(
                         entry.bank, [], True, actor=actor or reviewer, ids=[entry.entry_id]
                     )
                     self.records.mark_disabled(
@@ -361,7 +364,7 @@ class CaseService:
         """Content judged a false positive is not kept: its preserved copy is discarded (the
         record of hashes stays). A failure here is logged and the copy kept."""
         try:
-            self.amparo.evidence.discard(
+            self.evidence.discard(
                 evidence_id, reason=f"false positive (case item {item_id})", actor=actor
             )
         except AmparoError as exc:
@@ -422,7 +425,7 @@ class CaseService:
                 "the clear media is shown only for a few seconds after a reveal",
                 hint="reveal the item again (each reveal is logged and counted)",
             )
-        data = self.amparo.evidence.read(evidence_id, actor=actor or reviewer)
+        data = self.evidence.read(evidence_id, actor=actor or reviewer)
         kind = media.kind_of(data)
         if kind == "video":
             if clear:
@@ -455,7 +458,7 @@ class CaseService:
                 f"entry {entry_id} is not disabled pending review",
                 hint="see `amparo cases disabled-entries`",
             )
-        self.amparo.store.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
+        self.store.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
         self.records.mark_disabled(entry_id, None, actor=actor)
 
     def false_positive_counts(self, entry_ids: list[int]) -> dict[int, int]:

@@ -20,7 +20,8 @@ from amparo.store.keys import KeyStore
 from amparo.store.review import ReviewStore, StoredSession
 
 if TYPE_CHECKING:
-    from amparo.app import Amparo
+    from amparo.config import Settings
+    from amparo.store import Store
 
 SIGN_IN_SCOPES = ("reviewer", "curator", "admin")
 """Keys with one of these scopes may sign in (curators only see the entries page)."""
@@ -61,10 +62,11 @@ def _digest(token: str) -> str:
 
 
 class ReviewSessions:
-    def __init__(self, amparo: Amparo, keys: KeyService) -> None:
-        self.amparo = amparo
+    def __init__(self, settings: Settings, store: Store, keys: KeyService) -> None:
+        self.settings = settings
+        self.store = store
         self.keys = keys
-        self.records = ReviewStore(amparo.store)
+        self.records = ReviewStore(store)
 
     def sign_in(self, secret: str | None) -> tuple[str, WebSession]:
         """Check an API key and open a session; returns ``(token for the cookie, session)``.
@@ -85,12 +87,12 @@ class ReviewSessions:
             key_name=key.name,
             csrf=secrets.token_urlsafe(32),
             created_at=now,
-            expires_at=now + timedelta(minutes=self.amparo.settings.review_session_minutes),
+            expires_at=now + timedelta(minutes=self.settings.review_session_minutes),
             last_active_at=now,
             streak_started_at=now,
         )
         self.records.create_session(stored)
-        self.amparo.store.audit("review.sign_in", f"key:{key.name}", {}, actor=key.actor)
+        self.store.audit("review.sign_in", f"key:{key.name}", {}, actor=key.actor)
         return token, self._view(stored, key.scopes, now)
 
     def resolve(self, token: str | None) -> WebSession | None:
@@ -105,7 +107,7 @@ class ReviewSessions:
             self.records.delete_session(stored.token_hash)
             return None
         try:
-            key = KeyStore(self.amparo.store).get(stored.key_name)
+            key = KeyStore(self.store).get(stored.key_name)
         except NotFoundError:
             key = None
         scopes = frozenset(key.scopes) if key is not None else frozenset()
@@ -131,12 +133,12 @@ class ReviewSessions:
         stored = self.records.session(_digest(token))
         if stored is not None:
             self.records.delete_session(stored.token_hash)
-            self.amparo.store.audit(
+            self.store.audit(
                 "review.sign_out", f"key:{stored.key_name}", {}, actor=f"key:{stored.key_name}"
             )
 
     def _view(self, stored: StoredSession, scopes: frozenset[str], now: datetime) -> WebSession:
-        limit = timedelta(minutes=self.amparo.settings.review_break_minutes)
+        limit = timedelta(minutes=self.settings.review_break_minutes)
         return WebSession(
             key_id=stored.key_id,
             key_name=stored.key_name,

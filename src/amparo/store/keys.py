@@ -89,7 +89,7 @@ class KeyStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.engine = store.engine
+        self._db = store.db
 
     def add(
         self,
@@ -104,7 +104,8 @@ class KeyStore:
     ) -> StoredKey:
         now = datetime.now(UTC)
         try:
-            with self.engine.begin() as conn:
+            with self._db.transaction(refresh=False) as tx:
+                conn = tx.conn
                 conn.execute(
                     insert(_keys).values(
                         name=name,
@@ -116,8 +117,7 @@ class KeyStore:
                         created_at=now,
                     )
                 )
-                Store._audit(
-                    conn,
+                tx.audit(
                     actor,
                     "key.create",
                     f"key:{name}",
@@ -131,28 +131,29 @@ class KeyStore:
         return self.get(name)
 
     def get(self, name: str) -> StoredKey:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_keys).where(_keys.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no API key named {name!r}", hint="see `amparo keys list`")
         return _row(row)
 
     def by_lookup(self, lookup: str) -> StoredKey | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_keys).where(_keys.c.lookup == lookup)).first()
         return None if row is None else _row(row)
 
     def list(self) -> list[StoredKey]:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [_row(r) for r in conn.execute(select(_keys).order_by(_keys.c.name))]
 
     def revoke(self, name: str, *, actor: str) -> StoredKey:
         key = self.get(name)
         if key.revoked:
             return key
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(
                 update(_keys).where(_keys.c.id == key.id).values(revoked_at=datetime.now(UTC))
             )
-            Store._audit(conn, actor, "key.revoke", f"key:{name}", {})
+            tx.audit(actor, "key.revoke", f"key:{name}", {})
         return self.get(name)

@@ -195,18 +195,18 @@ class EvidenceRecords:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.engine = store.engine
+        self._db = store.db
 
     def _select(self) -> Any:
         return select(_items, _SIGHTING_COUNT)
 
     def get(self, item_id: int) -> StoredEvidence | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(self._select().where(_items.c.id == item_id)).first()
         return None if row is None else _stored(row)
 
     def find_live(self, sha256: str) -> StoredEvidence | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(self._select().where(_items.c.live_sha256 == sha256)).first()
         return None if row is None else _stored(row)
 
@@ -229,14 +229,14 @@ class EvidenceRecords:
             query = query.where(_items.c.purged_at.is_(None))
         if before_id is not None:
             query = query.where(_items.c.id < before_id)
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [_stored(r) for r in conn.execute(query)]
 
     def iter_live(self, batch: int = 1000) -> Iterator[list[StoredEvidence]]:
         """Every item not purged, in id order, in batches (for verify and rotation)."""
         last = 0
         while True:
-            with self.engine.connect() as conn:
+            with self._db.reading() as conn:
                 rows = conn.execute(
                     self._select()
                     .where(_items.c.purged_at.is_(None), _items.c.id > last)
@@ -249,7 +249,7 @@ class EvidenceRecords:
             yield [_stored(r) for r in rows]
 
     def live_uuids(self) -> set[str]:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return {
                 r.uuid
                 for r in conn.execute(select(_items.c.uuid).where(_items.c.purged_at.is_(None)))
@@ -259,7 +259,8 @@ class EvidenceRecords:
         """Insert a new item with its first sighting and audit entry; None when live
         content with the same SHA-256 was inserted meanwhile (by another process)."""
         try:
-            with self.store._writing(refresh=False) as conn:
+            with self._db.transaction(refresh=False) as tx:
+                conn = tx.conn
                 item_id = conn.execute(
                     insert(_items)
                     .values(
@@ -296,8 +297,7 @@ class EvidenceRecords:
                     new.source,
                     new.matches,
                 )
-                self.store._audit(
-                    conn,
+                tx.audit(
                     new.actor,
                     "evidence.preserve",
                     _target(int(item_id)),
@@ -351,7 +351,8 @@ class EvidenceRecords:
     ) -> None:
         """Record another request to preserve a live item; retention only ever grows
         (``expires_at`` None means kept until purged by hand); a case id fills a gap."""
-        with self.store._writing(refresh=False) as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             row = conn.execute(
                 select(_items.c.expires_at, _items.c.case_id).where(_items.c.id == item_id)
             ).one()
@@ -364,8 +365,7 @@ class EvidenceRecords:
             if changes:
                 conn.execute(update(_items).where(_items.c.id == item_id).values(**changes))
             self._insert_sighting(conn, item_id, at, actor, reason, case_id, source, matches)
-            self.store._audit(
-                conn,
+            tx.audit(
                 actor,
                 "evidence.sighting",
                 _target(item_id),
@@ -373,7 +373,7 @@ class EvidenceRecords:
             )
 
     def sightings(self, item_id: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(
                 select(_sightings).where(_sightings.c.item_id == item_id).order_by(_sightings.c.id)
             )
@@ -391,15 +391,15 @@ class EvidenceRecords:
 
     def set_hold(self, item_id: int, hold: bool, reason: str | None, *, actor: str) -> bool:
         """Place or lift a legal hold on a live item; False when no live item has the id."""
-        with self.store._writing(refresh=False) as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             changed = conn.execute(
                 update(_items)
                 .where(_items.c.id == item_id, _items.c.purged_at.is_(None))
                 .values(legal_hold=hold, hold_reason=reason if hold else None)
             ).rowcount
             if changed:
-                self.store._audit(
-                    conn,
+                tx.audit(
                     actor,
                     "evidence.hold" if hold else "evidence.release",
                     _target(item_id),
@@ -426,7 +426,8 @@ class EvidenceRecords:
         ]
         if expired_by is not None:
             conditions.append(_items.c.expires_at <= expired_by)
-        with self.store._writing(refresh=False) as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             sha256 = conn.execute(select(_items.c.sha256).where(*conditions)).scalar()
             if sha256 is None:
                 return False
@@ -440,16 +441,14 @@ class EvidenceRecords:
                     wrapped_key=None,
                 )
             )
-            self.store._audit(
-                conn, actor, action, _target(item_id), {"sha256": sha256, "reason": reason}
-            )
+            tx.audit(actor, action, _target(item_id), {"sha256": sha256, "reason": reason})
         return True
 
     def expired(
         self, now: datetime, *, after_id: int = 0, limit: int = 1000
     ) -> list[StoredEvidence]:
         """Live items past their expiry and not on legal hold, in id order from ``after_id``."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [
                 _stored(r)
                 for r in conn.execute(
@@ -466,7 +465,7 @@ class EvidenceRecords:
             ]
 
     def held_expired_count(self, now: datetime) -> int:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return int(
                 conn.execute(
                     select(func.count()).where(
@@ -482,7 +481,8 @@ class EvidenceRecords:
         an item no longer wrapped by its ``old kek`` (rotated meanwhile) is left alone.
         Returns how many changed."""
         changed = 0
-        with self.store._writing(refresh=False) as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             for item_id, old_kek, new_kek, wrapped in changes:
                 changed += conn.execute(
                     update(_items)
@@ -497,7 +497,7 @@ class EvidenceRecords:
 
     def kek_usage(self) -> dict[str, int]:
         """How many live items each key-encryption key wraps."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(
                 select(_items.c.kek_id, func.count())
                 .where(_items.c.wrapped_key.is_not(None))

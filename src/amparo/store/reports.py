@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
 from amparo.errors import ConflictError, NotFoundError
 from amparo.store import audit as audit_chain
 from amparo.store.models_reports import ReportRow, ReportSubmissionRow
 from amparo.store.repository import as_utc
+from amparo.store.uow import Database
 
 _report = cast(Table, ReportRow.__table__)
 _submission = cast(Table, ReportSubmissionRow.__table__)
@@ -106,8 +107,8 @@ def _submission_record(row: Any) -> SubmissionRecord:
 
 
 class ReportStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- reports --------------------------------------------------------------------------
 
@@ -115,7 +116,8 @@ class ReportStore:
         """A draft for the case: the open one (queued or built, not yet submitted) if there
         is one, else a new one (serialised by the audit lock: finds acted on in parallel
         make one draft)."""
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             audit_chain.hold(conn)
             existing = conn.execute(
                 select(_report.c.id)
@@ -142,7 +144,7 @@ class ReportStore:
         return report_id
 
     def get(self, report_id: int) -> ReportRecord:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_report).where(_report.c.id == report_id)).first()
         if row is None:
             raise NotFoundError(
@@ -158,11 +160,12 @@ class ReportStore:
             query = query.where(_report.c.status == status)
         if case_id is not None:
             query = query.where(_report.c.case_id == case_id)
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [_report_record(r) for r in conn.execute(query)]
 
     def save_built(self, report_id: int, content: dict[str, Any], *, actor: str) -> ReportRecord:
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             row = conn.execute(
                 select(_report.c.status, _report.c.case_id).where(_report.c.id == report_id)
             ).first()
@@ -196,7 +199,7 @@ class ReportStore:
     # -- submissions ----------------------------------------------------------------------
 
     def submission(self, report_id: int) -> SubmissionRecord | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(
                 select(_submission).where(_submission.c.report_id == report_id)
             ).first()
@@ -213,7 +216,8 @@ class ReportStore:
             return existing
         now = datetime.now(UTC)
         report = self.get(report_id)
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             audit_chain.hold(conn)
             row = conn.execute(
                 select(_submission).where(_submission.c.report_id == report_id)
@@ -251,7 +255,8 @@ class ReportStore:
         submitter holds an unexpired lease (or the submission is over). One conditional
         UPDATE, so of two racing submitters exactly one wins, on SQLite and PostgreSQL."""
         token = secrets.token_hex(16)
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             done = conn.execute(
                 update(_submission)
                 .where(
@@ -270,7 +275,8 @@ class ReportStore:
 
     def renew_claim(self, report_id: int, token: str, *, lease_seconds: float) -> bool:
         """Extend the lease before a step; False when it was lost (ran out and was taken)."""
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             done = conn.execute(
                 update(_submission)
                 .where(
@@ -281,7 +287,8 @@ class ReportStore:
         return done.rowcount == 1
 
     def release_claim(self, report_id: int, token: str) -> None:
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(
                 update(_submission)
                 .where(
@@ -302,7 +309,8 @@ class ReportStore:
         **values: Any,
     ) -> SubmissionRecord:
         """Record one step's outcome (and audit it as ``action`` when given)."""
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             row = conn.execute(
                 select(_submission).where(_submission.c.report_id == report_id)
             ).first()

@@ -11,7 +11,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from amparo.store.db import make_engine, migrate
 from amparo.store.models import AuditRow, BankRow, CounterRow, EntryRow, EntryTombstoneRow
 from amparo.store.models_review import BANK_KINDS
 from amparo.store.secrets import SecretBox, open_sealed
+from amparo.store.uow import Database, UnitOfWork
 
 if TYPE_CHECKING:
     from amparo.evidence.crypto import Keyring
@@ -146,11 +147,13 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         migrate(self.engine)
-        self.generation = 0
-        """Bumped by every write this process commits, so its matcher refreshes at once."""
+        self.db = Database(self.engine)
+        """Transactions (units of work) and reads; see :mod:`amparo.store.uow`."""
+        self._db = self.db
         self.secrets: SecretBox | None = None
         """Seals webhook secrets at rest; set by :meth:`configure_secrets`."""
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             for name, value in (("entry_seq", 0), ("installation_id", secrets.randbits(62))):
                 exists = conn.execute(select(_counter.c.value).where(_counter.c.name == name))
                 if exists.first() is None:
@@ -169,15 +172,15 @@ class Store:
             _log.warning("could not sign the audit chain's head at close: %s", exc)
         self.engine.dispose()
 
-    @contextmanager
-    def _writing(self, *, refresh: bool = True) -> Iterator[Connection]:
-        """A write transaction; once it commits, ``generation`` moves on (so this process's
-        matcher and rule cache reload). ``refresh=False`` for writes to tables neither reads
-        (cases, evidence): those must not cost the next lookup a refresh."""
-        with self.engine.begin() as conn:
-            yield conn
-        if refresh:
-            self.generation += 1
+    @property
+    def generation(self) -> int:
+        """Bumped by every write this process commits that affects matching or rules."""
+        return self.db.generation
+
+    def transaction(self, *, refresh: bool = True) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work: every write made inside it (by any service) and its audit
+        entries commit together (see :mod:`amparo.store.uow`)."""
+        return self.db.transaction(refresh=refresh)
 
     # -- change log -----------------------------------------------------------------------
 
@@ -197,7 +200,7 @@ class Store:
         )
 
     def current_seq(self) -> int:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return int(
                 conn.execute(
                     select(_counter.c.value).where(_counter.c.name == "entry_seq")
@@ -206,7 +209,7 @@ class Store:
 
     def changes_since(self, seq: int, signal_types: Sequence[str] | None = None) -> EntryChanges:
         """Entry changes with a change-log position greater than ``seq``."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             top = int(
                 conn.execute(
                     select(_counter.c.value).where(_counter.c.name == "entry_seq")
@@ -244,7 +247,7 @@ class Store:
     ) -> Iterator[list[tuple[int, str]]]:
         """``(id, signal)`` of every active entry of one type, in id order, in batches."""
         last = 0
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             while True:
                 rows = conn.execute(
                     select(_entry.c.id, _entry.c.signal)
@@ -270,7 +273,8 @@ class Store:
         _check_kind(info.kind)
         now = _now()
         try:
-            with self._writing() as conn:
+            with self._db.transaction() as tx:
+                conn = tx.conn
                 conn.execute(
                     insert(_bank).values(
                         name=info.name,
@@ -286,7 +290,7 @@ class Store:
                         updated_at=now,
                     )
                 )
-                self._audit(conn, actor, "bank.create", info.name, _bank_fields(info))
+                tx.audit(actor, "bank.create", info.name, _bank_fields(info))
         except IntegrityError:
             raise ConflictError(
                 f"bank {info.name!r} already exists", hint="choose another name or import into it"
@@ -294,7 +298,7 @@ class Store:
         return self.get_bank(info.name)
 
     def get_bank(self, name: str) -> BankInfo:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_bank).where(_bank.c.name == name)).first()
             if row is None:
                 raise BankNotFoundError(
@@ -309,7 +313,7 @@ class Store:
 
     def list_banks(self, *, with_counts: bool = True) -> list[BankInfo]:
         """All banks by name; ``with_counts=False`` skips counting entries (cheap)."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             counts: dict[int, int] = {}
             if with_counts:
                 counts = dict(
@@ -340,16 +344,18 @@ class Store:
         if "kind" in changes:
             _check_kind(changes["kind"])
         bank = self.get_bank(name)
-        with self._writing() as conn:
+        with self._db.transaction() as tx:
+            conn = tx.conn
             conn.execute(
                 update(_bank).where(_bank.c.id == bank.id).values(updated_at=_now(), **changes)
             )
-            self._audit(conn, actor, "bank.update", name, changes)
+            tx.audit(actor, "bank.update", name, changes)
         return self.get_bank(name)
 
     def delete_bank(self, name: str, *, actor: str) -> None:
         bank = self.get_bank(name)
-        with self._writing() as conn:
+        with self._db.transaction() as tx:
+            conn = tx.conn
             seq = self._next_seq(conn)
             conn.execute(
                 insert(_tomb).from_select(
@@ -361,7 +367,7 @@ class Store:
             )
             conn.execute(delete(_entry).where(_entry.c.bank_id == bank.id))
             conn.execute(delete(_bank).where(_bank.c.id == bank.id))
-            self._audit(conn, actor, "bank.delete", name, {"entries": bank.entry_count})
+            tx.audit(actor, "bank.delete", name, {"entries": bank.entry_count})
 
     # -- entries ----------------------------------------------------------------------------
 
@@ -385,7 +391,8 @@ class Store:
         assert bank.id is not None
         counts = ImportCounts()
         now = _now()
-        with self._writing() as conn:
+        with self._db.transaction() as tx:
+            conn = tx.conn
             seq = self._next_seq(conn)
             staging = _Staging(conn)
             try:
@@ -403,7 +410,7 @@ class Store:
             )
             audit = {"added": counts.added, "updated": counts.updated, "removed": counts.removed}
             audit.update(details or {})
-            self._audit(conn, actor, action, bank_name, audit)
+            tx.audit(actor, action, bank_name, audit)
         return counts
 
     def _change_entries(
@@ -421,7 +428,8 @@ class Store:
         bank = self.get_bank(bank_name)
         changed = 0
         keys: list[Any] = [("signals", list(signals)), ("ids", [int(i) for i in ids])]
-        with self._writing() as conn:
+        with self._db.transaction() as tx:
+            conn = tx.conn
             seq = self._next_seq(conn)
             for kind, wanted in keys:
                 for start in range(0, len(wanted), 500):
@@ -443,7 +451,7 @@ class Store:
             if ids:
                 audit["ids"] = [int(i) for i in ids[:1000]]
             audit.update(details or {})
-            self._audit(conn, actor, action, bank_name, audit)
+            tx.audit(actor, action, bank_name, audit)
         return changed
 
     def remove_entry_ids(self, bank_name: str, ids: Sequence[int], *, actor: str) -> int:
@@ -504,7 +512,7 @@ class Store:
         """Every entry of a bank (not removed), in id order, for export."""
         bank = self.get_bank(bank_name)
         last = 0
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             while True:
                 rows = conn.execute(
                     select(_entry)
@@ -534,7 +542,7 @@ class Store:
         """Entries by id (removed ones included, flagged), with their bank names."""
         wanted = sorted(set(int(i) for i in ids))
         out: dict[int, EntryView] = {}
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             if len(wanted) == 1:
                 rows = conn.execute(_ENTRY_BY_ID, {"id": wanted[0]})
                 out.update((int(r.id), _entry_view(r)) for r in rows)
@@ -548,7 +556,7 @@ class Store:
         """Active entries whose signal equals one of ``values`` (paused entries excluded)."""
         out: list[EntryView] = []
         now = _now()
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             for start in range(0, len(values), 900):
                 query = (
                     select(_entry, _bank.c.name.label("bank_name"))
@@ -579,7 +587,7 @@ class Store:
         )
         if signal_type is not None:
             query = query.where(_entry.c.signal_type == signal_type)
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     # -- audit ------------------------------------------------------------------------------
@@ -587,18 +595,10 @@ class Store:
     def audit(
         self, action: str, target: str = "", details: dict[str, Any] | None = None, *, actor: str
     ) -> None:
-        """Record one event in the audit log in its own transaction (for changes made
-        elsewhere; a change made here records its entry in the same transaction)."""
-        with self.engine.begin() as conn:
-            self._audit(conn, actor, action, target, details or {})
-
-    @staticmethod
-    def _audit(
-        conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]
-    ) -> None:
-        """Append one entry to the hash-chained audit log inside ``conn``'s transaction (it
-        rolls back with it). See ``store.audit`` for the chain and its checkpoints."""
-        audit_chain.append(conn, actor, action, target, details)
+        """Record one event in the audit log: in the open unit of work when there is one
+        (it commits or rolls back with the change it records), else in its own."""
+        with self._db.transaction(refresh=False) as tx:
+            tx.audit(actor, action, target, details or {})
 
     def configure_audit(
         self, settings: Settings, clock: Callable[[], datetime] | None = None
@@ -617,7 +617,7 @@ class Store:
     def configure_secrets(self, keyring: Callable[[], Keyring]) -> None:
         """Seal secrets (webhook signing secrets) with ``keyring`` (loaded on first use), and
         encrypt those an older version stored in clear."""
-        self.secrets = SecretBox(self.engine, keyring)
+        self.secrets = SecretBox(self.db, keyring)
         self.secrets.seal_plain()
 
     def seal_secret(self, secret: str, context: str) -> str:
@@ -645,7 +645,7 @@ class Store:
             query = query.where(_audit.c.action == action)
         if before is not None:
             query = query.where(_audit.c.seq < before)
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [
                 AuditEntry(
                     int(r.id),

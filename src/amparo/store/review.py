@@ -169,11 +169,12 @@ class ReviewStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.engine = store.engine
+        self._db = store.db
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.store._writing(refresh=False) as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             yield conn
 
     # -- cases and items --------------------------------------------------------------------
@@ -186,7 +187,8 @@ class ReviewStore:
 
         Serialised with other audited writers (``audit.hold``), so two processes reporting
         the same new content at once make one case, not two."""
-        with self._tx() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             audit_chain.hold(conn)
             held = conn.execute(
                 select(_item.c.id, _item.c.case_id, _item.c.matches, _item.c.evidence_id)
@@ -257,8 +259,7 @@ class ReviewStore:
                 ).scalar_one()
                 opened = Opened(int(case_id), int(item_id), outcome)
             self._settle_case(conn, opened.case_id, new.at)
-            self.store._audit(
-                conn,
+            tx.audit(
                 actor,
                 f"case.{opened.outcome}",
                 f"case:{opened.case_id}",
@@ -298,7 +299,7 @@ class ReviewStore:
         """Whether an item other than ``except_item`` relies on the preserved copy
         ``evidence_id``: it waits for review, is escalated, or was confirmed, or (with
         ``fp_before``) was decided a false positive after ``fp_before``, still undoable."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             others = conn.execute(
                 select(_item.c.id, _item.c.status).where(
                     _item.c.evidence_id == evidence_id, _item.c.id != except_item
@@ -315,7 +316,7 @@ class ReviewStore:
         )
 
     def case(self, case_id: int) -> StoredCase | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_case).where(_case.c.id == case_id)).first()
             if row is None:
                 return None
@@ -337,13 +338,13 @@ class ReviewStore:
             .limit(limit)
             .offset(offset)
         )
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(query).all()
             items = self._items(conn, [int(r.id) for r in rows])
         return [_stored_case(r, items.get(int(r.id), [])) for r in rows]
 
     def count(self, statuses: Sequence[str]) -> int:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return int(
                 conn.execute(
                     select(func.count())
@@ -381,7 +382,7 @@ class ReviewStore:
         return out
 
     def item(self, item_id: int) -> StoredItem | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_item).where(_item.c.id == item_id)).first()
             if row is None:
                 return None
@@ -390,7 +391,7 @@ class ReviewStore:
 
     def decisions(self, item_id: int) -> list[StoredDecision]:
         """Every decision on an item, oldest first."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(
                 select(_decision).where(_decision.c.item_id == item_id).order_by(_decision.c.id)
             ).all()
@@ -412,7 +413,8 @@ class ReviewStore:
         """Record a decision (the item's new status follows from ``kind``). When ``kind`` is
         ``false_positive`` and the item's previous decision was not, one false positive is
         counted against each entry id of ``count_against``."""
-        with self._tx() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             case_id = int(
                 conn.execute(select(_item.c.case_id).where(_item.c.id == item_id)).scalar_one()
             )
@@ -438,8 +440,7 @@ class ReviewStore:
             result = DecisionResult(case_id=case_id, previous=previous)
             if kind == "false_positive" and not counted_before:
                 result.fp_counts = self._count_false_positives(conn, count_against, at)
-            self.store._audit(
-                conn,
+            tx.audit(
                 actor,
                 "case.decision",
                 f"case:{case_id}",
@@ -469,7 +470,8 @@ class ReviewStore:
         ``since`` (the undo grace): the row goes (the audit log keeps it, as
         ``case.decision`` and ``case.decision_undone``), the item's status follows the
         decision before it, and a false positive that was counted is uncounted."""
-        with self._tx() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             row = conn.execute(select(_item.c.case_id).where(_item.c.id == item_id)).first()
             if row is None:
                 raise NotFoundError(f"no case item {item_id}", hint="see `amparo cases show`")
@@ -516,8 +518,7 @@ class ReviewStore:
                     ).rowcount
                     if changed:
                         result.fp_uncounted.append(entry_id)
-            self.store._audit(
-                conn,
+            tx.audit(
                 actor,
                 "case.decision_undone",
                 f"case:{case_id}",
@@ -556,7 +557,7 @@ class ReviewStore:
             )
             .order_by(_item.c.id)
         )
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [(int(r.id), int(r.evidence_id)) for r in conn.execute(query)]
 
     # -- false positives --------------------------------------------------------------------
@@ -593,7 +594,7 @@ class ReviewStore:
         return counts
 
     def false_positive_counts(self, entry_ids: Sequence[int]) -> dict[int, int]:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(
                 select(_entry_review.c.entry_id, _entry_review.c.false_positives).where(
                     _entry_review.c.entry_id.in_(list(entry_ids))
@@ -616,7 +617,7 @@ class ReviewStore:
                 _entry.c.enabled.is_(True),
             )
         )
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [(int(r.id), r.name) for r in conn.execute(query)]
 
     def mark_disabled(
@@ -631,7 +632,8 @@ class ReviewStore:
         """Mark an entry as disabled pending a curator's look (``at``), or clear the mark and
         (``reset_count``) the count (``at=None``: a curator re-enabled it, or the false
         positive that disabled it was undone)."""
-        with self._tx() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             values: dict[str, Any] = {"disabled_at": at}
             if at is None and reset_count:
                 values["false_positives"] = 0
@@ -644,9 +646,7 @@ class ReviewStore:
                 .where(_entry.c.id == entry_id)
             ).scalar()
             action = "entry.disabled_pending_review" if at else "entry.reenabled_after_review"
-            self.store._audit(
-                conn, actor, action, str(bank or ""), {"entry": entry_id, **(details or {})}
-            )
+            tx.audit(actor, action, str(bank or ""), {"entry": entry_id, **(details or {})})
 
     def disabled_entries(self) -> list[DisabledEntry]:
         query = (
@@ -664,7 +664,7 @@ class ReviewStore:
             .where(_entry_review.c.disabled_at.is_not(None), _entry.c.removed_at.is_(None))
             .order_by(_entry_review.c.disabled_at, _entry.c.id)
         )
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return [
                 DisabledEntry(
                     entry_id=int(r.id),
@@ -696,7 +696,8 @@ class ReviewStore:
         With a ``limit``: a new item past ``limit`` distinct items since ``since`` is refused
         (``None``, nothing recorded), checked in the same serialised transaction as the write
         so concurrent reveals cannot pass the limit together."""
-        with self._tx() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             audit_chain.hold(conn)
             seen = self._revealed_items(conn, reviewer, since)
             if limit is not None and item_id not in seen and len(seen) >= limit:
@@ -705,8 +706,7 @@ class ReviewStore:
             conn.execute(insert(_reveal).values(item_id=item_id, reviewer=reviewer, at=at))
             conn.execute(update(_item).where(_item.c.id == item_id).values(viewed=True))
             count = len(seen | {item_id}) if at >= since else len(seen)
-            self.store._audit(
-                conn,
+            tx.audit(
                 actor,
                 "case.reveal",
                 f"case:{case_id}",
@@ -716,7 +716,7 @@ class ReviewStore:
 
     def revealed_items(self, reviewer: str, since: datetime) -> set[int]:
         """Ids of the items the reviewer revealed since ``since``."""
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             return self._revealed_items(conn, reviewer, since)
 
     @staticmethod
@@ -729,7 +729,7 @@ class ReviewStore:
         return {int(r.item_id) for r in rows}
 
     def last_reveal(self, item_id: int, reviewer: str) -> datetime | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             found = conn.execute(
                 select(func.max(_reveal.c.at)).where(
                     _reveal.c.item_id == item_id, _reveal.c.reviewer == reviewer
@@ -740,12 +740,13 @@ class ReviewStore:
     # -- web sessions -----------------------------------------------------------------------
 
     def create_session(self, session: StoredSession) -> None:
-        with self._tx() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(delete(_session).where(_session.c.expires_at < session.created_at))
             conn.execute(insert(_session).values(**session.__dict__))
 
     def session(self, token_hash: str) -> StoredSession | None:
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(select(_session).where(_session.c.token_hash == token_hash)).first()
         if row is None:
             return None
@@ -761,7 +762,8 @@ class ReviewStore:
         )
 
     def touch_session(self, token_hash: str, *, active: datetime, streak_started: datetime) -> None:
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(
                 update(_session)
                 .where(_session.c.token_hash == token_hash)
@@ -769,7 +771,8 @@ class ReviewStore:
             )
 
     def delete_session(self, token_hash: str) -> None:
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             conn.execute(delete(_session).where(_session.c.token_hash == token_hash))
 
 

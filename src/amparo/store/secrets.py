@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy import Table, func, select, update
 
 from amparo.errors import ConfigError
 from amparo.store.models_actions import WebhookEndpointRow
+from amparo.store.uow import Database
 
 if TYPE_CHECKING:
     from amparo.evidence.crypto import Keyring
@@ -32,8 +33,8 @@ def webhook_context(name: str) -> str:
 class SecretBox:
     """Seals and opens the secrets the store keeps, with a keyring loaded on first use."""
 
-    def __init__(self, engine: Engine, keyring: Callable[[], Keyring]) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, keyring: Callable[[], Keyring]) -> None:
+        self._db = db
         self._keyring = keyring
 
     def seal(self, secret: str, context: str) -> str:
@@ -56,7 +57,7 @@ class SecretBox:
     def usage(self) -> dict[str, int]:
         """How many sealed secrets each key-encryption key protects."""
         found: dict[str, int] = {}
-        with self.engine.connect() as conn:
+        with self._db.reading() as conn:
             for (value,) in conn.execute(select(_endpoints.c.secret)):
                 if value.startswith(SEALED_PREFIX):
                     kek = value.split(":", 2)[1]
@@ -67,13 +68,14 @@ class SecretBox:
         query = select(_endpoints.c.id, _endpoints.c.name, _endpoints.c.secret)
         if not everything:
             plain = ~_endpoints.c.secret.startswith(SEALED_PREFIX)
-            with self.engine.connect() as conn:
+            with self._db.reading() as conn:
                 if not conn.execute(select(func.count()).where(plain)).scalar():
                     return 0
             query = query.where(plain)
         ring = self._keyring()
         done = 0
-        with self.engine.begin() as conn:
+        with self._db.transaction(refresh=False) as tx:
+            conn = tx.conn
             for row in conn.execute(query).all():
                 context = webhook_context(row.name)
                 current = row.secret

@@ -79,7 +79,7 @@ def _sessions(request: Request) -> ReviewSessions:
     sessions: ReviewSessions | None = getattr(state, "review_sessions", None)
     if sessions is None:
         service = _service(request)
-        sessions = ReviewSessions(service.amparo, service.keys)
+        sessions = ReviewSessions(service.settings, service.amparo.store, service.keys)
         state.review_sessions = sessions
     return sessions
 

@@ -290,7 +290,9 @@ def test_endpoint(
     name: Name, service: Service = Depends(get_service), _key: ApiKey = Depends(requires(*CURATE))
 ) -> DeliveryOut:
     # The service's address policy: a URL it refuses is reported as refused, never connected to.
-    deliverer = Deliverer.for_app(service.amparo, urls=service.fetcher.policy)
+    deliverer = Deliverer.from_settings(
+        service.amparo.actions.outbox, service.settings, urls=service.fetcher.policy
+    )
     try:
         result = deliverer.send_test(name)
     finally:
