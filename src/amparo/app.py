@@ -6,18 +6,18 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 from amparo.actions import Actioner
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
+from amparo.checks import Checks
 from amparo.config import Settings, load_settings
 from amparo.evidence import EvidenceStore
 from amparo.files import private_home
-from amparo.hashing import MediaHashes, hash_file
+from amparo.hashing import MediaHashes
 from amparo.hashing import hash_bytes as hash_media_bytes
-from amparo.matching import Match, Matcher, Query, QueryResult
+from amparo.matching import Matcher
 from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.reports import ReportService
 from amparo.review import CaseService
@@ -87,6 +87,7 @@ class Amparo:
         self.actions = Actioner(
             settings, store, evidence=self.evidence, cases=self.cases, reports=self.reports
         )
+        self.checks = Checks(settings, self.matcher, self.actions)
 
     def close(self) -> None:
         self.store.close()
@@ -100,16 +101,6 @@ class Amparo:
     def transaction(self, *, refresh: bool = True) -> AbstractContextManager[UnitOfWork]:
         """One unit of work across services (see :mod:`amparo.store.uow`)."""
         return self.store.transaction(refresh=refresh)
-
-    # -- hashing ----------------------------------------------------------------------------
-
-    def hash_bytes(self, data: bytes, *, dihedral: bool = False) -> MediaHashes:
-        """Hash media: a photo gets PDQ, a video vPDQ (sampled at ``video_sample_fps``)."""
-        return hash_media_bytes(data, self.settings, dihedral=dihedral)
-
-    def hash_file(self, path: Path, *, dihedral: bool = False) -> MediaHashes:
-        """Hash a file under this installation's limits (see :func:`amparo.hashing.hash_file`)."""
-        return hash_file(path, self.settings, dihedral=dihedral)
 
     # -- banks ------------------------------------------------------------------------------
 
@@ -230,7 +221,7 @@ class Amparo:
             )
         else:
             if hashes is None:
-                hashes = self.hash_bytes(data)
+                hashes = hash_media_bytes(data, self.settings)
             signals = [("md5", hashes.md5)]
             if hashes.pdq is not None:
                 minimum = self.settings.pdq_min_quality
@@ -272,28 +263,6 @@ class Amparo:
 
     def audit_log(self, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
         return self.store.audit_entries(limit, target)
-
-    # -- matching ---------------------------------------------------------------------------
-
-    def wants_dihedral(self, banks: Sequence[str] | None = None) -> bool:
-        return self.matcher.wants_dihedral(banks)
-
-    def match_signals(
-        self, signals: Sequence[tuple[str, str]], banks: Sequence[str] | None = None
-    ) -> list[list[Match]]:
-        """Look up bare signals (``(type, value)``); one list of matches per signal."""
-        queries = [Query(signals=dict([normalize_signal(t, v)])) for t, v in signals]
-        return [r.matches for r in self.matcher.match(queries, banks)]
-
-    def match_hashes(
-        self, hashes: Sequence[MediaHashes], banks: Sequence[str] | None = None
-    ) -> list[QueryResult]:
-        """Look up the signals of hashed media; one result per item."""
-        queries = [
-            Query(signals=h.signals(), pdq_quality=h.pdq_quality, pdq_dihedral=h.pdq_dihedral)
-            for h in hashes
-        ]
-        return self.matcher.match(queries, banks)
 
 
 def _normalize_all(signals: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

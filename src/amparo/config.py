@@ -21,6 +21,8 @@ from amparo.errors import ConfigError
 ENV_PREFIX = "AMPARO_"
 # Beyond 63 bits PDQ hashes of unrelated photos start to collide; the index searches up to it.
 MAX_PDQ_THRESHOLD = 63
+LOCAL_ACTOR = "local"
+"""The audit actor of what a person at this machine does (the CLI, a scan, the demo)."""
 
 
 @dataclass(frozen=True)

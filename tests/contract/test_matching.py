@@ -43,39 +43,39 @@ def test_pdq_threshold_is_per_bank(amparo: Amparo) -> None:
     for bank in ("strict", "loose"):
         amparo.add_entries(bank, [EntryRecord("pdq", BASE, category="c1")])
     near, far = _flip_bits(BASE, 8), _flip_bits(BASE, 20)
-    near_matches, far_matches = amparo.match_signals([("pdq", near), ("pdq", far)])
+    near_matches, far_matches = amparo.checks.match_signals([("pdq", near), ("pdq", far)])
     assert {(m.bank, m.distance) for m in near_matches} == {("strict", 8), ("loose", 8)}
     assert {(m.bank, m.distance) for m in far_matches} == {("loose", 20)}
     assert far_matches[0].category == "c1"
     amparo.update_bank("loose", pdq_threshold=19)
-    assert amparo.match_signals([("pdq", far)]) == [[]]
+    assert amparo.checks.match_signals([("pdq", far)]) == [[]]
 
 
 def test_changes_are_visible_to_the_next_lookup(amparo: Amparo) -> None:
     amparo.create_bank(BankInfo(name="b"))
-    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+    assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
     amparo.add_entries("b", [EntryRecord("pdq", BASE)])
-    assert len(amparo.match_signals([("pdq", BASE)])[0]) == 1
+    assert len(amparo.checks.match_signals([("pdq", BASE)])[0]) == 1
     amparo.set_signals_enabled("b", [("pdq", BASE)], False)
-    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+    assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
     amparo.set_signals_enabled("b", [("pdq", BASE)], True)
     amparo.update_bank("b", enabled=False)
-    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+    assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
     amparo.update_bank("b", enabled=True)
     amparo.remove_signals("b", [("pdq", BASE)])
-    assert amparo.match_signals([("pdq", BASE)]) == [[]]
+    assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
 
 
 def test_other_process_changes_are_seen(amparo: Amparo, settings: Settings) -> None:
     amparo.create_bank(BankInfo(name="b"))
-    assert amparo.match_signals([("md5", "0" * 32), ("pdq", BASE)]) == [[], []]
+    assert amparo.checks.match_signals([("md5", "0" * 32), ("pdq", BASE)]) == [[], []]
     other = Amparo(settings)
     other.add_entries("b", [EntryRecord("pdq", BASE), EntryRecord("md5", "0" * 32)])
     other.close()
     # Another process's changes show within index_refresh_seconds (0.5 s), never over 1 s.
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        found = [len(m) for m in amparo.match_signals([("md5", "0" * 32), ("pdq", BASE)])]
+        found = [len(m) for m in amparo.checks.match_signals([("md5", "0" * 32), ("pdq", BASE)])]
         if found == [1, 1]:
             break
         time.sleep(0.05)
@@ -86,9 +86,9 @@ def test_bank_filter_and_deleted_bank(amparo: Amparo) -> None:
     for name in ("a", "b"):
         amparo.create_bank(BankInfo(name=name))
         amparo.add_entries(name, [EntryRecord("pdq", BASE)])
-    assert {m.bank for m in amparo.match_signals([("pdq", BASE)], ["b"])[0]} == {"b"}
+    assert {m.bank for m in amparo.checks.match_signals([("pdq", BASE)], ["b"])[0]} == {"b"}
     amparo.delete_bank("a")
-    assert {m.bank for m in amparo.match_signals([("pdq", BASE)])[0]} == {"b"}
+    assert {m.bank for m in amparo.checks.match_signals([("pdq", BASE)])[0]} == {"b"}
 
 
 def test_photo_matches_and_low_quality_is_reported(amparo: Amparo) -> None:
@@ -96,14 +96,14 @@ def test_photo_matches_and_low_quality_is_reported(amparo: Amparo) -> None:
     photo = data.astronaut()
     amparo.add_media("b", _jpeg(photo), category="benign-test")
     copy = _jpeg(np.asarray(Image.fromarray(photo).resize((256, 256))), quality=40)
-    result = amparo.match_hashes([amparo.hash_bytes(copy)])[0]
+    result = amparo.checks.match_hashes([amparo.checks.hash_bytes(copy)])[0]
     assert [m.signal_type for m in result.matches] == ["pdq"]
     assert result.matches[0].distance <= 31
 
     flat = _jpeg(np.full((300, 300, 3), 128, dtype=np.uint8))
-    hashes = amparo.hash_bytes(flat)
+    hashes = amparo.checks.hash_bytes(flat)
     assert hashes.pdq_quality is not None and hashes.pdq_quality < 50
-    result = amparo.match_hashes([hashes])[0]
+    result = amparo.checks.match_hashes([hashes])[0]
     assert result.pdq_skipped and "quality" in result.pdq_skipped
 
 
@@ -115,7 +115,7 @@ def test_dihedral_matching_is_per_bank_opt_in(amparo: Amparo) -> None:
         amparo.add_media(bank, _jpeg(photo))
     rotated = _jpeg(np.ascontiguousarray(np.rot90(photo)))
     banks = None
-    hashes = amparo.hash_bytes(rotated, dihedral=amparo.wants_dihedral(banks))
-    matches = amparo.match_hashes([hashes], banks)[0].matches
+    hashes = amparo.checks.hash_bytes(rotated, dihedral=amparo.checks.wants_dihedral(banks))
+    matches = amparo.checks.match_hashes([hashes], banks)[0].matches
     assert {m.bank for m in matches} == {"turned"}
     assert matches[0].transform is not None

@@ -243,7 +243,7 @@ def test_false_positives_disable_an_entry_until_a_curator_looks(amparo: Amparo) 
     md5 = _digest(rng)
     amparo.create_bank(BankInfo(name="known"))
     amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
-    (found,) = amparo.match_signals([("md5", md5)])
+    (found,) = amparo.checks.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases = amparo.cases
     for n in range(3):
@@ -253,16 +253,16 @@ def test_false_positives_disable_an_entry_until_a_curator_looks(amparo: Amparo) 
         cases.decide(item.id, "escalate", reviewer="rita")
         cases.decide(item.id, "false_positive", reviewer="rita")  # and after another decision
         if n < 2:
-            assert amparo.match_signals([("md5", md5)]) == [found]
+            assert amparo.checks.match_signals([("md5", md5)]) == [found]
     assert cases.false_positive_counts([entry_id]) == {entry_id: 3}
-    assert amparo.match_signals([("md5", md5)]) == [[]]
+    assert amparo.checks.match_signals([("md5", md5)]) == [[]]
     (waiting,) = cases.disabled_entries()
     assert (waiting.entry_id, waiting.bank, waiting.false_positives) == (entry_id, "known", 3)
     actions = [a.action for a in amparo.audit_log(20)]
     assert "entry.disabled_pending_review" in actions and "entry.disable" in actions
     cases.reenable_entry(entry_id, actor="key:curator")
     assert cases.disabled_entries() == []
-    assert amparo.match_signals([("md5", md5)]) == [found]
+    assert amparo.checks.match_signals([("md5", md5)]) == [found]
     assert cases.false_positive_counts([entry_id]) == {entry_id: 0}
     assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
     with pytest.raises(NotFoundError):
@@ -290,12 +290,12 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
     assert [m.bank for m in results[1].matches] == ["known"] and not results[1].suppressed
     assert results[2].matches == [] and results[2].benign[0].distance == 3
     # Choosing banks does not skip the negative ones.
-    assert amparo.match_signals([("md5", benign)], banks=["known"]) == [[]]
+    assert amparo.checks.match_signals([("md5", benign)], banks=["known"]) == [[]]
     # A disabled negative bank suppresses nothing; kind can be changed.
     amparo.update_bank("benign", enabled=False)
-    assert [m.bank for m in amparo.match_signals([("md5", benign)])[0]] == ["known"]
+    assert [m.bank for m in amparo.checks.match_signals([("md5", benign)])[0]] == ["known"]
     amparo.update_bank("benign", enabled=True, kind="positive")
-    assert {m.bank for m in amparo.match_signals([("md5", benign)])[0]} == {"known", "benign"}
+    assert {m.bank for m in amparo.checks.match_signals([("md5", benign)])[0]} == {"known", "benign"}
     with pytest.raises(InputError):
         amparo.update_bank("benign", kind="sideways")
     with pytest.raises(InputError):
@@ -329,7 +329,7 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     md5 = _digest(rng)
     amparo.create_bank(BankInfo(name="known"))
     amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
-    (found,) = amparo.match_signals([("md5", md5)])
+    (found,) = amparo.checks.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases, evidence = amparo.cases, amparo.evidence
     grace = timedelta(seconds=amparo.settings.review_undo_seconds)
@@ -416,17 +416,17 @@ def test_undoing_the_false_positive_that_disabled_an_entry_enables_it_again(
     md5 = _digest(rng)
     amparo.create_bank(BankInfo(name="known"))
     amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
-    (found,) = amparo.match_signals([("md5", md5)])
+    (found,) = amparo.checks.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases = amparo.cases
     items = [cases.get(cases.open_or_extend(_find(n, *found))).items[0] for n in range(3)]
     for item in items:
         cases.decide(item.id, "false_positive", reviewer="rita")
-    assert amparo.match_signals([("md5", md5)]) == [[]]  # disabled at the third
+    assert amparo.checks.match_signals([("md5", md5)]) == [[]]  # disabled at the third
     cases.undo(items[-1].id, reviewer="rita")
     assert cases.disabled_entries() == []
-    assert amparo.match_signals([("md5", md5)]) == [found]
+    assert amparo.checks.match_signals([("md5", md5)]) == [found]
     assert cases.false_positive_counts([entry_id]) == {entry_id: 2}
     assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
     cases.decide(items[-1].id, "false_positive", reviewer="rita")  # counts again: disabled
-    assert amparo.match_signals([("md5", md5)]) == [[]]
+    assert amparo.checks.match_signals([("md5", md5)]) == [[]]

@@ -97,7 +97,7 @@ def test_exact_copy_matches_md5_and_pdq_and_bank_filter(api: Api) -> None:
         params={"signal_type": "md5", "signal": MD5, "bank": "known"},
         headers=api.as_("matcher"),
     )
-    assert r.json() == {"matches": []}
+    assert r.json() == {"matches": [], "actions": []}
     r = api.client.post("/v1/banks", json={"name": "other"}, headers=api.as_("curator"))
     r = api.client.post(
         "/v1/match",

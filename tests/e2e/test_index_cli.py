@@ -26,7 +26,7 @@ def test_status_verify_compact_rebuild(tmp_path: Path) -> None:
     amparo = Amparo(load_settings(env={}, overrides={"home": home}))
     amparo.create_bank(BankInfo(name="b"))
     amparo.add_entries("b", _entries(200))
-    amparo.match_signals([("md5", f"{1:032x}")])  # opens (builds) the index
+    amparo.checks.match_signals([("md5", f"{1:032x}")])  # opens (builds) the index
     amparo.remove_signals("b", [("md5", f"{2:032x}")])
     amparo.close()
 
@@ -73,16 +73,16 @@ def test_processes_share_the_index_files(tmp_path: Path) -> None:
     first = Amparo(settings)
     first.create_bank(BankInfo(name="b"))
     first.add_entries("b", _entries(50))
-    assert first.match_signals([("md5", f"{3:032x}")])[0]
+    assert first.checks.match_signals([("md5", f"{3:032x}")])[0]
     first.matcher.indexes.compact()
     second = Amparo(settings)
     # The second process maps the first one's segments: nothing to rebuild.
     second.matcher.refresh()
     assert second.matcher.indexes.status()[0].segments == 1
-    assert second.match_signals([("md5", f"{3:032x}")])[0]
+    assert second.checks.match_signals([("md5", f"{3:032x}")])[0]
     second.add_entries("b", [EntryRecord("md5", "f" * 32)])
     second.matcher.indexes.compact()
     first.matcher.refresh()
-    assert first.match_signals([("md5", "f" * 32)])[0]
+    assert first.checks.match_signals([("md5", "f" * 32)])[0]
     first.close()
     second.close()

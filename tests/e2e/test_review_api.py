@@ -275,7 +275,7 @@ def test_cases_and_negative_bank_on_the_command_line(tmp_path: Path) -> None:
     assert "negative" in run("bank", "create", "benign", "--negative")
     run("bank", "add", "known", f"md5:{md5}", "--category", "B2")
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
-        (found,) = amparo.match_signals([("md5", md5)])
+        (found,) = amparo.checks.match_signals([("md5", md5)])
         case_id = amparo.cases.open_or_extend(
             MatchedContent(sha256="ef" * 32, matches=tuple(found), source=Source(scan_id="s1"))
         )

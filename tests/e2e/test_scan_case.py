@@ -71,8 +71,8 @@ def test_scan_writes_a_vics_case_that_reimports(home: Path, evidence: Path, tmp_
     assert case["CaseID"] == "OP-2026-7"
     media = {m["MD5"].lower(): m for m in case["Media"]}
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
-        csam_md5 = amparo.hash_bytes(CSAM_LIKE).md5
-        expl = amparo.hash_bytes(EXPLOITATIVE_LIKE)
+        csam_md5 = amparo.checks.hash_bytes(CSAM_LIKE).md5
+        expl = amparo.checks.hash_bytes(EXPLOITATIVE_LIKE)
     assert set(media) == {csam_md5, expl.md5}  # the unmatched file is not in the case
     assert media[csam_md5]["Category"] == 1 and media[expl.md5]["Category"] == 2
     paths = {f["FilePath"] for f in media[csam_md5]["MediaFiles"]}

@@ -186,7 +186,6 @@ class _Find:
         self, actioner: Actioner, content: MatchedContent, media: bytes | Path | None, actor: str
     ) -> None:
         self.actioner = actioner
-        self.actioner = actioner
         self.content = content
         self.media = media
         self.actor = actor

@@ -112,7 +112,7 @@ def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -
     digests (still matched) and says why in ``error``.
     """
     kind = media_kind(data)
-    hashes = service.amparo.hash_bytes(data, dihedral=dihedral)
+    hashes = service.amparo.checks.hash_bytes(data, dihedral=dihedral)
     if kind in IMAGE_TYPES and hashes.pdq is None:
         # Decode again to raise the precise error (corrupt, bomb, ...): rare, so cheap enough.
         decode_image(

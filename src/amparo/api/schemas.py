@@ -178,6 +178,9 @@ class SignalsMatchOut(BaseModel):
 
 class LookupOut(BaseModel):
     matches: list[MatchOut]
+    actions: list[ActionTakenOut] = Field(
+        default_factory=list, description="What the action rules did (a matched sha256)."
+    )
 
 
 class CompareIn(Strict):

@@ -9,9 +9,14 @@ from typing import Annotated
 import typer
 
 from amparo.cli.context import EXIT_MATCH, EXIT_OK, emit_json, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import InputError
+from amparo.events import Source
 
 HELP = """Look hashes up in the banks; one JSON line per match. Exit 1 if anything matched.
+
+A matched sha256 names its content: the action rules run on it (`amparo rules`: cases,
+webhooks) as for an API lookup, unless --no-actions is given. Other signals run no rules.
 
 Signals come as arguments, or one per line on stdin with `-` (streamed in batches, so a
 million hashes are fine). Example: amparo match --type pdq f8f8f0cee0f4a84f0637...
@@ -55,6 +60,9 @@ def match_command(
     banks: Annotated[
         list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")
     ] = None,
+    no_actions: Annotated[
+        bool, typer.Option("--no-actions", help="Report matches only; run no action rules.")
+    ] = False,
 ) -> None:
     matched = False
     with open_app(ctx) as amparo:
@@ -62,8 +70,15 @@ def match_command(
 
         def flush() -> None:
             nonlocal matched
-            results = amparo.match_signals(batch, banks or None)
-            for (stype, value), matches in zip(batch, results, strict=True):
+            check = amparo.checks.check_signals(
+                batch,
+                source=Source(kind="cli"),
+                actor=LOCAL_ACTOR,
+                banks=banks or None,
+                one_content=False,  # one hash per line: each sha256 its own content
+                act=not no_actions,
+            )
+            for (stype, value), matches in zip(batch, check.results, strict=True):
                 for m in matches:
                     matched = True
                     emit_json({"query": value, "query_type": stype, **m.to_json()})

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from amparo.actions.finds import media_find
 from amparo.app import Amparo
-from amparo.config import Settings
+from amparo.config import LOCAL_ACTOR, Settings
 from amparo.events import Source
 from amparo.hashing import MediaHashes
 from amparo.matching import Match
@@ -108,7 +108,7 @@ def match_batch(
     """Look a batch of hashed items up in the banks; one record per outcome, in order.
     ``on_match`` is called for each outcome that matched, before the records are returned."""
     matchable = [o.hashes for o in outcomes if o.hashes is not None]
-    results = iter(amparo.match_hashes(matchable, banks) if matchable else [])
+    results = iter(amparo.checks.match_hashes(matchable, banks) if matchable else [])
     records = []
     for o in outcomes:
         result = next(results) if o.hashes is not None else None
@@ -161,7 +161,7 @@ def scan_paths(
     limits = HashLimits(
         max_pixels=settings.max_image_pixels,
         max_file_bytes=settings.max_file_bytes,
-        dihedral=amparo.wants_dihedral(banks),  # also checks that the banks exist
+        dihedral=amparo.checks.wants_dihedral(banks),  # also checks that the banks exist
         video_sample_fps=settings.video_sample_fps,
         video_max_file_bytes=settings.video_max_file_bytes,
         video_max_duration_seconds=float(settings.video_max_duration_seconds),
@@ -213,7 +213,7 @@ class _Run:
         self.last_report = 0.0
         self.scan_id = journal.path.stem
         # Archive members' bytes, kept until matched so the rules can preserve them.
-        self.act = opts.actions and amparo.actions.active()
+        self.act = opts.actions and amparo.checks.rules_active()
         self.member_data: dict[str, bytes] = {}
         self.member_bytes = 0
 
@@ -307,7 +307,8 @@ class _Run:
         shown = display_path(outcome.path)
         name = shown.rsplit(MEMBER_SEPARATOR, 1)[-1]
         source = Source(kind="scan", path=shown, scan_id=self.scan_id, file_name=Path(name).name)
-        self.amparo.actions.handle(media_find(outcome.hashes, matches, source), media=media)
+        find = media_find(outcome.hashes, matches, source)
+        self.amparo.checks.act(find, media=media, actor=LOCAL_ACTOR)
 
     def report_progress(self, *, force: bool = False) -> None:
         now = time.monotonic()

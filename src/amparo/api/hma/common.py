@@ -54,10 +54,10 @@ def signal_types(types: str | None, content_type: str | None) -> tuple[str, ...]
 
 
 def hashes_of(data: bytes, service: Service, wanted: tuple[str, ...] | None) -> dict[str, str]:
-    return _chosen(hash_media_bytes(data, service), wanted)
+    return chosen_signals(hash_media_bytes(data, service), wanted)
 
 
-def _chosen(hashes: MediaHashes, wanted: tuple[str, ...] | None) -> dict[str, str]:
+def chosen_signals(hashes: MediaHashes, wanted: tuple[str, ...] | None) -> dict[str, str]:
     """The signals asked for; by default pdq and md5 of a photo, vpdq and md5 of a video."""
     if wanted is None:
         wanted = VIDEO_TYPES if hashes.media_type == "video" else PHOTO_TYPES
@@ -75,20 +75,38 @@ async def hash_url(
 ) -> dict[str, str]:
     """Fetch (on the event loop, under the fetch deadline) and hash (in a worker thread)."""
     wanted = signal_types(types, content_type)
+    hashes, _data = await media_from_url(url, service, key)
+    return chosen_signals(hashes, wanted)
+
+
+async def media_from_url(url: str, service: Service, key: ApiKey) -> tuple[MediaHashes, bytes]:
+    """The media at ``url`` and its hashes."""
     data = await fetch_media(url, service, key)
-    return await run_in_threadpool(hashes_of, data, service, wanted)
+    return await run_in_threadpool(hash_media_bytes, data, service), data
 
 
 async def hash_form(request: Request, service: Service, *, types: str | None) -> dict[str, str]:
+    wanted = signal_types(types, None)
+    hashes, _data = await media_from_form(request, service, keep=False)
+    return chosen_signals(hashes, wanted)
+
+
+async def media_from_form(
+    request: Request, service: Service, *, keep: bool
+) -> tuple[MediaHashes, bytes | None]:
+    """The uploaded form field's hashes, and (``keep``) its bytes, for the action rules."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InputError(
             "missing multipart/form-data file upload",
             hint="post the media as a multipart form field named 'photo'",
         )
-    wanted = signal_types(types, None)
     async with request.form(max_files=2, max_fields=10) as form:
         upload = upload_from_form(form)
         # Hashed while the form (and its spooled file) is open: a video is read from there.
         hashes = await run_in_threadpool(hash_upload, upload, service)
-    return _chosen(hashes, wanted)
+        data = None
+        if keep:  # the size was checked by hash_upload (api_max_upload_bytes)
+            upload.file.seek(0)
+            data = await run_in_threadpool(upload.file.read)
+    return hashes, data

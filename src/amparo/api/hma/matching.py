@@ -16,9 +16,18 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from amparo.api.auth import ANY, HASH, MATCH, authenticate, requires
-from amparo.api.hma.common import UPLOAD_BODY, hash_form, hash_url, signal_name
+from amparo.api.hma.common import (
+    UPLOAD_BODY,
+    chosen_signals,
+    media_from_form,
+    media_from_url,
+    signal_name,
+    signal_types,
+)
 from amparo.api.service import Service, get_service
 from amparo.errors import AmparoError, InputError
+from amparo.events import Source
+from amparo.hashing import MediaHashes
 from amparo.keys import ApiKey
 from amparo.matching import Match
 from amparo.probes import hma_distance, sees_distance
@@ -44,23 +53,34 @@ def _banks(service: Service, banks: str | None) -> list[str] | None:
 def _match(
     service: Service, key: ApiKey, signal: str, signal_type: str, banks: str | None
 ) -> list[Match]:
+    """Look one signal up; a matched ``sha256`` runs the action rules, as on ``/v1``."""
     chosen = _banks(service, banks)
     if chosen is not None and not chosen:
         return []
     service.metrics.lookups.labels("signal").inc()
     query = (signal_name(signal_type), signal)
-    matches = service.amparo.match_signals([query], chosen)[0]
+    check = service.amparo.checks.check_signals(
+        [query], source=Source(kind="api"), actor=key.actor, banks=chosen
+    )
+    matches = check.results[0]
     service.count_matches(matches)
     service.screen(key, [query], [matches])
     return matches
 
 
+def _in_memory(service: Service, banks: str | None) -> bool:
+    """Whether a lookup is all in memory (no database read, no rule to run: a lookup then
+    takes well under a millisecond, and a thread hop costs more than it)."""
+    checks = service.amparo.checks
+    return banks is None and service.amparo.matcher.is_fresh() and not checks.rules_active()
+
+
 async def _match_soon(
     service: Service, key: ApiKey, signal: str, signal_type: str, banks: str | None
 ) -> list[Match]:
-    """``_match`` on the event loop when it is all in memory (a lookup takes well under a
-    millisecond; a thread hop costs more), else in the thread pool (it reads the database)."""
-    if banks is None and service.amparo.matcher.is_fresh():
+    """``_match`` on the event loop when it is all in memory, else in the thread pool (it
+    reads the database, or runs the action rules)."""
+    if _in_memory(service, banks):
         return _match(service, key, signal, signal_type, banks)
     return await run_in_threadpool(_match, service, key, signal, signal_type, banks)
 
@@ -85,7 +105,7 @@ def fast_raw_lookup(service: Service) -> Callable[[Scope], Awaitable[bytes | Non
         flag = query.get("include_distance", ["false"])[0].lower()
         if not signal or not signal_type or len(signal) > 200 or len(signal_type) > 20:
             return None
-        if flag not in _TRUE | _FALSE or not service.amparo.matcher.is_fresh():
+        if flag not in _TRUE | _FALSE or not _in_memory(service, None):
             return None
         try:
             key = authenticate(Request(scope), service, MATCH)
@@ -118,16 +138,26 @@ def _by_bank(matches: list[Match], exact: bool) -> ByBank:
 
 
 def _lookup_all(
-    service: Service, key: ApiKey, hashes: dict[str, str], banks: str | None
+    service: Service,
+    key: ApiKey,
+    hashes: dict[str, str],
+    banks: str | None,
+    content: tuple[MediaHashes, bytes | None, Source] | None = None,
 ) -> dict[str, ByBank]:
-    """Every signal of one piece of content, looked up in one matcher call."""
+    """Every signal of one piece of content, looked up in one matcher call. With the
+    ``content`` (its hashes, bytes and source), a match runs the action rules on it as
+    ``/v1/match`` does (the content named by its sha256, whichever types were asked for)."""
     chosen = _banks(service, banks)
     if chosen is not None and not chosen:
         return {st: {} for st in hashes}
     service.metrics.lookups.labels("signal").inc()
     types = list(hashes)
     queries = [(signal_name(st), hashes[st]) for st in types]
-    results = service.amparo.match_signals(queries, chosen)
+    checks = service.amparo.checks
+    results = checks.match_signals(queries, chosen)
+    if content is not None and any(results):
+        media, data, source = content
+        checks.check_media(media, source=source, actor=key.actor, banks=chosen, media=data)
     for matches in results:
         service.count_matches(matches)
     service.screen(key, queries, results)
@@ -165,8 +195,11 @@ async def lookup_get(
 ) -> dict[str, Any]:
     # seed and bypass_coinflip are accepted for compatibility: Amparo banks are on or off.
     if url:
-        hashes = await hash_url(url, service, key, types=types, content_type=content_type)
-        result = await run_in_threadpool(_lookup_all, service, key, hashes, banks)
+        wanted = signal_types(types, content_type)
+        media, data = await media_from_url(url, service, key)
+        hashes = chosen_signals(media, wanted)
+        content = (media, data, Source(kind="api", url=url))
+        result = await run_in_threadpool(_lookup_all, service, key, hashes, banks, content)
         if signal_type is not None:
             return dict(result.get(signal_name(signal_type), {}))
         return dict(result)
@@ -191,8 +224,12 @@ async def lookup_post(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*MATCH)),
 ) -> dict[str, Any]:
-    hashes = await hash_form(request, service, types=types)
-    return dict(await run_in_threadpool(_lookup_all, service, key, hashes, banks))
+    wanted = signal_types(types, None)
+    keep = service.amparo.checks.rules_active()
+    media, data = await media_from_form(request, service, keep=keep)
+    content = (media, data, Source(kind="api"))
+    hashes = chosen_signals(media, wanted)
+    return dict(await run_in_threadpool(_lookup_all, service, key, hashes, banks, content))
 
 
 @router.post("/compare", response_model=dict[str, Any], summary="Distance between hash pairs")

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from amparo.actions import TakenAction
-from amparo.actions.finds import media_find, signal_finds
 from amparo.api.auth import ANY, AUDIT, HASH, MATCH, requires
 from amparo.api.media import fetch_media, hash_media_bytes, hash_upload, read_upload
 from amparo.api.schemas import (
@@ -156,27 +155,28 @@ def _match_media(
     key: ApiKey,
 ) -> MediaMatchOut:
     service.metrics.lookups.labels("media").inc()
-    amparo = service.amparo
-    dihedral = amparo.wants_dihedral(banks or None)
+    checks = service.amparo.checks
+    dihedral = checks.wants_dihedral(banks or None)
     hashes = media_hashes(file, fetched, service, dihedral=dihedral)
-    result = amparo.match_hashes([hashes], banks or None)[0]
-    service.count_matches(result.matches)
-    if hashes.pdq is not None:
-        service.screen(key, [("pdq", hashes.pdq)], [result.matches])
-    taken: list[TakenAction] = []
-    if result.matches and amparo.actions.active():
-        media = fetched
-        if media is None and file is not None:
+
+    def media() -> bytes | None:  # read again only when a rule acts on a match
+        if fetched is None and file is not None:
             file.file.seek(0)
-            media = file.file.read()
-        source = where.source(url, file.filename if file is not None else None)
-        content = media_find(hashes, result.matches, source)
-        taken = amparo.actions.handle(content, media=media, actor=key.actor)
+            return file.file.read()
+        return fetched
+
+    source = where.source(url, file.filename if file is not None else None)
+    check = checks.check_media(
+        hashes, source=source, actor=key.actor, banks=banks or None, media=media
+    )
+    service.count_matches(check.matches)
+    if hashes.pdq is not None:
+        service.screen(key, [("pdq", hashes.pdq)], [check.matches])
     return MediaMatchOut(
         hashes=HashesOut.of(hashes),
-        matches=[MatchOut.of(m, exact=sees_distance(key)) for m in result.matches],
-        pdq_skipped=result.pdq_skipped,
-        actions=_taken(taken),
+        matches=[MatchOut.of(m, exact=sees_distance(key)) for m in check.matches],
+        pdq_skipped=check.result.pdq_skipped,
+        actions=_taken(check.actions),
     )
 
 
@@ -194,7 +194,10 @@ def match_signals(
     service.limiter.check(key, cost=len(body.signals) - 1, batch=len(body.signals))
     service.metrics.lookups.labels("signal").inc(len(body.signals))
     pairs = [normalize_signal(s.signal_type, s.signal) for s in body.signals]
-    results = service.amparo.match_signals(pairs, body.banks or None)
+    check = service.amparo.checks.check_signals(
+        pairs, source=where.source(), actor=key.actor, banks=body.banks or None
+    )
+    results = check.results
     service.screen(key, pairs, results)
     exact = sees_distance(key)
     out = []
@@ -207,13 +210,9 @@ def match_signals(
                 matches=[MatchOut.of(m, exact=exact) for m in matches],
             )
         )
-    taken: list[TakenAction] = []
-    skipped: str | None = None
-    if any(results) and service.amparo.actions.active():
-        finds, skipped = signal_finds(pairs, results, where.source())
-        for content in finds:
-            taken.extend(service.amparo.actions.handle(content, actor=key.actor))
-    return SignalsMatchOut(results=out, actions=_taken(taken), actions_skipped=skipped)
+    return SignalsMatchOut(
+        results=out, actions=_taken(check.actions), actions_skipped=check.actions_skipped
+    )
 
 
 @router.get("/lookup", response_model=LookupOut, summary="Look one signal up")
@@ -221,14 +220,23 @@ def lookup(
     signal_type: Annotated[SignalTypeName, Query()],
     signal: Annotated[str, Query(max_length=200)],
     banks: BanksParam = None,
+    where: SourceParams = Depends(),
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*MATCH)),
 ) -> LookupOut:
+    """Look one signal up; a matched ``sha256`` names its content, so the action rules run
+    on it as on ``/v1/match/signals`` (``actions``)."""
     service.metrics.lookups.labels("signal").inc()
-    matches = service.amparo.match_signals([(signal_type, signal)], banks or None)[0]
+    check = service.amparo.checks.check_signals(
+        [(signal_type, signal)], source=where.source(), actor=key.actor, banks=banks or None
+    )
+    matches = check.results[0]
     service.count_matches(matches)
     service.screen(key, [(signal_type, signal)], [matches])
-    return LookupOut(matches=[MatchOut.of(m, exact=sees_distance(key)) for m in matches])
+    return LookupOut(
+        matches=[MatchOut.of(m, exact=sees_distance(key)) for m in matches],
+        actions=_taken(check.actions),
+    )
 
 
 @router.post("/compare", response_model=CompareOut, summary="Distance between two hashes")

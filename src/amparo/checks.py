@@ -1,0 +1,161 @@
+"""Checking content against the banks, and acting on what matched.
+
+These are the use cases every entry point calls: the ``/v1`` routes, HMA's ``/m`` routes,
+``amparo match``, ``amparo scan`` (both engines) and the demo. A lookup that finds a match
+runs the action rules the same way wherever it came from; the shells only translate their
+input (an upload, a URL, a form, a line of stdin, a scanned file) and their output.
+
+A find must name its content (by SHA-256) to be acted on (see :mod:`amparo.actions.finds`):
+media always does; a lookup by signals does when the caller sent the content's ``sha256``.
+Matches of other signals (a bare PDQ hash) are answered but run no rules: nothing names the
+content a case, a report or a webhook would be about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amparo.actions import Actioner, TakenAction
+from amparo.actions.finds import media_find, signal_finds
+from amparo.config import Settings
+from amparo.events import MatchedContent, Source
+from amparo.hashing import MediaHashes, hash_bytes, hash_file
+from amparo.matching import Match, Matcher, Query, QueryResult
+from amparo.signals import normalize_signal
+
+Media = bytes | Path | None
+"""The content itself, when the caller has it: used only to preserve evidence or quarantine."""
+
+
+@dataclass
+class MediaCheck:
+    """One piece of media checked: its hashes, what matched, what the rules did."""
+
+    hashes: MediaHashes
+    result: QueryResult
+    actions: list[TakenAction] = field(default_factory=list)
+
+    @property
+    def matches(self) -> list[Match]:
+        return self.result.matches
+
+
+@dataclass
+class SignalsCheck:
+    """Signals checked: one list of matches per signal, what the rules did, and why matches
+    ran no rules (None when every match could be acted on)."""
+
+    results: list[list[Match]]
+    actions: list[TakenAction] = field(default_factory=list)
+    actions_skipped: str | None = None
+
+
+class Checks:
+    """Hash, look up, act. Built by the composition root (:class:`amparo.app.Amparo`)."""
+
+    def __init__(self, settings: Settings, matcher: Matcher, actions: Actioner) -> None:
+        self.settings = settings
+        self.matcher = matcher
+        self.actions = actions
+
+    # -- hashing ----------------------------------------------------------------------------
+
+    def hash_bytes(self, data: bytes, *, dihedral: bool = False) -> MediaHashes:
+        """Hash media: a photo gets PDQ, a video vPDQ (sampled at ``video_sample_fps``)."""
+        return hash_bytes(data, self.settings, dihedral=dihedral)
+
+    def hash_file(self, path: Path, *, dihedral: bool = False) -> MediaHashes:
+        """Hash a file under this installation's limits (see :func:`amparo.hashing.hash_file`)."""
+        return hash_file(path, self.settings, dihedral=dihedral)
+
+    def wants_dihedral(self, banks: Sequence[str] | None = None) -> bool:
+        """Whether any chosen bank matches mirrored and rotated copies (hash those too)."""
+        return self.matcher.wants_dihedral(banks)
+
+    # -- lookups (answers only) -------------------------------------------------------------
+
+    def match_signals(
+        self, signals: Sequence[tuple[str, str]], banks: Sequence[str] | None = None
+    ) -> list[list[Match]]:
+        """Look up bare signals (``(type, value)``); one list of matches per signal."""
+        queries = [Query(signals=dict([normalize_signal(t, v)])) for t, v in signals]
+        return [r.matches for r in self.matcher.match(queries, banks)]
+
+    def match_hashes(
+        self, hashes: Sequence[MediaHashes], banks: Sequence[str] | None = None
+    ) -> list[QueryResult]:
+        """Look up the signals of hashed media; one result per item."""
+        queries = [
+            Query(signals=h.signals(), pdq_quality=h.pdq_quality, pdq_dihedral=h.pdq_dihedral)
+            for h in hashes
+        ]
+        return self.matcher.match(queries, banks)
+
+    # -- checks (lookups that act) ----------------------------------------------------------
+
+    def rules_active(self) -> bool:
+        """Whether any action rule is enabled (callers skip reading media when none is)."""
+        return self.actions.active()
+
+    def act(
+        self, content: MatchedContent, *, media: Media | Callable[[], Media] = None, actor: str
+    ) -> list[TakenAction]:
+        """Run the action rules on one find. ``media`` may be a function that reads it: it is
+        called only when a rule runs (so an upload is re-read only for a match)."""
+        if not content.matches or not self.actions.active():
+            return []
+        data = media() if callable(media) else media
+        return self.actions.handle(content, media=data, actor=actor)
+
+    def check_media(
+        self,
+        hashes: MediaHashes,
+        *,
+        source: Source,
+        actor: str,
+        banks: Sequence[str] | None = None,
+        media: Media | Callable[[], Media] = None,
+        act: bool = True,
+    ) -> MediaCheck:
+        """Look hashed media up and, when it matched, run the rules on it."""
+        result = self.match_hashes([hashes], banks)[0]
+        check = MediaCheck(hashes, result)
+        if act and result.matches:
+            check.actions = self.act(
+                media_find(hashes, result.matches, source), media=media, actor=actor
+            )
+        return check
+
+    def check_signals(
+        self,
+        signals: Sequence[tuple[str, str]],
+        *,
+        source: Source,
+        actor: str,
+        banks: Sequence[str] | None = None,
+        one_content: bool = True,
+        act: bool = True,
+    ) -> SignalsCheck:
+        """Look signals up and run the rules on each find they name.
+
+        ``one_content``: the signals describe one piece of content (a request that carries
+        exactly one ``sha256`` is then one find with all its matches); otherwise (a stream of
+        unrelated hashes, as ``amparo match`` reads) each matched ``sha256`` is a find."""
+        pairs = [normalize_signal(t, v) for t, v in signals]
+        results = self.match_signals(pairs, banks)
+        check = SignalsCheck(results)
+        if not act or not any(results) or not self.actions.active():
+            return check
+        if one_content:
+            finds, check.actions_skipped = signal_finds(pairs, results, source)
+        else:
+            finds = []
+            for pair, matches in zip(pairs, results, strict=True):
+                found, skipped = signal_finds([pair], [matches], source)
+                finds.extend(found)
+                check.actions_skipped = check.actions_skipped or skipped
+        for content in finds:
+            check.actions.extend(self.actions.handle(content, actor=actor))
+        return check
