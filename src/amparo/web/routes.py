@@ -18,6 +18,6 @@ from amparo.web.pages import SECURITY_HEADERS
 
 __all__ = ["SECURITY_HEADERS", "router"]
 
-router = APIRouter(prefix="/review", include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 for part in (signin, cases, media, pages):
-    router.include_router(part.router)
+    router.include_router(part.router, prefix="/review")
