@@ -22,13 +22,15 @@ $(VENV)/.test-installed: $(BIN)/activate pyproject.toml
 demo: $(VENV)/.demo-installed
 	$(BIN)/python -m amparo.demo
 
-## test: set up, lint, type-check and run the whole test suite
+## test: set up, lint (ruff; the layering contracts: lint-imports), type-check and run the whole
+## test suite
 test: $(VENV)/.test-installed browser lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy

@@ -74,9 +74,12 @@ class Amparo:
         evidence: EvidenceStore | None = None,
         cases: CaseService | None = None,
         reports: ReportService | None = None,
+        actions: Actioner | None = None,
     ) -> None:
         """Build the acting services in dependency order; a part given here is used instead
-        of a new one and everything that depends on it is rebuilt (the seam tests use)."""
+        of a new one and everything that depends on it is rebuilt (the seam tests use: a
+        service built over small fakes of what it needs, see the ``Protocol``s of
+        :mod:`amparo.actions.engine` and :mod:`amparo.reports.service`)."""
         settings, store = self.settings, self.store
         self.evidence = evidence or EvidenceStore(settings, store)
         self.cases = cases or CaseService(settings, store, self.evidence)
@@ -84,7 +87,7 @@ class Amparo:
             # A purge also discards the evidence of items decided false positives.
             self.evidence.on_purge(self.cases.discard_false_positives)
         self.reports = reports or ReportService(settings, store, self.cases, self.evidence)
-        self.actions = Actioner(
+        self.actions = actions or Actioner(
             settings, store, evidence=self.evidence, cases=self.cases, reports=self.reports
         )
         self.checks = Checks(settings, self.matcher, self.actions)

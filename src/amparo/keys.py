@@ -12,10 +12,10 @@ import hmac
 import math
 import secrets
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from amparo.clock import Monotonic, monotonic
 from amparo.errors import AmparoError, ConfigError, InputError
 from amparo.store import Store
 from amparo.store.keys import KeyStore, StoredKey
@@ -131,9 +131,12 @@ class KeyService:
     so a busy service does not read the database on every request; a revoked key stops
     working when its cache entry expires."""
 
-    def __init__(self, store: Store, *, cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self, store: Store, *, cache_seconds: float = 2.0, clock: Monotonic = monotonic
+    ) -> None:
         self.keys = KeyStore(store)
         self.cache_seconds = cache_seconds
+        self.clock = clock
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
 
@@ -181,7 +184,7 @@ class KeyService:
                 "create one with `amparo keys create NAME --scope matcher`",
             )
         digest = hash_key(secret)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self.cache_seconds:
@@ -242,6 +245,8 @@ def parse_rate_limits(spec: str) -> dict[str, tuple[float, int]]:
 
 
 class _Bucket:
+    """One key's tokens: ``tokens`` as of ``updated`` (a reading of the limiter's clock)."""
+
     __slots__ = ("rate", "size", "tokens", "updated")
 
     def __init__(self, rate: float, size: int, now: float) -> None:
@@ -250,13 +255,12 @@ class _Bucket:
 
 class RateLimiter:
     """Token buckets per key, in this process. A key's own rate wins; otherwise the most
-    generous limit among its scopes; admin and curator keys are unlimited unless named."""
+    generous limit among its scopes; admin and curator keys are unlimited unless named.
+    Buckets refill by ``clock`` (monotonic seconds; tests pass one they move)."""
 
     UNLIMITED_SCOPES = frozenset({"admin", "curator"})
 
-    def __init__(
-        self, limits: dict[str, tuple[float, int]], clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, limits: dict[str, tuple[float, int]], clock: Monotonic = monotonic) -> None:
         self.limits = limits
         self.clock = clock
         self._buckets: dict[int, _Bucket] = {}

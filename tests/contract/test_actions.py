@@ -1,7 +1,8 @@
 """Rules, actions and the webhook outbox on SQLite and PostgreSQL.
 
-Cases, evidence and reports belong to other parts; here they are small fakes that record how
-the actioner called them (and, in one test, the real not-yet-available stubs)."""
+Cases, evidence and reports belong to other parts; here they are small fakes of what the
+actioner needs of them (the ``Protocol``s of ``amparo.actions.engine``) that record how it
+called them."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from amparo.actions import Deliverer, DeliveryPolicy, Rule, verify_signature
+from amparo.actions import Actioner, Deliverer, DeliveryPolicy, Rule, verify_signature
 from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.errors import ConflictError, InputError, NotFoundError
@@ -31,22 +31,35 @@ SHA = "cd" * 32
 PUBLIC_DNS = UrlPolicy(resolver=lambda _host, _port: ["93.184.216.34"])
 
 
+@dataclass(frozen=True)
+class Preserved:
+    id: int
+
+
 @dataclass
 class Fakes:
+    """Evidence, cases and reports as the actioner sees them: each call recorded."""
+
     cases: list[dict[str, Any]] = field(default_factory=list)
     preserved: list[dict[str, Any]] = field(default_factory=list)
     drafts: list[dict[str, Any]] = field(default_factory=list)
 
-    def open_or_extend(self, content: MatchedContent, **kw: Any) -> int:
-        self.cases.append({"sha256": content.sha256, **kw})
+    def open_or_extend(
+        self, content: MatchedContent, *, evidence_id: int | None, rule: str, actor: str
+    ) -> int:
+        self.cases.append(
+            {"sha256": content.sha256, "evidence_id": evidence_id, "rule": rule, "actor": actor}
+        )
         return 7
 
-    def preserve(self, data: bytes | Path, **kw: Any) -> SimpleNamespace:
-        self.preserved.append({"data": data, **kw})
-        return SimpleNamespace(id=3)
+    def preserve(
+        self, data: bytes | Path, *, content: MatchedContent, reason: str, actor: str
+    ) -> Preserved:
+        self.preserved.append({"data": data, "content": content, "reason": reason, "actor": actor})
+        return Preserved(id=3)
 
-    def queue_draft(self, case_id: int, **kw: Any) -> int:
-        self.drafts.append({"case_id": case_id, **kw})
+    def queue_draft(self, case_id: int, *, rule: str, actor: str) -> int:
+        self.drafts.append({"case_id": case_id, "rule": rule, "actor": actor})
         return 11
 
 
@@ -59,7 +72,7 @@ def amparo(settings: Settings) -> Iterator[Amparo]:
 @pytest.fixture
 def fakes(amparo: Amparo) -> Fakes:
     f = Fakes()
-    amparo.wire(cases=f, evidence=f, reports=f)  # type: ignore[arg-type]
+    amparo.wire(actions=Actioner(amparo.settings, amparo.store, evidence=f, cases=f, reports=f))
     return f
 
 
@@ -171,19 +184,32 @@ def test_each_distinct_action_runs_once_per_find(amparo: Amparo, fakes: Fakes) -
     assert amparo.actions.log(sha256=SHA.upper(), rule="b")[0].action == "report"
 
 
-def test_an_action_that_breaks_is_recorded_as_failed_and_the_others_still_run(
-    amparo: Amparo, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def missing(*_a: object, **_k: object) -> None:
+class Broken:
+    """Evidence, cases and reports that fail with an error nobody expected (a bug)."""
+
+    def open_or_extend(
+        self, content: MatchedContent, *, evidence_id: int | None, rule: str, actor: str
+    ) -> int:
         raise RuntimeError("broken")
 
-    from amparo.evidence import EvidenceStore
-    from amparo.reports import ReportService
-    from amparo.review import CaseService
+    def preserve(
+        self, data: bytes | Path, *, content: MatchedContent, reason: str, actor: str
+    ) -> Preserved:
+        raise RuntimeError("broken")
 
-    monkeypatch.setattr(CaseService, "open_or_extend", missing)
-    monkeypatch.setattr(EvidenceStore, "preserve", missing)
-    monkeypatch.setattr(ReportService, "queue_draft", missing)
+    def queue_draft(self, case_id: int, *, rule: str, actor: str) -> int:
+        raise RuntimeError("broken")
+
+
+def test_an_action_that_breaks_is_recorded_as_failed_and_the_others_still_run(
+    amparo: Amparo,
+) -> None:
+    broken = Broken()
+    amparo.wire(
+        actions=Actioner(
+            amparo.settings, amparo.store, evidence=broken, cases=broken, reports=broken
+        )
+    )
     add(amparo, "r", ["review", "report", {"type": "quarantine"}])
     taken = amparo.actions.handle(content(), media=b"x")
     assert [(t.action, t.outcome) for t in taken] == [
@@ -223,7 +249,11 @@ def test_quarantine(amparo: Amparo, fakes: Fakes, tmp_path: Path) -> None:
     # Configured: moved under the quarantine folder, and recorded.
     qdir = tmp_path / "quarantine"
     with Amparo(replace(amparo.settings, quarantine_dir=str(qdir))) as configured:
-        configured.wire(cases=amparo.cases, evidence=amparo.evidence, reports=amparo.reports)
+        configured.wire(
+            actions=Actioner(
+                configured.settings, configured.store, evidence=fakes, cases=fakes, reports=fakes
+            )
+        )
         taken = configured.actions.handle(find, media=scanned)
     assert taken[0].outcome == "done", taken[0].error
     moved = Path(taken[0].detail["moved_to"])

@@ -8,10 +8,9 @@ import hashlib
 import json
 import zipfile
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,34 +21,48 @@ from amparo.errors import ConfigError, ConflictError
 from amparo.matching import Match
 from amparo.reports.cybertip import TEST_URL, CyberTipClient, CyberTipTarget, SubmissionError
 from amparo.reports.package import decrypt_member
+from amparo.reports.service import ReportService
 from amparo.reports.standin import StandIn, running
 from amparo.review.cases import CaseItem, CaseView, Decision
+from amparo.store import Store
 from amparo.store import audit as chain
+from clocks import ManualClock
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FILES = {101: b"synthetic benign bytes one", 102: b"synthetic benign bytes two"}
 
 
 class FakeCases:
+    """The cases reports read (``reports.service.CaseReader``): case 7, confirmed."""
+
     def __init__(self) -> None:
-        self.views: dict[int, CaseView] = {}
+        self.views: dict[int, CaseView] = {7: _confirmed_case()}
 
     def get(self, case_id: int) -> CaseView:
         return self.views[case_id]
 
 
+@dataclass(frozen=True)
+class Held:
+    id: int
+    held: bool
+
+
 class FakeEvidence:
-    def __init__(self, amparo: Amparo) -> None:
-        self.amparo = amparo
+    """The evidence reports read (``reports.service.EvidenceReader``): FILES, each read
+    audit-logged as the real store does."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.reads: list[int] = []
         self.gone: set[int] = set()  # purged or discarded since the report was built
 
-    def get(self, item_id: int) -> SimpleNamespace:
-        return SimpleNamespace(id=item_id, held=item_id not in self.gone)
+    def get(self, item_id: int) -> Held:
+        return Held(id=item_id, held=item_id not in self.gone)
 
     def read(self, item_id: int, *, actor: str) -> bytes:
         self.reads.append(item_id)
-        self.amparo.store.audit("evidence.read", f"evidence:{item_id}", actor=actor)
+        self.store.audit("evidence.read", f"evidence:{item_id}", actor=actor)
         return FILES[item_id]
 
 
@@ -95,7 +108,7 @@ def standin() -> Iterator[tuple[StandIn, str]]:
 
 
 @pytest.fixture
-def amparo(settings: Settings, standin: tuple[StandIn, str]) -> Iterator[Amparo]:
+def app(settings: Settings, standin: tuple[StandIn, str]) -> Iterator[Amparo]:
     configured = replace(
         settings,
         reporter_org_name="Example Platform",
@@ -106,12 +119,30 @@ def amparo(settings: Settings, standin: tuple[StandIn, str]) -> Iterator[Amparo]
         cybertip_password="secret",
         cybertip_timeout_seconds=10.0,
     )
-    app = Amparo(configured)
-    cases = FakeCases()
-    cases.views[7] = _confirmed_case()
-    app.wire(cases=cases, evidence=FakeEvidence(app))  # type: ignore[arg-type]
-    yield app
-    app.close()
+    with Amparo(configured) as app:
+        yield app
+
+
+@pytest.fixture
+def cases() -> FakeCases:
+    return FakeCases()
+
+
+@pytest.fixture
+def evidence(app: Amparo) -> FakeEvidence:
+    return FakeEvidence(app.store)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def amparo(app: Amparo, cases: FakeCases, evidence: FakeEvidence, clock: ManualClock) -> Amparo:
+    """The installation with reports over the fake cases and evidence, on a manual clock."""
+    app.wire(reports=ReportService(app.settings, app.store, cases, evidence, clock=clock))
+    return app
 
 
 def _built(amparo: Amparo) -> int:
@@ -150,17 +181,17 @@ def test_whole_workflow_against_the_standin(amparo: Amparo, standin: tuple[Stand
 
 
 def test_a_copy_purged_after_the_build_is_skipped_not_retried(
-    amparo: Amparo, standin: tuple[StandIn, str]
+    amparo: Amparo, evidence: FakeEvidence, standin: tuple[StandIn, str]
 ) -> None:
     service, _ = standin
     draft = _built(amparo)
-    amparo.evidence.gone.add(102)  # type: ignore[attr-defined]
+    evidence.gone.add(102)
     sub = amparo.reports.submit(draft, actor="admin1")
     assert sub.status == "finished"
     assert sub.files["2"] == {"skipped": "no preserved copy"}
     [report] = service.reports.values()
     assert [f["sha256"] for f in report.files.values()] == [hashlib.sha256(FILES[101]).hexdigest()]
-    assert amparo.evidence.reads == [101]  # type: ignore[attr-defined]
+    assert evidence.reads == [101]
 
 
 @pytest.mark.parametrize("step", ["upload", "fileinfo", "finish"])
@@ -196,8 +227,8 @@ def test_retract_an_unfinished_submission(amparo: Amparo, standin: tuple[StandIn
         amparo.reports.submit(draft, actor="admin1")
 
 
-def test_unconfirmed_case_and_unbuilt_draft_are_refused(amparo: Amparo) -> None:
-    amparo.cases.views[8] = replace(_confirmed_case(), id=8, items=())  # type: ignore[attr-defined]
+def test_unconfirmed_case_and_unbuilt_draft_are_refused(amparo: Amparo, cases: FakeCases) -> None:
+    cases.views[8] = replace(_confirmed_case(), id=8, items=())
     draft = amparo.reports.queue_draft(8, actor="rules")
     with pytest.raises(ConflictError, match="not built"):
         amparo.reports.submit(draft, actor="admin1")
@@ -250,11 +281,13 @@ def test_production_needs_an_explicit_url(settings: Settings) -> None:
     assert CyberTipTarget.from_settings(explicit).environment == "production"
 
 
-def test_wrong_credentials_are_a_clear_error(amparo: Amparo) -> None:
+def test_wrong_credentials_are_a_clear_error(
+    amparo: Amparo, cases: FakeCases, evidence: FakeEvidence
+) -> None:
     draft = _built(amparo)
     # The same installation, configured with the wrong password.
     with Amparo(replace(amparo.settings, cybertip_password="wrong")) as wrong:
-        wrong.wire(cases=amparo.cases, evidence=amparo.evidence)
+        wrong.wire(reports=ReportService(wrong.settings, wrong.store, cases, evidence))
         with pytest.raises(SubmissionError, match="credentials"):
             wrong.reports.submit(draft, actor="admin1")
     sub: Any = amparo.reports.submission(draft)
@@ -266,9 +299,9 @@ def test_build_without_reporter_config_writes_nothing(settings: Settings) -> Non
     entry behind; every check now runs before anything is written."""
     app = Amparo(replace(settings, reporter_org_name="", reporter_email=""))
     try:
-        cases = FakeCases()
-        cases.views[7] = _confirmed_case()
-        app.wire(cases=cases)  # type: ignore[arg-type]
+        app.wire(
+            reports=ReportService(app.settings, app.store, FakeCases(), FakeEvidence(app.store))
+        )
         before = len(app.store.audit_entries(50))
         with pytest.raises(ConfigError, match="reporter_org_name"):
             app.reports.build_case(7, actor="rev2")
@@ -308,18 +341,19 @@ def test_racing_submits_of_one_draft_call_submit_once(
     assert amparo.reports.submit(draft, actor="admin1").status == "finished"
 
 
-def test_a_dead_submitters_lease_runs_out(amparo: Amparo, standin: tuple[StandIn, str]) -> None:
+def test_a_dead_submitters_lease_runs_out(
+    amparo: Amparo, clock: ManualClock, standin: tuple[StandIn, str]
+) -> None:
     service, _ = standin
     draft = _built(amparo)
     store = amparo.reports.store
     store.start_submission(
         draft, destination="cybertip", environment="test", base_url=standin[1], actor="a"
     )
-    now = datetime.now(UTC)
-    assert store.claim_submission(draft, lease_seconds=60, now=now) is not None  # then died
+    assert store.claim_submission(draft, lease_seconds=60, now=clock()) is not None  # then died
     with pytest.raises(ConflictError, match="another process"):
         amparo.reports.submit(draft, actor="admin1")
     assert service.calls["submit"] == 0
-    amparo.reports.__dict__["_now"] = lambda: now + timedelta(seconds=61)
+    clock.advance(61)  # the dead submitter's lease has run out
     assert amparo.reports.submit(draft, actor="admin1").status == "finished"
     assert service.calls["submit"] == 1

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,26 +15,42 @@ from fastapi.testclient import TestClient
 from test_api_support import QUIET, Api, make_keys, photo, transformed
 from test_webhook_outbox import Receiver, free_port
 
+from amparo.actions import Actioner
 from amparo.api import create_app
+from amparo.app import Amparo
 from amparo.config import Settings
+from amparo.events import MatchedContent
 
 pytestmark = QUIET
 
 
+@dataclass(frozen=True)
+class Preserved:
+    id: int
+
+
 class Fakes:
-    """Cases and evidence belong to other parts: fakes that record their calls."""
+    """Cases, evidence and reports belong to other parts: fakes of what the actioner needs of
+    them (the ``Protocol``s of ``amparo.actions.engine``) that record their calls."""
 
     def __init__(self) -> None:
-        self.cases: list[Any] = []
-        self.preserved: list[Any] = []
+        self.cases: list[tuple[MatchedContent, dict[str, Any]]] = []
+        self.preserved: list[bytes | Path] = []
 
-    def open_or_extend(self, content: Any, **kw: Any) -> int:
-        self.cases.append((content, kw))
+    def open_or_extend(
+        self, content: MatchedContent, *, evidence_id: int | None, rule: str, actor: str
+    ) -> int:
+        self.cases.append((content, {"evidence_id": evidence_id, "rule": rule, "actor": actor}))
         return 41
 
-    def preserve(self, data: Any, **kw: Any) -> Any:
+    def preserve(
+        self, data: bytes | Path, *, content: MatchedContent, reason: str, actor: str
+    ) -> Preserved:
         self.preserved.append(data)
-        return type("Item", (), {"id": 9})()
+        return Preserved(id=9)
+
+    def queue_draft(self, case_id: int, *, rule: str, actor: str) -> int:
+        raise AssertionError("no rule here reports")
 
 
 @pytest.fixture
@@ -43,7 +60,10 @@ def api(settings: Settings) -> Iterator[tuple[Api, Fakes]]:
     keys = make_keys(settings)
     with TestClient(create_app(settings)) as client:
         fakes = Fakes()
-        client.app.state.service.amparo.wire(cases=fakes, evidence=fakes)  # type: ignore[attr-defined]
+        amparo: Amparo = client.app.state.service.amparo  # type: ignore[attr-defined]
+        amparo.wire(
+            actions=Actioner(settings, amparo.store, evidence=fakes, cases=fakes, reports=fakes)
+        )
         yield Api(client, settings, keys), fakes
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import replace
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from test_api_support import QUIET, Api, api, make_keys, photo, sqlite_api, transformed
@@ -15,6 +15,7 @@ from test_api_support import QUIET, Api, api, make_keys, photo, sqlite_api, tran
 from amparo.api import create_app
 from amparo.api.logs import JsonFormatter
 from amparo.config import Settings
+from clocks import ManualMonotonic
 
 __all__ = ["api", "sqlite_api"]
 pytestmark = QUIET
@@ -232,26 +233,28 @@ def test_unauthenticated_requests_are_refused(sqlite_api: Api) -> None:
 
 
 def test_rate_limit_returns_429_with_retry_after(sqlite_settings: Settings) -> None:
-    # Half a token a second: a slow machine refills at most one while the loop runs.
+    # Half a token a second, a burst of three; time moves only when the test says.
     settings = replace(sqlite_settings, api_rate_limits="matcher=0.5:3")
     keys = make_keys(settings)
-    with TestClient(create_app(settings)) as c:
+    clock = ManualMonotonic()
+    with TestClient(create_app(settings, clock=clock)) as c:
         headers = {"Authorization": f"Bearer {keys['matcher']}"}
-        codes = [
-            c.get(
-                "/v1/lookup", params={"signal_type": "md5", "signal": MD5}, headers=headers
-            ).status_code
-            for _ in range(5)
-        ]
-        assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
-        r = c.get("/v1/lookup", params={"signal_type": "md5", "signal": MD5}, headers=headers)
-        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+        def lookup() -> httpx.Response:
+            params = {"signal_type": "md5", "signal": MD5}
+            return c.get("/v1/lookup", params=params, headers=headers)
+
+        assert [lookup().status_code for _ in range(5)] == [200, 200, 200, 429, 429]
+        r = lookup()
+        assert r.status_code == 429 and r.headers["retry-after"] == "2"  # one token: 2 s
         assert r.json()["error"]["code"] == "rate_limited"
+        clock.advance(2.0)
+        assert [lookup().status_code for _ in range(2)] == [200, 429]
         # A batch costs one token an item: one larger than the burst can never pass.
         body = {"signals": [{"signal_type": "md5", "signal": MD5}] * 10}
         r = c.post("/v1/match/signals", json=body, headers={"X-API-Key": keys["curator"]})
         assert r.status_code == 200  # curators are not limited unless named
-        time.sleep(2.1)
+        clock.advance(60.0)  # the bucket is full again
         r = c.post("/v1/match/signals", json=body, headers=headers)
         assert r.status_code == 400 and "batch" in r.json()["error"]["message"]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +16,7 @@ from amparo.api import create_app
 from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.matching import Match
+from amparo.reports.service import ReportService
 from amparo.reports.standin import StandIn, running
 from amparo.review.cases import CaseItem, CaseView, Decision
 from amparo.store import audit as chain
@@ -27,6 +27,8 @@ DATA = b"synthetic benign file"
 
 
 class _Cases:
+    """Every case: one confirmed item (``reports.service.CaseReader``)."""
+
     def get(self, case_id: int) -> CaseView:
         item = CaseItem(
             1, case_id, hashlib.sha256(DATA).hexdigest(), hashlib.md5(DATA).hexdigest(),
@@ -37,9 +39,17 @@ class _Cases:
         return CaseView(case_id, "account:acct-1", "decided", 1, T0, T0, (item,))
 
 
+@dataclass(frozen=True)
+class _Held:
+    id: int
+    held: bool = True
+
+
 class _Evidence:
-    def get(self, item_id: int) -> SimpleNamespace:
-        return SimpleNamespace(id=item_id, held=True)
+    """Every item held, its content DATA (``reports.service.EvidenceReader``)."""
+
+    def get(self, item_id: int) -> _Held:
+        return _Held(item_id)
 
     def read(self, item_id: int, *, actor: str) -> bytes:
         return DATA
@@ -57,7 +67,7 @@ def client(sqlite_settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClie
         )
         keys = make_keys(settings)
         amparo = Amparo(settings)
-        amparo.wire(cases=_Cases(), evidence=_Evidence())  # type: ignore[arg-type]
+        amparo.wire(reports=ReportService(settings, amparo.store, _Cases(), _Evidence()))
         with TestClient(create_app(settings, amparo=amparo)) as tc:
             yield tc, {k: {"Authorization": f"Bearer {v}"} for k, v in keys.items()}, standin
         amparo.close()

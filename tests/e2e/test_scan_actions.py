@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from amparo import Amparo, BankInfo, load_settings
-from amparo.actions import Rule
+from amparo.actions import Actioner, Rule
 from amparo.cli.main import app
+from amparo.events import MatchedContent
 from amparo.scan import ScanOptions, scan_paths
 
 
@@ -33,18 +35,33 @@ KNOWN = synthetic_jpeg(1)
 SHA = hashlib.sha256(KNOWN).hexdigest()
 
 
-class Fakes:
-    def __init__(self) -> None:
-        self.cases: list[Any] = []
-        self.preserved: list[Any] = []
+@dataclass(frozen=True)
+class Preserved:
+    id: int
 
-    def open_or_extend(self, content: Any, **kw: Any) -> int:
+
+class Fakes:
+    """Cases, evidence and reports as the actioner needs them (``amparo.actions.engine``'s
+    ``Protocol``s): each call recorded."""
+
+    def __init__(self) -> None:
+        self.cases: list[MatchedContent] = []
+        self.preserved: list[bytes | Path] = []
+
+    def open_or_extend(
+        self, content: MatchedContent, *, evidence_id: int | None, rule: str, actor: str
+    ) -> int:
         self.cases.append(content)
         return len(self.cases)
 
-    def preserve(self, data: Any, **kw: Any) -> Any:
+    def preserve(
+        self, data: bytes | Path, *, content: MatchedContent, reason: str, actor: str
+    ) -> Preserved:
         self.preserved.append(data if isinstance(data, Path) else bytes(data))
-        return type("Item", (), {"id": len(self.preserved)})()
+        return Preserved(id=len(self.preserved))
+
+    def queue_draft(self, case_id: int, *, rule: str, actor: str) -> int:
+        raise AssertionError("no rule here reports")
 
 
 @pytest.fixture
@@ -70,7 +87,11 @@ def folder(tmp_path: Path) -> Path:
 def test_a_scan_acts_on_each_matched_file_and_member(home: Path, folder: Path) -> None:
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
         fakes = Fakes()
-        amparo.wire(cases=fakes, evidence=fakes)  # type: ignore[arg-type]
+        amparo.wire(
+            actions=Actioner(
+                amparo.settings, amparo.store, evidence=fakes, cases=fakes, reports=fakes
+            )
+        )
         amparo.actions.add_rule(
             Rule.from_json(
                 {"name": "scans", "actions": ["review"], "conditions": {"source_kinds": ["scan"]}}

@@ -167,6 +167,8 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
                 )
                 assert len(r.json()["matches"]) == 1
         amparo(home, "keys", "revoke", "m")
+        # The workers are other processes: their key caches (api_key_cache_seconds, 2 s) run
+        # on their own clocks, so this waits them out for real.
         time.sleep(2.2)
         with httpx.Client(base_url=base, timeout=30) as c:
             assert c.get("/v1/banks", headers=h).status_code == 401

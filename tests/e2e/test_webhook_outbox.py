@@ -54,7 +54,7 @@ class Receiver:
                     receiver.in_flight.add(key)
                     if ok:
                         receiver.accepted.add(key)  # a repeat is a no-op: exactly-once effect
-                time.sleep(receiver.delay)
+                time.sleep(receiver.delay)  # a slow receiver: the POST stays in flight
                 with receiver.lock:
                     receiver.in_flight.discard(key)
                 try:
@@ -88,6 +88,8 @@ def free_port() -> int:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll for what real processes and sockets do (a deliverer subprocess, the receiver):
+    their time cannot be moved by the test."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

@@ -11,27 +11,56 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from amparo.actions.outbox import Outbox, new_event_id
 from amparo.actions.quarantine import move_to_quarantine
 from amparo.actions.records import ActionRecord, RuleStore
 from amparo.actions.rules import ActionSpec, Rule, matching_rules
 from amparo.actions.webhooks import encode, event_payload
+from amparo.clock import Monotonic, monotonic
 from amparo.errors import AmparoError
 from amparo.events import MatchedContent
 
 if TYPE_CHECKING:
     from amparo.config import Settings
-    from amparo.evidence import EvidenceStore
-    from amparo.reports import ReportService
-    from amparo.review import CaseService
     from amparo.store import Store
 
 log = logging.getLogger("amparo.actions")
+
+
+# -- what the actioner needs of the other services (the seams tests fill with small fakes) ---
+
+
+class Preserved(Protocol):
+    """A preserved copy, as the actioner sees it: its id in the evidence store."""
+
+    @property
+    def id(self) -> int: ...
+
+
+class EvidenceKeeper(Protocol):
+    """Preserves a find's media (:class:`amparo.evidence.EvidenceStore`)."""
+
+    def preserve(
+        self, data: bytes | Path, *, content: MatchedContent, reason: str, actor: str
+    ) -> Preserved: ...
+
+
+class CaseOpener(Protocol):
+    """Puts a find in front of a reviewer (:class:`amparo.review.CaseService`)."""
+
+    def open_or_extend(
+        self, content: MatchedContent, *, evidence_id: int | None, rule: str, actor: str
+    ) -> int: ...
+
+
+class DraftQueue(Protocol):
+    """Queues a report draft for a case (:class:`amparo.reports.ReportService`)."""
+
+    def queue_draft(self, case_id: int, *, rule: str, actor: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -77,11 +106,13 @@ class Actioner:
         settings: Settings,
         store: Store,
         *,
-        evidence: EvidenceStore,
-        cases: CaseService,
-        reports: ReportService,
+        evidence: EvidenceKeeper,
+        cases: CaseOpener,
+        reports: DraftQueue,
+        clock: Monotonic = monotonic,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.store = store
         self.evidence = evidence
         self.cases = cases
@@ -99,7 +130,7 @@ class Actioner:
     def current_rules(self) -> list[Rule]:
         """The enabled rules in run order. Cached: re-read when a rule changed, which this
         process sees at once and other processes within ``index_refresh_seconds``."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             fresh = (
                 self._cached is not None

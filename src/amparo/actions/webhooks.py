@@ -22,16 +22,16 @@ import json
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 import httpx
 
 from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id, validate_url
+from amparo.clock import Clock, utc_now
 from amparo.config import Settings
 from amparo.errors import ConfigError
 from amparo.events import MatchedContent
@@ -81,7 +81,7 @@ def event_payload(
         "version": EVENT_VERSION,
         "type": kind,
         "event_id": event_id,
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": utc_now().isoformat(),
         "rule": {"name": rule, "version": rule_version},
         "content": {
             "sha256": content.sha256,
@@ -118,7 +118,7 @@ def ping_payload() -> dict[str, Any]:
         "version": EVENT_VERSION,
         "type": "test",
         "event_id": event_id,
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": utc_now().isoformat(),
     }
 
 
@@ -175,14 +175,17 @@ class DeliveryResult:
     error: str | None
 
 
-def event_headers(secret: str, event_id: str, body: bytes) -> dict[str, str]:
-    """The headers of one signed attempt."""
+def event_headers(
+    secret: str, event_id: str, body: bytes, *, sent_at: datetime | None = None
+) -> dict[str, str]:
+    """The headers of one signed attempt (``sent_at``: when it is sent, default now)."""
+    sent_at = sent_at or utc_now()
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         EVENT_ID_HEADER: event_id,
         "Idempotency-Key": event_id,
-        TIMESTAMP_HEADER: str(int(time.time())),
+        TIMESTAMP_HEADER: str(int(sent_at.timestamp())),
         SIGNATURE_HEADER: sign(secret, body),
     }
 
@@ -213,6 +216,10 @@ class Deliverer:
     Every POST goes to an address checked by ``urls`` (the same policy as ``url=`` fetches:
     looked up, checked, connected to by that address) and ends within
     ``policy.timeout_seconds`` in total, however slowly the receiver answers.
+
+    ``clock`` is the wall time that decides retries (when a failed event is due again, a
+    ``Retry-After`` date) and stamps each attempt; ``rng`` jitters the backoff. Tests pass a
+    clock they move and a seeded ``random.Random`` instead of sleeping through backoffs.
     """
 
     def __init__(
@@ -222,11 +229,15 @@ class Deliverer:
         *,
         urls: UrlPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
     ) -> None:
         self.outbox = outbox
         self.policy = policy
         self.urls = urls or UrlPolicy()
         self.transport = transport
+        self.clock = clock
+        self.rng = rng
 
     @classmethod
     def from_settings(
@@ -257,9 +268,8 @@ class Deliverer:
                 trust_env=False,
                 timeout=self.policy.timeout_seconds,
             ) as client:
-                request = pinned_request(
-                    client, "POST", url, target, event_headers(secret, event_id, body), body
-                )
+                headers = event_headers(secret, event_id, body, sent_at=self.clock())
+                request = pinned_request(client, "POST", url, target, headers, body)
                 response = await client.send(request, stream=True)
                 await response.aclose()
                 return response
@@ -280,7 +290,8 @@ class Deliverer:
         status = response.status_code
         if 200 <= status < 300:
             return _Attempt(status, None, None)
-        return _Attempt(status, f"HTTP {status}", _retry_after(response.headers.get("retry-after")))
+        retry_after = _retry_after(response.headers.get("retry-after"), self.clock())
+        return _Attempt(status, f"HTTP {status}", retry_after)
 
     def run_once(self) -> list[DeliveryResult]:
         """Claim the due events (up to one batch) and try each once."""
@@ -300,10 +311,10 @@ class Deliverer:
         error = error or f"HTTP {status}"
         retry_at: datetime | None = None
         if event.attempts < self.policy.max_attempts:
-            wait = self.policy.backoff(event.attempts)
+            wait = self.policy.backoff(event.attempts, self.rng)
             if retry_after is not None:
                 wait = min(self.policy.backoff_max_seconds, max(wait, retry_after))
-            retry_at = datetime.now(UTC) + timedelta(seconds=wait)
+            retry_at = self.clock() + timedelta(seconds=wait)
         self.outbox.mark_failed(event, status=status, error=error, retry_at=retry_at)
         log.warning(
             "webhook %s to %s failed (attempt %d): %s%s",
@@ -372,7 +383,8 @@ async def deliver_in_background(outbox: Outbox, settings: Settings) -> None:
         deliverer.close()
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (seconds, or an HTTP date after ``now``)."""
     if not value:
         return None
     try:
@@ -380,6 +392,6 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
     except (TypeError, ValueError):
         return None

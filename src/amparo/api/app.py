@@ -27,6 +27,7 @@ from amparo.api.middleware import RouteTemplates, ServiceMiddleware
 from amparo.api.schemas import ErrorBody
 from amparo.api.service import Service
 from amparo.app import Amparo
+from amparo.clock import Monotonic, monotonic
 from amparo.config import Settings, load_settings
 from amparo.errors import AmparoError
 from amparo.keys import AuthenticationError, RateLimitedError
@@ -124,15 +125,20 @@ def allowed_methods(app: FastAPI, path: str, also: str = "") -> list[str]:
 
 
 def create_app(
-    settings: Settings | None = None, *, amparo: Amparo | None = None, server: bool = False
+    settings: Settings | None = None,
+    *,
+    amparo: Amparo | None = None,
+    server: bool = False,
+    clock: Monotonic = monotonic,
 ) -> FastAPI:
     """Build the API over the installation ``settings`` names (or an open ``amparo``).
 
     ``server``: this process exists to serve the app (``amparo serve``), so after startup
     everything built so far is frozen out of the garbage collector's full passes.
+    ``clock``: what the rate limits and the key cache measure time with.
     """
     settings = settings or (amparo.settings if amparo is not None else load_settings())
-    service = Service.build(settings, amparo)
+    service = Service.build(settings, amparo, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from fastapi import Request
 
 from amparo.api.metrics import Metrics
 from amparo.app import Amparo
+from amparo.clock import Monotonic, monotonic
 from amparo.config import Settings
 from amparo.fetch import Fetcher, FetchLimits, FetchSlots
 from amparo.keys import ApiKey, KeyService, RateLimiter, parse_rate_limits
@@ -46,13 +47,16 @@ class Service:
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def build(cls, settings: Settings, amparo: Amparo | None = None) -> Service:
+    def build(
+        cls, settings: Settings, amparo: Amparo | None = None, *, clock: Monotonic = monotonic
+    ) -> Service:
+        """``clock`` times the rate limits and the key cache (tests move one)."""
         core = amparo or Amparo(settings)
         return cls(
             settings=settings,
             amparo=core,
-            keys=KeyService(core.store, cache_seconds=settings.api_key_cache_seconds),
-            limiter=RateLimiter(parse_rate_limits(settings.api_rate_limits)),
+            keys=KeyService(core.store, cache_seconds=settings.api_key_cache_seconds, clock=clock),
+            limiter=RateLimiter(parse_rate_limits(settings.api_rate_limits), clock=clock),
             fetcher=Fetcher(FetchLimits.from_settings(settings)),
             metrics=Metrics(),
             fetch_slots=FetchSlots.from_settings(settings),

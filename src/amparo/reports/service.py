@@ -8,11 +8,11 @@ the police). Every step is audit-logged under ``report:<id>``.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from amparo.clock import Clock, utc_now
 from amparo.errors import ConflictError, InputError, NotFoundError, StorageError
 from amparo.reports.cybertip import CyberTipClient, CyberTipTarget, SubmissionError
 from amparo.reports.cybertip_xml import file_details_xml, report_xml
@@ -23,21 +23,57 @@ from amparo.store.reports import REPORT_STATUSES, ReportRecord, ReportStore, Sub
 
 if TYPE_CHECKING:
     from amparo.config import Settings
-    from amparo.evidence import EvidenceStore
-    from amparo.review import CaseService
+    from amparo.review.cases import CaseView
     from amparo.store import Store
 
 DESTINATION = "cybertip"
 
 
+# -- what reports need of the other services (the seams tests fill with small fakes) ---------
+
+
+class CaseReader(Protocol):
+    """Reads a case with its items and decisions (:class:`amparo.review.CaseService`)."""
+
+    def get(self, case_id: int) -> CaseView: ...
+
+
+class HeldItem(Protocol):
+    """An evidence item as reports see it: whether its content is still held."""
+
+    @property
+    def held(self) -> bool: ...
+
+
+class EvidenceReader(Protocol):
+    """Reads preserved files (:class:`amparo.evidence.EvidenceStore`); every read is
+    audit-logged there."""
+
+    def get(self, item_id: int) -> HeldItem: ...
+
+    def read(self, item_id: int, *, actor: str) -> bytes: ...
+
+
 class ReportService:
+    """Report drafts, building, submission (resumable, under a lease) and packages.
+
+    ``clock`` decides the submission lease and the times recorded (a test moves it past a
+    dead submitter's lease instead of waiting)."""
+
     def __init__(
-        self, settings: Settings, store: Store, cases: CaseService, evidence: EvidenceStore
+        self,
+        settings: Settings,
+        store: Store,
+        cases: CaseReader,
+        evidence: EvidenceReader,
+        *,
+        clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
         self._state = store
         self.cases = cases
         self.evidence = evidence
+        self.clock = clock
 
     @cached_property
     def store(self) -> ReportStore:
@@ -132,7 +168,7 @@ class ReportService:
         # Two submitters of one draft at once would both call /submit (two reports filed):
         # the submission row is claimed under a lease first, as the webhook outbox does.
         lease = self._lease_seconds()
-        token = self.store.claim_submission(report_id, lease_seconds=lease, now=self._now())
+        token = self.store.claim_submission(report_id, lease_seconds=lease, now=self.clock())
         if token is None:
             current = self.store.submission(report_id)
             if current is not None and current.status == "finished":
@@ -158,9 +194,6 @@ class ReportService:
         """Long enough for any one step (each is one HTTP call bounded by the timeout); the
         lease is renewed before each step."""
         return 2 * float(self.settings.cybertip_timeout_seconds) + 30.0
-
-    def _now(self) -> datetime:
-        return datetime.now(UTC)
 
     def _step(self, report_id: int, token: str) -> None:
         if not self.store.renew_claim(report_id, token, lease_seconds=self._lease_seconds()):
@@ -236,7 +269,7 @@ class ReportService:
             action="report.finish",
             details={"remote_id": remote_id},
             status="finished",
-            finished_at=datetime.now(UTC),
+            finished_at=self.clock(),
             last_error=None,
             report_status="submitted",
         )
@@ -291,7 +324,7 @@ class ReportService:
             action="report.retract",
             details={"remote_id": sub.remote_id},
             status="retracted",
-            retracted_at=datetime.now(UTC),
+            retracted_at=self.clock(),
             report_status="retracted",
         )
 
