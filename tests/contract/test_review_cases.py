@@ -295,7 +295,8 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
     amparo.update_bank("benign", enabled=False)
     assert [m.bank for m in amparo.checks.match_signals([("md5", benign)])[0]] == ["known"]
     amparo.update_bank("benign", enabled=True, kind="positive")
-    assert {m.bank for m in amparo.checks.match_signals([("md5", benign)])[0]} == {"known", "benign"}
+    matches = amparo.checks.match_signals([("md5", benign)])[0]
+    assert {m.bank for m in matches} == {"known", "benign"}
     with pytest.raises(InputError):
         amparo.update_bank("benign", kind="sideways")
     with pytest.raises(InputError):
