@@ -378,10 +378,11 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     other = cases.get(cases.open_or_extend(_find(2, *found))).items[0]
     cases.decide(other.id, "escalate", reviewer="rita")
     with pytest.raises(ConflictError, match="undo grace"):
-        cases.records.undo(
+        cases.decision_store.undo(
             other.id,
             reviewer="rita",
             since=datetime.now(UTC) + timedelta(seconds=1),
+            at=datetime.now(UTC),
             count_against=[entry_id],
             actor="rita",
         )
