@@ -242,7 +242,8 @@ class CaseService:
                 actor=actor,
             )
             uncounted = set(undone.fp_uncounted)
-            for entry in self.fp_store.disabled_entries() if uncounted else []:
+            waiting = self.fp_store.disabled_entries() if uncounted else []
+            for entry in waiting:
                 if entry.entry_id in uncounted and (limit <= 0 or entry.false_positives < limit):
                     self.store.set_entries_enabled(
                         entry.bank, [], True, actor=actor, ids=[entry.entry_id]
