@@ -310,6 +310,25 @@ def test_discard_deletes_content_early_and_keeps_the_record(evidence: EvidenceSt
         evidence.get(9999)
 
 
+def test_a_discard_rolled_back_with_its_transaction_keeps_the_content(
+    amparo: Amparo, evidence: EvidenceStore
+) -> None:
+    """A discard inside a larger change that fails rolls back with it: the record stays
+    live and the blob is still there (it is deleted only after commit)."""
+    data = b"kept after all"
+    item = evidence.preserve(data, reason="rule:x", actor="t")
+    with pytest.raises(RuntimeError), amparo.store.transaction(refresh=False):
+        assert evidence.discard(item.id, reason="false positive", actor="rev").purged_at
+        assert _blobs(evidence) != []  # not yet: the transaction may still roll back
+        raise RuntimeError("a later step of the same change fails")
+    assert evidence.get(item.id).held
+    assert evidence.read(item.id, actor="t") == data
+    assert not amparo.store.audit_entries(action="evidence.discard")
+    with amparo.store.transaction(refresh=False):
+        evidence.discard(item.id, reason="false positive", actor="rev")
+    assert _blobs(evidence) == [] and not evidence.get(item.id).held
+
+
 def test_orphans_are_removed_after_their_grace(evidence: EvidenceStore) -> None:
     item = evidence.preserve(b"owned", reason="manual", actor="t")
     stray = evidence.settings.home / "evidence" / "ab" / ("ab" + "0" * 30 + ".amev")

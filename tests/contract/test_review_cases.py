@@ -11,17 +11,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from amparo.app import Amparo
 from amparo.banks.model import BankInfo, EntryRecord
+from amparo.clock import as_utc
 from amparo.config import Settings
-from amparo.errors import ConflictError, InputError, NotFoundError
+from amparo.errors import AmparoError, ConflictError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
 from amparo.matching import Match, Query
 from amparo.review import cases as review_cases
-from amparo.review.cases import ExposureLimitError
+from amparo.review.cases import CaseService, ExposureLimitError
 from amparo.review.priority import merge_matches
-from amparo.store.repository import as_utc
 
 
 @pytest.fixture
@@ -378,14 +379,11 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     # Past the grace, a decision is no longer undone (decide again instead).
     other = cases.get(cases.open_or_extend(_find(2, *found))).items[0]
     cases.decide(other.id, "escalate", reviewer="rita")
+    past_grace = CaseService(
+        amparo.settings, amparo.store, evidence, clock=lambda: later + timedelta(seconds=1)
+    )
     with pytest.raises(ConflictError, match="undo grace"):
-        cases.records.undo(
-            other.id,
-            reviewer="rita",
-            since=datetime.now(UTC) + timedelta(seconds=1),
-            count_against=[entry_id],
-            actor="rita",
-        )
+        past_grace.undo(other.id, reviewer="rita")
     assert cases.item(other.id).status == "escalated"
 
 
@@ -431,3 +429,101 @@ def test_undoing_the_false_positive_that_disabled_an_entry_enables_it_again(
     assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
     cases.decide(items[-1].id, "false_positive", reviewer="rita")  # counts again: disabled
     assert amparo.checks.match_signals([("md5", md5)]) == [[]]
+
+
+def _commits(amparo: Amparo) -> list[int]:
+    """A list that grows by one at every commit on the store's engine."""
+    commits: list[int] = []
+    event.listen(amparo.store.db.engine, "commit", lambda conn: commits.append(1))
+    return commits
+
+
+def _fail_on_call(amparo: Amparo, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make the ``n``-th enabling or disabling of bank entries from now on fail."""
+    real = amparo.store.set_entries_enabled
+    calls: list[int] = []
+
+    def failing(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == n:
+            raise AmparoError("the store failed", hint="none: a test")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(amparo.store, "set_entries_enabled", failing)
+
+
+def test_a_decision_that_fails_part_way_leaves_nothing_behind(
+    amparo: Amparo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision, its false-positive count and the entry it disables are one
+    transaction: when disabling the entry (the last step) fails, none of it happened."""
+    rng = random.Random(13)
+    md5 = _digest(rng)
+    amparo.create_bank(BankInfo(name="known"))
+    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    (found,) = amparo.checks.match_signals([("md5", md5)])
+    entry_id = found[0].entry_id
+    cases = amparo.cases
+    items = [cases.get(cases.open_or_extend(_find(n, *found))).items[0] for n in range(3)]
+    commits = _commits(amparo)
+    for item in items[:2]:
+        cases.decide(item.id, "false_positive", reviewer="rita")
+    assert len(commits) == 2  # one transaction each
+    audited = len(amparo.store.audit_entries(1000))
+
+    _fail_on_call(amparo, monkeypatch, 1)
+    with pytest.raises(AmparoError, match="the store failed"):
+        cases.decide(items[2].id, "false_positive", reviewer="rita")
+    assert cases.history(items[2].id) == [] and cases.item(items[2].id).status == "pending"
+    assert cases.false_positive_counts([entry_id]) == {entry_id: 2}
+    assert cases.disabled_entries() == []
+    assert amparo.checks.match_signals([("md5", md5)]) == [found]
+    assert len(amparo.store.audit_entries(1000)) == audited
+
+    monkeypatch.undo()
+    commits.clear()
+    cases.decide(items[2].id, "false_positive", reviewer="rita")
+    assert len(commits) == 1
+    assert [e.entry_id for e in cases.disabled_entries()] == [entry_id]
+    assert amparo.checks.match_signals([("md5", md5)]) == [[]]
+    assert [e.action for e in amparo.store.audit_entries(3)] == [
+        "entry.disable",
+        "entry.disabled_pending_review",
+        "case.decision",
+    ]
+
+
+def test_enabling_many_entries_again_is_one_transaction(
+    amparo: Amparo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Undoing the false positive that disabled several entries enables them all in one
+    transaction with the undo: a failure at the second leaves every one disabled and the
+    decision in place."""
+    rng = random.Random(17)
+    md5s = [_digest(rng) for _ in range(3)]
+    amparo.create_bank(BankInfo(name="known"))
+    amparo.add_entries("known", [EntryRecord("md5", m, category="B1") for m in md5s])
+    found = [m[0] for m in amparo.checks.match_signals([("md5", m) for m in md5s])]
+    cases = amparo.cases
+    items = [cases.get(cases.open_or_extend(_find(n, *found))).items[0] for n in range(3)]
+    for item in items:
+        cases.decide(item.id, "false_positive", reviewer="rita")
+    disabled = sorted(e.entry_id for e in cases.disabled_entries())
+    assert disabled == sorted(m.entry_id for m in found)
+    audited = len(amparo.store.audit_entries(1000))
+
+    _fail_on_call(amparo, monkeypatch, 2)
+    with pytest.raises(AmparoError, match="the store failed"):
+        cases.undo(items[-1].id, reviewer="rita")
+    assert sorted(e.entry_id for e in cases.disabled_entries()) == disabled
+    assert amparo.checks.match_signals([("md5", m) for m in md5s]) == [[], [], []]
+    assert [d.kind for d in cases.history(items[-1].id)] == ["false_positive"]
+    assert cases.false_positive_counts(disabled) == {e: 3 for e in disabled}
+    assert len(amparo.store.audit_entries(1000)) == audited
+
+    monkeypatch.undo()
+    commits = _commits(amparo)
+    assert cases.undo(items[-1].id, reviewer="rita") is None
+    assert len(commits) == 1
+    assert cases.disabled_entries() == []
+    assert amparo.checks.match_signals([("md5", m) for m in md5s]) == [[m] for m in found]

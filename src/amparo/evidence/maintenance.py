@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from amparo.errors import AmparoError
 from amparo.evidence.backends import blob_key, is_temp, uuid_of
-from amparo.evidence.service import BlobMissingError
+from amparo.evidence.reading import BlobMissingError, report_missing
 
 if TYPE_CHECKING:
     from amparo.evidence.service import EvidenceStore
@@ -80,7 +80,7 @@ def purge(
     dry_run: bool,
     grace: float,
 ) -> PurgeReport:
-    now = now or datetime.now(UTC)
+    now = now or store.clock()
     report = PurgeReport(now=now, dry_run=dry_run, held=store.records.held_expired_count(now))
     last = 0
     while batch := store.records.expired(now, after_id=last):
@@ -92,7 +92,7 @@ def purge(
             # The row first: once it commits, the data key is gone and the blob is noise.
             if not store.records.mark_purged(
                 stored.id,
-                at=datetime.now(UTC),
+                at=store.clock(),
                 reason="expired",
                 action="evidence.purge",
                 actor=actor,
@@ -138,9 +138,7 @@ def sweep_orphans(
             continue
         if repair:
             store.backend.delete(key)
-            store.store.audit(
-                "evidence.orphan_removed", key, {"age_seconds": round(age)}, actor=actor
-            )
+            store._audit(actor, "evidence.orphan_removed", key, {"age_seconds": round(age)})
             log.warning("removed orphaned evidence blob %s", key)
         sweep.removed.append(key)
     return sweep
@@ -156,7 +154,7 @@ def verify(
             if not deep:
                 if not store.backend.exists(blob_key(stored.uuid)):
                     report.missing.append(stored.id)
-                    store._report_missing(stored.id)
+                    report_missing(stored.id, store.backend, store._report)
                 continue
             try:
                 for _chunk in store._decrypt(stored):
@@ -166,7 +164,8 @@ def verify(
             except AmparoError as exc:  # damaged, or its key is not in the keyring
                 report.damaged.append((stored.id, exc.message))
     report.orphans = sweep_orphans(store, grace=grace, actor=actor, repair=repair)
-    store.store.audit(
+    store._audit(
+        actor,
         "evidence.verify",
         "evidence",
         {
@@ -176,7 +175,6 @@ def verify(
             "missing": report.missing,
             "orphans_removed": len(report.orphans.removed) if repair else 0,
         },
-        actor=actor,
     )
     return report
 
@@ -213,10 +211,10 @@ def rotate_key(store: EvidenceStore, *, actor: str, retire: bool) -> RotationRep
             "keys %s still wrap items written during the rotation; run rotate-key --retire again",
             ", ".join(report.still_used),
         )
-    store.store.audit(
+    store._audit(
+        actor,
         "evidence.rotate_key",
         "evidence",
         {"new_key": new.id, "rewrapped": report.rewrapped, "retired": report.retired},
-        actor=actor,
     )
     return report

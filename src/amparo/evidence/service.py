@@ -1,6 +1,7 @@
 """The evidence store: envelope-encrypted items with retention, legal hold and purge.
 
-The types here are the contract the review, actions and reports layers build on.
+Its records (:mod:`amparo.evidence.model`) are the contract the review, actions and reports
+layers build on.
 
 Durability: :meth:`EvidenceStore.preserve` writes the encrypted blob first (atomically, under a
 fresh random uuid), then commits the database row; it returns only after both. A crash in
@@ -14,139 +15,44 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
-import os
-import tempfile
-import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from amparo.clock import Clock, utc_now
 from amparo.errors import (
     ConfigError,
     ConflictError,
-    EvidenceIntegrityError,
     InputError,
     NotFoundError,
 )
 from amparo.events import MatchedContent, Source
-from amparo.evidence import crypto
+from amparo.evidence import crypto, reading
 from amparo.evidence.backends import (
     BlobBackend,
-    BlobNotFound,
     blob_key,
     new_item_uuid,
     open_backend,
 )
-from amparo.files import private_dir
-from amparo.media.sniff import HEAD_BYTES, MIME_TYPES, media_kind, sniff
-from amparo.store.models_evidence import EvidenceRecords, NewEvidence, StoredEvidence
+from amparo.evidence.content import digest, pieces
+from amparo.evidence.keyring import KeyringFile
+from amparo.evidence.model import EvidenceItem, NewEvidence
+from amparo.evidence.reading import BlobMissingError
+from amparo.media.sniff import MIME_TYPES, media_kind, sniff
+from amparo.store.evidence import EvidenceRepository
 
 if TYPE_CHECKING:
     from amparo.config import Settings
     from amparo.evidence.maintenance import PurgeReport, RotationReport, VerifyReport
     from amparo.store import Store
 
+__all__ = ["BlobMissingError", "EvidenceItem", "EvidenceStore", "PurgeHook"]
+
 log = logging.getLogger("amparo.evidence")
 
-_READ_BLOCK = 1024 * 1024
 MAX_REASON = 1000
-
-
-@dataclass(frozen=True)
-class EvidenceItem:
-    id: int
-    sha256: str
-    md5: str
-    size: int
-    mime: str | None
-    file_name: str | None
-    source: dict[str, Any]
-    reason: str
-    """Why it was kept: ``rule:<name>``, ``review``, ``decision:confirm``, ``manual``..."""
-    case_id: int | None
-    preserved_at: datetime
-    expires_at: datetime | None
-    """When purge may delete it; None: kept until discarded by hand."""
-    legal_hold: bool
-    purged_at: datetime | None
-    matches: tuple[dict[str, Any], ...] = ()
-    """The matches that caused preservation (bank, entry_id, signal_type, distance, category)."""
-    media_kind: str | None = None
-    """``photo``, ``video`` or None when not known."""
-    hold_reason: str | None = None
-    purge_reason: str | None = None
-    """``expired`` or ``discarded: <why>`` once purged."""
-    preserved_by: str = ""
-    sightings: int = 1
-    """How many times it was asked to be preserved (the first time included)."""
-
-    @property
-    def held(self) -> bool:
-        """Whether the content is still held (not purged or discarded)."""
-        return self.purged_at is None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Metadata as JSON-ready values (no content, no key material)."""
-        return {
-            "id": self.id,
-            "sha256": self.sha256,
-            "md5": self.md5,
-            "size": self.size,
-            "mime": self.mime,
-            "media_kind": self.media_kind,
-            "file_name": self.file_name,
-            "source": self.source,
-            "reason": self.reason,
-            "case_id": self.case_id,
-            "matches": list(self.matches),
-            "preserved_at": self.preserved_at.isoformat(),
-            "preserved_by": self.preserved_by,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "legal_hold": self.legal_hold,
-            "hold_reason": self.hold_reason,
-            "purged_at": self.purged_at.isoformat() if self.purged_at else None,
-            "purge_reason": self.purge_reason,
-            "sightings": self.sightings,
-        }
-
-
-def _item(s: StoredEvidence) -> EvidenceItem:
-    return EvidenceItem(
-        id=s.id,
-        sha256=s.sha256,
-        md5=s.md5,
-        size=s.size,
-        mime=s.mime,
-        file_name=s.file_name,
-        source=s.source,
-        reason=s.reason,
-        case_id=s.case_id,
-        preserved_at=s.preserved_at,
-        expires_at=s.expires_at,
-        legal_hold=s.legal_hold,
-        purged_at=s.purged_at,
-        matches=tuple(s.matches),
-        media_kind=s.media_kind,
-        hold_reason=s.hold_reason,
-        purge_reason=s.purge_reason,
-        preserved_by=s.preserved_by,
-        sightings=s.sightings,
-    )
-
-
-class BlobMissingError(EvidenceIntegrityError):
-    """An item's encrypted blob is not in the blob store."""
-
-
-@dataclass(frozen=True)
-class _Digests:
-    sha256: str
-    md5: str
-    size: int
-    head: bytes
 
 
 class PurgeHook(Protocol):
@@ -158,21 +64,21 @@ class PurgeHook(Protocol):
 class EvidenceStore:
     """Preserved content of one installation: encrypted at rest, integrity-checked on every
     read, every read audit-logged, kept for ``evidence_retention_days`` unless on legal hold.
+    ``clock`` is the wall time retention goes by.
     """
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.store = store
-        self.records = EvidenceRecords(store)
+        self.clock = clock
+        self.records = EvidenceRepository(store.db)
         if self.settings.evidence_retention_days < 0:
             raise ConfigError(
                 "evidence_retention_days must be 0 (keep until discarded) or more",
                 hint="365 is the default",
             )
-        self._ring_lock = threading.Lock()
         self.purge_hooks: list[PurgeHook] = []
-        self._ring: crypto.Keyring | None = None
-        self._ring_sig: tuple[int, int, int] | None = None
+        self._keyring = KeyringFile(self.keyring_path)
 
     # -- configuration --------------------------------------------------------------------
 
@@ -192,39 +98,7 @@ class EvidenceStore:
         """The keyring, re-read when the file changed (another process rotated it). With
         ``create``, a missing keyring is created, but only while no evidence exists: a
         keyring that went missing must be restored, not silently replaced."""
-        path = self.keyring_path
-        with self._ring_lock:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                if not create or self.records.kek_usage():
-                    return crypto.Keyring.load(path)  # raises the "restore it" error
-                self._ring = self._create_keyring(path)
-                st = path.stat()
-            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-            if self._ring is None or sig != self._ring_sig:
-                if st.st_mode & 0o077:
-                    log.warning(
-                        "the evidence keyring %s is readable by other users; chmod 600 it", path
-                    )
-                self._ring = crypto.Keyring.load(path)
-                self._ring_sig = sig
-            return self._ring
-
-    @staticmethod
-    def _create_keyring(path: Path) -> crypto.Keyring:
-        private_dir(path.parent)
-        try:
-            ring = crypto.Keyring.create(path)
-        except FileExistsError:
-            return crypto.Keyring.load(path)
-        log.warning(
-            "created a new evidence keyring at %s. Back it up now and keep it off the data disk "
-            "(set evidence_kek_file): without it no evidence can be read, and anyone holding "
-            "it and the evidence blobs can read them.",
-            path,
-        )
-        return ring
+        return self._keyring.get(create=create, in_use=lambda: bool(self.records.kek_usage()))
 
     def _expiry(self, now: datetime, retention_days: int | None) -> datetime | None:
         days = self.settings.evidence_retention_days if retention_days is None else retention_days
@@ -260,7 +134,7 @@ class EvidenceStore:
             )
         if isinstance(data, Path) and not data.is_file():
             raise InputError(f"{data} is not a file")
-        digests = _digest(data)
+        digests = digest(data)
         if content is not None and content.sha256.lower() != digests.sha256:
             raise InputError(
                 "the data given is not the content that matched (its SHA-256 differs)",
@@ -272,7 +146,7 @@ class EvidenceStore:
         if file_name and "file_name" not in source_dict:
             source_dict["file_name"] = file_name
         matches = [m.to_json() for m in content.matches] if content is not None else []
-        now = datetime.now(UTC)
+        now = self.clock()
         expires_at = self._expiry(now, retention_days)
 
         existing = self.records.find_live(digests.sha256)
@@ -287,7 +161,7 @@ class EvidenceStore:
         kek_id, wrapped = ring.wrap(data_key, item_uuid)
         check = hashlib.sha256()
         blob = crypto.encrypt_chunks(
-            data_key, item_uuid, bytes.fromhex(digests.sha256), _pieces(data, check)
+            data_key, item_uuid, bytes.fromhex(digests.sha256), pieces(data, check)
         )
         key = blob_key(item_uuid)
         blob_size = self.backend.put(key, blob)
@@ -369,20 +243,16 @@ class EvidenceStore:
     # -- looking up -----------------------------------------------------------------------
 
     def get(self, item_id: int) -> EvidenceItem:
-        return _item(self._stored(item_id))
-
-    def _stored(self, item_id: int) -> StoredEvidence:
-        stored = self.records.get(item_id)
-        if stored is None:
+        item = self.records.get(item_id)
+        if item is None:
             raise NotFoundError(
                 f"no evidence item {item_id}", hint="list items with `amparo evidence list`"
             )
-        return stored
+        return item
 
     def find(self, sha256: str) -> EvidenceItem | None:
         """The held item with this content, if any."""
-        stored = self.records.find_live(sha256.lower())
-        return None if stored is None else _item(stored)
+        return self.records.find_live(sha256.lower())
 
     def list(
         self,
@@ -394,20 +264,17 @@ class EvidenceStore:
         before_id: int | None = None,
     ) -> builtins.list[EvidenceItem]:
         """Item metadata, newest first; page with ``before_id``."""
-        return [
-            _item(s)
-            for s in self.records.listing(
-                sha256=sha256.lower() if sha256 else None,
-                case_id=case_id,
-                include_purged=include_purged,
-                limit=max(1, min(limit, 1000)),
-                before_id=before_id,
-            )
-        ]
+        return self.records.listing(
+            sha256=sha256.lower() if sha256 else None,
+            case_id=case_id,
+            include_purged=include_purged,
+            limit=max(1, min(limit, 1000)),
+            before_id=before_id,
+        )
 
     def sightings(self, item_id: int) -> builtins.list[dict[str, Any]]:
         """Every request to preserve the item: when, by whom, why, from where."""
-        self._stored(item_id)
+        self.get(item_id)
         return self.records.sightings(item_id)
 
     # -- reading --------------------------------------------------------------------------
@@ -422,88 +289,32 @@ class EvidenceStore:
         :class:`EvidenceIntegrityError` from the iterator). The read is audit-logged now,
         before any content is returned."""
         stored = self._readable(item_id)
-        self.store.audit(
+        self._audit(
+            actor,
             "evidence.read",
             f"evidence:{item_id}",
             {"sha256": stored.sha256, "size": stored.size},
-            actor=actor,
         )
         return self._decrypt(stored)
 
     def read_to(self, item_id: int, dest: Path, *, actor: str) -> EvidenceItem:
         """Write the item's content to ``dest`` (mode 0600); ``dest`` appears only once the
         whole content has passed its integrity check."""
-        chunks = self.iter_content(item_id, actor=actor)
-        dest = dest.expanduser()
-        fd, tmp = tempfile.mkstemp(prefix=".amparo-evidence-", dir=dest.parent or Path("."))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        reading.write_to(self.iter_content(item_id, actor=actor), dest.expanduser())
         return self.get(item_id)
 
-    def _readable(self, item_id: int) -> StoredEvidence:
-        stored = self._stored(item_id)
-        if stored.purged_at is not None or stored.wrapped_key is None:
-            raise NotFoundError(
-                f"evidence item {item_id} was {stored.purge_reason or 'purged'} on "
-                f"{stored.purged_at:%Y-%m-%d}; its content is gone",
-                hint="only its record (hashes, source, reason) is kept",
-            )
-        return stored
+    def _readable(self, item_id: int) -> EvidenceItem:
+        return reading.readable(self.get(item_id))
 
-    def _decrypt(self, stored: StoredEvidence) -> Iterator[bytes]:
-        assert stored.wrapped_key is not None and stored.kek_id is not None
-        data_key = self.keyring().unwrap(
-            stored.kek_id, stored.wrapped_key, stored.uuid, item=stored.id
-        )
-        try:
-            blob = self.backend.open(blob_key(stored.uuid))
-        except BlobNotFound:
-            self._report_missing(stored.id)
-            raise BlobMissingError(
-                f"evidence item {stored.id}: its encrypted content is missing from "
-                f"{self.backend.url}",
-                hint="restore the blob store from backup; `amparo evidence verify` lists "
-                "every missing item",
-            ) from None
-        return self._checked(stored, data_key, blob)
+    def _decrypt(self, item: EvidenceItem) -> Iterator[bytes]:
+        return reading.decrypt(item, self.keyring(), self.backend, self._report)
 
-    def _checked(self, stored: StoredEvidence, data_key: bytes, blob: Any) -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            for chunk in crypto.decrypt_stream(
-                data_key, stored.uuid, bytes.fromhex(stored.sha256), blob, item=stored.id
-            ):
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-        except EvidenceIntegrityError as exc:
-            self._report_damaged(stored.id, exc.message)
-            raise
-        finally:
-            blob.close()
-        if digest.hexdigest() != stored.sha256 or size != stored.size:
-            message = f"evidence item {stored.id} failed its integrity check: SHA-256 or size"
-            self._report_damaged(stored.id, message)
-            raise EvidenceIntegrityError(message, hint="restore the blob from backup")
+    def _report(self, action: str, target: str, details: dict[str, Any]) -> None:
+        self._audit("system", action, target, details)
 
-    def _report_damaged(self, item_id: int, message: str) -> None:
-        log.error("%s", message)
-        self.store.audit(
-            "evidence.integrity_error", f"evidence:{item_id}", {"error": message}, actor="system"
-        )
-
-    def _report_missing(self, item_id: int) -> None:
-        log.error("evidence item %s: its blob is missing", item_id)
-        self.store.audit(
-            "evidence.missing", f"evidence:{item_id}", {"backend": self.backend.url}, actor="system"
-        )
+    def _audit(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+        with self.store.transaction(refresh=False) as tx:
+            tx.audit(actor, action, target, details)
 
     # -- hold, release, discard -------------------------------------------------------------
 
@@ -526,25 +337,33 @@ class EvidenceStore:
 
     def discard(self, item_id: int, *, reason: str, actor: str) -> EvidenceItem:
         """Delete an item's content before its expiry (content that turned out not to match
-        should not be kept); its record stays. Refused while the item is on legal hold."""
+        should not be kept); its record stays. Refused while the item is on legal hold.
+
+        The record is marked in the caller's transaction when one is open; the blob is
+        deleted only once that commits (a deletion on disk or S3 cannot roll back)."""
         reason = reason.strip()
         if not reason:
             raise InputError("discarding evidence needs a reason", hint="e.g. 'false positive'")
-        stored = self._stored(item_id)
-        if stored.purged_at is not None:
-            return _item(stored)
-        if stored.legal_hold:
-            raise ConflictError(
-                f"evidence item {item_id} is on legal hold ({stored.hold_reason})",
-                hint="release the hold first if it may really be deleted",
-            )
-        now = datetime.now(UTC)
-        if not self.records.mark_purged(
-            item_id, at=now, reason=f"discarded: {reason}", action="evidence.discard", actor=actor
-        ):
-            raise ConflictError(f"evidence item {item_id} was held or purged meanwhile")
-        self._forget_blob(blob_key(stored.uuid))
-        return self.get(item_id)
+        with self.store.transaction(refresh=False) as tx:
+            item = self.get(item_id)
+            if item.purged_at is not None:
+                return item
+            if item.legal_hold:
+                raise ConflictError(
+                    f"evidence item {item_id} is on legal hold ({item.hold_reason})",
+                    hint="release the hold first if it may really be deleted",
+                )
+            if not self.records.mark_purged(
+                item_id,
+                at=self.clock(),
+                reason=f"discarded: {reason}",
+                action="evidence.discard",
+                actor=actor,
+            ):
+                raise ConflictError(f"evidence item {item_id} was held or purged meanwhile")
+            key = blob_key(item.uuid)
+            tx.after_commit(lambda: self._forget_blob(key))
+            return self.get(item_id)
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -594,33 +413,3 @@ class EvidenceStore:
         from amparo.evidence.maintenance import rotate_key
 
         return rotate_key(self, actor=actor, retire=retire)
-
-
-def _digest(data: bytes | Path) -> _Digests:
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    size = 0
-    head = b""
-    for piece in _pieces(data):
-        if len(head) < HEAD_BYTES:
-            head += piece[: HEAD_BYTES - len(head)]
-        sha.update(piece)
-        md5.update(piece)
-        size += len(piece)
-    return _Digests(sha.hexdigest(), md5.hexdigest(), size, head)
-
-
-def _pieces(data: bytes | Path, check: Any = None) -> Iterable[bytes]:
-    """The content in blocks (a file is streamed, never read whole), fed to ``check``."""
-    if isinstance(data, Path):
-        with data.open("rb") as fh:
-            while block := fh.read(_READ_BLOCK):
-                if check is not None:
-                    check.update(block)
-                yield block
-        return
-    view = memoryview(data)
-    for start in range(0, len(view), _READ_BLOCK):
-        block = bytes(view[start : start + _READ_BLOCK])
-        if check is not None:
-            check.update(block)
-        yield block

@@ -1,6 +1,7 @@
 """Cases: matches grouped by content and by source, ordered by priority, decided by reviewers.
 
-The types here are the contract the reports and web layers build on.
+The types they are made of are in :mod:`amparo.review.model`, the contract the reports and
+web layers build on (re-exported here for them).
 
 Grouping (:meth:`CaseService.open_or_extend`):
 
@@ -13,16 +14,17 @@ Grouping (:meth:`CaseService.open_or_extend`):
 Order: see :mod:`amparo.review.priority`. Wellness: every reveal of clear media is logged and
 counted per reviewer per UTC day, refused past ``review_daily_limit``. False-positive control:
 a ``false_positive`` decision counts against every bank entry the item matched; an entry at
-``review_fp_disable_after`` is disabled until a curator looks at it.
+``review_fp_disable_after`` is disabled until a curator looks at it. A decision (or its undo),
+its false-positive count and the entries it disables (or enables again) are one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from amparo.clock import Clock, as_utc, utc_now
 from amparo.errors import (
     AmparoError,
     InputError,
@@ -31,44 +33,51 @@ from amparo.errors import (
     UnsupportedMediaError,
 )
 from amparo.events import MatchedContent
-from amparo.matching import Match
 from amparo.review import media
 from amparo.review.media import Rendition
-from amparo.review.priority import merge_matches
-from amparo.store.repository import as_utc
-from amparo.store.review import (
+from amparo.review.model import (
+    CLASSIFICATIONS,
+    DECISION_KINDS,
+    QUEUE_STATUSES,
+    CaseItem,
+    CaseView,
+    Decision,
     DisabledEntry,
+    Exposure,
     NewItem,
-    ReviewStore,
-    StoredCase,
-    StoredDecision,
-    StoredItem,
+    Reveal,
+    check_annotations,
+    check_decision,
+    check_note,
+    check_statuses,
 )
-from amparo.video_matching import VideoMatchDetail
+from amparo.review.priority import merge_matches
+from amparo.store.review import (
+    CaseRepository,
+    DecisionRepository,
+    FalsePositiveRepository,
+    RevealRepository,
+)
 
 if TYPE_CHECKING:
     from amparo.config import Settings
     from amparo.evidence import EvidenceStore
     from amparo.store import Store
 
-log = logging.getLogger("amparo.review")
+__all__ = [
+    "CLASSIFICATIONS",
+    "DECISION_KINDS",
+    "QUEUE_STATUSES",
+    "CaseItem",
+    "CaseService",
+    "CaseView",
+    "Decision",
+    "Exposure",
+    "ExposureLimitError",
+    "Reveal",
+]
 
-DECISION_KINDS = ("confirm", "false_positive", "escalate")
-"""What a reviewer can decide about one item."""
-CLASSIFICATIONS = ("A1", "A2", "B1", "B2")
-"""The Tech Coalition industry classification a confirm carries (A: prepubescent, B: pubescent;
-1: sex act, 2: lascivious exhibition)."""
-QUEUE_STATUSES: dict[str, tuple[str, ...]] = {
-    "waiting": ("open", "escalated"),
-    "open": ("open",),
-    "escalated": ("escalated",),
-    "decided": ("decided",),
-    "all": ("open", "escalated", "decided"),
-}
-"""Queue filters: which case statuses each one shows."""
-MAX_NOTE = 4000
-MAX_ANNOTATIONS = 20
-MAX_ANNOTATION = 100
+log = logging.getLogger("amparo.review")
 
 
 class ExposureLimitError(PermissionDeniedError):
@@ -78,107 +87,26 @@ class ExposureLimitError(PermissionDeniedError):
     http_status = 429
 
 
-@dataclass(frozen=True)
-class Decision:
-    kind: str
-    """One of ``DECISION_KINDS``."""
-    reviewer: str
-    """The reviewer's key name."""
-    at: datetime
-    classification: str | None = None
-    """One of ``CLASSIFICATIONS``; required for ``confirm``."""
-    annotations: tuple[str, ...] = ()
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class CaseItem:
-    """One piece of content in a case (one SHA-256), with every match and sighting of it."""
-
-    id: int
-    case_id: int
-    sha256: str
-    md5: str | None
-    size: int | None
-    media_kind: str | None
-    file_name: str | None
-    source: dict[str, Any]
-    """The first sighting's ``Source.as_dict()``."""
-    matches: tuple[Match, ...]
-    evidence_id: int | None
-    """The preserved copy in the evidence store, if any."""
-    first_seen: datetime
-    last_seen: datetime
-    sightings: int
-    viewed: bool
-    """A reviewer revealed the media (CyberTipline ``fileViewedByEsp``)."""
-    decision: Decision | None
-    """The latest decision on this item; None while it waits for review."""
-    status: str = "pending"
-    """``pending``, ``escalated`` or ``decided``."""
-    priority: int = 0
-    mime: str | None = None
-
-
-@dataclass(frozen=True)
-class CaseView:
-    id: int
-    group: str
-    """What groups its items: ``content:<sha256>``, ``account:<id>`` or ``scan:<id>``."""
-    status: str
-    """``open`` (an item waits for review), ``escalated``, or ``decided``."""
-    priority: int
-    """Higher is more urgent (category, distance, age)."""
-    opened_at: datetime
-    updated_at: datetime
-    items: tuple[CaseItem, ...]
-    rule: str | None = None
-    """The rule that opened the case (None: opened by hand)."""
-
-    @property
-    def confirmed_items(self) -> tuple[CaseItem, ...]:
-        return tuple(i for i in self.items if i.decision and i.decision.kind == "confirm")
-
-    @property
-    def waiting(self) -> int:
-        """How many of its items still wait for a decision (pending or escalated)."""
-        return sum(1 for i in self.items if i.status != "decided")
-
-    @property
-    def categories(self) -> list[str]:
-        """The categories its items matched, sorted."""
-        return sorted({m.category for i in self.items for m in i.matches if m.category})
-
-
-@dataclass(frozen=True)
-class Exposure:
-    """How much clear media a reviewer has seen today (UTC)."""
-
-    reviewer: str
-    revealed_today: int
-    daily_limit: int
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.daily_limit - self.revealed_today)
-
-
-@dataclass(frozen=True)
-class Reveal:
-    item_id: int
-    until: datetime
-    """The clear rendition is served until then."""
-    exposure: Exposure
-
-
 class CaseService:
-    """Cases, decisions, reveals and false-positive control over one installation."""
+    """Cases, decisions, reveals and false-positive control over one installation.
+    ``clock`` is the wall time it decides by (undo grace, reveal time, the UTC day)."""
 
-    def __init__(self, settings: Settings, store: Store, evidence: EvidenceStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        evidence: EvidenceStore,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.evidence = evidence
-        self.records = ReviewStore(store)
+        self.clock = clock
+        self.case_store = CaseRepository(store.db)
+        self.decision_store = DecisionRepository(store.db)
+        self.fp_store = FalsePositiveRepository(store.db)
+        self.reveal_store = RevealRepository(store.db)
 
     # -- cases ------------------------------------------------------------------------------
 
@@ -206,39 +134,38 @@ class CaseService:
             evidence_id=evidence_id,
             at=as_utc(content.at),
         )
-        opened = self.records.open_or_extend(
+        opened = self.case_store.open_or_extend(
             new, group_key=content.source.group_key, rule=rule, actor=actor, merge=merge_matches
         )
         return opened.case_id
 
     def get(self, case_id: int) -> CaseView:
-        stored = self.records.case(case_id)
-        if stored is None:
+        case = self.case_store.case(case_id)
+        if case is None:
             raise NotFoundError(f"no case {case_id}", hint="see `amparo cases list`")
-        return _case_view(stored)
+        return case
 
     def item(self, item_id: int) -> CaseItem:
-        stored = self.records.item(item_id)
-        if stored is None:
+        item = self.case_store.item(item_id)
+        if item is None:
             raise NotFoundError(f"no case item {item_id}", hint="see `amparo cases show CASE`")
-        return _item_view(stored)
+        return item
 
     def queue(self, status: str = "waiting", *, limit: int = 50, offset: int = 0) -> list[CaseView]:
         """Cases in priority order (most urgent, then longest waiting, first)."""
-        return [
-            _case_view(c)
-            for c in self.records.queue(
-                statuses=_statuses(status), limit=max(1, min(limit, 500)), offset=max(0, offset)
-            )
-        ]
+        return self.case_store.queue(
+            statuses=check_statuses(status), limit=max(1, min(limit, 500)), offset=max(0, offset)
+        )
 
     def count(self, status: str = "waiting") -> int:
-        return self.records.count(_statuses(status))
+        return self.case_store.count(check_statuses(status))
 
     def history(self, item_id: int) -> list[Decision]:
         """Every decision on an item, oldest first."""
         self.item(item_id)
-        return [_decision(d) for d in self.records.decisions(item_id)]
+        return self.decision_store.decisions(item_id)
+
+    # -- decisions --------------------------------------------------------------------------
 
     def decide(
         self,
@@ -258,49 +185,39 @@ class CaseService:
         entry that reaches ``review_fp_disable_after`` pending a curator's look.
         ``actor`` (default: ``reviewer``) is how the audit log names the reviewer.
         """
-        kind, classification = _check_decision(kind, classification)
-        clean = _check_annotations(annotations)
-        note = (note or "").strip() or None
-        if note is not None and len(note) > MAX_NOTE:
-            raise InputError(f"the note is over {MAX_NOTE} characters", hint="shorten it")
-        item = self.item(item_id)
-        now = datetime.now(UTC)
-        result = self.records.decide(
-            item_id,
-            kind=kind,
-            classification=classification,
-            annotations=clean,
-            note=note,
-            reviewer=reviewer,
-            at=now,
-            count_against=sorted({m.entry_id for m in item.matches}),
-            actor=actor or reviewer,
-        )
+        kind, classification = check_decision(kind, classification)
+        clean = check_annotations(annotations)
+        note = check_note(note)
+        actor = actor or reviewer
+        now = self.clock()
         limit = self.settings.review_fp_disable_after
-        if result.fp_counts and limit > 0:
-            for entry_id, bank in self.records.entries_to_disable(list(result.fp_counts), limit):
-                # Marked first: a crash in between leaves an entry listed for the curators
-                # and still matching, never disabled where no one would look for it.
-                self.records.mark_disabled(
-                    entry_id,
-                    now,
-                    actor=actor or reviewer,
-                    details={"false_positives": result.fp_counts[entry_id], "limit": limit},
-                )
-                self.store.set_entries_enabled(
-                    bank, [], False, actor=actor or reviewer, ids=[entry_id]
-                )
+        with self.store.transaction(refresh=False):
+            result = self.decision_store.decide(
+                item_id,
+                kind=kind,
+                classification=classification,
+                annotations=clean,
+                note=note,
+                reviewer=reviewer,
+                at=now,
+                count_against=self.item(item_id).entry_ids,
+                actor=actor,
+            )
+            if result.fp_counts and limit > 0:
+                for entry_id, bank in self.fp_store.entries_to_disable(
+                    list(result.fp_counts), limit
+                ):
+                    self.fp_store.mark_disabled(
+                        entry_id,
+                        now,
+                        actor=actor,
+                        details={"false_positives": result.fp_counts[entry_id], "limit": limit},
+                    )
+                    self.store.set_entries_enabled(bank, [], False, actor=actor, ids=[entry_id])
         # A false positive's preserved copy is not discarded here: the decision may be undone
         # within review_undo_seconds (a slip of one key must not destroy evidence), so the copy
         # goes once that grace has passed (discard_false_positives, run by evidence purge).
-        return Decision(
-            kind=kind,
-            reviewer=reviewer,
-            at=now,
-            classification=classification,
-            annotations=clean,
-            note=note,
-        )
+        return result.decision
 
     def undo_until(self, decision: Decision) -> datetime:
         """Until when ``decision`` may be undone (``review_undo_seconds`` after it)."""
@@ -312,32 +229,33 @@ class CaseService:
         against bank entries is uncounted. Returns the item's decision now (None: it waits
         for review again). An entry that false positive disabled, now under
         ``review_fp_disable_after`` again, is enabled again."""
-        item = self.item(item_id)
-        since = datetime.now(UTC) - timedelta(seconds=self.settings.review_undo_seconds)
-        undone = self.records.undo(
-            item_id,
-            reviewer=reviewer,
-            since=since,
-            count_against=sorted({m.entry_id for m in item.matches}),
-            actor=actor or reviewer,
-        )
+        actor = actor or reviewer
+        now = self.clock()
         limit = self.settings.review_fp_disable_after
-        if undone.fp_uncounted:
+        with self.store.transaction(refresh=False):
+            undone = self.decision_store.undo(
+                item_id,
+                reviewer=reviewer,
+                since=now - timedelta(seconds=self.settings.review_undo_seconds),
+                at=now,
+                count_against=self.item(item_id).entry_ids,
+                actor=actor,
+            )
             uncounted = set(undone.fp_uncounted)
-            for entry in self.records.disabled_entries():
+            waiting = self.fp_store.disabled_entries() if uncounted else []
+            for entry in waiting:
                 if entry.entry_id in uncounted and (limit <= 0 or entry.false_positives < limit):
-                    # Enabled first: a crash in between leaves it listed for the curators.
                     self.store.set_entries_enabled(
-                        entry.bank, [], True, actor=actor or reviewer, ids=[entry.entry_id]
+                        entry.bank, [], True, actor=actor, ids=[entry.entry_id]
                     )
-                    self.records.mark_disabled(
+                    self.fp_store.mark_disabled(
                         entry.entry_id,
                         None,
-                        actor=actor or reviewer,
+                        actor=actor,
                         details={"undone_false_positive": item_id},
                         reset_count=False,
                     )
-        return self.item(item_id).decision
+            return self.item(item_id).decision
 
     def discard_false_positives(
         self, now: datetime | None = None, *, actor: str, dry_run: bool = False
@@ -346,13 +264,13 @@ class CaseService:
         (``review_undo_seconds``) has passed by ``now``, each audit-logged by the evidence
         store as ``evidence.discard``; a copy another item still relies on, or on legal hold,
         is kept. Returns the evidence ids discarded (in a dry run: that would be)."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         cutoff = now - timedelta(seconds=self.settings.review_undo_seconds)
         done: list[int] = []
-        for item_id, evidence_id in self.records.false_positives_due(cutoff):
+        for item_id, evidence_id in self.decision_store.false_positives_due(cutoff):
             if evidence_id in done:
                 continue
-            if self.records.evidence_still_needed(
+            if self.case_store.evidence_still_needed(
                 evidence_id, except_item=item_id, fp_before=cutoff
             ):
                 continue  # another item relies on it, or its false positive may be undone
@@ -376,7 +294,7 @@ class CaseService:
 
     def exposure(self, reviewer: str) -> Exposure:
         """Items the reviewer revealed today (UTC) against the daily limit."""
-        seen = self.records.revealed_items(reviewer, _day_start())
+        seen = self.reveal_store.revealed_items(reviewer, _day_start(self.clock()))
         return Exposure(reviewer, len(seen), self.settings.review_daily_limit)
 
     def record_reveal(self, item_id: int, reviewer: str, *, actor: str | None = None) -> Reveal:
@@ -385,13 +303,12 @@ class CaseService:
         does not count again; a new item past ``review_daily_limit`` is refused, and so is
         an item with no preserved copy (there is nothing to see)."""
         _preserved(self.item(item_id))
-        since = _day_start()
+        now = self.clock()
         limit = self.settings.review_daily_limit
-        now = datetime.now(UTC)
         # The limit is checked in the same transaction as the write (two tabs revealing at
         # once cannot both slip past it).
-        count = self.records.reveal(
-            item_id, reviewer, now, since=since, actor=actor or reviewer, limit=limit
+        count = self.reveal_store.reveal(
+            item_id, reviewer, now, since=_day_start(now), actor=actor or reviewer, limit=limit
         )
         if count is None:
             raise ExposureLimitError(
@@ -405,11 +322,11 @@ class CaseService:
     def revealed_until(self, item_id: int, reviewer: str) -> datetime | None:
         """Until when the reviewer's latest reveal of the item lets the clear media be served
         (None: never revealed, or the time is over)."""
-        last = self.records.last_reveal(item_id, reviewer)
+        last = self.reveal_store.last_reveal(item_id, reviewer)
         if last is None:
             return None
         until = last + timedelta(seconds=self.settings.review_reveal_seconds)
-        return until if until > datetime.now(UTC) else None
+        return until if until > self.clock() else None
 
     def media(
         self, item_id: int, reviewer: str, *, clear: bool = False, actor: str | None = None
@@ -447,66 +364,24 @@ class CaseService:
 
     def disabled_entries(self) -> list[DisabledEntry]:
         """Bank entries disabled after repeated false positives, waiting for a curator."""
-        return self.records.disabled_entries()
+        return self.fp_store.disabled_entries()
 
     def reenable_entry(self, entry_id: int, *, actor: str) -> None:
-        """A curator looked and the entry is right: enable it again and reset its count."""
-        waiting = {e.entry_id: e for e in self.records.disabled_entries()}
-        entry = waiting.get(entry_id)
-        if entry is None:
-            raise NotFoundError(
-                f"entry {entry_id} is not disabled pending review",
-                hint="see `amparo cases disabled-entries`",
-            )
-        self.store.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
-        self.records.mark_disabled(entry_id, None, actor=actor)
+        """A curator looked and the entry is right: enable it again and reset its count (one
+        transaction)."""
+        with self.store.transaction(refresh=False):
+            waiting = {e.entry_id: e for e in self.fp_store.disabled_entries()}
+            entry = waiting.get(entry_id)
+            if entry is None:
+                raise NotFoundError(
+                    f"entry {entry_id} is not disabled pending review",
+                    hint="see `amparo cases disabled-entries`",
+                )
+            self.store.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
+            self.fp_store.mark_disabled(entry_id, None, actor=actor)
 
     def false_positive_counts(self, entry_ids: list[int]) -> dict[int, int]:
-        return self.records.false_positive_counts(entry_ids)
-
-
-def _statuses(status: str) -> tuple[str, ...]:
-    try:
-        return QUEUE_STATUSES[status]
-    except KeyError:
-        raise InputError(
-            f"unknown case status {status!r}", hint="use one of " + ", ".join(QUEUE_STATUSES)
-        ) from None
-
-
-def _check_decision(kind: str, classification: str | None) -> tuple[str, str | None]:
-    kind = kind.strip().lower().replace("-", "_")
-    if kind not in DECISION_KINDS:
-        raise InputError(f"unknown decision {kind!r}", hint="use " + ", ".join(DECISION_KINDS))
-    if classification is not None:
-        classification = classification.strip().upper() or None
-    valid = "one of " + ", ".join(CLASSIFICATIONS) + " (Tech Coalition industry scheme)"
-    if classification is not None and classification not in CLASSIFICATIONS:
-        raise InputError(f"{classification!r} is not a valid classification", hint="use " + valid)
-    if kind == "confirm":
-        if classification is None:
-            raise InputError("a confirm needs a classification", hint=valid)
-    elif classification is not None:
-        raise InputError(
-            f"only a confirm carries a classification, not {kind}",
-            hint="leave the classification out",
-        )
-    return kind, classification
-
-
-def _check_annotations(annotations: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    clean: list[str] = []
-    for raw in annotations:
-        text = raw.strip()
-        if not text:
-            continue
-        if len(text) > MAX_ANNOTATION:
-            raise InputError(f"annotation {text[:20]!r}... is over {MAX_ANNOTATION} characters")
-        if text not in clean:
-            clean.append(text)
-    if len(clean) > MAX_ANNOTATIONS:
-        raise InputError(f"at most {MAX_ANNOTATIONS} annotations per decision")
-    return tuple(clean)
+        return self.fp_store.counts(entry_ids)
 
 
 def _preserved(item: CaseItem) -> int:
@@ -520,67 +395,6 @@ def _preserved(item: CaseItem) -> int:
     return item.evidence_id
 
 
-def _day_start(now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
+def _day_start(now: datetime) -> datetime:
+    """Midnight UTC of ``now``'s day (the exposure count starts again then)."""
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _match(m: dict[str, Any]) -> Match:
-    return Match(
-        bank=str(m.get("bank")),
-        entry_id=int(m.get("entry_id") or 0),
-        signal_type=str(m.get("signal_type")),
-        distance=int(m.get("distance") or 0),
-        category=m.get("category"),
-        tags=tuple(m.get("tags") or ()),
-        source_id=m.get("source_id"),
-        transform=m.get("transform"),
-        video=VideoMatchDetail.from_json(m["video"]) if m.get("video") else None,
-    )
-
-
-def _decision(d: StoredDecision) -> Decision:
-    return Decision(
-        kind=d.kind,
-        reviewer=d.reviewer,
-        at=d.at,
-        classification=d.classification,
-        annotations=d.annotations,
-        note=d.note,
-    )
-
-
-def _item_view(i: StoredItem) -> CaseItem:
-    return CaseItem(
-        id=i.id,
-        case_id=i.case_id,
-        sha256=i.sha256,
-        md5=i.md5,
-        size=i.size,
-        media_kind=i.media_kind,
-        file_name=i.file_name,
-        source=i.source,
-        matches=tuple(_match(m) for m in i.matches),
-        evidence_id=i.evidence_id,
-        first_seen=i.first_seen,
-        last_seen=i.last_seen,
-        sightings=i.sightings,
-        viewed=i.viewed,
-        decision=_decision(i.decision) if i.decision is not None else None,
-        status=i.status,
-        priority=i.priority,
-        mime=i.mime,
-    )
-
-
-def _case_view(c: StoredCase) -> CaseView:
-    return CaseView(
-        id=c.id,
-        group=c.group_key,
-        status=c.status,
-        priority=c.priority,
-        opened_at=c.opened_at,
-        updated_at=c.updated_at,
-        items=tuple(_item_view(i) for i in c.items),
-        rule=c.rule,
-    )

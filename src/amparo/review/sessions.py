@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from amparo.clock import Clock, utc_now
 from amparo.errors import NotFoundError, PermissionDeniedError
 from amparo.keys import KeyService
+from amparo.review.model import SignIn
 from amparo.store.keys import KeyStore
-from amparo.store.review import ReviewStore, StoredSession
+from amparo.store.review import SignInRepository
 
 if TYPE_CHECKING:
     from amparo.config import Settings
@@ -62,11 +64,17 @@ def _digest(token: str) -> str:
 
 
 class ReviewSessions:
-    def __init__(self, settings: Settings, store: Store, keys: KeyService) -> None:
+    """Sign-in, sign-out and the session of each request; ``clock`` is the wall time that
+    expiry and break reminders go by."""
+
+    def __init__(
+        self, settings: Settings, store: Store, keys: KeyService, *, clock: Clock = utc_now
+    ) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
-        self.records = ReviewStore(store)
+        self.clock = clock
+        self.sign_ins = SignInRepository(store.db)
 
     def sign_in(self, secret: str | None) -> tuple[str, WebSession]:
         """Check an API key and open a session; returns ``(token for the cookie, session)``.
@@ -79,9 +87,9 @@ class ReviewSessions:
                 f"key {key.name!r} may not sign in to the review UI",
                 hint="sign in with a key that has the reviewer (or curator, admin) scope",
             )
-        now = datetime.now(UTC)
+        now = self.clock()
         token = secrets.token_urlsafe(32)
-        stored = StoredSession(
+        stored = SignIn(
             token_hash=_digest(token),
             key_id=key.id,
             key_name=key.name,
@@ -91,20 +99,21 @@ class ReviewSessions:
             last_active_at=now,
             streak_started_at=now,
         )
-        self.records.create_session(stored)
-        self.store.audit("review.sign_in", f"key:{key.name}", {}, actor=key.actor)
+        with self.store.transaction(refresh=False) as tx:
+            self.sign_ins.create(stored)
+            tx.audit(key.actor, "review.sign_in", f"key:{key.name}")
         return token, self._view(stored, key.scopes, now)
 
     def resolve(self, token: str | None) -> WebSession | None:
         """The session a cookie names, if it is still valid; notes the activity."""
         if not token or len(token) > 200:
             return None
-        stored = self.records.session(_digest(token))
-        now = datetime.now(UTC)
+        stored = self.sign_ins.get(_digest(token))
+        now = self.clock()
         if stored is None:
             return None
         if stored.expires_at <= now:
-            self.records.delete_session(stored.token_hash)
+            self.sign_ins.delete(stored.token_hash)
             return None
         try:
             key = KeyStore(self.store).get(stored.key_name)
@@ -117,12 +126,12 @@ class ReviewSessions:
             or key.id != stored.key_id
             or not scopes & set(SIGN_IN_SCOPES)
         ):
-            self.records.delete_session(stored.token_hash)
+            self.sign_ins.delete(stored.token_hash)
             return None
         streak = stored.streak_started_at
         if now - stored.last_active_at >= PAUSE:
             streak = now
-        self.records.touch_session(stored.token_hash, active=now, streak_started=streak)
+        self.sign_ins.touch(stored.token_hash, active=now, streak_started=streak)
         return self._view(
             replace(stored, last_active_at=now, streak_started_at=streak), scopes, now
         )
@@ -130,14 +139,13 @@ class ReviewSessions:
     def sign_out(self, token: str | None) -> None:
         if not token:
             return
-        stored = self.records.session(_digest(token))
+        stored = self.sign_ins.get(_digest(token))
         if stored is not None:
-            self.records.delete_session(stored.token_hash)
-            self.store.audit(
-                "review.sign_out", f"key:{stored.key_name}", {}, actor=f"key:{stored.key_name}"
-            )
+            with self.store.transaction(refresh=False) as tx:
+                self.sign_ins.delete(stored.token_hash)
+                tx.audit(f"key:{stored.key_name}", "review.sign_out", f"key:{stored.key_name}")
 
-    def _view(self, stored: StoredSession, scopes: frozenset[str], now: datetime) -> WebSession:
+    def _view(self, stored: SignIn, scopes: frozenset[str], now: datetime) -> WebSession:
         limit = timedelta(minutes=self.settings.review_break_minutes)
         return WebSession(
             key_id=stored.key_id,

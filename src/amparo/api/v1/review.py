@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from amparo.api.auth import CURATE, requires
 from amparo.api.service import Service, get_service
 from amparo.keys import ApiKey
-from amparo.review.cases import CaseItem, CaseView, Decision, Exposure
-from amparo.store.review import DisabledEntry
+from amparo.review.model import CaseItem, CaseView, Decision, DisabledEntry, Exposure
 
 router = APIRouter(tags=["v1: review"])
 

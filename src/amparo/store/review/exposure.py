@@ -1,0 +1,122 @@
+"""What reviewers saw and when they were signed in: reveals of clear media (the daily
+exposure count) and browser sign-ins (only a SHA-256 of the cookie's token is stored)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from amparo.clock import as_utc
+from amparo.review.model import SignIn
+from amparo.store.review.rows import case_of_item, item_t, reveal_t, session_t
+from amparo.store.uow import Database
+
+
+class RevealRepository:
+    """The ``review_reveals`` table (and the items' ``viewed`` flag)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def reveal(
+        self,
+        item_id: int,
+        reviewer: str,
+        at: datetime,
+        *,
+        since: datetime,
+        actor: str,
+        limit: int | None = None,
+    ) -> int | None:
+        """Record a reveal (and mark the item viewed); return the number of distinct items
+        the reviewer has revealed since ``since``, this one included.
+
+        With a ``limit``: a new item past ``limit`` distinct items since ``since`` is refused
+        (``None``, nothing recorded), checked in the same serialised transaction as the write
+        so concurrent reveals cannot pass the limit together."""
+        with self._db.transaction(refresh=False) as tx:
+            tx.hold_audit()
+            seen = _revealed_items(tx.conn, reviewer, since)
+            if limit is not None and item_id not in seen and len(seen) >= limit:
+                return None
+            case_id = case_of_item(tx.conn, item_id)
+            tx.conn.execute(insert(reveal_t).values(item_id=item_id, reviewer=reviewer, at=at))
+            tx.conn.execute(update(item_t).where(item_t.c.id == item_id).values(viewed=True))
+            count = len(seen | {item_id}) if at >= since else len(seen)
+            tx.audit(
+                actor,
+                "case.reveal",
+                f"case:{case_id}",
+                {"item": item_id, "reviewer": reviewer, "revealed_today": count},
+            )
+        return count
+
+    def revealed_items(self, reviewer: str, since: datetime) -> set[int]:
+        """Ids of the items the reviewer revealed since ``since``."""
+        with self._db.reading() as conn:
+            return _revealed_items(conn, reviewer, since)
+
+    def last_reveal(self, item_id: int, reviewer: str) -> datetime | None:
+        with self._db.reading() as conn:
+            found = conn.execute(
+                select(func.max(reveal_t.c.at)).where(
+                    reveal_t.c.item_id == item_id, reveal_t.c.reviewer == reviewer
+                )
+            ).scalar()
+        return as_utc(found) if found is not None else None
+
+
+def _revealed_items(conn: Connection, reviewer: str, since: datetime) -> set[int]:
+    rows = conn.execute(
+        select(reveal_t.c.item_id)
+        .where(reveal_t.c.reviewer == reviewer, reveal_t.c.at >= since)
+        .distinct()
+    )
+    return {int(r.item_id) for r in rows}
+
+
+class SignInRepository:
+    """The ``review_sessions`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, sign_in: SignIn) -> None:
+        """Store a new sign-in (and drop those expired by its creation)."""
+        with self._db.transaction(refresh=False) as tx:
+            tx.conn.execute(delete(session_t).where(session_t.c.expires_at < sign_in.created_at))
+            tx.conn.execute(insert(session_t).values(**sign_in.__dict__))
+
+    def get(self, token_hash: str) -> SignIn | None:
+        with self._db.reading() as conn:
+            row = conn.execute(
+                select(session_t).where(session_t.c.token_hash == token_hash)
+            ).first()
+        return None if row is None else _sign_in(row)
+
+    def touch(self, token_hash: str, *, active: datetime, streak_started: datetime) -> None:
+        with self._db.transaction(refresh=False) as tx:
+            tx.conn.execute(
+                update(session_t)
+                .where(session_t.c.token_hash == token_hash)
+                .values(last_active_at=active, streak_started_at=streak_started)
+            )
+
+    def delete(self, token_hash: str) -> None:
+        with self._db.transaction(refresh=False) as tx:
+            tx.conn.execute(delete(session_t).where(session_t.c.token_hash == token_hash))
+
+
+def _sign_in(row: Any) -> SignIn:
+    return SignIn(
+        token_hash=row.token_hash,
+        key_id=int(row.key_id),
+        key_name=row.key_name,
+        csrf=row.csrf,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        last_active_at=as_utc(row.last_active_at),
+        streak_started_at=as_utc(row.streak_started_at),
+    )
