@@ -99,7 +99,7 @@ def test_rule_changes_are_versioned_audited_and_kept(amparo: Amparo) -> None:
         (4, False),
     ]
     assert acts.get_rule("known-to-review", 1).conditions.banks == ("known",)
-    audit = [(e.action, e.target) for e in amparo.audit_log(10)]
+    audit = [(e.action, e.target) for e in amparo.audit.entries(10)]
     assert audit[:4] == [
         ("rule.create", "rule:known-to-review"),
         ("rule.delete", "rule:known-to-review"),
@@ -342,7 +342,7 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
     assert outbox.counts() == {"pending": 0, "delivered": 1, "dead": 1}
     revived = outbox.retry(dead_id, actor="t")
     assert (revived.state, revived.attempts) == ("pending", 0)
-    assert amparo.audit_log(1)[0].action == "webhook.retry"
+    assert amparo.audit.entries(1)[0].action == "webhook.retry"
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "ftp://example.org/x", "example.org/x"])
