@@ -366,16 +366,16 @@ def test_an_endpoint_removed_between_check_and_record_leaves_no_pending_event(
     outbox = amparo.actions.outbox
     outbox.add_endpoint("p", "https://example.invalid/x", actor="t")
     add(amparo, "hook", [{"type": "webhook", "endpoint": "p"}])
-    rules = amparo.actions.rules
-    real = rules.record
+    log = amparo.actions.taken
+    real = log.record
 
     def racing(**kw: Any) -> int:
         outbox.remove_endpoint("p", actor="t")  # lands between the check and the record
         return real(**kw)
 
-    rules.record = racing  # type: ignore[method-assign]
+    log.record = racing  # type: ignore[method-assign]
     taken = amparo.actions.handle(content())
-    rules.record = real  # type: ignore[method-assign]
+    log.record = real  # type: ignore[method-assign]
     event = outbox.get_event(taken[0].detail["event_id"])
     assert event.state == "dead" and event.last_error == "endpoint removed"
     assert outbox.events(state="pending") == []
