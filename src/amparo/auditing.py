@@ -18,7 +18,6 @@ from amparo.store import AuditEntry, Store
 from amparo.store.audit import (
     AuditChain,
     AuditSigner,
-    ChainEntry,
     Checkpoint,
     VerifyReport,
     key_id,
@@ -71,10 +70,6 @@ class AuditService:
         """The newest entries first (optionally about one ``target``, of one ``action``, or
         older than position ``before``)."""
         return self._store.audit_entries(limit, target, action=action, before=before)
-
-    def chain(self, *, targets: set[str] | None = None) -> Iterator[ChainEntry]:
-        """Entries with their chain fields, in chain order (optionally about ``targets``)."""
-        return self._chain.entries(targets=targets)
 
     def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
         """Check every hash, link and checkpoint. Signatures are checked with ``public_key``,
