@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from amparo.actions import Actioner
+from amparo.auditing import AuditService
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.checks import Checks
@@ -22,7 +23,7 @@ from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.reports import ReportService
 from amparo.review import CaseService
 from amparo.signals import normalize_signal
-from amparo.store import AuditEntry, Store
+from amparo.store import Store
 from amparo.store.uow import UnitOfWork
 from amparo.video_matching import video_entries
 
@@ -66,6 +67,7 @@ class Amparo:
         keyring_owner = EvidenceStore(settings, store)
         store.configure_secrets(lambda: keyring_owner.keyring(create=True))
         self.matcher = Matcher(store, settings)
+        self.audit = AuditService(settings, store)
         self.wire()
 
     def wire(
@@ -263,9 +265,6 @@ class Amparo:
         actor: str = DEFAULT_ACTOR,
     ) -> int:
         return self.store.set_entries_enabled(bank, _normalize_all(signals), enabled, actor=actor)
-
-    def audit_log(self, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
-        return self.store.audit_entries(limit, target)
 
 
 def _normalize_all(signals: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -27,7 +27,6 @@ from amparo.app import Amparo
 from amparo.banks.model import BankInfo
 from amparo.config import load_settings
 from amparo.scan import ItemRecord, ScanOptions, scan_paths, write_report
-from amparo.store import audit as audit_chain
 
 KNOWN = ("astronaut", "chelsea", "coffee", "rocket", "camera", "motorcycle_left")
 UNRELATED = ("horse", "brick", "grass", "gravel", "moon", "page", "text", "coins", "hubble")
@@ -170,8 +169,8 @@ def _acting(console: Console, amparo: Amparo, home: Path) -> None:
     cases = amparo.cases.queue("waiting", limit=1000)
     items = sum(len(c.items) for c in cases)
     kept = amparo.evidence.list(limit=1000)
-    audit_chain.flush(amparo.store.engine)  # sign what the demo wrote, then check it
-    verdict = audit_chain.verify_store(amparo.store.engine, None)
+    amparo.audit.flush()  # sign what the demo wrote, then check it
+    verdict = amparo.audit.verify()
     console.print(
         f"\nRule [cyan]demo-review[/]: {len(cases)} case(s) with {items} item(s) wait for human "
         f"review; {len(kept)} file(s) preserved, encrypted, in the evidence store "

@@ -112,7 +112,7 @@ def test_rule_changes_are_versioned_audited_and_kept(amparo: Amparo) -> None:
         (4, False),
     ]
     assert acts.get_rule("known-to-review", 1).conditions.banks == ("known",)
-    audit = [(e.action, e.target) for e in amparo.audit_log(10)]
+    audit = [(e.action, e.target) for e in amparo.audit.entries(10)]
     assert audit[:4] == [
         ("rule.create", "rule:known-to-review"),
         ("rule.delete", "rule:known-to-review"),
@@ -372,7 +372,7 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
     assert outbox.counts() == {"pending": 0, "delivered": 1, "dead": 1}
     revived = outbox.retry(dead_id, actor="t")
     assert (revived.state, revived.attempts) == ("pending", 0)
-    assert amparo.audit_log(1)[0].action == "webhook.retry"
+    assert amparo.audit.entries(1)[0].action == "webhook.retry"
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "ftp://example.org/x", "example.org/x"])
@@ -396,16 +396,16 @@ def test_an_endpoint_removed_between_check_and_record_leaves_no_pending_event(
     outbox = amparo.actions.outbox
     outbox.add_endpoint("p", "https://example.invalid/x", actor="t")
     add(amparo, "hook", [{"type": "webhook", "endpoint": "p"}])
-    rules = amparo.actions.rules
-    real = rules.record
+    log = amparo.actions.taken
+    real = log.record
 
     def racing(**kw: Any) -> int:
         outbox.remove_endpoint("p", actor="t")  # lands between the check and the record
         return real(**kw)
 
-    rules.record = racing  # type: ignore[method-assign]
+    log.record = racing  # type: ignore[method-assign]
     taken = amparo.actions.handle(content())
-    rules.record = real  # type: ignore[method-assign]
+    log.record = real  # type: ignore[method-assign]
     event = outbox.get_event(taken[0].detail["event_id"])
     assert event.state == "dead" and event.last_error == "endpoint removed"
     assert outbox.events(state="pending") == []

@@ -158,7 +158,7 @@ def test_flipped_byte_is_detected_on_read(amparo: Amparo, evidence: EvidenceStor
         path.write_bytes(original)
     assert evidence.read(item.id, actor="t") == data
     assert evidence.verify().ok
-    actions = [e.action for e in amparo.audit_log(200)]
+    actions = [e.action for e in amparo.audit.entries(200)]
     assert "evidence.integrity_error" in actions
 
 
@@ -187,7 +187,7 @@ def test_truncated_swapped_and_missing_blobs_are_detected(evidence: EvidenceStor
 def test_every_read_is_logged_without_content(amparo: Amparo, evidence: EvidenceStore) -> None:
     item = evidence.preserve(b"content-bytes", reason="manual", actor="t")
     evidence.read(item.id, actor="key:rev")
-    reads = [e for e in amparo.audit_log(50) if e.action == "evidence.read"]
+    reads = [e for e in amparo.audit.entries(50) if e.action == "evidence.read"]
     assert [(e.actor, e.target) for e in reads] == [("key:rev", f"evidence:{item.id}")]
     assert "content-bytes" not in json.dumps(reads[0].details)
     assert reads[0].details["sha256"] == item.sha256
@@ -262,7 +262,7 @@ def test_purge_removes_expired_items_but_not_those_on_hold(
     assert len(_blobs(evidence)) == 3
     assert [i.id for i in evidence.list()] == [forever.id, kept.id, held.id]
     assert short.id in [i.id for i in evidence.list(include_purged=True)]
-    purges = [e for e in amparo.audit_log(100) if e.action == "evidence.purge"]
+    purges = [e for e in amparo.audit.entries(100) if e.action == "evidence.purge"]
     assert [(e.target, e.actor) for e in purges] == [(f"evidence:{short.id}", "job")]
 
     with pytest.raises(ConflictError, match="legal hold"):

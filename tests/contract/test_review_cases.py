@@ -142,7 +142,7 @@ def test_decisions_move_cases_and_are_audited(amparo: Amparo) -> None:
     assert {i.decision.kind for i in view.items if i.decision} == {"confirm"}
     assert len(view.confirmed_items) == 2
     assert [d.kind for d in cases.history(second.id)] == ["escalate", "confirm"]
-    audit = [a for a in amparo.audit_log(50) if a.action == "case.decision"]
+    audit = [a for a in amparo.audit.entries(50) if a.action == "case.decision"]
     assert [(a.actor, a.details["kind"]) for a in audit] == [
         ("key:sam", "confirm"),
         ("rita", "escalate"),
@@ -175,7 +175,7 @@ def test_reveals_are_logged_and_limited_per_day(amparo: Amparo) -> None:
     assert cases.exposure("rita").revealed_today == 2 and cases.exposure("rita").remaining == 0
     cases.record_reveal(items[2], "sam")  # another reviewer has their own count
     assert cases.item(items[0]).viewed and cases.item(items[2]).viewed
-    logged = [a for a in amparo.audit_log(50) if a.action == "case.reveal"]
+    logged = [a for a in amparo.audit.entries(50) if a.action == "case.reveal"]
     assert len(logged) == 4 and {a.details["reviewer"] for a in logged} == {"rita", "sam"}
 
 
@@ -259,13 +259,13 @@ def test_false_positives_disable_an_entry_until_a_curator_looks(amparo: Amparo) 
     assert amparo.checks.match_signals([("md5", md5)]) == [[]]
     (waiting,) = cases.disabled_entries()
     assert (waiting.entry_id, waiting.bank, waiting.false_positives) == (entry_id, "known", 3)
-    actions = [a.action for a in amparo.audit_log(20)]
+    actions = [a.action for a in amparo.audit.entries(20)]
     assert "entry.disabled_pending_review" in actions and "entry.disable" in actions
     cases.reenable_entry(entry_id, actor="key:curator")
     assert cases.disabled_entries() == []
     assert amparo.checks.match_signals([("md5", md5)]) == [found]
     assert cases.false_positive_counts([entry_id]) == {entry_id: 0}
-    assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
+    assert amparo.audit.entries(1)[0].action == "entry.reenabled_after_review"
     with pytest.raises(NotFoundError):
         cases.reenable_entry(entry_id, actor="key:curator")
 
@@ -426,7 +426,7 @@ def test_undoing_the_false_positive_that_disabled_an_entry_enables_it_again(
     assert cases.disabled_entries() == []
     assert amparo.checks.match_signals([("md5", md5)]) == [found]
     assert cases.false_positive_counts([entry_id]) == {entry_id: 2}
-    assert amparo.audit_log(1)[0].action == "entry.reenabled_after_review"
+    assert amparo.audit.entries(1)[0].action == "entry.reenabled_after_review"
     cases.decide(items[-1].id, "false_positive", reviewer="rita")  # counts again: disabled
     assert amparo.checks.match_signals([("md5", md5)]) == [[]]
 

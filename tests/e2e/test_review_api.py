@@ -85,7 +85,7 @@ def test_queue_case_and_decision_over_the_api(api: Api) -> None:
     for who in ("matcher", "curator", "auditor"):
         assert c.get("/v1/cases", headers=api.as_(who)).status_code == 403
     assert c.get("/v1/cases/999999", headers=api.as_("reviewer")).status_code == 404
-    log = core(api).audit_log(10)
+    log = core(api).audit.entries(10)
     assert any(a.action == "case.decision" and a.actor == "key:reviewer" for a in log)
     assert c.get("/v1/review/exposure", headers=api.as_("reviewer")).json()["revealed_today"] == 0
 
@@ -209,7 +209,7 @@ def test_web_sign_in_csrf_headers_and_shielded_media(
     decision = core(api).cases.item(item_id).decision
     assert decision is not None and decision.classification == "B1"
     assert decision.annotations == ("a", "b") and decision.reviewer == "reviewer"
-    actions = [a.action for a in core(api).audit_log(20)]
+    actions = [a.action for a in core(api).audit.entries(20)]
     assert {"review.sign_in", "case.reveal", "case.decision"} <= set(actions)
     # Curators see the entries page, not the queue; reviewers the reverse.
     assert c.get("/review/entries").status_code == 403
@@ -381,5 +381,5 @@ def test_undo_over_the_api(api: Api) -> None:
     assert r.status_code == 200 and r.json() == {"item": item.id, "decision": None}
     assert c.post(url + "/undo", headers=reviewer).status_code == 404
     assert c.post(url + "/undo", headers=api.as_("matcher")).status_code == 403
-    actions = [a.action for a in core(api).audit_log(20)]
+    actions = [a.action for a in core(api).audit.entries(20)]
     assert actions.count("case.decision_undone") == 2

@@ -224,7 +224,7 @@ def test_review_a_case_in_the_browser(served: Served, browser: Any, tmp_path: Pa
     WebDriverWait(browser, REVEAL_SECONDS + 5).until(
         lambda b: "shielded" in b.find_element(By.ID, "media").get_attribute("class")
     )
-    reveals = [a for a in served.amparo.audit_log(50) if a.action == "case.reveal"]
+    reveals = [a for a in served.amparo.audit.entries(50) if a.action == "case.reveal"]
     assert [(a.actor, a.details["item"]) for a in reveals] == [("key:reviewer", served.item_id)]
     assert served.amparo.cases.item(served.item_id).viewed
 
@@ -248,7 +248,7 @@ def test_review_a_case_in_the_browser(served: Served, browser: Any, tmp_path: Pa
         "reviewer",
     )
     assert decision.note == "checked against the bank entry"
-    audited = [a for a in served.amparo.audit_log(50) if a.action == "case.decision"]
+    audited = [a for a in served.amparo.audit.entries(50) if a.action == "case.decision"]
     assert len(audited) == 1 and audited[0].actor == "key:reviewer"
     assert audited[0].details["kind"] == "confirm" and audited[0].details["classification"] == "B1"
 
@@ -344,5 +344,5 @@ def test_false_positive_asks_to_confirm_and_can_be_undone(served: Served, browse
     )
     assert served.amparo.cases.item(served.item_id).decision is None
     assert served.amparo.evidence.get(evidence_id).held
-    undone = [a for a in served.amparo.audit_log(50) if a.action == "case.decision_undone"]
+    undone = [a for a in served.amparo.audit.entries(50) if a.action == "case.decision_undone"]
     assert [(a.actor, a.details["kind"]) for a in undone] == [("key:reviewer", "false_positive")]

@@ -51,7 +51,7 @@ def test_keys_are_random_stored_hashed_and_checked(sqlite_settings: Settings) ->
             keys.create("x", ["superuser"], actor="t")
         with pytest.raises(InputError):
             keys.create("bad name", ["matcher"], actor="t")
-        actions = [a.action for a in amparo.audit_log()]
+        actions = [a.action for a in amparo.audit.entries()]
         assert actions[:3] == ["key.revoke", "key.create", "key.create"]
 
 

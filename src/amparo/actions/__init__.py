@@ -11,8 +11,8 @@ Rules (``rules``) say which finds to act on and how: ``review`` (open or extend 
 """
 
 from amparo.actions.engine import Actioner, TakenAction
-from amparo.actions.outbox import ClaimedEvent, Endpoint, NewEndpoint, Outbox, OutboxEvent
-from amparo.actions.records import ActionRecord, RuleStore
+from amparo.actions.outbox import ClaimedEvent, Endpoint, NewEndpoint, OutboxEvent
+from amparo.actions.records import ActionRecord
 from amparo.actions.rules import ACTION_TYPES, ActionSpec, Conditions, Rule, matching_rules
 from amparo.actions.webhooks import (
     Deliverer,
@@ -34,10 +34,8 @@ __all__ = [
     "DeliveryResult",
     "Endpoint",
     "NewEndpoint",
-    "Outbox",
     "OutboxEvent",
     "Rule",
-    "RuleStore",
     "TakenAction",
     "matching_rules",
     "sign",

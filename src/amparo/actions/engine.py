@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from amparo.actions.outbox import Outbox, new_event_id
+from amparo.actions.outbox import new_event_id
 from amparo.actions.quarantine import move_to_quarantine
-from amparo.actions.records import ActionRecord, RuleStore
+from amparo.actions.records import ActionRecord
 from amparo.actions.rules import ActionSpec, Rule, matching_rules
 from amparo.actions.webhooks import encode, event_payload
 from amparo.clock import Monotonic, monotonic
 from amparo.errors import AmparoError
 from amparo.events import MatchedContent
+from amparo.store.rules import ActionLog, RuleRepository
+from amparo.store.webhooks import Outbox
 
 if TYPE_CHECKING:
     from amparo.config import Settings
@@ -117,7 +119,8 @@ class Actioner:
         self.evidence = evidence
         self.cases = cases
         self.reports = reports
-        self.rules = RuleStore(store)
+        self.rules = RuleRepository(store.db)
+        self.taken = ActionLog(store.db)
         self.outbox = Outbox(store)
         self._lock = threading.Lock()
         self._cached: list[Rule] | None = None
@@ -207,7 +210,7 @@ class Actioner:
         outcome: str | None = None,
     ) -> list[ActionRecord]:
         """The actions-taken log, newest first."""
-        return self.rules.log(limit=limit, sha256=sha256, rule=rule, outcome=outcome)
+        return self.taken.log(limit=limit, sha256=sha256, rule=rule, outcome=outcome)
 
 
 class _Find:
@@ -259,7 +262,7 @@ class _Find:
                 outcome,
                 error,
             )
-        record_id = self.actioner.rules.record(
+        record_id = self.actioner.taken.record(
             actor=self.actor,
             rule=rule,
             action=spec.type,

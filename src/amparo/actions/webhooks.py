@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id, validate_url
+from amparo.actions.outbox import ClaimedEvent, new_event_id, validate_url
 from amparo.clock import Clock, utc_now
 from amparo.config import Settings
 from amparo.errors import ConfigError
@@ -43,6 +43,7 @@ from amparo.fetch import (
     run_with_deadline,
     tls_context,
 )
+from amparo.store.webhooks import Outbox
 
 log = logging.getLogger("amparo.webhooks")
 

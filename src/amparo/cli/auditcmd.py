@@ -12,10 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from amparo.auditing import VerifyReport, key_id, load_public_key, public_key_pem, verify_export
 from amparo.cli.context import emit_json, err_console, handle_errors, open_app
 from amparo.errors import InputError
-from amparo.store import audit as chain
-from amparo.store.repository import audit_key_path
 
 app = typer.Typer(
     help="The tamper-evident audit log: verify, export, checkpoint.\n\nEvery entry carries the "
@@ -31,10 +30,10 @@ EXIT_TAMPERED = 1
 def _public_key(path: Path | None) -> Ed25519PublicKey | None:
     if path is None:
         return None
-    return chain.load_public_key(path.read_bytes())
+    return load_public_key(path.read_bytes())
 
 
-def _print_report(report: chain.VerifyReport, as_json: bool, source: str) -> None:
+def _print_report(report: VerifyReport, as_json: bool, source: str) -> None:
     if as_json:
         emit_json(report.to_json())
     elif report.ok:
@@ -91,22 +90,17 @@ def verify(
     given = _public_key(public_key)
     if file is not None:
         with file.open(encoding="utf-8") as fh:
-            report = chain.verify_export(fh, given)
+            report = verify_export(fh, given)
         _print_report(report, as_json, str(file))
     else:
         with open_app(ctx) as amparo:
-            key = given
-            if key is None:
-                path = audit_key_path(amparo.settings)
-                if path.exists():
-                    key = chain.AuditSigner(path, create=False).public_key
-                elif not as_json:
-                    err_console.print(
-                        f"[yellow]warning:[/] no signing key at {escape(str(path))}: checkpoint "
-                        "signatures are not checked (pass --public-key)",
-                        markup=True,
-                    )
-            report = chain.verify_store(amparo.store.engine, key)
+            report = amparo.audit.verify(given)
+            if report.checked_key is None and not as_json:
+                err_console.print(
+                    f"[yellow]warning:[/] no signing key at {escape(str(amparo.audit.key_path))}: "
+                    "checkpoint signatures are not checked (pass --public-key)",
+                    markup=True,
+                )
         _print_report(report, as_json, "audit log")
     if not report.ok:
         raise typer.Exit(EXIT_TAMPERED)
@@ -124,9 +118,7 @@ def export(
     and the public key, for anyone to verify offline with `amparo audit verify --file`.
     Example: amparo audit export -o audit.jsonl"""
     with open_app(ctx) as amparo:
-        amparo.store.configure_audit(amparo.settings)
-        signer = chain.AuditSigner(audit_key_path(amparo.settings))
-        lines = chain.export_lines(amparo.store.engine, signer.public_key)
+        lines = amparo.audit.export()
         if output is None:
             for line in lines:
                 sys.stdout.write(line)
@@ -144,8 +136,7 @@ def checkpoint(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Sign a checkpoint of the chain's head now (also done every audit_checkpoint_every
     entries). Example: amparo audit checkpoint"""
     with open_app(ctx) as amparo:
-        signer = chain.AuditSigner(audit_key_path(amparo.settings))
-        cp = chain.checkpoint(amparo.store.engine, signer)
+        cp = amparo.audit.checkpoint()
     if cp is None:
         raise InputError("the audit log is empty", hint="there is nothing to checkpoint yet")
     if as_json:
@@ -167,9 +158,8 @@ def public_key_command(
     """Print the public key that verifies checkpoint signatures (created with the signing
     key on first use). Give it to auditors out of band. Example: amparo audit public-key"""
     with open_app(ctx) as amparo:
-        signer = chain.AuditSigner(audit_key_path(amparo.settings))
-        pem = chain.public_key_pem(signer.public_key)
-        kid = chain.key_id(signer.public_key)
+        key = amparo.audit.public_key
+        pem, kid = public_key_pem(key), key_id(key)
     if output is None:
         sys.stdout.write(pem)
     else:
@@ -188,7 +178,7 @@ def list_entries(
 ) -> None:
     """The newest audit entries first. Example: amparo audit list --target report:3"""
     with open_app(ctx) as amparo:
-        entries = amparo.store.audit_entries(limit, target, action=action)
+        entries = amparo.audit.entries(limit, target, action=action)
     if as_json:
         for e in entries:
             emit_json(e.__dict__)

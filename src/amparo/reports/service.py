@@ -18,7 +18,7 @@ from amparo.reports.cybertip import CyberTipClient, CyberTipTarget, SubmissionEr
 from amparo.reports.cybertip_xml import file_details_xml, report_xml
 from amparo.reports.model import ReportData, Reporter, build_report
 from amparo.reports.package import PackageResult, write_package
-from amparo.store import audit as audit_chain
+from amparo.store.audit import AuditChain, ChainEntry
 from amparo.store.reports import REPORT_STATUSES, ReportRecord, ReportStore, SubmissionRecord
 
 if TYPE_CHECKING:
@@ -354,7 +354,7 @@ class ReportService:
             actor=actor,
         )
 
-        def custody() -> list[audit_chain.ChainEntry]:
-            return list(audit_chain.iter_entries(self._state.engine, targets=targets))
+        def custody() -> list[ChainEntry]:
+            return list(AuditChain(self._state.db).entries(targets=targets))
 
         return write_package(out, data, read_file=read_file, custody=custody, plain=plain)

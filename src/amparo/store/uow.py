@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from amparo.store import audit as audit_chain
+import amparo.store.audit.chain as audit_chain
 
 _CURRENT: ContextVar[UnitOfWork | None] = ContextVar("amparo_unit_of_work", default=None)
 

@@ -294,5 +294,5 @@ def audit(
             target=e.target,
             details=e.details,
         )
-        for e in service.amparo.audit_log(limit, target)
+        for e in service.amparo.audit.entries(limit, target)
     ]

@@ -11,9 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from amparo.api.auth import AUDIT, BUILD_REPORTS, READ_REPORTS, SUBMIT_REPORTS, requires
 from amparo.api.service import Service, get_service
 from amparo.keys import ApiKey
-from amparo.store import audit as chain
 from amparo.store.reports import ReportRecord
-from amparo.store.repository import audit_key_path
 
 router = APIRouter(tags=["v1: reports"])
 
@@ -81,10 +79,8 @@ def verify_audit(
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*AUDIT)),
 ) -> dict[str, Any]:
-    path = audit_key_path(service.settings)
-    key = chain.AuditSigner(path, create=False).public_key if path.exists() else None
-    report = chain.verify_store(service.amparo.store.engine, key)
-    return {**report.to_json(), "signatures_checked": key is not None}
+    report = service.amparo.audit.verify()
+    return {**report.to_json(), "signatures_checked": report.checked_key is not None}
 
 
 @router.get(
@@ -102,8 +98,7 @@ def export_audit(
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*AUDIT)),
 ) -> StreamingResponse:
-    signer = chain.AuditSigner(audit_key_path(service.settings))
-    lines: Iterator[str] = chain.export_lines(service.amparo.store.engine, signer.public_key)
+    lines: Iterator[str] = service.amparo.audit.export()
     return StreamingResponse(
         lines,
         media_type="application/x-ndjson",
