@@ -14,6 +14,7 @@ import pytest
 
 from amparo.app import Amparo
 from amparo.banks.model import BankInfo, EntryRecord
+from amparo.clock import as_utc
 from amparo.config import Settings
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
@@ -21,7 +22,6 @@ from amparo.matching import Match, Query
 from amparo.review import cases as review_cases
 from amparo.review.cases import ExposureLimitError
 from amparo.review.priority import merge_matches
-from amparo.store.repository import as_utc
 
 
 @pytest.fixture
@@ -241,8 +241,8 @@ def _digest(rng: random.Random) -> str:
 def test_false_positives_disable_an_entry_until_a_curator_looks(amparo: Amparo) -> None:
     rng = random.Random(5)
     md5 = _digest(rng)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", md5, category="B1")])
     (found,) = amparo.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases = amparo.cases
@@ -274,15 +274,15 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
     benign, other = _digest(rng), _digest(rng)
     pdq = f"{rng.getrandbits(256):064x}"
     near = f"{int(pdq, 16) ^ 0b111:064x}"  # 3 bits away
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.create_bank(BankInfo(name="benign", kind="negative"))
-    assert amparo.get_bank("benign").kind == "negative"
-    assert amparo.get_bank("known").kind == "positive"
-    amparo.add_entries(
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.create(BankInfo(name="benign", kind="negative"))
+    assert amparo.banks.get("benign").kind == "negative"
+    assert amparo.banks.get("known").kind == "positive"
+    amparo.banks.add_entries(
         "known",
         [EntryRecord("md5", benign), EntryRecord("md5", other), EntryRecord("pdq", pdq)],
     )
-    amparo.add_entries("benign", [EntryRecord("md5", benign), EntryRecord("pdq", near)])
+    amparo.banks.add_entries("benign", [EntryRecord("md5", benign), EntryRecord("pdq", near)])
     signals = [("md5", benign), ("md5", other), ("pdq", pdq)]
     results = amparo.matcher.match([Query(signals={t: v}) for t, v in signals])
     assert results[0].matches == [] and [m.bank for m in results[0].suppressed] == ["known"]
@@ -292,14 +292,14 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
     # Choosing banks does not skip the negative ones.
     assert amparo.match_signals([("md5", benign)], banks=["known"]) == [[]]
     # A disabled negative bank suppresses nothing; kind can be changed.
-    amparo.update_bank("benign", enabled=False)
+    amparo.banks.update("benign", enabled=False)
     assert [m.bank for m in amparo.match_signals([("md5", benign)])[0]] == ["known"]
-    amparo.update_bank("benign", enabled=True, kind="positive")
+    amparo.banks.update("benign", enabled=True, kind="positive")
     assert {m.bank for m in amparo.match_signals([("md5", benign)])[0]} == {"known", "benign"}
     with pytest.raises(InputError):
-        amparo.update_bank("benign", kind="sideways")
+        amparo.banks.update("benign", kind="sideways")
     with pytest.raises(InputError):
-        amparo.create_bank(BankInfo(name="x", kind="sideways"))
+        amparo.banks.create(BankInfo(name="x", kind="sideways"))
 
 
 def test_video_match_details_are_kept_with_the_case(amparo: Amparo) -> None:
@@ -327,8 +327,8 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     audit entry at that discard."""
     rng = random.Random(9)
     md5 = _digest(rng)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", md5, category="B1")])
     (found,) = amparo.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases, evidence = amparo.cases, amparo.evidence
@@ -345,7 +345,7 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     assert cases.item(item.id).status == "pending" and cases.history(item.id) == []
     assert cases.get(item.case_id).status == "open"
     assert cases.false_positive_counts([entry_id]) == {entry_id: 0}
-    undone = amparo.store.audit_entries(action="case.decision_undone")
+    undone = amparo.store.audit_log.entries(action="case.decision_undone")
     assert [(e.actor, e.details["kind"], e.details["restored"]) for e in undone] == [
         ("key:rita", "false_positive", None)
     ]
@@ -365,12 +365,14 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     assert cases.item(item.id).decision.kind == "false_positive"  # type: ignore[union-attr]
     assert evidence.purge(dry_run=True).false_positives == []
     assert evidence.purge().false_positives == []
-    assert evidence.get(kept.id).held and not amparo.store.audit_entries(action="evidence.discard")
+    assert evidence.get(kept.id).held and not amparo.store.audit_log.entries(
+        action="evidence.discard"
+    )
     assert evidence.purge(later, dry_run=True).false_positives == [kept.id]
     assert evidence.get(kept.id).held
     assert evidence.purge(later).false_positives == [kept.id]
     assert not evidence.get(kept.id).held
-    (discarded,) = amparo.store.audit_entries(action="evidence.discard")
+    (discarded,) = amparo.store.audit_log.entries(action="evidence.discard")
     assert discarded.target == f"evidence:{kept.id}"
     assert evidence.purge(later).false_positives == []
 
@@ -414,8 +416,8 @@ def test_undoing_the_false_positive_that_disabled_an_entry_enables_it_again(
 ) -> None:
     rng = random.Random(11)
     md5 = _digest(rng)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", md5, category="B1")])
     (found,) = amparo.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases = amparo.cases

@@ -22,11 +22,11 @@ from sqlalchemy import Connection, Table, delete, func, insert, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 
 from amparo.actions.rules import validate_name
+from amparo.clock import as_utc
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.store import Store
 from amparo.store import audit as audit_chain
 from amparo.store.models_actions import OutboxRow, WebhookEndpointRow
-from amparo.store.repository import as_utc
 from amparo.store.secrets import webhook_context
 
 _endpoints = cast(Table, WebhookEndpointRow.__table__)

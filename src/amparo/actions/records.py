@@ -18,11 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from amparo.actions.outbox import enqueue
 from amparo.actions.rules import ActionSpec, Conditions, Rule, validate_name
+from amparo.clock import as_utc
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.store import Store
 from amparo.store.models import CounterRow
 from amparo.store.models_actions import ActionTakenRow, RuleVersionRow, WebhookEndpointRow
-from amparo.store.repository import as_utc
 
 _rules = cast(Table, RuleVersionRow.__table__)
 _taken = cast(Table, ActionTakenRow.__table__)

@@ -15,7 +15,7 @@ from rich.table import Table
 from amparo.cli.context import emit_json, err_console, handle_errors, open_app
 from amparo.errors import InputError
 from amparo.store import audit as chain
-from amparo.store.repository import audit_key_path
+from amparo.store.base import audit_key_path
 
 app = typer.Typer(
     help="The tamper-evident audit log: verify, export, checkpoint.\n\nEvery entry carries the "
@@ -188,7 +188,7 @@ def list_entries(
 ) -> None:
     """The newest audit entries first. Example: amparo audit list --target report:3"""
     with open_app(ctx) as amparo:
-        entries = amparo.store.audit_entries(limit, target, action=action)
+        entries = amparo.store.audit_log.entries(limit, target, action=action)
     if as_json:
         for e in entries:
             emit_json(e.__dict__)

@@ -138,7 +138,7 @@ def sweep_orphans(
             continue
         if repair:
             store.backend.delete(key)
-            store.store.audit(
+            store.store.audit_log.append(
                 "evidence.orphan_removed", key, {"age_seconds": round(age)}, actor=actor
             )
             log.warning("removed orphaned evidence blob %s", key)
@@ -166,7 +166,7 @@ def verify(
             except AmparoError as exc:  # damaged, or its key is not in the keyring
                 report.damaged.append((stored.id, exc.message))
     report.orphans = sweep_orphans(store, grace=grace, actor=actor, repair=repair)
-    store.store.audit(
+    store.store.audit_log.append(
         "evidence.verify",
         "evidence",
         {
@@ -213,7 +213,7 @@ def rotate_key(store: EvidenceStore, *, actor: str, retire: bool) -> RotationRep
             "keys %s still wrap items written during the rotation; run rotate-key --retire again",
             ", ".join(report.still_used),
         )
-    store.store.audit(
+    store.store.audit_log.append(
         "evidence.rotate_key",
         "evidence",
         {"new_key": new.id, "rewrapped": report.rewrapped, "retired": report.retired},

@@ -422,7 +422,7 @@ class EvidenceStore:
         :class:`EvidenceIntegrityError` from the iterator). The read is audit-logged now,
         before any content is returned."""
         stored = self._readable(item_id)
-        self.store.audit(
+        self.store.audit_log.append(
             "evidence.read",
             f"evidence:{item_id}",
             {"sha256": stored.sha256, "size": stored.size},
@@ -495,13 +495,13 @@ class EvidenceStore:
 
     def _report_damaged(self, item_id: int, message: str) -> None:
         log.error("%s", message)
-        self.store.audit(
+        self.store.audit_log.append(
             "evidence.integrity_error", f"evidence:{item_id}", {"error": message}, actor="system"
         )
 
     def _report_missing(self, item_id: int) -> None:
         log.error("evidence item %s: its blob is missing", item_id)
-        self.store.audit(
+        self.store.audit_log.append(
             "evidence.missing", f"evidence:{item_id}", {"backend": self.backend.url}, actor="system"
         )
 

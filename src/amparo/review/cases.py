@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from amparo.clock import as_utc
 from amparo.errors import (
     AmparoError,
     InputError,
@@ -35,7 +36,6 @@ from amparo.matching import Match
 from amparo.review import media
 from amparo.review.media import Rendition
 from amparo.review.priority import merge_matches
-from amparo.store.repository import as_utc
 from amparo.store.review import (
     DisabledEntry,
     NewItem,
@@ -287,7 +287,7 @@ class CaseService:
                     actor=actor or reviewer,
                     details={"false_positives": result.fp_counts[entry_id], "limit": limit},
                 )
-                self.store.set_entries_enabled(
+                self.store.banks.set_entries_enabled(
                     bank, [], False, actor=actor or reviewer, ids=[entry_id]
                 )
         # A false positive's preserved copy is not discarded here: the decision may be undone
@@ -327,7 +327,7 @@ class CaseService:
             for entry in self.records.disabled_entries():
                 if entry.entry_id in uncounted and (limit <= 0 or entry.false_positives < limit):
                     # Enabled first: a crash in between leaves it listed for the curators.
-                    self.store.set_entries_enabled(
+                    self.store.banks.set_entries_enabled(
                         entry.bank, [], True, actor=actor or reviewer, ids=[entry.entry_id]
                     )
                     self.records.mark_disabled(
@@ -458,7 +458,7 @@ class CaseService:
                 f"entry {entry_id} is not disabled pending review",
                 hint="see `amparo cases disabled-entries`",
             )
-        self.store.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
+        self.store.banks.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
         self.records.mark_disabled(entry_id, None, actor=actor)
 
     def false_positive_counts(self, entry_ids: list[int]) -> dict[int, int]:

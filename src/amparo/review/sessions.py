@@ -92,7 +92,7 @@ class ReviewSessions:
             streak_started_at=now,
         )
         self.records.create_session(stored)
-        self.store.audit("review.sign_in", f"key:{key.name}", {}, actor=key.actor)
+        self.store.audit_log.append("review.sign_in", f"key:{key.name}", {}, actor=key.actor)
         return token, self._view(stored, key.scopes, now)
 
     def resolve(self, token: str | None) -> WebSession | None:
@@ -133,7 +133,7 @@ class ReviewSessions:
         stored = self.records.session(_digest(token))
         if stored is not None:
             self.records.delete_session(stored.token_hash)
-            self.store.audit(
+            self.store.audit_log.append(
                 "review.sign_out", f"key:{stored.key_name}", {}, actor=f"key:{stored.key_name}"
             )
 

@@ -33,8 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from amparo.clock import as_utc
+from amparo.store.base import Store
 from amparo.store.models import Base, BigId
-from amparo.store.repository import Store, as_utc
 
 __all__ = ["Base", "EvidenceRecords", "EvidenceRow", "EvidenceSightingRow", "StoredEvidence"]
 

@@ -15,8 +15,10 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
+from amparo.clock import as_utc
 from amparo.errors import ConflictError, NotFoundError
 from amparo.store import audit as audit_chain
+from amparo.store.base import Store
 from amparo.store.models import BankRow, EntryRow
 from amparo.store.models_evidence import EvidenceRow
 from amparo.store.models_review import (
@@ -27,7 +29,6 @@ from amparo.store.models_review import (
     RevealRow,
     ReviewSessionRow,
 )
-from amparo.store.repository import Store, as_utc
 
 _case = cast(Table, CaseRow.__table__)
 _item = cast(Table, CaseItemRow.__table__)

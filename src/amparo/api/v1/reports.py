@@ -12,8 +12,8 @@ from amparo.api.auth import AUDIT, BUILD_REPORTS, READ_REPORTS, SUBMIT_REPORTS, 
 from amparo.api.service import Service, get_service
 from amparo.keys import ApiKey
 from amparo.store import audit as chain
+from amparo.store.base import audit_key_path
 from amparo.store.reports import ReportRecord
-from amparo.store.repository import audit_key_path
 
 router = APIRouter(tags=["v1: reports"])
 
