@@ -34,11 +34,11 @@ def listing(n: int) -> str:
 def run(url: str, data: str, label: str) -> list[str]:
     home = Path(tempfile.mkdtemp(prefix="amparo-import-"))
     amparo = Amparo(load_settings(env={}, overrides={"home": home, "database_url": url}))
-    amparo.create_bank(BankInfo(name="bench"))
+    amparo.banks.create(BankInfo(name="bench"))
     rows = []
     for attempt in ("new bank", "same list again"):
         start = time.perf_counter()
-        report = amparo.import_entries("bench", io.StringIO(data), "csv")
+        report = amparo.banks.import_entries("bench", io.StringIO(data), "csv")
         seconds = time.perf_counter() - start
         rows.append(
             f"| {label} | {attempt} | {report.read:,} | {report.added:,} | {report.updated:,} "

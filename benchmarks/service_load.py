@@ -72,9 +72,9 @@ def build_bank(home: Path, entries: int) -> tuple[str, list[str]]:
     raw = rng.integers(0, 256, size=(entries, 32), dtype=np.uint8)
     hexes = [row.tobytes().hex() for row in raw]
     with Amparo(settings) as amparo:
-        amparo.create_bank(BankInfo(name="bench"), actor="bench")
+        amparo.banks.create(BankInfo(name="bench"), actor="bench")
         start = time.perf_counter()
-        amparo.add_entries(
+        amparo.banks.add_entries(
             "bench", (EntryRecord("pdq", h, category="bench") for h in hexes), actor="bench"
         )
         print(f"loaded {entries:,} hashes in {time.perf_counter() - start:.1f} s", file=sys.stderr)

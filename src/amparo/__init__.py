@@ -3,8 +3,9 @@
 The public API is what this module exports; ``tests/unit/test_public_api.py`` guards it.
 """
 
-from amparo.app import Amparo, ImportReport
+from amparo.app import Amparo
 from amparo.banks.model import BankInfo, EntryRecord
+from amparo.banks.service import ImportReport
 from amparo.config import Settings, load_settings
 from amparo.errors import AmparoError
 from amparo.hashing import MediaHashes, hash_media

@@ -25,7 +25,7 @@ from amparo.store.audit import (
     public_key_pem,
     verify_export,
 )
-from amparo.store.repository import audit_key_path
+from amparo.store.base import audit_key_path
 
 __all__ = [
     "AuditService",
@@ -69,7 +69,7 @@ class AuditService:
     ) -> list[AuditEntry]:
         """The newest entries first (optionally about one ``target``, of one ``action``, or
         older than position ``before``)."""
-        return self._store.audit_entries(limit, target, action=action, before=before)
+        return self._store.audit_log.entries(limit, target, action=action, before=before)
 
     def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
         """Check every hash, link and checkpoint. Signatures are checked with ``public_key``,

@@ -78,7 +78,7 @@ def build(out: Path) -> tuple[Amparo, Path]:
     scan_dir = out / "to-scan"
     scan_dir.mkdir(parents=True)
     amparo = Amparo(load_settings(env={}, overrides={"home": out / "home"}))
-    amparo.create_bank(
+    amparo.banks.create(
         BankInfo(
             name="demo-known",
             description="Benign sample photos from scikit-image, standing in for a hash list",
@@ -102,7 +102,7 @@ def build(out: Path) -> tuple[Amparo, Path]:
     photos = _photos()
     for name in KNOWN:
         original = _encode(Image.fromarray(photos[name]), "PNG")
-        amparo.add_media("demo-known", original, category="demo", source_id=name)
+        amparo.banks.add_media("demo-known", original, category="demo", source_id=name)
     for i, name in enumerate(KNOWN[:4]):
         for file_name, blob in list(_variants(name, Image.fromarray(photos[name])).items())[
             i % 2 :: 2
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     console.print("[bold]Amparo demo[/] — benign sample photos only\n")
     amparo, scan_dir = build(args.out)
-    bank = amparo.get_bank("demo-known")
+    bank = amparo.banks.get("demo-known")
     console.print(
         f"Bank [cyan]{bank.name}[/]: {bank.entry_count} entries (PDQ + MD5 of {len(KNOWN)} photos)"
     )

@@ -119,7 +119,7 @@ class SignalIndexes:
             return False
         # A checkpoint ahead of the database means the files belong to another database state
         # (restored backup, reset database): they cannot be trusted.
-        top = self.store.current_seq()
+        top = self.store.changes.current_seq()
         return all(ix.checkpoint <= top for ix in self._all().values())
 
     def _assign(self, opened: dict[str, LiveIndex[Any]]) -> None:
@@ -153,7 +153,7 @@ class SignalIndexes:
         self.catch_up()
 
     def _rebuild_locked(self) -> None:
-        seq = self.store.current_seq()
+        seq = self.store.changes.current_seq()
         fresh: dict[str, LiveIndex[Any]] = {
             "pdq": SegmentedPdqIndex(),
             **{kind: SegmentedDigestTable(kind) for kind in DIGESTS},
@@ -161,7 +161,7 @@ class SignalIndexes:
         for kind, index in fresh.items():
             ids: list[NDArray[np.int64]] = []
             keys: list[NDArray[np.uint8]] = []
-            for batch in self.store.iter_active_signals(kind):
+            for batch in self.store.changes.iter_active_signals(kind):
                 ids.append(np.fromiter((i for i, _ in batch), dtype=np.int64))
                 keys.append(keys_of(kind, [s for _, s in batch]))
             if ids:
@@ -194,7 +194,7 @@ class SignalIndexes:
             self._assign({kind: self._open_kind(kind) for kind in KINDS})
             self._remember_manifests()
         start = self.checkpoint
-        changes = self.store.changes_since(start)
+        changes = self.store.changes.since(start)
         applied = 0
         for kind, index in self._all().items():
             ups = [(i, s) for i, t, s in changes.upserts if t == kind]
@@ -284,7 +284,7 @@ class SignalIndexes:
             ids, keys = index.items()
             held = dict(zip(ids.tolist(), (k.tobytes() for k in keys), strict=True))
             missing: list[int] = []
-            for batch in self.store.iter_active_signals(kind):
+            for batch in self.store.changes.iter_active_signals(kind):
                 batch_keys = keys_of(kind, [s for _, s in batch])
                 for (entry_id, _), key in zip(batch, batch_keys, strict=True):
                     if held.pop(entry_id, None) != key.tobytes():

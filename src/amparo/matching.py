@@ -151,7 +151,7 @@ class Matcher:
                 self._entries = {}
             self.video.refresh()
             self._banks_cache = {
-                b.id: b for b in self.store.list_banks(with_counts=False) if b.id is not None
+                b.id: b for b in self.store.banks.list(with_counts=False) if b.id is not None
             }
             self._seen_generation, self._refreshed_at = generation, now
             if indexes.needs_compaction():
@@ -163,7 +163,7 @@ class Matcher:
         the first lookups of each service worker took ~0.7 s."""
         self.refresh(force=False)
         self.indexes.warm()
-        self.store.get_entries([-1])
+        self.store.banks.get_entries([-1])
 
     def is_fresh(self) -> bool:
         """Whether a lookup now would use what is in memory, with no database round trip
@@ -262,7 +262,7 @@ class Matcher:
         cache = self._entries
         missing = [i for i in ids if i not in cache]
         if missing:
-            found = self.store.get_entries(missing)
+            found = self.store.banks.get_entries(missing)
             if len(cache) + len(found) > _ENTRY_CACHE_MAX:
                 cache = self._entries = {}
             cache.update(found)

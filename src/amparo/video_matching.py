@@ -151,13 +151,13 @@ class VideoMatcher:
         """Bring the frame index up to date with the store's change log."""
         with self._lock:
             if self.checkpoint < 0:
-                seq = self.store.current_seq()
-                for batch in self.store.iter_active_signals(SIGNAL_TYPE):
+                seq = self.store.changes.current_seq()
+                for batch in self.store.changes.iter_active_signals(SIGNAL_TYPE):
                     self._add(batch)
                 self.checkpoint = seq
             # Changes committed while loading are replayed (adds replace, removes are
             # idempotent).
-            changes = self.store.changes_since(self.checkpoint, [SIGNAL_TYPE])
+            changes = self.store.changes.since(self.checkpoint, [SIGNAL_TYPE])
             self._remove(i for i, _ in changes.removals)
             self._add((i, s) for i, _, s in changes.upserts)
             self.checkpoint = changes.seq
@@ -238,7 +238,7 @@ class VideoMatcher:
             found = self.index.search(np.concatenate(all_rows), radius)
             frames = {int(r): self._frames[int(r)] for r in np.unique(found.ids).tolist()}
             videos = {e: self._videos[e] for e, _ in frames.values()}
-        entries = self.store.get_entries(videos) if videos else {}
+        entries = self.store.banks.get_entries(videos) if videos else {}
         now = datetime.now(UTC)
         usable: dict[int, tuple[EntryView, BankInfo]] = {}
         for entry_id, stored in entries.items():

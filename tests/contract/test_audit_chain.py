@@ -37,7 +37,9 @@ def signer(tmp_path: Path) -> chain.AuditSigner:
 
 def _fill(store: Store, n: int = 6) -> list[int]:
     for i in range(n):
-        store.audit(f"test.event{i}", f"thing:{i}", {"i": i, "note": "ünïcode"}, actor="alice")
+        store.audit_log.append(
+            f"test.event{i}", f"thing:{i}", {"i": i, "note": "ünïcode"}, actor="alice"
+        )
     with store.engine.connect() as conn:
         return [int(r.id) for r in conn.execute(select(_log.c.id).order_by(_log.c.seq))]
 
@@ -51,7 +53,7 @@ def _kinds(report: chain.VerifyReport) -> list[tuple[str, int | None]]:
 
 
 def test_appends_form_an_intact_chain(store: Store) -> None:
-    store.create_bank(BankInfo(name="b"), actor="t")  # audited inside the bank transaction
+    store.banks.create(BankInfo(name="b"), actor="t")  # audited inside the bank transaction
     ids = _fill(store, 4)
     entries = list(chain.iter_entries(store.engine))
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
@@ -59,7 +61,7 @@ def test_appends_form_an_intact_chain(store: Store) -> None:
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     report = _verify(store)
     assert report.ok and report.entries == 5 and report.head_hash == entries[-1].hash
-    newest = store.audit_entries(2)
+    newest = store.audit_log.entries(2)
     assert [e.id for e in newest] == ids[::-1][:2] and newest[0].hash == entries[-1].hash
 
 
@@ -208,7 +210,7 @@ def test_migration_chains_existing_entries(tmp_path: Path) -> None:
     store = Store(url)
     try:
         assert [e.seq for e in chain.iter_entries(store.engine)] == [1, 2, 3]
-        store.audit("after.upgrade", "x", actor="t")
+        store.audit_log.append("after.upgrade", "x", actor="t")
         report = _verify(store)
         assert report.ok and report.entries == 4
     finally:

@@ -323,7 +323,7 @@ def test_a_discard_rolled_back_with_its_transaction_keeps_the_content(
         raise RuntimeError("a later step of the same change fails")
     assert evidence.get(item.id).held
     assert evidence.read(item.id, actor="t") == data
-    assert not amparo.store.audit_entries(action="evidence.discard")
+    assert not amparo.store.audit_log.entries(action="evidence.discard")
     with amparo.store.transaction(refresh=False):
         evidence.discard(item.id, reason="false positive", actor="rev")
     assert _blobs(evidence) == [] and not evidence.get(item.id).held

@@ -48,8 +48,8 @@ def test_everything_created_under_home_is_private(tmp_path: Path, lax_umask: Non
     home = tmp_path / "deep" / "home"
     settings = load_settings(env={}, overrides={"home": home, "audit_checkpoint_every": 1})
     with Amparo(settings) as app:
-        app.create_bank(BankInfo(name="b"), actor="t")
-        app.store.add_entries("b", [EntryRecord("pdq", "f" * 64)], actor="t")
+        app.banks.create(BankInfo(name="b"), actor="t")
+        app.store.banks.add_entries("b", [EntryRecord("pdq", "f" * 64)], actor="t")
         app.matcher.refresh()
         assert app.matcher.indexes.compact()
         app.evidence.preserve(b"synthetic bytes", reason="manual", actor="t")

@@ -38,39 +38,39 @@ BASE = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
 
 def test_pdq_threshold_is_per_bank(amparo: Amparo) -> None:
-    amparo.create_bank(BankInfo(name="strict", pdq_threshold=10))
-    amparo.create_bank(BankInfo(name="loose"))
+    amparo.banks.create(BankInfo(name="strict", pdq_threshold=10))
+    amparo.banks.create(BankInfo(name="loose"))
     for bank in ("strict", "loose"):
-        amparo.add_entries(bank, [EntryRecord("pdq", BASE, category="c1")])
+        amparo.banks.add_entries(bank, [EntryRecord("pdq", BASE, category="c1")])
     near, far = _flip_bits(BASE, 8), _flip_bits(BASE, 20)
     near_matches, far_matches = amparo.checks.match_signals([("pdq", near), ("pdq", far)])
     assert {(m.bank, m.distance) for m in near_matches} == {("strict", 8), ("loose", 8)}
     assert {(m.bank, m.distance) for m in far_matches} == {("loose", 20)}
     assert far_matches[0].category == "c1"
-    amparo.update_bank("loose", pdq_threshold=19)
+    amparo.banks.update("loose", pdq_threshold=19)
     assert amparo.checks.match_signals([("pdq", far)]) == [[]]
 
 
 def test_changes_are_visible_to_the_next_lookup(amparo: Amparo) -> None:
-    amparo.create_bank(BankInfo(name="b"))
+    amparo.banks.create(BankInfo(name="b"))
     assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
-    amparo.add_entries("b", [EntryRecord("pdq", BASE)])
+    amparo.banks.add_entries("b", [EntryRecord("pdq", BASE)])
     assert len(amparo.checks.match_signals([("pdq", BASE)])[0]) == 1
-    amparo.set_signals_enabled("b", [("pdq", BASE)], False)
+    amparo.banks.set_signals_enabled("b", [("pdq", BASE)], False)
     assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
-    amparo.set_signals_enabled("b", [("pdq", BASE)], True)
-    amparo.update_bank("b", enabled=False)
+    amparo.banks.set_signals_enabled("b", [("pdq", BASE)], True)
+    amparo.banks.update("b", enabled=False)
     assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
-    amparo.update_bank("b", enabled=True)
-    amparo.remove_signals("b", [("pdq", BASE)])
+    amparo.banks.update("b", enabled=True)
+    amparo.banks.remove_signals("b", [("pdq", BASE)])
     assert amparo.checks.match_signals([("pdq", BASE)]) == [[]]
 
 
 def test_other_process_changes_are_seen(amparo: Amparo, settings: Settings) -> None:
-    amparo.create_bank(BankInfo(name="b"))
+    amparo.banks.create(BankInfo(name="b"))
     assert amparo.checks.match_signals([("md5", "0" * 32), ("pdq", BASE)]) == [[], []]
     other = Amparo(settings)
-    other.add_entries("b", [EntryRecord("pdq", BASE), EntryRecord("md5", "0" * 32)])
+    other.banks.add_entries("b", [EntryRecord("pdq", BASE), EntryRecord("md5", "0" * 32)])
     other.close()
     # Another process's changes show within index_refresh_seconds (0.5 s), never over 1 s.
     deadline = time.monotonic() + 1.0
@@ -84,17 +84,17 @@ def test_other_process_changes_are_seen(amparo: Amparo, settings: Settings) -> N
 
 def test_bank_filter_and_deleted_bank(amparo: Amparo) -> None:
     for name in ("a", "b"):
-        amparo.create_bank(BankInfo(name=name))
-        amparo.add_entries(name, [EntryRecord("pdq", BASE)])
+        amparo.banks.create(BankInfo(name=name))
+        amparo.banks.add_entries(name, [EntryRecord("pdq", BASE)])
     assert {m.bank for m in amparo.checks.match_signals([("pdq", BASE)], ["b"])[0]} == {"b"}
-    amparo.delete_bank("a")
+    amparo.banks.delete("a")
     assert {m.bank for m in amparo.checks.match_signals([("pdq", BASE)])[0]} == {"b"}
 
 
 def test_photo_matches_and_low_quality_is_reported(amparo: Amparo) -> None:
-    amparo.create_bank(BankInfo(name="b"))
+    amparo.banks.create(BankInfo(name="b"))
     photo = data.astronaut()
-    amparo.add_media("b", _jpeg(photo), category="benign-test")
+    amparo.banks.add_media("b", _jpeg(photo), category="benign-test")
     copy = _jpeg(np.asarray(Image.fromarray(photo).resize((256, 256))), quality=40)
     result = amparo.checks.match_hashes([amparo.checks.hash_bytes(copy)])[0]
     assert [m.signal_type for m in result.matches] == ["pdq"]
@@ -109,10 +109,10 @@ def test_photo_matches_and_low_quality_is_reported(amparo: Amparo) -> None:
 
 def test_dihedral_matching_is_per_bank_opt_in(amparo: Amparo) -> None:
     photo = data.chelsea()
-    amparo.create_bank(BankInfo(name="plain"))
-    amparo.create_bank(BankInfo(name="turned", dihedral=True))
+    amparo.banks.create(BankInfo(name="plain"))
+    amparo.banks.create(BankInfo(name="turned", dihedral=True))
     for bank in ("plain", "turned"):
-        amparo.add_media(bank, _jpeg(photo))
+        amparo.banks.add_media(bank, _jpeg(photo))
     rotated = _jpeg(np.ascontiguousarray(np.rot90(photo)))
     banks = None
     hashes = amparo.checks.hash_bytes(rotated, dihedral=amparo.checks.wants_dihedral(banks))

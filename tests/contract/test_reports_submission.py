@@ -62,7 +62,7 @@ class FakeEvidence:
 
     def read(self, item_id: int, *, actor: str) -> bytes:
         self.reads.append(item_id)
-        self.store.audit("evidence.read", f"evidence:{item_id}", actor=actor)
+        self.store.audit_log.append("evidence.read", f"evidence:{item_id}", actor=actor)
         return FILES[item_id]
 
 
@@ -169,7 +169,7 @@ def test_whole_workflow_against_the_standin(amparo: Amparo, standin: tuple[Stand
     # Submitting again changes nothing and files nothing new.
     assert amparo.reports.submit(draft, actor="admin1").status == "finished"
     assert len(service.reports) == 1 and service.calls["submit"] == 1
-    actions = [e.action for e in amparo.store.audit_entries(50, f"report:{draft}")]
+    actions = [e.action for e in amparo.store.audit_log.entries(50, f"report:{draft}")]
     assert actions[:5] == [
         "report.finish",
         "report.fileinfo",
@@ -302,11 +302,11 @@ def test_build_without_reporter_config_writes_nothing(settings: Settings) -> Non
         app.wire(
             reports=ReportService(app.settings, app.store, FakeCases(), FakeEvidence(app.store))
         )
-        before = len(app.store.audit_entries(50))
+        before = len(app.store.audit_log.entries(50))
         with pytest.raises(ConfigError, match="reporter_org_name"):
             app.reports.build_case(7, actor="rev2")
         assert app.reports.list() == []
-        assert len(app.store.audit_entries(50)) == before
+        assert len(app.store.audit_log.entries(50)) == before
     finally:
         app.close()
 

@@ -242,8 +242,8 @@ def _digest(rng: random.Random) -> str:
 def test_false_positives_disable_an_entry_until_a_curator_looks(amparo: Amparo) -> None:
     rng = random.Random(5)
     md5 = _digest(rng)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", md5, category="B1")])
     (found,) = amparo.checks.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases = amparo.cases
@@ -275,15 +275,15 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
     benign, other = _digest(rng), _digest(rng)
     pdq = f"{rng.getrandbits(256):064x}"
     near = f"{int(pdq, 16) ^ 0b111:064x}"  # 3 bits away
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.create_bank(BankInfo(name="benign", kind="negative"))
-    assert amparo.get_bank("benign").kind == "negative"
-    assert amparo.get_bank("known").kind == "positive"
-    amparo.add_entries(
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.create(BankInfo(name="benign", kind="negative"))
+    assert amparo.banks.get("benign").kind == "negative"
+    assert amparo.banks.get("known").kind == "positive"
+    amparo.banks.add_entries(
         "known",
         [EntryRecord("md5", benign), EntryRecord("md5", other), EntryRecord("pdq", pdq)],
     )
-    amparo.add_entries("benign", [EntryRecord("md5", benign), EntryRecord("pdq", near)])
+    amparo.banks.add_entries("benign", [EntryRecord("md5", benign), EntryRecord("pdq", near)])
     signals = [("md5", benign), ("md5", other), ("pdq", pdq)]
     results = amparo.matcher.match([Query(signals={t: v}) for t, v in signals])
     assert results[0].matches == [] and [m.bank for m in results[0].suppressed] == ["known"]
@@ -293,15 +293,17 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
     # Choosing banks does not skip the negative ones.
     assert amparo.checks.match_signals([("md5", benign)], banks=["known"]) == [[]]
     # A disabled negative bank suppresses nothing; kind can be changed.
-    amparo.update_bank("benign", enabled=False)
+    amparo.banks.update("benign", enabled=False)
     assert [m.bank for m in amparo.checks.match_signals([("md5", benign)])[0]] == ["known"]
-    amparo.update_bank("benign", enabled=True, kind="positive")
-    matches = amparo.checks.match_signals([("md5", benign)])[0]
-    assert {m.bank for m in matches} == {"known", "benign"}
+    amparo.banks.update("benign", enabled=True, kind="positive")
+    assert {m.bank for m in amparo.checks.match_signals([("md5", benign)])[0]} == {
+        "known",
+        "benign",
+    }
     with pytest.raises(InputError):
-        amparo.update_bank("benign", kind="sideways")
+        amparo.banks.update("benign", kind="sideways")
     with pytest.raises(InputError):
-        amparo.create_bank(BankInfo(name="x", kind="sideways"))
+        amparo.banks.create(BankInfo(name="x", kind="sideways"))
 
 
 def test_video_match_details_are_kept_with_the_case(amparo: Amparo) -> None:
@@ -329,8 +331,8 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     audit entry at that discard."""
     rng = random.Random(9)
     md5 = _digest(rng)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", md5, category="B1")])
     (found,) = amparo.checks.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases, evidence = amparo.cases, amparo.evidence
@@ -347,7 +349,7 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     assert cases.item(item.id).status == "pending" and cases.history(item.id) == []
     assert cases.get(item.case_id).status == "open"
     assert cases.false_positive_counts([entry_id]) == {entry_id: 0}
-    undone = amparo.store.audit_entries(action="case.decision_undone")
+    undone = amparo.store.audit_log.entries(action="case.decision_undone")
     assert [(e.actor, e.details["kind"], e.details["restored"]) for e in undone] == [
         ("key:rita", "false_positive", None)
     ]
@@ -367,12 +369,14 @@ def test_a_false_positive_can_be_undone_and_its_copy_waits_out_the_grace(amparo:
     assert cases.item(item.id).decision.kind == "false_positive"  # type: ignore[union-attr]
     assert evidence.purge(dry_run=True).false_positives == []
     assert evidence.purge().false_positives == []
-    assert evidence.get(kept.id).held and not amparo.store.audit_entries(action="evidence.discard")
+    assert evidence.get(kept.id).held and not amparo.store.audit_log.entries(
+        action="evidence.discard"
+    )
     assert evidence.purge(later, dry_run=True).false_positives == [kept.id]
     assert evidence.get(kept.id).held
     assert evidence.purge(later).false_positives == [kept.id]
     assert not evidence.get(kept.id).held
-    (discarded,) = amparo.store.audit_entries(action="evidence.discard")
+    (discarded,) = amparo.store.audit_log.entries(action="evidence.discard")
     assert discarded.target == f"evidence:{kept.id}"
     assert evidence.purge(later).false_positives == []
 
@@ -413,8 +417,8 @@ def test_undoing_the_false_positive_that_disabled_an_entry_enables_it_again(
 ) -> None:
     rng = random.Random(11)
     md5 = _digest(rng)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", md5, category="B1")])
     (found,) = amparo.checks.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases = amparo.cases
@@ -459,8 +463,8 @@ def test_a_decision_that_fails_part_way_leaves_nothing_behind(
     transaction: when disabling the entry (the last step) fails, none of it happened."""
     rng = random.Random(13)
     md5 = _digest(rng)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", md5, category="B1")])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", md5, category="B1")])
     (found,) = amparo.checks.match_signals([("md5", md5)])
     entry_id = found[0].entry_id
     cases = amparo.cases
@@ -469,7 +473,7 @@ def test_a_decision_that_fails_part_way_leaves_nothing_behind(
     for item in items[:2]:
         cases.decide(item.id, "false_positive", reviewer="rita")
     assert len(commits) == 2  # one transaction each
-    audited = len(amparo.store.audit_entries(1000))
+    audited = len(amparo.store.audit_log.entries(1000))
 
     _fail_on_call(amparo, monkeypatch, 1)
     with pytest.raises(AmparoError, match="the store failed"):
@@ -478,7 +482,7 @@ def test_a_decision_that_fails_part_way_leaves_nothing_behind(
     assert cases.false_positive_counts([entry_id]) == {entry_id: 2}
     assert cases.disabled_entries() == []
     assert amparo.checks.match_signals([("md5", md5)]) == [found]
-    assert len(amparo.store.audit_entries(1000)) == audited
+    assert len(amparo.store.audit_log.entries(1000)) == audited
 
     monkeypatch.undo()
     commits.clear()
@@ -486,7 +490,7 @@ def test_a_decision_that_fails_part_way_leaves_nothing_behind(
     assert len(commits) == 1
     assert [e.entry_id for e in cases.disabled_entries()] == [entry_id]
     assert amparo.checks.match_signals([("md5", md5)]) == [[]]
-    assert [e.action for e in amparo.store.audit_entries(3)] == [
+    assert [e.action for e in amparo.store.audit_log.entries(3)] == [
         "entry.disable",
         "entry.disabled_pending_review",
         "case.decision",
@@ -501,8 +505,8 @@ def test_enabling_many_entries_again_is_one_transaction(
     decision in place."""
     rng = random.Random(17)
     md5s = [_digest(rng) for _ in range(3)]
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_entries("known", [EntryRecord("md5", m, category="B1") for m in md5s])
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_entries("known", [EntryRecord("md5", m, category="B1") for m in md5s])
     found = [m[0] for m in amparo.checks.match_signals([("md5", m) for m in md5s])]
     cases = amparo.cases
     items = [cases.get(cases.open_or_extend(_find(n, *found))).items[0] for n in range(3)]
@@ -510,7 +514,7 @@ def test_enabling_many_entries_again_is_one_transaction(
         cases.decide(item.id, "false_positive", reviewer="rita")
     disabled = sorted(e.entry_id for e in cases.disabled_entries())
     assert disabled == sorted(m.entry_id for m in found)
-    audited = len(amparo.store.audit_entries(1000))
+    audited = len(amparo.store.audit_log.entries(1000))
 
     _fail_on_call(amparo, monkeypatch, 2)
     with pytest.raises(AmparoError, match="the store failed"):
@@ -519,7 +523,7 @@ def test_enabling_many_entries_again_is_one_transaction(
     assert amparo.checks.match_signals([("md5", m) for m in md5s]) == [[], [], []]
     assert [d.kind for d in cases.history(items[-1].id)] == ["false_positive"]
     assert cases.false_positive_counts(disabled) == {e: 3 for e in disabled}
-    assert len(amparo.store.audit_entries(1000)) == audited
+    assert len(amparo.store.audit_log.entries(1000)) == audited
 
     monkeypatch.undo()
     commits = _commits(amparo)

@@ -78,10 +78,10 @@ def test_migration_0008_keeps_rows_and_skips_deleted_ids(tmp_path: Path) -> None
     engine.dispose()
     store = Store(url)
     try:
-        assert store.get_bank("old").name == "old"
-        store.add_entries("old", [EntryRecord("md5", "a" * 32)], actor="t")
-        (entry,) = store.find_exact("md5", ["a" * 32])
+        assert store.banks.get("old").name == "old"
+        store.banks.add_entries("old", [EntryRecord("md5", "a" * 32)], actor="t")
+        (entry,) = store.banks.find_exact("md5", ["a" * 32])
         assert entry.id > 7
-        store.delete_bank("old", actor="t")
+        store.banks.delete("old", actor="t")
     finally:
         store.close()

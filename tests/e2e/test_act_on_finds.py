@@ -71,8 +71,8 @@ def test_a_find_becomes_a_reviewed_report(world: World) -> None:
     tc, keys, standin = world
     amparo: Amparo = tc.app.state.service.amparo
     known, other = _photo(1), _photo(2)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_media("known", known, category="A1")
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_media("known", known, category="A1")
 
     rule = {
         "name": "review-and-report",
@@ -159,8 +159,8 @@ def test_a_false_positive_is_not_kept(world: World) -> None:
     tc, keys, _ = world
     amparo: Amparo = tc.app.state.service.amparo
     photo = _photo(3)
-    amparo.create_bank(BankInfo(name="known"))
-    amparo.add_media("known", photo, category="B2")
+    amparo.banks.create(BankInfo(name="known"))
+    amparo.banks.add_media("known", photo, category="B2")
     rule = {"name": "review", "actions": [{"type": "review"}]}
     assert tc.post("/v1/rules", json=rule, headers=keys["curator"]).status_code == 201
     hit = tc.post("/v1/match", files={"file": ("x.jpg", photo)}, headers=keys["matcher"])
@@ -186,7 +186,7 @@ def test_a_false_positive_is_not_kept(world: World) -> None:
     assert kept.purged_at is not None and kept.sha256 == hashlib.sha256(photo).hexdigest()
     with pytest.raises(AmparoError):
         amparo.evidence.read(item["evidence_id"], actor="test")
-    (audited,) = amparo.store.audit_entries(action="evidence.discard")
+    (audited,) = amparo.store.audit_log.entries(action="evidence.discard")
     assert audited.target == f"evidence:{item['evidence_id']}"
 
 

@@ -31,8 +31,8 @@ _HOME = Path(tempfile.mkdtemp(prefix="amparo-schema-"))
 _SETTINGS = load_settings(env={}, overrides={"home": _HOME, "api_public_docs": True})
 with Amparo(_SETTINGS) as _amparo:
     _KEY = KeyService(_amparo.store).create("fuzz", ["admin"], actor="test").secret
-    _amparo.create_bank(BankInfo(name="known"), actor="test")
-    _amparo.add_entries("known", [EntryRecord("md5", "d41d8cd98f00b204e9800998ecf8427e")])
+    _amparo.banks.create(BankInfo(name="known"), actor="test")
+    _amparo.banks.add_entries("known", [EntryRecord("md5", "d41d8cd98f00b204e9800998ecf8427e")])
 APP = create_app(_SETTINGS)
 # Generated url= values must never leave the machine: every name resolves to loopback,
 # which the fetcher refuses.

@@ -95,7 +95,7 @@ def test_a_matcher_key_cannot_reconstruct_a_bank_hash(oracle_api: Api) -> None:
     assert r.status_code == 429 and r.json()["error"]["code"] == "probe_suspected"
     assert "Retry-After" in r.headers
     with Amparo(oracle_api.settings) as amparo:
-        actions = [e.action for e in amparo.store.audit_entries(limit=50)]
+        actions = [e.action for e in amparo.store.audit_log.entries(limit=50)]
     assert "probe.suspected" in actions
     metrics = oracle_api.client.get("/metrics", headers=oracle_api.as_("admin")).text
     assert "amparo_probe_alerts_total 1.0" in metrics

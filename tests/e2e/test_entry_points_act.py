@@ -49,9 +49,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     keys = make_keys(settings)
     with TestClient(create_app(settings)) as tc:
         amparo: Amparo = tc.app.state.service.amparo
-        amparo.create_bank(BankInfo(name="known"))
-        amparo.add_media("known", PHOTO, category="A1")
-        amparo.add_entries("known", [EntryRecord("sha256", SHA, category="A1")])
+        amparo.banks.create(BankInfo(name="known"))
+        amparo.banks.add_media("known", PHOTO, category="A1")
+        amparo.banks.add_entries("known", [EntryRecord("sha256", SHA, category="A1")])
         amparo.actions.add_rule(
             Rule.from_json({"name": "review-all", "actions": [{"type": "review"}]}), actor="t"
         )
@@ -105,8 +105,8 @@ def test_each_entry_point_runs_the_rules(world: World) -> None:
 def test_the_cli_runs_the_rules_unless_told_not_to(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
-        amparo.create_bank(BankInfo(name="known"))
-        amparo.add_entries("known", [EntryRecord("sha256", SHA, category="A1")])
+        amparo.banks.create(BankInfo(name="known"))
+        amparo.banks.add_entries("known", [EntryRecord("sha256", SHA, category="A1")])
         amparo.actions.add_rule(
             Rule.from_json({"name": "review-all", "actions": [{"type": "review"}]}), actor="t"
         )

@@ -24,10 +24,10 @@ def _entries(n: int) -> list[EntryRecord]:
 def test_status_verify_compact_rebuild(tmp_path: Path) -> None:
     home = tmp_path / "home"
     amparo = Amparo(load_settings(env={}, overrides={"home": home}))
-    amparo.create_bank(BankInfo(name="b"))
-    amparo.add_entries("b", _entries(200))
+    amparo.banks.create(BankInfo(name="b"))
+    amparo.banks.add_entries("b", _entries(200))
     amparo.checks.match_signals([("md5", f"{1:032x}")])  # opens (builds) the index
-    amparo.remove_signals("b", [("md5", f"{2:032x}")])
+    amparo.banks.remove_signals("b", [("md5", f"{2:032x}")])
     amparo.close()
 
     runner = CliRunner()
@@ -57,8 +57,8 @@ def test_status_verify_compact_rebuild(tmp_path: Path) -> None:
 def test_verify_reports_a_difference(tmp_path: Path) -> None:
     home = tmp_path / "home"
     amparo = Amparo(load_settings(env={}, overrides={"home": home}))
-    amparo.create_bank(BankInfo(name="b"))
-    amparo.add_entries("b", _entries(20))
+    amparo.banks.create(BankInfo(name="b"))
+    amparo.banks.add_entries("b", _entries(20))
     indexes = amparo.matcher.indexes
     # Drop an entry behind the change log's back: verify must notice.
     victim = int(indexes.pdq.items()[0][0])
@@ -71,8 +71,8 @@ def test_verify_reports_a_difference(tmp_path: Path) -> None:
 def test_processes_share_the_index_files(tmp_path: Path) -> None:
     settings = load_settings(env={}, overrides={"home": tmp_path / "home"})
     first = Amparo(settings)
-    first.create_bank(BankInfo(name="b"))
-    first.add_entries("b", _entries(50))
+    first.banks.create(BankInfo(name="b"))
+    first.banks.add_entries("b", _entries(50))
     assert first.checks.match_signals([("md5", f"{3:032x}")])[0]
     first.matcher.indexes.compact()
     second = Amparo(settings)
@@ -80,7 +80,7 @@ def test_processes_share_the_index_files(tmp_path: Path) -> None:
     second.matcher.refresh()
     assert second.matcher.indexes.status()[0].segments == 1
     assert second.checks.match_signals([("md5", f"{3:032x}")])[0]
-    second.add_entries("b", [EntryRecord("md5", "f" * 32)])
+    second.banks.add_entries("b", [EntryRecord("md5", "f" * 32)])
     second.matcher.indexes.compact()
     first.matcher.refresh()
     assert first.checks.match_signals([("md5", "f" * 32)])[0]

@@ -68,8 +68,8 @@ class Fakes:
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
-        amparo.create_bank(BankInfo(name="known"))
-        amparo.add_media("known", KNOWN, category="A1")
+        amparo.banks.create(BankInfo(name="known"))
+        amparo.banks.add_media("known", KNOWN, category="A1")
     return home
 
 

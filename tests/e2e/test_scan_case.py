@@ -34,9 +34,9 @@ EXPLOITATIVE_LIKE = synthetic_jpeg(12)
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
-        amparo.create_bank(BankInfo(name="known"))
-        amparo.add_media("known", CSAM_LIKE, category="csam")
-        amparo.add_media("known", EXPLOITATIVE_LIKE, category="exploitative")
+        amparo.banks.create(BankInfo(name="known"))
+        amparo.banks.add_media("known", CSAM_LIKE, category="csam")
+        amparo.banks.add_media("known", EXPLOITATIVE_LIKE, category="exploitative")
     return home
 
 

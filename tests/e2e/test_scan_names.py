@@ -38,8 +38,8 @@ KNOWN = synthetic_jpeg(1)
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
-        amparo.create_bank(BankInfo(name="known"))
-        amparo.add_media("known", KNOWN, category="test")
+        amparo.banks.create(BankInfo(name="known"))
+        amparo.banks.add_media("known", KNOWN, category="test")
     return home
 
 

@@ -52,7 +52,7 @@ def poll(condition: Callable[[], bool], timeout: float) -> bool:
 def test_kill_9_of_the_scan_ends_its_workers(tmp_path: Path):
     home = tmp_path / "home"
     with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
-        amparo.create_bank(BankInfo(name="known"))
+        amparo.banks.create(BankInfo(name="known"))
     root = tmp_path / "evidence"
     root.mkdir()
     for i in range(4):

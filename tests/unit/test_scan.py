@@ -107,15 +107,15 @@ KNOWN_TEXT = b"a known non-image file, matched by its digests\n"
 @pytest.fixture
 def amparo(tmp_path: Path) -> Amparo:
     app = Amparo(load_settings(env={}, overrides={"home": tmp_path / "home"}))
-    app.create_bank(BankInfo(name="known"))
-    app.add_media("known", KNOWN, category="test-category")
-    app.add_media("known", sample_photo(), category="test-category")
-    app.create_bank(BankInfo(name="other"))
-    app.add_media("other", OTHER)
+    app.banks.create(BankInfo(name="known"))
+    app.banks.add_media("known", KNOWN, category="test-category")
+    app.banks.add_media("known", sample_photo(), category="test-category")
+    app.banks.create(BankInfo(name="other"))
+    app.banks.add_media("other", OTHER)
     from amparo import EntryRecord
     from amparo.signals import digest_bytes
 
-    app.add_entries("known", [EntryRecord("sha256", digest_bytes(KNOWN_TEXT).sha256)])
+    app.banks.add_entries("known", [EntryRecord("sha256", digest_bytes(KNOWN_TEXT).sha256)])
     yield app
     app.close()
 
@@ -256,8 +256,8 @@ def test_archive_guards_come_from_settings(tmp_path: Path):
         },
     )
     with Amparo(settings) as app:
-        app.create_bank(BankInfo(name="known"))
-        app.add_media("known", KNOWN)
+        app.banks.create(BankInfo(name="known"))
+        app.banks.add_media("known", KNOWN)
         root = tmp_path / "evidence"
         root.mkdir()
         (root / "big-member.zip").write_bytes(zip_bytes({"big.jpg": synthetic_jpeg(3, 900)}))
@@ -284,8 +284,8 @@ def test_nesting_depth_is_limited(amparo: Amparo, tmp_path: Path):
 def test_files_over_max_file_bytes_are_digested_not_decoded(tmp_path: Path):
     settings = load_settings(env={}, overrides={"home": tmp_path / "home", "max_file_bytes": 1000})
     with Amparo(settings) as app:
-        app.create_bank(BankInfo(name="known"))
-        app.add_media("known", KNOWN)
+        app.banks.create(BankInfo(name="known"))
+        app.banks.add_media("known", KNOWN)
         root = tmp_path / "evidence"
         root.mkdir()
         (root / "big.jpg").write_bytes(KNOWN)
@@ -491,7 +491,7 @@ def test_compressed_file_starting_with_a_zero_block_is_hashed_not_an_empty_tar(
 
     # Not a tar: a disk image or database dump often starts with 512 zero bytes.
     content = b"\0" * 512 + b"content that is not a tar archive\n" * 20
-    amparo.add_entries("known", [EntryRecord("sha256", digest_bytes(content).sha256)])
+    amparo.banks.add_entries("known", [EntryRecord("sha256", digest_bytes(content).sha256)])
     root = tmp_path / "evidence"
     root.mkdir()
     (root / "dump.bin.gz").write_bytes(gzip.compress(content))

@@ -110,9 +110,9 @@ def test_video_over_the_video_limit_is_digested_only_and_broken_video_reported(
 @pytest.fixture
 def amparo(tmp_path: Path, original: bytes) -> Iterator[Amparo]:
     app = Amparo(load_settings(env={}, overrides={"home": tmp_path / "home"}))
-    app.create_bank(BankInfo(name="videos"))
+    app.banks.create(BankInfo(name="videos"))
     _, records = video_entries(original, app.settings, category="test-category")
-    app.store.add_entries("videos", records, actor="test")
+    app.store.banks.add_entries("videos", records, actor="test")
     yield app
     app.close()
 

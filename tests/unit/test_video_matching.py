@@ -94,15 +94,15 @@ def store(settings: Settings) -> Iterator[Store]:
 
 
 def _bank(store: Store, name: str, clip: bytes, settings: Settings) -> int:
-    info = store.create_bank(BankInfo(name=name), actor="test")
+    info = store.banks.create(BankInfo(name=name), actor="test")
     _, records = video_entries(clip, settings, category="test", tags=["t"], source_id=name)
-    store.add_entries(name, records, actor="test")
+    store.banks.add_entries(name, records, actor="test")
     assert info.id is not None
     return info.id
 
 
 def _enabled(store: Store) -> dict[int, BankInfo]:
-    return {b.id: b for b in store.list_banks(with_counts=False) if b.id is not None and b.enabled}
+    return {b.id: b for b in store.banks.list(with_counts=False) if b.id is not None and b.enabled}
 
 
 def _vpdq(hashes: MediaHashes) -> list[VpdqFrames]:
@@ -144,23 +144,23 @@ def test_removed_disabled_paused_entries_and_disabled_banks_stop_matching(
     query = _vpdq(queries["copy"])
     assert {bank for bank, _ in _found(matcher.match(query, _enabled(store)))} == {"a", "b"}
 
-    store.update_bank("b", actor="test", enabled=False)
+    store.banks.update("b", actor="test", enabled=False)
     assert {bank for bank, _ in _found(matcher.match(query, _enabled(store)))} == {"a"}
 
     entry_id = next(iter(_found(matcher.match(query, _enabled(store)))))[1]
-    store.set_entries_disabled_until(
+    store.banks.set_entries_disabled_until(
         "a", [], datetime.now(UTC) + timedelta(hours=1), actor="test", ids=[entry_id]
     )
     assert not matcher.match(query, _enabled(store))[0]
-    store.set_entries_disabled_until("a", [], None, actor="test", ids=[entry_id])
+    store.banks.set_entries_disabled_until("a", [], None, actor="test", ids=[entry_id])
     assert matcher.match(query, _enabled(store))[0]
 
-    store.set_entries_enabled("a", [], False, actor="test", ids=[entry_id])
+    store.banks.set_entries_enabled("a", [], False, actor="test", ids=[entry_id])
     assert not matcher.match(query, _enabled(store))[0]
-    store.set_entries_enabled("a", [], True, actor="test", ids=[entry_id])
+    store.banks.set_entries_enabled("a", [], True, actor="test", ids=[entry_id])
     assert matcher.match(query, _enabled(store))[0]
 
-    store.remove_entry_ids("a", [entry_id], actor="test")
+    store.banks.remove_entry_ids("a", [entry_id], actor="test")
     assert not matcher.match(query, _enabled(store))[0]
     assert len(matcher) == 1  # bank b's video is still indexed (b is disabled, not deleted)
 
@@ -168,13 +168,13 @@ def test_removed_disabled_paused_entries_and_disabled_banks_stop_matching(
 def test_videos_added_later_are_found_and_deleted_banks_forgotten(
     store: Store, settings: Settings, clips: dict[str, bytes], queries: dict[str, MediaHashes]
 ) -> None:
-    store.create_bank(BankInfo(name="empty"), actor="test")
+    store.banks.create(BankInfo(name="empty"), actor="test")
     matcher = VideoMatcher(store, settings)
     query = _vpdq(queries["copy"])
     assert matcher.match(query, _enabled(store)) == [[]]
     _bank(store, "later", clips["original"], settings)
     assert {b for b, _ in _found(matcher.match(query, _enabled(store)))} == {"later"}
-    store.delete_bank("later", actor="test")
+    store.banks.delete("later", actor="test")
     assert matcher.match(query, _enabled(store)) == [[]]
     assert len(matcher) == 0
 
@@ -183,7 +183,7 @@ def test_a_banks_pdq_threshold_is_its_frame_distance(
     store: Store, settings: Settings, clips: dict[str, bytes], queries: dict[str, MediaHashes]
 ) -> None:
     _bank(store, "strict", clips["original"], settings)
-    store.update_bank("strict", actor="test", pdq_threshold=0)
+    store.banks.update("strict", actor="test", pdq_threshold=0)
     matcher = VideoMatcher(store, settings)
     assert matcher.match(_vpdq(queries["copy"]), _enabled(store)) == [[]]
     assert matcher.match(_vpdq(queries["original"]), _enabled(store))[0]
@@ -240,10 +240,10 @@ def test_video_settings_are_read_checked_and_give_the_distance_threshold(
 def test_entries_stored_as_reference_text_still_match(
     store: Store, settings: Settings, clips: dict[str, bytes], queries: dict[str, MediaHashes]
 ) -> None:
-    store.create_bank(BankInfo(name="text"), actor="test")
+    store.banks.create(BankInfo(name="text"), actor="test")
     _, records = video_entries(clips["original"], settings)
     text = parse_vpdq(records[0].signal).to_text()
-    store.add_entries("text", [EntryRecord("vpdq", text)], actor="test")
+    store.banks.add_entries("text", [EntryRecord("vpdq", text)], actor="test")
     matcher = VideoMatcher(store, settings)
     assert matcher.match(_vpdq(queries["copy"]), _enabled(store))[0]
 
@@ -286,7 +286,7 @@ def test_a_byte_identical_copy_matches_at_distance_0(
     # Every query frame has a bank frame at (or within a frame of) its timestamp with the
     # same hash: PDQ distance 0 on every frame compared (as measured for all three rates).
     assert query.vpdq is not None
-    bank_video = parse_vpdq(next(iter(store.iter_active_signals("vpdq")))[0][1])
+    bank_video = parse_vpdq(next(iter(store.changes.iter_active_signals("vpdq")))[0][1])
     for frame in parse_vpdq(query.vpdq).frames:
         near = [b for b in bank_video.frames if abs(b.timestamp - frame.timestamp) <= 0.15]
         distances = [bin(int(b.pdq_hex, 16) ^ int(frame.pdq_hex, 16)).count("1") for b in near]

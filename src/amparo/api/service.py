@@ -131,7 +131,9 @@ class Service:
 
     def _audit_alert(self, target: str, details: dict[str, object]) -> None:
         try:
-            self.amparo.store.audit("probe.suspected", target, dict(details), actor="system")
+            self.amparo.store.audit_log.append(
+                "probe.suspected", target, dict(details), actor="system"
+            )
         except Exception:
             log.exception("could not record a probe alert in the audit log")
 

@@ -43,7 +43,9 @@ def readiness(service: Service) -> Readiness:
     loaded = matcher.checkpoint >= 0 and age is not None
     fresh = age is not None and age <= service.settings.index_max_age_seconds
     try:
-        current = loaded and fresh and matcher.checkpoint >= service.amparo.store.current_seq()
+        current = (
+            loaded and fresh and matcher.checkpoint >= service.amparo.store.changes.current_seq()
+        )
         error = service.index.error
     except Exception as exc:  # the database is down: not ready, and say why
         current, error = False, str(exc)

@@ -1,9 +1,12 @@
-"""Bank and entry records as plain data: what import formats produce and export formats take."""
+"""Bank and entry records as plain data: what import formats produce and export formats take,
+and what the bank repository returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from amparo.clock import utc_now
 
 
 @dataclass
@@ -40,3 +43,27 @@ class BankInfo:
     created_at: datetime | None = None
     imported_at: datetime | None = None
     entry_count: int = 0
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """A stored entry with its bank's name (what a match reports)."""
+
+    id: int
+    bank_id: int
+    bank_name: str
+    signal_type: str
+    signal: str
+    category: str | None
+    tags: list[str]
+    source_id: str | None
+    note: str | None
+    enabled: bool
+    removed: bool
+    added_at: datetime
+    disabled_until: datetime | None = None
+    """Not matched before this time (UTC), when set."""
+
+    def paused(self, now: datetime | None = None) -> bool:
+        """Whether the entry is disabled until a time that has not come yet."""
+        return self.disabled_until is not None and self.disabled_until > (now or utc_now())

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from amparo.app import ImportReport
 from amparo.banks.formats import CATEGORY_MAPS, FORMATS, detect_format
 from amparo.banks.model import BankInfo, EntryRecord
+from amparo.banks.service import ImportReport
 from amparo.cli.context import emit_json, err_console, handle_errors, open_app
 from amparo.errors import InputError
 from amparo.hashing import MediaHashes
@@ -74,7 +74,7 @@ def create(
     A negative bank (--negative) lists known-benign content that keeps being mistaken for a
     match: a query matching it is never a find. Example: amparo bank create benign --negative"""
     with open_app(ctx) as amparo:
-        bank = amparo.create_bank(
+        bank = amparo.banks.create(
             BankInfo(
                 name=name,
                 description=description,
@@ -96,7 +96,7 @@ def create(
 def list_banks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List banks with their entry counts. Example: amparo bank list --json"""
     with open_app(ctx) as amparo:
-        banks = amparo.list_banks()
+        banks = amparo.banks.list()
     if as_json:
         for b in banks:
             emit_json(_bank_json(b))
@@ -120,7 +120,7 @@ def list_banks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def show(ctx: typer.Context, name: BankArg) -> None:
     """Show one bank's settings and provenance as JSON. Example: amparo bank show known"""
     with open_app(ctx) as amparo:
-        emit_json(_bank_json(amparo.get_bank(name)))
+        emit_json(_bank_json(amparo.banks.get(name)))
 
 
 @app.command("import")
@@ -154,8 +154,8 @@ def import_(
     lines were skipped (listed above the summary); 2 nothing was imported (no valid entry,
     a --strict failure, or another error)."""
     with open_app(ctx) as amparo:
-        if create and name not in {b.name for b in amparo.list_banks()}:
-            amparo.create_bank(BankInfo(name=name, source=str(file)))
+        if create and name not in {b.name for b in amparo.banks.list()}:
+            amparo.banks.create(BankInfo(name=name, source=str(file)))
         if str(file) == "-":
             data = sys.stdin.read()
             fmt = fmt or detect_format(data[:65536].encode())
@@ -168,7 +168,7 @@ def import_(
             stream = file.open("r", encoding="utf-8-sig", newline="")
             source = str(file)
         try:
-            report = amparo.import_entries(
+            report = amparo.banks.import_entries(
                 name,
                 stream,  # type: ignore[arg-type]
                 fmt,
@@ -212,11 +212,11 @@ def export(
     known known.csv"""
     with open_app(ctx) as amparo:
         if str(file) == "-":
-            count = amparo.export_entries(name, sys.stdout, fmt, category_map=category_map)
+            count = amparo.banks.export_entries(name, sys.stdout, fmt, category_map=category_map)
         else:
             tmp = file.with_name(file.name + ".partial")
             with tmp.open("w", encoding="utf-8", newline="") as out:
-                count = amparo.export_entries(name, out, fmt, category_map=category_map)
+                count = amparo.banks.export_entries(name, out, fmt, category_map=category_map)
             tmp.replace(file)
     err_console.print(f"exported {count:,} entries from {name}", markup=False)
 
@@ -293,7 +293,7 @@ def add(
         for item in items:
             path = Path(item)
             if path.is_file():
-                hashes, report = amparo.add_media(
+                hashes, report = amparo.banks.add_media(
                     name, path.read_bytes(), category=category, tags=tag or [], note=note
                 )
                 emit_json(_media_added_json(item, hashes, report))
@@ -303,7 +303,7 @@ def add(
                     EntryRecord(stype, value, category=category, tags=tag or [], note=note)
                 )
         if records:
-            report = amparo.add_entries(name, records)
+            report = amparo.banks.add_entries(name, records)
             err_console.print(
                 f"{name}: added {report.added}, updated {report.updated}", markup=False
             )
@@ -316,7 +316,7 @@ def remove(
 ) -> None:
     """Remove hashes from a bank. Example: amparo bank remove known pdq:f8f8...22"""
     with open_app(ctx) as amparo:
-        count = amparo.remove_signals(name, _parse_signals(signals, signal_type))
+        count = amparo.banks.remove_signals(name, _parse_signals(signals, signal_type))
     err_console.print(f"{name}: removed {count}", markup=False)
 
 
@@ -325,10 +325,10 @@ def _set_enabled(
 ) -> None:
     with open_app(ctx) as amparo:
         if signals:
-            count = amparo.set_signals_enabled(name, _parse_signals(signals, st), on)
+            count = amparo.banks.set_signals_enabled(name, _parse_signals(signals, st), on)
             err_console.print(f"{name}: {'enabled' if on else 'disabled'} {count}", markup=False)
         else:
-            amparo.update_bank(name, enabled=on)
+            amparo.banks.update(name, enabled=on)
             err_console.print(f"bank {name} {'enabled' if on else 'disabled'}", markup=False)
 
 
@@ -392,7 +392,7 @@ def set_(
     if not changes:
         raise InputError("nothing to change", hint="see `amparo bank set --help`")
     with open_app(ctx) as amparo:
-        emit_json(_bank_json(amparo.update_bank(name, **changes)))
+        emit_json(_bank_json(amparo.banks.update(name, **changes)))
 
 
 @app.command("delete")
@@ -406,5 +406,5 @@ def delete(
     if not yes and not typer.confirm(f"delete bank {name} and all its entries?", err=True):
         raise typer.Exit(1)
     with open_app(ctx) as amparo:
-        amparo.delete_bank(name)
+        amparo.banks.delete(name)
     err_console.print(f"deleted bank {name}", markup=False)

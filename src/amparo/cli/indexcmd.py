@@ -33,7 +33,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         matcher = amparo.matcher
         matcher.refresh()
         kinds = matcher.indexes.status()
-        db_seq = amparo.store.current_seq()
+        db_seq = amparo.store.changes.current_seq()
         directory = matcher.indexes.directory
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if as_json:

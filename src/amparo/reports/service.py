@@ -347,7 +347,7 @@ class ReportService:
 
         targets = {f"case:{data.case_id}", f"report:{report_id}"}
         targets.update(f"evidence:{f.evidence_id}" for f in data.files if f.evidence_id)
-        self._state.audit(
+        self._state.audit_log.append(
             "report.package",
             f"report:{report_id}",
             {"case_id": data.case_id, "plain": plain, "path": str(out)},

@@ -213,7 +213,9 @@ class CaseService:
                         actor=actor,
                         details={"false_positives": result.fp_counts[entry_id], "limit": limit},
                     )
-                    self.store.set_entries_enabled(bank, [], False, actor=actor, ids=[entry_id])
+                    self.store.banks.set_entries_enabled(
+                        bank, [], False, actor=actor, ids=[entry_id]
+                    )
         # A false positive's preserved copy is not discarded here: the decision may be undone
         # within review_undo_seconds (a slip of one key must not destroy evidence), so the copy
         # goes once that grace has passed (discard_false_positives, run by evidence purge).
@@ -245,7 +247,7 @@ class CaseService:
             waiting = self.fp_store.disabled_entries() if uncounted else []
             for entry in waiting:
                 if entry.entry_id in uncounted and (limit <= 0 or entry.false_positives < limit):
-                    self.store.set_entries_enabled(
+                    self.store.banks.set_entries_enabled(
                         entry.bank, [], True, actor=actor, ids=[entry.entry_id]
                     )
                     self.fp_store.mark_disabled(
@@ -377,7 +379,7 @@ class CaseService:
                     f"entry {entry_id} is not disabled pending review",
                     hint="see `amparo cases disabled-entries`",
                 )
-            self.store.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
+            self.store.banks.set_entries_enabled(entry.bank, [], True, actor=actor, ids=[entry_id])
             self.fp_store.mark_disabled(entry_id, None, actor=actor)
 
     def false_positive_counts(self, entry_ids: list[int]) -> dict[int, int]:

@@ -27,9 +27,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from amparo.clock import as_utc
 from amparo.errors import ConflictError, NotFoundError
+from amparo.store.base import Store
 from amparo.store.models import Base
-from amparo.store.repository import Store, as_utc
 
 
 class ApiKeyRow(Base):

@@ -3,6 +3,7 @@ migration in ``store/migrations/versions``."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import (
@@ -20,8 +21,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns; PostgreSQL gets 64-bit ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+SIGNAL_KEY_MAX = 128
 # Hash text compares bytewise: locale collation makes PostgreSQL's index work several times slower.
-SignalKey = String(128).with_variant(String(128, collation="C"), "postgresql")
+SignalKey = String(SIGNAL_KEY_MAX).with_variant(String(SIGNAL_KEY_MAX, collation="C"), "postgresql")
+
+
+def signal_key(signal: str) -> str:
+    """What uniqueness and exact lookups use: the signal itself, or for long ones (a video's
+    vPDQ runs to kilobytes, past what a PostgreSQL B-tree entry may hold) its SHA-256."""
+    if len(signal) <= SIGNAL_KEY_MAX:
+        return signal
+    return "sha256:" + hashlib.sha256(signal.encode()).hexdigest()
 
 
 class Base(DeclarativeBase):
@@ -62,7 +72,7 @@ class EntryRow(Base):
     signal_type: Mapped[str] = mapped_column(String(16))
     signal: Mapped[str] = mapped_column(Text)
     signal_key: Mapped[str] = mapped_column(SignalKey)
-    """The signal, or the SHA-256 of a long one (see ``store.repository.signal_key``)."""
+    """The signal, or the SHA-256 of a long one (see :func:`signal_key`)."""
     category: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tags: Mapped[str] = mapped_column(Text, default="")
     source_id: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -14,10 +14,10 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
+from amparo.clock import as_utc
 from amparo.errors import ConflictError, NotFoundError
 from amparo.store import audit as audit_chain
 from amparo.store.models_reports import ReportRow, ReportSubmissionRow
-from amparo.store.repository import as_utc
 from amparo.store.uow import Database
 
 _report = cast(Table, ReportRow.__table__)

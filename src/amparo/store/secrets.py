@@ -75,13 +75,12 @@ class SecretBox:
         ring = self._keyring()
         done = 0
         with self._db.transaction(refresh=False) as tx:
-            conn = tx.conn
-            for row in conn.execute(query).all():
+            for row in tx.conn.execute(query).all():
                 context = webhook_context(row.name)
                 current = row.secret
                 if current.startswith(SEALED_PREFIX):
                     current = ring.unseal(current, context)
-                conn.execute(
+                tx.conn.execute(
                     update(_endpoints)
                     .where(_endpoints.c.id == row.id, _endpoints.c.secret == row.secret)
                     .values(secret=ring.seal(current, context))

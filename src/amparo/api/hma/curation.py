@@ -89,7 +89,7 @@ def _enabled(ratio: float | None, enabled: bool | None) -> bool | None:
 def banks_index(
     service: Service = Depends(get_service), _key: ApiKey = Depends(requires(*READ_BANKS))
 ) -> list[BankConfig]:
-    return [_config(b) for b in service.amparo.store.list_banks(with_counts=False)]
+    return [_config(b) for b in service.amparo.banks.list(with_counts=False)]
 
 
 @router.post("/banks", response_model=BankConfig, status_code=201, summary="Create a bank")
@@ -100,7 +100,7 @@ def bank_create(
 ) -> BankConfig:
     enabled = _enabled(body.enabled_ratio, body.enabled)
     info = BankInfo(name=body.name, enabled=True if enabled is None else enabled)
-    return _config(service.amparo.create_bank(info, actor=key.actor))
+    return _config(service.amparo.banks.create(info, actor=key.actor))
 
 
 @router.get("/bank/{bank_name}", response_model=BankConfig, summary="Show a bank")
@@ -109,7 +109,7 @@ def bank_show(
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*READ_BANKS)),
 ) -> BankConfig:
-    return _config(service.amparo.get_bank(bank_name))
+    return _config(service.amparo.banks.get(bank_name))
 
 
 @router.put("/bank/{bank_name}", response_model=BankConfig, summary="Update a bank")
@@ -119,14 +119,14 @@ def bank_update(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> BankConfig:
-    bank = service.amparo.get_bank(bank_name)
+    bank = service.amparo.banks.get(bank_name)
     if body.name is not None and body.name != bank.name:
         raise InputError(
             "Amparo does not rename banks", hint="create a new bank and import the list into it"
         )
     enabled = _enabled(body.enabled_ratio, body.enabled)
     if enabled is not None and enabled != bank.enabled:
-        bank = service.amparo.update_bank(bank_name, actor=key.actor, enabled=enabled)
+        bank = service.amparo.banks.update(bank_name, actor=key.actor, enabled=enabled)
     return _config(bank)
 
 
@@ -137,7 +137,7 @@ def bank_delete(
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> dict[str, str]:
     with contextlib.suppress(BankNotFoundError):  # HMA answers "Done" for a missing bank
-        service.amparo.delete_bank(bank_name, actor=key.actor)
+        service.amparo.banks.delete(bank_name, actor=key.actor)
     return {"message": "Done"}
 
 
@@ -162,12 +162,8 @@ def _add_signals(
         )
         for t, v in pairs
     ]
-    service.amparo.add_entries(bank_name, records, actor=actor)
-    ids: dict[str, int] = {}
-    for t, v in pairs:
-        for entry in service.amparo.store.find_exact(t, [v]):
-            if entry.bank_name == bank_name:
-                ids[t] = entry.id
+    service.amparo.banks.add_entries(bank_name, records, actor=actor)
+    ids = service.amparo.banks.entry_ids(bank_name, pairs)
     content_id = ids.get("pdq") or next(iter(ids.values()), 0)
     return ContentAdded(id=content_id, signals=dict(pairs))
 
@@ -204,7 +200,7 @@ async def bank_add_content(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ContentAdded:
-    await run_in_threadpool(service.amparo.get_bank, bank_name)
+    await run_in_threadpool(service.amparo.banks.get, bank_name)
     metadata = await _metadata(request)
     if url:
         hashes = await hash_url(url, service, key, types=types, content_type=content_type)
@@ -226,14 +222,14 @@ def bank_add_signals(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ContentAdded:
-    service.amparo.get_bank(bank_name)
+    service.amparo.banks.get(bank_name)
     return _add_signals(service, bank_name, body, None, key.actor)
 
 
 def _content(service: Service, bank_name: str, content_id: int) -> dict[str, Any]:
-    bank = service.amparo.get_bank(bank_name)
-    entry = service.amparo.store.get_entries([content_id]).get(content_id)
-    if entry is None or entry.removed or entry.bank_name != bank_name:
+    bank = service.amparo.banks.get(bank_name)
+    entry = service.amparo.banks.entry(bank_name, content_id)
+    if entry is None:
         raise NotFoundError(f"content '{content_id}' not found")
     until = entry.disabled_until
     disabled = not entry.enabled
@@ -279,7 +275,7 @@ def bank_update_content(
         if ts > time.time() + FIVE_YEARS:
             raise InputError("disable_until_ts must be less than 5 years in the future")
         until = datetime.fromtimestamp(ts, UTC) if ts > time.time() else None
-        service.amparo.store.set_entries_disabled_until(
+        service.amparo.banks.set_signals_disabled_until(
             bank_name, [], until, actor=key.actor, ids=[content_id]
         )
     return _content(service, bank_name, content_id)
@@ -296,6 +292,6 @@ def bank_delete_content(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> dict[str, int]:
-    service.amparo.get_bank(bank_name)
-    deleted = service.amparo.store.remove_entry_ids(bank_name, [content_id], actor=key.actor)
+    service.amparo.banks.get(bank_name)
+    deleted = service.amparo.banks.remove_entry_ids(bank_name, [content_id], actor=key.actor)
     return {"deleted": deleted}

@@ -46,7 +46,7 @@ def _banks(service: Service, banks: str | None) -> list[str] | None:
     """Requested banks that exist (HMA ignores unknown names); None means all."""
     if not banks:
         return None
-    known = {b.name for b in service.amparo.store.list_banks(with_counts=False)}
+    known = {b.name for b in service.amparo.banks.list(with_counts=False)}
     return [b for b in (x.strip() for x in banks.split(",")) if b in known]
 
 
@@ -266,7 +266,7 @@ def index_status(
     out: dict[str, Any] = {}
     present = matcher.checkpoint >= 0
     for name in names:
-        size = len(matcher.index) if name == "pdq" else service.amparo.store.count_active(name)
+        size = len(matcher.index) if name == "pdq" else service.amparo.banks.count_active(name)
         out[name] = {
             "present": present,
             "built_to": matcher.checkpoint if present else -1,

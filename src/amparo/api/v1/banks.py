@@ -26,8 +26,8 @@ from amparo.api.schemas import (
 )
 from amparo.api.service import Service, get_service
 from amparo.api.v1.matching import FileParam, UrlParam, media_bytes
-from amparo.app import ImportReport
 from amparo.banks.model import BankInfo, EntryRecord
+from amparo.banks.service import ImportReport
 from amparo.errors import InputError
 from amparo.keys import ApiKey
 from amparo.signals import normalize_signal
@@ -61,7 +61,7 @@ def import_out(report: ImportReport) -> ImportOut:
 def list_banks(
     service: Service = Depends(get_service), _key: ApiKey = Depends(requires(*READ_BANKS))
 ) -> list[BankOut]:
-    return [BankOut.of(b) for b in service.amparo.list_banks()]
+    return [BankOut.of(b) for b in service.amparo.banks.list()]
 
 
 @router.post("", response_model=BankOut, status_code=201, summary="Create a bank")
@@ -69,7 +69,7 @@ def create_bank(
     body: BankIn, service: Service = Depends(get_service), key: ApiKey = Depends(requires(*CURATE))
 ) -> BankOut:
     info = BankInfo(**body.model_dump())
-    return BankOut.of(service.amparo.create_bank(info, actor=key.actor))
+    return BankOut.of(service.amparo.banks.create(info, actor=key.actor))
 
 
 @router.get("/{name}", response_model=BankOut, summary="Show a bank")
@@ -78,7 +78,7 @@ def show_bank(
     service: Service = Depends(get_service),
     _key: ApiKey = Depends(requires(*READ_BANKS)),
 ) -> BankOut:
-    return BankOut.of(service.amparo.get_bank(name))
+    return BankOut.of(service.amparo.banks.get(name))
 
 
 @router.patch("/{name}", response_model=BankOut, summary="Change a bank's settings")
@@ -95,8 +95,8 @@ def update_bank(
         if v is not None or k == "pdq_threshold"
     }
     if not changes:
-        return BankOut.of(service.amparo.get_bank(name))
-    return BankOut.of(service.amparo.update_bank(name, actor=key.actor, **changes))
+        return BankOut.of(service.amparo.banks.get(name))
+    return BankOut.of(service.amparo.banks.update(name, actor=key.actor, **changes))
 
 
 @router.post("/{name}/enable", response_model=BankOut, summary="Enable matching in a bank")
@@ -105,7 +105,7 @@ def enable_bank(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> BankOut:
-    return BankOut.of(service.amparo.update_bank(name, actor=key.actor, enabled=True))
+    return BankOut.of(service.amparo.banks.update(name, actor=key.actor, enabled=True))
 
 
 @router.post("/{name}/disable", response_model=BankOut, summary="Disable matching in a bank")
@@ -114,7 +114,7 @@ def disable_bank(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> BankOut:
-    return BankOut.of(service.amparo.update_bank(name, actor=key.actor, enabled=False))
+    return BankOut.of(service.amparo.banks.update(name, actor=key.actor, enabled=False))
 
 
 @router.delete("/{name}", response_model=DeletedOut, summary="Delete a bank and its entries")
@@ -123,7 +123,7 @@ def delete_bank(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> DeletedOut:
-    service.amparo.delete_bank(name, actor=key.actor)
+    service.amparo.banks.delete(name, actor=key.actor)
     return DeletedOut(deleted=name)
 
 
@@ -135,7 +135,7 @@ def add_entries(
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ImportOut:
     records = [EntryRecord(**e.model_dump()) for e in body.entries]
-    return import_out(service.amparo.add_entries(name, records, actor=key.actor))
+    return import_out(service.amparo.banks.add_entries(name, records, actor=key.actor))
 
 
 def _selection(body: EntrySelection) -> tuple[list[tuple[str, str]], list[int]]:
@@ -152,10 +152,10 @@ def remove_entries(
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ChangedOut:
     signals, ids = _selection(body)
-    store = service.amparo.store
-    changed = store.remove_entry_ids(name, ids, actor=key.actor) if ids else 0
+    banks = service.amparo.banks
+    changed = banks.remove_entry_ids(name, ids, actor=key.actor) if ids else 0
     if signals:
-        changed += service.amparo.remove_signals(name, signals, actor=key.actor)
+        changed += banks.remove_signals(name, signals, actor=key.actor)
     return ChangedOut(changed=changed)
 
 
@@ -171,15 +171,15 @@ def disable_entries(
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ChangedOut:
     signals, ids = _selection(body)
-    store = service.amparo.store
+    banks = service.amparo.banks
     if body.until is not None:
         if body.until.tzinfo is None:
             raise InputError("'until' needs a time zone", hint="e.g. 2030-01-01T00:00:00Z")
-        changed = store.set_entries_disabled_until(
+        changed = banks.set_signals_disabled_until(
             name, signals, body.until, actor=key.actor, ids=ids
         )
     else:
-        changed = store.set_entries_enabled(name, signals, False, actor=key.actor, ids=ids)
+        changed = banks.set_signals_enabled(name, signals, False, actor=key.actor, ids=ids)
     return ChangedOut(changed=changed)
 
 
@@ -193,9 +193,9 @@ def enable_entries(
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ChangedOut:
     signals, ids = _selection(body)
-    store = service.amparo.store
-    store.set_entries_disabled_until(name, signals, None, actor=key.actor, ids=ids)
-    changed = store.set_entries_enabled(name, signals, True, actor=key.actor, ids=ids)
+    banks = service.amparo.banks
+    banks.set_signals_disabled_until(name, signals, None, actor=key.actor, ids=ids)
+    changed = banks.set_signals_enabled(name, signals, True, actor=key.actor, ids=ids)
     return ChangedOut(changed=changed)
 
 
@@ -213,12 +213,12 @@ def add_media_to_bank(
     """Hash media and add its PDQ (when usable) and MD5, or a video's vPDQ, MD5 and SHA-256;
     report the entry ids of what was written, and why a perceptual hash was not."""
     amparo = service.amparo
-    amparo.get_bank(name)
+    amparo.banks.get(name)
     checked = None
     if media_kind(data) != "video":  # a video is hashed once, at the bank sampling rate
         # Refuses what is not media before anything is written; the hashes are then reused.
         checked = hash_media_bytes(data, service)
-    hashes, report = amparo.add_media(
+    hashes, report = amparo.banks.add_media(
         name,
         data,
         category=category,
@@ -228,11 +228,7 @@ def add_media_to_bank(
         actor=actor,
         hashes=checked,
     )
-    ids: dict[str, int] = {}
-    for signal_type, value in report.signals.items():  # only what was written
-        for entry in amparo.store.find_exact(signal_type, [value]):
-            if entry.bank_name == name:
-                ids[signal_type] = entry.id
+    ids = amparo.banks.entry_ids(name, report.signals.items())  # only what was written
     return MediaAddOut(
         bank=name,
         hashes=HashesOut.of(hashes),
@@ -305,7 +301,7 @@ async def import_list(
     except UnicodeDecodeError:
         raise InputError("the list is not UTF-8 text", hint="convert it to UTF-8") from None
     report = await run_in_threadpool(
-        service.amparo.import_entries,
+        service.amparo.banks.import_entries,
         name,
         io.StringIO(text),
         format,
@@ -331,5 +327,5 @@ def export_list(
     _key: ApiKey = Depends(requires(*CURATE)),
 ) -> Response:
     out = io.StringIO()
-    service.amparo.export_entries(name, out, format)
+    service.amparo.banks.export_entries(name, out, format)
     return Response(out.getvalue(), media_type=_EXPORT_TYPES[format])

@@ -256,10 +256,10 @@ def compare(
 def index_status_of(service: Service) -> IndexStatusOut:
     matcher = service.amparo.matcher
     store = service.amparo.store
-    db_seq = store.current_seq()
+    db_seq = store.changes.current_seq()
     types = {"pdq": IndexTypeStatus(entries=len(matcher.index))}
     for name in ("md5", "sha1", "sha256", "vpdq"):
-        types[name] = IndexTypeStatus(entries=store.count_active(name))
+        types[name] = IndexTypeStatus(entries=service.amparo.banks.count_active(name))
     age = service.index_age()
     return IndexStatusOut(
         ready=matcher.checkpoint >= 0,
