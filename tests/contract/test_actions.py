@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
 from amparo.fetch import UrlPolicy
 from amparo.matching import Match
+from clocks import ManualClock
 
 SHA = "cd" * 32
 # The receivers below are mock transports; their (invented) host names resolve to a public
@@ -292,16 +294,18 @@ def test_claims_are_leased_and_expire(amparo: Amparo) -> None:
     outbox = amparo.actions.outbox
     outbox.add_endpoint("p", "https://example.invalid/x", actor="t")
     ids = {_event(amparo), _event(amparo)}
-    first = outbox.claim(limit=10, lease_seconds=0.3)
+    clock = ManualClock()  # after the events: they are due at its start
+    first = outbox.claim(limit=10, lease_seconds=30, now=clock())
     assert {e.event_id for e in first} == ids and all(e.attempts == 1 for e in first)
-    assert outbox.claim(limit=10, lease_seconds=0.3) == []  # held by the first deliverer
-    time.sleep(0.4)  # ... which died: the lease runs out
-    again = outbox.claim(limit=10, lease_seconds=30)
+    # Held by the first deliverer for its lease ...
+    assert outbox.claim(limit=10, lease_seconds=30, now=clock.advance(29)) == []
+    # ... which died: the lease runs out and another deliverer claims them.
+    again = outbox.claim(limit=10, lease_seconds=30, now=clock.advance(2))
     assert {e.event_id for e in again} == ids and all(e.attempts == 2 for e in again)
     # The first deliverer's late failure does not undo the second's claim.
     outbox.mark_failed(first[0], status=500, error="late", retry_at=None)
     assert outbox.get_event(first[0].event_id).state == "pending"
-    outbox.mark_delivered(again[0], 200)
+    outbox.mark_delivered(again[0], 200, now=clock())
     assert outbox.get_event(again[0].id).state == "delivered"
 
 
@@ -338,15 +342,27 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
         seen.append(request)
         return httpx.Response(answers.pop(0))
 
-    policy = DeliveryPolicy(max_attempts=3, backoff_seconds=0.05, backoff_max_seconds=0.1)
-    deliverer = Deliverer(outbox, policy, urls=PUBLIC_DNS, transport=httpx.MockTransport(receiver))
+    clock = ManualClock()
+    policy = DeliveryPolicy(max_attempts=3, backoff_seconds=60, backoff_max_seconds=120)
+    deliverer = Deliverer(
+        outbox,
+        policy,
+        urls=PUBLIC_DNS,
+        transport=httpx.MockTransport(receiver),
+        clock=clock,
+        rng=random.Random(7),
+    )
+    expected = random.Random(7)  # the same jitter, drawn in the same order
     assert [r.status for r in deliverer.run_once()] == [503]
     event = outbox.get_event(event_id)
     assert (event.state, event.attempts, event.last_status) == ("pending", 1, 503)
+    wait = policy.backoff(1, expected)
+    assert 30 <= wait <= 60  # doubling from 60 s, jittered to 50-100%
+    clock.advance(wait - 1)
     assert deliverer.run_once() == []  # not due yet: backing off
-    time.sleep(0.12)
-    deliverer.run_once()
-    time.sleep(0.12)
+    clock.advance(1)
+    assert [r.status for r in deliverer.run_once()] == [500]
+    clock.advance(policy.backoff(2, expected))
     assert [r.delivered for r in deliverer.run_once()] == [True]
     assert outbox.get_event(event_id).state == "delivered"
     bodies = {r.content for r in seen}
@@ -361,12 +377,13 @@ def test_deliverer_signs_retries_with_backoff_and_gives_up(amparo: Amparo) -> No
     dead_id = _event(amparo)
     failing = Deliverer(
         outbox,
-        DeliveryPolicy(max_attempts=2, backoff_seconds=0.01, backoff_max_seconds=0.01),
+        DeliveryPolicy(max_attempts=2, backoff_seconds=10, backoff_max_seconds=10),
         urls=PUBLIC_DNS,
         transport=httpx.MockTransport(lambda _r: httpx.Response(500)),
+        clock=clock,
     )
     failing.run_once()
-    time.sleep(0.03)
+    clock.advance(10)
     failing.run_once()
     assert outbox.get_event(dead_id).state == "dead"
     assert outbox.counts() == {"pending": 0, "delivered": 1, "dead": 1}

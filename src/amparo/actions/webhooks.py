@@ -297,7 +297,7 @@ class Deliverer:
     def run_once(self) -> list[DeliveryResult]:
         """Claim the due events (up to one batch) and try each once."""
         claimed = self.outbox.claim(
-            limit=self.policy.claim_batch, lease_seconds=self.policy.lease_seconds
+            limit=self.policy.claim_batch, lease_seconds=self.policy.lease_seconds, now=self.clock()
         )
         return [self.deliver(event) for event in claimed]
 
@@ -306,7 +306,7 @@ class Deliverer:
             event.url, event.secret, event.event_id, event.body
         )
         if error is None and status is not None:
-            self.outbox.mark_delivered(event, status)
+            self.outbox.mark_delivered(event, status, now=self.clock())
             log.info("webhook %s delivered to %s (%s)", event.event_id, event.endpoint, status)
             return DeliveryResult(event.event_id, True, status, None)
         error = error or f"HTTP {status}"
