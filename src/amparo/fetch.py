@@ -43,8 +43,12 @@ import anyio
 import httpx
 
 from amparo.config import Settings
-from amparo.errors import InputError, MediaTooLargeError
-from amparo.keys import RateLimitedError
+from amparo.errors import (
+    FetchBusyError,
+    FetchError,
+    MediaTooLargeError,
+    UrlRefusedError,
+)
 from amparo.redaction import redact_http_client_logs
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -55,26 +59,6 @@ T = TypeVar("T")
 _REDIRECTS = {301, 302, 303, 307, 308}
 # IPv6 prefixes whose last 32 bits are an IPv4 address the packets end up at.
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-
-class FetchError(InputError):
-    """The URL could not be fetched (refused status, timeout, connection failure)."""
-
-    code = "fetch_failed"
-    http_status = 422
-
-
-class UrlRefusedError(InputError):
-    """The URL is not one Amparo will fetch (scheme, credentials, address)."""
-
-    code = "url_refused"
-    http_status = 400
-
-
-class FetchBusyError(RateLimitedError):
-    """Too many URL fetches are in flight (for this key, or in this process): 429."""
-
-    code = "too_many_fetches"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from amparo.errors import AmparoError, ConfigError, InputError
+from amparo.errors import (
+    AuthenticationError,
+    ConfigError,
+    InputError,
+    RateLimitedError,
+)
 from amparo.store import Store
 from amparo.store.keys import KeyStore, StoredKey
 
@@ -34,24 +39,6 @@ SCOPES: dict[str, str] = {
     "evidence-reader": "download preserved evidence in the clear (GET /v1/evidence/{id}/"
     "content; every read audit-logged); reviewers see media only blurred, or revealed",
 }
-
-
-class AuthenticationError(AmparoError):
-    """No key, or a key that is unknown or revoked."""
-
-    code = "unauthenticated"
-    http_status = 401
-
-
-class RateLimitedError(AmparoError):
-    """The key has used up its request budget; ``retry_after`` says when to try again."""
-
-    code = "rate_limited"
-    http_status = 429
-
-    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from amparo.keys import ApiKey, RateLimitedError
+from amparo.errors import ProbeSuspectedError
+from amparo.keys import ApiKey
 
 BANDS = ("exact", "close", "near")
 CLOSE_MAX = 15
@@ -58,13 +59,6 @@ def distance_band(distance: int) -> str:
     if distance <= 0:
         return "exact"
     return "close" if distance <= CLOSE_MAX else "near"
-
-
-class ProbeSuspectedError(RateLimitedError):
-    """A key sent many different queries a few bits apart that matched: a hash is being
-    reconstructed. Its lookups are refused until the cool-down ends."""
-
-    code = "probe_suspected"
 
 
 @dataclass

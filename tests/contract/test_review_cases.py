@@ -15,11 +15,10 @@ import pytest
 from amparo.app import Amparo
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.config import Settings
-from amparo.errors import ConflictError, InputError, NotFoundError
+from amparo.errors import ConflictError, ExposureLimitError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
 from amparo.matching import Match, Query
 from amparo.review import cases as review_cases
-from amparo.review.cases import ExposureLimitError
 from amparo.review.priority import merge_matches
 from amparo.store.repository import as_utc
 

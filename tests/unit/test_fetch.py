@@ -12,14 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from amparo.errors import MediaTooLargeError
+from amparo.errors import FetchBusyError, FetchError, MediaTooLargeError, UrlRefusedError
 from amparo.fetch import (
-    FetchBusyError,
     Fetcher,
-    FetchError,
     FetchLimits,
     FetchSlots,
-    UrlRefusedError,
     is_public,
     parse_allowlist,
 )

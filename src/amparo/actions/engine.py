@@ -62,7 +62,11 @@ class TakenAction:
 
 
 class _Failed(Exception):
-    """An action could not be done; the message is what the log records."""
+    """An action could not be done; the message is what the log records.
+
+    Control flow inside one action, not an error of the tree in ``amparo.errors``: raised
+    only by ``_Run``'s action methods and always caught in ``_Run.do``, which records it as
+    the action's outcome; it never escapes this module."""
 
     def __init__(self, message: str, outcome: str = "failed") -> None:
         super().__init__(message)

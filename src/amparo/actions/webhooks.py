@@ -33,12 +33,10 @@ import httpx
 
 from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id, validate_url
 from amparo.config import Settings
-from amparo.errors import ConfigError
+from amparo.errors import ConfigError, FetchError, UrlRefusedError
 from amparo.events import MatchedContent
 from amparo.fetch import (
-    FetchError,
     UrlPolicy,
-    UrlRefusedError,
     pinned_request,
     run_with_deadline,
     tls_context,

@@ -17,15 +17,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from amparo.errors import ConfigError, StorageError
+from amparo.errors import BlobNotFoundError, ConfigError, StorageError
 from amparo.files import private_dir
 
 BLOB_SUFFIX = ".amev"
 _TEMP_PREFIX = ".tmp-"
-
-
-class BlobNotFound(Exception):
-    """The backend holds no blob under that key (the service turns it into a clear error)."""
 
 
 class BlobBackend(Protocol):
@@ -38,7 +34,7 @@ class BlobBackend(Protocol):
         ...
 
     def open(self, key: str) -> BinaryIO:
-        """Open a blob for reading; raises :class:`BlobNotFound`."""
+        """Open a blob for reading; raises :class:`BlobNotFoundError`."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -125,7 +121,9 @@ class FileBackend:
         try:
             return self._path(key).open("rb")
         except FileNotFoundError:
-            raise BlobNotFound(key) from None
+            raise BlobNotFoundError(
+                f"no blob {key} in {self.url}", hint="restore the blob store from backup"
+            ) from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -241,7 +239,9 @@ class S3Backend:
             body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise BlobNotFound(key) from None
+                raise BlobNotFoundError(
+                    f"no blob {key} in {self.url}", hint="restore the blob store from backup"
+                ) from None
             raise self._error(exc) from None
         except BotoCoreError as exc:
             raise self._error(exc) from None

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from amparo.errors import AmparoError
+from amparo.errors import AmparoError, BlobMissingError
 from amparo.evidence.backends import blob_key, is_temp, uuid_of
-from amparo.evidence.service import BlobMissingError
 
 if TYPE_CHECKING:
     from amparo.evidence.service import EvidenceStore

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from amparo.errors import (
+    BlobMissingError,
+    BlobNotFoundError,
     ConfigError,
     ConflictError,
     EvidenceIntegrityError,
@@ -35,7 +37,6 @@ from amparo.events import MatchedContent, Source
 from amparo.evidence import crypto
 from amparo.evidence.backends import (
     BlobBackend,
-    BlobNotFound,
     blob_key,
     new_item_uuid,
     open_backend,
@@ -135,10 +136,6 @@ def _item(s: StoredEvidence) -> EvidenceItem:
         preserved_by=s.preserved_by,
         sightings=s.sightings,
     )
-
-
-class BlobMissingError(EvidenceIntegrityError):
-    """An item's encrypted blob is not in the blob store."""
 
 
 @dataclass(frozen=True)
@@ -463,7 +460,7 @@ class EvidenceStore:
         )
         try:
             blob = self.backend.open(blob_key(stored.uuid))
-        except BlobNotFound:
+        except BlobNotFoundError:
             self._report_missing(stored.id)
             raise BlobMissingError(
                 f"evidence item {stored.id}: its encrypted content is missing from "

@@ -18,19 +18,12 @@ from typing import Any
 import httpx
 
 from amparo.config import Settings
-from amparo.errors import AmparoError, ConfigError
+from amparo.errors import ConfigError, SubmissionError
 
 TEST_URL = "https://exttest.cybertip.org/ispws"
 """NCMEC's test environment: reports sent there are not acted on."""
 ENVIRONMENTS = ("test", "production")
 MAX_RESPONSE_BYTES = 1024 * 1024
-
-
-class SubmissionError(AmparoError):
-    """The hotline refused a request or could not be reached; the submission can resume."""
-
-    code = "submission_failed"
-    http_status = 502
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amparo.errors import ConflictError, InputError, NotFoundError, StorageError
-from amparo.reports.cybertip import CyberTipClient, CyberTipTarget, SubmissionError
+from amparo.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    SubmissionError,
+)
+from amparo.reports.cybertip import CyberTipClient, CyberTipTarget
 from amparo.reports.cybertip_xml import file_details_xml, report_xml
 from amparo.reports.model import ReportData, Reporter, build_report
 from amparo.reports.package import PackageResult, write_package

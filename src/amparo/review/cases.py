@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from amparo.errors import (
     AmparoError,
+    ExposureLimitError,
     InputError,
     NotFoundError,
     PermissionDeniedError,
@@ -69,13 +70,6 @@ QUEUE_STATUSES: dict[str, tuple[str, ...]] = {
 MAX_NOTE = 4000
 MAX_ANNOTATIONS = 20
 MAX_ANNOTATION = 100
-
-
-class ExposureLimitError(PermissionDeniedError):
-    """The reviewer has revealed as many items today as ``review_daily_limit`` allows."""
-
-    code = "daily_limit_reached"
-    http_status = 429
 
 
 @dataclass(frozen=True)
