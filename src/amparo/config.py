@@ -238,33 +238,30 @@ def setting_names() -> list[str]:
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:
     default = getattr(Settings(), name)
-    try:
-        if isinstance(default, bool):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        if isinstance(default, float):
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError(raw)
-            return value
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if isinstance(default, Path):
-            return Path(str(raw)).expanduser()
+    invalid = ConfigError(
+        f"setting {name!r} from {origin} has an invalid value {raw!r}",
+        hint=f"expected a {type(default).__name__}; see docs/configuration.md",
+    )
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise invalid
+    if isinstance(default, Path):
+        return Path(str(raw)).expanduser()
+    if not isinstance(default, int | float):
         return str(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"setting {name!r} from {origin} has an invalid value {raw!r}",
-            hint=f"expected a {type(default).__name__}; see docs/configuration.md",
-        ) from None
+    try:
+        value = float(raw) if isinstance(default, float) else int(raw)
+    except (TypeError, ValueError, OverflowError):  # what float() and int() raise
+        raise invalid from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise invalid
+    return value
 
 
 def _validate(settings: Settings) -> Settings:

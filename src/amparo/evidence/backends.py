@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from amparo.errors import BlobNotFoundError, ConfigError, StorageError
-from amparo.files import private_dir
+from amparo.files import fsync_dir, private_dir
 
 BLOB_SUFFIX = ".amev"
 _TEMP_PREFIX = ".tmp-"
@@ -114,7 +114,7 @@ class FileBackend:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return size
 
     def open(self, key: str) -> BinaryIO:
@@ -134,7 +134,7 @@ class FileBackend:
             path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def list(self) -> Iterator[tuple[str, float]]:
         if not self.root.is_dir():
@@ -149,14 +149,6 @@ class FileBackend:
                 except FileNotFoundError:
                     continue
                 yield f"{sub.name}/{path.name}", age
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class S3Backend:

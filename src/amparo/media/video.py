@@ -28,7 +28,12 @@ import av.error
 import numpy as np
 from numpy.typing import NDArray
 
-from amparo.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from amparo.errors import (
+    CorruptMediaError,
+    InternalError,
+    MediaTooLargeError,
+    UnsupportedMediaError,
+)
 from amparo.media.sniff import HEAD_BYTES, sniff
 
 VideoSource = str | os.PathLike[str] | bytes | BinaryIO
@@ -237,7 +242,8 @@ class VideoDecoder:
         ``None`` keeps the stored size.
         """
         if sample_fps is not None and not sample_fps > 0:
-            raise ValueError(f"sample_fps must be positive or None, got {sample_fps}")
+            # Callers pass a setting that load_settings already checked to be positive.
+            raise InternalError(f"sample_fps must be positive or None, got {sample_fps}")
         limits = self._limits
         deadline = self._started + limits.timeout_seconds
         next_sample = 0.0

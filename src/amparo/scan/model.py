@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from amparo.errors import FormatError
 from amparo.hashing import MediaHashes
 from amparo.scan.paths import display_path, path_fields, path_from_fields
 
@@ -114,13 +115,15 @@ class ItemRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ItemRecord:
+        """A journal line read back; raises :class:`FormatError` (or ``KeyError``, or what
+        ``int()`` raises) for a damaged line, which the journal skips."""
         status = str(data["status"])
         if status not in ("ok", "error", "skipped"):
-            raise ValueError(f"unknown status {status!r}")
+            raise FormatError(f"unknown status {status!r}")
         matches = data.get("matches") or []
         hashes = data.get("hashes") or {}
         if not isinstance(matches, list) or not isinstance(hashes, dict):
-            raise ValueError("matches must be a list and hashes an object")
+            raise FormatError("matches must be a list and hashes an object")
         media_type = data.get("media_type")
         return cls(
             path=path_from_fields(data),
@@ -160,7 +163,7 @@ class Resumed:
 
 def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a number, got {value!r}")
+        raise FormatError(f"expected a number, got {value!r}")
     return int(value)
 
 
