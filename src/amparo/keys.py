@@ -22,6 +22,7 @@ from amparo.errors import (
     InputError,
     RateLimitedError,
 )
+from amparo.names import validate_name
 from amparo.store import Store
 from amparo.store.keys import KeyStore, StoredKey
 
@@ -105,14 +106,6 @@ def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def validate_key_name(name: str) -> str:
-    if not name or len(name) > 100 or not all(c.isalnum() or c in "_-." for c in name):
-        raise InputError(
-            f"invalid key name {name!r}", hint="use up to 100 letters, digits, '_', '-' or '.'"
-        )
-    return name
-
-
 class KeyService:
     """Creates, lists, revokes and checks keys. Checked keys are cached for ``cache_seconds``
     so a busy service does not read the database on every request; a revoked key stops
@@ -133,7 +126,7 @@ class KeyService:
         burst: int | None = None,
         actor: str,
     ) -> NewKey:
-        validate_key_name(name)
+        validate_name(name, "key")
         if rate_per_second is not None and rate_per_second <= 0:
             raise InputError("--rate must be positive")
         if burst is not None and burst < 1:

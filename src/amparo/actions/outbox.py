@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, Table, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from amparo.actions.rules import validate_name
 from amparo.errors import ConflictError, InputError, NotFoundError
+from amparo.names import validate_name
 from amparo.store import Store
 from amparo.store import audit as audit_chain
 from amparo.store.models_actions import OutboxRow, WebhookEndpointRow

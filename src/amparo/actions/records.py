@@ -17,8 +17,9 @@ from sqlalchemy import Connection, Table, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from amparo.actions.outbox import enqueue
-from amparo.actions.rules import ActionSpec, Conditions, Rule, validate_name
+from amparo.actions.rules import ActionSpec, Conditions, Rule
 from amparo.errors import ConflictError, InputError, NotFoundError
+from amparo.names import validate_name
 from amparo.store import Store
 from amparo.store.models import CounterRow
 from amparo.store.models_actions import ActionTakenRow, RuleVersionRow, WebhookEndpointRow
@@ -180,7 +181,7 @@ class RuleStore:
         return self._write(gone, actor=actor, action="rule.delete", must_exist=True)
 
     def _write(self, rule: Rule, *, actor: str, action: str, must_exist: bool) -> Rule:
-        validate_name(rule.name)
+        validate_name(rule.name, "rule")
         try:
             with self._db.transaction() as tx:
                 conn = tx.conn
