@@ -147,8 +147,8 @@ def hash_file(path: Path, settings: Settings, *, dihedral: bool = False) -> Medi
     with :func:`hash_media`. Raises MediaTooLargeError past the size limits."""
     size = path.stat().st_size
     with path.open("rb") as fh:
-        kind = sniff(fh.read(HEAD_BYTES))
-    if kind == "video":
+        media_type = sniff(fh.read(HEAD_BYTES))
+    if media_type == "video":
         if size > settings.video_max_file_bytes:
             raise MediaTooLargeError(
                 f"{size:,} bytes is over video_max_file_bytes ({settings.video_max_file_bytes:,})",

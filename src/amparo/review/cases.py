@@ -33,6 +33,7 @@ from amparo.errors import (
 )
 from amparo.events import MatchedContent
 from amparo.matching import Match
+from amparo.media.sniff import HEAD_BYTES, media_kind, sniff
 from amparo.review import media
 from amparo.review.media import Rendition
 from amparo.review.priority import merge_matches
@@ -420,7 +421,7 @@ class CaseService:
                 hint="reveal the item again (each reveal is logged and counted)",
             )
         data = self.evidence.read(evidence_id, actor=actor or reviewer)
-        kind = media.kind_of(data)
+        kind = media_kind(sniff(data[:HEAD_BYTES]))
         if kind == "video":
             if clear:
                 return media.Rendition(data, media.video_mime(data))
