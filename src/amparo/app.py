@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from amparo.actions import Actioner
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord
-from amparo.config import Settings, load_settings
+from amparo.config import LOCAL_ACTOR, Settings, load_settings
 from amparo.evidence import EvidenceStore
 from amparo.files import private_home
 from amparo.hashing import MediaHashes, hash_file
@@ -27,8 +27,6 @@ from amparo.store.uow import UnitOfWork
 from amparo.video_matching import video_entries
 
 log = logging.getLogger("amparo")
-
-DEFAULT_ACTOR = "local"
 
 
 @dataclass
@@ -113,7 +111,7 @@ class Amparo:
 
     # -- banks ------------------------------------------------------------------------------
 
-    def create_bank(self, info: BankInfo, *, actor: str = DEFAULT_ACTOR) -> BankInfo:
+    def create_bank(self, info: BankInfo, *, actor: str = LOCAL_ACTOR) -> BankInfo:
         return self.store.create_bank(info, actor=actor)
 
     def get_bank(self, name: str) -> BankInfo:
@@ -122,10 +120,10 @@ class Amparo:
     def list_banks(self) -> list[BankInfo]:
         return self.store.list_banks()
 
-    def update_bank(self, name: str, *, actor: str = DEFAULT_ACTOR, **changes: Any) -> BankInfo:
+    def update_bank(self, name: str, *, actor: str = LOCAL_ACTOR, **changes: Any) -> BankInfo:
         return self.store.update_bank(name, actor=actor, **changes)
 
-    def delete_bank(self, name: str, *, actor: str = DEFAULT_ACTOR) -> None:
+    def delete_bank(self, name: str, *, actor: str = LOCAL_ACTOR) -> None:
         self.store.delete_bank(name, actor=actor)
 
     def import_entries(
@@ -140,7 +138,7 @@ class Amparo:
         skip_ignored: bool = False,
         replace: bool = False,
         source_name: str | None = None,
-        actor: str = DEFAULT_ACTOR,
+        actor: str = LOCAL_ACTOR,
     ) -> ImportReport:
         """Import a hash list into ``bank``: all or nothing (a strict failure changes nothing)."""
         self.store.get_bank(bank)
@@ -188,7 +186,7 @@ class Amparo:
         return write_entries(stream, fmt, self.store.iter_entries(bank), category_map=category_map)
 
     def add_entries(
-        self, bank: str, records: Iterable[EntryRecord], *, actor: str = DEFAULT_ACTOR
+        self, bank: str, records: Iterable[EntryRecord], *, actor: str = LOCAL_ACTOR
     ) -> ImportReport:
         normalized = []
         for record in records:
@@ -208,7 +206,7 @@ class Amparo:
         tags: Sequence[str] = (),
         source_id: str | None = None,
         note: str | None = None,
-        actor: str = DEFAULT_ACTOR,
+        actor: str = LOCAL_ACTOR,
         hashes: MediaHashes | None = None,
     ) -> tuple[MediaHashes, ImportReport]:
         """Hash media and add it to ``bank``: a photo's PDQ (when usable) and MD5; a video's
@@ -256,7 +254,7 @@ class Amparo:
         return hashes, report
 
     def remove_signals(
-        self, bank: str, signals: Sequence[tuple[str, str]], *, actor: str = DEFAULT_ACTOR
+        self, bank: str, signals: Sequence[tuple[str, str]], *, actor: str = LOCAL_ACTOR
     ) -> int:
         return self.store.remove_entries(bank, _normalize_all(signals), actor=actor)
 
@@ -266,7 +264,7 @@ class Amparo:
         signals: Sequence[tuple[str, str]],
         enabled: bool,
         *,
-        actor: str = DEFAULT_ACTOR,
+        actor: str = LOCAL_ACTOR,
     ) -> int:
         return self.store.set_entries_enabled(bank, _normalize_all(signals), enabled, actor=actor)
 

@@ -19,6 +19,12 @@ from typing import Any
 from amparo.errors import ConfigError
 
 ENV_PREFIX = "AMPARO_"
+LOCAL_ACTOR = "local"
+"""The audit log's actor for a person at this machine: every CLI command, and the core's
+default when a caller names no one (see docs/audit.md)."""
+SYSTEM_ACTOR = "system"
+"""The audit log's actor for what Amparo records on its own (a suspected probe, a missing
+evidence blob)."""
 # Beyond 63 bits PDQ hashes of unrelated photos start to collide; the index searches up to it.
 MAX_PDQ_THRESHOLD = 63
 

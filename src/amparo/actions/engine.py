@@ -21,6 +21,7 @@ from amparo.actions.quarantine import move_to_quarantine
 from amparo.actions.records import ActionRecord, RuleStore
 from amparo.actions.rules import ActionSpec, Rule, matching_rules
 from amparo.actions.webhooks import encode, event_payload
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import AmparoError
 from amparo.events import MatchedContent
 
@@ -129,7 +130,11 @@ class Actioner:
     # -- acting ---------------------------------------------------------------------------------
 
     def handle(
-        self, content: MatchedContent, *, media: bytes | Path | None = None, actor: str = "local"
+        self,
+        content: MatchedContent,
+        *,
+        media: bytes | Path | None = None,
+        actor: str = LOCAL_ACTOR,
     ) -> list[TakenAction]:
         """Run the rules on one find; return what was done (empty when no rule matched).
 

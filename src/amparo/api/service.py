@@ -12,7 +12,7 @@ from fastapi import Request
 
 from amparo.api.metrics import Metrics
 from amparo.app import Amparo
-from amparo.config import Settings
+from amparo.config import SYSTEM_ACTOR, Settings
 from amparo.fetch import Fetcher, FetchLimits, FetchSlots
 from amparo.keys import ApiKey, KeyService, RateLimiter, parse_rate_limits
 from amparo.matching import Match
@@ -127,7 +127,7 @@ class Service:
 
     def _audit_alert(self, target: str, details: dict[str, object]) -> None:
         try:
-            self.amparo.store.audit("probe.suspected", target, dict(details), actor="system")
+            self.amparo.store.audit("probe.suspected", target, dict(details), actor=SYSTEM_ACTOR)
         except Exception:
             log.exception("could not record a probe alert in the audit log")
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from amparo.cli.context import ID_MAX, emit_json, err_console, fail, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
 from amparo.events import Source
 
 app = typer.Typer(
@@ -26,11 +27,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead 
 
 
 def _actor() -> str:
-    """Who the audit log names for CLI actions: the operating-system user."""
+    """Who the audit log names for evidence handled at the command line: ``local`` and the
+    operating-system user (chain of custody), or ``local`` when the user is unknown."""
     try:
-        return f"cli:{getpass.getuser()}"
+        return f"{LOCAL_ACTOR}:{getpass.getuser()}"
     except (KeyError, OSError):
-        return "cli"
+        return LOCAL_ACTOR
 
 
 @app.command("preserve")

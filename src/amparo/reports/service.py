@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import (
     ConflictError,
     InputError,
@@ -51,7 +52,9 @@ class ReportService:
 
     # -- drafts and building ----------------------------------------------------------------
 
-    def queue_draft(self, case_id: int, *, rule: str | None = None, actor: str = "local") -> int:
+    def queue_draft(
+        self, case_id: int, *, rule: str | None = None, actor: str = LOCAL_ACTOR
+    ) -> int:
         """Queue a report draft for a case; it is built once the case is confirmed. A case has
         one open draft at a time: queuing again returns it."""
         return self.store.queue(int(case_id), rule=rule, actor=actor)
