@@ -17,10 +17,9 @@ from amparo.fetch import (
     Fetcher,
     FetchLimits,
     FetchSlots,
-    is_public,
-    parse_allowlist,
 )
 from amparo.redaction import redact_url
+from amparo.url_policy import is_public, parse_allowlist
 from slow_server import Trickler
 
 BODY = b"\xff\xd8\xff" + b"x" * 5000

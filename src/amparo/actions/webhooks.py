@@ -35,12 +35,8 @@ from amparo.actions.outbox import ClaimedEvent, Outbox, new_event_id, validate_u
 from amparo.config import Settings
 from amparo.errors import ConfigError, FetchError, UrlRefusedError
 from amparo.events import MatchedContent
-from amparo.fetch import (
-    UrlPolicy,
-    pinned_request,
-    run_with_deadline,
-    tls_context,
-)
+from amparo.fetch import pinned_request, run_with_deadline, tls_context
+from amparo.url_policy import UrlPolicy
 
 log = logging.getLogger("amparo.webhooks")
 

@@ -16,7 +16,7 @@ from amparo.actions import Deliverer, DeliveryResult, NewEndpoint
 from amparo.actions.webhooks import check_endpoint_url
 from amparo.cli.context import emit_json, err_console, fail, handle_errors, open_app
 from amparo.config import LOCAL_ACTOR
-from amparo.fetch import UrlPolicy
+from amparo.url_policy import UrlPolicy
 
 app = typer.Typer(
     help="Webhook endpoints and the delivery outbox.\n\nExample: amparo webhooks add platform "
