@@ -34,7 +34,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import anyio
 import httpx
 
-from amparo.config import Settings
+from amparo.config import DEFAULTS, Settings
 from amparo.errors import (
     FetchBusyError,
     FetchError,
@@ -57,9 +57,11 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 
 @dataclass(frozen=True)
 class FetchLimits:
-    max_bytes: int = 32 * 1024 * 1024
-    timeout_seconds: float = 10.0
-    max_redirects: int = 5
+    """What one fetch may cost; the defaults are the ``fetch_*`` settings'."""
+
+    max_bytes: int = DEFAULTS.fetch_max_bytes
+    timeout_seconds: float = DEFAULTS.fetch_timeout_seconds
+    max_redirects: int = DEFAULTS.fetch_max_redirects
     allow_hosts: frozenset[str] = frozenset()
     allow_networks: tuple[IPNetwork, ...] = ()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amparo.config import Settings
+from amparo.config import DEFAULTS, Settings
 from amparo.errors import MediaError, MediaTooLargeError
 from amparo.media.decode import (
     DECODE_BUDGET,
@@ -21,8 +21,6 @@ from amparo.signals.pdq import pdq_dihedral_from_pixels, pdq_from_pixels
 
 if TYPE_CHECKING:
     from amparo.media.video import VideoLimits, VideoSource
-
-DEFAULT_VIDEO_SAMPLE_FPS = 1.0
 
 VideoSummary = dict[str, float | int | None]
 """``duration_seconds``, ``frames`` (hashed frames kept), ``cropped_frames``, ``width``,
@@ -110,7 +108,7 @@ def hash_media(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dihedral: bool = False,
-    video_sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
+    video_sample_fps: float = DEFAULTS.video_sample_fps,
     video_limits: VideoLimits | None = None,
     max_memory: int = DEFAULT_MAX_DECODE_MEMORY,
 ) -> MediaHashes:
@@ -184,7 +182,7 @@ def hash_bytes(data: bytes, settings: Settings, *, dihedral: bool = False) -> Me
 def hash_video_media(
     source: VideoSource,
     *,
-    sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
+    sample_fps: float = DEFAULTS.video_sample_fps,
     limits: VideoLimits | None = None,
     threads: int = 1,
     digests: FileDigests | None = None,

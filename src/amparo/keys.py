@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from amparo.config import DEFAULTS
 from amparo.errors import (
     AuthenticationError,
     ConfigError,
@@ -111,7 +112,9 @@ class KeyService:
     so a busy service does not read the database on every request; a revoked key stops
     working when its cache entry expires."""
 
-    def __init__(self, store: Store, *, cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self, store: Store, *, cache_seconds: float = DEFAULTS.api_key_cache_seconds
+    ) -> None:
         self.keys = KeyStore(store)
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}

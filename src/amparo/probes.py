@@ -31,6 +31,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from amparo.config import DEFAULTS
 from amparo.errors import ProbeSuspectedError
 from amparo.keys import ApiKey
 
@@ -84,12 +85,12 @@ class ProbeDetector:
     def __init__(
         self,
         *,
-        window: int = 64,
-        near_bits: int = 8,
-        max_near: int = 20,
-        period_seconds: float = 3600.0,
-        cooldown_seconds: float = 900.0,
-        throttle: bool = True,
+        window: int = DEFAULTS.probe_window,
+        near_bits: int = DEFAULTS.probe_near_bits,
+        max_near: int = DEFAULTS.probe_max_near,
+        period_seconds: float = DEFAULTS.probe_period_seconds,
+        cooldown_seconds: float = DEFAULTS.probe_cooldown_seconds,
+        throttle: bool = DEFAULTS.probe_throttle,
         max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -22,6 +22,9 @@ from amparo.files import fsync_dir, private_dir
 
 BLOB_SUFFIX = ".amev"
 _TEMP_PREFIX = ".tmp-"
+ORPHAN_GRACE_SECONDS = 3600
+"""Purge and verify leave a blob that no item owns alone until it is this old: an item's blob
+is written before its record, so a young unowned blob may be a write in progress."""
 
 
 class BlobBackend(Protocol):

@@ -36,6 +36,7 @@ from amparo.errors import (
 from amparo.events import MatchedContent, Source
 from amparo.evidence import crypto
 from amparo.evidence.backends import (
+    ORPHAN_GRACE_SECONDS,
     BlobBackend,
     blob_key,
     new_item_uuid,
@@ -558,7 +559,7 @@ class EvidenceStore:
         *,
         actor: str = "local",
         dry_run: bool = False,
-        orphan_grace_seconds: float = 3600,
+        orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS,
     ) -> PurgeReport:
         """Delete the content of every expired item not on legal hold (each logged), discard
         the copies of review false positives whose undo grace has passed by ``now``, then
@@ -574,7 +575,7 @@ class EvidenceStore:
         *,
         deep: bool = True,
         repair: bool = False,
-        orphan_grace_seconds: float = 3600,
+        orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS,
         actor: str = "local",
     ) -> VerifyReport:
         """Check that every held item is there and (``deep``) decrypts to its SHA-256, and

@@ -52,7 +52,9 @@ _TRUNCATION_SHARE = 0.9
 
 @dataclass(frozen=True)
 class VideoLimits:
-    """What a video may cost before Amparo refuses it (later exposed as settings)."""
+    """What a video may cost before Amparo refuses it. The defaults equal the ``video_*``
+    settings' (a test checks it): ``media`` imports nothing above ``errors``, so
+    :func:`amparo.hashing.video_limits` builds the limits from the settings."""
 
     max_file_size: int = 8 * 1024**3
     """Bytes."""

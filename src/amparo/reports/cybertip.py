@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from amparo.config import Settings
+from amparo.config import DEFAULTS, Settings
 from amparo.errors import ConfigError, SubmissionError
 
 TEST_URL = "https://exttest.cybertip.org/ispws"
@@ -34,7 +34,7 @@ class CyberTipTarget:
     base_url: str
     username: str = ""
     password: str = ""
-    timeout: float = 60.0
+    timeout: float = DEFAULTS.cybertip_timeout_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CyberTipTarget:
