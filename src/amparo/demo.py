@@ -4,6 +4,10 @@ Builds a bank from scikit-image's bundled sample photos (benign pictures of an a
 cat, a coffee cup, ...), writes modified copies of some of them (resized, re-compressed,
 cropped, greyscale, captioned, one inside a zip) mixed with unrelated photos into a folder,
 scans that folder and prints which files matched which entry at what distance.
+
+A shell, like ``cli/`` and ``api/``: it drives the core through its public API (``Amparo``,
+the scan engine, rules) and nothing in the core imports it, so the runtime package does not
+depend on the demo or its optional dependencies (scikit-image).
 """
 
 from __future__ import annotations

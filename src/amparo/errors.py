@@ -6,17 +6,35 @@ AmparoError                 base; ``exit_code`` for the CLI, ``http_status`` for
 │   ├── InvalidSignalError  a hash whose text form is not valid for its signal type
 │   ├── UnknownSignalTypeError
 │   ├── FormatError         a hash-list file that cannot be read (carries line numbers)
-│   └── MediaError          media that cannot be decoded safely
-│       ├── UnsupportedMediaError   not a format Amparo decodes
-│       ├── CorruptMediaError       truncated or damaged
-│       └── MediaTooLargeError      decompression bomb, absurd dimensions, over a size limit
+│   ├── MediaError          media that cannot be decoded safely
+│   │   ├── UnsupportedMediaError   not a format Amparo decodes
+│   │   ├── CorruptMediaError       truncated or damaged
+│   │   └── MediaTooLargeError      decompression bomb, absurd dimensions, over a size limit
+│   ├── FetchError          a url= that could not be fetched (422)
+│   └── UrlRefusedError     a URL Amparo will not fetch (scheme, credentials, address)
+├── PayloadTooLargeError    a request body over the API's limit (413)
+├── AuthenticationError     no API key, or an unknown or revoked one (401)
+├── RateLimitedError        over a request budget (429; ``retry_after`` seconds)
+│   ├── ProbeSuspectedError a key seems to be reconstructing a bank's hashes
+│   └── FetchBusyError      too many URL fetches in flight
 ├── NotFoundError           a bank, entry or other named thing does not exist
 │   └── BankNotFoundError
 ├── ConflictError           the thing already exists / the change conflicts with state
 ├── PermissionDeniedError   the caller's key lacks the scope
-└── StorageError            the database or data directory cannot be used
-    ├── IndexCorruptError   an on-disk index segment fails its checksum or header check
-    └── EvidenceIntegrityError  a preserved evidence item is damaged, altered or missing
+│   └── ExposureLimitError  a reviewer's daily reveals are used up (429)
+├── SubmissionError         a hotline refused a report or could not be reached (502)
+├── AddressInUseError       ``amparo serve`` cannot listen on its address
+├── StorageError            the database or data directory cannot be used
+│   ├── IndexCorruptError   an on-disk index segment fails its checksum or header check
+│   ├── BlobNotFoundError   a blob backend holds no blob under a key (the evidence store
+│   │                       turns it into BlobMissingError, naming the item)
+│   └── EvidenceIntegrityError  a preserved evidence item is damaged, altered or missing
+│       └── BlobMissingError    its encrypted blob is not in the blob store
+└── InternalError           a caller broke an internal function's precondition: a bug in
+                            Amparo, never a user's input (answered like any bug: 500)
+
+Every class lives here, so ``grep -n "class .*Error" src/amparo`` finds this file only; code
+lower down (``index``, ``signals``, ``media``) may import it, since it imports nothing.
 """
 
 from __future__ import annotations
@@ -93,6 +111,20 @@ class MediaTooLargeError(MediaError):
     http_status = 413
 
 
+class FetchError(InputError):
+    """The URL could not be fetched (refused status, timeout, connection failure)."""
+
+    code = "fetch_failed"
+    http_status = 422
+
+
+class UrlRefusedError(InputError):
+    """The URL is not one Amparo will fetch (scheme, credentials, address)."""
+
+    code = "url_refused"
+    http_status = 400
+
+
 class NotFoundError(AmparoError):
     code = "not_found"
     http_status = 404
@@ -112,6 +144,64 @@ class PermissionDeniedError(AmparoError):
     http_status = 403
 
 
+class ExposureLimitError(PermissionDeniedError):
+    """The reviewer has revealed as many items today as ``review_daily_limit`` allows."""
+
+    code = "daily_limit_reached"
+    http_status = 429
+
+
+class AuthenticationError(AmparoError):
+    """No key, or a key that is unknown or revoked."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class RateLimitedError(AmparoError):
+    """The key has used up its request budget; ``retry_after`` says when to try again."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class ProbeSuspectedError(RateLimitedError):
+    """A key sent many different queries a few bits apart that matched: a hash is being
+    reconstructed. Its lookups are refused until the cool-down ends."""
+
+    code = "probe_suspected"
+
+
+class FetchBusyError(RateLimitedError):
+    """Too many URL fetches are in flight (for this key, or in this process): 429."""
+
+    code = "too_many_fetches"
+
+
+class PayloadTooLargeError(AmparoError):
+    """A request body over the API's JSON or upload limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class SubmissionError(AmparoError):
+    """The hotline refused a request or could not be reached; the submission can resume."""
+
+    code = "submission_failed"
+    http_status = 502
+
+
+class AddressInUseError(AmparoError):
+    """``amparo serve`` cannot bind its host and port (busy, or not this machine's)."""
+
+    code = "address_in_use"
+
+
 class StorageError(AmparoError):
     code = "storage_error"
     http_status = 503
@@ -121,9 +211,31 @@ class IndexCorruptError(StorageError):
     code = "index_corrupt"
 
 
+class BlobNotFoundError(StorageError):
+    """The blob backend holds no blob under that key. Raised by backends and translated by
+    the evidence store into :class:`BlobMissingError`, which names the item."""
+
+    code = "blob_not_found"
+
+
 class EvidenceIntegrityError(StorageError):
     """A preserved item failed its integrity check (authentication tag, SHA-256, size) or its
     blob is missing. The message names the item; nothing of its content."""
 
     code = "evidence_integrity"
     http_status = 500
+
+
+class BlobMissingError(EvidenceIntegrityError):
+    """An item's encrypted blob is not in the blob store."""
+
+
+class InternalError(AmparoError):
+    """A caller broke a precondition of an internal function (an array of the wrong shape, a
+    signal type registered twice): a bug in Amparo that no user input reaches, checked so
+    that it fails loudly rather than returning wrong answers. Unlike ``assert`` it survives
+    ``python -O``. The API answers it as any bug (500, ``internal_error``, details logged)."""
+
+    code = "internal_error"
+    http_status = 500
+    exit_code = 70  # EX_SOFTWARE: an internal error, not the user's

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amparo.config import Settings
+from amparo.config import DEFAULTS, Settings
 from amparo.errors import MediaError, MediaTooLargeError
 from amparo.media.decode import (
     DECODE_BUDGET,
@@ -21,8 +21,6 @@ from amparo.signals.pdq import pdq_dihedral_from_pixels, pdq_from_pixels
 
 if TYPE_CHECKING:
     from amparo.media.video import VideoLimits, VideoSource
-
-DEFAULT_VIDEO_SAMPLE_FPS = 1.0
 
 VideoSummary = dict[str, float | int | None]
 """``duration_seconds``, ``frames`` (hashed frames kept), ``cropped_frames``, ``width``,
@@ -110,7 +108,7 @@ def hash_media(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dihedral: bool = False,
-    video_sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
+    video_sample_fps: float = DEFAULTS.video_sample_fps,
     video_limits: VideoLimits | None = None,
     max_memory: int = DEFAULT_MAX_DECODE_MEMORY,
 ) -> MediaHashes:
@@ -147,8 +145,8 @@ def hash_file(path: Path, settings: Settings, *, dihedral: bool = False) -> Medi
     with :func:`hash_media`. Raises MediaTooLargeError past the size limits."""
     size = path.stat().st_size
     with path.open("rb") as fh:
-        kind = sniff(fh.read(HEAD_BYTES))
-    if kind == "video":
+        media_type = sniff(fh.read(HEAD_BYTES))
+    if media_type == "video":
         if size > settings.video_max_file_bytes:
             raise MediaTooLargeError(
                 f"{size:,} bytes is over video_max_file_bytes ({settings.video_max_file_bytes:,})",
@@ -184,7 +182,7 @@ def hash_bytes(data: bytes, settings: Settings, *, dihedral: bool = False) -> Me
 def hash_video_media(
     source: VideoSource,
     *,
-    sample_fps: float = DEFAULT_VIDEO_SAMPLE_FPS,
+    sample_fps: float = DEFAULTS.video_sample_fps,
     limits: VideoLimits | None = None,
     threads: int = 1,
     digests: FileDigests | None = None,

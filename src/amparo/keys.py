@@ -16,7 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from amparo.clock import Monotonic, monotonic
-from amparo.errors import AmparoError, ConfigError, InputError
+from amparo.config import DEFAULTS
+from amparo.errors import (
+    AuthenticationError,
+    ConfigError,
+    InputError,
+    RateLimitedError,
+)
+from amparo.names import validate_name
 from amparo.store import Store
 from amparo.store.keys import KeyStore, StoredKey
 
@@ -34,24 +41,6 @@ SCOPES: dict[str, str] = {
     "evidence-reader": "download preserved evidence in the clear (GET /v1/evidence/{id}/"
     "content; every read audit-logged); reviewers see media only blurred, or revealed",
 }
-
-
-class AuthenticationError(AmparoError):
-    """No key, or a key that is unknown or revoked."""
-
-    code = "unauthenticated"
-    http_status = 401
-
-
-class RateLimitedError(AmparoError):
-    """The key has used up its request budget; ``retry_after`` says when to try again."""
-
-    code = "rate_limited"
-    http_status = 429
-
-    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -118,21 +107,17 @@ def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def validate_key_name(name: str) -> str:
-    if not name or len(name) > 100 or not all(c.isalnum() or c in "_-." for c in name):
-        raise InputError(
-            f"invalid key name {name!r}", hint="use up to 100 letters, digits, '_', '-' or '.'"
-        )
-    return name
-
-
 class KeyService:
     """Creates, lists, revokes and checks keys. Checked keys are cached for ``cache_seconds``
     so a busy service does not read the database on every request; a revoked key stops
     working when its cache entry expires."""
 
     def __init__(
-        self, store: Store, *, cache_seconds: float = 2.0, clock: Monotonic = monotonic
+        self,
+        store: Store,
+        *,
+        cache_seconds: float = DEFAULTS.api_key_cache_seconds,
+        clock: Monotonic = monotonic,
     ) -> None:
         self.keys = KeyStore(store)
         self.cache_seconds = cache_seconds
@@ -149,7 +134,7 @@ class KeyService:
         burst: int | None = None,
         actor: str,
     ) -> NewKey:
-        validate_key_name(name)
+        validate_name(name, "key")
         if rate_per_second is not None and rate_per_second <= 0:
             raise InputError("--rate must be positive")
         if burst is not None and burst < 1:

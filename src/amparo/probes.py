@@ -31,7 +31,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from amparo.keys import ApiKey, RateLimitedError
+from amparo.config import DEFAULTS
+from amparo.errors import ProbeSuspectedError
+from amparo.keys import ApiKey
 
 BANDS = ("exact", "close", "near")
 CLOSE_MAX = 15
@@ -60,13 +62,6 @@ def distance_band(distance: int) -> str:
     return "close" if distance <= CLOSE_MAX else "near"
 
 
-class ProbeSuspectedError(RateLimitedError):
-    """A key sent many different queries a few bits apart that matched: a hash is being
-    reconstructed. Its lookups are refused until the cool-down ends."""
-
-    code = "probe_suspected"
-
-
 @dataclass
 class _KeyState:
     recent: deque[int]
@@ -90,12 +85,12 @@ class ProbeDetector:
     def __init__(
         self,
         *,
-        window: int = 64,
-        near_bits: int = 8,
-        max_near: int = 20,
-        period_seconds: float = 3600.0,
-        cooldown_seconds: float = 900.0,
-        throttle: bool = True,
+        window: int = DEFAULTS.probe_window,
+        near_bits: int = DEFAULTS.probe_near_bits,
+        max_near: int = DEFAULTS.probe_max_near,
+        period_seconds: float = DEFAULTS.probe_period_seconds,
+        cooldown_seconds: float = DEFAULTS.probe_cooldown_seconds,
+        throttle: bool = DEFAULTS.probe_throttle,
         max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

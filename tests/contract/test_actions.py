@@ -23,8 +23,8 @@ from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
-from amparo.fetch import UrlPolicy
 from amparo.matching import Match
+from amparo.url_policy import UrlPolicy
 from clocks import ManualClock
 
 SHA = "cd" * 32

@@ -17,9 +17,9 @@ import pytest
 
 from amparo.app import Amparo
 from amparo.config import Settings
-from amparo.errors import ConfigError, ConflictError
+from amparo.errors import ConfigError, ConflictError, SubmissionError
 from amparo.matching import Match
-from amparo.reports.cybertip import TEST_URL, CyberTipClient, CyberTipTarget, SubmissionError
+from amparo.reports.cybertip import TEST_URL, CyberTipClient, CyberTipTarget
 from amparo.reports.package import decrypt_member
 from amparo.reports.service import ReportService
 from amparo.reports.standin import StandIn, running

@@ -17,11 +17,11 @@ from amparo.app import Amparo
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.clock import as_utc
 from amparo.config import Settings
-from amparo.errors import AmparoError, ConflictError, InputError, NotFoundError
+from amparo.errors import AmparoError, ConflictError, ExposureLimitError, InputError, NotFoundError
 from amparo.events import MatchedContent, Source
 from amparo.matching import Match, Query
 from amparo.review import cases as review_cases
-from amparo.review.cases import CaseService, ExposureLimitError
+from amparo.review.cases import CaseService
 from amparo.review.priority import merge_matches
 
 

@@ -58,7 +58,7 @@ def test_preserve_read_hold_purge_rotate_verify(run, tmp_path: Path) -> None:  #
     assert [i["id"] for i in _json(listed.stdout)] == [item["id"]]
     assert "manual:" in run("list").stdout
     shown = _json(run("show", str(item["id"])).stdout)[0]
-    assert shown["sighting_log"][0]["actor"].startswith("cli")
+    assert shown["sighting_log"][0]["actor"].startswith("local")
 
     held = _json(run("hold", str(item["id"]), "--reason", "court order").stdout)[0]
     assert held["legal_hold"] is True

@@ -23,8 +23,8 @@ from amparo.actions import Deliverer, Rule, verify_signature
 from amparo.app import Amparo
 from amparo.config import load_settings
 from amparo.events import MatchedContent, Source
-from amparo.fetch import UrlPolicy
 from amparo.matching import Match
+from amparo.url_policy import UrlPolicy
 from slow_server import Trickler
 
 

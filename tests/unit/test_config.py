@@ -67,3 +67,15 @@ def test_every_setting_is_documented() -> None:
     for name in setting_names():
         assert re.search(rf"`{name}`", text), f"{name} missing from docs/configuration.md"
         assert f"AMPARO_{name.upper()}" in text
+
+
+def test_library_defaults_are_the_settings_defaults() -> None:
+    """``media`` may not import the settings, so its video limits repeat their defaults."""
+    from amparo.config import DEFAULTS
+    from amparo.media.video import DEFAULT_SAMPLE_FPS, VideoLimits
+
+    limits = VideoLimits()
+    assert limits.max_file_size == DEFAULTS.video_max_file_bytes
+    assert limits.max_duration_seconds == DEFAULTS.video_max_duration_seconds
+    assert limits.timeout_seconds == DEFAULTS.video_timeout_seconds
+    assert DEFAULTS.video_sample_fps == DEFAULT_SAMPLE_FPS

@@ -12,18 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from amparo.errors import MediaTooLargeError
+from amparo.errors import FetchBusyError, FetchError, MediaTooLargeError, UrlRefusedError
 from amparo.fetch import (
-    FetchBusyError,
     Fetcher,
-    FetchError,
     FetchLimits,
     FetchSlots,
-    UrlRefusedError,
-    is_public,
-    parse_allowlist,
 )
 from amparo.redaction import redact_url
+from amparo.url_policy import is_public, parse_allowlist
 from slow_server import Trickler
 
 BODY = b"\xff\xd8\xff" + b"x" * 5000

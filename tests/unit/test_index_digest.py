@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from amparo.errors import InternalError
 from amparo.index import DIGEST_WIDTHS, DigestSegment, SegmentedDigestTable
 
 
@@ -86,8 +87,8 @@ def test_live_table_updates_and_round_trip(tmp_path: Path) -> None:
 
 
 def test_rejects_bad_input() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError):
         SegmentedDigestTable("crc32")
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError):
         SegmentedDigestTable("md5").lookup(np.zeros((1, 20), np.uint8))
     assert len(SegmentedDigestTable("md5").lookup(np.zeros((1, 16), np.uint8))) == 0

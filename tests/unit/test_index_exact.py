@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from amparo.errors import InternalError
 from amparo.index import (
     BruteForcePdqIndex,
     IndexHits,
@@ -197,15 +198,15 @@ def test_batched_kernel_reruns_units_whose_hits_overflow() -> None:
 
 
 def test_rejects_bad_input() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError):
         PdqSegment.build(np.array([1, 1]), np.zeros((2, 32), np.uint8))
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError):
         PdqSegment.build(np.array([1]), np.zeros((2, 32), np.uint8))
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError):
         PdqSegment.build(np.array([1]), np.zeros((1, 32), np.uint8), chunks=8)
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError):
         SegmentedPdqIndex().search(np.zeros((1, 32), np.uint8), 64)
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError):
         SegmentedPdqIndex().search(np.zeros((1, 31), np.uint8), 31)
 
 

@@ -9,12 +9,16 @@ from sqlalchemy import text
 
 from amparo.app import Amparo
 from amparo.config import Settings
-from amparo.errors import ConfigError, ConflictError, InputError
+from amparo.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    InputError,
+    RateLimitedError,
+)
 from amparo.keys import (
     ApiKey,
-    AuthenticationError,
     KeyService,
-    RateLimitedError,
     RateLimiter,
     parse_lookup,
     parse_rate_limits,

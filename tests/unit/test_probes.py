@@ -6,10 +6,10 @@ import random
 
 import pytest
 
+from amparo.errors import ProbeSuspectedError
 from amparo.probes import (
     BAND_CEILING,
     ProbeDetector,
-    ProbeSuspectedError,
     distance_band,
     hma_distance,
 )

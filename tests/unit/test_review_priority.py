@@ -21,6 +21,7 @@ from amparo.config import Settings
 from amparo.errors import UnsupportedMediaError
 from amparo.events import MatchedContent, Source
 from amparo.matching import Match
+from amparo.media.sniff import HEAD_BYTES, media_kind, sniff
 from amparo.review import media
 from amparo.review.priority import category_rank, merge_matches, priority_of
 
@@ -196,8 +197,11 @@ def test_shielded_rendition_is_grey_blurred_and_small() -> None:
 
 
 def test_media_kinds() -> None:
-    assert media.kind_of(_jpeg(np.zeros((8, 8, 3), np.uint8))) == "photo"
-    assert media.kind_of(b"\x00\x00\x00\x18ftypmp42" + bytes(600)) == "video"
-    assert media.kind_of(b"<html>") is None
+    def kind_of(data: bytes) -> str | None:
+        return media_kind(sniff(data[:HEAD_BYTES]))
+
+    assert kind_of(_jpeg(np.zeros((8, 8, 3), np.uint8))) == "photo"
+    assert kind_of(b"\x00\x00\x00\x18ftypmp42" + bytes(600)) == "video"
+    assert kind_of(b"<html>") is None
     with pytest.raises(UnsupportedMediaError):
         media.shielded(b"<html>" + bytes(600), max_pixels=10**8)

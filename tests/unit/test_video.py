@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from amparo.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
-from amparo.media.video import VideoLimits, detect_borders, open_video, sample_frames
+from amparo.media.borders import detect_borders
+from amparo.media.video import VideoLimits, open_video, sample_frames
 
 av = pytest.importorskip("av")
 
@@ -200,7 +201,7 @@ def test_the_border_shortcut_never_changes_the_answer(
 ) -> None:
     """Frames whose four outermost lines are all busy skip the full statistics; on any frame
     (bars of any size, flat or noisy edges) the answer is what the full statistics give."""
-    from amparo.media.video import _measure_borders
+    from amparo.media.borders import _measure_borders
 
     rng = np.random.default_rng(seed)
     frame = rng.integers(0, 256, size=(90, 120)).astype(np.int16)

@@ -21,6 +21,7 @@ from amparo.actions.records import ActionRecord
 from amparo.actions.rules import ActionSpec, Rule, matching_rules
 from amparo.actions.webhooks import encode, event_payload
 from amparo.clock import Monotonic, monotonic
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import AmparoError
 from amparo.events import MatchedContent
 from amparo.store.rules import ActionLog, RuleRepository
@@ -93,7 +94,11 @@ class TakenAction:
 
 
 class _Failed(Exception):
-    """An action could not be done; the message is what the log records."""
+    """An action could not be done; the message is what the log records.
+
+    Control flow inside one action, not an error of the tree in ``amparo.errors``: raised
+    only by ``_Run``'s action methods and always caught in ``_Run.do``, which records it as
+    the action's outcome; it never escapes this module."""
 
     def __init__(self, message: str, outcome: str = "failed") -> None:
         super().__init__(message)
@@ -159,7 +164,11 @@ class Actioner:
     # -- acting ---------------------------------------------------------------------------------
 
     def handle(
-        self, content: MatchedContent, *, media: bytes | Path | None = None, actor: str = "local"
+        self,
+        content: MatchedContent,
+        *,
+        media: bytes | Path | None = None,
+        actor: str = LOCAL_ACTOR,
     ) -> list[TakenAction]:
         """Run the rules on one find; return what was done (empty when no rule matched).
 

@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from amparo.actions.rules import validate_name
 from amparo.errors import InputError
+from amparo.names import validate_name
 
 OUTBOX_STATES = ("pending", "delivered", "dead")
 MIN_SECRET_LENGTH = 16

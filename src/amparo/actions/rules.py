@@ -19,31 +19,15 @@ from typing import Any
 from amparo.errors import InputError
 from amparo.events import SOURCE_KINDS, MatchedContent
 from amparo.matching import Match
+from amparo.names import validate_name
 
 ACTION_TYPES = ("review", "webhook", "quarantine", "report")
 """``review``: open or extend a case; ``webhook``: send a signed event to an endpoint;
 ``quarantine``: preserve (copy) or move the media; ``report``: queue a report draft."""
 QUARANTINE_MODES = ("copy", "move")
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 MAX_LIST = 100
 MAX_PRIORITY = 1_000_000_000
 """Priorities fit the database's 32-bit integer column."""
-
-
-def validate_name(name: str, what: str = "rule") -> str:
-    """A rule or endpoint name: 1-100 letters, digits, ``_``, ``-``, ``.``."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or len(name) > 100
-        or not set(name) <= _NAME_CHARS
-        or name[0] in "-."
-    ):
-        raise InputError(
-            f"invalid {what} name {name!r}",
-            hint="use up to 100 letters, digits, '_', '-' or '.', not starting with '-' or '.'",
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -231,7 +215,7 @@ class Rule:
                 f"unknown rule field {sorted(unknown)[0]!r}",
                 hint="a rule has " + ", ".join(sorted(known)),
             )
-        rule_name = validate_name(str(name if name is not None else data.get("name", "")))
+        rule_name = validate_name(str(name if name is not None else data.get("name", "")), "rule")
         actions_raw = data.get("actions")
         if not isinstance(actions_raw, Sequence) or isinstance(actions_raw, str | bytes):
             raise InputError(

@@ -32,18 +32,12 @@ import httpx
 
 from amparo.actions.outbox import ClaimedEvent, new_event_id, validate_url
 from amparo.clock import Clock, utc_now
-from amparo.config import Settings
-from amparo.errors import ConfigError
+from amparo.config import DEFAULTS, Settings
+from amparo.errors import ConfigError, FetchError, UrlRefusedError
 from amparo.events import MatchedContent
-from amparo.fetch import (
-    FetchError,
-    UrlPolicy,
-    UrlRefusedError,
-    pinned_request,
-    run_with_deadline,
-    tls_context,
-)
+from amparo.fetch import pinned_request, run_with_deadline, tls_context
 from amparo.store.webhooks import Outbox
+from amparo.url_policy import UrlPolicy
 
 log = logging.getLogger("amparo.webhooks")
 
@@ -125,12 +119,14 @@ def ping_payload() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    timeout_seconds: float = 10.0
-    max_attempts: int = 15
-    backoff_seconds: float = 5.0
-    backoff_max_seconds: float = 3600.0
-    lease_seconds: float = 60.0
-    poll_seconds: float = 1.0
+    """How webhook events are delivered; the defaults are the ``webhook_*`` settings'."""
+
+    timeout_seconds: float = DEFAULTS.webhook_timeout_seconds
+    max_attempts: int = DEFAULTS.webhook_max_attempts
+    backoff_seconds: float = DEFAULTS.webhook_backoff_seconds
+    backoff_max_seconds: float = DEFAULTS.webhook_backoff_max_seconds
+    lease_seconds: float = DEFAULTS.webhook_lease_seconds
+    poll_seconds: float = DEFAULTS.webhook_poll_seconds
     batch: int = 20
 
     @classmethod

@@ -29,8 +29,7 @@ from amparo.api.service import Service
 from amparo.app import Amparo
 from amparo.clock import Monotonic, monotonic
 from amparo.config import Settings, load_settings
-from amparo.errors import AmparoError
-from amparo.keys import AuthenticationError, RateLimitedError
+from amparo.errors import AmparoError, AuthenticationError, InternalError, RateLimitedError
 
 log = logging.getLogger("amparo.api")
 
@@ -61,6 +60,8 @@ def _error(status: int, code: str, message: str, hint: str | None = None) -> JSO
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AmparoError)
     async def amparo_error(_request: Request, exc: AmparoError) -> JSONResponse:
+        if isinstance(exc, InternalError):
+            return _internal_error(exc)
         response = _error(exc.http_status, exc.code, exc.message, exc.hint)
         if isinstance(exc, RateLimitedError):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -101,8 +102,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return _error(500, "internal_error", "an unexpected error (a bug): see the server log")
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> JSONResponse:
+    """A bug: the details go to the server log, never to the caller."""
+    log.exception("unexpected error", exc_info=exc)
+    return _error(500, "internal_error", "an unexpected error (a bug): see the server log")
 
 
 def allowed_methods(app: FastAPI, path: str, also: str = "") -> list[str]:

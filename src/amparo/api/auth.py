@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, Request
 
 from amparo.api.service import Service, get_service
-from amparo.errors import PermissionDeniedError
-from amparo.keys import ApiKey, RateLimitedError
+from amparo.errors import PermissionDeniedError, RateLimitedError
+from amparo.keys import ApiKey
 
 # Which scopes each kind of operation needs (admin always passes).
 HASH = ("hasher", "matcher", "curator", "reviewer")

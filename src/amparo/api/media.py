@@ -19,7 +19,7 @@ from amparo.errors import InputError, MediaTooLargeError, UnsupportedMediaError
 from amparo.hashing import MediaHashes, hash_video_media, video_limits
 from amparo.keys import ApiKey
 from amparo.media.decode import decode_image
-from amparo.media.sniff import HEAD_BYTES, IMAGE_TYPES, sniff
+from amparo.media.sniff import HEAD_BYTES, IMAGE_TYPES, media_kind, sniff
 
 # Field names an upload may come in: HMA names the field after the content type.
 UPLOAD_FIELDS = ("file", "photo", "media", "image", "video")
@@ -54,9 +54,9 @@ def hash_upload(
         )
     if not size:
         raise InputError("the upload is empty")
-    kind = sniff(fh.read(HEAD_BYTES))
+    media_type = sniff(fh.read(HEAD_BYTES))
     fh.seek(0)
-    if kind == "video":
+    if media_type == "video":
         return hash_video_upload(fh, service)
     return hash_media_bytes(read_upload(upload, service), service, dihedral=dihedral)
 
@@ -93,16 +93,16 @@ async def fetch_media(url: str, service: Service, key: ApiKey) -> bytes:
         return (await service.fetcher.fetch_async(url)).content
 
 
-def media_kind(data: bytes) -> str:
-    """The sniffed type of media Amparo hashes (an image type or "video"); refuse the rest."""
-    kind = sniff(data[:HEAD_BYTES])
-    if kind is None or (kind not in IMAGE_TYPES and kind != "video"):
+def hashable_media_type(data: bytes) -> str:
+    """The media type of media Amparo hashes (an image type or "video"); refuse the rest."""
+    media_type = sniff(data[:HEAD_BYTES])
+    if media_type is None or media_kind(media_type) is None:
         raise UnsupportedMediaError(
             "the content is not an image or video Amparo can hash"
-            + (f" (it looks like {kind})" if kind else ""),
+            + (f" (it looks like {media_type})" if media_type else ""),
             hint="send JPEG, PNG, GIF, WebP, BMP or TIFF images, or video",
         )
-    return kind
+    return media_type
 
 
 def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -> MediaHashes:
@@ -111,9 +111,9 @@ def hash_media_bytes(data: bytes, service: Service, *, dihedral: bool = False) -
     A video gets vPDQ sampled at ``video_sample_fps``; one that will not decode keeps its
     digests (still matched) and says why in ``error``.
     """
-    kind = media_kind(data)
+    media_type = hashable_media_type(data)
     hashes = service.amparo.checks.hash_bytes(data, dihedral=dihedral)
-    if kind in IMAGE_TYPES and hashes.pdq is None:
+    if media_type in IMAGE_TYPES and hashes.pdq is None:
         # Decode again to raise the precise error (corrupt, bomb, ...): rare, so cheap enough.
         decode_image(
             data,

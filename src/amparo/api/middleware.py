@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amparo.api.logs import request_id_from, request_id_var
 from amparo.api.metrics import Metrics
-from amparo.errors import AmparoError
+from amparo.errors import PayloadTooLargeError
 
 access_log = logging.getLogger("amparo.access")
 
@@ -27,11 +27,6 @@ FastLane = Callable[[Scope], Awaitable[bytes | None]]
 """A handler for the hottest routes that skips the framework's routing and validation: it
 returns the JSON body of a successful answer, or None to hand the request to the full app
 (which then does the same work the usual way, errors included)."""
-
-
-class PayloadTooLargeError(AmparoError):
-    code = "payload_too_large"
-    http_status = 413
 
 
 def body_limit(scope: Scope, json_limit: int, upload_limit: int) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from amparo.banks.model import BankInfo
+from amparo.clock import as_utc
 from amparo.hashing import MediaHashes
 from amparo.matching import Match
 from amparo.probes import distance_band
@@ -29,11 +30,6 @@ BankKind = Annotated[
     Literal["positive", "negative"],
     Field(description="positive: known abuse material; negative: known benign (suppresses)"),
 ]
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """The store keeps UTC; SQLite hands it back without a zone."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class ErrorDetail(BaseModel):
@@ -223,8 +219,8 @@ class BankOut(BaseModel):
             dihedral=b.dihedral,
             kind=b.kind,
             entries=b.entry_count,
-            created_at=utc(b.created_at),
-            imported_at=utc(b.imported_at),
+            created_at=as_utc(b.created_at),
+            imported_at=as_utc(b.imported_at),
         )
 
 

@@ -13,7 +13,7 @@ from fastapi import Request
 from amparo.api.metrics import Metrics
 from amparo.app import Amparo
 from amparo.clock import Monotonic, monotonic
-from amparo.config import Settings
+from amparo.config import SYSTEM_ACTOR, Settings
 from amparo.fetch import Fetcher, FetchLimits, FetchSlots
 from amparo.keys import ApiKey, KeyService, RateLimiter, parse_rate_limits
 from amparo.matching import Match
@@ -132,7 +132,7 @@ class Service:
     def _audit_alert(self, target: str, details: dict[str, object]) -> None:
         try:
             self.amparo.store.audit_log.append(
-                "probe.suspected", target, dict(details), actor="system"
+                "probe.suspected", target, dict(details), actor=SYSTEM_ACTOR
             )
         except Exception:
             log.exception("could not record a probe alert in the audit log")

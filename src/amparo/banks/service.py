@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord, EntryView
-from amparo.config import Settings
+from amparo.config import LOCAL_ACTOR, Settings
 from amparo.hashing import MediaHashes
 from amparo.hashing import hash_bytes as hash_media_bytes
 from amparo.media.sniff import HEAD_BYTES, sniff
@@ -25,8 +25,6 @@ from amparo.store import Store
 from amparo.video_matching import video_entries
 
 log = logging.getLogger("amparo")
-
-DEFAULT_ACTOR = "local"
 
 
 @dataclass
@@ -54,7 +52,7 @@ class BankService:
 
     # -- banks ------------------------------------------------------------------------------
 
-    def create(self, info: BankInfo, *, actor: str = DEFAULT_ACTOR) -> BankInfo:
+    def create(self, info: BankInfo, *, actor: str = LOCAL_ACTOR) -> BankInfo:
         return self.repository.create(info, actor=actor)
 
     def get(self, name: str) -> BankInfo:
@@ -65,10 +63,10 @@ class BankService:
         """All banks by name; ``with_counts=False`` skips counting entries (cheap)."""
         return self.repository.list(with_counts=with_counts)
 
-    def update(self, name: str, *, actor: str = DEFAULT_ACTOR, **changes: Any) -> BankInfo:
+    def update(self, name: str, *, actor: str = LOCAL_ACTOR, **changes: Any) -> BankInfo:
         return self.repository.update(name, actor=actor, **changes)
 
-    def delete(self, name: str, *, actor: str = DEFAULT_ACTOR) -> None:
+    def delete(self, name: str, *, actor: str = LOCAL_ACTOR) -> None:
         self.repository.delete(name, actor=actor)
 
     # -- hash lists -------------------------------------------------------------------------
@@ -85,7 +83,7 @@ class BankService:
         skip_ignored: bool = False,
         replace: bool = False,
         source_name: str | None = None,
-        actor: str = DEFAULT_ACTOR,
+        actor: str = LOCAL_ACTOR,
     ) -> ImportReport:
         """Import a hash list into ``bank``: all or nothing (a strict failure changes nothing)."""
         self.repository.get(bank)
@@ -137,7 +135,7 @@ class BankService:
     # -- entries ----------------------------------------------------------------------------
 
     def add_entries(
-        self, bank: str, records: Iterable[EntryRecord], *, actor: str = DEFAULT_ACTOR
+        self, bank: str, records: Iterable[EntryRecord], *, actor: str = LOCAL_ACTOR
     ) -> ImportReport:
         """Add (or update) entries, their signals normalised first; one transaction."""
         normalized = []
@@ -158,7 +156,7 @@ class BankService:
         tags: Sequence[str] = (),
         source_id: str | None = None,
         note: str | None = None,
-        actor: str = DEFAULT_ACTOR,
+        actor: str = LOCAL_ACTOR,
         hashes: MediaHashes | None = None,
     ) -> tuple[MediaHashes, ImportReport]:
         """Hash media and add it to ``bank``: a photo's PDQ (when usable) and MD5; a video's
@@ -212,12 +210,12 @@ class BankService:
         return hashes, report
 
     def remove_signals(
-        self, bank: str, signals: Sequence[tuple[str, str]], *, actor: str = DEFAULT_ACTOR
+        self, bank: str, signals: Sequence[tuple[str, str]], *, actor: str = LOCAL_ACTOR
     ) -> int:
         """Remove the bank's entries of these ``(type, value)`` signals; how many were."""
         return self.repository.remove_entries(bank, _normalize_all(signals), actor=actor)
 
-    def remove_entry_ids(self, bank: str, ids: Sequence[int], *, actor: str = DEFAULT_ACTOR) -> int:
+    def remove_entry_ids(self, bank: str, ids: Sequence[int], *, actor: str = LOCAL_ACTOR) -> int:
         """Remove entries of the bank by id; ids of other banks or unknown ids are ignored."""
         return self.repository.remove_entry_ids(bank, ids, actor=actor)
 
@@ -227,7 +225,7 @@ class BankService:
         signals: Sequence[tuple[str, str]],
         enabled: bool,
         *,
-        actor: str = DEFAULT_ACTOR,
+        actor: str = LOCAL_ACTOR,
         ids: Sequence[int] = (),
     ) -> int:
         """Enable or disable the bank's entries named by signal or by id; how many changed."""
@@ -241,7 +239,7 @@ class BankService:
         signals: Sequence[tuple[str, str]],
         until: datetime | None,
         *,
-        actor: str = DEFAULT_ACTOR,
+        actor: str = LOCAL_ACTOR,
         ids: Sequence[int] = (),
     ) -> int:
         """Pause matching of entries named by signal or by id until ``until`` (None lifts

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from amparo.cli.context import ID_MAX, emit_json, err_console, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
 from amparo.review.cases import CLASSIFICATIONS, DECISION_KINDS, QUEUE_STATUSES, CaseView
 
 app = typer.Typer(
@@ -118,7 +119,9 @@ def decide(
         list[str] | None, typer.Option("--annotation", "-a", help="Repeatable.")
     ] = None,
     note: Annotated[str | None, typer.Option(help="A note for colleagues.")] = None,
-    reviewer: Annotated[str, typer.Option(help="Who decides (recorded and audited).")] = "local",
+    reviewer: Annotated[
+        str, typer.Option(help="Who decides (recorded and audited).")
+    ] = LOCAL_ACTOR,
 ) -> None:
     """Decide about one item. Example: amparo cases decide 12 false_positive --reviewer rita"""
     with open_app(ctx) as amparo:
@@ -141,7 +144,7 @@ def undo(
     item_id: Annotated[
         int, typer.Argument(help="Case item id (see `cases show`).", min=1, max=ID_MAX)
     ],
-    reviewer: Annotated[str, typer.Option(help="Who made the decision (audited).")] = "local",
+    reviewer: Annotated[str, typer.Option(help="Who made the decision (audited).")] = LOCAL_ACTOR,
 ) -> None:
     """Take back your latest decision on an item within review_undo_seconds of it (a false
     positive's copy is kept). Example: amparo cases undo 12 --reviewer rita"""
@@ -182,7 +185,7 @@ def reenable(
     entry_id: Annotated[
         int, typer.Argument(help="Entry id (see `disabled-entries`).", min=1, max=ID_MAX)
     ],
-    actor: Annotated[str, typer.Option(help="Who re-enables (audited).")] = "local",
+    actor: Annotated[str, typer.Option(help="Who re-enables (audited).")] = LOCAL_ACTOR,
 ) -> None:
     """Re-enable an entry disabled after false positives (a curator looked: it is right).
     Example: amparo cases reenable 4711"""

@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from amparo.cli.context import ID_MAX, emit_json, err_console, fail, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
 from amparo.events import Source
+from amparo.evidence.backends import ORPHAN_GRACE_SECONDS
 
 app = typer.Typer(
     help="The encrypted evidence store: preserve, list, read, hold, purge, rotate-key, verify."
@@ -26,11 +28,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead 
 
 
 def _actor() -> str:
-    """Who the audit log names for CLI actions: the operating-system user."""
+    """Who the audit log names for evidence handled at the command line: ``local`` and the
+    operating-system user (chain of custody), or ``local`` when the user is unknown."""
     try:
-        return f"cli:{getpass.getuser()}"
+        return f"{LOCAL_ACTOR}:{getpass.getuser()}"
     except (KeyError, OSError):
-        return "cli"
+        return LOCAL_ACTOR
 
 
 @app.command("preserve")
@@ -180,7 +183,7 @@ GraceOpt = Annotated[
 def purge(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
-    orphan_grace: GraceOpt = 3600,
+    orphan_grace: GraceOpt = ORPHAN_GRACE_SECONDS,
 ) -> None:
     """Delete the content of every expired item not on legal hold (each purge is audited),
     discard copies of false positives whose undo grace has passed, and remove orphaned
@@ -240,7 +243,7 @@ def verify(
             help="Delete the orphaned blobs it finds (audited); without it they are only reported.",
         ),
     ] = False,
-    orphan_grace: GraceOpt = 3600,
+    orphan_grace: GraceOpt = ORPHAN_GRACE_SECONDS,
 ) -> None:
     """Check every held item (decrypt and compare its SHA-256) and report missing or damaged
     ones and orphaned blobs; nothing is deleted unless --repair is given. Exit code 2 when

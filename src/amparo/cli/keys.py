@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from amparo.cli.context import emit_json, err_console, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
 from amparo.keys import SCOPES, KeyService
 
 app = typer.Typer(
@@ -16,8 +17,6 @@ app = typer.Typer(
     "--scope matcher)",
     no_args_is_help=True,
 )
-
-ACTOR = "cli"
 
 
 @app.command("create")
@@ -38,7 +37,7 @@ def create(
     Example: KEY=$(amparo keys create uploads --scope matcher)"""
     with open_app(ctx) as amparo:
         new = KeyService(amparo.store).create(
-            name, scopes, rate_per_second=rate, burst=burst, actor=ACTOR
+            name, scopes, rate_per_second=rate, burst=burst, actor=LOCAL_ACTOR
         )
     typer.echo(new.secret)
     err_console.print(
@@ -90,5 +89,5 @@ def revoke(
     """Revoke a key: it stops working within api_key_cache_seconds.
     Example: amparo keys revoke uploads"""
     with open_app(ctx) as amparo:
-        KeyService(amparo.store).revoke(name, actor=ACTOR)
+        KeyService(amparo.store).revoke(name, actor=LOCAL_ACTOR)
     err_console.print(f"revoked key {name}", markup=False)

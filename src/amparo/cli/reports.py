@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from amparo.cli.context import ID_MAX, emit_json, err_console, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import InputError
 
 app = typer.Typer(
@@ -71,7 +72,7 @@ def build(
     case: Annotated[
         int | None, typer.Option("--case", help="Build the report of this case.")
     ] = None,
-    actor: ActorOpt = "local",
+    actor: ActorOpt = LOCAL_ACTOR,
 ) -> None:
     """Build a draft from its case's confirmed items (refused while none is confirmed).
     Example: amparo reports build --case 12"""
@@ -109,7 +110,7 @@ def show(
 
 @app.command("submit")
 @handle_errors
-def submit(ctx: typer.Context, report_id: ReportArg, actor: ActorOpt = "local") -> None:
+def submit(ctx: typer.Context, report_id: ReportArg, actor: ActorOpt = LOCAL_ACTOR) -> None:
     """Submit a built report to the CyberTipline (the test environment unless production is
     configured), or resume a submission that stopped half way.
     Example: amparo reports submit 3"""
@@ -125,7 +126,7 @@ def submit(ctx: typer.Context, report_id: ReportArg, actor: ActorOpt = "local") 
 
 @app.command("retract")
 @handle_errors
-def retract(ctx: typer.Context, report_id: ReportArg, actor: ActorOpt = "local") -> None:
+def retract(ctx: typer.Context, report_id: ReportArg, actor: ActorOpt = LOCAL_ACTOR) -> None:
     """Withdraw a submission that was not finished. Example: amparo reports retract 3"""
     with open_app(ctx) as amparo:
         sub = amparo.reports.retract(report_id, actor=actor)
@@ -141,7 +142,7 @@ def package(
     plain: Annotated[
         bool, typer.Option("--plain", help="Do not encrypt the files in the package.")
     ] = False,
-    actor: ActorOpt = "local",
+    actor: ActorOpt = LOCAL_ACTOR,
 ) -> None:
     """Write a zip with the report (XML and JSON), the files (AES-256-GCM encrypted under a
     fresh key printed once, unless --plain), a manifest of hashes and the chain-of-custody log.

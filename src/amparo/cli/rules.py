@@ -13,6 +13,7 @@ from rich.table import Table
 
 from amparo.actions import Rule
 from amparo.cli.context import emit_json, err_console, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import InputError
 
 app = typer.Typer(
@@ -185,7 +186,7 @@ def add(
             hint="give --review, --webhook ENDPOINT, --quarantine copy|move or --report",
         )
     with open_app(ctx) as amparo:
-        rule = amparo.actions.add_rule(Rule.from_json(data, name=name), actor="cli")
+        rule = amparo.actions.add_rule(Rule.from_json(data, name=name), actor=LOCAL_ACTOR)
     err_console.print(f"added rule {rule.name} (version {rule.version})", markup=False)
 
 
@@ -237,7 +238,7 @@ def set_(
             description=description,
             enabled=enabled,
         )
-        rule = amparo.actions.set_rule(Rule.from_json(data, name=name), actor="cli")
+        rule = amparo.actions.set_rule(Rule.from_json(data, name=name), actor=LOCAL_ACTOR)
     err_console.print(f"rule {rule.name} is at version {rule.version}", markup=False)
 
 
@@ -258,7 +259,7 @@ def show(
 def remove(ctx: typer.Context, name: NameArg) -> None:
     """Remove a rule: it stops acting at once; its history stays."""
     with open_app(ctx) as amparo:
-        rule = amparo.actions.remove_rule(name, actor="cli")
+        rule = amparo.actions.remove_rule(name, actor=LOCAL_ACTOR)
     err_console.print(f"removed rule {name} (version {rule.version} records it)", markup=False)
 
 

@@ -9,11 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from amparo.cli.context import err_console, handle_errors, settings_from
-from amparo.errors import AmparoError
-
-
-class AddressInUseError(AmparoError):
-    code = "address_in_use"
+from amparo.errors import AddressInUseError, AmparoError
 
 
 def check_can_listen(host: str, port: int) -> None:

@@ -15,7 +15,8 @@ from rich.table import Table
 from amparo.actions import Deliverer, DeliveryResult, NewEndpoint
 from amparo.actions.webhooks import check_endpoint_url
 from amparo.cli.context import emit_json, err_console, fail, handle_errors, open_app
-from amparo.fetch import UrlPolicy
+from amparo.config import LOCAL_ACTOR
+from amparo.url_policy import UrlPolicy
 
 app = typer.Typer(
     help="Webhook endpoints and the delivery outbox.\n\nExample: amparo webhooks add platform "
@@ -41,7 +42,7 @@ def add(
     receiver). Example: amparo webhooks add platform https://platform.example/amparo"""
     with open_app(ctx) as amparo:
         check_endpoint_url(url, UrlPolicy.from_settings(amparo.settings))
-        new = amparo.actions.outbox.add_endpoint(name, url, enabled=not disabled, actor="cli")
+        new = amparo.actions.outbox.add_endpoint(name, url, enabled=not disabled, actor=LOCAL_ACTOR)
     err_console.print(
         f"added webhook endpoint {name}; its signing secret (shown once) is on stdout",
         markup=False,
@@ -71,7 +72,7 @@ def list_endpoints(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 def _set(ctx: typer.Context, name: str, **changes: object) -> None:
     with open_app(ctx) as amparo:
-        changed = amparo.actions.outbox.update_endpoint(name, actor="cli", **changes)  # type: ignore[arg-type]
+        changed = amparo.actions.outbox.update_endpoint(name, actor=LOCAL_ACTOR, **changes)  # type: ignore[arg-type]
     if isinstance(changed, NewEndpoint):
         err_console.print(f"new signing secret for {name} (shown once) is on stdout", markup=False)
         typer.echo(changed.secret)
@@ -105,7 +106,7 @@ def rotate_secret(ctx: typer.Context, name: NameArg) -> None:
 def remove(ctx: typer.Context, name: NameArg) -> None:
     """Remove an endpoint; its undelivered events are marked dead (rules naming it fail)."""
     with open_app(ctx) as amparo:
-        dead = amparo.actions.outbox.remove_endpoint(name, actor="cli")
+        dead = amparo.actions.outbox.remove_endpoint(name, actor=LOCAL_ACTOR)
     err_console.print(f"removed {name}; {dead:,} undelivered events marked dead", markup=False)
 
 
@@ -165,7 +166,7 @@ def retry(
 ) -> None:
     """Send an event again now; a dead event gets a fresh set of attempts."""
     with open_app(ctx) as amparo:
-        e = amparo.actions.outbox.retry(event, actor="cli")
+        e = amparo.actions.outbox.retry(event, actor=LOCAL_ACTOR)
     err_console.print(f"event {e.event_id} to {e.endpoint} is due now", markup=False)
 
 

@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from amparo.errors import ConfigError, StorageError
-from amparo.files import private_dir
+from amparo.errors import BlobNotFoundError, ConfigError, StorageError
+from amparo.files import fsync_dir, private_dir
 
 BLOB_SUFFIX = ".amev"
 _TEMP_PREFIX = ".tmp-"
-
-
-class BlobNotFound(Exception):
-    """The backend holds no blob under that key (the service turns it into a clear error)."""
+ORPHAN_GRACE_SECONDS = 3600
+"""Purge and verify leave a blob that no item owns alone until it is this old: an item's blob
+is written before its record, so a young unowned blob may be a write in progress."""
 
 
 class BlobBackend(Protocol):
@@ -38,7 +37,7 @@ class BlobBackend(Protocol):
         ...
 
     def open(self, key: str) -> BinaryIO:
-        """Open a blob for reading; raises :class:`BlobNotFound`."""
+        """Open a blob for reading; raises :class:`BlobNotFoundError`."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -118,14 +117,16 @@ class FileBackend:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return size
 
     def open(self, key: str) -> BinaryIO:
         try:
             return self._path(key).open("rb")
         except FileNotFoundError:
-            raise BlobNotFound(key) from None
+            raise BlobNotFoundError(
+                f"no blob {key} in {self.url}", hint="restore the blob store from backup"
+            ) from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -136,7 +137,7 @@ class FileBackend:
             path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def list(self) -> Iterator[tuple[str, float]]:
         if not self.root.is_dir():
@@ -151,14 +152,6 @@ class FileBackend:
                 except FileNotFoundError:
                     continue
                 yield f"{sub.name}/{path.name}", age
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class S3Backend:
@@ -241,7 +234,9 @@ class S3Backend:
             body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise BlobNotFound(key) from None
+                raise BlobNotFoundError(
+                    f"no blob {key} in {self.url}", hint="restore the blob store from backup"
+                ) from None
             raise self._error(exc) from None
         except BotoCoreError as exc:
             raise self._error(exc) from None

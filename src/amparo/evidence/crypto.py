@@ -47,15 +47,16 @@ import struct
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from amparo.errors import ConfigError, EvidenceIntegrityError
-from amparo.files import private_dir
+from amparo.clock import utc_now
+from amparo.errors import ConfigError, EvidenceIntegrityError, MediaTooLargeError
+from amparo.files import fsync_dir, private_dir
 
 MAGIC = b"AMPAROEV"
 FORMAT_VERSION = 1
@@ -84,6 +85,13 @@ class Kek:
     id: str
     key: bytes
     created_at: datetime
+
+
+def _malformed(path: Path, problem: str) -> ConfigError:
+    return ConfigError(
+        f"evidence keyring {path} is malformed: {problem}",
+        hint="restore it from your key backup (see docs/evidence.md)",
+    )
 
 
 class Keyring:
@@ -121,23 +129,21 @@ class Keyring:
             raise ConfigError(f"cannot read evidence keyring {path}: {exc}") from None
         try:
             if raw.get("format") != KEYRING_FORMAT or raw.get("version") != 1:
-                raise ValueError("not an Amparo evidence keyring (format/version)")
+                raise _malformed(path, "not an Amparo evidence keyring (format/version)")
             keys: dict[str, Kek] = {}
             for entry in raw["keys"]:
                 key = base64.b64decode(entry["key"], validate=True)
                 if len(key) != KEY_BYTES:
-                    raise ValueError(f"key {entry['id']!r} is not 32 bytes")
+                    raise _malformed(path, f"key {entry['id']!r} is not 32 bytes")
                 keys[str(entry["id"])] = Kek(
                     str(entry["id"]), key, datetime.fromisoformat(entry["created_at"])
                 )
             current = str(raw["current"])
             if current not in keys:
-                raise ValueError(f"current key {current!r} is not in the keyring")
+                raise _malformed(path, f"current key {current!r} is not in the keyring")
+        # What a JSON document of the wrong shape raises: lookups, base64 and dates.
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(
-                f"evidence keyring {path} is malformed: {exc}",
-                hint="restore it from your key backup (see docs/evidence.md)",
-            ) from None
+            raise _malformed(path, str(exc)) from None
         return cls(path, keys, current)
 
     def save(self, *, exclusive: bool = False) -> None:
@@ -172,7 +178,7 @@ class Keyring:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def add(self) -> Kek:
         """Add a fresh key, make it current and save."""
@@ -257,7 +263,7 @@ def _seal_ad(kek_id: str, context: str) -> bytes:
 
 
 def _new_kek() -> Kek:
-    now = datetime.now(UTC)
+    now = utc_now()
     kid = f"k{now:%Y%m%d}-{secrets.token_hex(4)}"
     return Kek(kid, AESGCM.generate_key(bit_length=256), now)
 
@@ -266,20 +272,15 @@ def _wrap_ad(kek_id: str, item_uuid: str) -> bytes:
     return _WRAP_AD + kek_id.encode() + b"|" + item_uuid.encode()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # -- the blob format ----------------------------------------------------------------------
 
 
 def _nonce(prefix: bytes, index: int, final: bool) -> bytes:
     if index >= 2**32:
-        raise ValueError("content too large for one evidence item (4 PiB at 1 MiB chunks)")
+        raise MediaTooLargeError(
+            "content too large for one evidence item (4 PiB at 1 MiB chunks)",
+            hint="max_file_bytes keeps media far below this",
+        )
     return prefix + struct.pack(">IB", index, 1 if final else 0)
 
 

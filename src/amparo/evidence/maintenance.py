@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from amparo.errors import AmparoError
+from amparo.errors import AmparoError, BlobMissingError
 from amparo.evidence.backends import blob_key, is_temp, uuid_of
-from amparo.evidence.reading import BlobMissingError, report_missing
+from amparo.evidence.reading import report_missing
 
 if TYPE_CHECKING:
     from amparo.evidence.service import EvidenceStore

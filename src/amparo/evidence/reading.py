@@ -12,19 +12,20 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from amparo.errors import EvidenceIntegrityError, NotFoundError
+from amparo.errors import (
+    BlobMissingError,
+    BlobNotFoundError,
+    EvidenceIntegrityError,
+    NotFoundError,
+)
 from amparo.evidence import crypto
-from amparo.evidence.backends import BlobBackend, BlobNotFound, blob_key
+from amparo.evidence.backends import BlobBackend, blob_key
 from amparo.evidence.model import EvidenceItem
 
 log = logging.getLogger("amparo.evidence")
 
 Report = Callable[[str, str, dict[str, Any]], None]
 """``(action, target, details)``: audit-log a problem found while reading (actor ``system``)."""
-
-
-class BlobMissingError(EvidenceIntegrityError):
-    """An item's encrypted blob is not in the blob store."""
 
 
 def readable(item: EvidenceItem) -> EvidenceItem:
@@ -46,7 +47,7 @@ def decrypt(
     data_key = ring.unwrap(item.kek_id, item.wrapped_key, item.uuid, item=item.id)
     try:
         blob = backend.open(blob_key(item.uuid))
-    except BlobNotFound:
+    except BlobNotFoundError:
         report_missing(item.id, backend, report)
         raise BlobMissingError(
             f"evidence item {item.id}: its encrypted content is missing from {backend.url}",

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from amparo.clock import Clock, utc_now
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import (
+    BlobMissingError,
     ConfigError,
     ConflictError,
     InputError,
@@ -31,6 +33,7 @@ from amparo.errors import (
 from amparo.events import MatchedContent, Source
 from amparo.evidence import crypto, reading
 from amparo.evidence.backends import (
+    ORPHAN_GRACE_SECONDS,
     BlobBackend,
     blob_key,
     new_item_uuid,
@@ -39,7 +42,6 @@ from amparo.evidence.backends import (
 from amparo.evidence.content import digest, pieces
 from amparo.evidence.keyring import KeyringFile
 from amparo.evidence.model import EvidenceItem, NewEvidence
-from amparo.evidence.reading import BlobMissingError
 from amparo.media.sniff import MIME_TYPES, media_kind, sniff
 from amparo.store.evidence import EvidenceRepository
 
@@ -115,7 +117,7 @@ class EvidenceStore:
         content: MatchedContent | None = None,
         reason: str,
         case_id: int | None = None,
-        actor: str = "local",
+        actor: str = LOCAL_ACTOR,
         source: Source | None = None,
         retention_days: int | None = None,
     ) -> EvidenceItem:
@@ -378,9 +380,9 @@ class EvidenceStore:
         self,
         now: datetime | None = None,
         *,
-        actor: str = "local",
+        actor: str = LOCAL_ACTOR,
         dry_run: bool = False,
-        orphan_grace_seconds: float = 3600,
+        orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS,
     ) -> PurgeReport:
         """Delete the content of every expired item not on legal hold (each logged), discard
         the copies of review false positives whose undo grace has passed by ``now``, then
@@ -396,8 +398,8 @@ class EvidenceStore:
         *,
         deep: bool = True,
         repair: bool = False,
-        orphan_grace_seconds: float = 3600,
-        actor: str = "local",
+        orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS,
+        actor: str = LOCAL_ACTOR,
     ) -> VerifyReport:
         """Check that every held item is there and (``deep``) decrypts to its SHA-256, and
         list blobs no held item owns and leftovers of interrupted writes older than
@@ -407,7 +409,7 @@ class EvidenceStore:
 
         return verify(self, deep=deep, repair=repair, grace=orphan_grace_seconds, actor=actor)
 
-    def rotate_key(self, *, actor: str = "local", retire: bool = False) -> RotationReport:
+    def rotate_key(self, *, actor: str = LOCAL_ACTOR, retire: bool = False) -> RotationReport:
         """Add a new key-encryption key, re-wrap every data key with it (content untouched)
         and, with ``retire``, remove the old keys once nothing uses them."""
         from amparo.evidence.maintenance import rotate_key

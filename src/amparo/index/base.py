@@ -13,6 +13,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from amparo.errors import InternalError
 from amparo.index._jit import pjit, prange
 from amparo.signals.pdq import PDQ_BYTES
 
@@ -113,11 +114,13 @@ class PdqIndex(Protocol):
 
 
 def check_queries(queries: NDArray[np.uint8], radius: int) -> NDArray[np.uint8]:
+    """``queries`` as a contiguous ``(n, 32)`` array. Radii come from validated thresholds
+    (settings, bank options) and queries from the hashers, so a failure here is a bug."""
     if not 0 <= radius <= MAX_RADIUS:
-        raise ValueError(f"radius must be between 0 and {MAX_RADIUS}, got {radius}")
+        raise InternalError(f"radius must be between 0 and {MAX_RADIUS}, got {radius}")
     q = np.ascontiguousarray(queries, dtype=np.uint8)
     if q.ndim == 1:
         q = q.reshape(1, -1)
     if q.ndim != 2 or q.shape[1] != PDQ_BYTES:
-        raise ValueError(f"queries must have shape (n, {PDQ_BYTES}), got {queries.shape}")
+        raise InternalError(f"queries must have shape (n, {PDQ_BYTES}), got {queries.shape}")
     return q

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from amparo.errors import InternalError
 from amparo.index.base import IndexHits, check_queries
 from amparo.signals.pdq import PDQ_BYTES
 
@@ -34,7 +35,7 @@ class BruteForcePdqIndex:
         ids = np.asarray(ids, dtype=np.int64)
         hashes = np.asarray(hashes, dtype=np.uint8).reshape(-1, PDQ_BYTES)
         if ids.shape[0] != hashes.shape[0]:
-            raise ValueError("ids and hashes differ in length")
+            raise InternalError("ids and hashes differ in length")  # a caller's bug
         self.remove(ids)
         self._ids = np.concatenate([self._ids, ids])
         self._hashes = np.concatenate([self._hashes, hashes])

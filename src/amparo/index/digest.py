@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from amparo.errors import InternalError
 from amparo.index._jit import jit, pjit, prange
 from amparo.index.segment_file import SegmentFile, corrupt, write_segment
 
@@ -58,7 +59,8 @@ def check_digests(digests: NDArray[np.uint8], width: int) -> NDArray[np.uint8]:
     if d.ndim == 1:
         d = d.reshape(1, -1) if d.size else d.reshape(0, width)
     if d.ndim != 2 or d.shape[1] != width:
-        raise ValueError(f"digests must have shape (n, {width}), got {digests.shape}")
+        # Digests come from the hashers or the database's fixed-width columns: a bug.
+        raise InternalError(f"digests must have shape (n, {width}), got {digests.shape}")
     return d
 
 
@@ -157,8 +159,8 @@ class DigestSegment:
         id_base: int,
         file: SegmentFile | None = None,
     ) -> None:
-        if algorithm not in DIGEST_WIDTHS:
-            raise ValueError(f"unknown digest {algorithm!r}; expected one of {DIGEST_WIDTHS}")
+        if algorithm not in DIGEST_WIDTHS:  # the algorithms are Amparo's own constants
+            raise InternalError(f"unknown digest {algorithm!r}; expected one of {DIGEST_WIDTHS}")
         self.algorithm = algorithm
         self.width = DIGEST_WIDTHS[algorithm]
         self.records = records
@@ -179,9 +181,9 @@ class DigestSegment:
         digests = check_digests(digests, width)
         n = ids.shape[0]
         if digests.shape[0] != n:
-            raise ValueError("ids and digests differ in length")
+            raise InternalError("ids and digests differ in length")
         if n > 1 and np.unique(ids).shape[0] != n:
-            raise ValueError("ids in a segment must be unique")
+            raise InternalError("ids in a segment must be unique")
         # Sort by digest: big-endian 8-byte columns compare like the bytes themselves.
         padded = np.zeros((n, -(-width // 8) * 8), dtype=np.uint8)
         padded[:, :width] = digests
@@ -222,9 +224,9 @@ class DigestSegment:
                 segment.offsets.shape[0] != (1 << segment.table_bits) + 1
                 or segment.records.shape[1] != segment.width - segment.skip + segment.id_bytes
             ):
-                raise ValueError("array sizes disagree with the header")
+                raise corrupt(path, "array sizes disagree with the header")
             if int(segment.offsets[-1]) != segment.records.shape[0]:
-                raise ValueError("bucket table does not cover the records")
+                raise corrupt(path, "bucket table does not cover the records")
         except (KeyError, ValueError) as exc:
             raise corrupt(path, str(exc)) from exc
         return segment

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from amparo.errors import IndexCorruptError
+from amparo.errors import IndexCorruptError, InternalError
 from amparo.files import private_dir
 from amparo.index.segment_file import REBUILD_HINT, SegmentFile, write_atomic
 
@@ -38,6 +38,10 @@ MANIFEST_FORMAT = "amparo-index"
 MANIFEST_VERSION = 1
 
 S = TypeVar("S")
+
+
+def _damaged(path: Path, problem: str) -> IndexCorruptError:
+    return IndexCorruptError(f"index manifest {path} is damaged: {problem}", hint=REBUILD_HINT)
 
 
 @dataclass(frozen=True)
@@ -129,12 +133,12 @@ class LiveIndex(ABC, Generic[S]):
             try:
                 doc = json.loads(path.read_text())
                 if doc.get("format") != MANIFEST_FORMAT or doc.get("version") != MANIFEST_VERSION:
-                    raise ValueError(f"unsupported manifest format {doc.get('format')!r}")
+                    raise _damaged(path, f"unsupported manifest format {doc.get('format')!r}")
                 if doc["kind"] != self.kind:
-                    raise ValueError(f"holds a {doc['kind']!r} index, expected {self.kind!r}")
+                    raise _damaged(path, f"holds a {doc['kind']!r} index, expected {self.kind!r}")
                 files = tuple(str(s["file"]) for s in doc["segments"])
                 if any(Path(f).name != f for f in files):
-                    raise ValueError("segment names must be plain file names")
+                    raise _damaged(path, "segment names must be plain file names")
                 segments = tuple(self._open_segment(self.directory / f, verify) for f in files)
                 checkpoint = int(doc["checkpoint"])
                 break
@@ -148,10 +152,8 @@ class LiveIndex(ABC, Generic[S]):
                         f"index in {self.directory} names a missing segment: {exc}",
                         hint=REBUILD_HINT,
                     ) from exc
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IndexCorruptError(
-                    f"index manifest {path} is damaged: {exc}", hint=REBUILD_HINT
-                ) from exc
+            except (ValueError, KeyError, TypeError) as exc:  # JSON, int() and lookups
+                raise _damaged(path, str(exc)) from exc
         empty = np.zeros(0, dtype=np.int64)
         self._state = _State(
             segments, empty, empty, np.zeros((0, self.key_width), np.uint8), None, checkpoint, files
@@ -226,7 +228,7 @@ class LiveIndex(ABC, Generic[S]):
         removes = np.asarray(remove_ids if remove_ids is not None else [], dtype=np.int64)
         removes = removes.reshape(-1)
         if ids.shape[0] != keys.shape[0]:
-            raise ValueError("add_ids and add_keys differ in length")
+            raise InternalError("add_ids and add_keys differ in length")  # a caller's bug
         with self._lock:
             if self._journal is not None:
                 self._journal.append((ids, keys, removes))
@@ -277,7 +279,7 @@ class LiveIndex(ABC, Generic[S]):
         """
         target = Path(directory) if directory is not None else self.directory
         if target is None:
-            raise ValueError("compact() needs a directory for an index that has none")
+            raise InternalError("compact() needs a directory for an index that has none")
         private_dir(target)
         with self._compacting:
             return self._compact(target)

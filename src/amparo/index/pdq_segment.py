@@ -14,6 +14,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from amparo.errors import InternalError
 from amparo.index import mih
 from amparo.index.base import IndexHits, check_queries
 from amparo.index.segment_file import SegmentFile, corrupt, write_segment
@@ -122,21 +123,22 @@ class PdqSegment:
         ``chunks`` (11..32: no chunk wider than 24 bits) overrides the count chosen from the
         data.
         """
+        # The checks below guard the callers (the live index, tests), not user input.
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         hashes = np.asarray(hashes, dtype=np.uint8).reshape(-1, PDQ_BYTES)
         if ids.shape[0] != hashes.shape[0]:
-            raise ValueError("ids and hashes differ in length")
+            raise InternalError("ids and hashes differ in length")
         if ids.shape[0] >= 2**32:
-            raise ValueError("a segment holds fewer than 2**32 entries")
+            raise InternalError("a segment holds fewer than 2**32 entries")
         order = np.argsort(ids, kind="stable")
         ids = np.ascontiguousarray(ids[order])
         if ids.shape[0] > 1 and bool(np.any(ids[1:] == ids[:-1])):
-            raise ValueError("ids in a segment must be unique")
+            raise InternalError("ids in a segment must be unique")
         hashes = np.ascontiguousarray(hashes[order])
         words = mih.as_words(hashes)
         m = chunks if chunks is not None else choose_chunks(words)
         if not MIN_CHUNKS <= m <= MAX_CHUNKS:
-            raise ValueError(f"chunks must be between {MIN_CHUNKS} and {MAX_CHUNKS}, got {m}")
+            raise InternalError(f"chunks must be between {MIN_CHUNKS} and {MAX_CHUNKS}, got {m}")
         starts, widths = mih.chunk_layout(m)
         table_sizes = (np.int64(1) << widths) + 1
         table_starts = np.concatenate([[0], np.cumsum(table_sizes)[:-1]]).astype(np.int64)
@@ -154,7 +156,7 @@ class PdqSegment:
             segment = cls(a["ids"], a["hashes"], a["perms"], a["offsets"], file=f)
             expected = int(segment._table_starts[-1]) + (1 << int(segment._widths[-1])) + 1
             if segment._offsets.shape[0] != expected or segment._perms.shape[1] != len(segment):
-                raise ValueError("array sizes disagree with the chunk layout")
+                raise corrupt(path, "array sizes disagree with the chunk layout")
         except (KeyError, ValueError) as exc:
             raise corrupt(path, str(exc)) from exc
         return segment

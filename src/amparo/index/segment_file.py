@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from amparo.errors import IndexCorruptError
-from amparo.files import open_private
+from amparo.files import fsync_dir, open_private
 
 MAGIC = b"AMPARIDX"
 FORMAT_VERSION = 1
@@ -66,15 +66,6 @@ def _align(n: int) -> int:
 def corrupt(path: Path, problem: str) -> IndexCorruptError:
     """The error for a damaged segment file, with the hint to rebuild."""
     return IndexCorruptError(f"index segment {path} is damaged: {problem}", hint=REBUILD_HINT)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_atomic(path: Path, chunks: list[bytes | memoryview]) -> None:

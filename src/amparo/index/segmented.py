@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from amparo.errors import InternalError
 from amparo.index import mih
 from amparo.index.base import IndexHits, check_queries
 from amparo.index.digest import DIGEST_WIDTHS, DigestHits, DigestSegment, check_digests
@@ -117,8 +118,8 @@ class SegmentedDigestTable(LiveIndex[DigestSegment]):
     """Exact md5/sha1/sha256 lookups with live updates (delta + tombstones)."""
 
     def __init__(self, algorithm: str, directory: Path | None = None) -> None:
-        if algorithm not in DIGEST_WIDTHS:
-            raise ValueError(f"unknown digest {algorithm!r}; expected one of {DIGEST_WIDTHS}")
+        if algorithm not in DIGEST_WIDTHS:  # the algorithms are Amparo's own constants
+            raise InternalError(f"unknown digest {algorithm!r}; expected one of {DIGEST_WIDTHS}")
         self.key_width = DIGEST_WIDTHS[algorithm]
         super().__init__(algorithm, directory)
         self.algorithm = algorithm

@@ -28,7 +28,7 @@ from amparo.errors import (
     MediaTooLargeError,
     UnsupportedMediaError,
 )
-from amparo.media.sniff import IMAGE_TYPES, sniff
+from amparo.media.sniff import HEAD_BYTES, IMAGE_TYPES, sniff
 
 # PDQ downsamples everything to 64x64 through a Jarosz filter; decoding JPEGs at a DCT scale
 # that keeps the short side at or above this keeps hashes within a few bits of a full decode
@@ -139,7 +139,7 @@ def decode_image(
     Raises UnsupportedMediaError (not an image Amparo decodes), MediaTooLargeError (bomb,
     absurd dimensions, over ``max_memory``) or CorruptMediaError (truncated or damaged).
     """
-    media_type = sniff(data[:512])
+    media_type = sniff(data[:HEAD_BYTES])
     if media_type not in IMAGE_TYPES:
         raise UnsupportedMediaError(
             "not a supported image (JPEG, PNG, GIF, WebP, BMP, TIFF)",

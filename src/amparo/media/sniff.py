@@ -1,10 +1,17 @@
-"""Recognise media types by their magic bytes, never by file name."""
+"""Recognise media types by their magic bytes, never by file name.
+
+Vocabulary (see docs/architecture.md's glossary): a *media type* is what :func:`sniff`
+answers (``jpeg``, ``png``, ..., ``video``, ``zip``); its *media kind* is ``photo`` or
+``video`` (:func:`media_kind`; the HMA API calls it ``content_type``); its *MIME type*
+(``mime``) is ``MIME_TYPES[media_type]``, what HTTP calls Content-Type.
+"""
 
 from __future__ import annotations
 
 IMAGE_TYPES = ("jpeg", "png", "gif", "webp", "bmp", "tiff")
 ARCHIVE_TYPES = ("zip", "tar", "gzip", "bzip2", "xz")
 HEAD_BYTES = 512
+MEDIA_KINDS = ("photo", "video")
 MIME_TYPES = {
     "jpeg": "image/jpeg",
     "png": "image/png",
@@ -21,7 +28,9 @@ MIME_TYPES = {
 
 
 def media_kind(media_type: str | None) -> str | None:
-    """``photo``, ``video`` or None (not media that is matched), from a sniffed type."""
+    """The media kind, ``photo`` or ``video``, of a media type (:func:`sniff`'s answer), or
+    None for a type that is not media Amparo matches (an archive, an unknown file). The one
+    place that decides it: for raw bytes, ``media_kind(sniff(data[:HEAD_BYTES]))``."""
     if media_type == "video":
         return "video"
     return "photo" if media_type in IMAGE_TYPES else None

@@ -17,20 +17,13 @@ from typing import Any
 
 import httpx
 
-from amparo.config import Settings
-from amparo.errors import AmparoError, ConfigError
+from amparo.config import DEFAULTS, Settings
+from amparo.errors import ConfigError, SubmissionError
 
 TEST_URL = "https://exttest.cybertip.org/ispws"
 """NCMEC's test environment: reports sent there are not acted on."""
 ENVIRONMENTS = ("test", "production")
 MAX_RESPONSE_BYTES = 1024 * 1024
-
-
-class SubmissionError(AmparoError):
-    """The hotline refused a request or could not be reached; the submission can resume."""
-
-    code = "submission_failed"
-    http_status = 502
 
 
 @dataclass(frozen=True)
@@ -41,7 +34,7 @@ class CyberTipTarget:
     base_url: str
     username: str = ""
     password: str = ""
-    timeout: float = 60.0
+    timeout: float = DEFAULTS.cybertip_timeout_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CyberTipTarget:

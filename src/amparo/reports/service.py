@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from amparo.clock import Clock, utc_now
-from amparo.errors import ConflictError, InputError, NotFoundError, StorageError
-from amparo.reports.cybertip import CyberTipClient, CyberTipTarget, SubmissionError
+from amparo.config import LOCAL_ACTOR
+from amparo.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    SubmissionError,
+)
+from amparo.reports.cybertip import CyberTipClient, CyberTipTarget
 from amparo.reports.cybertip_xml import file_details_xml, report_xml
 from amparo.reports.model import ReportData, Reporter, build_report
 from amparo.reports.package import PackageResult, write_package
@@ -81,7 +88,9 @@ class ReportService:
 
     # -- drafts and building ----------------------------------------------------------------
 
-    def queue_draft(self, case_id: int, *, rule: str | None = None, actor: str = "local") -> int:
+    def queue_draft(
+        self, case_id: int, *, rule: str | None = None, actor: str = LOCAL_ACTOR
+    ) -> int:
         """Queue a report draft for a case; it is built once the case is confirmed. A case has
         one open draft at a time: queuing again returns it."""
         return self.store.queue(int(case_id), rule=rule, actor=actor)

@@ -25,14 +25,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from amparo.clock import Clock, as_utc, utc_now
+from amparo.config import LOCAL_ACTOR
 from amparo.errors import (
     AmparoError,
+    ExposureLimitError,
     InputError,
     NotFoundError,
     PermissionDeniedError,
     UnsupportedMediaError,
 )
 from amparo.events import MatchedContent
+from amparo.media.sniff import HEAD_BYTES, media_kind, sniff
 from amparo.review import media
 from amparo.review.media import Rendition
 from amparo.review.model import (
@@ -80,13 +83,6 @@ __all__ = [
 log = logging.getLogger("amparo.review")
 
 
-class ExposureLimitError(PermissionDeniedError):
-    """The reviewer has revealed as many items today as ``review_daily_limit`` allows."""
-
-    code = "daily_limit_reached"
-    http_status = 429
-
-
 class CaseService:
     """Cases, decisions, reveals and false-positive control over one installation.
     ``clock`` is the wall time it decides by (undo grace, reveal time, the UTC day)."""
@@ -116,7 +112,7 @@ class CaseService:
         *,
         evidence_id: int | None = None,
         rule: str | None = None,
-        actor: str = "local",
+        actor: str = LOCAL_ACTOR,
     ) -> int:
         """Open a case for ``content`` or add it to the open case of the same content/source;
         return the case id."""
@@ -345,7 +341,7 @@ class CaseService:
                 hint="reveal the item again (each reveal is logged and counted)",
             )
         data = self.evidence.read(evidence_id, actor=actor or reviewer)
-        kind = media.kind_of(data)
+        kind = media_kind(sniff(data[:HEAD_BYTES]))
         if kind == "video":
             if clear:
                 return media.Rendition(data, media.video_mime(data))

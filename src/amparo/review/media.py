@@ -17,7 +17,6 @@ from PIL import Image, ImageFilter
 
 from amparo.errors import CorruptMediaError
 from amparo.media.decode import DEFAULT_MAX_DECODE_MEMORY, decode_image
-from amparo.media.sniff import IMAGE_TYPES, sniff
 
 SHIELD_SIDE = 480
 """Longest side of the shielded rendition, in pixels."""
@@ -31,16 +30,6 @@ BLUR_FRACTION = 0.06
 class Rendition:
     data: bytes
     mime: str
-
-
-def kind_of(data: bytes) -> str | None:
-    """``photo``, ``video`` or None (something that cannot be shown)."""
-    found = sniff(data[:512])
-    if found in IMAGE_TYPES:
-        return "photo"
-    if found == "video":
-        return "video"
-    return None
 
 
 def shielded(

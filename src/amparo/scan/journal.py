@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from amparo.errors import InputError
+from amparo.errors import FormatError, InputError
 from amparo.files import private_dir
 from amparo.scan.model import ItemRecord
 
@@ -102,7 +102,7 @@ class ScanJournal:
                 elif obj.get("kind") == "item":
                     try:
                         record = ItemRecord.from_json(obj)
-                    except (KeyError, ValueError, TypeError, OverflowError):
+                    except (FormatError, KeyError, ValueError, TypeError, OverflowError):
                         log.warning("%s line %d is not a valid record; ignored", self.path, number)
                         continue
                     records[record.path] = record

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from amparo.config import DEFAULTS
+from amparo.errors import FormatError
 from amparo.hashing import MediaHashes
 from amparo.scan.paths import display_path, path_fields, path_from_fields
 
@@ -26,14 +28,14 @@ class HashLimits:
     max_pixels: int
     max_file_bytes: int
     dihedral: bool = False
-    video_sample_fps: float = 1.0
+    video_sample_fps: float = DEFAULTS.video_sample_fps
     """Frames a second hashed (vPDQ) from each video."""
-    video_max_file_bytes: int = 8 * 1024**3
+    video_max_file_bytes: int = DEFAULTS.video_max_file_bytes
     """Videos are streamed from disk, so ``max_file_bytes`` does not apply; larger ones are
     digested only."""
-    video_max_duration_seconds: float = 6 * 3600.0
-    video_timeout_seconds: float = 900.0
-    max_decode_memory: int = 512 * 1024 * 1024
+    video_max_duration_seconds: float = DEFAULTS.video_max_duration_seconds
+    video_timeout_seconds: float = DEFAULTS.video_timeout_seconds
+    max_decode_memory: int = DEFAULTS.max_decode_memory
 
 
 @dataclass
@@ -114,13 +116,15 @@ class ItemRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ItemRecord:
+        """A journal line read back; raises :class:`FormatError` (or ``KeyError``, or what
+        ``int()`` raises) for a damaged line, which the journal skips."""
         status = str(data["status"])
         if status not in ("ok", "error", "skipped"):
-            raise ValueError(f"unknown status {status!r}")
+            raise FormatError(f"unknown status {status!r}")
         matches = data.get("matches") or []
         hashes = data.get("hashes") or {}
         if not isinstance(matches, list) or not isinstance(hashes, dict):
-            raise ValueError("matches must be a list and hashes an object")
+            raise FormatError("matches must be a list and hashes an object")
         media_type = data.get("media_type")
         return cls(
             path=path_from_fields(data),
@@ -160,7 +164,7 @@ class Resumed:
 
 def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a number, got {value!r}")
+        raise FormatError(f"expected a number, got {value!r}")
     return int(value)
 
 

@@ -21,6 +21,8 @@ import binascii
 import os
 from collections.abc import Mapping
 
+from amparo.errors import FormatError
+
 
 def path_bytes(path: str) -> bytes:
     """The exact bytes of a path the walk yielded (archive members' names included)."""
@@ -64,5 +66,5 @@ def path_from_fields(data: Mapping[str, object]) -> str:
     try:
         raw = base64.b64decode(str(encoded), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"path_b64 is not base64: {exc}") from exc
+        raise FormatError(f"path_b64 is not base64: {exc}") from exc
     return os.fsdecode(raw)

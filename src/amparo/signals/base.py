@@ -11,7 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from amparo.errors import InvalidSignalError, UnknownSignalTypeError
+from amparo.errors import InternalError, InvalidSignalError, UnknownSignalTypeError
 
 
 class SignalType(ABC):
@@ -62,7 +62,8 @@ _REGISTRY: dict[str, type[SignalType]] = {}
 
 def register(signal_type: type[SignalType]) -> type[SignalType]:
     if signal_type.name in _REGISTRY:
-        raise ValueError(f"signal type {signal_type.name!r} registered twice")
+        # Two classes claiming one stored name would mix their hashes: a bug, at import time.
+        raise InternalError(f"signal type {signal_type.name!r} registered twice")
     _REGISTRY[signal_type.name] = signal_type
     return signal_type
 

@@ -23,7 +23,7 @@ import pdqhash
 from numpy.typing import NDArray
 from PIL import Image
 
-from amparo.errors import InvalidSignalError
+from amparo.errors import InternalError, InvalidSignalError
 from amparo.signals.base import SignalType, register
 
 PDQ_BITS = 256
@@ -105,7 +105,8 @@ def canonical_luma(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     elif pixels.ndim == 2:
         image = Image.fromarray(np.ascontiguousarray(pixels), mode="L")
     else:
-        raise ValueError(f"expected (h, w) or (h, w, 3) pixels, got shape {pixels.shape}")
+        # Decoders hand over luma or RGB arrays only; another shape is a caller's bug.
+        raise InternalError(f"expected (h, w) or (h, w, 3) pixels, got shape {pixels.shape}")
     height, width = pixels.shape[:2]
     short = min(width, height)
     if short > PDQ_CANONICAL_SIDE:

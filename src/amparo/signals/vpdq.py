@@ -272,7 +272,8 @@ def hash_video(
     ``digests`` saves reading the file again when the caller has them already.
     Raises the ``MediaError`` subclasses of ``amparo.media.video``.
     """
-    from amparo.media.video import DEFAULT_LIMITS, detect_borders, open_video
+    from amparo.media.borders import detect_borders
+    from amparo.media.video import DEFAULT_LIMITS, open_video
 
     if digests is None:
         digests = digest_source(source)

@@ -16,9 +16,10 @@ from sqlalchemy import Connection, Table, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from amparo.actions.records import ActionRecord
-from amparo.actions.rules import ActionSpec, Conditions, Rule, validate_name
+from amparo.actions.rules import ActionSpec, Conditions, Rule
 from amparo.clock import as_utc, utc_now
 from amparo.errors import ConflictError, InputError, NotFoundError
+from amparo.names import validate_name
 from amparo.store.models import CounterRow
 from amparo.store.models_actions import ActionTakenRow, RuleVersionRow, WebhookEndpointRow
 from amparo.store.webhooks import enqueue
@@ -144,7 +145,7 @@ class RuleRepository:
         return self._write(gone, actor=actor, action="rule.delete", must_exist=True)
 
     def _write(self, rule: Rule, *, actor: str, action: str, must_exist: bool) -> Rule:
-        validate_name(rule.name)
+        validate_name(rule.name, "rule")
         try:
             with self._db.transaction() as tx:
                 if not rule.deleted:

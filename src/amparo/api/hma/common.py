@@ -10,6 +10,7 @@ from amparo.api.service import Service
 from amparo.errors import InputError
 from amparo.hashing import MediaHashes
 from amparo.keys import ApiKey
+from amparo.media.sniff import MEDIA_KINDS
 
 # HMA names the perceptual photo hash "pdq", the video hash "vpdq" and the file digest of
 # video "video_md5"; Amparo computes md5 (and sha1, sha256) for every file. Amparo's vpdq value
@@ -17,7 +18,8 @@ from amparo.keys import ApiKey
 PHOTO_TYPES = ("pdq", "md5")
 VIDEO_TYPES = ("vpdq", "md5")
 ALL_TYPES = ("pdq", "md5", "sha1", "sha256", "vpdq")
-CONTENT_TYPES = ("photo", "video")
+CONTENT_TYPES = MEDIA_KINDS
+"""HMA's ``content_type`` parameter names a media kind."""
 
 UPLOAD_BODY = {
     "requestBody": {

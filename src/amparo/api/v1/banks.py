@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from amparo.api.auth import CURATE, READ_BANKS, requires
-from amparo.api.media import hash_media_bytes, media_kind
+from amparo.api.media import hash_media_bytes, hashable_media_type
 from amparo.api.schemas import (
     BankIn,
     BankOut,
@@ -215,7 +215,7 @@ def add_media_to_bank(
     amparo = service.amparo
     amparo.banks.get(name)
     checked = None
-    if media_kind(data) != "video":  # a video is hashed once, at the bank sampling rate
+    if hashable_media_type(data) != "video":  # a video is hashed once, at the bank sampling rate
         # Refuses what is not media before anything is written; the hashes are then reused.
         checked = hash_media_bytes(data, service)
     hashes, report = amparo.banks.add_media(

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from amparo.banks.formats.base import IGNORE, Diagnostics, ReadOptions
 from amparo.banks.model import EntryRecord
-from amparo.errors import InputError, InvalidSignalError
+from amparo.errors import FormatError, InputError, InvalidSignalError
 from amparo.signals import get_signal_type
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class _FieldPicker:
         return picked
 
 
-def _media_records(doc: Any, pick: _FieldPicker) -> list[Any]:
+def _media_records(doc: Any, pick: _FieldPicker, diag: Diagnostics) -> list[Any]:
     """The Media records of a document, in order, whatever its layout."""
     if isinstance(doc, list):
         items: Any = doc
@@ -112,9 +112,9 @@ def _media_records(doc: Any, pick: _FieldPicker) -> list[Any]:
         lowered = {str(k).lower(): v for k, v in doc.items()}
         items = lowered.get("value", lowered.get("media"))
         if not isinstance(items, list):
-            raise ValueError("no 'value' or 'Media' list at the top level")
+            raise _not_vics(diag, "no 'value' or 'Media' list at the top level")
     else:
-        raise ValueError("the document is not a JSON object")
+        raise _not_vics(diag, "the document is not a JSON object")
     records: list[Any] = []
     for item in items:
         nested = pick(item).get("media") if isinstance(item, dict) else None
@@ -125,11 +125,25 @@ def _media_records(doc: Any, pick: _FieldPicker) -> list[Any]:
     return records
 
 
-def _category_key(value: Any) -> int | str | None:
+def _not_vics(diag: Diagnostics, why: str) -> FormatError:
+    return diag.fatal(
+        f"not a VICS document: {why}",
+        hint='expected {"value": [{"Media": [...]}]} or {"value": [<Media records>]}',
+    )
+
+
+class _NotANumber:
+    """What :func:`_category_key` returns for a Category that is neither a number nor text."""
+
+
+_NOT_A_NUMBER = _NotANumber()
+
+
+def _category_key(value: Any) -> int | str | _NotANumber | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError
+        return _NOT_A_NUMBER
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
@@ -137,7 +151,7 @@ def _category_key(value: Any) -> int | str | None:
     if isinstance(value, str):
         text = value.strip()
         return int(text) if _INT.fullmatch(text) else text
-    raise ValueError
+    return _NOT_A_NUMBER
 
 
 def _tags(value: Any) -> list[str]:
@@ -173,13 +187,7 @@ def read_vics(stream: TextIO, options: ReadOptions, diag: Diagnostics) -> Iterat
             number=exc.lineno,
         ) from None
     pick = _FieldPicker()
-    try:
-        records = _media_records(doc, pick)
-    except ValueError as exc:
-        raise diag.fatal(
-            f"not a VICS document: {exc}",
-            hint='expected {"value": [{"Media": [...]}]} or {"value": [<Media records>]}',
-        ) from None
+    records = _media_records(doc, pick, diag)
     if isinstance(doc, dict) and not options.category_map_given:
         context = str(doc.get("@odata.context") or doc.get("odata.metadata") or "")
         if "/UK/" in context or "/CA/" in context:
@@ -197,9 +205,8 @@ def read_vics(stream: TextIO, options: ReadOptions, diag: Diagnostics) -> Iterat
             diag.problem(number, "a Media record must be a JSON object", unit="record")
             continue
         fields = pick(record)
-        try:
-            key = _category_key(fields.get("category"))
-        except ValueError:
+        key = _category_key(fields.get("category"))
+        if isinstance(key, _NotANumber):
             diag.problem(
                 number, f"Category {fields.get('category')!r} is not a number", unit="record"
             )
