@@ -27,10 +27,10 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
-from amparo.index.brute import hamming_matrix
-from amparo.index.video import frame_rows
 from amparo.media.video import VideoLimits, open_video
+from amparo.signals.pdq import hamming_matrix
 from amparo.signals.vpdq import VpdqFrames, hash_video
+from amparo.signals.vpdq_compare import frame_rows
 
 SIZES = {"SD 854x480": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 FPS = 30

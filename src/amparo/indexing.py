@@ -31,13 +31,17 @@ from amparo.errors import IndexCorruptError
 from amparo.files import open_private, private_dir
 from amparo.index import DIGEST_WIDTHS, SegmentedDigestTable, SegmentedPdqIndex
 from amparo.index.live import MANIFEST, LiveIndex
-from amparo.signals.pdq import hexes_to_array
+from amparo.signals import get_signal_type
+from amparo.signals.pdq import PdqSignal
 from amparo.store import Store
 
 log = logging.getLogger("amparo.index")
 
+PDQ = PdqSignal.name
+"""The one signal type of index kind ``hamming``: its values live in the PDQ index."""
 DIGESTS = tuple(DIGEST_WIDTHS)
-KINDS = ("pdq", *DIGESTS)
+"""The signal types of index kind ``exact``: one digest table each."""
+KINDS = (PDQ, *DIGESTS)
 # Compact when the in-memory delta grows past this many entries (or 5% of the index): the
 # delta is rebuilt on every change, so it must stay small.
 COMPACT_DELTA = 50_000
@@ -45,9 +49,9 @@ COMPACT_DELTA = 50_000
 
 def keys_of(kind: str, values: list[str]) -> NDArray[np.uint8]:
     """Text signals of one kind as the fixed-width byte rows the index stores."""
-    if kind == "pdq":
-        return hexes_to_array(values)
-    width = DIGEST_WIDTHS[kind]
+    width = get_signal_type(kind).key_bytes
+    if width is None:
+        raise ValueError(f"signal type {kind!r} has no fixed-width key")
     if not values:
         return np.zeros((0, width), dtype=np.uint8)
     return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, width)
@@ -94,7 +98,7 @@ class SignalIndexes:
 
     def _open_kind(self, kind: str) -> LiveIndex[Any]:
         path = self._path(kind)
-        if kind == "pdq":
+        if get_signal_type(kind).index_kind == "hamming":
             return SegmentedPdqIndex.open(path, create=True)
         return SegmentedDigestTable.open(kind, path, create=True)
 
@@ -123,7 +127,7 @@ class SignalIndexes:
         return all(ix.checkpoint <= top for ix in self._all().values())
 
     def _assign(self, opened: dict[str, LiveIndex[Any]]) -> None:
-        pdq = opened["pdq"]
+        pdq = opened[PDQ]
         assert isinstance(pdq, SegmentedPdqIndex)
         self.pdq = pdq
         self.digests = {}
@@ -133,7 +137,7 @@ class SignalIndexes:
             self.digests[kind] = table
 
     def _all(self) -> dict[str, LiveIndex[Any]]:
-        return {"pdq": self.pdq, **self.digests}
+        return {PDQ: self.pdq, **self.digests}
 
     def warm(self) -> None:
         """Fault every mapped segment in and make one lookup in each index (see
@@ -155,7 +159,7 @@ class SignalIndexes:
     def _rebuild_locked(self) -> None:
         seq = self.store.changes.current_seq()
         fresh: dict[str, LiveIndex[Any]] = {
-            "pdq": SegmentedPdqIndex(),
+            PDQ: SegmentedPdqIndex(),
             **{kind: SegmentedDigestTable(kind) for kind in DIGESTS},
         }
         for kind, index in fresh.items():

@@ -17,14 +17,29 @@ from amparo.banks.model import BankInfo
 from amparo.config import Settings
 from amparo.errors import BankNotFoundError
 from amparo.index import MAX_RADIUS, SegmentedPdqIndex
-from amparo.indexing import SignalIndexes, keys_of
+from amparo.indexing import PDQ, SignalIndexes, keys_of
+from amparo.signals import SignalType, signal_types
 from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
-from amparo.signals.vpdq import parse_vpdq
+from amparo.signals.vpdq import VpdqSignal, parse_vpdq
 from amparo.store import EntryView, Store
-from amparo.video_matching import VideoMatchDetail, VideoMatcher
+from amparo.video_matching import VideoMatchDetail, VideoMatcher, video_distance_threshold
 
 _ENTRY_CACHE_MAX = 20_000
 """Stored entries kept for repeated hits (a few MB); emptied past this, so memory stays flat."""
+_WITHIN_THRESHOLD = frozenset(st.name for st in signal_types("hamming"))
+"""Signal types whose index hits are checked against their bank's threshold (and dihedral
+opt-in); exact hits are at distance 0, video matches are decided by the video matcher."""
+
+
+def default_threshold(signal_type: type[SignalType], settings: Settings) -> int:
+    """The largest distance at which two values of ``signal_type`` match under ``settings``,
+    before any bank's own PDQ threshold: 0 for exact types, ``pdq_threshold`` for Hamming
+    types, and the share distance of the configured video shares for vPDQ."""
+    if signal_type.index_kind == "exact":
+        return 0
+    if signal_type.index_kind == "video":
+        return video_distance_threshold(settings)
+    return settings.pdq_threshold
 
 
 @dataclass(frozen=True)
@@ -229,7 +244,7 @@ class Matcher:
                 bank = enabled.get(stored.bank_id)
                 if bank is None:
                     continue
-                if signal_type == "pdq":
+                if signal_type in _WITHIN_THRESHOLD:
                     if distance > self.threshold(bank):
                         continue
                     if transform is not None and not bank.dihedral:
@@ -280,7 +295,7 @@ class Matcher:
         rows: list[str] = []
         owners: list[tuple[int, str | None]] = []
         for qi, q in enumerate(queries):
-            pdq = q.signals.get("pdq")
+            pdq = q.signals.get(PDQ)
             if pdq is None:
                 continue
             if q.pdq_quality is not None and q.pdq_quality < self.settings.pdq_min_quality:
@@ -302,7 +317,7 @@ class Matcher:
             found.query.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
         ):
             qi, transform = owners[row]
-            hits[qi].append((int(entry_id), "pdq", int(distance), transform))
+            hits[qi].append((int(entry_id), PDQ, int(distance), transform))
 
     def _digest_hits(
         self, queries: Sequence[Query], hits: list[list[tuple[int, str, int, str | None]]]
@@ -320,9 +335,9 @@ class Matcher:
         self, queries: Sequence[Query], enabled: dict[int, BankInfo], results: list[QueryResult]
     ) -> None:
         videos = [
-            (qi, parse_vpdq(q.signals["vpdq"]))
+            (qi, parse_vpdq(q.signals[VpdqSignal.name]))
             for qi, q in enumerate(queries)
-            if "vpdq" in q.signals
+            if VpdqSignal.name in q.signals
         ]
         if not videos:
             return
@@ -332,7 +347,7 @@ class Matcher:
                 Match(
                     bank=r.bank,
                     entry_id=r.entry_id,
-                    signal_type="vpdq",
+                    signal_type=VpdqSignal.name,
                     distance=r.distance,
                     category=r.category,
                     tags=tuple(r.tags),

@@ -30,14 +30,9 @@ from amparo.config import MAX_PDQ_THRESHOLD, Settings
 from amparo.errors import InvalidSignalError
 from amparo.hashing import MediaHashes, hash_video_media, video_limits
 from amparo.index import BruteForcePdqIndex, IndexHits, PdqIndex
-from amparo.index.video import (
-    TimeRange,
-    VideoMatch,
-    VideoMatchOptions,
-    frame_rows,
-    matches_from_hits,
-)
+from amparo.index.video import matches_from_hits
 from amparo.signals.vpdq import VpdqFrames, parse_vpdq, share_distance
+from amparo.signals.vpdq_compare import TimeRange, VideoMatch, VideoMatchOptions, frame_rows
 from amparo.store import EntryView, Store
 
 if TYPE_CHECKING:

@@ -307,7 +307,7 @@ def test_negative_bank_suppresses_positive_matches(amparo: Amparo) -> None:
 
 
 def test_video_match_details_are_kept_with_the_case(amparo: Amparo) -> None:
-    from amparo.index.video import TimeRange
+    from amparo.signals.vpdq_compare import TimeRange
     from amparo.video_matching import VideoMatchDetail
 
     detail = VideoMatchDetail(

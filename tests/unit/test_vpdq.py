@@ -14,13 +14,7 @@ from PIL import Image
 
 from amparo.errors import InvalidSignalError
 from amparo.index import BruteForcePdqIndex
-from amparo.index.video import (
-    VideoMatchOptions,
-    bank_entries,
-    compare_videos,
-    frame_rows,
-    matches_from_hits,
-)
+from amparo.index.video import bank_entries, matches_from_hits
 from amparo.signals.base import get_signal_type
 from amparo.signals.vpdq import (
     VpdqFrame,
@@ -31,6 +25,7 @@ from amparo.signals.vpdq import (
     hash_video,
     parse_frames,
 )
+from amparo.signals.vpdq_compare import VideoMatchOptions, compare_videos, frame_rows
 
 av = pytest.importorskip("av")
 skdata = pytest.importorskip("skimage.data")

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amparo.index.video import VideoMatchOptions, compare_videos
 from amparo.signals.pdq import DEFAULT_MIN_QUALITY, PdqSignal
 from amparo.signals.vpdq import VpdqFrames, hash_video, parse_frames
+from amparo.signals.vpdq_compare import VideoMatchOptions, compare_videos
 
 pytest.importorskip("av")
 

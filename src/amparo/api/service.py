@@ -18,10 +18,12 @@ from amparo.fetch import Fetcher, FetchLimits, FetchSlots
 from amparo.keys import ApiKey, KeyService, RateLimiter, parse_rate_limits
 from amparo.matching import Match
 from amparo.probes import ProbeAlert, ProbeDetector, sees_distance
+from amparo.signals import signal_types
 
 log = logging.getLogger("amparo.api")
-PDQ_NAME = "pdq"
-"""The signal type whose near-identical queries can reconstruct a hash."""
+PROBED_TYPES = frozenset(st.name for st in signal_types("hamming"))
+"""Signal types whose near-identical queries can reconstruct a hash: those matched within a
+Hamming distance (PDQ), where one flipped bit at a time walks a query across the threshold."""
 
 
 @dataclass
@@ -111,7 +113,7 @@ class Service:
         matched = [
             value
             for (signal_type, value), found in zip(queries, results, strict=True)
-            if found and signal_type == PDQ_NAME
+            if found and signal_type in PROBED_TYPES
         ]
         alert = self.probes.observe(key.id, matched) if matched else None
         if alert is not None:

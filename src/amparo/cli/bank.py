@@ -17,6 +17,7 @@ from amparo.banks.service import ImportReport
 from amparo.cli.context import emit_json, err_console, handle_errors, open_app
 from amparo.errors import InputError
 from amparo.hashing import MediaHashes
+from amparo.signals import get_signal_type
 
 app = typer.Typer(
     help="Manage banks: named hash lists with provenance.\n\nExample: amparo bank create known "
@@ -226,9 +227,9 @@ def _media_added_json(item: str, hashes: MediaHashes, report: ImportReport) -> d
     (a vPDQ is shown by its frames, not its long compact form)."""
     added: dict[str, object] = {}
     for signal_type, value in report.signals.items():
-        if signal_type == "vpdq":
+        if get_signal_type(signal_type).long_value:
             video = hashes.video or {}
-            added["vpdq"] = {
+            added[signal_type] = {
                 "frames": video.get("frames"),
                 "sample_fps": video.get("sample_fps"),
                 "duration_seconds": video.get("duration_seconds"),

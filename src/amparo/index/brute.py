@@ -7,18 +7,7 @@ from numpy.typing import NDArray
 
 from amparo.errors import InternalError
 from amparo.index.base import IndexHits, check_queries
-from amparo.signals.pdq import PDQ_BYTES
-
-
-def hamming_matrix(queries: NDArray[np.uint8], hashes: NDArray[np.uint8]) -> NDArray[np.int16]:
-    """``(q, n)`` Hamming distances between packed hashes, computed over 64-bit words."""
-    qw = np.ascontiguousarray(queries).view(np.uint64)
-    hw = np.ascontiguousarray(hashes).view(np.uint64)
-    out = np.zeros((qw.shape[0], hw.shape[0]), dtype=np.int16)
-    for word in range(PDQ_BYTES // 8):
-        xor = np.bitwise_xor(qw[:, word, None], hw[None, :, word])
-        out += np.bitwise_count(xor).astype(np.int16)
-    return out
+from amparo.signals.pdq import PDQ_BYTES, hamming_matrix
 
 
 class BruteForcePdqIndex:

@@ -20,8 +20,12 @@ from numpy.typing import NDArray
 from amparo.errors import InternalError
 from amparo.index._jit import jit, pjit, prange
 from amparo.index.segment_file import SegmentFile, corrupt, write_segment
+from amparo.signals import signal_types
 
-DIGEST_WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
+DIGEST_WIDTHS: dict[str, int] = {
+    st.name: st.key_bytes for st in signal_types("exact") if st.key_bytes is not None
+}
+"""Key width in bytes of each exact signal type (md5 16, sha1 20, sha256 32)."""
 _INITIAL_CAP = 4
 
 

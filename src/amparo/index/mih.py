@@ -13,6 +13,14 @@ bits of the query differs in at most ``s`` bits in one of chunks ``0..a``, or at
 ``(a + 1)(s + 1) + (m - a - 1) s = r + 1``. Searching chunk ``k`` for every value within its
 radius therefore finds every match at least once; each candidate's full distance is then
 checked with popcount, and a match is reported only from the first chunk that can find it.
+
+This module is over 450 lines because it is one algorithm kept whole on purpose: the table
+layout (``chunk_layout``, ``build_tables``), the per-query search, the batched search and the
+candidate check all depend on the same chunk widths, radii and "first chunk that can find it"
+rule, and the argument above is what makes each of them correct. Split across modules, a
+change to one part could break the invariant another relies on without either file showing
+it. It is covered as a whole by the property tests against brute force
+(tests/unit/test_index_exact.py).
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from amparo.scan.model import (
 from amparo.scan.paths import display_path
 from amparo.scan.result import ScanResult
 from amparo.scan.walk import walk_paths
+from amparo.signals import get_signal_type
 
 CHUNK_BYTES = 64 * 1024 * 1024
 """Archive members travel to workers as bytes: a batch is sent once it carries this much."""
@@ -93,7 +94,7 @@ def default_journal_path(
 
 def _report_signals(hashes: MediaHashes) -> dict[str, str]:
     # A video's vPDQ runs to kilobytes: reports and journals keep its digests only.
-    return {k: v for k, v in hashes.signals().items() if k != "vpdq"}
+    return {k: v for k, v in hashes.signals().items() if not get_signal_type(k).long_value}
 
 
 MatchCallback = Callable[[HashOutcome, list[Match]], None]

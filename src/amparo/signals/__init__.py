@@ -5,10 +5,12 @@ when a video is hashed.
 """
 
 from amparo.signals.base import (
+    IndexKind,
     SignalType,
     get_signal_type,
     normalize_signal,
     signal_type_names,
+    signal_types,
 )
 from amparo.signals.digests import DIGEST_NAMES, FileDigests, digest_bytes, digest_stream
 from amparo.signals.pdq import DEFAULT_THRESHOLD, PdqHash, PdqSignal
@@ -18,6 +20,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DIGEST_NAMES",
     "FileDigests",
+    "IndexKind",
     "PdqHash",
     "PdqSignal",
     "SignalType",
@@ -27,4 +30,5 @@ __all__ = [
     "get_signal_type",
     "normalize_signal",
     "signal_type_names",
+    "signal_types",
 ]

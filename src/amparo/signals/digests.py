@@ -15,6 +15,7 @@ from amparo.signals.base import HexDigestSignal, register
 class Md5Signal(HexDigestSignal):
     name = "md5"
     hex_length = 32
+    key_bytes = 16
     examples = ("d41d8cd98f00b204e9800998ecf8427e", "0cc175b9c0f1b6a831c399e269772661")
 
 
@@ -22,6 +23,7 @@ class Md5Signal(HexDigestSignal):
 class Sha1Signal(HexDigestSignal):
     name = "sha1"
     hex_length = 40
+    key_bytes = 20
     examples = (
         "da39a3ee5e6b4b0d3255bfef95601890afd80709",
         "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8",
@@ -32,6 +34,7 @@ class Sha1Signal(HexDigestSignal):
 class Sha256Signal(HexDigestSignal):
     name = "sha256"
     hex_length = 64
+    key_bytes = 32
     examples = (
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb",

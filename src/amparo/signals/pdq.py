@@ -9,7 +9,7 @@ preprocessing methods between a bank and its queries would cost 8-12 bits of the
 threshold.
 
 Text form: 64 lowercase hex characters, most significant bit first, as python-threatexchange
-and HMA write it. Distance: Hamming distance in bits.
+and HMA write it. Distance: Hamming distance in bits (``hamming_matrix`` for many at once).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 class PdqSignal(SignalType):
     name = "pdq"
     exact = False
+    index_kind = "hamming"
+    key_bytes = PDQ_BYTES
     examples: ClassVar[tuple[str, ...]] = (
         "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22",
         "358c86641a5269ab5b0db5f1b2315c1642cef9652c39b6ced9f646d91f071927",
@@ -91,6 +93,30 @@ def hexes_to_array(values: list[str]) -> NDArray[np.uint8]:
     if not values:
         return np.zeros((0, PDQ_BYTES), dtype=np.uint8)
     return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, PDQ_BYTES)
+
+
+def _popcount_by_table(words: NDArray[np.uint64]) -> NDArray[np.uint8]:
+    """Set bits of each uint64, by a byte lookup table: for numpy < 2.0, which has no
+    ``bitwise_count`` (pyproject allows numpy 1.26)."""
+    as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(*words.shape, 8)
+    counts: NDArray[np.uint8] = _BYTE_POPCOUNT[as_bytes].sum(axis=-1, dtype=np.uint8)
+    return counts
+
+
+_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+_popcount = getattr(np, "bitwise_count", _popcount_by_table)
+
+
+def hamming_matrix(queries: NDArray[np.uint8], hashes: NDArray[np.uint8]) -> NDArray[np.int16]:
+    """``(q, n)`` Hamming distances between packed ``(q, 32)`` and ``(n, 32)`` PDQ hashes,
+    computed over 64-bit words."""
+    qw = np.ascontiguousarray(queries).view(np.uint64)
+    hw = np.ascontiguousarray(hashes).view(np.uint64)
+    out = np.zeros((qw.shape[0], hw.shape[0]), dtype=np.int16)
+    for word in range(PDQ_BYTES // 8):
+        xor = np.bitwise_xor(qw[:, word, None], hw[None, :, word])
+        out += _popcount(xor).astype(np.int16)
+    return out
 
 
 def canonical_luma(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -29,10 +29,9 @@ from amparo.errors import AmparoError, InputError
 from amparo.events import Source
 from amparo.hashing import MediaHashes
 from amparo.keys import ApiKey
-from amparo.matching import Match
+from amparo.matching import Match, default_threshold
 from amparo.probes import hma_distance, sees_distance
 from amparo.signals import get_signal_type
-from amparo.video_matching import video_distance_threshold
 
 router = APIRouter(prefix="/m", tags=["HMA: matching"])
 
@@ -244,9 +243,7 @@ def compare(
             raise InputError(f"comparison hash list length for {name} must be exactly 2")
         st = get_signal_type(signal_name(name))
         distance = st.distance(st.normalize(pair[0]), st.normalize(pair[1]))
-        threshold = 0 if st.exact else service.settings.pdq_threshold
-        if st.name == "vpdq":
-            threshold = video_distance_threshold(service.settings)
+        threshold = default_threshold(st, service.settings)
         out[name] = [distance <= threshold, {"distance": distance}]
     return out
 
@@ -266,7 +263,8 @@ def index_status(
     out: dict[str, Any] = {}
     present = matcher.checkpoint >= 0
     for name in names:
-        size = len(matcher.index) if name == "pdq" else service.amparo.banks.count_active(name)
+        in_index = get_signal_type(name).index_kind == "hamming"
+        size = len(matcher.index) if in_index else service.amparo.banks.count_active(name)
         out[name] = {
             "present": present,
             "built_to": matcher.checkpoint if present else -1,

@@ -32,6 +32,7 @@ from amparo.errors import InputError
 from amparo.events import Source
 from amparo.hashing import MediaHashes
 from amparo.keys import ApiKey
+from amparo.matching import default_threshold
 from amparo.probes import sees_distance
 from amparo.signals import get_signal_type, normalize_signal
 
@@ -247,7 +248,7 @@ def compare(
 ) -> CompareOut:
     st = get_signal_type(body.signal_type)
     distance = st.distance(st.normalize(body.a), st.normalize(body.b))
-    threshold = service.settings.pdq_threshold if not st.exact else 0
+    threshold = default_threshold(st, service.settings)
     return CompareOut(
         signal_type=st.name, distance=distance, match=distance <= threshold, threshold=threshold
     )

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from amparo.banks.model import EntryRecord
-from amparo.errors import FormatError, InvalidSignalError
-from amparo.signals import SignalType, get_signal_type
-from amparo.signals.pdq import PdqSignal
-from amparo.signals.vpdq import COMPACT_PREFIX, VpdqFrame, VpdqFrames, parse_vpdq
+from amparo.errors import FormatError
+from amparo.signals import SignalType, get_signal_type, signal_types
 
 MAX_PROBLEMS = 1000
 """Problems kept in ``ImportResult.problems``; ``problem_count`` counts all of them."""
@@ -108,62 +105,15 @@ def resolve_type_name(name: str) -> type[SignalType]:
     return get_signal_type(TE_TYPE_NAMES.get(key, key))
 
 
-def normalize_vpdq_line(text: str) -> str:
-    """A vPDQ in any form Amparo reads, as the compact one-line form the line formats and the
-    database carry: compact (``vpdq1:...``), the reference text, or python-threatexchange's
-    JSON list of ``"pdq_hex,quality,timestamp"`` strings (its ``vpdq`` signal)."""
-    value = text.strip()
-    if value.startswith("["):
-        return te_vpdq_frames(value).to_compact()
-    return parse_vpdq(value).to_compact()
-
-
-def te_vpdq_frames(text: str) -> VpdqFrames:
-    """Parse python-threatexchange's vpdq signal: a JSON list of ``"pdq_hex,quality,
-    timestamp"``. It has no frame numbers: frames are numbered in list order."""
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _te_invalid(f"not valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise _te_invalid("JSON nested too deeply") from None
-    if not isinstance(items, list) or not items:
-        raise _te_invalid("expected a non-empty JSON list")
-    frames: list[VpdqFrame] = []
-    for number, item in enumerate(items):
-        parts = item.split(",") if isinstance(item, str) else []
-        if len(parts) != 3:
-            raise _te_invalid(f"frame {number}: expected 'pdq_hex,quality,timestamp'")
-        try:
-            quality, timestamp = int(parts[1]), float(parts[2])
-        except ValueError:
-            raise _te_invalid(f"frame {number}: quality or timestamp is not a number") from None
-        if not 0 <= quality <= 100 or not 0 <= timestamp < float("inf"):
-            raise _te_invalid(f"frame {number}: quality or timestamp out of range")
-        try:
-            pdq_hex = PdqSignal.normalize(parts[0])
-        except InvalidSignalError as exc:
-            raise _te_invalid(f"frame {number}: {exc.message}") from None
-        frames.append(VpdqFrame(number, quality, pdq_hex, round(timestamp, 3)))
-    return VpdqFrames(tuple(frames))
-
-
-def _te_invalid(message: str) -> InvalidSignalError:
-    return InvalidSignalError(
-        f"invalid threatexchange vpdq: {message}",
-        hint='threatexchange writes vpdq as a JSON list of "pdq_hex,quality,timestamp" strings',
-    )
-
-
 def line_normalizer(signal_type: type[SignalType]) -> Callable[[str], str]:
     """How a line format normalises a value of ``signal_type`` (vpdq: to the compact form)."""
-    if signal_type.name == "vpdq":
-        return normalize_vpdq_line
-    return signal_type.normalize
+    return signal_type.from_line
+
+
+_TO_LINE: dict[str, Callable[[str], str]] = {st.name: st.to_line for st in signal_types()}
 
 
 def line_value(entry: EntryRecord) -> str:
     """An entry's value as one line (a vpdq stored as reference text becomes compact)."""
-    if entry.signal_type == "vpdq" and not entry.signal.startswith(COMPACT_PREFIX):
-        return parse_vpdq(entry.signal).to_compact()
-    return entry.signal
+    to_line = _TO_LINE.get(entry.signal_type)
+    return entry.signal if to_line is None else to_line(entry.signal)

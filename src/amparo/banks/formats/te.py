@@ -11,7 +11,6 @@ and written in the compact form, which keeps the cropped frames and the duration
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -24,14 +23,12 @@ from amparo.banks.formats.base import (
     TE_UNSUPPORTED,
     Diagnostics,
     ReadOptions,
-    line_normalizer,
     line_value,
 )
 from amparo.banks.formats.text import strip_comment
 from amparo.banks.model import EntryRecord
 from amparo.errors import InvalidSignalError
 from amparo.signals import SignalType, get_signal_type
-from amparo.signals.vpdq import COMPACT_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +69,14 @@ def read_te(lines: Iterable[str], options: ReadOptions, diag: Diagnostics) -> It
             diag.problem(number, f"no hash after the signal type {type_name!r}")
             continue
         try:
-            if signal_type.name == "vpdq":
-                value = _vpdq_value(line, tokens[type_at])
-            else:
-                value = signal_type.normalize(tokens[type_at + 1])
+            # what follows the type token; a vpdq may be a JSON list with spaces inside
+            value = signal_type.read_value(line.split(None, type_at + 1)[type_at + 1])
         except InvalidSignalError as exc:
             diag.problem(number, str(exc))
             continue
         yield EntryRecord(signal_type.name, value)
     for type_name, count in sorted(unsupported.items()):
         diag.warn(f"skipped {count} {type_name} line(s): Amparo does not match that signal type")
-
-
-def _vpdq_value(line: str, type_token: str) -> str:
-    """The vpdq after the type token: compact (one token) or threatexchange's JSON list
-    (spaces inside; anything after the list is metadata and ignored)."""
-    rest = line[line.index(type_token) + len(type_token) :].lstrip()
-    if rest.startswith(COMPACT_PREFIX):
-        return line_normalizer(get_signal_type("vpdq"))(rest.split()[0])
-    try:
-        items, _ = json.JSONDecoder().raw_decode(rest)
-    except json.JSONDecodeError:
-        items = None
-    if not isinstance(items, list):
-        raise InvalidSignalError(
-            "a te vpdq is a JSON list of 'pdq_hex,quality,timestamp' strings or vpdq1:...",
-        )
-    return line_normalizer(get_signal_type("vpdq"))(json.dumps(items))
 
 
 def write_te(stream: TextIO, entries: Iterable[EntryRecord]) -> int:

@@ -271,6 +271,8 @@ def write_vics(
     metadata share one Media record (its MD5, SHA1, ... keys). Returns entries written."""
     inverse = _inverse(category_map)
     hash_keys = dict(HASH_KEYS)
+    # VICS writes file digests in uppercase hex; PDQ stays as it is (lowercase)
+    upper = {name for name in hash_keys if get_signal_type(name).exact}
     stream.write("{\n" + f'"@odata.context": {json.dumps(ODATA_CONTEXT)},\n' + '"value": [')
     pending: dict[str, Any] | None = None
     pending_meta: tuple[object, ...] = ()
@@ -288,7 +290,7 @@ def write_vics(
         if vics_key is None:
             skipped += 1
             continue
-        value = entry.signal if entry.signal_type == "pdq" else entry.signal.upper()
+        value = entry.signal.upper() if entry.signal_type in upper else entry.signal
         source = entry.source_id
         numeric = source is not None and _CANONICAL_ID.fullmatch(source) is not None
         meta = (source, entry.category, tuple(entry.tags), entry.note)
