@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from amparo.errors import IndexCorruptError
+from amparo.errors import IndexCorruptError, InternalError
 from amparo.files import open_private, private_dir
 from amparo.index import DIGEST_WIDTHS, SegmentedDigestTable, SegmentedPdqIndex
 from amparo.index.live import MANIFEST, LiveIndex
@@ -51,7 +51,9 @@ def keys_of(kind: str, values: list[str]) -> NDArray[np.uint8]:
     """Text signals of one kind as the fixed-width byte rows the index stores."""
     width = get_signal_type(kind).key_bytes
     if width is None:
-        raise ValueError(f"signal type {kind!r} has no fixed-width key")
+        raise InternalError(
+            f"signal type {kind!r} has no fixed-width key"
+        )  # callers pass index kinds
     if not values:
         return np.zeros((0, width), dtype=np.uint8)
     return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, width)

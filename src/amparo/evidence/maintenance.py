@@ -8,16 +8,44 @@ orphan that the next run removes; a re-wrapped key replaces the old one in one u
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
+from amparo.clock import Clock
 from amparo.errors import AmparoError, BlobMissingError
 from amparo.evidence.backends import blob_key, is_temp, uuid_of
+from amparo.evidence.model import EvidenceItem, PurgeHook
 from amparo.evidence.reading import report_missing
 
 if TYPE_CHECKING:
-    from amparo.evidence.service import EvidenceStore
+    from amparo.evidence import crypto
+    from amparo.evidence.backends import BlobBackend
+    from amparo.store import Store
+    from amparo.store.evidence import EvidenceRepository
+
+
+class EvidenceStore(Protocol):
+    """What maintenance needs of :class:`amparo.evidence.service.EvidenceStore` (which calls
+    these functions; a Protocol, so the two modules do not import each other)."""
+
+    store: Store
+    records: EvidenceRepository
+    clock: Clock
+    purge_hooks: list[PurgeHook]
+
+    @property
+    def backend(self) -> BlobBackend: ...
+
+    def keyring(self, *, create: bool = False) -> crypto.Keyring: ...
+
+    def decrypt_item(self, item: EvidenceItem) -> Iterator[bytes]: ...
+
+    def record_system(self, action: str, target: str, details: dict[str, Any]) -> None: ...
+
+    def record(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None: ...
+
 
 log = logging.getLogger("amparo.evidence")
 
@@ -138,7 +166,7 @@ def sweep_orphans(
             continue
         if repair:
             store.backend.delete(key)
-            store._audit(actor, "evidence.orphan_removed", key, {"age_seconds": round(age)})
+            store.record(actor, "evidence.orphan_removed", key, {"age_seconds": round(age)})
             log.warning("removed orphaned evidence blob %s", key)
         sweep.removed.append(key)
     return sweep
@@ -154,17 +182,17 @@ def verify(
             if not deep:
                 if not store.backend.exists(blob_key(stored.uuid)):
                     report.missing.append(stored.id)
-                    report_missing(stored.id, store.backend, store._report)
+                    report_missing(stored.id, store.backend, store.record_system)
                 continue
             try:
-                for _chunk in store._decrypt(stored):
+                for _chunk in store.decrypt_item(stored):
                     pass
             except BlobMissingError:
                 report.missing.append(stored.id)
             except AmparoError as exc:  # damaged, or its key is not in the keyring
                 report.damaged.append((stored.id, exc.message))
     report.orphans = sweep_orphans(store, grace=grace, actor=actor, repair=repair)
-    store._audit(
+    store.record(
         actor,
         "evidence.verify",
         "evidence",
@@ -211,7 +239,7 @@ def rotate_key(store: EvidenceStore, *, actor: str, retire: bool) -> RotationRep
             "keys %s still wrap items written during the rotation; run rotate-key --retire again",
             ", ".join(report.still_used),
         )
-    store._audit(
+    store.record(
         actor,
         "evidence.rotate_key",
         "evidence",

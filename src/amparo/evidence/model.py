@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,9 @@ class NewEvidence:
     blob_size: int
     kek_id: str
     wrapped_key: bytes = field(repr=False)
+
+
+class PurgeHook(Protocol):
+    """Run by every purge (see :meth:`EvidenceStore.on_purge`)."""
+
+    def __call__(self, now: datetime, *, actor: str, dry_run: bool) -> list[int]: ...

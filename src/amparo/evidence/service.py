@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from amparo.clock import Clock, utc_now
-from amparo.config import LOCAL_ACTOR
+from amparo.config import LOCAL_ACTOR, SYSTEM_ACTOR
 from amparo.errors import (
     BlobMissingError,
     ConfigError,
@@ -41,7 +41,7 @@ from amparo.evidence.backends import (
 )
 from amparo.evidence.content import digest, pieces
 from amparo.evidence.keyring import KeyringFile
-from amparo.evidence.model import EvidenceItem, NewEvidence
+from amparo.evidence.model import EvidenceItem, NewEvidence, PurgeHook
 from amparo.media.sniff import MIME_TYPES, media_kind, sniff
 from amparo.store.evidence import EvidenceRepository
 
@@ -55,12 +55,6 @@ __all__ = ["BlobMissingError", "EvidenceItem", "EvidenceStore", "PurgeHook"]
 log = logging.getLogger("amparo.evidence")
 
 MAX_REASON = 1000
-
-
-class PurgeHook(Protocol):
-    """Run by every purge (see :meth:`EvidenceStore.on_purge`)."""
-
-    def __call__(self, now: datetime, *, actor: str, dry_run: bool) -> list[int]: ...
 
 
 class EvidenceStore:
@@ -291,13 +285,13 @@ class EvidenceStore:
         :class:`EvidenceIntegrityError` from the iterator). The read is audit-logged now,
         before any content is returned."""
         stored = self._readable(item_id)
-        self._audit(
+        self.record(
             actor,
             "evidence.read",
             f"evidence:{item_id}",
             {"sha256": stored.sha256, "size": stored.size},
         )
-        return self._decrypt(stored)
+        return self.decrypt_item(stored)
 
     def read_to(self, item_id: int, dest: Path, *, actor: str) -> EvidenceItem:
         """Write the item's content to ``dest`` (mode 0600); ``dest`` appears only once the
@@ -308,13 +302,15 @@ class EvidenceStore:
     def _readable(self, item_id: int) -> EvidenceItem:
         return reading.readable(self.get(item_id))
 
-    def _decrypt(self, item: EvidenceItem) -> Iterator[bytes]:
-        return reading.decrypt(item, self.keyring(), self.backend, self._report)
+    def decrypt_item(self, item: EvidenceItem) -> Iterator[bytes]:
+        return reading.decrypt(item, self.keyring(), self.backend, self.record_system)
 
-    def _report(self, action: str, target: str, details: dict[str, Any]) -> None:
-        self._audit("system", action, target, details)
+    def record_system(self, action: str, target: str, details: dict[str, Any]) -> None:
+        """Record what Amparo noticed on its own (a damaged or missing blob)."""
+        self.record(SYSTEM_ACTOR, action, target, details)
 
-    def _audit(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+    def record(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+        """One audit entry (in the open unit of work, if any)."""
         with self.store.transaction(refresh=False) as tx:
             tx.audit(actor, action, target, details)
 

@@ -34,13 +34,13 @@ from amparo.banks.model import BankInfo, EntryRecord, EntryView
 from amparo.clock import as_utc, utc_now
 from amparo.config import MAX_PDQ_THRESHOLD
 from amparo.errors import BankNotFoundError, ConflictError, InputError
+from amparo.names import validate_name
 from amparo.store.changelog import ChangeLog
 from amparo.store.models import BankRow, EntryRow, EntryTombstoneRow, signal_key
 from amparo.store.models_review import BANK_KINDS
 from amparo.store.staging import Staging
 from amparo.store.uow import Database
 
-_BANK_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _BANK_FIELDS = (
     "description",
     "source",
@@ -72,12 +72,8 @@ class ImportCounts:
 
 
 def validate_bank_name(name: str) -> str:
-    if not name or len(name) > 100 or not set(name) <= _BANK_NAME_CHARS or name[0] in "-.":
-        raise InputError(
-            f"invalid bank name {name!r}",
-            hint="use up to 100 letters, digits, '_', '-' or '.', not starting with '-' or '.'",
-        )
-    return name
+    """A bank's name follows the one rule for names (:mod:`amparo.names`)."""
+    return validate_name(name, "bank")
 
 
 class BankRepository:
