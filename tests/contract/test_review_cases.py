@@ -444,7 +444,7 @@ def _commits(amparo: Amparo) -> list[int]:
 
 def _fail_on_call(amparo: Amparo, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """Make the ``n``-th enabling or disabling of bank entries from now on fail."""
-    real = amparo.store.set_entries_enabled
+    real = amparo.store.banks.set_entries_enabled
     calls: list[int] = []
 
     def failing(*args: Any, **kwargs: Any) -> int:
@@ -453,7 +453,7 @@ def _fail_on_call(amparo: Amparo, monkeypatch: pytest.MonkeyPatch, n: int) -> No
             raise AmparoError("the store failed", hint="none: a test")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(amparo.store, "set_entries_enabled", failing)
+    monkeypatch.setattr(amparo.store.banks, "set_entries_enabled", failing)
 
 
 def test_a_decision_that_fails_part_way_leaves_nothing_behind(
