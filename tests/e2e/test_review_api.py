@@ -102,7 +102,7 @@ def test_disabled_entries_are_for_curators(sqlite_api: Api) -> None:
         headers=api.as_("curator"),
     )
     assert r.status_code == 200, r.text
-    (found,) = core(api).match_signals([("md5", md5)])
+    (found,) = core(api).checks.match_signals([("md5", md5)])
     for n in range(3):
         content = MatchedContent(sha256=f"{n:064x}", matches=tuple(found))
         item = core(api).cases.get(core(api).cases.open_or_extend(content)).items[0]
