@@ -99,6 +99,11 @@ class Checks:
         """Whether any action rule is enabled (callers skip reading media when none is)."""
         return self.actions.active()
 
+    def rules_known_inactive(self) -> bool:
+        """True only when the cached rule set says no rule is enabled (no database read:
+        what a caller on an event loop asks before answering there)."""
+        return self.actions.known_active() is False
+
     def act(
         self, content: MatchedContent, *, media: Media | Callable[[], Media] = None, actor: str
     ) -> list[TakenAction]:

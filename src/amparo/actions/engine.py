@@ -161,6 +161,19 @@ class Actioner:
         """Whether any rule is enabled (so callers can skip reading media when none is)."""
         return bool(self.current_rules())
 
+    def known_active(self) -> bool | None:
+        """:meth:`active` from the cache alone, never reading the database (for callers on
+        an event loop); None when the cache is due for a re-read."""
+        now = self.clock()
+        with self._lock:
+            if (
+                self._cached is None
+                or self._store_generation != self.store.generation
+                or now - self._checked_at >= self.settings.index_refresh_seconds
+            ):
+                return None
+            return bool(self._cached)
+
     # -- acting ---------------------------------------------------------------------------------
 
     def handle(

@@ -68,10 +68,12 @@ def _match(
 
 
 def _in_memory(service: Service, banks: str | None) -> bool:
-    """Whether a lookup is all in memory (no database read, no rule to run: a lookup then
-    takes well under a millisecond, and a thread hop costs more than it)."""
+    """Whether a lookup is all in memory (no database read, and the cached rule set says
+    no rule is enabled: a lookup then takes well under a millisecond, and a thread hop costs
+    more than it). When the rule cache is due for a re-read, the lookup that re-reads it goes
+    to the thread pool."""
     checks = service.amparo.checks
-    return banks is None and service.amparo.matcher.is_fresh() and not checks.rules_active()
+    return banks is None and service.amparo.matcher.is_fresh() and checks.rules_known_inactive()
 
 
 async def _match_soon(
