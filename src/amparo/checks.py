@@ -151,7 +151,9 @@ class Checks:
         pairs = [normalize_signal(t, v) for t, v in signals]
         results = self.match_signals(pairs, banks)
         check = SignalsCheck(results)
-        if not act or not any(results) or not self.actions.active():
+        # active() first: it also keeps the cached rule set fresh, which the event-loop callers
+        # read through rules_known_inactive() (a lookup that matched nothing still refreshes).
+        if not act or not self.actions.active() or not any(results):
             return check
         if one_content:
             finds, check.actions_skipped = signal_finds(pairs, results, source)

@@ -466,3 +466,17 @@ def test_webhook_secrets_are_encrypted_at_rest(settings: Settings) -> None:
         report = app.evidence.rotate_key(actor="t", retire=True)
         assert report.retired and not report.still_used
         assert app.actions.outbox.endpoint_secret("hook")[1] == "plain-legacy-secret-1234"
+
+
+def test_a_lookup_that_matches_nothing_keeps_the_rule_cache_fresh(amparo: Amparo) -> None:
+    """HMA's fast lane answers on the event loop only when the cached rule set says no rule
+    is enabled; every lookup keeps that cache fresh, matched or not (else every lookup would
+    take the thread pool)."""
+    assert amparo.actions.known_active() is None  # nothing read yet
+    amparo.checks.check_signals([("md5", "0" * 32)], source=Source(), actor="t")
+    assert amparo.actions.known_active() is False
+    assert amparo.checks.rules_known_inactive()
+    add(amparo, "r", [{"type": "review"}])
+    assert amparo.actions.known_active() is None  # a rule changed: due for a re-read
+    amparo.checks.check_signals([("md5", "0" * 32)], source=Source(), actor="t")
+    assert amparo.actions.known_active() is True
