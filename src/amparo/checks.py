@@ -80,7 +80,12 @@ class Checks:
         self, signals: Sequence[tuple[str, str]], banks: Sequence[str] | None = None
     ) -> list[list[Match]]:
         """Look up bare signals (``(type, value)``); one list of matches per signal."""
-        queries = [Query(signals=dict([normalize_signal(t, v)])) for t, v in signals]
+        return self._match_normalized([normalize_signal(t, v) for t, v in signals], banks)
+
+    def _match_normalized(
+        self, pairs: Sequence[tuple[str, str]], banks: Sequence[str] | None
+    ) -> list[list[Match]]:
+        queries = [Query(signals={t: v}) for t, v in pairs]
         return [r.matches for r in self.matcher.match(queries, banks)]
 
     def match_hashes(
@@ -149,7 +154,7 @@ class Checks:
         exactly one ``sha256`` is then one find with all its matches); otherwise (a stream of
         unrelated hashes, as ``amparo match`` reads) each matched ``sha256`` is a find."""
         pairs = [normalize_signal(t, v) for t, v in signals]
-        results = self.match_signals(pairs, banks)
+        results = self._match_normalized(pairs, banks)
         check = SignalsCheck(results)
         # active() first: it also keeps the cached rule set fresh, which the event-loop callers
         # read through rules_known_inactive() (a lookup that matched nothing still refreshes).

@@ -140,13 +140,7 @@ class Actioner:
         process sees at once and other processes within ``index_refresh_seconds``."""
         now = self.clock()
         with self._lock:
-            fresh = (
-                self._cached is not None
-                and self._store_generation == self.store.generation
-                and now - self._checked_at < self.settings.index_refresh_seconds
-            )
-            if fresh:
-                assert self._cached is not None
+            if self._cached is not None and self._fresh(now):
                 return self._cached
             store_generation = self.store.generation
             generation = self.rules.generation()
@@ -166,13 +160,17 @@ class Actioner:
         an event loop); None when the cache is due for a re-read."""
         now = self.clock()
         with self._lock:
-            if (
-                self._cached is None
-                or self._store_generation != self.store.generation
-                or now - self._checked_at >= self.settings.index_refresh_seconds
-            ):
+            if self._cached is None or not self._fresh(now):
                 return None
             return bool(self._cached)
+
+    def _fresh(self, now: float) -> bool:
+        """The cached rule set is current: no write in this process since it was read, and
+        read within ``index_refresh_seconds`` (other processes' changes)."""
+        return (
+            self._store_generation == self.store.generation
+            and now - self._checked_at < self.settings.index_refresh_seconds
+        )
 
     # -- acting ---------------------------------------------------------------------------------
 

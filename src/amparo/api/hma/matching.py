@@ -156,7 +156,8 @@ def _lookup_all(
     queries = [(signal_name(st), hashes[st]) for st in types]
     checks = service.amparo.checks
     results = checks.match_signals(queries, chosen)
-    if content is not None and any(results):
+    # The content's whole check (a second lookup) only when a rule may act on what matched.
+    if content is not None and any(results) and checks.rules_active():
         media, data, source = content
         checks.check_media(media, source=source, actor=key.actor, banks=chosen, media=data)
     for matches in results:
