@@ -12,6 +12,10 @@ from amparo.banks.service import BankService
 from amparo.checks import Checks
 from amparo.config import Settings, load_settings
 from amparo.evidence import EvidenceStore
+from amparo.exchanges.feeds import FeedService
+from amparo.exchanges.proposals import ProposalService
+from amparo.exchanges.retro import RetroService
+from amparo.exchanges.service import ExchangeService
 from amparo.files import private_home
 from amparo.matching import Matcher
 from amparo.reports import ReportService
@@ -41,6 +45,12 @@ class Amparo:
         self.banks = BankService(settings, store)
         self.matcher = Matcher(store, settings)
         self.audit = AuditService(settings, store)
+        # Hash sharing: collaborations feeding banks, feeds published to partners, the
+        # share-back path, and retroactive matching of recent content against new entries.
+        self.exchanges = ExchangeService(settings, store, self.banks)
+        self.feeds = FeedService(settings, store, self.banks)
+        self.proposals = ProposalService(settings, store, self.banks)
+        self.retro = RetroService(settings, store)
         self.wire()
 
     def wire(

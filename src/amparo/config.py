@@ -280,6 +280,46 @@ class Settings:
         "Also sign the audit chain's head at most this often (seconds) when anything was written, "
         "and at the end of each command and at shutdown; 0: only by count.",
     )
+    organisation_id: str = setting(
+        "",
+        "This installation's organisation id as federation provenance names it (e.g. "
+        "`hotline-mx`); empty: `amparo-` and the feed signing key's id.",
+    )
+    exchange_in_serve: bool = setting(
+        True, "Run due exchange fetches, opinion deliveries and retro matching in `amparo serve`."
+    )
+    exchange_poll_seconds: float = setting(
+        15.0, "How often `amparo serve` looks for collaborations due to be fetched."
+    )
+    exchange_lease_seconds: float = setting(
+        120.0,
+        "A fetcher's lease on a collaboration, renewed every batch; a dead holder's lease "
+        "expires after this long and another process takes over.",
+    )
+    exchange_batch_size: int = setting(
+        5000, "Records committed per batch (with the checkpoint) while fetching."
+    )
+    exchange_http_attempts: int = setting(
+        5, "Tries per exchange HTTP request (429 and 5xx are retried with backoff)."
+    )
+    exchange_http_timeout_seconds: float = setting(60.0, "Time allowed for one exchange request.")
+    exchange_backoff_seconds: float = setting(
+        1.0, "First wait before retrying an exchange request; doubles each try (max 60 s)."
+    )
+    exchange_quarantine_retry_seconds: float = setting(
+        3600.0, "How long a quarantined record or page waits before it is fetched again."
+    )
+    feed_page_size: int = setting(5000, "Most entries in one federation feed page.")
+    feed_signing_key_file: str = setting(
+        "",
+        "Ed25519 key that signs this installation's feed pages and opinions; empty: "
+        "<home>/keys/feed-signing.key, created on first use.",
+    )
+    retro_match_days: int = setting(
+        0,
+        "Keep the hashes (never the media) of content checked in the last N days and match "
+        "them again when new entries arrive; 0: off.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

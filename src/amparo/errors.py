@@ -24,6 +24,11 @@ AmparoError                 base; ``exit_code`` for the CLI, ``http_status`` for
 │   └── ExposureLimitError  a reviewer's daily reveals are used up (429)
 ├── SubmissionError         a hotline refused a report or could not be reached (502)
 ├── AddressInUseError       ``amparo serve`` cannot listen on its address
+├── ExchangeError           a hash-sharing source or peer failed (502): unreachable, refused,
+│   │                       answered something unreadable
+│   ├── CredentialsError    a collaboration's credentials are missing or were refused (401)
+│   └── FeedVerificationError  a federation page failed its signature, nonce or cursor
+│                           check (nothing of it is applied)
 ├── StorageError            the database or data directory cannot be used
 │   ├── IndexCorruptError   an on-disk index segment fails its checksum or header check
 │   ├── BlobNotFoundError   a blob backend holds no blob under a key (the evidence store
@@ -228,6 +233,30 @@ class EvidenceIntegrityError(StorageError):
 
 class BlobMissingError(EvidenceIntegrityError):
     """An item's encrypted blob is not in the blob store."""
+
+
+class ExchangeError(AmparoError):
+    """A hash-sharing source or peer failed: unreachable, refused the request, or answered
+    something that cannot be read. The fetch stops at the last committed batch; nothing
+    is lost and the next fetch continues from there."""
+
+    code = "exchange_failed"
+    http_status = 502
+
+
+class CredentialsError(ExchangeError):
+    """A collaboration's credentials are missing, unreadable, or refused by the source."""
+
+    code = "bad_credentials"
+    http_status = 401
+
+
+class FeedVerificationError(ExchangeError):
+    """A federation page failed verification: a signature by another key, a byte altered in
+    transit, a replayed page (wrong nonce or cursor). Nothing of the page is applied."""
+
+    code = "feed_verification_failed"
+    http_status = 502
 
 
 class InternalError(AmparoError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from amparo.clock import utc_now
 
@@ -20,6 +21,9 @@ class EntryRecord:
     source_id: str | None = None
     note: str | None = None
     enabled: bool = True
+    provenance: dict[str, Any] | None = None
+    """Where the entry came from and who vouches for it
+    (:class:`amparo.exchanges.model.Provenance` as JSON); survives re-sharing."""
 
 
 @dataclass

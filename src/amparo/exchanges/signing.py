@@ -1,0 +1,1 @@
+"""Placeholder: canonical signed form of feed pages and opinions (federation work)."""
