@@ -9,6 +9,7 @@ optionally, send a reviewer's opinion back. It knows nothing of storage: the fet
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -90,7 +91,9 @@ def register(cls: type[Exchange]) -> type[Exchange]:
 
 def exchange_types() -> dict[str, type[Exchange]]:
     """Every registered exchange type by kind (importing the built-in ones first)."""
-    import amparo.exchanges.builtin  # noqa: F401  (registers the built-in types)
+    # Registers the built-in types. By name, not an import statement: each of them imports
+    # this module (@register), and a static import here would be an import cycle.
+    importlib.import_module("amparo.exchanges.builtin")
 
     return dict(sorted(_REGISTRY.items()))
 
