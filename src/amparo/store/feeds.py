@@ -215,29 +215,37 @@ class FeedRepository:
     ) -> tuple[int, builtins.list[ChangeRow]]:
         """``(top, rows)``: the newest committed change-log position and up to ``limit``
         entries of the bank after ``after`` and not past ``top``, in ``(seq, id)`` order."""
+        columns = select(
+            _entry.c.id,
+            _entry.c.seq,
+            _entry.c.signal_type,
+            _entry.c.signal,
+            _entry.c.category,
+            _entry.c.tags,
+            _entry.c.enabled,
+            _entry.c.removed_at,
+            _entry.c.added_at,
+            _entry.c.provenance,
+        ).where(_entry.c.bank_id == bank_id)
         with self.db.reading() as conn:
             top = int(conn.execute(_SEQ).scalar_one())
-            rows = conn.execute(
-                select(
-                    _entry.c.id,
-                    _entry.c.seq,
-                    _entry.c.signal_type,
-                    _entry.c.signal,
-                    _entry.c.category,
-                    _entry.c.tags,
-                    _entry.c.enabled,
-                    _entry.c.removed_at,
-                    _entry.c.added_at,
-                    _entry.c.provenance,
+            # Two exact index ranges rather than one row-value comparison: the rest of the
+            # cursor's position (one import stamps a million entries with the same seq), then
+            # the positions after it. A row-value range would rescan the position's earlier
+            # entries on every page.
+            rows = list(
+                conn.execute(
+                    columns.where(_entry.c.seq == after.seq, _entry.c.id > after.id)
+                    .order_by(_entry.c.id)
+                    .limit(limit)
                 )
-                .where(
-                    _entry.c.bank_id == bank_id,
-                    tuple_(_entry.c.seq, _entry.c.id) > tuple_(after.seq, after.id),
-                    _entry.c.seq <= top,
-                )
-                .order_by(_entry.c.seq, _entry.c.id)
-                .limit(limit)
-            ).all()
+            )
+            if len(rows) < limit:
+                rows += conn.execute(
+                    columns.where(_entry.c.seq > after.seq, _entry.c.seq <= top)
+                    .order_by(_entry.c.seq, _entry.c.id)
+                    .limit(limit - len(rows))
+                ).all()
         return top, [
             ChangeRow(
                 id=int(r.id),
