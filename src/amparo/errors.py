@@ -28,7 +28,9 @@ AmparoError                 base; ``exit_code`` for the CLI, ``http_status`` for
 │   │                       answered something unreadable
 │   ├── CredentialsError    a collaboration's credentials are missing or were refused (401)
 │   └── FeedVerificationError  a federation page failed its signature, nonce or cursor
-│                           check (nothing of it is applied)
+│       │                   check (nothing of it is applied)
+│       └── OpinionVerificationError  a partner's opinion does not verify with the key
+│                           pinned at grant time (400; nothing stored)
 ├── StorageError            the database or data directory cannot be used
 │   ├── IndexCorruptError   an on-disk index segment fails its checksum or header check
 │   ├── BlobNotFoundError   a blob backend holds no blob under a key (the evidence store
@@ -257,6 +259,14 @@ class FeedVerificationError(ExchangeError):
 
     code = "feed_verification_failed"
     http_status = 502
+
+
+class OpinionVerificationError(FeedVerificationError):
+    """A partner's opinion does not verify with the public key its grant pinned (another
+    key, an altered byte): the publisher stores nothing. The sender's fault, hence 400."""
+
+    code = "opinion_verification_failed"
+    http_status = 400
 
 
 class InternalError(AmparoError):

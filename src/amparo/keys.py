@@ -40,6 +40,7 @@ SCOPES: dict[str, str] = {
     "distance": "see exact match distances in lookup answers (matchers otherwise get a band)",
     "evidence-reader": "download preserved evidence in the clear (GET /v1/evidence/{id}/"
     "content; every read audit-logged); reviewers see media only blurred, or revealed",
+    "partner": "read the federation feeds granted to it and post opinions on them; nothing else",
 }
 
 

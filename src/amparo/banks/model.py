@@ -67,6 +67,8 @@ class EntryView:
     added_at: datetime
     disabled_until: datetime | None = None
     """Not matched before this time (UTC), when set."""
+    provenance: dict[str, Any] | None = None
+    """Where the entry came from (:class:`amparo.exchanges.model.Provenance` as JSON)."""
 
     def paused(self, now: datetime | None = None) -> bool:
         """Whether the entry is disabled until a time that has not come yet."""

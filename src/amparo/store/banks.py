@@ -331,6 +331,7 @@ class BankRepository:
                         source_id=r.source_id,
                         note=r.note,
                         enabled=bool(r.enabled),
+                        provenance=_json_object(r.provenance),
                     )
 
     def get_entries(self, ids: Iterable[int]) -> dict[int, EntryView]:
@@ -399,6 +400,17 @@ def _tags(raw: str) -> list[str]:
     return list(json.loads(raw)) if raw else []
 
 
+def _json_object(raw: str | None) -> dict[str, Any] | None:
+    """A stored JSON object (an entry's provenance); None when absent or unreadable."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _bank_fields(info: BankInfo) -> dict[str, Any]:
     """The settings of a bank a curator chooses (what creating it audits)."""
     return {name: getattr(info, name) for name in _BANK_FIELDS}
@@ -430,4 +442,5 @@ def _entry_view(r: Any) -> EntryView:
         removed=r.removed_at is not None,
         added_at=r.added_at,
         disabled_until=as_utc(r.disabled_until),
+        provenance=_json_object(r.provenance),
     )

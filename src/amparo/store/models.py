@@ -65,6 +65,8 @@ class EntryRow(Base):
         UniqueConstraint("signal_type", "signal_key", "bank_id", name="uq_entry_signal_key"),
         Index("ix_entry_bank", "bank_id"),
         Index("ix_entry_seq", "seq"),
+        # A bank's change log in order: what a federation feed's pages read (migration 0010).
+        Index("ix_entry_bank_seq", "bank_id", "seq", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -83,6 +85,9 @@ class EntryRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     # Not matched before this time (an entry under review, a disputed hash); None: no pause.
     disabled_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Where the entry came from and who vouches for it (JSON of exchanges.model.Provenance);
+    # a change of provenance alone does not move ``seq`` (migration 0010).
+    provenance: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CounterRow(Base):

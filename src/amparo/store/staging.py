@@ -22,9 +22,18 @@ _STAGING_COLUMNS = (
     "source_id",
     "note",
     "enabled",
+    "provenance",
 )
 # The last of duplicate signals in one import wins.
 _LATEST = "s.n IN (SELECT max(n) FROM amparo_staging GROUP BY signal_type, signal_key)"
+
+
+def _provenance(value: dict[str, Any] | None) -> str | None:
+    """The stored text of an entry's provenance (canonical JSON: equal provenances compare
+    equal as text)."""
+    if not value:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class Staging:
@@ -40,7 +49,7 @@ class Staging:
         conn.exec_driver_sql(
             f"CREATE TEMP TABLE amparo_staging (n {serial}, signal_type TEXT, signal TEXT, "
             f"signal_key {signal}, "
-            "category TEXT, tags TEXT, source_id TEXT, note TEXT, enabled BOOLEAN)"
+            "category TEXT, tags TEXT, source_id TEXT, note TEXT, enabled BOOLEAN, provenance TEXT)"
         )
 
     def load(self, records: Iterable[EntryRecord]) -> None:
@@ -57,7 +66,7 @@ class Staging:
                         copy.write_row(row)
             else:
                 cursor.executemany(
-                    f"INSERT INTO amparo_staging ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch
+                    f"INSERT INTO amparo_staging ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch
                 )
             batch.clear()
 
@@ -73,6 +82,7 @@ class Staging:
                         r.source_id,
                         r.note,
                         bool(r.enabled),
+                        _provenance(r.provenance),
                     )
                 )
                 if len(batch) >= BATCH:
@@ -103,16 +113,21 @@ class Staging:
     def merge(self, bank_id: int, now: datetime, seq: int) -> int:
         """Insert or update the staged entries; return how many distinct signals were staged.
         A row's change-log position moves only when its matching state changes (it was
-        removed, or ``enabled`` flips), so re-importing a list does not churn the index."""
+        removed, or ``enabled`` flips), so re-importing a list does not churn the index; a
+        new provenance alone is stored without moving it (an import without provenance
+        keeps the entry's)."""
         stmt = text(
             "INSERT INTO bank_entries (bank_id, signal_type, signal, signal_key, category, tags, "
-            "source_id, note, enabled, added_at, removed_at, seq) "
+            "source_id, note, enabled, provenance, added_at, removed_at, seq) "
             "SELECT :bank, s.signal_type, s.signal, s.signal_key, s.category, s.tags, "
-            "s.source_id, s.note, s.enabled, :now, NULL, :seq FROM amparo_staging s "
+            "s.source_id, s.note, s.enabled, s.provenance, :now, NULL, :seq "
+            "FROM amparo_staging s "
             "WHERE " + _LATEST + " ORDER BY s.signal_type, s.signal_key "
             "ON CONFLICT (signal_type, signal_key, bank_id) DO UPDATE SET "
             "signal = excluded.signal, category = excluded.category, tags = excluded.tags, "
             "source_id = excluded.source_id, note = excluded.note, enabled = excluded.enabled, "
+            # An import that says nothing of provenance keeps what the entry had.
+            "provenance = COALESCE(excluded.provenance, bank_entries.provenance), "
             "added_at = CASE WHEN bank_entries.removed_at IS NULL THEN bank_entries.added_at "
             "ELSE excluded.added_at END, "
             "seq = CASE WHEN bank_entries.removed_at IS NOT NULL "
