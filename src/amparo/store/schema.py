@@ -7,6 +7,7 @@ from amparo.store import (
     models_actions,
     models_evidence,
     models_reports,
+    models_retro,
     models_review,
 )
 from amparo.store.models import Base
@@ -26,5 +27,6 @@ __all__ = [
     "models_actions",
     "models_evidence",
     "models_reports",
+    "models_retro",
     "models_review",
 ]
