@@ -49,9 +49,10 @@ class Amparo:
         # share-back path, and retroactive matching of recent content against new entries.
         self.exchanges = ExchangeService(settings, store, self.banks)
         self.feeds = FeedService(settings, store, self.banks)
-        self.proposals = ProposalService(settings, store, self.banks)
-        self.retro = RetroService(settings, store)
         self.wire()
+        # A fetch that changed entries matches the retained hashes at once (self.retro is
+        # looked up per call: wire() may rebuild it).
+        self.exchanges.after_fetch(lambda result: self.retro.on_entries_changed(result))
 
     def wire(
         self,
@@ -76,6 +77,10 @@ class Amparo:
             settings, store, evidence=self.evidence, cases=self.cases, reports=self.reports
         )
         self.checks = Checks(settings, self.matcher, self.actions)
+        self.retro = RetroService(settings, store, self.checks)
+        if self.retro.enabled:  # off: checks keep nothing and pay nothing
+            self.checks.on_checked(self.retro.remember)
+        self.proposals = ProposalService(settings, store, self.banks, self.cases)
 
     def close(self) -> None:
         self.store.close()

@@ -9,10 +9,18 @@ A find must name its content (by SHA-256) to be acted on (see :mod:`amparo.actio
 media always does; a lookup by signals does when the caller sent the content's ``sha256``.
 Matches of other signals (a bare PDQ hash) are answered but run no rules: nothing names the
 content a case, a report or a webhook would be about.
+
+Every check that may act (``check_media``, ``check_signals``) and names its content also tells
+the hooks registered with :meth:`Checks.on_checked` what it looked up (a
+:class:`CheckedContent`: hashes and source, never media): retroactive matching
+(:mod:`amparo.exchanges.retro`) keeps them to match again when new entries arrive. Bare
+lookups (``match_signals``, ``match_hashes``, HMA's raw-lookup fast lane) name no content and
+are not passed on.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +35,30 @@ from amparo.signals import normalize_signal
 
 Media = bytes | Path | None
 """The content itself, when the caller has it: used only to preserve evidence or quarantine."""
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckedContent:
+    """One piece of content a check looked up, as the :meth:`Checks.on_checked` hooks get
+    it: its hashes (never the media), where it was seen and what it matched."""
+
+    signals: dict[str, str]
+    """Signal type -> canonical value; always includes ``sha256`` (what names the content)."""
+    source: Source
+    matches: tuple[Match, ...] = ()
+    size: int | None = None
+    media_type: str | None = None
+    pdq_quality: int | None = None
+    pdq_dihedral: tuple[str, ...] = ()
+
+    @property
+    def sha256(self) -> str:
+        return self.signals["sha256"]
+
+
+CheckedHook = Callable[[CheckedContent], None]
 
 
 @dataclass
@@ -59,6 +91,37 @@ class Checks:
         self.settings = settings
         self.matcher = matcher
         self.actions = actions
+        self._checked: list[CheckedHook] = []
+
+    def on_checked(self, hook: CheckedHook) -> None:
+        """Call ``hook`` with every content a check that may act looked up (named by its
+        sha256), matched or not; a hook that fails is logged, never fails the check."""
+        self._checked.append(hook)
+
+    def _tell_checked(self, content: CheckedContent) -> None:
+        for hook in self._checked:
+            try:
+                hook(content)
+            except Exception:  # a check never fails because a hook did
+                _log.exception("a checked-content hook failed")
+
+    def _tell_signals(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        results: Sequence[Sequence[Match]],
+        source: Source,
+        one_content: bool,
+    ) -> None:
+        """Pass on the contents a lookup by signals named: one content when it carried
+        exactly one sha256 (all its signals), else each sha256 on its own."""
+        sha256s = [v for t, v in pairs if t == "sha256"]
+        if one_content and len(sha256s) == 1:
+            matches = tuple(m for ms in results for m in ms)
+            self._tell_checked(CheckedContent(dict(pairs), source, matches))
+            return
+        for (kind, value), ms in zip(pairs, results, strict=True):
+            if kind == "sha256":
+                self._tell_checked(CheckedContent({"sha256": value}, source, tuple(ms)))
 
     # -- hashing ----------------------------------------------------------------------------
 
@@ -132,6 +195,18 @@ class Checks:
         """Look hashed media up and, when it matched, run the rules on it."""
         result = self.match_hashes([hashes], banks)[0]
         check = MediaCheck(hashes, result)
+        if act and self._checked and source.kind != "retro":
+            self._tell_checked(
+                CheckedContent(
+                    hashes.signals(),
+                    source,
+                    tuple(result.matches),
+                    size=hashes.size,
+                    media_type=hashes.media_type,
+                    pdq_quality=hashes.pdq_quality,
+                    pdq_dihedral=tuple(hashes.pdq_dihedral),
+                )
+            )
         if act and result.matches:
             check.actions = self.act(
                 media_find(hashes, result.matches, source), media=media, actor=actor
@@ -156,6 +231,8 @@ class Checks:
         pairs = [normalize_signal(t, v) for t, v in signals]
         results = self._match_normalized(pairs, banks)
         check = SignalsCheck(results)
+        if act and self._checked and source.kind != "retro":
+            self._tell_signals(pairs, results, source, one_content)
         # active() first: it also keeps the cached rule set fresh, which the event-loop callers
         # read through rules_known_inactive() (a lookup that matched nothing still refreshes).
         if not act or not self.actions.active() or not any(results):

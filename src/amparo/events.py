@@ -15,7 +15,7 @@ from typing import Any
 
 from amparo.matching import Match
 
-SOURCE_KINDS = ("api", "scan", "cli")
+SOURCE_KINDS = ("api", "scan", "cli", "retro")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,9 @@ class Source:
     """Where content was seen. Every field is optional: callers say what they know."""
 
     kind: str = "api"
-    """``api`` (a platform's upload check), ``scan`` (a file under a scanned path) or ``cli``."""
+    """``api`` (a platform's upload check), ``scan`` (a file under a scanned path), ``cli``, or
+    ``retro`` (content checked earlier that matched an entry added since: retroactive matching
+    keeps the original sighting's other fields)."""
     account_id: str | None = None
     """The platform's own id for the uploading account (opaque to Amparo)."""
     upload_id: str | None = None

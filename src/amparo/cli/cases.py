@@ -192,3 +192,32 @@ def reenable(
     with open_app(ctx) as amparo:
         amparo.cases.reenable_entry(entry_id, actor=actor)
     err_console.print(f"entry {entry_id} enabled again", markup=False)
+
+
+@app.command("propose")
+@handle_errors
+def propose(
+    ctx: typer.Context,
+    item_id: Annotated[
+        int, typer.Argument(help="Case item id (see `cases show`).", min=1, max=ID_MAX)
+    ],
+    bank: Annotated[str, typer.Option("--bank", help="The outgoing bank.", show_default=False)],
+    note: Annotated[str | None, typer.Option(help="A note for the curator.")] = None,
+    jurisdiction: Annotated[
+        str | None, typer.Option(help="ISO 3166 code it was assessed under (MX, BR) or INT.")
+    ] = None,
+    actor: Annotated[str, typer.Option(help="Who proposes (audited).")] = LOCAL_ACTOR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose a confirmed item to an outgoing bank; a curator approves it before anything
+    is published (`amparo bank approve`). Example: amparo cases propose 12 --bank share"""
+    with open_app(ctx) as amparo:
+        proposal = amparo.proposals.propose(
+            item_id, bank, actor=actor, note=note, jurisdiction=jurisdiction
+        )
+    if as_json:
+        emit_json(proposal.to_json())
+        return
+    err_console.print(
+        f"proposal {proposal.id}: item {item_id} to {bank}, waiting for a curator", markup=False
+    )

@@ -35,7 +35,7 @@ MaxDistance = Annotated[
     int | None, typer.Option("--max-distance", min=0, help="Only matches at most this far.")
 ]
 SourceKinds = Annotated[
-    list[str] | None, typer.Option("--source-kind", help="Only finds from api, scan or cli.")
+    list[str] | None, typer.Option("--source-kind", help="Only finds from api, scan, cli or retro.")
 ]
 Review = Annotated[bool, typer.Option("--review", help="Action: open or extend a case.")]
 Webhooks = Annotated[

@@ -8,6 +8,7 @@ from amparo.store import (
     models_evidence,
     models_feeds,
     models_reports,
+    models_retro,
     models_review,
 )
 from amparo.store.models import Base
@@ -28,5 +29,6 @@ __all__ = [
     "models_evidence",
     "models_feeds",
     "models_reports",
+    "models_retro",
     "models_review",
 ]

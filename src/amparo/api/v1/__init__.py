@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from amparo.api.v1 import actions, banks, evidence, feeds, matching, reports, review
+from amparo.api.v1 import actions, banks, evidence, feeds, matching, proposals, reports, review
 
 router = APIRouter(prefix="/v1")
 router.include_router(matching.router)
@@ -12,5 +12,6 @@ router.include_router(review.router)
 router.include_router(evidence.router)
 router.include_router(reports.router)
 router.include_router(feeds.router)
+router.include_router(proposals.router)
 
 __all__ = ["router"]

@@ -34,7 +34,7 @@ class ConditionsIn(Strict):
     categories: NameList | None = Field(default=None, max_length=MAX_LIST)
     signal_types: NameList | None = Field(default=None, max_length=MAX_LIST)
     max_distance: int | None = Field(default=None, ge=0, le=256)
-    source_kinds: list[Literal["api", "scan", "cli"]] | None = None
+    source_kinds: list[Literal["api", "scan", "cli", "retro"]] | None = None
 
 
 class ActionIn(Strict):
