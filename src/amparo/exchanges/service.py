@@ -8,7 +8,6 @@ background loop) call only this service.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
