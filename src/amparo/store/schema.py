@@ -6,6 +6,7 @@ from amparo.store import (
     models,
     models_actions,
     models_evidence,
+    models_exchanges,
     models_reports,
     models_review,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "models",
     "models_actions",
     "models_evidence",
+    "models_exchanges",
     "models_reports",
     "models_review",
 ]
