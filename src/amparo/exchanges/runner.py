@@ -213,6 +213,7 @@ class FetchRunner:
                     checkpoint=checkpoint,
                 )
                 tx.audit(SYSTEM_ACTOR, "exchange.fetch", f"collaboration:{name}", {"unchanged": 1})
+                result.batches += 1
                 return
             if retry_of is None and (run.new_full or (batch.full and not full_in_progress)):
                 generation, full_in_progress = generation + 1, True
