@@ -126,7 +126,9 @@ class FakeExchange(Exchange):
             for at in range(0, len(items), src.page):
                 part = items[at : at + src.page]
                 batches.append(
-                    Batch(updates=part, checkpoint=self._cp(cursor=checkpoint.cursor + at + len(part)))
+                    Batch(
+                        updates=part, checkpoint=self._cp(cursor=checkpoint.cursor + at + len(part))
+                    )
                 )
         if malformed:
             batches[0].malformed = malformed

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fake_exchange import KIND, SOURCES, FakeSource, provenance
 
 from amparo.app import Amparo
 from amparo.config import Settings
@@ -25,7 +26,6 @@ from amparo.exchanges.model import Batch, Collaboration, FetchResult, Malformed,
 from amparo.exchanges.runner import lease_name
 from amparo.exchanges.service import ExchangeService
 from clocks import ManualClock
-from fake_exchange import KIND, SOURCES, FakeSource, provenance
 
 
 def _md5(n: int) -> str:
@@ -267,9 +267,7 @@ def test_big_batches_are_split_and_the_checkpoint_goes_with_the_last_part(
         assert svc.status("partner").checkpoint["cursor"] == 7  # type: ignore[index]
 
 
-def test_two_fetchers_started_at_once_fetch_once(
-    settings: Settings, source: FakeSource
-) -> None:
+def test_two_fetchers_started_at_once_fetch_once(settings: Settings, source: FakeSource) -> None:
     with Amparo(settings) as a, Amparo(settings) as b:
         svc_a, svc_b = (ExchangeService(x.settings, x.store, x.banks) for x in (a, b))
         for n in range(4):

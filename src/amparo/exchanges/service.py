@@ -328,6 +328,7 @@ class ExchangeService:
                     reviewer=decision.reviewer,
                     item_id=item.id,
                     decided_at=decision.at,
+                    due=self.clock(),
                 ):
                     queued += 1
         return queued

@@ -605,6 +605,7 @@ class ExchangeRepository:
         reviewer: str | None,
         item_id: int,
         decided_at: datetime,
+        due: datetime,
     ) -> bool:
         """Queue one opinion; False when the same (record, item, verdict) is queued or sent
         already (a repeated decision does not send twice)."""
@@ -623,7 +624,7 @@ class ExchangeRepository:
                     decided_at=decided_at,
                     state="queued",
                     attempts=0,
-                    next_attempt_at=decided_at,
+                    next_attempt_at=due,
                 )
                 .on_conflict_do_nothing(
                     index_elements=[
@@ -633,8 +634,10 @@ class ExchangeRepository:
                         _opinion.c.verdict,
                     ]
                 )
+                # rowcount is not reliable for DO NOTHING on every driver; RETURNING is.
+                .returning(_opinion.c.id)
             )
-            return bool(tx.conn.execute(stmt).rowcount)
+            return tx.conn.execute(stmt).first() is not None
 
     def claim_opinions(
         self, now: datetime, hold_until: datetime, *, limit: int
