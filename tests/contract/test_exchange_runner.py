@@ -379,7 +379,9 @@ def test_collaborations_are_managed_and_fetched_on_schedule(
     fetched: list[FetchResult] = []
     svc.after_fetch(fetched.append)
     assert [r.collaboration for r in svc.fetch_due(clock())] == ["partner"]
-    assert len(fetched) == 1 and fetched[0].added == 1
+    assert len(fetched) == 1 and fetched[0].added == 1 and fetched[0].bank == "shared"
+    assert fetched[0].seq_from is not None
+    assert len(core.store.changes.since(fetched[0].seq_from).upserts) == 1
     assert svc.fetch_due(clock.advance(300)) == []
     status = svc.status("partner")
     assert status.last_attempt_at is not None

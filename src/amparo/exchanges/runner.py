@@ -110,7 +110,11 @@ class FetchRunner:
         token = self.leases.acquire(lease_name(name), holder or default_holder(), ttl)
         if token is None:
             return FetchResult(collaboration=name, fetched=False)
-        result = FetchResult(collaboration=name)
+        result = FetchResult(
+            collaboration=name,
+            bank=state.collaboration.bank,
+            seq_from=self.store.changes.current_seq(),
+        )
         http = self.http_factory()
         try:
             try:
