@@ -72,6 +72,10 @@ class Amparo:
         if evidence is None and cases is None:
             # A purge also discards the evidence of items decided false positives.
             self.evidence.on_purge(self.cases.discard_false_positives)
+        if cases is None:
+            # A reviewer's confirm / false positive goes back to the sources of the entries
+            # the item matched (queued after the decision commits; see ExchangeService).
+            self.cases.on_decision(self.exchanges.record_decision)
         self.reports = reports or ReportService(settings, store, self.cases, self.evidence)
         self.actions = actions or Actioner(
             settings, store, evidence=self.evidence, cases=self.cases, reports=self.reports

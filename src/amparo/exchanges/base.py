@@ -72,6 +72,13 @@ class Exchange(ABC):
         """Tell the source what a reviewer decided about one of its records."""
         raise InputError(f"the {self.kind} exchange takes no feedback")
 
+    def retry_malformed(self, retry: dict[str, Any]) -> Batch | None:
+        """Fetch a quarantined page again from what its :class:`Malformed` ``retry`` said;
+        the batch it now reads as (its checkpoint is ignored: the page is re-applied out of
+        order, so an exchange should return only what cannot undo newer updates), or None
+        when it cannot be retried yet. The default retries nothing."""
+        return None
+
     def load_checkpoint(self, data: dict[str, Any] | None) -> Checkpoint | None:
         if data is None:
             return None

@@ -251,6 +251,11 @@ class FetchResult:
     skipped_loops: int = 0
     full: bool = False
     error: str | None = None
+    bank: str | None = None
+    """The bank the collaboration feeds."""
+    seq_from: int | None = None
+    """The entry change-log position before the fetch: what it added or removed is in
+    ``store.changes.since(seq_from)`` (for after-fetch listeners such as retro matching)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ its false-positive count and the entries it disables (or enables again) are one 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,21 @@ class CaseService:
         self.decision_store = DecisionRepository(store.db)
         self.fp_store = FalsePositiveRepository(store.db)
         self.reveal_store = RevealRepository(store.db)
+        self._on_decision: list[Callable[[CaseItem, Decision], object]] = []
+
+    def on_decision(self, callback: Callable[[CaseItem, Decision], object]) -> None:
+        """Also run ``callback(item, decision)`` after each decision's transaction commits
+        (never on rollback). The composition root gives it the exchanges' opinion queue
+        (review knows nothing of exchanges). A callback's failure is logged, never the
+        decision's: the decision is already stored."""
+        self._on_decision.append(callback)
+
+    def _run_on_decision(self, item_id: int, decision: Decision) -> None:
+        for callback in self._on_decision:
+            try:
+                callback(self.item(item_id), decision)
+            except Exception:
+                log.exception("a decision listener failed for item %s", item_id)
 
     # -- cases ------------------------------------------------------------------------------
 
@@ -187,7 +203,7 @@ class CaseService:
         actor = actor or reviewer
         now = self.clock()
         limit = self.settings.review_fp_disable_after
-        with self.store.transaction(refresh=False):
+        with self.store.transaction(refresh=False) as tx:
             result = self.decision_store.decide(
                 item_id,
                 kind=kind,
@@ -212,6 +228,9 @@ class CaseService:
                     self.store.banks.set_entries_enabled(
                         bank, [], False, actor=actor, ids=[entry_id]
                     )
+            if self._on_decision:
+                decision = result.decision
+                tx.after_commit(lambda: self._run_on_decision(item_id, decision))
         # A false positive's preserved copy is not discarded here: the decision may be undone
         # within review_undo_seconds (a slip of one key must not destroy evidence), so the copy
         # goes once that grace has passed (discard_false_positives, run by evidence purge).
