@@ -10,8 +10,9 @@
 
 Tests steer it: ``fail`` queues statuses to answer before serving (429 with
 ``Retry-After``, 503), ``corrupt_times`` makes any page holding a record modified at one of
-those times invalid JSON, ``refuse_tokens`` (or ``refuse_all_tokens``) answers 400 to those page
-tokens (an expired cursor). ``requests`` records what arrived (method, path, query, headers, JSON body).
+those times invalid JSON, ``refuse_tokens`` (or ``refuse_all_tokens``) answers 400 to those
+page tokens (an expired cursor). ``requests`` records what arrived (method, path, query,
+headers, JSON body).
 """
 
 from __future__ import annotations
@@ -173,14 +174,20 @@ class FakeStopNCII:
         with self._lock:
             listed = sorted(
                 (r for r in self.records.values() if r["lastModtimestamp"] >= start),
-                key=lambda r: (r["lastModtimestamp"], str(r.get("signalType")), str(r.get("hashValue"))),
+                key=lambda r: (
+                    r["lastModtimestamp"],
+                    str(r.get("signalType")),
+                    str(r.get("hashValue")),
+                ),
             )
         page = listed[offset : offset + size]
         more = offset + size < len(listed)
         next_token = None
         if more:
             next_token = base64.urlsafe_b64encode(
-                json.dumps({"offset": offset + size, "start": start, "n": next(self._serial)}).encode()
+                json.dumps(
+                    {"offset": offset + size, "start": start, "n": next(self._serial)}
+                ).encode()
             ).decode()
         body = {
             "count": len(page),

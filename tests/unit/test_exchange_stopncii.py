@@ -307,7 +307,7 @@ def test_wire_vocabulary_matches_python_threatexchange() -> None:
     types = {t.value for t in api.StopNCIISignalType}
     assert set(stopncii.SIGNAL_TYPES) | stopncii.OTHER_SIGNAL_TYPES == types
     statuses = {s.value for s in api.StopNCIICaseStatus}
-    assert stopncii.LIVE_STATUSES | stopncii.REMOVED_STATUSES == statuses
+    assert statuses == stopncii.LIVE_STATUSES | stopncii.REMOVED_STATUSES
     feedback = {f.value for f in api.StopNCIICSPFeedbackValue}
     assert set(stopncii.FEEDBACK_VALUES.values()) <= feedback
 
