@@ -11,7 +11,8 @@ python-threatexchange's ``ThreatExchangeAPI`` expects
 * a wrong token gets HTTP 400 ``{"error": {"type": "OAuthException", "code": 190}}``, an
   unknown privacy group HTTP 400 ``GraphMethodException`` code 100, as the Graph API does.
 
-Tests steer it: ``fail`` queues statuses (429 with ``Retry-After``, 5xx), ``corrupt_times``
+Tests steer it: ``fail`` queues statuses (429 with ``Retry-After``, 5xx; 4 is the Graph
+API's throttling error, HTTP 400 code 4), ``corrupt_times``
 makes any page holding an update at one of those times invalid JSON, ``refuse_cursors`` (or
 ``refuse_all_cursors``) answers 400 to those ``after`` cursors. ``requests`` records what
 arrived.
@@ -150,6 +151,9 @@ class FakeThreatExchange:
         with self._lock:
             self.requests.append(Seen(method, parts.path, query, headers, body))
             status = self.fail.pop(0) if self.fail else None
+        if status == 4:  # the Graph API's own throttling: HTTP 400 with error code 4
+            error = {"message": "Application request limit reached", "code": 4}
+            return _send(h, 400, {"error": {**error, "type": "OAuthException"}})
         if status is not None:
             extra = {"Retry-After": "0"} if status == 429 else {}
             return _send(h, status, {"error": {"message": f"fake {status}"}}, extra)
@@ -212,10 +216,9 @@ class FakeThreatExchange:
             after = f"{offset + limit}-{next(self._serial)}"
             params = {k: v for k, v in q.items() if k != "after"}
             params["after"] = after
-            host, port = h.server.server_address[:2]
             body["paging"] = {
                 "cursors": {"after": after},
-                "next": f"http://{host!s}:{port}/v26.0/{group}/threat_updates/?{urlencode(params)}",
+                "next": f"{self.url}/{group}/threat_updates/?{urlencode(params)}",
             }
         if any(int(u.get("last_updated", 0)) in self.corrupt_times for u in page):
             text = json.dumps(body)

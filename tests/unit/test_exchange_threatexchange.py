@@ -208,10 +208,10 @@ def test_malformed_updates_are_quarantined_and_the_page_lands(
 
 def test_429_and_5xx_are_retried(fake: FakeThreatExchange, clock: ManualClock) -> None:
     fake.put(pdq(), T0)
-    fake.fail = [429, 502, 503]
+    fake.fail = [429, 502, 4, 503]
     exchange = make(fake, clock)
     assert sum(len(b.updates) for b in exchange.fetch(None)) == 1
-    assert exchange.context.http.retries == 3
+    assert exchange.context.http.retries == 4
 
 
 def test_feedback_reacts_to_other_apps_descriptors(

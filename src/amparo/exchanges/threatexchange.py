@@ -119,10 +119,6 @@ class ThreatExchangeCheckpoint(Checkpoint):
         return bool(self.next_url) and fetched is not None and now - fetched < CURSOR_TTL
 
 
-class _CursorRefused(Exception):
-    """The Graph API refused a paging URL (expired): the run restarts from its time."""
-
-
 @register
 class ThreatExchangeExchange(Exchange):
     """A ThreatExchange privacy group (``threat_updates``; reactions as feedback)."""
@@ -193,14 +189,20 @@ class ThreatExchangeExchange(Exchange):
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _get(self, url: str, params: dict[str, Any], *, cursor: bool = False) -> httpx.Response:
+    def _get(self, url: str, params: dict[str, Any]) -> httpx.Response:
+        response = self._request(url, params, cursor=False)
+        assert isinstance(response, httpx.Response)  # only a cursor is answered with a refusal
+        return response
+
+    def _request(self, url: str, params: dict[str, Any], *, cursor: bool) -> httpx.Response | str:
         """GET with the token added; Graph API errors (HTTP 400/403 with an ``error`` object)
-        read as what they are: a bad token, throttling (retried with backoff), a refused
-        cursor, or a plain failure."""
+        read as what they are: a bad token, throttling (retried with backoff), a plain
+        failure, or, for a paging ``cursor``, a refusal (returned as its message: the run
+        restarts from its time)."""
         http = self.context.http
         params = {**params, "access_token": self._token()}
         for attempt in range(1, http.attempts + 1):
-            response = http.get(url, params=params, ok=(200, 400), what="ThreatExchange")
+            response = http.get(url, params=params, ok=(200, 400, 403), what="ThreatExchange")
             if response.status_code == 200:
                 return response
             code, kind, message = _graph_error(response)
@@ -208,14 +210,14 @@ class ThreatExchangeExchange(Exchange):
                 http.retries += 1
                 http.sleep(min(http.backoff_max, http.backoff * 2 ** (attempt - 1)))
                 continue
-            if code in TOKEN_ERROR_CODES or kind == "OAuthException":
+            if code in TOKEN_ERROR_CODES or kind == "OAuthException" or response.status_code == 403:
                 raise CredentialsError(
                     f"ThreatExchange refused the access token: {message}",
                     hint="check the collaboration's credentials (an app access token of an "
                     "app that is a member of the privacy group)",
                 )
             if cursor:
-                raise _CursorRefused(message)
+                return message or "cursor refused"
             raise ExchangeError(
                 f"ThreatExchange answered HTTP 400: {message}",
                 hint="check the privacy group id and that the app is a member of it",
@@ -236,9 +238,10 @@ class ThreatExchangeExchange(Exchange):
             params["stop_time"] = stop
         return self._get(self._updates_url(), params)
 
-    def _next_page(self, next_url: str) -> httpx.Response:
+    def _next_page(self, next_url: str) -> httpx.Response | str:
+        """The page at a ``paging.next`` URL, or the refusal's message."""
         base, params = _split_url(next_url)
-        return self._get(base, params, cursor=True)
+        return self._request(base, params, cursor=True)
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -257,17 +260,16 @@ class ThreatExchangeExchange(Exchange):
         quarantined = restarted = False
         bad_in_a_row = 0
         while True:
-            try:
-                if next_url:
-                    response = self._next_page(next_url)
-                else:
-                    response = self._first_page(high if high or start is not None else None, None)
-            except _CursorRefused as exc:
+            if next_url:
+                response = self._next_page(next_url)
+            else:
+                response = self._first_page(high if high or start is not None else None, None)
+            if isinstance(response, str):  # the cursor was refused: restart from the time, once
                 if restarted:
                     raise ExchangeError(
-                        f"ThreatExchange refused the paging cursor it had just issued: {exc}",
+                        f"ThreatExchange refused the paging cursor it had just issued: {response}",
                         hint="the next fetch resumes from the last committed batch",
-                    ) from None
+                    )
                 next_url, restarted = None, True
                 continue
             page = self._read_page(response)
@@ -354,8 +356,10 @@ class ThreatExchangeExchange(Exchange):
         except (KeyError, TypeError, ValueError):
             raise InputError(f"not a threatexchange retry: {retry!r}") from None
         only = retry.get("record_id")
-        response = self._first_page(start, stop)
+        response: httpx.Response | str = self._first_page(start, stop)
         while True:
+            if isinstance(response, str):
+                raise ExchangeError(f"ThreatExchange refused a paging cursor: {response}")
             page = self._read_page(response)
             if isinstance(page, str):
                 raise ExchangeError(
@@ -368,10 +372,7 @@ class ThreatExchangeExchange(Exchange):
             yield self._batch(data)
             if not following:
                 return
-            try:
-                response = self._next_page(following)
-            except _CursorRefused as exc:
-                raise ExchangeError(f"ThreatExchange refused a paging cursor: {exc}") from None
+            response = self._next_page(following)
 
     # -- feedback ------------------------------------------------------------------------------
 
