@@ -154,6 +154,9 @@ class Batch:
     """Last batch of a full fetch: what the fetch did not list is withdrawn."""
     unchanged: bool = False
     """The source said nothing changed (a 304): the runner only records the check."""
+    skipped: int = 0
+    """Records the source listed in a type Amparo does not match (e.g. StopNCII's
+    ``VideoTMK``, ThreatExchange's ``URI``): counted, neither stored nor quarantined."""
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,477 @@
-"""Placeholder: filled in by the exchange work."""
+"""StopNCII.org: hashes that people submitted of their own intimate images, shared with
+platforms so the images can be blocked; withdrawals must be honoured.
+
+The HTTP API is the one python-threatexchange's client speaks
+(``threatexchange/exchanges/clients/stopncii/api.py``): ``GET {base}/FetchHashes`` with
+``startTimestamp``, ``pageSize`` and ``nextPageToken``, answering ``hashRecords``,
+``nextPageToken``, ``nextSetTimestamp`` and ``hasMoreRecords``; ``POST {base}/SubmitFeedback``
+with ``{"count": n, "hashFeedbacks": [{"hashValue", "feedbackValue", "tags"}]}``. Every request
+carries the Azure API Management subscription key (``Ocp-Apim-Subscription-Key``) and the
+endpoint's own function key (``x-functions-key``).
+
+Why this module speaks the API itself instead of using ``StopNCIIAPI``:
+
+* the client parses each record with dacite and *logs and drops* one it cannot read, and
+  raises on a page it cannot read: Amparo must quarantine both (kept, counted, retried) and go
+  on, which needs the raw record and the paging position;
+* its retries (urllib3 ``Retry``) sleep for real and are not injectable, and POSTs (feedback)
+  are not retried at all; :class:`~amparo.exchanges.http.RetryingClient` retries both, honours
+  ``Retry-After`` and turns 401/403 into :class:`~amparo.errors.CredentialsError`;
+* its collaboration (``stop_ncii_api._get_delta_mapping``) compares ``hashValue`` with the
+  Withdrawn/Deleted statuses where it means ``hashStatus``, so HMA never removes a withdrawn
+  hash; here ``hashStatus`` Withdrawn or Deleted is a deletion.
+
+The wire vocabulary (signal types, case statuses, feedback values, header names, the base URL)
+is mirrored below rather than imported, so the exchange needs no optional package at run time;
+``tests/unit/test_exchange_stopncii.py`` checks the mirror against the client's enums and runs
+the client itself against the test fake, so the fake stays faithful to what the client expects.
+
+Checkpoint: the ``startTimestamp`` of the current paging run with its ``nextPageToken`` (to
+continue the run) and the run's ``nextSetTimestamp`` (where the next run starts). The client
+says page tokens are "not valid over long periods of time": a token older than
+:data:`PAGE_TOKEN_TTL` is not used, and a token the service refuses (HTTP 400/404/410) is
+dropped; either way the run restarts from its ``startTimestamp`` (records are snapshots keyed
+by type and hash, so re-reading them is harmless). A checkpoint not advanced for
+:data:`STALE_AFTER` (python-threatexchange's 30 days) is stale: the runner fetches everything
+again, since withdrawals older than that may no longer be listed.
+
+A page that cannot be read (not JSON, paging fields missing) cannot say where the next page
+starts. Records come in ``lastModtimestamp`` order, so the fetch quarantines the time window
+``[t, t + skip_seconds)`` after the last record it read (``retry`` names the window;
+:meth:`StopNCIIExchange.refetch` reads it again later) and continues from the window's end:
+one bad page never stalls the collaboration, and nothing in it is lost. After
+:data:`MAX_BAD_PAGES_IN_A_ROW` unreadable pages in a row the source is treated as failing
+(:class:`~amparo.errors.ExchangeError`); what was committed stays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from amparo.errors import AmparoError, CredentialsError, ExchangeError, InputError
+from amparo.exchanges.base import Exchange, register
+from amparo.exchanges.model import (
+    OPINION_VERDICTS,
+    Batch,
+    Checkpoint,
+    Malformed,
+    Opinion,
+    Provenance,
+    Update,
+)
+
+BASE_URL = "https://api.stopncii.org/v1"
+"""``StopNCIIAPI.BASE_URL``."""
+DEFAULT_START_TIMESTAMP = 10
+"""``StopNCIIAPI.DEFAULT_START_TIME``: a first fetch asks for everything since then."""
+DEFAULT_PAGE_SIZE = 800
+"""``StopNCIIAPI.fetch_hashes``' default page size."""
+DEFAULT_SKIP_SECONDS = 3600
+PAGE_TOKEN_TTL = timedelta(hours=1)
+"""A page token older than this is not trusted (the API documents no lifetime)."""
+STALE_AFTER = timedelta(days=30)
+"""python-threatexchange's ``StopNCIICheckpoint.is_stale``."""
+MAX_BAD_PAGES_IN_A_ROW = 5
+
+SUBSCRIPTION_HEADER = "Ocp-Apim-Subscription-Key"
+FUNCTION_KEY_HEADER = "x-functions-key"
+
+SIGNAL_TYPES = {"ImagePDQ": "pdq", "VideoMD5": "md5"}
+"""StopNCII signal types Amparo matches, to Amparo's signal types (a video's MD5 is the MD5
+of the file's bytes, which is Amparo's ``md5``)."""
+OTHER_SIGNAL_TYPES = frozenset({"Unknown", "VideoTMK", "Text", "URL"})
+"""Types StopNCII lists that Amparo does not match: counted as skipped."""
+LIVE_STATUSES = frozenset({"Unknown", "Received", "Active"})
+REMOVED_STATUSES = frozenset({"Withdrawn", "Deleted"})
+"""``StopNCIICaseStatus`` values: the person withdrew the hash or it was deleted."""
+FEEDBACK_VALUES = {"true_positive": "Blocked", "false_positive": "NotBlocked"}
+"""Opinion verdicts to ``StopNCIICSPFeedbackValue``: a confirmed match was blocked; a false
+positive was reviewed and not blocked."""
+
+_SETTINGS = ("base_url", "page_size", "skip_seconds")
+
+
+@dataclass
+class StopNCIICheckpoint(Checkpoint):
+    """Where a StopNCII fetch resumes (see the module docstring)."""
+
+    start_timestamp: int = DEFAULT_START_TIMESTAMP
+    """``startTimestamp`` of the paging run ``page_token`` belongs to."""
+    page_token: str | None = None
+    """``nextPageToken``: the run's next page; None when the run finished."""
+    next_set_timestamp: int = DEFAULT_START_TIMESTAMP
+    """``nextSetTimestamp``: where the next run starts once this one has finished."""
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        fetched = _parse_time(self.fetched_at)
+        if fetched is None:
+            return False
+        return (now or datetime.now(fetched.tzinfo)) - fetched > STALE_AFTER
+
+    def token_usable(self, now: datetime) -> bool:
+        """The page token is young enough to continue the run with."""
+        fetched = _parse_time(self.fetched_at)
+        return bool(self.page_token) and fetched is not None and now - fetched < PAGE_TOKEN_TTL
+
+
+@register
+class StopNCIIExchange(Exchange):
+    """StopNCII.org's hash exchange (``FetchHashes``, ``SubmitFeedback``)."""
+
+    kind: ClassVar[str] = "stopncii"
+    description: ClassVar[str] = (
+        "StopNCII.org: hashes of intimate images their subjects asked platforms to block "
+        "(PDQ, video MD5); withdrawals remove them; feedback on review decisions"
+    )
+    checkpoint_type: ClassVar[type[Checkpoint]] = StopNCIICheckpoint
+    supports_feedback: ClassVar[bool] = True
+    needs_credentials: ClassVar[bool] = True
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """``base_url`` (default the real service; tests point it at a fake), ``page_size``
+        (1..10000, default 800) and ``skip_seconds`` (the window quarantined after an
+        unreadable page, default 3600)."""
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise InputError(
+                f"the stopncii exchange does not take {', '.join(unknown)}",
+                hint="settings: base_url, page_size, skip_seconds (all optional)",
+            )
+        return {
+            "base_url": _check_base_url(settings.get("base_url", BASE_URL)),
+            "page_size": _check_int(settings, "page_size", DEFAULT_PAGE_SIZE, 1, 10_000),
+            "skip_seconds": _check_int(
+                settings, "skip_seconds", DEFAULT_SKIP_SECONDS, 1, 366 * 86_400
+            ),
+        }
+
+    # -- credentials ---------------------------------------------------------------------
+
+    def _headers(self, endpoint: str) -> dict[str, str]:
+        """The two keys python-threatexchange sends: the subscription key on every request,
+        and the endpoint's function key (FetchHashes and SubmitFeedback have their own)."""
+        if self.credentials is None:
+            raise CredentialsError(
+                "the stopncii exchange needs credentials",
+                hint='point the collaboration at a JSON secret: {"subscription_key": ..., '
+                '"fetch_function_key": ..., "feedback_function_key": ...}',
+            )
+        hint = (
+            "the secret is a JSON object with subscription_key, fetch_function_key and "
+            "(for feedback) feedback_function_key, as StopNCII issued them"
+        )
+        subscription = self.credentials.require("subscription_key", hint)
+        key_name = "fetch_function_key" if endpoint == "FetchHashes" else "feedback_function_key"
+        function_key = self.credentials.require(key_name, hint)
+        return {SUBSCRIPTION_HEADER: subscription, FUNCTION_KEY_HEADER: function_key}
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def fetch(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
+        now = self.context.clock()
+        previous = checkpoint if isinstance(checkpoint, StopNCIICheckpoint) else None
+        full = previous is None or previous.is_stale(now)
+        token: str | None = None
+        if previous is None or full:
+            start = DEFAULT_START_TIMESTAMP
+        elif previous.page_token:
+            # Mid-run: continue it while its token is young, else read the run again.
+            start = previous.start_timestamp
+            token = previous.page_token if previous.token_usable(now) else None
+        else:
+            start = previous.next_set_timestamp
+        yield from self._pages(start, token, full=full)
+
+    def _pages(self, start: int, token: str | None, *, full: bool) -> Iterator[Batch]:
+        headers = self._headers("FetchHashes")
+        high = start  # the latest lastModtimestamp read so far: a bad page lies after it
+        quarantined = False
+        bad_in_a_row = 0
+        restarted = False
+        while True:
+            response = self._fetch_page(start, token, headers)
+            if response is None:
+                # The token was refused (expired): read the run again, once; a token this
+                # very run was given being refused too means the service is misbehaving.
+                if restarted:
+                    raise ExchangeError(
+                        "StopNCII refused the page token it had just issued",
+                        hint="the service may be failing; the next fetch resumes from the "
+                        "last committed batch",
+                    )
+                token, restarted = None, True
+                continue
+            page = _read_page(response)
+            if isinstance(page, str):
+                bad_in_a_row += 1
+                if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
+                    raise ExchangeError(
+                        f"StopNCII returned {bad_in_a_row} unreadable pages in a row "
+                        f"(last: {page})",
+                        hint="the service may be failing; the next fetch resumes from the "
+                        "last committed batch and the quarantined windows are retried",
+                    )
+                now_ts = int(self.context.clock().timestamp())
+                stop = max(high + 1, min(high + self.settings["skip_seconds"], now_ts))
+                quarantined = True
+                yield Batch(
+                    malformed=[
+                        Malformed(
+                            reason=f"unreadable FetchHashes page: {page}",
+                            raw=Malformed.cut(response.content),
+                            retry={"start_timestamp": high, "stop_timestamp": stop},
+                        )
+                    ],
+                    checkpoint=StopNCIICheckpoint(
+                        fetched_at=self.context.clock().isoformat(),
+                        start_timestamp=stop,
+                        next_set_timestamp=stop,
+                    ),
+                    full=full,
+                )
+                start, token, high = stop, None, stop
+                continue
+            bad_in_a_row = 0
+            batch = self._batch(page["hashRecords"])
+            high = max([high, *(at for at in page["_times"] if at is not None)])
+            more = bool(page["hasMoreRecords"] and page["nextPageToken"])
+            batch.checkpoint = StopNCIICheckpoint(
+                fetched_at=self.context.clock().isoformat(),
+                start_timestamp=start,
+                page_token=page["nextPageToken"] if more else None,
+                next_set_timestamp=max(page["nextSetTimestamp"], start),
+            )
+            batch.full = full
+            # A full fetch that quarantined a page has not seen everything: withdrawing what
+            # it did not list could remove live hashes, so it does not claim completeness.
+            batch.complete = full and not more and not quarantined
+            yield batch
+            if not more:
+                return
+            token = page["nextPageToken"]
+
+    def _fetch_page(
+        self, start: int, token: str | None, headers: dict[str, str]
+    ) -> httpx.Response | None:
+        params: dict[str, Any] = {"startTimestamp": start, "pageSize": self.settings["page_size"]}
+        if token:
+            params["nextPageToken"] = token
+        ok = (200, 400, 404, 410) if token else (200,)
+        response = self.context.http.get(
+            f"{self.settings['base_url']}/FetchHashes",
+            params=params,
+            headers=headers,
+            ok=ok,
+            what="StopNCII FetchHashes",
+        )
+        if response.status_code != 200:
+            return None
+        return response
+
+    def _batch(self, records: list[Any]) -> Batch:
+        batch = Batch()
+        for raw in records:
+            item = _read_record(raw)
+            if isinstance(item, Update):
+                batch.updates.append(item)
+            elif isinstance(item, Malformed):
+                batch.malformed.append(item)
+            else:
+                batch.skipped += 1
+        return batch
+
+    def refetch(self, retry: dict[str, Any]) -> Iterator[Batch]:
+        """Read a quarantined window (``retry`` of a :class:`Malformed`) again: the records
+        last modified in ``[start_timestamp, stop_timestamp)`` (one record when ``record_id``
+        is named). Batches carry no checkpoint (the collaboration's stays where it is); a page
+        still unreadable raises :class:`ExchangeError` so the item stays quarantined."""
+        try:
+            start = int(retry["start_timestamp"])
+            stop = int(retry["stop_timestamp"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"not a stopncii retry: {retry!r}") from None
+        only = retry.get("record_id")
+        headers = self._headers("FetchHashes")
+        token: str | None = None
+        while True:
+            response = self._fetch_page(start, token, headers)
+            if response is None:
+                raise ExchangeError("StopNCII refused a page token while re-reading a window")
+            page = _read_page(response)
+            if isinstance(page, str):
+                raise ExchangeError(
+                    f"StopNCII still returns an unreadable page for {start}..{stop}: {page}",
+                    hint="it stays quarantined and is tried again later",
+                )
+            inside = [
+                raw
+                for raw, at in zip(page["hashRecords"], page["_times"], strict=True)
+                if at is None or start <= at < stop
+            ]
+            if only is not None:
+                inside = [raw for raw in inside if _record_id_of(raw) == only]
+            yield self._batch(inside)
+            past = any(at is not None and at >= stop for at in page["_times"])
+            if past or not (page["hasMoreRecords"] and page["nextPageToken"]):
+                return
+            token = page["nextPageToken"]
+
+    # -- feedback --------------------------------------------------------------------------
+
+    def send_opinion(self, opinion: Opinion) -> None:
+        """``SubmitFeedback`` for one hash: ``Blocked`` for a confirmed match, ``NotBlocked``
+        for a false positive; the reason, if any, goes as a tag."""
+        if opinion.verdict not in FEEDBACK_VALUES:
+            raise InputError(
+                f"unknown verdict {opinion.verdict!r}", hint=f"use one of {OPINION_VERDICTS}"
+            )
+        hash_value = opinion.record_id.partition(":")[2] or opinion.signal
+        feedback = {
+            "tags": [opinion.reason] if opinion.reason else [],
+            "feedbackValue": FEEDBACK_VALUES[opinion.verdict],
+            "hashValue": hash_value,
+        }
+        self.context.http.post(
+            f"{self.settings['base_url']}/SubmitFeedback",
+            headers=self._headers("SubmitFeedback"),
+            json={"count": 1, "hashFeedbacks": [feedback]},
+            ok=(200, 201, 202, 204),
+            what="StopNCII SubmitFeedback",
+        )
+
+
+# -- reading pages and records -------------------------------------------------------------
+
+
+def _read_page(response: httpx.Response) -> dict[str, Any] | str:
+    """The page's fields, or why it cannot be read. ``_times`` lists each record's
+    ``lastModtimestamp`` (None where unreadable) for the windows above."""
+    try:
+        data = json.loads(response.content)
+    except ValueError as exc:
+        return f"not JSON ({exc})"
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    records = data.get("hashRecords", [])
+    if not isinstance(records, list):
+        return "hashRecords is not a list"
+    more = data.get("hasMoreRecords")
+    if not isinstance(more, bool):
+        return "hasMoreRecords missing"
+    token = data.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        return "nextPageToken is not a string"
+    if more and not token:
+        return "hasMoreRecords without a nextPageToken"
+    next_set = data.get("nextSetTimestamp")
+    if not isinstance(next_set, int) or isinstance(next_set, bool):
+        return "nextSetTimestamp missing"
+    times = [_record_time(raw) for raw in records]
+    return {
+        "hashRecords": records,
+        "hasMoreRecords": more,
+        "nextPageToken": token,
+        "nextSetTimestamp": next_set,
+        "_times": times,
+    }
+
+
+def _record_time(raw: Any) -> int | None:
+    if isinstance(raw, dict):
+        value = raw.get("lastModtimestamp")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _record_id_of(raw: Any) -> str | None:
+    """``{signalType}:{hashValue}``: StopNCII keys its records by type and hash."""
+    if not isinstance(raw, dict):
+        return None
+    kind, value = raw.get("signalType"), raw.get("hashValue")
+    if isinstance(kind, str) and isinstance(value, str) and kind and value:
+        return f"{kind}:{value}"
+    return None
+
+
+def _read_record(raw: Any) -> Update | Malformed | None:
+    """One ``hashRecords`` item as an upsert or a deletion; a :class:`Malformed` when it
+    cannot be read; None when its type is one Amparo does not match (skipped)."""
+    record_id = _record_id_of(raw)
+    at = _record_time(raw)
+    retry: dict[str, Any] | None = None
+    if at is not None:
+        retry = {"start_timestamp": at, "stop_timestamp": at + 1}
+    if record_id is not None and retry is not None:
+        retry["record_id"] = record_id
+    text = Malformed.cut(json.dumps(raw, sort_keys=True, default=str))
+
+    def bad(reason: str) -> Malformed:
+        return Malformed(reason=reason, raw=text, record_id=record_id, retry=retry)
+
+    if record_id is None or not isinstance(raw, dict):
+        return bad("record without signalType or hashValue")
+    if at is None:
+        return bad("record without lastModtimestamp")
+    kind, value = raw["signalType"], raw["hashValue"]
+    status = raw.get("hashStatus")
+    if status not in LIVE_STATUSES and status not in REMOVED_STATUSES:
+        return bad(f"unknown hashStatus {status!r}")
+    if kind not in SIGNAL_TYPES:
+        if kind in OTHER_SIGNAL_TYPES:
+            return None
+        return bad(f"unknown signalType {kind!r}")
+    if status in REMOVED_STATUSES:
+        return Update(record_id=record_id, deleted=True)
+    try:
+        from amparo.signals import normalize_signal
+
+        signal_type, signal = normalize_signal(SIGNAL_TYPES[kind], value)
+    except AmparoError as exc:
+        return bad(f"invalid {kind} hash: {exc}")
+    cases = raw.get("caseNumbers") or {}
+    source_ids = tuple(sorted(str(case) for case in cases)) if isinstance(cases, dict) else ()
+    return Update(
+        record_id=record_id,
+        signal_type=signal_type,
+        signal=signal,
+        category="ncii",
+        source_ids=source_ids,
+        provenance=Provenance(origin="stopncii", classification="NCII"),
+    )
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def _check_base_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InputError("base_url must be a URL", hint=f"e.g. {BASE_URL}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError(f"base_url {value!r} is not an http(s) URL", hint=f"e.g. {BASE_URL}")
+    return value.rstrip("/")
+
+
+def _check_int(settings: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{key} must be a whole number from {low} to {high}, not {value!r}")
+    return value
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
