@@ -16,6 +16,7 @@ from amparo.cli import (
     bank,
     cases,
     evidence,
+    exchange,
     hashcmd,
     indexcmd,
     keys,
@@ -95,6 +96,7 @@ app.add_typer(cases.app, name="cases")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(reports.app, name="reports")
 app.add_typer(auditcmd.app, name="audit")
+app.add_typer(exchange.app, name="exchange")
 
 
 def main() -> None:

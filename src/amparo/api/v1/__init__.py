@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from amparo.api.v1 import actions, banks, evidence, matching, reports, review
+from amparo.api.v1 import actions, banks, evidence, exchanges, matching, reports, review
 
 router = APIRouter(prefix="/v1")
 router.include_router(matching.router)
@@ -11,5 +11,6 @@ router.include_router(actions.router)
 router.include_router(review.router)
 router.include_router(evidence.router)
 router.include_router(reports.router)
+router.include_router(exchanges.router)
 
 __all__ = ["router"]
