@@ -149,7 +149,8 @@ def create_app(
     settings = settings or (amparo.settings if amparo is not None else load_settings())
     service = Service.build(settings, amparo, clock=clock)
     # Collaborations' figures come from the database at scrape time (see ExchangeCollector).
-    service.metrics.add_collector(ExchangeCollector(lambda: service.amparo.exchanges.list()))
+    exchange_metrics = ExchangeCollector(lambda: service.amparo.exchanges.list())
+    service.metrics.add_collector(exchange_metrics)
     exchange_loop = ExchangeLoop.for_app(service.amparo, settings)
     exchange_loop.on_error = lambda step, _exc: service.metrics.exchange_loop_errors.labels(
         step
@@ -206,6 +207,7 @@ def create_app(
     )
     app.state.service = service
     app.state.exchange_loop = exchange_loop  # add steps (retro matching) before startup
+    app.state.exchange_metrics = exchange_metrics
     app.openapi_url = "/openapi.json"  # what the docs page fetches; served by system.openapi
     _install_error_handlers(app)
     app.add_middleware(

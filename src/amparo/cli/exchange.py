@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from amparo.app import Amparo
@@ -464,9 +465,11 @@ class _Reporter:
 
     def failed_fetch(self, name: str, message: str, hint: str | None) -> None:
         self.failed.append(name)
-        err_console.print(f"[bold red]{name}: fetch failed:[/] {message}", soft_wrap=True)
+        err_console.print(
+            f"[bold red]{escape(name)}: fetch failed:[/] {escape(message)}", soft_wrap=True
+        )
         if hint:
-            err_console.print(f"[dim]hint:[/] {hint}", markup=True, soft_wrap=True)
+            err_console.print(f"[dim]hint:[/] {escape(hint)}", markup=True, soft_wrap=True)
 
 
 def _follow(amparo: Amparo, name: str | None, report: _Reporter) -> None:
