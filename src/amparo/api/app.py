@@ -23,6 +23,8 @@ from starlette.routing import compile_path
 from amparo import __version__, web
 from amparo.actions.webhooks import deliver_in_background
 from amparo.api import hma, system, v1
+from amparo.api.background import ExchangeLoop
+from amparo.api.metrics import ExchangeCollector
 from amparo.api.middleware import RouteTemplates, ServiceMiddleware
 from amparo.api.schemas import ErrorBody
 from amparo.api.service import Service
@@ -45,6 +47,7 @@ _ERRORS = {
         415: "Not media Amparo can hash.",
         422: "A url= that could not be fetched.",
         429: "The key is over its rate limit; see Retry-After.",
+        502: "A hash-sharing source failed (an exchange fetch).",
     }.items()
 }
 
@@ -145,6 +148,13 @@ def create_app(
     """
     settings = settings or (amparo.settings if amparo is not None else load_settings())
     service = Service.build(settings, amparo, clock=clock)
+    # Collaborations' figures come from the database at scrape time (see ExchangeCollector).
+    exchange_metrics = ExchangeCollector(lambda: service.amparo.exchanges.list())
+    service.metrics.add_collector(exchange_metrics)
+    exchange_loop = ExchangeLoop.for_app(service.amparo, settings)
+    exchange_loop.on_error = lambda step, _exc: service.metrics.exchange_loop_errors.labels(
+        step
+    ).inc()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,6 +176,9 @@ def create_app(
                     deliver_in_background(service.amparo.actions.outbox, service.settings)
                 )
             )
+        if settings.exchange_in_serve:
+            # Every worker runs it; the fetch lease in the database keeps them apart.
+            tasks.append(asyncio.create_task(exchange_loop.run()))
         try:
             yield
         finally:
@@ -193,6 +206,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.exchange_loop = exchange_loop  # add steps (retro matching) before startup
+    app.state.exchange_metrics = exchange_metrics
     app.openapi_url = "/openapi.json"  # what the docs page fetches; served by system.openapi
     _install_error_handlers(app)
     app.add_middleware(

@@ -43,9 +43,15 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     return load_settings(config_file=opts.config, overrides=values)
 
 
+app_factory: Callable[[Settings], Amparo] = Amparo
+"""What builds the installation a command opens. The seam CLI tests use to put fakes behind
+a command (``monkeypatch.setattr(context, "app_factory", build)``, where ``build`` returns an
+``Amparo`` with, say, its ``exchanges`` service replaced); commands never set it."""
+
+
 @contextmanager
 def open_app(ctx: typer.Context, **overrides: Any) -> Iterator[Amparo]:
-    app = Amparo(settings_from(ctx, **overrides))
+    app = app_factory(settings_from(ctx, **overrides))
     try:
         yield app
     finally:

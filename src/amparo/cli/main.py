@@ -16,6 +16,7 @@ from amparo.cli import (
     bank,
     cases,
     evidence,
+    exchange,
     feeds,
     hashcmd,
     indexcmd,
@@ -96,6 +97,7 @@ app.add_typer(cases.app, name="cases")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(reports.app, name="reports")
 app.add_typer(auditcmd.app, name="audit")
+app.add_typer(exchange.app, name="exchange")
 app.add_typer(feeds.app, name="feeds")
 
 

@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from amparo.api.v1 import actions, banks, evidence, feeds, matching, proposals, reports, review
+from amparo.api.v1 import (
+    actions,
+    banks,
+    evidence,
+    exchanges,
+    feeds,
+    matching,
+    proposals,
+    reports,
+    review,
+)
 
 router = APIRouter(prefix="/v1")
 router.include_router(matching.router)
@@ -11,6 +21,7 @@ router.include_router(actions.router)
 router.include_router(review.router)
 router.include_router(evidence.router)
 router.include_router(reports.router)
+router.include_router(exchanges.router)
 router.include_router(feeds.router)
 router.include_router(proposals.router)
 

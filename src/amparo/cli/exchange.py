@@ -1,0 +1,572 @@
+"""``amparo exchange``: collaborations (an exchange feeding a bank), their status and fetches.
+
+Every command calls :class:`amparo.exchanges.service.ExchangeService` only. Credentials are
+given and shown as a reference (``file:/path`` or ``env:VARIABLE``), never as the secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from functools import partial
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from amparo.app import Amparo
+from amparo.cli.context import emit_json, err_console, fail, handle_errors, open_app
+from amparo.clock import utc_now
+from amparo.config import LOCAL_ACTOR
+from amparo.errors import AmparoError, ExchangeError, InputError
+from amparo.exchanges.model import (
+    Collaboration,
+    CollaborationStatus,
+    FetchResult,
+    QuarantinedItem,
+)
+
+app = typer.Typer(
+    help="Collaborations: hash lists fetched from a source (a file or URL, NCMEC, StopNCII, "
+    "ThreatExchange, another Amparo) into a bank.\n\nExample: amparo exchange add mx-list "
+    "--type url --bank shared --setting url=https://hotline.example/list.csv --interval 1h "
+    "&& amparo exchange fetch mx-list; see docs/exchanges.md",
+    no_args_is_help=True,
+)
+
+EXIT_FETCH_FAILED = 1
+SHOWN_QUARANTINE = 5
+CREDENTIALS_REFERENCE = re.compile(r"^(file:.+|env:[A-Za-z_][A-Za-z0-9_]*)$")
+CREDENTIALS_HINT = (
+    "give where the secret is, not the secret: --credentials file:/path/to/secret.json "
+    "or --credentials env:VARIABLE"
+)
+INTERVAL_HINT = "give seconds (3600) or a duration: 90s, 15m, 1h, 1h30m, 1d"
+_INTERVAL_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+NameArg = Annotated[str, typer.Argument(help="Collaboration name.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def parse_interval(text: str) -> int:
+    """``3600``, ``90s``, ``15m``, ``1h``, ``1h30m``, ``1d`` -> seconds (at least 1)."""
+    value = text.strip().lower()
+    seconds: float
+    if re.fullmatch(r"\d+", value):
+        seconds = int(value)
+    elif value and _INTERVAL_PART.sub("", value) == "":
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _INTERVAL_PART.findall(value))
+    else:
+        raise InputError(f"--interval {text!r} is not a duration", hint=INTERVAL_HINT)
+    if seconds < 1 or seconds > 366 * 86400:
+        raise InputError(
+            f"--interval {text!r} is out of range", hint="between 1 second and 366 days"
+        )
+    return int(seconds)
+
+
+def parse_settings(pairs: list[str], settings_json: str | None) -> dict[str, Any]:
+    """``--settings-json`` (an object) first, then each ``--setting KEY=VALUE`` over it
+    (values stay text; give typed values in ``--settings-json``)."""
+    settings: dict[str, Any] = {}
+    if settings_json is not None:
+        try:
+            loaded = json.loads(settings_json)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"--settings-json is not JSON: {exc.msg} at character {exc.pos}",
+                hint='give an object, e.g. --settings-json \'{"environment": "test"}\'',
+            ) from None
+        if not isinstance(loaded, dict):
+            raise InputError(
+                "--settings-json must be a JSON object",
+                hint='e.g. --settings-json \'{"environment": "test"}\'',
+            )
+        settings.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"--setting {pair!r} is not KEY=VALUE",
+                hint="e.g. --setting url=https://hotline.example/list.csv (once per setting)",
+            )
+        settings[key.strip()] = value
+    return settings
+
+
+def check_credentials(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not CREDENTIALS_REFERENCE.match(value):
+        shown = value[:6] + "..." if len(value) > 8 else "..."
+        raise InputError(f"--credentials {shown!r} is not a reference", hint=CREDENTIALS_HINT)
+    return value
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def status_json(s: CollaborationStatus) -> dict[str, Any]:
+    """The same fields as ``GET /v1/exchanges/{name}``: the collaboration's, then its status."""
+    c = s.collaboration
+    data: dict[str, Any] = {
+        "name": c.name,
+        "exchange": c.exchange,
+        "bank": c.bank,
+        "settings": c.settings,
+        "credentials": c.credentials,  # the reference; the secret is never loaded here
+        "interval_seconds": c.interval_seconds,
+        "enabled": c.enabled,
+        "feedback": c.feedback,
+        "created_at": c.created_at,
+    }
+    for f in fields(s):
+        if f.name != "collaboration":
+            data[f.name] = getattr(s, f.name)
+    return _plain(data)  # type: ignore[no-any-return]
+
+
+def quarantined_json(q: QuarantinedItem) -> dict[str, Any]:
+    data = asdict(q)
+    data.pop("collaboration", None)
+    return _plain(data)  # type: ignore[no-any-return]
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else "never"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            below = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
+            part = rest // below[1]
+            return f"{whole}{unit}" + (f"{part}{below[0]}" if part else "")
+    return f"{seconds}s"
+
+
+def fetch_summary(r: FetchResult) -> str:
+    if not r.fetched:
+        return f"{r.collaboration}: skipped: another process holds the lease"
+    text = (
+        f"{r.collaboration}: {r.upserts:,} upserts, {r.deletions:,} deletions "
+        f"(+{r.added:,} added, -{r.removed:,} removed), {r.quarantined:,} quarantined, "
+        f"{r.skipped_loops:,} skipped loops, {r.batches:,} batches"
+    )
+    if r.full:
+        text += " (full fetch)"
+    return text
+
+
+def _fetch_hint(name: str) -> str:
+    return (
+        f"what was fetched before the failure is kept; `amparo exchange show {name}` shows "
+        f"the last error; fix the source or credentials and run `amparo exchange fetch {name}`"
+    )
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@app.command("add")
+@handle_errors
+def add(
+    ctx: typer.Context,
+    name: NameArg,
+    exchange_type: Annotated[
+        str,
+        typer.Option("--type", help="Exchange type (amparo exchange types).", show_default=False),
+    ],
+    bank: Annotated[
+        str, typer.Option("--bank", help="Bank it feeds (made if missing).", show_default=False)
+    ],
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--setting", help="An exchange setting, KEY=VALUE (repeatable)."),
+    ] = None,
+    settings_json: Annotated[
+        str | None, typer.Option("--settings-json", help="Settings as a JSON object.")
+    ] = None,
+    credentials: Annotated[
+        str | None,
+        typer.Option("--credentials", help="Where the secret is: file:/path or env:VARIABLE."),
+    ] = None,
+    interval: Annotated[
+        str, typer.Option("--interval", help="How often serve fetches it: 3600, 15m, 1h, 1d.")
+    ] = "1h",
+    no_feedback: Annotated[
+        bool, typer.Option("--no-feedback", help="Send no reviewer opinions to the source.")
+    ] = False,
+    paused: Annotated[
+        bool, typer.Option("--paused", help="Add it paused (no scheduled fetches).")
+    ] = False,
+) -> None:
+    """Add a collaboration: an exchange that feeds a bank. Example: amparo exchange add
+    ncmec-test --type ncmec --bank ncmec --setting environment=test --credentials
+    file:/etc/amparo/ncmec.json --interval 15m"""
+    collaboration = Collaboration(
+        name=name,
+        exchange=exchange_type,
+        bank=bank,
+        settings=parse_settings(setting or [], settings_json),
+        credentials=check_credentials(credentials),
+        interval_seconds=parse_interval(interval),
+        enabled=not paused,
+        feedback=not no_feedback,
+    )
+    with open_app(ctx) as amparo:
+        added = amparo.exchanges.add(collaboration, actor=LOCAL_ACTOR)
+    state = "paused" if not added.enabled else f"every {duration(added.interval_seconds)}"
+    err_console.print(
+        f"added collaboration {added.name} ({added.exchange} -> bank {added.bank}, {state}); "
+        f"fetch it now with: amparo exchange fetch {added.name}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("list")
+@handle_errors
+def list_collaborations(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List collaborations with their fetch status. Example: amparo exchange list --json"""
+    with open_app(ctx) as amparo:
+        statuses = amparo.exchanges.list()
+    if as_json:
+        for s in statuses:
+            emit_json(status_json(s))
+        return
+    table = Table(
+        "name", "type", "bank", "enabled", "interval", "last fetch", "lag", "records",
+        "quarantined", "last error",
+    )  # fmt: skip
+    for s in statuses:
+        c = s.collaboration
+        table.add_row(
+            c.name,
+            c.exchange,
+            c.bank,
+            "yes" if c.enabled else "paused",
+            duration(c.interval_seconds),
+            _when(s.last_fetch_at),
+            duration(s.lag_seconds),
+            f"{s.records:,}",
+            f"{s.quarantined:,}",
+            (s.last_error or "")[:60],
+        )
+    Console().print(table)
+    if not statuses:
+        err_console.print(
+            "no collaborations yet: amparo exchange add NAME --type TYPE --bank BANK",
+            markup=False,
+        )
+
+
+@app.command("show")
+@handle_errors
+def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
+    """Show a collaboration's status: last fetch, lag, entries, quarantine, lease, next
+    fetch, checkpoint. Example: amparo exchange show ncmec-test"""
+    with open_app(ctx) as amparo:
+        s = amparo.exchanges.status(name)
+        quarantine = (
+            amparo.exchanges.quarantined(name, limit=SHOWN_QUARANTINE) if s.quarantined else []
+        )
+    if as_json:
+        emit_json({**status_json(s), "quarantine": [quarantined_json(q) for q in quarantine]})
+        return
+    c = s.collaboration
+    table = Table("field", "value", show_header=False, box=None)
+    rows: list[tuple[str, str]] = [
+        ("name", c.name),
+        ("exchange type", c.exchange),
+        ("bank", c.bank),
+        ("enabled", "yes" if c.enabled else "no (paused)"),
+        ("interval", duration(c.interval_seconds)),
+        ("feedback", "on" if c.feedback else "off"),
+        ("credentials", c.credentials or "none"),
+        ("settings", json.dumps(c.settings, sort_keys=True) if c.settings else "none"),
+        ("last successful fetch", _when(s.last_fetch_at)),
+        ("last attempt", _when(s.last_attempt_at)),
+        ("lag", duration(s.lag_seconds)),
+        ("entries added", f"{s.entries_added:,}"),
+        ("entries removed", f"{s.entries_removed:,}"),
+        ("records", f"{s.records:,}"),
+        ("quarantined", f"{s.quarantined:,}"),
+        ("pending opinions", f"{s.pending_opinions:,}"),
+        ("last error", s.last_error or "none"),
+        ("lease holder", s.lease_holder or "none"),
+        ("next fetch", _when(s.next_fetch_at) if c.enabled else "paused"),
+        ("checkpoint", _checkpoint_summary(s.checkpoint)),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    Console().print(table)
+    if quarantine:
+        Console().print("quarantined (first few):")
+        for q in quarantine:
+            what = f"record {q.record_id}" if q.record_id else "page"
+            Console().print(
+                f"  #{q.id} {what}: {q.reason} ({q.attempts} attempts)",
+                markup=False,
+                soft_wrap=True,
+            )
+
+
+def _checkpoint_summary(checkpoint: dict[str, Any] | None, width: int = 60) -> str:
+    if not checkpoint:
+        return "none (the next fetch is a full fetch)"
+    parts = []
+    for key, value in sorted(checkpoint.items()):
+        text = str(value)
+        parts.append(f"{key}={text[:width] + '...' if len(text) > width else text}")
+    return ", ".join(parts)
+
+
+@app.command("types")
+@handle_errors
+def types(as_json: JsonOpt = False) -> None:
+    """List the exchange types `--type` takes. Example: amparo exchange types"""
+    from amparo.exchanges.base import exchange_types
+
+    found = exchange_types()
+    if as_json:
+        for kind, cls in found.items():
+            emit_json(
+                {
+                    "name": kind,
+                    "description": cls.description,
+                    "supports_feedback": cls.supports_feedback,
+                    "needs_credentials": cls.needs_credentials,
+                }
+            )
+        return
+    table = Table("type", "description", "feedback", "credentials")
+    for kind, cls in found.items():
+        table.add_row(
+            kind,
+            cls.description,
+            "yes" if cls.supports_feedback else "no",
+            "needed" if cls.needs_credentials else "none",
+        )
+    Console().print(table)
+
+
+@app.command("fetch")
+@handle_errors
+def fetch(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Collaboration (default: every enabled one).", show_default=False),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Ignore the checkpoint: fetch everything, converge.")
+    ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", help="Keep fetching on each collaboration's schedule until Ctrl-C."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each fetch's result as a JSON line.")
+    ] = False,
+) -> None:
+    """Fetch one collaboration, or every enabled one, now. Exit 0 when every fetch worked,
+    1 when one failed (the others still run), 2 on bad input. With --follow, keep fetching
+    what is due (as `amparo serve` does) until Ctrl-C. Example: amparo exchange fetch
+    ncmec-test --full"""
+    with open_app(ctx) as amparo:
+        report = _Reporter(as_json)
+        names = (
+            [name]
+            if name is not None
+            else [s.collaboration.name for s in amparo.exchanges.list() if s.collaboration.enabled]
+        )
+        if not names:
+            err_console.print(
+                "no enabled collaborations to fetch (amparo exchange list)", markup=False
+            )
+        for each in names:
+            report.run(each, partial(amparo.exchanges.fetch, each, full=full), single=name)
+        if follow:
+            _follow(amparo, name, report)
+            return
+    if report.failed:
+        raise fail(
+            f"{len(report.failed)} of {len(names)} fetches failed: {', '.join(report.failed)}",
+            hint="the output above gives each error; amparo exchange show NAME has the details",
+            code=EXIT_FETCH_FAILED,
+        )
+
+
+class _Reporter:
+    """Prints each fetch (stdout: results; stderr: failures) and remembers what failed."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.failed: list[str] = []
+        self.out = Console(highlight=False, soft_wrap=True)
+
+    def run(
+        self, name: str, do: Callable[[], FetchResult], *, single: str | None = None
+    ) -> FetchResult | None:
+        """Run one fetch. Errors of the source (``ExchangeError``) are a failed fetch; other
+        errors are bad input: raised when the user named this collaboration, else reported
+        so the other collaborations are still fetched."""
+        try:
+            result = do()
+        except ExchangeError as exc:
+            self.failed_fetch(name, exc.message, exc.hint or _fetch_hint(name))
+            return None
+        except AmparoError as exc:
+            if single is not None:
+                raise
+            self.failed_fetch(name, exc.message, exc.hint)
+            return None
+        self.show(result)
+        return result
+
+    def show(self, result: FetchResult) -> None:
+        if self.as_json:
+            emit_json(asdict(result))
+        else:
+            self.out.print(fetch_summary(result), markup=False)
+        if result.error:
+            name = result.collaboration
+            self.failed_fetch(name, result.error, _fetch_hint(name))
+
+    def failed_fetch(self, name: str, message: str, hint: str | None) -> None:
+        self.failed.append(name)
+        err_console.print(
+            f"[bold red]{escape(name)}: fetch failed:[/] {escape(message)}", soft_wrap=True
+        )
+        if hint:
+            err_console.print(f"[dim]hint:[/] {escape(hint)}", markup=True, soft_wrap=True)
+
+
+def _follow(amparo: Amparo, name: str | None, report: _Reporter) -> None:
+    """Keep fetching on schedule until Ctrl-C or SIGTERM: every ``exchange_poll_seconds``
+    look for what is due (one collaboration, or all of them through ``fetch_due`` as serve
+    does), then send queued opinions. Failures are printed and the loop goes on."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C still works
+        signal.signal(signal.SIGTERM, on_signal)
+    poll = max(0.05, float(amparo.settings.exchange_poll_seconds))
+    service = amparo.exchanges
+    err_console.print(
+        f"following {name or 'every enabled collaboration'} on schedule; Ctrl-C stops",
+        markup=False,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.wait(poll):
+            if name is not None:
+                status = service.status(name)
+                due = status.next_fetch_at is None or _aware(status.next_fetch_at) <= utc_now()
+                if status.collaboration.enabled and due:
+                    report.run(name, lambda: service.fetch(name), single=name)
+            else:
+                try:
+                    results = service.fetch_due()
+                except AmparoError as exc:
+                    report.failed_fetch("fetch_due", exc.message, exc.hint)
+                    results = []
+                for result in results:
+                    report.show(result)
+            try:
+                service.deliver_opinions()
+            except AmparoError as exc:
+                err_console.print(f"sending opinions failed: {exc}", markup=False)
+    err_console.print("stopped", markup=False)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
+    with open_app(ctx) as amparo:
+        if enabled:
+            c = amparo.exchanges.resume(name, actor=LOCAL_ACTOR)
+        else:
+            c = amparo.exchanges.pause(name, actor=LOCAL_ACTOR)
+    if c.enabled:
+        message = f"resumed {c.name}: fetched every {duration(c.interval_seconds)} again"
+    else:
+        message = f"paused {c.name}: no scheduled fetches until `amparo exchange resume {c.name}`"
+    err_console.print(message, markup=False)
+
+
+@app.command("pause")
+@handle_errors
+def pause(ctx: typer.Context, name: NameArg) -> None:
+    """Stop fetching a collaboration on schedule (its entries stay; `fetch NAME` still
+    works). Example: amparo exchange pause ncmec-test"""
+    _set_enabled(ctx, name, False)
+
+
+@app.command("resume")
+@handle_errors
+def resume(ctx: typer.Context, name: NameArg) -> None:
+    """Fetch a paused collaboration on schedule again. Example: amparo exchange resume
+    ncmec-test"""
+    _set_enabled(ctx, name, True)
+
+
+@app.command("remove")
+@handle_errors
+def remove(
+    ctx: typer.Context,
+    name: NameArg,
+    withdraw_entries: Annotated[
+        bool,
+        typer.Option(
+            "--withdraw-entries", help="Also withdraw the entries it added (default: keep)."
+        ),
+    ] = False,
+) -> None:
+    """Remove a collaboration (no confirmation). Its entries stay in the bank unless
+    --withdraw-entries. Example: amparo exchange remove old-list --withdraw-entries"""
+    with open_app(ctx) as amparo:
+        s = amparo.exchanges.status(name)
+        amparo.exchanges.remove(name, actor=LOCAL_ACTOR, keep_entries=not withdraw_entries)
+    bank, records = s.collaboration.bank, s.records
+    if withdraw_entries:
+        tail = f"its {records:,} entries were withdrawn from bank {bank}"
+    else:
+        tail = (
+            f"its {records:,} entries stay in bank {bank} (remove them with "
+            "--withdraw-entries, or amparo bank remove)"
+        )
+    err_console.print(f"removed collaboration {name}; {tail}", markup=False, soft_wrap=True)
