@@ -47,8 +47,11 @@ class Amparo:
         self.audit = AuditService(settings, store)
         # Hash sharing: collaborations feeding banks, feeds published to partners, the
         # share-back path, and retroactive matching of recent content against new entries.
-        self.exchanges = ExchangeService(settings, store, self.banks)
         self.feeds = FeedService(settings, store, self.banks)
+        # Loop detection compares provenance paths with the id feeds publish under.
+        self.exchanges = ExchangeService(
+            settings, store, self.banks, organisation=lambda: self.feeds.organisation
+        )
         self.wire()
         # A fetch that changed entries matches the retained hashes at once (self.retro is
         # looked up per call: wire() may rebuild it).

@@ -41,7 +41,7 @@ class FakeSource:
     malformed: list[Malformed] = field(default_factory=list)
     """Sent with the next fetch's first batch (one shot)."""
     retries: dict[str, Batch] = field(default_factory=dict)
-    """What ``retry_malformed`` answers for a page id."""
+    """What ``refetch`` answers for a page id."""
     checkpoint_ttl: float | None = None
     gate: threading.Event | None = None
     entered: threading.Event = field(default_factory=threading.Event)
@@ -137,8 +137,10 @@ class FakeExchange(Exchange):
                 raise RuntimeError("the fetcher died")
             yield batch
 
-    def retry_malformed(self, retry: dict[str, Any]) -> Batch | None:
-        return self.source.retries.get(str(retry.get("page")))
+    def refetch(self, retry: dict[str, Any]) -> Iterator[Batch]:
+        batch = self.source.retries.get(str(retry.get("page")))
+        if batch is not None:
+            yield batch
 
     def send_opinion(self, opinion: Opinion) -> None:
         src = self.source

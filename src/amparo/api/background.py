@@ -36,6 +36,9 @@ def default_steps(amparo: Amparo) -> list[Step]:
     return [
         ("fetch", lambda: amparo.exchanges.fetch_due()),
         ("opinions", lambda: amparo.exchanges.deliver_opinions()),
+        # New entries from imports and bank adds too (fetches catch up at once); with
+        # retro_match_days 0 this only forgets anything retained earlier.
+        ("retro", lambda: amparo.retro.catch_up()),
     ]
 
 

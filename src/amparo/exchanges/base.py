@@ -72,12 +72,14 @@ class Exchange(ABC):
         """Tell the source what a reviewer decided about one of its records."""
         raise InputError(f"the {self.kind} exchange takes no feedback")
 
-    def retry_malformed(self, retry: dict[str, Any]) -> Batch | None:
-        """Fetch a quarantined page again from what its :class:`Malformed` ``retry`` said;
-        the batch it now reads as (its checkpoint is ignored: the page is re-applied out of
-        order, so an exchange should return only what cannot undo newer updates), or None
-        when it cannot be retried yet. The default retries nothing."""
-        return None
+    def refetch(self, retry: dict[str, Any]) -> Iterator[Batch]:
+        """Fetch a quarantined page (or time window) again from what its
+        :class:`Malformed` ``retry`` said, as the batches it now reads as (their checkpoints
+        are ignored: the page is re-applied out of order, so an exchange should return only
+        what cannot undo newer updates). Nothing yielded: it cannot be retried yet; raise
+        :class:`~amparo.errors.ExchangeError` when it is still unreadable. The default
+        retries nothing."""
+        return iter(())
 
     def load_checkpoint(self, data: dict[str, Any] | None) -> Checkpoint | None:
         if data is None:

@@ -191,7 +191,9 @@ class FetchRunner:
             )
         return parts
 
-    def _commit(self, run: _Run, batch: Batch, *, retry_of: int | None = None) -> None:
+    def _commit(
+        self, run: _Run, batch: Batch, *, retry_of: int | None = None, last_retry: bool = True
+    ) -> None:
         """Store one batch in one unit of work (see the module's docstring)."""
         state, result = run.state, run.result
         name = state.collaboration.name
@@ -249,7 +251,7 @@ class FetchRunner:
                 full_in_progress = False
             removed = self._remove_orphans(state, freed)
             malformed = [*batch.malformed, *malformed]
-            if retry_of is not None:
+            if retry_of is not None and (last_retry or malformed):
                 self.records.retried(
                     retry_of,
                     now,
@@ -357,16 +359,20 @@ class FetchRunner:
         before = now - timedelta(seconds=self.settings.exchange_quarantine_retry_seconds)
         for quarantine_id, retry in self.records.due_retries(run.state.id, before):
             try:
-                batch = run.exchange.retry_malformed(retry)
+                batches = list(run.exchange.refetch(retry))
             except AmparoError as exc:
                 self.records.retried(quarantine_id, now, resolved=False, reason=_describe(exc))
                 continue
-            if batch is None:
+            if not batches:
                 self.records.retried(quarantine_id, now, resolved=False)
                 continue
-            self._commit(
-                run, replace(batch, checkpoint=None, complete=False), retry_of=quarantine_id
-            )
+            for i, batch in enumerate(batches):
+                self._commit(
+                    run,
+                    replace(batch, checkpoint=None, complete=False, full=False),
+                    retry_of=quarantine_id,
+                    last_retry=i == len(batches) - 1,
+                )
 
     # -- removal ----------------------------------------------------------------------------
 
