@@ -139,6 +139,13 @@ def quarantined_item(name: str, n: int, reason: str = "not a PDQ hash") -> Quara
     )
 
 
+class FakeRetro:
+    """Retroactive matching that is off (the serve loop's third step)."""
+
+    def catch_up(self) -> int:
+        return 0
+
+
 @dataclass
 class FakeAmparo:
     """What a CLI command opens: the settings, the fake service, close()."""
@@ -146,6 +153,7 @@ class FakeAmparo:
     settings: Settings
     exchanges: FakeExchangeService
     closed: builtins.list[bool] = field(default_factory=builtins.list)
+    retro: FakeRetro = field(default_factory=lambda: FakeRetro())
 
     def close(self) -> None:
         self.closed.append(True)
