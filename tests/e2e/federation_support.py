@@ -12,7 +12,7 @@ import httpx
 
 
 class Tamper:
-    """What the proxy does to feed pages (``/v1/feeds/<name>/entries``)."""
+    """What the proxy does to feed pages (``GET /v1/feeds/<name>?nonce=...``)."""
 
     def __init__(self) -> None:
         self.flip = False
@@ -42,7 +42,7 @@ def proxy(upstream: str, tamper: Tamper) -> Iterator[str]:
             }
             upstream_response = client.request(method, self.path, content=body, headers=headers)
             data = upstream_response.content
-            if "/entries" in self.path and upstream_response.status_code == 200:
+            if "nonce=" in self.path and upstream_response.status_code == 200:
                 tamper.pages += 1
                 if tamper.first_page is None:
                     tamper.first_page = data

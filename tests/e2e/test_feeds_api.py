@@ -174,16 +174,16 @@ def test_bad_input_gives_clear_errors(world: World) -> None:
     top = world.publisher.store.changes.current_seq()
     nonce = secrets.token_urlsafe(24)
     r = tc.get(
-        "/v1/feeds/shared/entries",
+        "/v1/feeds/shared",
         params={"cursor": f"{top + 10}.0", "nonce": nonce},
         headers=world.headers("partner"),
     )
     assert r.status_code == 400 and "future" in r.text
     assert "hint" in r.json()["error"]
-    r = tc.get("/v1/feeds/shared/entries", params={"cursor": "x.y", "nonce": nonce},
+    r = tc.get("/v1/feeds/shared", params={"cursor": "x.y", "nonce": nonce},
                headers=world.headers("partner"))  # fmt: skip
     assert r.status_code == 400
-    r = tc.get("/v1/feeds/shared/entries", params={"nonce": "short"},
+    r = tc.get("/v1/feeds/shared", params={"nonce": "short"},
                headers=world.headers("partner"))  # fmt: skip
     assert r.status_code == 400 and "nonce" in r.text
     # The exchange reports it clearly and yields nothing.
@@ -210,13 +210,13 @@ def test_partner_keys_read_only_their_feeds(world: World) -> None:
     assert len(tc.get("/v1/feeds", headers=world.headers("curator")).json()) == 2
     assert tc.get("/v1/feeds", headers=world.headers("stranger")).json() == []
     for feed in ("internal", "nope"):  # the same answer, existing or not
-        r = tc.get(f"/v1/feeds/{feed}/entries", params={"nonce": nonce},
+        r = tc.get(f"/v1/feeds/{feed}", params={"nonce": nonce},
                    headers=world.headers("partner"))  # fmt: skip
         assert r.status_code == 403 and "no grant" in r.json()["error"]["message"]
-    r = tc.get("/v1/feeds/shared/entries", params={"nonce": nonce},
+    r = tc.get("/v1/feeds/shared", params={"nonce": nonce},
                headers=world.headers("stranger"))  # fmt: skip
     assert r.status_code == 403
-    assert tc.get("/v1/feeds/nope/entries", params={"nonce": nonce},
+    assert tc.get("/v1/feeds/nope", params={"nonce": nonce},
                   headers=world.headers("curator")).status_code == 404  # fmt: skip
     for scope in ("matcher", "auditor"):
         assert tc.get("/v1/feeds", headers=world.headers(scope)).status_code == 403
@@ -224,7 +224,7 @@ def test_partner_keys_read_only_their_feeds(world: World) -> None:
     partner = world.headers("partner")
     refused = [
         tc.post("/v1/feeds", json={"name": "x", "bank": "verified"}, headers=partner),
-        tc.get("/v1/feeds/shared", headers=partner),
+        tc.get("/v1/feeds/shared/status", headers=partner),
         tc.delete("/v1/feeds/shared", headers=partner),
         tc.post("/v1/feeds/shared/grants", json={"key": "partner"}, headers=partner),
         tc.delete("/v1/feeds/shared/grants/partner-c", headers=partner),
@@ -233,7 +233,7 @@ def test_partner_keys_read_only_their_feeds(world: World) -> None:
     ]
     assert [r.status_code for r in refused] == [403] * len(refused)
     # Matchers cannot read feeds at all.
-    r = tc.get("/v1/feeds/shared/entries", params={"nonce": nonce},
+    r = tc.get("/v1/feeds/shared", params={"nonce": nonce},
                headers=world.headers("matcher"))  # fmt: skip
     assert r.status_code == 403
 
@@ -250,13 +250,13 @@ def test_curators_manage_feeds_over_http(world: World) -> None:
     assert r.status_code == 201 and r.json()["partner_key_pinned"] is False
     assert tc.post("/v1/feeds/second/grants", json={"key": "matcher"},
                    headers=curator).status_code == 400  # fmt: skip
-    shown = tc.get("/v1/feeds/second", headers=curator).json()
+    shown = tc.get("/v1/feeds/second/status", headers=curator).json()
     assert [g["key"] for g in shown["grants"]] == ["partner"]
     assert tc.delete("/v1/feeds/second/grants/partner", headers=curator).status_code == 204
     assert tc.delete("/v1/feeds/second", headers=curator).status_code == 204
     key = tc.get("/v1/feeds/key", headers=world.headers("partner")).json()
     assert key["public_key"] == world.publisher.feeds.public_key()
-    page = tc.get("/v1/feeds/shared/entries", params={"nonce": "n" * 16, "limit": 2},
+    page = tc.get("/v1/feeds/shared", params={"nonce": "n" * 16, "limit": 2},
                   headers=curator).json()  # fmt: skip
     assert set(page) == {"page", "signature"}
     assert set(page["page"]) == {"feed", "publisher", "key_id", "cursor", "next_cursor", "nonce",

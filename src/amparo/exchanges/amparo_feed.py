@@ -115,7 +115,7 @@ class AmparoFeedExchange(Exchange):
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     def _entries_url(self) -> str:
-        return f"{self.settings['url']}/v1/feeds/{quote(self.settings['feed'], safe='')}/entries"
+        return f"{self.settings['url']}/v1/feeds/{quote(self.settings['feed'], safe='')}"
 
     def fetch(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
         cursor = checkpoint.cursor if isinstance(checkpoint, AmparoCheckpoint) else "0.0"

@@ -3,7 +3,7 @@ partner keys read the signed pages of the feeds granted to them and post opinion
 
 A partner key asking for a feed it holds no grant to gets 403 whether the feed exists or
 not (partners cannot probe for feed names); a curator gets 404 for a feed that does not
-exist. The page format: :mod:`amparo.exchanges.feeds` and docs/exchanges-federation.md.
+exist. The page format: :mod:`amparo.exchanges.feeds` and docs/exchanges.md (Federation).
 """
 
 from __future__ import annotations
@@ -172,7 +172,9 @@ def feed_key(
     }
 
 
-@router.get("/{name}", response_model=FeedOut, summary="Show a feed, its grants and acks")
+@router.get(
+    "/{name}/status", response_model=FeedOut, summary="Show a feed, its grants and acks"
+)
 def show_feed(
     name: FeedName,
     service: Service = Depends(get_service),
@@ -226,8 +228,8 @@ def withdraw(
 
 
 @router.get(
-    "/{name}/entries",
-    summary="A signed page of the feed's change log after a cursor",
+    "/{name}",
+    summary="The feed: a signed page of its bank's change log after a cursor",
     responses={200: {"description": '{"page": {...}, "signature": "<base64 Ed25519>"}'}},
 )
 async def feed_entries(

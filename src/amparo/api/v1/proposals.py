@@ -114,7 +114,7 @@ def approve(
     service: Service = Depends(get_service),
     key: ApiKey = Depends(requires(*CURATE)),
 ) -> ProposalOut:
-    """Adds the item's SHA-256, MD5 and matched PDQ (see docs/exchanges-retro-shareback.md)
+    """Adds the item's SHA-256, MD5 and matched PDQ (see docs/exchanges.md, "Share-back proposals")
     with this organisation's provenance; 409 when it is no longer pending or the item is no
     longer confirmed."""
     return ProposalOut.of(service.amparo.proposals.approve(proposal_id, actor=key.actor))
