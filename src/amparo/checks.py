@@ -98,6 +98,28 @@ class Checks:
         sha256), matched or not; a hook that fails is logged, never fails the check."""
         self._checked.append(hook)
 
+    @property
+    def keeps_checked(self) -> bool:
+        """Whether anything listens for checked content (retroactive matching is on)."""
+        return bool(self._checked)
+
+    def checked_media(self, hashes: MediaHashes, matches: Sequence[Match], source: Source) -> None:
+        """Tell the :meth:`on_checked` hooks about media looked up and able to act, matched
+        or not; what :meth:`check_media` does itself, and a scan's batched lookups call."""
+        if not self._checked or source.kind == "retro" or "sha256" not in hashes.signals():
+            return
+        self._tell_checked(
+            CheckedContent(
+                hashes.signals(),
+                source,
+                tuple(matches),
+                size=hashes.size,
+                media_type=hashes.media_type,
+                pdq_quality=hashes.pdq_quality,
+                pdq_dihedral=tuple(hashes.pdq_dihedral),
+            )
+        )
+
     def _tell_checked(self, content: CheckedContent) -> None:
         for hook in self._checked:
             try:
@@ -195,18 +217,8 @@ class Checks:
         """Look hashed media up and, when it matched, run the rules on it."""
         result = self.match_hashes([hashes], banks)[0]
         check = MediaCheck(hashes, result)
-        if act and self._checked and source.kind != "retro":
-            self._tell_checked(
-                CheckedContent(
-                    hashes.signals(),
-                    source,
-                    tuple(result.matches),
-                    size=hashes.size,
-                    media_type=hashes.media_type,
-                    pdq_quality=hashes.pdq_quality,
-                    pdq_dihedral=tuple(hashes.pdq_dihedral),
-                )
-            )
+        if act:
+            self.checked_media(hashes, result.matches, source)
         if act and result.matches:
             check.actions = self.act(
                 media_find(hashes, result.matches, source), media=media, actor=actor

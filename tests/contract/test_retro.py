@@ -241,3 +241,29 @@ def test_off_keeps_nothing_and_finds_nothing(settings: Settings) -> None:
         assert amparo.retro.catch_up().purged == 1
         assert amparo.retro.repository.count() == 0
         assert amparo.retro.repository.cursor() is None
+
+
+def test_a_scanned_file_becomes_a_find_when_its_hash_arrives(
+    amparo: Amparo, clock: ManualClock, tmp_path: Any
+) -> None:
+    """A scan that acts keeps what it looked up (hashes only) like any other check."""
+    from PIL import Image
+
+    from amparo.scan import ScanOptions, scan_paths
+
+    folder = tmp_path / "seized"
+    folder.mkdir()
+    rng = random.Random(9)
+    pixels = bytes(rng.getrandbits(8) for _ in range(64 * 64 * 3))
+    Image.frombytes("RGB", (64, 64), pixels).resize((256, 256)).save(folder / "p.png")
+    scan_paths(amparo, [folder], ScanOptions(workers=1))
+    scan_paths(amparo, [folder], ScanOptions(workers=1, actions=False))  # keeps nothing more
+    assert amparo.actions.log() == []
+    data = (folder / "p.png").read_bytes()
+    hashes = amparo.checks.hash_bytes(data)
+    clock.advance(DAY)
+    amparo.banks.add_entries("known", [EntryRecord("md5", hashes.md5, category="A1")])
+    result = amparo.retro.catch_up()
+    assert result.finds == 1
+    (record,) = retro_actions(amparo)
+    assert record.source.get("file_name") == "p.png"

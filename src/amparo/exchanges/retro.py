@@ -45,6 +45,7 @@ from amparo.media.sniff import MIME_TYPES, media_kind
 from amparo.signals import get_signal_type
 from amparo.signals.pdq import hamming_matrix, hexes_to_array
 from amparo.store import Store
+from amparo.store.leases import LeaseRepository, default_holder
 from amparo.store.retro import Retained, RetroRepository
 
 _log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ PAIR_LIMIT = 20_000_000
 candidate instead (the matcher's index answers each of them faster than the pre-filter)."""
 _NEW_CHUNK = 4096
 _BATCH = 500
+
+
+_LEASE = "retro:catch-up"
+_LEASE_SECONDS = 900.0
+"""Longer than a catch-up takes; a holder that died lets go after it."""
 
 
 @dataclass
@@ -75,6 +81,8 @@ class RetroResult:
     """(content, entry) pairs newly found."""
     actions: int = 0
     """Actions the rules took on them."""
+    busy: bool = False
+    """Another process was catching up (it holds the lease): this one did nothing."""
     purged: int = 0
     """Retained contents deleted (older than the window, or all when turned off)."""
 
@@ -93,6 +101,7 @@ class RetroService:
         self.checks = checks
         self.clock = clock
         self.repository = RetroRepository(store.db)
+        self.leases = LeaseRepository(store.db, clock=clock)
 
     @property
     def enabled(self) -> bool:
@@ -145,11 +154,24 @@ class RetroService:
         cursor. When off, forget everything retained."""
         now = now or self.clock()
         if not self.enabled:
+            if self.repository.cursor() is None:  # nothing was ever kept: no write
+                return RetroResult(enabled=False)
             with self.store.transaction(refresh=False) as tx:
                 purged = self.repository.forget_all(tx)
                 if purged:
                     tx.audit(RETRO_ACTOR, "retro.purge", "", {"purged": purged, "enabled": False})
             return RetroResult(enabled=False, purged=purged)
+        # One catch-up at a time across processes and machines (every serve worker runs
+        # the loop): two at once could act on the same find twice.
+        token = self.leases.acquire(_LEASE, default_holder(), _LEASE_SECONDS)
+        if token is None:
+            return RetroResult(enabled=True, busy=True)
+        try:
+            return self._catch_up(now)
+        finally:
+            self.leases.release(_LEASE, token)
+
+    def _catch_up(self, now: datetime) -> RetroResult:
         since = self.window_start(now)
         result = RetroResult(enabled=True, purged=self.purge(now))
         cursor = self.repository.cursor()

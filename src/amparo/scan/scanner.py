@@ -105,15 +105,19 @@ def match_batch(
     outcomes: Sequence[HashOutcome],
     banks: Sequence[str] | None = None,
     on_match: MatchCallback | None = None,
+    on_checked: MatchCallback | None = None,
 ) -> list[ItemRecord]:
     """Look a batch of hashed items up in the banks; one record per outcome, in order.
-    ``on_match`` is called for each outcome that matched, before the records are returned."""
+    ``on_match`` is called for each outcome that matched, ``on_checked`` for each outcome
+    looked up (matched or not), before the records are returned."""
     matchable = [o.hashes for o in outcomes if o.hashes is not None]
     results = iter(amparo.checks.match_hashes(matchable, banks) if matchable else [])
     records = []
     for o in outcomes:
         result = next(results) if o.hashes is not None else None
         found = result.matches if result is not None else []
+        if result is not None and on_checked is not None:
+            on_checked(o, found)
         if found and on_match is not None:
             on_match(o, found)
         matches = [m.to_json() for m in found]
@@ -289,7 +293,9 @@ class _Run:
         # Rules act before the journal records the items: a crash in between means acting
         # again on resume (cases and receivers dedupe), never not acting at all.
         on_match = self.act_on if self.act else None
-        records = match_batch(self.amparo, self.outcomes, self.banks, on_match)
+        # Retroactive matching keeps the hashes of what a scan that acts looked up.
+        on_checked = self.keep_checked if self.act and self.amparo.checks.keeps_checked else None
+        records = match_batch(self.amparo, self.outcomes, self.banks, on_match, on_checked)
         self.outcomes = []
         self.member_data, self.member_bytes = {}, 0
         self.journal.append(records)
@@ -298,17 +304,24 @@ class _Run:
             if self.on_record is not None:
                 self.on_record(record)
 
+    def _source(self, outcome: HashOutcome) -> Source:
+        # The file is read by its exact path; cases, events and webhooks get it as text.
+        shown = display_path(outcome.path)
+        name = shown.rsplit(MEMBER_SEPARATOR, 1)[-1]
+        return Source(kind="scan", path=shown, scan_id=self.scan_id, file_name=Path(name).name)
+
+    def keep_checked(self, outcome: HashOutcome, matches: list[Match]) -> None:
+        """Pass a looked-up file's hashes (never its bytes) on to retroactive matching."""
+        assert outcome.hashes is not None
+        self.amparo.checks.checked_media(outcome.hashes, matches, self._source(outcome))
+
     def act_on(self, outcome: HashOutcome, matches: list[Match]) -> None:
         """Run the action rules on one matched file or archive member."""
         assert outcome.hashes is not None
         media: bytes | Path | None = (
             Path(outcome.path) if outcome.on_disk else self.member_data.get(outcome.path)
         )
-        # The file is read by its exact path; cases, events and webhooks get it as text.
-        shown = display_path(outcome.path)
-        name = shown.rsplit(MEMBER_SEPARATOR, 1)[-1]
-        source = Source(kind="scan", path=shown, scan_id=self.scan_id, file_name=Path(name).name)
-        find = media_find(outcome.hashes, matches, source)
+        find = media_find(outcome.hashes, matches, self._source(outcome))
         self.amparo.checks.act(find, media=media, actor=LOCAL_ACTOR)
 
     def report_progress(self, *, force: bool = False) -> None:
