@@ -84,7 +84,8 @@ def main() -> None:
         a.feeds.publish("shared", "verified", actor="bench")
         a.feeds.grant("shared", "hotline-b", actor="bench")
         public_key = a.feeds.public_key()
-    (root / "token").write_text(token)
+    (b_home / "secrets").mkdir(parents=True)
+    (b_home / "secrets" / "token").write_text(token)
     proc, base = start(a_home, env={"AMPARO_LOG_LEVEL": "WARNING"})
     rows = []
     try:
@@ -100,7 +101,7 @@ def main() -> None:
                         "public_key": public_key,
                         "page_size": args.page_size,
                     },
-                    credentials=f"file:{root / 'token'}",
+                    credentials=f"file:{b_home / 'secrets' / 'token'}",
                     enabled=False,
                 ),
                 actor="bench",

@@ -306,6 +306,11 @@ class Settings:
     exchange_backoff_seconds: float = setting(
         1.0, "First wait before retrying an exchange request; doubles each try (max 60 s)."
     )
+    exchange_credentials_dirs: str = setting(
+        "",
+        "Directories a collaboration's `file:` credentials may name (comma-separated); empty: "
+        "<home>/secrets. `env:` credentials must be variables named AMPARO_SECRET_*.",
+    )
     exchange_quarantine_retry_seconds: float = setting(
         3600.0, "How long a quarantined record or page waits before it is fetched again."
     )

@@ -18,7 +18,7 @@ import pytest
 from fake_exchange import KIND, SOURCES, FakeSource, provenance
 
 from amparo.app import Amparo
-from amparo.config import Settings
+from amparo.config import Settings, load_settings
 from amparo.errors import ConflictError, CredentialsError, InputError, NotFoundError
 from amparo.exchanges.credentials import load_credentials
 from amparo.exchanges.http import RetryingClient
@@ -337,13 +337,14 @@ def test_source_errors_are_recorded_and_committed_batches_kept(
     core: Amparo, svc: ExchangeService, source: FakeSource, tmp_path: Path
 ) -> None:
     source.put("r1", _md5(1))
-    _add(svc, source, credentials="env:AMPARO_TEST_UNSET_SECRET_VARIABLE")
+    _add(svc, source, credentials="env:AMPARO_SECRET_TEST_UNSET_VARIABLE")
     result = svc.fetch("partner")
-    assert result.fetched and result.error and "AMPARO_TEST_UNSET_SECRET_VARIABLE" in result.error
+    assert result.fetched and result.error and "AMPARO_SECRET_TEST_UNSET_VARIABLE" in result.error
     status = svc.status("partner")
     assert status.last_error == result.error and status.last_fetch_at is None
     assert status.last_attempt_at is not None and status.lease_holder is None
-    secret = tmp_path / "secret"
+    secret = core.settings.home / "secrets" / "secret"
+    secret.parent.mkdir()
     secret.write_text("s3cret\n")
     svc.update("partner", actor="curator", credentials=f"file:{secret}")
     assert svc.fetch("partner").error is None
@@ -418,26 +419,59 @@ def test_removing_a_collaboration_keeps_its_entries_by_default(
 
 
 def test_credentials_by_reference(tmp_path: Path) -> None:
-    assert load_credentials(None) is None
-    token = tmp_path / "token"
+    settings = load_settings(env={}, overrides={"home": tmp_path / "home"})
+    assert load_credentials(None, settings) is None
+    secrets = tmp_path / "home" / "secrets"
+    secrets.mkdir(parents=True)
+    token = secrets / "token"
     token.write_text("  abc123\n")
-    assert load_credentials(f"file:{token}").values == {"token": "abc123"}  # type: ignore[union-attr]
-    pair = tmp_path / "pair.json"
+    assert load_credentials(f"file:{token}", settings).values == {"token": "abc123"}  # type: ignore[union-attr]
+    pair = secrets / "pair.json"
     pair.write_text('{"user": "u", "password": "p"}')
-    assert load_credentials(f"file:{pair}").values == {"user": "u", "password": "p"}  # type: ignore[union-attr]
-    env = {"X_SECRET": '{"token": "t"}', "Y": "plain"}
-    assert load_credentials("env:X_SECRET", environ=env).values == {"token": "t"}  # type: ignore[union-attr]
-    assert load_credentials("env:Y", environ=env).values == {"token": "plain"}  # type: ignore[union-attr]
+    assert load_credentials(f"file:{pair}", settings).values == {"user": "u", "password": "p"}  # type: ignore[union-attr]
+    env = {"AMPARO_SECRET_X": '{"token": "t"}', "AMPARO_SECRET_Y": "plain"}
+    assert load_credentials("env:AMPARO_SECRET_X", settings, environ=env).values == {"token": "t"}  # type: ignore[union-attr]
+    plain = load_credentials("env:AMPARO_SECRET_Y", settings, environ=env)
+    assert plain is not None and plain.values == {"token": "plain"}
     with pytest.raises(CredentialsError):
-        load_credentials("env:UNSET", environ=env)
+        load_credentials("env:AMPARO_SECRET_UNSET", settings, environ=env)
     with pytest.raises(CredentialsError):
-        load_credentials(f"file:{tmp_path / 'missing'}")
-    bad = tmp_path / "bad"
+        load_credentials(f"file:{secrets / 'missing'}", settings)
+    bad = secrets / "bad"
     bad.write_text("{not json secret")
     with pytest.raises(CredentialsError) as err:
-        load_credentials(f"file:{bad}")
-    assert "secret" not in str(err.value)
+        load_credentials(f"file:{bad}", settings)
+    assert "not json" not in str(err.value)
     for ref in ("hunter2", "ftp:x", "env:", "env:A-B"):
         with pytest.raises(InputError) as bad_ref:
-            load_credentials(ref)
+            load_credentials(ref, settings)
         assert "hunter2" not in str(bad_ref.value)
+
+
+def test_credentials_cannot_name_amparos_own_secrets(tmp_path: Path) -> None:
+    """An attacker with a curator key must not make the server read its own keys, its
+    database password or cloud credentials and send them to a URL of their choosing."""
+    settings = load_settings(env={}, overrides={"home": tmp_path / "home"})
+    secrets = tmp_path / "home" / "secrets"
+    secrets.mkdir(parents=True)
+    outside = tmp_path / "home" / "keys" / "feed-signing.key"
+    outside.parent.mkdir()
+    outside.write_text("PRIVATE")
+    (secrets / "link").symlink_to(outside)
+    for ref in (
+        f"file:{outside}",
+        f"file:{secrets}/../keys/feed-signing.key",
+        f"file:{secrets / 'link'}",
+        "file:relative/path",
+        "env:AMPARO_DATABASE_URL",
+        "env:AWS_SECRET_ACCESS_KEY",
+        "env:AMPARO_SECRET_",
+    ):
+        with pytest.raises(InputError) as refused:
+            load_credentials(ref, settings, environ={"AWS_SECRET_ACCESS_KEY": "x"})
+        assert "PRIVATE" not in str(refused.value) and refused.value.hint
+    allowed = load_settings(
+        env={},
+        overrides={"home": tmp_path / "home", "exchange_credentials_dirs": str(outside.parent)},
+    )
+    assert load_credentials(f"file:{outside}", allowed).values == {"token": "PRIVATE"}  # type: ignore[union-attr]

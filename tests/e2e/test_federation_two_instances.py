@@ -145,7 +145,9 @@ def orgs(tmp_path: Path) -> Iterator[tuple[Org, Org]]:
         b.actions.add_rule(
             Rule.from_json({"name": "review-all", "actions": [{"type": "review"}]}), actor="t"
         )
-    (tmp_path / "token").write_text(a_keys["partner"])
+    token = b_home / "secrets" / "token"  # where B's credentials may live
+    token.parent.mkdir()
+    token.write_text(a_keys["partner"])
     env = {"AMPARO_ORGANISATION_ID": "org-a", **SERVE_ENV}
     a_proc, a_base = start(a_home, env=env)
     org_a = Org(a_home, a_base, a_proc, a_keys)
@@ -160,7 +162,7 @@ def orgs(tmp_path: Path) -> Iterator[tuple[Org, Org]]:
         "--public-key",
         str(tmp_path / "a.pem"),
         "--credentials",
-        f"file:{tmp_path / 'token'}",
+        f"file:{token}",
         "--bank",
         "from-a",
         "--name",
@@ -244,7 +246,7 @@ def test_tampered_and_replayed_pages_are_rejected(orgs: tuple[Org, Org], tmp_pat
                     "feed": "shared",
                     "public_key": (tmp_path / "a.pem").read_text(),
                 },
-                credentials=f"file:{tmp_path / 'token'}",
+                credentials=f"file:{org_b.home / 'secrets' / 'token'}",
                 enabled=False,  # fetched only by hand below, not by B's serve loop
             ),
             actor="t",
@@ -296,7 +298,7 @@ def test_kill_9_mid_fetch_converges(orgs: tuple[Org, Org], tmp_path: Path) -> No
                     "public_key": (tmp_path / "a.pem").read_text(),
                     "page_size": 1000,
                 },
-                credentials=f"file:{tmp_path / 'token'}",
+                credentials=f"file:{org_b.home / 'secrets' / 'token'}",
                 enabled=False,
             ),
             actor="t",

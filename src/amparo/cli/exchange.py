@@ -1,7 +1,7 @@
 """``amparo exchange``: collaborations (an exchange feeding a bank), their status and fetches.
 
 Every command calls :class:`amparo.exchanges.service.ExchangeService` only. Credentials are
-given and shown as a reference (``file:/path`` or ``env:VARIABLE``), never as the secret.
+given and shown as a reference (``file:/path`` or ``env:AMPARO_SECRET_NAME``), never as the secret.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ SHOWN_QUARANTINE = 5
 CREDENTIALS_REFERENCE = re.compile(r"^(file:.+|env:[A-Za-z_][A-Za-z0-9_]*)$")
 CREDENTIALS_HINT = (
     "give where the secret is, not the secret: --credentials file:/path/to/secret.json "
-    "or --credentials env:VARIABLE"
+    "or --credentials env:AMPARO_SECRET_NAME"
 )
 INTERVAL_HINT = "give seconds (3600) or a duration: 90s, 15m, 1h, 1h30m, 1d"
 _INTERVAL_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -216,7 +216,10 @@ def add(
     ] = None,
     credentials: Annotated[
         str | None,
-        typer.Option("--credentials", help="Where the secret is: file:/path or env:VARIABLE."),
+        typer.Option(
+            "--credentials",
+            help="Where the secret is: file:/path (in <home>/secrets) or env:AMPARO_SECRET_NAME.",
+        ),
     ] = None,
     interval: Annotated[
         str, typer.Option("--interval", help="How often serve fetches it: 3600, 15m, 1h, 1d.")
@@ -230,7 +233,7 @@ def add(
 ) -> None:
     """Add a collaboration: an exchange that feeds a bank. Example: amparo exchange add
     ncmec-test --type ncmec --bank ncmec --setting environment=test --credentials
-    file:/etc/amparo/ncmec.json --interval 15m"""
+    file:$HOME/amparo-data/secrets/ncmec.json --interval 15m"""
     collaboration = Collaboration(
         name=name,
         exchange=exchange_type,

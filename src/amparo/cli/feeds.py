@@ -234,8 +234,10 @@ def _check_credentials(ref: str) -> str:
     kind, _, rest = ref.partition(":")
     if kind not in ("file", "env") or not rest:
         raise InputError(
-            f"cannot read the credentials reference {ref!r}",
-            hint="use file:/path/to/secret or env:VARIABLE (holding the partner API key)",
+            # Not quoted: a mistyped reference may be the partner key itself.
+            "invalid credentials reference (not file:... or env:...)",
+            hint="use file:/path/to/secret (in <home>/secrets) or env:AMPARO_SECRET_NAME "
+            "(holding the partner API key)",
         )
     return ref
 
@@ -253,7 +255,8 @@ def subscribe(
         str,
         typer.Option(
             "--credentials",
-            help="Where the partner API key is: file:/path or env:VARIABLE.",
+            help="Where the partner API key is: file:/path (in <home>/secrets) or "
+            "env:AMPARO_SECRET_NAME.",
         ),
     ],
     bank: Annotated[str, typer.Option("--bank", help="The local bank the feed fills.")],
@@ -266,7 +269,7 @@ def subscribe(
 ) -> None:
     """Subscribe a local bank to another Amparo's feed (a collaboration of type amparo).
     Example: amparo feeds subscribe https://a.example --feed shared --public-key a.pem
-    --credentials env:HOTLINE_A_KEY --bank from-a"""
+    --credentials env:AMPARO_SECRET_HOTLINE_A --bank from-a"""
     pem = _read_pem(public_key, "the publisher's public key")
     collaboration = Collaboration(
         name=validate_name(name or feed, "collaboration"),

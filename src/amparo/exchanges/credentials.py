@@ -5,6 +5,12 @@ so a database dump or backup leaks no partner's API token, and a secret is rotat
 changing the file or the variable without touching Amparo. The value is a JSON object
 (``{"user": ..., "password": ...}``) or, for a single secret, the bare text (read as
 ``{"token": text}``). Nothing here logs or echoes a secret's value.
+
+References are confined: a ``file:`` must lie in one of ``exchange_credentials_dirs``
+(default ``<home>/secrets``) and an ``env:`` variable must be named ``AMPARO_SECRET_*``.
+Otherwise a curator (who manages collaborations over the API, and may point one at a URL of
+their choosing) could have the server read its own evidence key, feed signing key, database
+password or cloud credentials and send them to that URL as "credentials".
 """
 
 from __future__ import annotations
@@ -14,36 +20,72 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from amparo.config import Settings
 from amparo.errors import CredentialsError, InputError
 from amparo.exchanges.model import Credentials
 
-_HINT = "use file:/path/to/secret (a JSON object or one token) or env:VARIABLE_NAME"
+ENV_PREFIX = "AMPARO_SECRET_"
+_HINT = (
+    "use file:/path/to/secret (a JSON object or one token, in a directory of "
+    f"exchange_credentials_dirs) or env:{ENV_PREFIX}NAME"
+)
 
 
-def check_reference(ref: str | None) -> str | None:
-    """Validate a reference's syntax (what ``add`` stores); the secret itself may be
-    provisioned later, so neither the file nor the variable need exist yet."""
+def credentials_dirs(settings: Settings) -> list[Path]:
+    """The directories ``file:`` references may name, resolved."""
+    raw = [d.strip() for d in settings.exchange_credentials_dirs.split(",") if d.strip()]
+    dirs = [Path(d).expanduser() for d in raw] or [settings.home / "secrets"]
+    return [d.resolve() for d in dirs]
+
+
+def check_reference(ref: str | None, settings: Settings) -> str | None:
+    """Validate a reference (what ``add`` stores): its syntax and where it may point. The
+    secret itself may be provisioned later, so the file or variable need not exist yet."""
     if ref is None or ref == "":
         return None
     kind, sep, where = ref.partition(":")
     if not sep or kind not in ("file", "env") or not where.strip():
         # Not quoted: a mistyped reference may be the secret itself.
         raise InputError("invalid credentials reference (not file:... or env:...)", hint=_HINT)
-    if kind == "env" and not where.replace("_", "").isalnum():
-        raise InputError(f"invalid environment variable name in {ref!r}", hint=_HINT)
-    return ref
+    if kind == "env":
+        if not where.replace("_", "").isalnum():
+            raise InputError(f"invalid environment variable name in {ref!r}", hint=_HINT)
+        if not where.startswith(ENV_PREFIX) or where == ENV_PREFIX:
+            raise InputError(
+                f"credentials may come only from variables named {ENV_PREFIX}*, not {where}",
+                hint=f"export the secret as {ENV_PREFIX}{where} and use env:{ENV_PREFIX}{where}",
+            )
+        return ref
+    path = _confined(Path(where).expanduser(), settings)
+    return f"file:{path}"
+
+
+def _confined(path: Path, settings: Settings) -> Path:
+    if not path.is_absolute():
+        raise InputError("a credentials file must be named by its absolute path", hint=_HINT)
+    resolved = path.resolve()  # symbolic links and .. cannot lead out
+    allowed = credentials_dirs(settings)
+    if not any(resolved.is_relative_to(d) for d in allowed):
+        raise InputError(
+            f"credentials file {str(path)!r} is outside the credentials directories "
+            f"({', '.join(str(d) for d in allowed)})",
+            hint="put it there (readable only by Amparo's user), or add its directory to "
+            "the exchange_credentials_dirs setting",
+        )
+    return resolved
 
 
 def load_credentials(
-    ref: str | None, *, environ: Mapping[str, str] | None = None
+    ref: str | None, settings: Settings, *, environ: Mapping[str, str] | None = None
 ) -> Credentials | None:
-    """The credentials ``ref`` points at (None when there is no reference)."""
-    ref = check_reference(ref)
+    """The credentials ``ref`` points at (None when there is no reference). The reference
+    is checked again: the directories allowed may have changed since it was stored."""
+    ref = check_reference(ref, settings)
     if ref is None:
         return None
     kind, _, where = ref.partition(":")
     if kind == "file":
-        path = Path(where).expanduser()
+        path = Path(where)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

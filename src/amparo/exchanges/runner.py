@@ -93,7 +93,7 @@ class FetchRunner:
     def build(self, collab: Collaboration, http: RetryingClient) -> Exchange:
         """The collaboration's exchange, with its credentials read now (never stored)."""
         cls = exchange_type(collab.exchange)
-        credentials = load_credentials(collab.credentials)
+        credentials = load_credentials(collab.credentials, self.settings)
         context = ExchangeContext(
             settings=self.settings,
             http=http,

@@ -107,7 +107,7 @@ class ExchangeService:
         validate_name(c.name, "collaboration")
         cls = exchange_type(c.exchange)
         settings = cls.check_settings(dict(c.settings))
-        credentials = check_reference(c.credentials)
+        credentials = check_reference(c.credentials, self.settings)
         if cls.needs_credentials and credentials is None:
             raise InputError(
                 f"the {c.exchange} exchange needs credentials",
@@ -195,7 +195,7 @@ class ExchangeService:
             if values["settings"] != state.collaboration.settings:
                 values["checkpoint"] = None
         if "credentials" in changes:
-            values["credentials"] = check_reference(changes["credentials"])
+            values["credentials"] = check_reference(changes["credentials"], self.settings)
         if "interval_seconds" in changes:
             values["interval_seconds"] = _check_interval(changes["interval_seconds"])
         if "feedback" in changes:

@@ -1,7 +1,7 @@
 """v1: collaborations (an exchange feeding a bank), their status and fetches (curators).
 
 Every route calls :class:`amparo.exchanges.service.ExchangeService` only. A collaboration's
-credentials are a *reference* (``file:/path`` or ``env:VARIABLE``): the secret itself is
+credentials are a *reference* (``file:/path`` or ``env:AMPARO_SECRET_NAME``): the secret itself is
 never accepted in a body, stored or returned.
 """
 
@@ -34,7 +34,7 @@ router = APIRouter(prefix="/exchanges", tags=["v1: exchanges"])
 Name = Annotated[str, Path(min_length=1, max_length=100)]
 CREDENTIALS_REFERENCE = re.compile(r"^(file:.+|env:[A-Za-z_][A-Za-z0-9_]*)$")
 CREDENTIALS_HINT = (
-    "give where the secret is, not the secret: file:/path/to/secret.json or env:VARIABLE"
+    "give where the secret is, not the secret: file:/path/to/secret.json or env:AMPARO_SECRET_NAME"
 )
 FETCH_FAILED_HINT = (
     "what was fetched before the failure is kept and the next fetch resumes from there; "
@@ -68,7 +68,10 @@ class CollaborationIn(Strict):
     bank: str = Field(min_length=1, max_length=100, description="Target bank (made if missing).")
     settings: dict[str, Any] = Field(default_factory=dict, description="The exchange's settings.")
     credentials: str | None = Field(
-        None, max_length=1000, description="Where the secret is: file:/path or env:VARIABLE."
+        None,
+        max_length=1000,
+        description="Where the secret is: file:/path (in exchange_credentials_dirs) or "
+        "env:AMPARO_SECRET_NAME.",
     )
     interval_seconds: int = Field(3600, ge=1, le=366 * 86400)
     feedback: bool = True

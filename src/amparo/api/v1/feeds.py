@@ -172,9 +172,7 @@ def feed_key(
     }
 
 
-@router.get(
-    "/{name}/status", response_model=FeedOut, summary="Show a feed, its grants and acks"
-)
+@router.get("/{name}/status", response_model=FeedOut, summary="Show a feed, its grants and acks")
 def show_feed(
     name: FeedName,
     service: Service = Depends(get_service),
