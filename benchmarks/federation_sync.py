@@ -52,7 +52,7 @@ def child(home: Path, *args: str) -> tuple[float, float, str]:
         [*AMPARO, "--home", str(home), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "AMPARO_LOG_LEVEL": "WARNING"},
+        env={**os.environ, "AMPARO_LOG_LEVEL": "WARNING", "AMPARO_URL_ALLOWLIST": "127.0.0.1"},
     )
     assert proc.stdout is not None
     output = proc.stdout.read().decode()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import queue
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -475,3 +476,46 @@ def test_credentials_cannot_name_amparos_own_secrets(tmp_path: Path) -> None:
         overrides={"home": tmp_path / "home", "exchange_credentials_dirs": str(outside.parent)},
     )
     assert load_credentials(f"file:{outside}", allowed).values == {"token": "PRIVATE"}  # type: ignore[union-attr]
+
+
+def test_collaboration_urls_cannot_reach_private_addresses(tmp_path: Path) -> None:
+    """A curator chooses a collaboration's URL: the server must not fetch its own metadata
+    service or intranet for them (and show them the answer in an error)."""
+    from amparo.errors import UrlRefusedError
+    from amparo.exchanges.http import RetryingClient
+    from amparo.url_policy import UrlPolicy
+
+    settings = load_settings(env={}, overrides={"home": tmp_path / "home"})
+    client = RetryingClient(policy=UrlPolicy.from_settings(settings), attempts=1)
+    for url in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:5432/",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+        "file:///etc/passwd",
+    ):
+        with pytest.raises(UrlRefusedError) as refused:
+            client.get(url)
+        assert refused.value.hint or "only http" in str(refused.value)
+    with Amparo(settings) as core:
+        core.exchanges.add(
+            Collaboration(
+                name="intranet",
+                exchange="amparo",
+                bank="from-intranet",
+                settings={"url": "http://127.0.0.1:9", "feed": "x", "public_key": _pem()},
+                credentials="env:AMPARO_SECRET_INTRANET",
+            ),
+            actor="curator",
+        )
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AMPARO_SECRET_INTRANET", "amp_x_y")
+            result = core.exchanges.fetch("intranet")
+        assert result.error and "not a public address" in result.error
+        assert core.exchanges.status("intranet").last_error == result.error
+
+
+def _pem() -> str:
+    from amparo.exchanges.signing import FeedSigner
+
+    return FeedSigner(Path(tempfile.mkdtemp()) / "k.key").public_pem()

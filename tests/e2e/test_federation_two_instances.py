@@ -46,6 +46,8 @@ SERVE_ENV = {
     "AMPARO_EXCHANGE_POLL_SECONDS": "0.5",
     "AMPARO_INDEX_REFRESH_SECONDS": "0.5",
     "AMPARO_EXCHANGE_LEASE_SECONDS": "5",
+    # B reaches A on loopback: an address exchanges refuse unless allow-listed.
+    "AMPARO_URL_ALLOWLIST": "127.0.0.1",
 }
 
 
@@ -75,7 +77,7 @@ def _cli(
         [*AMPARO, "--home", str(home), *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "AMPARO_URL_ALLOWLIST": "127.0.0.1", **(env or {})},
         timeout=300,
     )
 
@@ -303,7 +305,11 @@ def test_kill_9_mid_fetch_converges(orgs: tuple[Org, Org], tmp_path: Path) -> No
             ),
             actor="t",
         )
-    env = {**os.environ, "AMPARO_EXCHANGE_LEASE_SECONDS": "2"}
+    env = {
+        **os.environ,
+        "AMPARO_EXCHANGE_LEASE_SECONDS": "2",
+        "AMPARO_URL_ALLOWLIST": "127.0.0.1",
+    }
     fetcher = subprocess.Popen(
         [*AMPARO, "--home", str(org_b.home), "exchange", "fetch", "big"],
         env=env,

@@ -16,6 +16,7 @@ import httpx
 
 from amparo.clock import utc_now
 from amparo.errors import CredentialsError, ExchangeError
+from amparo.url_policy import UrlPolicy
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -33,6 +34,7 @@ class RetryingClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         verify: bool | str = True,
+        policy: UrlPolicy | None = None,
     ) -> None:
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -41,6 +43,10 @@ class RetryingClient:
         self.client = httpx.Client(
             timeout=timeout, transport=transport, verify=verify, follow_redirects=False
         )
+        self.policy = policy
+        """When set, every URL is checked before it is reached: http(s) only, and public
+        addresses unless ``url_allowlist`` names the host or network (a curator chooses
+        collaboration URLs; they must not reach the metadata service or the intranet)."""
         self.retries = 0
         """Requests retried so far (status and metrics read it)."""
 
@@ -62,6 +68,8 @@ class RetryingClient:
     ) -> httpx.Response:
         """Send a request, retrying 429/5xx/connection failures; return the response when
         its status is in ``ok``, else raise a clear error naming ``what``."""
+        if self.policy is not None:
+            self.policy.check(url)
         last = ""
         for attempt in range(1, self.attempts + 1):
             try:

@@ -205,7 +205,7 @@ class Collaboration:
     settings: dict[str, Any] = field(default_factory=dict)
     """The exchange's own settings (a path, a URL, an environment, a feed name)."""
     credentials: str | None = None
-    """Where the secret is: ``file:/path`` or ``env:VARIABLE`` (a JSON object or, for a
+    """Where the secret is: ``file:/path`` or ``env:AMPARO_SECRET_NAME`` (a JSON object or, for a
     single secret, the bare value); None: the exchange needs none."""
     interval_seconds: int = 3600
     """How often ``amparo serve`` fetches it."""

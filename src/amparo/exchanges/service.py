@@ -39,6 +39,7 @@ from amparo.review.model import CaseItem, Decision
 from amparo.store import Store
 from amparo.store.exchanges import CollaborationState, ExchangeRepository
 from amparo.store.leases import LeaseRepository, default_holder
+from amparo.url_policy import UrlPolicy
 
 log = logging.getLogger("amparo.exchanges")
 
@@ -91,6 +92,7 @@ class ExchangeService:
             timeout=self.settings.exchange_http_timeout_seconds,
             attempts=self.settings.exchange_http_attempts,
             backoff=self.settings.exchange_backoff_seconds,
+            policy=UrlPolicy.from_settings(self.settings),
         )
 
     def after_fetch(self, callback: Callable[[FetchResult], None]) -> None:
@@ -111,7 +113,8 @@ class ExchangeService:
         if cls.needs_credentials and credentials is None:
             raise InputError(
                 f"the {c.exchange} exchange needs credentials",
-                hint="give them as file:/path/to/secret or env:VARIABLE",
+                hint="give them as file:/path/to/secret (in <home>/secrets) or "
+                "env:AMPARO_SECRET_NAME",
             )
         interval = _check_interval(c.interval_seconds)
         now = self.clock()
