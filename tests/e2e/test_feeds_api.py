@@ -186,9 +186,10 @@ def test_bad_input_gives_clear_errors(world: World) -> None:
     r = tc.get("/v1/feeds/shared", params={"nonce": "short"},
                headers=world.headers("partner"))  # fmt: skip
     assert r.status_code == 400 and "nonce" in r.text
-    # The exchange reports it clearly and yields nothing.
-    with pytest.raises(ExchangeError, match="400"):
-        next(world.exchange().fetch(AmparoCheckpoint(cursor=f"{top + 10}.0")))
+    # A subscriber holding such a cursor takes its checkpoint as stale (the publisher was
+    # restored from an older backup): it fetches everything again, as a full fetch.
+    first = next(world.exchange().fetch(AmparoCheckpoint(cursor=f"{top + 10}.0")))
+    assert first.full and [u.signal for u in first.updates] == world.signals[:3]
     # Wrong credentials.
     world.keys["bogus"] = "amparo_not-a-key"
     with pytest.raises(CredentialsError):
@@ -362,3 +363,25 @@ def test_feeds_cli(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "credentials" in bad.output  # type: ignore[attr-defined]
     assert cli("feeds", "revoke", "shared", "hotline-b").exit_code == 0
     assert cli("feeds", "unpublish", "shared").exit_code == 0
+
+
+def test_a_checkpoint_past_the_publishers_log_fetches_everything_again(world: World) -> None:
+    """A publisher restored from an older backup answers 'cursor from the future': the
+    subscriber's checkpoint is stale, so it fetches the whole feed as a full fetch (the runner
+    then withdraws what the feed no longer lists) instead of failing forever."""
+    exchange = world.exchange()
+    batches = list(exchange.fetch(AmparoCheckpoint(cursor="999999999.0")))
+    assert [u.signal for b in batches for u in b.updates] == world.signals
+    assert all(b.full for b in batches) and [b.complete for b in batches] == [False, False, True]
+    # Interrupted after the first page, it resumes as the same full fetch.
+    first = batches[0].checkpoint
+    assert isinstance(first, AmparoCheckpoint) and first.full
+    rest = list(exchange.fetch(first))
+    assert all(b.full for b in rest) and rest[-1].complete
+    last = rest[-1].checkpoint
+    assert isinstance(last, AmparoCheckpoint) and not last.full
+    # Any other refusal is a clear error, not a restart.
+    bad = world.exchange()
+    bad.settings["feed"] = "internal"
+    with pytest.raises(ExchangeError):
+        list(bad.fetch(AmparoCheckpoint(cursor="1.1")))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from amparo.errors import CredentialsError, FeedVerificationError, InputError
+from amparo.errors import CredentialsError, ExchangeError, FeedVerificationError, InputError
 from amparo.exchanges.base import Exchange, register
 from amparo.exchanges.feed_model import FeedCursor
 from amparo.exchanges.model import Batch, Checkpoint, Malformed, Opinion, Provenance, Update
@@ -49,6 +49,9 @@ class AmparoCheckpoint(Checkpoint):
     """The feed cursor after the last committed page (``seq.id``)."""
 
     cursor: str = "0.0"
+    full: bool = False
+    """A full fetch (from the beginning) is under way: its remaining pages are full too, so
+    the runner withdraws what it did not list once the last one lands."""
 
 
 @register
@@ -122,26 +125,42 @@ class AmparoFeedExchange(Exchange):
         FeedCursor.parse(cursor)  # a corrupt checkpoint fails here, not at the publisher
         pinned = self.pinned
         headers = self._headers()
+        what = f"the publisher of feed {self.settings['feed']!r}"
+        # From the beginning, the fetch is a full one: what it does not list is withdrawn.
+        full = cursor == "0.0" or (isinstance(checkpoint, AmparoCheckpoint) and checkpoint.full)
         while True:
             nonce = secrets.token_urlsafe(24)
             params: dict[str, Any] = {"cursor": cursor, "nonce": nonce, "ack": cursor}
             if "page_size" in self.settings:
                 params["limit"] = self.settings["page_size"]
             response = self.context.http.get(
-                self._entries_url(),
-                params=params,
-                headers=headers,
-                what=f"the publisher of feed {self.settings['feed']!r}",
+                self._entries_url(), params=params, headers=headers, what=what, ok=(200, 400)
             )
+            if response.status_code == 400:
+                if cursor != "0.0" and _from_the_future(response):
+                    # The publisher's change log is behind our checkpoint (its database was
+                    # restored from a backup): the checkpoint is stale, so fetch everything
+                    # again and withdraw what the publisher no longer lists.
+                    cursor, full = "0.0", True
+                    continue
+                raise ExchangeError(
+                    f"{what} refused the request: {_error_text(response)}",
+                    hint="check the collaboration's settings (feed name, page_size)",
+                )
             page = self.verified_page(response.content, nonce=nonce, cursor=cursor, key=pinned)
             updates, malformed = self.parse_entries(page["entries"])
             next_cursor = str(page["next_cursor"])
+            last = not page["more"] or next_cursor == cursor
             yield Batch(
                 updates=updates,
                 malformed=malformed,
-                checkpoint=AmparoCheckpoint(cursor=next_cursor, fetched_at=Checkpoint.now()),
+                checkpoint=AmparoCheckpoint(
+                    cursor=next_cursor, full=full and not last, fetched_at=Checkpoint.now()
+                ),
+                full=full,
+                complete=full and last,
             )
-            if not page["more"] or next_cursor == cursor:
+            if last:
                 return
             cursor = next_cursor
 
@@ -272,3 +291,24 @@ def _update(item: Any) -> Update:
         tags=tuple(tags),
         provenance=provenance,
     )
+
+
+def _error_body(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _from_the_future(response: Any) -> bool:
+    """Whether a 400 says our cursor is past the publisher's change log."""
+    error = _error_body(response)
+    return error.get("code") == "invalid_input" and "future" in str(error.get("message", ""))
+
+
+def _error_text(response: Any) -> str:
+    error = _error_body(response)
+    message = str(error.get("message") or response.text[:200])
+    return message[:300]
