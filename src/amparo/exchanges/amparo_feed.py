@@ -225,7 +225,7 @@ class AmparoFeedExchange(Exchange):
         for item in entries:
             try:
                 updates.append(_update(item))
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, InputError) as exc:
                 record = item.get("id") if isinstance(item, dict) else None
                 malformed.append(
                     Malformed(
@@ -263,10 +263,10 @@ def _update(item: Any) -> Update:
         raise TypeError("not an object")
     record_id = item["id"]
     if not isinstance(record_id, int) or isinstance(record_id, bool):
-        raise ValueError(f"bad id {record_id!r}")
+        raise InputError(f"bad id {record_id!r}")
     signal_type, signal = item["signal_type"], item["signal"]
     if not isinstance(signal_type, str) or not isinstance(signal, str):
-        raise ValueError("signal_type and signal must be text")
+        raise InputError("signal_type and signal must be text")
     if item.get("deleted"):
         return Update(
             record_id=str(record_id), signal_type=signal_type, signal=signal, deleted=True
@@ -274,14 +274,14 @@ def _update(item: Any) -> Update:
     category = item.get("category")
     tags = item.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ValueError("tags must be a list of text")
+        raise InputError("tags must be a list of text")
     raw_provenance = item.get("provenance")
     provenance = None
     if raw_provenance is not None:
         if not isinstance(raw_provenance, dict) or not isinstance(
             raw_provenance.get("origin"), str
         ):
-            raise ValueError("provenance must be an object with an origin")
+            raise InputError("provenance must be an object with an origin")
         provenance = Provenance.from_json(raw_provenance)
     return Update(
         record_id=str(record_id),

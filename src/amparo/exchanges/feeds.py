@@ -389,15 +389,19 @@ def _opinion_fields(raw: dict[str, Any]) -> tuple[int, str, str | None, str, str
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
         raise InputError(f"the opinion's reason must be text of at most {MAX_REASON} characters")
     at = raw.get("at")
-    try:
-        if not isinstance(at, str) or len(at) > 40:
-            raise ValueError
-        datetime.fromisoformat(at)
-    except ValueError:
+    if not isinstance(at, str) or len(at) > 40 or not _iso_time(at):
         raise InputError(
             "the opinion's 'at' must be an ISO 8601 time", hint="e.g. 2026-12-04T18:00:00+00:00"
-        ) from None
+        )
     org = raw.get("partner")
     if not isinstance(org, str) or not org or len(org) > 200:
         raise InputError("the opinion must name its partner organisation (1-200 characters)")
     return entry_id, str(verdict), reason, at, org
+
+
+def _iso_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
