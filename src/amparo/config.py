@@ -406,6 +406,12 @@ def _validate(settings: Settings) -> Settings:
         "probe_window",
         "probe_max_near",
         "probe_period_seconds",
+        "exchange_poll_seconds",
+        "exchange_lease_seconds",
+        "exchange_batch_size",
+        "exchange_http_attempts",
+        "exchange_http_timeout_seconds",
+        "feed_page_size",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be a positive number")
@@ -419,6 +425,11 @@ def _validate(settings: Settings) -> Settings:
             "probe_near_bits must be 0-63 and probe_cooldown_seconds 0 or more",
             hint="the defaults are 8 bits and 900 seconds",
         )
+    for name in ("exchange_backoff_seconds", "exchange_quarantine_retry_seconds"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name} must be 0 or more")
+    if settings.retro_match_days < 0:
+        raise ConfigError("retro_match_days must be 0 (off) or a number of days")
     if settings.review_undo_seconds < 0:
         raise ConfigError("review_undo_seconds must be 0 or more", hint="600 is the default")
     return settings
