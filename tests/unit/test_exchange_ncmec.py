@@ -16,7 +16,8 @@ from amparo.errors import CredentialsError, ExchangeError, InputError, UrlRefuse
 from amparo.exchanges.base import ExchangeContext, exchange_type
 from amparo.exchanges.http import RetryingClient
 from amparo.exchanges.model import Batch, Checkpoint, Credentials, Opinion, Update
-from amparo.exchanges.ncmec import NCMECCheckpoint, NCMECExchange, next_page_after
+from amparo.exchanges.ncmec import NCMECCheckpoint, NCMECExchange
+from amparo.exchanges.ncmec_wire import next_page_after
 from clocks import ManualClock
 from fakes.ncmec import FakeNCMEC
 

@@ -300,7 +300,7 @@ def test_defaults_point_at_the_real_service() -> None:
 
 def test_wire_vocabulary_matches_python_threatexchange() -> None:
     api = pytest.importorskip("threatexchange.exchanges.clients.stopncii.api")
-    from amparo.exchanges import stopncii
+    from amparo.exchanges import stopncii_wire as stopncii
 
     assert stopncii.BASE_URL == api.StopNCIIAPI.BASE_URL
     assert stopncii.DEFAULT_START_TIMESTAMP == api.StopNCIIAPI.DEFAULT_START_TIME

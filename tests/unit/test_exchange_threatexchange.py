@@ -290,9 +290,9 @@ def test_the_fake_speaks_what_python_threatexchange_expects(fake: FakeThreatExch
         "threatexchange.exchanges.clients.fb_threatexchange.threat_updates"
     )
     impl = pytest.importorskip("threatexchange.exchanges.impl.fb_threatexchange_api")
-    from amparo.exchanges import threatexchange
+    from amparo.exchanges import threatexchange_wire
 
-    assert threatexchange.BASE_URL == api.ThreatExchangeAPI._TE_BASE_URL
+    assert threatexchange_wire.BASE_URL == api.ThreatExchangeAPI._TE_BASE_URL
     values = [pdq() for _ in range(5)]
     for i, value in enumerate(values):
         fake.put(value, T0 + i)

@@ -59,125 +59,42 @@ setting, else the only reason NCMEC offers; otherwise the opinion is refused wit
 from __future__ import annotations
 
 import logging
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
 
-from amparo.errors import ConfigError, ExchangeError, InputError, UrlRefusedError
+from amparo.errors import ExchangeError, InputError, UrlRefusedError
 from amparo.exchanges.base import Exchange, ExchangeContext, register
-from amparo.exchanges.model import (
-    Batch,
-    Checkpoint,
-    Credentials,
-    Malformed,
-    Opinion,
-    Provenance,
-    Update,
+from amparo.exchanges.model import Batch, Checkpoint, Credentials, Malformed, Opinion
+from amparo.exchanges.ncmec_wire import (
+    END_MARGIN_SECONDS,
+    ENTRIES_PER_PAGE,
+    GUID,
+    MAX_WINDOW_ENTRIES,
+    MIN_QUARANTINE_WINDOW,
+    NAMESPACE,
+    PAGING_URL_TTL,
+    NCMECCheckpoint,
+    Page,
+    environments,
+    estimated_entries,
+    hash_api,
+    ncmec_time,
+    next_page_after,
+    parse_page,
+    parse_time,
+    split_record_id,
+    strip_namespaces,
 )
-from amparo.signals import get_signal_type
 from amparo.url_policy import UrlPolicy, parse_allowlist
 
-if TYPE_CHECKING:
-    from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEntryUpdate
+# The exchange, and its checkpoint (kept importable from here); the wire format is in
+# amparo.exchanges.ncmec_wire.
+__all__ = ["NCMECCheckpoint", "NCMECExchange"]
 
 log = logging.getLogger(__name__)
-
-PAGING_URL_TTL = timedelta(hours=12)
-"""NCMEC: paging URLs are not to be kept; older than this, the window is read again."""
-ENTRIES_PER_PAGE = 1000
-MAX_WINDOW_ENTRIES = 100_000
-"""A window estimated larger than this is split before it is read."""
-MIN_QUARANTINE_WINDOW = 3600
-"""A window whose first page does not parse is split down to this many seconds, then
-quarantined whole."""
-END_MARGIN_SECONDS = 5
-"""Windows end this long before now: entries still being written land in the next fetch."""
-NAMESPACE = "https://hashsharing.ncmec.org/hashsharing/v2"
-_DATE = "%Y-%m-%dT%H:%M:%SZ"
-
-FINGERPRINTS = {"md5": "md5", "sha1": "sha1", "pdq": "pdq"}
-"""NCMEC fingerprint element (lower case) -> Amparo signal type."""
-FEEDBACK_TYPES = {"md5": "MD5", "sha1": "SHA1", "pdq": "PDQ"}
-"""Amparo signal type -> NCMEC's fingerprint type in feedback paths (``FingerprintType``)."""
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-
-def hash_api() -> ModuleType:
-    """python-threatexchange's NCMEC module, or a ConfigError saying how to install it."""
-    try:
-        from threatexchange.exchanges.clients.ncmec import hash_api as module
-    except ImportError:
-        raise ConfigError(
-            "the ncmec exchange needs python-threatexchange, which is not installed",
-            hint="pip install 'amparo[exchanges]' (or: pip install 'threatexchange>=1.2')",
-        ) from None
-    return module
-
-
-def environments() -> dict[str, str]:
-    """NCMEC environments by python-threatexchange's names (``Industry``, ``NGO``,
-    ``test_Industry``, ...) -> base URL."""
-    return {env.name: str(env.value) for env in hash_api().NCMECEnvironment}
-
-
-def ncmec_time(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime(_DATE)
-
-
-def _parse_time(value: Any) -> int:
-    if isinstance(value, bool):
-        raise InputError("start_time must be a date (ISO 8601) or a Unix timestamp")
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return int(parsed.timestamp())
-    raise InputError(
-        f"start_time {value!r} is not a date",
-        hint="give an ISO 8601 date such as 2024-01-01T00:00:00Z, or a Unix timestamp",
-    )
-
-
-@dataclass
-class NCMECCheckpoint(Checkpoint):
-    """Everything updated before ``window_start`` has been read. While a window is being
-    paged, ``window_end`` and ``paging_url`` (received at ``paging_url_at``) say where in it.
-
-    Never stale in the runner's sense (a full re-fetch of millions of entries): an expired
-    paging URL only restarts its window, which :meth:`NCMECExchange.fetch` does itself."""
-
-    window_start: int = 0
-    window_end: int | None = None
-    paging_url: str | None = None
-    paging_url_at: str | None = None
-
-    def paging_expired(self, now: datetime) -> bool:
-        if not self.paging_url or not self.paging_url_at:
-            return False
-        received = datetime.fromisoformat(self.paging_url_at)
-        return now - received > PAGING_URL_TTL
-
-
-@dataclass
-class _Page:
-    updates: list[Update] = field(default_factory=list)
-    malformed: list[Malformed] = field(default_factory=list)
-    next: str = ""
-    entries: int = 0
-    broken: str | None = None
-    """Why the page could not be read at all (then nothing else is set)."""
-    raw: bytes = b""
 
 
 @register
@@ -239,7 +156,7 @@ class NCMECExchange(Exchange):
             except (TypeError, ValueError):
                 raise InputError("member_id must be an NCMEC member id or a list of them") from None
         if "start_time" in settings:
-            settings["start_time"] = _parse_time(settings["start_time"])
+            settings["start_time"] = parse_time(settings["start_time"])
         base_url = settings.get("base_url")
         if base_url is not None and (not isinstance(base_url, str) or not base_url.strip()):
             raise InputError("base_url must be the URL of an NCMEC-compatible API")
@@ -423,83 +340,12 @@ class NCMECExchange(Exchange):
             paging_url_at=now,
         )
 
-    def _read(self, url: str) -> _Page:
+    def _read(self, url: str) -> Page:
         response = self.context.http.get(url, auth=self._auth, what="NCMEC")
         return self._parse(response.content)
 
-    def _parse(self, content: bytes) -> _Page:
-        try:
-            root = _strip_namespaces(ET.fromstring(content))
-        except ET.ParseError as exc:
-            return _Page(broken=f"not XML ({exc})", raw=content)
-        if root.tag != "queryResult":
-            return _Page(broken=f"<{root.tag}> where <queryResult> was expected", raw=content)
-        page = _Page()
-        members = self.settings.get("member_id")
-        wrapper = self._api._XMLWrapper
-        for group in ("images", "videos"):
-            for element in root.findall(group):
-                for child in element:
-                    page.entries += 1
-                    try:
-                        entry = self._api.NCMECEntryUpdate.from_xml(wrapper(child))
-                    except Exception as exc:  # python-threatexchange raises anything
-                        entry_id = child.findtext("id")
-                        page.malformed.append(
-                            Malformed(
-                                reason=f"NCMEC entry could not be read: "
-                                f"{type(exc).__name__} {exc}".strip(),
-                                raw=Malformed.cut(ET.tostring(child, encoding="unicode")),
-                                record_id=entry_id,
-                            )
-                        )
-                        continue
-                    if members and entry.member_id not in members:
-                        continue
-                    self._updates(entry, child, page)
-        next_element = root.find("paging/next")
-        page.next = (next_element.text or "").strip() if next_element is not None else ""
-        return page
-
-    def _updates(self, entry: NCMECEntryUpdate, element: ET.Element, page: _Page) -> None:
-        key = f"{entry.member_id}-{entry.id}"
-        if entry.deleted:
-            page.updates.extend(
-                Update(record_id=f"{key}:{name}", deleted=True) for name in FINGERPRINTS.values()
-            )
-            return
-        member = element.find("member")
-        member_name = (member.text or "").strip() if member is not None else ""
-        provenance = Provenance(
-            origin="ncmec",
-            verified_by=f"{member_name} ({entry.member_id})" if member_name else None,
-            classification=entry.classification,
-            jurisdiction="US",
-            at=_iso(element.findtext("timestamp")),
-        )
-        for fingerprint, value in entry.fingerprints.items():
-            name = FINGERPRINTS.get(fingerprint.lower())
-            if name is None:
-                continue  # PhotoDNA, vendor video hashes: not matched by Amparo
-            record = f"{key}:{name}"
-            try:
-                signal = get_signal_type(name).normalize(value.strip())
-            except InputError as exc:
-                page.malformed.append(
-                    Malformed(reason=str(exc), raw=Malformed.cut(value), record_id=record)
-                )
-                continue
-            page.updates.append(
-                Update(
-                    record_id=record,
-                    signal_type=name,
-                    signal=signal,
-                    category=entry.classification,
-                    tags=(entry.entry_type.value,),
-                    source_ids=(f"member:{entry.member_id}", f"entry:{entry.id}"),
-                    provenance=provenance,
-                )
-            )
+    def _parse(self, content: bytes) -> Page:
+        return parse_page(self._api, content, self.settings.get("member_id"))
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -537,7 +383,7 @@ class NCMECExchange(Exchange):
                 what="NCMEC feedback reasons",
             )
             try:
-                root = _strip_namespaces(ET.fromstring(response.content))
+                root = strip_namespaces(ET.fromstring(response.content))
             except ET.ParseError as exc:
                 raise ExchangeError(
                     f"NCMEC's feedback reasons are not XML ({exc})",
@@ -551,7 +397,7 @@ class NCMECExchange(Exchange):
 
     def _reason_guid(self, fingerprint: str, wanted: str | None) -> str:
         for candidate in (wanted, self.settings.get("feedback_reason")):
-            if candidate and _GUID.fullmatch(candidate.strip()):
+            if candidate and GUID.fullmatch(candidate.strip()):
                 return candidate.strip()
         reasons = self.feedback_reasons(fingerprint)
         for candidate in (wanted, self.settings.get("feedback_reason")):
@@ -567,60 +413,3 @@ class NCMECExchange(Exchange):
             hint="give the opinion a reason or set the collaboration's feedback_reason to one "
             "of: " + "; ".join(f"{guid} ({name})" for guid, name in reasons.items()),
         )
-
-
-def split_record_id(record_id: str) -> tuple[str, str, str]:
-    """``"42-image1:md5"`` -> ``("42", "image1", "MD5")`` (member, entry, NCMEC fingerprint)."""
-    key, _, signal_type = record_id.rpartition(":")
-    member_id, _, entry_id = key.partition("-")
-    fingerprint = FEEDBACK_TYPES.get(signal_type)
-    if not member_id.isdigit() or not entry_id or fingerprint is None:
-        raise InputError(
-            f"{record_id!r} is not an NCMEC record id",
-            hint="NCMEC record ids look like <member id>-<entry id>:<md5|sha1|pdq>",
-        )
-    return member_id, entry_id, fingerprint
-
-
-def estimated_entries(page: _Page) -> int:
-    """How many entries the window holds, by the first page's ``next`` (``max - start``)."""
-    query = parse_qs(urlsplit(page.next).query)
-    try:
-        return int(query["max"][0]) - int(query["start"][0]) + page.entries
-    except (KeyError, ValueError, IndexError):
-        return page.entries + 1
-
-
-def next_page_after(url: str) -> str | None:
-    """The paging URL after ``url`` (a paging URL whose page could not be read), from its
-    ``start``, ``size`` and ``max``; None when it was the last page or is no paging URL."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    try:
-        start, size, top = (int(query[k][0]) for k in ("start", "size", "max"))
-    except (KeyError, ValueError, IndexError):
-        return None
-    if start + size > top:
-        return None
-    query["start"] = [str(start + size)]
-    path = parts.path
-    # paging URLs are relative to the environment's base (they start at /v2/)
-    at = path.find("/v2/")
-    relative = path[at:] if at >= 0 else path
-    return urlunsplit(("", "", relative, urlencode(query, doseq=True), ""))
-
-
-def _strip_namespaces(root: ET.Element) -> ET.Element:
-    for element in root.iter():
-        if isinstance(element.tag, str) and "}" in element.tag:
-            element.tag = element.tag.split("}", 1)[1]
-    return root
-
-
-def _iso(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value.strip(), _DATE).replace(tzinfo=UTC).isoformat()
-    except ValueError:
-        return value.strip()

@@ -22,9 +22,10 @@ Why this module speaks the API itself instead of using ``StopNCIIAPI``:
   hash; here ``hashStatus`` Withdrawn or Deleted is a deletion.
 
 The wire vocabulary (signal types, case statuses, feedback values, header names, the base URL)
-is mirrored below rather than imported, so the exchange needs no optional package at run time;
-``tests/unit/test_exchange_stopncii.py`` checks the mirror against the client's enums and runs
-the client itself against the test fake, so the fake stays faithful to what the client expects.
+is mirrored in :mod:`amparo.exchanges.stopncii_wire` rather than imported, so the exchange
+needs no optional package at run time; ``tests/unit/test_exchange_stopncii.py`` checks the
+mirror against the client's enums and runs the client itself against the test fake, so the
+fake stays faithful to what the client expects.
 
 Checkpoint: the ``startTimestamp`` of the current paging run with its ``nextPageToken`` (to
 continue the run) and the run's ``nextSetTimestamp`` (where the next run starts). The client
@@ -46,79 +47,35 @@ one bad page never stalls the collaboration, and nothing in it is lost. After
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from amparo.errors import AmparoError, CredentialsError, ExchangeError, InputError
+from amparo.errors import CredentialsError, ExchangeError, InputError
 from amparo.exchanges.base import Exchange, register
-from amparo.exchanges.model import (
-    OPINION_VERDICTS,
-    Batch,
-    Checkpoint,
-    Malformed,
-    Opinion,
-    Provenance,
-    Update,
+from amparo.exchanges.model import OPINION_VERDICTS, Batch, Checkpoint, Malformed, Opinion
+from amparo.exchanges.stopncii_wire import (
+    BASE_URL,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SKIP_SECONDS,
+    DEFAULT_START_TIMESTAMP,
+    FEEDBACK_VALUES,
+    FUNCTION_KEY_HEADER,
+    MAX_BAD_PAGES_IN_A_ROW,
+    SUBSCRIPTION_HEADER,
+    StopNCIICheckpoint,
+    read_batch,
+    read_page,
+    record_id_of,
 )
 
-BASE_URL = "https://api.stopncii.org/v1"
-"""``StopNCIIAPI.BASE_URL``."""
-DEFAULT_START_TIMESTAMP = 10
-"""``StopNCIIAPI.DEFAULT_START_TIME``: a first fetch asks for everything since then."""
-DEFAULT_PAGE_SIZE = 800
-"""``StopNCIIAPI.fetch_hashes``' default page size."""
-DEFAULT_SKIP_SECONDS = 3600
-PAGE_TOKEN_TTL = timedelta(hours=1)
-"""A page token older than this is not trusted (the API documents no lifetime)."""
-STALE_AFTER = timedelta(days=30)
-"""python-threatexchange's ``StopNCIICheckpoint.is_stale``."""
-MAX_BAD_PAGES_IN_A_ROW = 5
-
-SUBSCRIPTION_HEADER = "Ocp-Apim-Subscription-Key"
-FUNCTION_KEY_HEADER = "x-functions-key"
-
-SIGNAL_TYPES = {"ImagePDQ": "pdq", "VideoMD5": "md5"}
-"""StopNCII signal types Amparo matches, to Amparo's signal types (a video's MD5 is the MD5
-of the file's bytes, which is Amparo's ``md5``)."""
-OTHER_SIGNAL_TYPES = frozenset({"Unknown", "VideoTMK", "Text", "URL"})
-"""Types StopNCII lists that Amparo does not match: counted as skipped."""
-LIVE_STATUSES = frozenset({"Unknown", "Received", "Active"})
-REMOVED_STATUSES = frozenset({"Withdrawn", "Deleted"})
-"""``StopNCIICaseStatus`` values: the person withdrew the hash or it was deleted."""
-FEEDBACK_VALUES = {"true_positive": "Blocked", "false_positive": "NotBlocked"}
-"""Opinion verdicts to ``StopNCIICSPFeedbackValue``: a confirmed match was blocked; a false
-positive was reviewed and not blocked."""
+# The exchange, and its checkpoint (kept importable from here); the wire format is in
+# amparo.exchanges.stopncii_wire.
+__all__ = ["StopNCIICheckpoint", "StopNCIIExchange"]
 
 _SETTINGS = ("base_url", "page_size", "skip_seconds")
-
-
-@dataclass
-class StopNCIICheckpoint(Checkpoint):
-    """Where a StopNCII fetch resumes (see the module docstring)."""
-
-    start_timestamp: int = DEFAULT_START_TIMESTAMP
-    """``startTimestamp`` of the paging run ``page_token`` belongs to."""
-    page_token: str | None = None
-    """``nextPageToken``: the run's next page; None when the run finished."""
-    next_set_timestamp: int = DEFAULT_START_TIMESTAMP
-    """``nextSetTimestamp``: where the next run starts once this one has finished."""
-
-    def is_stale(self, now: datetime | None = None) -> bool:
-        fetched = _parse_time(self.fetched_at)
-        if fetched is None:
-            return False
-        return (now or datetime.now(fetched.tzinfo)) - fetched > STALE_AFTER
-
-    def token_usable(self, now: datetime) -> bool:
-        """The page token is young enough to continue the run with."""
-        fetched = _parse_time(self.fetched_at)
-        return bool(self.page_token) and fetched is not None and now - fetched < PAGE_TOKEN_TTL
 
 
 @register
@@ -209,7 +166,7 @@ class StopNCIIExchange(Exchange):
                     )
                 token, restarted = None, True
                 continue
-            page = _read_page(response)
+            page = read_page(response)
             if isinstance(page, str):
                 bad_in_a_row += 1
                 if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
@@ -240,7 +197,7 @@ class StopNCIIExchange(Exchange):
                 start, token, high = stop, None, stop
                 continue
             bad_in_a_row = 0
-            batch = self._batch(page["hashRecords"])
+            batch = read_batch(page["hashRecords"])
             high = max([high, *(at for at in page["_times"] if at is not None)])
             more = bool(page["hasMoreRecords"] and page["nextPageToken"])
             batch.checkpoint = StopNCIICheckpoint(
@@ -276,18 +233,6 @@ class StopNCIIExchange(Exchange):
             return None
         return response
 
-    def _batch(self, records: list[Any]) -> Batch:
-        batch = Batch()
-        for raw in records:
-            item = _read_record(raw)
-            if isinstance(item, Update):
-                batch.updates.append(item)
-            elif isinstance(item, Malformed):
-                batch.malformed.append(item)
-            else:
-                batch.skipped += 1
-        return batch
-
     def refetch(self, retry: dict[str, Any]) -> Iterator[Batch]:
         """Read a quarantined window (``retry`` of a :class:`Malformed`) again: the records
         last modified in ``[start_timestamp, stop_timestamp)`` (one record when ``record_id``
@@ -305,7 +250,7 @@ class StopNCIIExchange(Exchange):
             response = self._fetch_page(start, token, headers)
             if response is None:
                 raise ExchangeError("StopNCII refused a page token while re-reading a window")
-            page = _read_page(response)
+            page = read_page(response)
             if isinstance(page, str):
                 raise ExchangeError(
                     f"StopNCII still returns an unreadable page for {start}..{stop}: {page}",
@@ -317,8 +262,8 @@ class StopNCIIExchange(Exchange):
                 if at is None or start <= at < stop
             ]
             if only is not None:
-                inside = [raw for raw in inside if _record_id_of(raw) == only]
-            yield self._batch(inside)
+                inside = [raw for raw in inside if record_id_of(raw) == only]
+            yield read_batch(inside)
             past = any(at is not None and at >= stop for at in page["_times"])
             if past or not (page["hasMoreRecords"] and page["nextPageToken"]):
                 return
@@ -348,107 +293,6 @@ class StopNCIIExchange(Exchange):
         )
 
 
-# -- reading pages and records -------------------------------------------------------------
-
-
-def _read_page(response: httpx.Response) -> dict[str, Any] | str:
-    """The page's fields, or why it cannot be read. ``_times`` lists each record's
-    ``lastModtimestamp`` (None where unreadable) for the windows above."""
-    try:
-        data = json.loads(response.content)
-    except ValueError as exc:
-        return f"not JSON ({exc})"
-    if not isinstance(data, dict):
-        return "not a JSON object"
-    records = data.get("hashRecords", [])
-    if not isinstance(records, list):
-        return "hashRecords is not a list"
-    more = data.get("hasMoreRecords")
-    if not isinstance(more, bool):
-        return "hasMoreRecords missing"
-    token = data.get("nextPageToken")
-    if token is not None and not isinstance(token, str):
-        return "nextPageToken is not a string"
-    if more and not token:
-        return "hasMoreRecords without a nextPageToken"
-    next_set = data.get("nextSetTimestamp")
-    if not isinstance(next_set, int) or isinstance(next_set, bool):
-        return "nextSetTimestamp missing"
-    times = [_record_time(raw) for raw in records]
-    return {
-        "hashRecords": records,
-        "hasMoreRecords": more,
-        "nextPageToken": token,
-        "nextSetTimestamp": next_set,
-        "_times": times,
-    }
-
-
-def _record_time(raw: Any) -> int | None:
-    if isinstance(raw, dict):
-        value = raw.get("lastModtimestamp")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def _record_id_of(raw: Any) -> str | None:
-    """``{signalType}:{hashValue}``: StopNCII keys its records by type and hash."""
-    if not isinstance(raw, dict):
-        return None
-    kind, value = raw.get("signalType"), raw.get("hashValue")
-    if isinstance(kind, str) and isinstance(value, str) and kind and value:
-        return f"{kind}:{value}"
-    return None
-
-
-def _read_record(raw: Any) -> Update | Malformed | None:
-    """One ``hashRecords`` item as an upsert or a deletion; a :class:`Malformed` when it
-    cannot be read; None when its type is one Amparo does not match (skipped)."""
-    record_id = _record_id_of(raw)
-    at = _record_time(raw)
-    retry: dict[str, Any] | None = None
-    if at is not None:
-        retry = {"start_timestamp": at, "stop_timestamp": at + 1}
-    if record_id is not None and retry is not None:
-        retry["record_id"] = record_id
-    text = Malformed.cut(json.dumps(raw, sort_keys=True, default=str))
-
-    def bad(reason: str) -> Malformed:
-        return Malformed(reason=reason, raw=text, record_id=record_id, retry=retry)
-
-    if record_id is None or not isinstance(raw, dict):
-        return bad("record without signalType or hashValue")
-    if at is None:
-        return bad("record without lastModtimestamp")
-    kind, value = raw["signalType"], raw["hashValue"]
-    status = raw.get("hashStatus")
-    if status not in LIVE_STATUSES and status not in REMOVED_STATUSES:
-        return bad(f"unknown hashStatus {status!r}")
-    if kind not in SIGNAL_TYPES:
-        if kind in OTHER_SIGNAL_TYPES:
-            return None
-        return bad(f"unknown signalType {kind!r}")
-    if status in REMOVED_STATUSES:
-        return Update(record_id=record_id, deleted=True)
-    try:
-        from amparo.signals import normalize_signal
-
-        signal_type, signal = normalize_signal(SIGNAL_TYPES[kind], value)
-    except AmparoError as exc:
-        return bad(f"invalid {kind} hash: {exc}")
-    cases = raw.get("caseNumbers") or {}
-    source_ids = tuple(sorted(str(case) for case in cases)) if isinstance(cases, dict) else ()
-    return Update(
-        record_id=record_id,
-        signal_type=signal_type,
-        signal=signal,
-        category="ncii",
-        source_ids=source_ids,
-        provenance=Provenance(origin="stopncii", classification="NCII"),
-    )
-
-
 # -- settings --------------------------------------------------------------------------------
 
 
@@ -466,12 +310,3 @@ def _check_int(settings: dict[str, Any], key: str, default: int, low: int, high:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InputError(f"{key} must be a whole number from {low} to {high}, not {value!r}")
     return value
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
