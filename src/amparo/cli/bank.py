@@ -1,4 +1,6 @@
-"""``amparo bank ...``: create, list, show, import, export, add, remove, enable, disable."""
+"""``amparo bank ...``: create, list, show, import, export, add, remove, enable, disable, set,
+delete; and the share-back ``proposals``, ``approve``, ``reject`` from
+:mod:`amparo.cli.proposals`."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from rich.table import Table
 from amparo.banks.formats import CATEGORY_MAPS, FORMATS, detect_format
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.banks.service import ImportReport
-from amparo.cli.context import ID_MAX, emit_json, err_console, handle_errors, open_app
-from amparo.config import LOCAL_ACTOR
+from amparo.cli import proposals
+from amparo.cli.context import emit_json, err_console, handle_errors, open_app
 from amparo.errors import InputError
 from amparo.hashing import MediaHashes
 from amparo.signals import get_signal_type
@@ -412,65 +414,7 @@ def delete(
     err_console.print(f"deleted bank {name}", markup=False)
 
 
-# -- share-back proposals -------------------------------------------------------------------
-
-ProposalArg = Annotated[
-    int, typer.Argument(help="Proposal id (see `bank proposals`).", min=1, max=ID_MAX)
-]
-CuratorOpt = Annotated[str, typer.Option("--actor", help="Who decides (audited).")]
-
-
-@app.command("proposals")
-@handle_errors
-def proposals(
-    ctx: typer.Context,
-    bank: Annotated[str | None, typer.Argument(help="Only this bank.", show_default=False)] = None,
-    state: Annotated[str, typer.Option(help="pending, approved, rejected or all.")] = "pending",
-    as_json: JsonOpt = False,
-) -> None:
-    """Confirmed items proposed for sharing, oldest first. Example: amparo bank proposals"""
-    with open_app(ctx) as amparo:
-        found = amparo.proposals.list(state=state, bank=bank)
-    if as_json:
-        for p in found:
-            emit_json(p.to_json())
-        return
-    table = Table("id", "item", "bank", "state", "proposed by", "at", "jurisdiction", "note")
-    for p in found:
-        table.add_row(
-            str(p.id),
-            str(p.item_id),
-            p.bank,
-            p.state,
-            p.proposed_by,
-            p.proposed_at.isoformat(timespec="seconds"),
-            p.jurisdiction or "",
-            p.note or p.reason or "",
-        )
-    Console().print(table)
-
-
-@app.command("approve")
-@handle_errors
-def approve(ctx: typer.Context, proposal_id: ProposalArg, actor: CuratorOpt = LOCAL_ACTOR) -> None:
-    """Approve a proposal: the item's hashes are added to its bank, with provenance.
-    Example: amparo bank approve 3"""
-    with open_app(ctx) as amparo:
-        p = amparo.proposals.approve(proposal_id, actor=actor)
-    err_console.print(
-        f"proposal {p.id} approved: {len(p.entries)} entries added to {p.bank}", markup=False
-    )
-
-
-@app.command("reject")
-@handle_errors
-def reject(
-    ctx: typer.Context,
-    proposal_id: ProposalArg,
-    reason: Annotated[str | None, typer.Option(help="Why (kept and audited).")] = None,
-    actor: CuratorOpt = LOCAL_ACTOR,
-) -> None:
-    """Reject a proposal; nothing is published. Example: amparo bank reject 3 --reason dup"""
-    with open_app(ctx) as amparo:
-        p = amparo.proposals.reject(proposal_id, actor=actor, reason=reason)
-    err_console.print(f"proposal {p.id} rejected", markup=False)
+# The share-back commands (`bank proposals|approve|reject`) live in their own module and are
+# registered here, at the end, so `amparo bank` lists them after the bank commands as before.
+# This module imports that one (never the reverse): no import cycle.
+proposals.register(app)

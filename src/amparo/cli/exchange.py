@@ -2,38 +2,33 @@
 
 Every command calls :class:`amparo.exchanges.service.ExchangeService` only. Credentials are
 given and shown as a reference (``file:/path`` or ``env:AMPARO_SECRET_NAME``), never as the secret.
+What the commands print (tables, JSON, fetch results, the ``fetch --follow`` loop) is in
+:mod:`amparo.cli.exchange_show`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import signal
-import threading
-from collections.abc import Callable
-from dataclasses import asdict, fields
-from datetime import UTC, datetime
 from functools import partial
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from amparo.app import Amparo
 from amparo.cli.context import emit_json, err_console, fail, handle_errors, open_app
-from amparo.clock import utc_now
-from amparo.config import LOCAL_ACTOR
-from amparo.errors import AmparoError, ExchangeError, InputError
-from amparo.exchanges.model import (
-    Collaboration,
-    CollaborationStatus,
-    FetchResult,
-    QuarantinedItem,
+from amparo.cli.exchange_show import (
+    Reporter,
+    duration,
+    follow_schedule,
+    print_list,
+    print_status,
+    print_types,
+    quarantined_json,
+    status_json,
 )
+from amparo.config import LOCAL_ACTOR
+from amparo.errors import InputError
+from amparo.exchanges.model import Collaboration
 
 app = typer.Typer(
     help="Collaborations: hash lists fetched from a source (a file or URL, NCMEC, StopNCII, "
@@ -116,82 +111,6 @@ def check_credentials(value: str | None) -> str | None:
     return value
 
 
-# -- output -------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def status_json(s: CollaborationStatus) -> dict[str, Any]:
-    """The same fields as ``GET /v1/exchanges/{name}``: the collaboration's, then its status."""
-    c = s.collaboration
-    data: dict[str, Any] = {
-        "name": c.name,
-        "exchange": c.exchange,
-        "bank": c.bank,
-        "settings": c.settings,
-        "credentials": c.credentials,  # the reference; the secret is never loaded here
-        "interval_seconds": c.interval_seconds,
-        "enabled": c.enabled,
-        "feedback": c.feedback,
-        "created_at": c.created_at,
-    }
-    for f in fields(s):
-        if f.name != "collaboration":
-            data[f.name] = getattr(s, f.name)
-    return _plain(data)  # type: ignore[no-any-return]
-
-
-def quarantined_json(q: QuarantinedItem) -> dict[str, Any]:
-    data = asdict(q)
-    data.pop("collaboration", None)
-    return _plain(data)  # type: ignore[no-any-return]
-
-
-def _when(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else "never"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            whole, rest = divmod(seconds, size)
-            below = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
-            part = rest // below[1]
-            return f"{whole}{unit}" + (f"{part}{below[0]}" if part else "")
-    return f"{seconds}s"
-
-
-def fetch_summary(r: FetchResult) -> str:
-    if not r.fetched:
-        return f"{r.collaboration}: skipped: another process holds the lease"
-    text = (
-        f"{r.collaboration}: {r.upserts:,} upserts, {r.deletions:,} deletions "
-        f"(+{r.added:,} added, -{r.removed:,} removed), {r.quarantined:,} quarantined, "
-        f"{r.skipped_loops:,} skipped loops, {r.batches:,} batches"
-    )
-    if r.full:
-        text += " (full fetch)"
-    return text
-
-
-def _fetch_hint(name: str) -> str:
-    return (
-        f"what was fetched before the failure is kept; `amparo exchange show {name}` shows "
-        f"the last error; fix the source or credentials and run `amparo exchange fetch {name}`"
-    )
-
-
 # -- commands -----------------------------------------------------------------------------
 
 
@@ -265,30 +184,7 @@ def list_collaborations(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         for s in statuses:
             emit_json(status_json(s))
         return
-    table = Table(
-        "name", "type", "bank", "enabled", "interval", "last fetch", "lag", "records",
-        "quarantined", "last error",
-    )  # fmt: skip
-    for s in statuses:
-        c = s.collaboration
-        table.add_row(
-            c.name,
-            c.exchange,
-            c.bank,
-            "yes" if c.enabled else "paused",
-            duration(c.interval_seconds),
-            _when(s.last_fetch_at),
-            duration(s.lag_seconds),
-            f"{s.records:,}",
-            f"{s.quarantined:,}",
-            (s.last_error or "")[:60],
-        )
-    Console().print(table)
-    if not statuses:
-        err_console.print(
-            "no collaborations yet: amparo exchange add NAME --type TYPE --bank BANK",
-            markup=False,
-        )
+    print_list(statuses)
 
 
 @app.command("show")
@@ -304,52 +200,7 @@ def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({**status_json(s), "quarantine": [quarantined_json(q) for q in quarantine]})
         return
-    c = s.collaboration
-    table = Table("field", "value", show_header=False, box=None)
-    rows: list[tuple[str, str]] = [
-        ("name", c.name),
-        ("exchange type", c.exchange),
-        ("bank", c.bank),
-        ("enabled", "yes" if c.enabled else "no (paused)"),
-        ("interval", duration(c.interval_seconds)),
-        ("feedback", "on" if c.feedback else "off"),
-        ("credentials", c.credentials or "none"),
-        ("settings", json.dumps(c.settings, sort_keys=True) if c.settings else "none"),
-        ("last successful fetch", _when(s.last_fetch_at)),
-        ("last attempt", _when(s.last_attempt_at)),
-        ("lag", duration(s.lag_seconds)),
-        ("entries added", f"{s.entries_added:,}"),
-        ("entries removed", f"{s.entries_removed:,}"),
-        ("records", f"{s.records:,}"),
-        ("quarantined", f"{s.quarantined:,}"),
-        ("pending opinions", f"{s.pending_opinions:,}"),
-        ("last error", s.last_error or "none"),
-        ("lease holder", s.lease_holder or "none"),
-        ("next fetch", _when(s.next_fetch_at) if c.enabled else "paused"),
-        ("checkpoint", _checkpoint_summary(s.checkpoint)),
-    ]
-    for label, value in rows:
-        table.add_row(label, value)
-    Console().print(table)
-    if quarantine:
-        Console().print("quarantined (first few):")
-        for q in quarantine:
-            what = f"record {q.record_id}" if q.record_id else "page"
-            Console().print(
-                f"  #{q.id} {what}: {q.reason} ({q.attempts} attempts)",
-                markup=False,
-                soft_wrap=True,
-            )
-
-
-def _checkpoint_summary(checkpoint: dict[str, Any] | None, width: int = 60) -> str:
-    if not checkpoint:
-        return "none (the next fetch is a full fetch)"
-    parts = []
-    for key, value in sorted(checkpoint.items()):
-        text = str(value)
-        parts.append(f"{key}={text[:width] + '...' if len(text) > width else text}")
-    return ", ".join(parts)
+    print_status(s, quarantine)
 
 
 @app.command("types")
@@ -358,27 +209,7 @@ def types(as_json: JsonOpt = False) -> None:
     """List the exchange types `--type` takes. Example: amparo exchange types"""
     from amparo.exchanges.base import exchange_types
 
-    found = exchange_types()
-    if as_json:
-        for kind, cls in found.items():
-            emit_json(
-                {
-                    "name": kind,
-                    "description": cls.description,
-                    "supports_feedback": cls.supports_feedback,
-                    "needs_credentials": cls.needs_credentials,
-                }
-            )
-        return
-    table = Table("type", "description", "feedback", "credentials")
-    for kind, cls in found.items():
-        table.add_row(
-            kind,
-            cls.description,
-            "yes" if cls.supports_feedback else "no",
-            "needed" if cls.needs_credentials else "none",
-        )
-    Console().print(table)
+    print_types(exchange_types(), as_json)
 
 
 @app.command("fetch")
@@ -407,7 +238,7 @@ def fetch(
     what is due (as `amparo serve` does) until Ctrl-C. Example: amparo exchange fetch
     ncmec-test --full"""
     with open_app(ctx) as amparo:
-        report = _Reporter(as_json)
+        report = Reporter(as_json)
         names = (
             [name]
             if name is not None
@@ -420,7 +251,7 @@ def fetch(
         for each in names:
             report.run(each, partial(amparo.exchanges.fetch, each, full=full), single=name)
         if follow:
-            _follow(amparo, name, report)
+            follow_schedule(amparo, name, report)
             return
     if report.failed:
         raise fail(
@@ -428,94 +259,6 @@ def fetch(
             hint="the output above gives each error; amparo exchange show NAME has the details",
             code=EXIT_FETCH_FAILED,
         )
-
-
-class _Reporter:
-    """Prints each fetch (stdout: results; stderr: failures) and remembers what failed."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self.failed: list[str] = []
-        self.out = Console(highlight=False, soft_wrap=True)
-
-    def run(
-        self, name: str, do: Callable[[], FetchResult], *, single: str | None = None
-    ) -> FetchResult | None:
-        """Run one fetch. Errors of the source (``ExchangeError``) are a failed fetch; other
-        errors are bad input: raised when the user named this collaboration, else reported
-        so the other collaborations are still fetched."""
-        try:
-            result = do()
-        except ExchangeError as exc:
-            self.failed_fetch(name, exc.message, exc.hint or _fetch_hint(name))
-            return None
-        except AmparoError as exc:
-            if single is not None:
-                raise
-            self.failed_fetch(name, exc.message, exc.hint)
-            return None
-        self.show(result)
-        return result
-
-    def show(self, result: FetchResult) -> None:
-        if self.as_json:
-            emit_json(asdict(result))
-        else:
-            self.out.print(fetch_summary(result), markup=False)
-        if result.error:
-            name = result.collaboration
-            self.failed_fetch(name, result.error, _fetch_hint(name))
-
-    def failed_fetch(self, name: str, message: str, hint: str | None) -> None:
-        self.failed.append(name)
-        err_console.print(
-            f"[bold red]{escape(name)}: fetch failed:[/] {escape(message)}", soft_wrap=True
-        )
-        if hint:
-            err_console.print(f"[dim]hint:[/] {escape(hint)}", markup=True, soft_wrap=True)
-
-
-def _follow(amparo: Amparo, name: str | None, report: _Reporter) -> None:
-    """Keep fetching on schedule until Ctrl-C or SIGTERM: every ``exchange_poll_seconds``
-    look for what is due (one collaboration, or all of them through ``fetch_due`` as serve
-    does), then send queued opinions. Failures are printed and the loop goes on."""
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C still works
-        signal.signal(signal.SIGTERM, on_signal)
-    poll = max(0.05, float(amparo.settings.exchange_poll_seconds))
-    service = amparo.exchanges
-    err_console.print(
-        f"following {name or 'every enabled collaboration'} on schedule; Ctrl-C stops",
-        markup=False,
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        while not stop.wait(poll):
-            if name is not None:
-                status = service.status(name)
-                due = status.next_fetch_at is None or _aware(status.next_fetch_at) <= utc_now()
-                if status.collaboration.enabled and due:
-                    report.run(name, lambda: service.fetch(name), single=name)
-            else:
-                try:
-                    results = service.fetch_due()
-                except AmparoError as exc:
-                    report.failed_fetch("fetch_due", exc.message, exc.hint)
-                    results = []
-                for result in results:
-                    report.show(result)
-            try:
-                service.deliver_opinions()
-            except AmparoError as exc:
-                err_console.print(f"sending opinions failed: {exc}", markup=False)
-    err_console.print("stopped", markup=False)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
