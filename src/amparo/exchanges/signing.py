@@ -7,8 +7,8 @@ signed is the *canonical* JSON of the object (keys sorted, no spaces, UTF-8), so
 compute the same bytes from the parsed object whatever the transport did to whitespace.
 
 Pure: no storage (the import-linter contract ``no-storage-below`` holds this module to it).
-The key handling mirrors :mod:`amparo.store.audit.signing` (which storage owns and this
-module may not import): a separate key, so a partner never learns the audit key.
+The key file is :class:`amparo.keyfile.Ed25519KeyFile`, as for the audit signing key; a
+separate key, so a partner never learns the audit key.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from amparo.config import Settings
-from amparo.errors import ConfigError, FeedVerificationError, InputError
-from amparo.files import private_dir
+from amparo.errors import FeedVerificationError, InputError
+from amparo.keyfile import Ed25519KeyFile
+from amparo.keyfile import public_key_pem as public_key_pem
 
 KEY_ID_CHARS = 16
 """Hex characters of a key id (64 bits of the public key's SHA-256): a short, printable
@@ -39,12 +38,6 @@ def canonical(obj: Any) -> bytes:
     """JSON with keys sorted, compact separators, UTF-8 (not ASCII-escaped): the bytes a
     feed page or an opinion signature covers."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def public_key_pem(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
 
 
 def key_id(key: Ed25519PublicKey) -> str:
@@ -106,29 +99,17 @@ def verify(key: Ed25519PublicKey, obj: Any, signature: object, *, what: str = "t
         ) from None
 
 
-class FeedSigner:
+class FeedSigner(Ed25519KeyFile):
     """This installation's feed signing key, loaded from (or created at, 0600) ``path``."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
-        self.path = path
-        self._create = create
-        self._key: Ed25519PrivateKey | None = None
-        self._lock = threading.Lock()
+        super().__init__(
+            path, create=create, what="feed signing key", setting="feed_signing_key_file"
+        )
 
     @classmethod
     def of(cls, settings: Settings) -> FeedSigner:
         return cls(feed_key_path(settings))
-
-    @property
-    def private_key(self) -> Ed25519PrivateKey:
-        with self._lock:
-            if self._key is None:
-                self._key = self._load()
-            return self._key
-
-    @property
-    def public_key(self) -> Ed25519PublicKey:
-        return self.private_key.public_key()
 
     @property
     def key_id(self) -> str:
@@ -139,48 +120,6 @@ class FeedSigner:
 
     def sign(self, obj: Any) -> str:
         return sign(self.private_key, obj)
-
-    def _load(self) -> Ed25519PrivateKey:
-        if not self.path.exists():
-            if not self._create:
-                raise ConfigError(
-                    f"feed signing key {self.path} does not exist",
-                    hint="check feed_signing_key_file, or unset it to use <home>/keys",
-                )
-            return self._generate()
-        try:
-            key = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"cannot read the feed signing key {self.path}: {exc}",
-                hint="it must be an unencrypted Ed25519 private key in PEM (PKCS#8)",
-            ) from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigError(f"the feed signing key {self.path} is not an Ed25519 key")
-        return key
-
-    def _generate(self) -> Ed25519PrivateKey:
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        private_dir(self.path.parent)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            # link, not rename: of two processes creating the key at once, one key wins.
-            os.link(tmp, self.path)
-        except FileExistsError:
-            tmp.unlink()
-            return self._load()
-        tmp.unlink()
-        return key
 
 
 def organisation_id(settings: Settings, signer: FeedSigner | None = None) -> str:

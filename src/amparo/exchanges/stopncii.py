@@ -56,6 +56,7 @@ import httpx
 from amparo.errors import CredentialsError, ExchangeError, InputError
 from amparo.exchanges.base import Exchange, register
 from amparo.exchanges.model import OPINION_VERDICTS, Batch, Checkpoint, Malformed, Opinion
+from amparo.exchanges.skipping import PageSkipper
 from amparo.exchanges.stopncii_wire import (
     BASE_URL,
     DEFAULT_PAGE_SIZE,
@@ -63,7 +64,6 @@ from amparo.exchanges.stopncii_wire import (
     DEFAULT_START_TIMESTAMP,
     FEEDBACK_VALUES,
     FUNCTION_KEY_HEADER,
-    MAX_BAD_PAGES_IN_A_ROW,
     SUBSCRIPTION_HEADER,
     StopNCIICheckpoint,
     read_batch,
@@ -151,7 +151,7 @@ class StopNCIIExchange(Exchange):
         headers = self._headers("FetchHashes")
         high = start  # the latest lastModtimestamp read so far: a bad page lies after it
         quarantined = False
-        bad_in_a_row = 0
+        skipper = PageSkipper("StopNCII", self.settings["skip_seconds"], self.context.clock)
         restarted = False
         while True:
             response = self._fetch_page(start, token, headers)
@@ -168,16 +168,7 @@ class StopNCIIExchange(Exchange):
                 continue
             page = read_page(response)
             if isinstance(page, str):
-                bad_in_a_row += 1
-                if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
-                    raise ExchangeError(
-                        f"StopNCII returned {bad_in_a_row} unreadable pages in a row "
-                        f"(last: {page})",
-                        hint="the service may be failing; the next fetch resumes from the "
-                        "last committed batch and the quarantined windows are retried",
-                    )
-                now_ts = int(self.context.clock().timestamp())
-                stop = max(high + 1, min(high + self.settings["skip_seconds"], now_ts))
+                stop = skipper.skip(high, page)
                 quarantined = True
                 yield Batch(
                     malformed=[
@@ -196,7 +187,7 @@ class StopNCIIExchange(Exchange):
                 )
                 start, token, high = stop, None, stop
                 continue
-            bad_in_a_row = 0
+            skipper.read_one()
             batch = read_batch(page["hashRecords"])
             high = max([high, *(at for at in page["_times"] if at is not None)])
             more = bool(page["hasMoreRecords"] and page["nextPageToken"])

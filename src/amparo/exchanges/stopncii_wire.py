@@ -29,7 +29,6 @@ PAGE_TOKEN_TTL = timedelta(hours=1)
 """A page token older than this is not trusted (the API documents no lifetime)."""
 STALE_AFTER = timedelta(days=30)
 """python-threatexchange's ``StopNCIICheckpoint.is_stale``."""
-MAX_BAD_PAGES_IN_A_ROW = 5
 
 SUBSCRIPTION_HEADER = "Ocp-Apim-Subscription-Key"
 FUNCTION_KEY_HEADER = "x-functions-key"

@@ -53,12 +53,12 @@ import httpx
 from amparo.errors import CredentialsError, ExchangeError, InputError
 from amparo.exchanges.base import Exchange, register
 from amparo.exchanges.model import OPINION_VERDICTS, Batch, Checkpoint, Malformed, Opinion
+from amparo.exchanges.skipping import PageSkipper
 from amparo.exchanges.threatexchange_wire import (
     BASE_URL,
     DEFAULT_PAGE_SIZE,
     DEFAULT_SKIP_SECONDS,
     FIELDS,
-    MAX_BAD_PAGES_IN_A_ROW,
     RATE_LIMIT_CODES,
     REACTIONS,
     TOKEN_ERROR_CODES,
@@ -217,7 +217,7 @@ class ThreatExchangeExchange(Exchange):
     def _pages(self, start: int | None, next_url: str | None, *, full: bool) -> Iterator[Batch]:
         high = start or 0  # the latest last_updated read: a bad page lies after it
         quarantined = restarted = False
-        bad_in_a_row = 0
+        skipper = PageSkipper("ThreatExchange", self.settings["skip_seconds"], self.context.clock)
         while True:
             if next_url:
                 response = self._next_page(next_url)
@@ -233,16 +233,7 @@ class ThreatExchangeExchange(Exchange):
                 continue
             page = read_page(response, self.settings["base_url"])
             if isinstance(page, str):
-                bad_in_a_row += 1
-                if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
-                    raise ExchangeError(
-                        f"ThreatExchange returned {bad_in_a_row} unreadable pages in a row "
-                        f"(last: {page})",
-                        hint="the next fetch resumes from the last committed batch and the "
-                        "quarantined windows are retried",
-                    )
-                now_ts = int(self.context.clock().timestamp())
-                stop = max(high + 1, min(high + self.settings["skip_seconds"], now_ts))
+                stop = skipper.skip(high, page)
                 quarantined = True
                 yield Batch(
                     malformed=[
@@ -259,7 +250,7 @@ class ThreatExchangeExchange(Exchange):
                 )
                 high, next_url, start = stop, None, stop
                 continue
-            bad_in_a_row = 0
+            skipper.read_one()
             data, times, following = page
             batch = read_batch(data)
             high = max([high, *(at for at in times if at is not None)])

@@ -25,7 +25,6 @@ DEFAULT_PAGE_SIZE = 500
 DEFAULT_SKIP_SECONDS = 3600
 CURSOR_TTL = timedelta(hours=1)
 STALE_AFTER = timedelta(days=85)
-MAX_BAD_PAGES_IN_A_ROW = 5
 
 FIELDS = (
     "id",
