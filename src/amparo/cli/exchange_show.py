@@ -95,7 +95,7 @@ def fetch_summary(r: FetchResult) -> str:
     text = (
         f"{r.collaboration}: {r.upserts:,} upserts, {r.deletions:,} deletions "
         f"(+{r.added:,} added, -{r.removed:,} removed), {r.quarantined:,} quarantined, "
-        f"{r.skipped_loops:,} skipped loops, {r.batches:,} batches"
+        f"{r.skipped_loops:,} skipped loops, {_count(r.batches, 'batch', 'batches')}"
     )
     if r.full:
         text += " (full fetch)"
@@ -185,7 +185,7 @@ def print_status(s: CollaborationStatus, quarantine: list[QuarantinedItem]) -> N
         for q in quarantine:
             what = f"record {q.record_id}" if q.record_id else "page"
             Console().print(
-                f"  #{q.id} {what}: {q.reason} ({q.attempts} attempts)",
+                f"  #{q.id} {what}: {q.reason} ({_count(q.attempts, 'attempt', 'attempts')})",
                 markup=False,
                 soft_wrap=True,
             )
@@ -304,3 +304,7 @@ def follow_schedule(amparo: Amparo, name: str | None, report: Reporter) -> None:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
