@@ -87,7 +87,14 @@ class Amparo:
         self.retro = RetroService(settings, store, self.checks)
         if self.retro.enabled:  # off: checks keep nothing and pay nothing
             self.checks.on_checked(self.retro.remember)
-        self.proposals = ProposalService(settings, store, self.banks, self.cases)
+        self.proposals = ProposalService(
+            settings,
+            store,
+            self.banks,
+            self.cases,
+            evidence=self.evidence,
+            hasher=self.checks.hash_bytes,
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -76,7 +76,9 @@ def test_approval_adds_the_items_hashes_with_provenance(amparo: Amparo) -> None:
     proposal = amparo.proposals.propose(item, "share", actor="rita", jurisdiction="MX")
     approved = amparo.proposals.approve(proposal.id, actor="carla")
     assert approved.state == "approved" and approved.decided_by == "carla"
-    assert sorted(approved.entries) == sorted([("sha256", SHA), ("md5", MD5), ("pdq", PDQ)])
+    # No preserved copy: only the SHA-256 that names the item. Never the MD5 a lookup
+    # carried, nor the partner's PDQ it matched (neither is this organisation's to vouch for).
+    assert list(approved.entries) == [("sha256", SHA)]
     entries = {(e.signal_type, e.signal): e for e in amparo.store.banks.iter_entries("share")}
     assert set(entries) == set(approved.entries)
     assert {e.category for e in entries.values()} == {"A1"}
@@ -128,3 +130,61 @@ def test_an_item_no_longer_confirmed_is_not_published(amparo: Amparo) -> None:
         amparo.proposals.approve(proposal.id, actor="carla")
     assert list(amparo.store.banks.iter_entries("share")) == []
     assert amparo.proposals.get(proposal.id).state == "pending"
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:240, 0:320].astype(np.float32)
+    channels = [127 + 120 * np.sin(x / rng.uniform(15, 80)) * np.cos(y / 25) for _ in range(3)]
+    out = io.BytesIO()
+    Image.fromarray(np.clip(np.stack(channels, -1), 0, 255).astype(np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_approval_hashes_the_preserved_copy_and_leaves_existing_entries_alone(
+    amparo: Amparo,
+) -> None:
+    """The hashes published are computed again from the preserved copy, never taken from
+    what a lookup sent; an entry the bank already has (here disabled by a curator) is not
+    re-enabled or rewritten; a bank a source fills is refused."""
+    from amparo.actions import Rule
+    from amparo.exchanges.model import Collaboration
+
+    photo = _png(3)
+    hashes = amparo.checks.hash_bytes(photo)
+    amparo.banks.add_media("incoming", photo, category="A2")
+    amparo.actions.add_rule(
+        Rule.from_json({"name": "review-all", "actions": [{"type": "review"}]}), actor="t"
+    )
+    check = amparo.checks.check_media(
+        hashes, source=Source(upload_id="u9"), actor="platform", media=photo
+    )
+    assert check.actions
+    item = amparo.cases.queue()[0].items[0]
+    assert item.evidence_id is not None
+    amparo.cases.decide(item.id, "confirm", classification="A1", reviewer="rita")
+    # The share bank already holds the MD5, disabled by a curator.
+    amparo.banks.add_entries("share", [EntryRecord("md5", hashes.md5, category="B2")])
+    amparo.banks.set_signals_enabled("share", [("md5", hashes.md5)], False)
+    proposal = amparo.proposals.propose(item.id, "share", actor="rita")
+    approved = amparo.proposals.approve(proposal.id, actor="carla")
+    assert hashes.pdq is not None
+    assert sorted(approved.entries) == sorted([("sha256", hashes.sha256), ("pdq", hashes.pdq)])
+    (md5_entry,) = [e for e in amparo.store.banks.iter_entries("share") if e.signal_type == "md5"]
+    assert (md5_entry.enabled, md5_entry.category) == (False, "B2")
+    reads = [e for e in amparo.audit.entries() if e.action == "evidence.read"]
+    assert reads and reads[-1].actor == "carla"
+    # A bank a collaboration fills is not this organisation's to share into.
+    amparo.exchanges.add(
+        Collaboration(
+            name="partner", exchange="file", bank="incoming", settings={"path": "/tmp/x.csv"}
+        ),
+        actor="t",
+    )
+    with pytest.raises(InputError, match="filled from a source"):
+        amparo.proposals.propose(item.id, "incoming", actor="rita")

@@ -61,7 +61,9 @@ def approve(ctx: typer.Context, proposal_id: ProposalArg, actor: CuratorOpt = LO
     with open_app(ctx) as amparo:
         p = amparo.proposals.approve(proposal_id, actor=actor)
     err_console.print(
-        f"proposal {p.id} approved: {len(p.entries)} entries added to {p.bank}", markup=False
+        f"proposal {p.id} approved: {len(p.entries)} "
+        f"{'entry' if len(p.entries) == 1 else 'entries'} added to {p.bank}",
+        markup=False,
     )
 
 

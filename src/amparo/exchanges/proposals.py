@@ -7,20 +7,29 @@ hashes to partners (a feed serves the bank) is a decision about what this organi
 for, so a curator makes it. Every step is audit-logged with target ``proposal:<id>``.
 
 What an approval adds to the bank, each entry with the item's classification as its category
-and the provenance as JSON:
+and the provenance as JSON: only hashes this installation computed from the content itself.
 
-* the content's SHA-256 (always) and MD5 (when the find carried it);
-* the content's own PDQ (and other perceptual signals) when retroactive matching still keeps
-  its hashes (:mod:`amparo.exchanges.retro`);
-* the perceptual signals (PDQ, vPDQ) of the entries it matched: the hash the reviewer saw
-  matched, which partners match their copies against. Digest entries it matched are not
-  copied (the content's own digests are added instead).
+* the content's SHA-256 (what names the item, always);
+* when the item's media was preserved in the evidence store: its MD5 and perceptual hashes
+  (PDQ, or vPDQ for a video), computed again from the decrypted copy at approval (the copy's
+  SHA-256 must be the item's; the read is audit-logged).
+
+Never a hash a caller sent with a lookup (``/v1/match/signals`` takes whatever signals a
+matcher key sends: a hostile one could otherwise have a benign picture's PDQ published under
+this organisation's name), and never the hashes of the entries the item matched (a partner's
+hash, perhaps since withdrawn, is not this organisation's to vouch for).
+
+Signals the bank already has a row for, in any state (active, disabled by a curator, removed)
+are left alone: an approval never re-enables or rewrites an entry. Banks a collaboration fills
+from a source are refused: share back into a bank of this organisation's own.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import re
+from collections.abc import Callable
 from typing import Protocol
 
 from amparo.banks.model import BankInfo, EntryRecord
@@ -29,11 +38,16 @@ from amparo.clock import Clock, utc_now
 from amparo.config import Settings
 from amparo.errors import ConflictError, InputError, NotFoundError
 from amparo.exchanges.model import Provenance
+from amparo.hashing import MediaHashes
 from amparo.review.model import CaseItem, Decision, check_note
-from amparo.signals import get_signal_type
 from amparo.store import Store
-from amparo.store.proposals import PROPOSAL_STATES, Proposal, ProposalRepository
-from amparo.store.retro import RetroRepository
+from amparo.store.proposals import (
+    PROPOSAL_STATES,
+    Proposal,
+    ProposalRepository,
+    collaborations_feeding,
+    signals_in_bank,
+)
 
 __all__ = ["PROPOSAL_STATES", "ItemReader", "Proposal", "ProposalService"]
 
@@ -44,6 +58,15 @@ class ItemReader(Protocol):
     """Reads a case item (:class:`amparo.review.CaseService`); NotFoundError if none."""
 
     def item(self, item_id: int) -> CaseItem: ...
+
+
+class ContentReader(Protocol):
+    """Decrypts a preserved item (:class:`amparo.evidence.EvidenceStore`), audit-logged."""
+
+    def read(self, item_id: int, *, actor: str) -> bytes: ...
+
+
+Hasher = Callable[[bytes], MediaHashes]
 
 
 def organisation(settings: Settings) -> str:
@@ -61,15 +84,18 @@ class ProposalService:
         banks: BankService,
         cases: ItemReader,
         *,
+        evidence: ContentReader | None = None,
+        hasher: Hasher | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
         self.store = store
         self.banks = banks
         self.cases = cases
+        self.evidence = evidence
+        self.hasher = hasher
         self.clock = clock
         self.repository = ProposalRepository(store.db)
-        self.retained = RetroRepository(store.db)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -142,12 +168,18 @@ class ProposalService:
         item = self.cases.item(proposal.item_id)
         decision = self._confirmed(item)
         info = self._outgoing(proposal.bank)
-        records = self.entries_for(item, decision, jurisdiction=proposal.jurisdiction)
+        records = self.entries_for(item, decision, jurisdiction=proposal.jurisdiction, actor=actor)
+        assert info.id is not None
+        present = signals_in_bank(
+            self.store.db, info.id, [(r.signal_type, r.signal) for r in records]
+        )
+        records = [r for r in records if (r.signal_type, r.signal) not in present]
         note = f"share-back proposal {proposal.id} (case item {item.id})"
         for record in records:
             record.note = note
         with self.store.transaction() as tx:
-            self.banks.add_entries(info.name, records, actor=actor)
+            if records:
+                self.banks.add_entries(info.name, records, actor=actor)
             self.repository.decide(
                 tx,
                 proposal.id,
@@ -160,7 +192,12 @@ class ProposalService:
                 actor,
                 "proposal.approve",
                 f"proposal:{proposal.id}",
-                {"item": item.id, "bank": info.name, "entries": len(records)},
+                {
+                    "item": item.id,
+                    "bank": info.name,
+                    "entries": len(records),
+                    "already_in_bank": len(present),
+                },
             )
         return self.get(proposal.id)
 
@@ -184,9 +221,15 @@ class ProposalService:
     # -- what is published ------------------------------------------------------------------
 
     def entries_for(
-        self, item: CaseItem, decision: Decision, *, jurisdiction: str | None = None
+        self,
+        item: CaseItem,
+        decision: Decision,
+        *,
+        jurisdiction: str | None = None,
+        actor: str = "local",
     ) -> builtins.list[EntryRecord]:
-        """The entries an approval adds for ``item`` (see the module docstring)."""
+        """The entries an approval adds for ``item`` (see the module docstring); reading the
+        preserved copy to hash it is audit-logged under ``actor``."""
         provenance = Provenance(
             origin=organisation(self.settings),
             verified_by=decision.reviewer,
@@ -195,16 +238,7 @@ class ProposalService:
             at=decision.at.isoformat(),
         ).to_json()
         signals: builtins.list[tuple[str, str]] = [("sha256", item.sha256)]
-        if item.md5:
-            signals.append(("md5", item.md5))
-        kept = self.retained.by_sha256(item.sha256)
-        if kept is not None:
-            signals += [
-                (t, v) for t, v in sorted(kept.signals.items()) if not get_signal_type(t).exact
-            ]
-        perceptual = [m.entry_id for m in item.matches if not get_signal_type(m.signal_type).exact]
-        entries = self.store.banks.get_entries(perceptual)
-        signals += [(entries[i].signal_type, entries[i].signal) for i in perceptual if i in entries]
+        signals += self._hashed_again(item, actor)
         unique = list(dict.fromkeys(signals))
         return [
             EntryRecord(
@@ -215,6 +249,19 @@ class ProposalService:
             )
             for t, v in unique
         ]
+
+    def _hashed_again(self, item: CaseItem, actor: str) -> builtins.list[tuple[str, str]]:
+        """The preserved copy's own hashes (not the SHA-256, already there), or none."""
+        if item.evidence_id is None or self.evidence is None or self.hasher is None:
+            return []
+        data = self.evidence.read(item.evidence_id, actor=actor)
+        if hashlib.sha256(data).hexdigest() != item.sha256.lower():
+            raise ConflictError(
+                f"the preserved copy of case item {item.id} is not the item's content",
+                hint="run `amparo evidence verify`; nothing was published",
+            )
+        hashed = self.hasher(data).signals()
+        return [(t, v) for t, v in sorted(hashed.items()) if t not in ("sha256", "sha1")]
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -244,6 +291,15 @@ class ProposalService:
             raise InputError(
                 f"bank {bank!r} is a negative (known-benign) bank",
                 hint="propose confirmed abuse material to a positive bank",
+            )
+        assert info.id is not None
+        feeding = collaborations_feeding(self.store.db, info.id)
+        if feeding:
+            raise InputError(
+                f"bank {bank!r} is filled from a source (collaboration "
+                f"{', '.join(feeding)}): it is not this organisation's to share into",
+                hint="propose to a bank of your own (e.g. `amparo bank create outgoing`) and "
+                "publish that one (`amparo feeds publish`)",
             )
         return info
 

@@ -10,16 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, select, tuple_, update
 
 from amparo.clock import as_utc
 from amparo.errors import ConflictError
-from amparo.store.models import BankRow
+from amparo.store.models import BankRow, EntryRow, signal_key
+from amparo.store.models_exchanges import CollaborationRow
 from amparo.store.models_retro import ProposalRow
 from amparo.store.uow import Database, UnitOfWork
 
 _proposal = cast(Table, ProposalRow.__table__)
 _bank = cast(Table, BankRow.__table__)
+_entry = cast(Table, EntryRow.__table__)
+_collab = cast(Table, CollaborationRow.__table__)
 
 PROPOSAL_STATES = ("pending", "approved", "rejected")
 
@@ -165,3 +168,29 @@ class ProposalRepository:
                 f"proposal {proposal_id} is no longer pending",
                 hint="see `amparo bank proposals --state all`",
             )
+
+
+def signals_in_bank(
+    db: Database, bank_id: int, signals: builtins.list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which ``(type, signal)`` already have a row in the bank, in any state (active,
+    disabled, paused or removed): an approval adds only the others, never re-enabling or
+    rewriting what a curator or a source decided."""
+    if not signals:
+        return set()
+    keys = {(t, signal_key(v)): (t, v) for t, v in signals}
+    with db.reading() as conn:
+        rows = conn.execute(
+            select(_entry.c.signal_type, _entry.c.signal_key).where(
+                _entry.c.bank_id == bank_id,
+                tuple_(_entry.c.signal_type, _entry.c.signal_key).in_(list(keys)),
+            )
+        ).all()
+    return {keys[(r.signal_type, r.signal_key)] for r in rows}
+
+
+def collaborations_feeding(db: Database, bank_id: int) -> builtins.list[str]:
+    """Names of the collaborations that fill a bank from a source."""
+    with db.reading() as conn:
+        rows = conn.execute(select(_collab.c.name).where(_collab.c.bank_id == bank_id)).all()
+    return sorted(r.name for r in rows)
