@@ -245,7 +245,7 @@ def test_grants_scope_partners_and_record_acknowledgements(amparo: Amparo) -> No
     assert {"feed.publish", "feed.grant", "feed.revoke"} <= set(actions)
 
 
-def _opinion(signer: FeedSigner, entry_id: int, verdict: str, at: str, org: str) -> dict:
+def _opinion(signer: FeedSigner, entry_id: int | str, verdict: str, at: str, org: str) -> dict:
     body = {"entry_id": entry_id, "verdict": verdict, "reason": "not_illegal", "at": at,
             "partner": org}  # fmt: skip
     return {"opinion": body, "signature": signer.sign(body), "key_id": signer.key_id}
@@ -311,9 +311,27 @@ def test_opinions_verified_counted_per_partner_and_replays_ignored(
         "shared", _opinion(b_key, two, "false_positive", t2, "org-b"), partner="hotline-b",
         actor="k",
     )  # fmt: skip
-    amparo.feeds.receive_opinion(
-        "shared", _opinion(b_key, two, "true_positive", t1, "org-b"), partner="hotline-b",
-        actor="k",
-    )  # fmt: skip
+    with pytest.raises(ConflictError, match="as new or newer"):  # the replay: a clear 409
+        amparo.feeds.receive_opinion(
+            "shared", _opinion(b_key, two, "true_positive", t1, "org-b"), partner="hotline-b",
+            actor="k",
+        )  # fmt: skip
+    # A time in another zone is compared in UTC (06:00 UTC is older than 10:00 UTC), and a
+    # time far in the future is refused (it would freeze the entry's opinion for good).
+    with pytest.raises(ConflictError):
+        amparo.feeds.receive_opinion(
+            "shared", _opinion(b_key, two, "true_positive", "2026-12-02T11:00:00+05:00",
+                               "org-b"), partner="hotline-b", actor="k",
+        )  # fmt: skip
+    with pytest.raises(InputError, match="future"):
+        amparo.feeds.receive_opinion(
+            "shared", _opinion(b_key, two, "true_positive", "9999-12-31T00:00:00+00:00",
+                               "org-b"), partner="hotline-b", actor="k",
+        )  # fmt: skip
+    with pytest.raises(InputError, match="entry_id"):
+        amparo.feeds.receive_opinion(
+            "shared", _opinion(b_key, "\u00b2", "true_positive", t2, "org-b"),
+            partner="hotline-b", actor="k",
+        )  # fmt: skip
     counts = {c.entry_id: c for c in amparo.feeds.opinion_counts("shared")}
     assert counts[two].false_positive == 1 and counts[two].true_positive == 0

@@ -58,3 +58,17 @@ def test_a_transaction_that_only_touches_cases_does_not_refresh_matching(store: 
     with store.transaction(refresh=False), store.transaction():  # a joined write that does
         pass
     assert store.generation == before + 1
+
+
+def test_a_value_the_database_refuses_is_bad_input_not_a_crash(store: Store) -> None:
+    """A NUL character (PostgreSQL refuses it in text) in a name from a URL path or a body is
+    a clear InputError (400), never a 500; SQLite simply finds nothing."""
+    from amparo.errors import AmparoError, InputError
+
+    with pytest.raises(AmparoError) as refused:
+        store.banks.get("a\x00b")
+    if store.db.engine.dialect.name == "postgresql":
+        assert isinstance(refused.value, InputError) and refused.value.hint
+        assert "NUL" in refused.value.hint
+        with pytest.raises(InputError):
+            store.banks.create(BankInfo(name="x", description="a\x00b"), actor="t")

@@ -22,13 +22,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from amparo.banks.service import BankService
-from amparo.clock import Clock, utc_now
+from amparo.clock import Clock, as_utc, utc_now
 from amparo.config import LOCAL_ACTOR, Settings
 from amparo.errors import (
+    ConflictError,
     FeedVerificationError,
     InputError,
     NotFoundError,
@@ -288,7 +289,12 @@ class FeedService:
                 hint='send {"opinion": {"entry_id", "verdict", "reason", "at", "partner"}, '
                 '"signature", "key_id"}',
             )
-        entry_id, verdict, reason, at, org = _opinion_fields(raw)
+        entry_id, verdict, reason, at, _claimed = _opinion_fields(raw)
+        if datetime.fromisoformat(at) > self.clock() + timedelta(days=1):
+            raise InputError(
+                "the opinion's 'at' is in the future",
+                hint="send the time the reviewer decided, in UTC",
+            )
         signature = body.get("signature")
         verified = False
         if grant.partner_public_key:
@@ -318,16 +324,24 @@ class FeedService:
             feed=feed.name,
             entry_id=entry_id,
             key_name=partner,
-            partner=org,
+            # The grant's key, not the organisation the body claims: a partner signs its own
+            # claim, so the claim proves nothing about who it is.
+            partner=partner,
             verdict=verdict,
             reason=reason,
             at=at,
             received_at=self.clock(),
             verified=verified,
         )
-        self.repository.record_opinion(
+        stored = self.repository.record_opinion(
             feed, opinion, signature if isinstance(signature, str) else None, actor=actor
         )
+        if not stored:
+            raise ConflictError(
+                f"partner {partner!r} already has an opinion on entry {entry_id} as new or "
+                "newer than this one",
+                hint="nothing was changed; send a later opinion to replace it",
+            )
         return opinion
 
     def opinion_counts(self, name: str) -> builtins.list[OpinionCount]:
@@ -376,7 +390,7 @@ def _provenance(row: ChangeRow, org: str) -> Provenance:
 
 def _opinion_fields(raw: dict[str, Any]) -> tuple[int, str, str | None, str, str]:
     entry_id = raw.get("entry_id")
-    if isinstance(entry_id, str) and entry_id.isdigit():
+    if isinstance(entry_id, str) and entry_id.isascii() and entry_id.isdigit():
         entry_id = int(entry_id)
     if not isinstance(entry_id, int) or isinstance(entry_id, bool) or not 0 < entry_id < 2**63:
         raise InputError("the opinion's entry_id must be a positive integer")
@@ -389,19 +403,22 @@ def _opinion_fields(raw: dict[str, Any]) -> tuple[int, str, str | None, str, str
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
         raise InputError(f"the opinion's reason must be text of at most {MAX_REASON} characters")
     at = raw.get("at")
-    if not isinstance(at, str) or len(at) > 40 or not _iso_time(at):
+    when = _iso_time(at) if isinstance(at, str) and len(at) <= 40 else None
+    if when is None:
         raise InputError(
             "the opinion's 'at' must be an ISO 8601 time", hint="e.g. 2026-12-04T18:00:00+00:00"
         )
+    # One form (UTC) for every stored time: newer-than compares them as text.
+    at = when.isoformat()
     org = raw.get("partner")
     if not isinstance(org, str) or not org or len(org) > 200:
         raise InputError("the opinion must name its partner organisation (1-200 characters)")
     return entry_id, str(verdict), reason, at, org
 
 
-def _iso_time(text: str) -> bool:
+def _iso_time(text: str) -> datetime | None:
+    """The time in UTC (a time without a zone is taken as UTC); None when unreadable."""
     try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+        return as_utc(datetime.fromisoformat(text))
+    except (ValueError, OverflowError):
+        return None

@@ -22,8 +22,10 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DataError
 
 import amparo.store.audit.chain as audit_chain
+from amparo.errors import InputError
 
 _CURRENT: ContextVar[UnitOfWork | None] = ContextVar("amparo_unit_of_work", default=None)
 
@@ -78,7 +80,7 @@ class Database:
             outer.refresh = outer.refresh or refresh
             yield outer
             return
-        with self.engine.begin() as conn:
+        with _refused_values(), self.engine.begin() as conn:
             tx = UnitOfWork(self, conn)
             tx.refresh = refresh
             token = _CURRENT.set(tx)
@@ -98,5 +100,23 @@ class Database:
         if tx is not None:
             yield tx.conn
             return
-        with self.engine.connect() as conn:
+        with _refused_values(), self.engine.connect() as conn:
             yield conn
+
+
+@contextmanager
+def _refused_values() -> Iterator[None]:
+    """A value the database cannot hold (a NUL character in text on PostgreSQL, a number out
+    of its range) is the caller's bad input, not a failure of Amparo: a clear 400, not a 500."""
+    try:
+        yield
+    except DataError as exc:
+        raise InputError(
+            "the database refused a value: " + _first_line(exc.orig),
+            hint="text may not contain NUL characters, and numbers must fit in 64 bits",
+        ) from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error or "").strip().splitlines()
+    return text[0][:200] if text else "invalid value"
