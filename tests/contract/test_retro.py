@@ -267,3 +267,16 @@ def test_a_scanned_file_becomes_a_find_when_its_hash_arrives(
     assert result.finds == 1
     (record,) = retro_actions(amparo)
     assert record.source.get("file_name") == "p.png"
+
+
+def test_kept_hashes_go_after_the_window_even_without_catch_ups(
+    amparo: Amparo, clock: ManualClock
+) -> None:
+    """A lab that scans without `amparo serve` never runs a catch-up: checks purge too."""
+    rng = random.Random(31)
+    old, new = Content(rng), Content(rng)
+    check(amparo, old)
+    clock.advance(8 * DAY)
+    check(amparo, new)
+    assert amparo.retro.repository.by_sha256(old.sha256) is None
+    assert amparo.retro.repository.by_sha256(new.sha256) is not None

@@ -59,6 +59,7 @@ _NEW_CHUNK = 4096
 _BATCH = 500
 
 
+_PURGE_EVERY = timedelta(hours=1)
 _LEASE = "retro:catch-up"
 _LEASE_SECONDS = 900.0
 """Longer than a catch-up takes; a holder that died lets go after it."""
@@ -102,6 +103,7 @@ class RetroService:
         self.clock = clock
         self.repository = RetroRepository(store.db)
         self.leases = LeaseRepository(store.db, clock=clock)
+        self._purged_at: datetime | None = None
 
     @property
     def enabled(self) -> bool:
@@ -124,14 +126,20 @@ class RetroService:
             "pdq_quality": content.pdq_quality,
             "pdq_dihedral": list(content.pdq_dihedral) or None,
         }
+        now = self.clock()
         self.repository.remember(
             content.sha256,
             content.signals,
             detail={k: v for k, v in detail.items() if v is not None},
             source=content.source.as_dict(),
-            at=self.clock(),
+            at=now,
             found=[m.entry_id for m in content.matches],
         )
+        # Where nothing runs catch-ups (a lab scanning without `amparo serve`), what is kept
+        # still goes once the window has passed: purge here too, at most hourly.
+        if self._purged_at is None or now - self._purged_at >= _PURGE_EVERY:
+            self._purged_at = now
+            self.purge(now)
 
     # -- catching up ------------------------------------------------------------------------
 
