@@ -70,10 +70,10 @@ def main() -> None:
     args = parser.parse_args()
     n = args.entries
     root = Path(tempfile.mkdtemp(prefix="amparo-fed-"))
-    listing = root / "list.csv"
-    hash_list(n, listing)
-
     a_home, b_home = root / "a", root / "b"
+    listing = b_home / "lists" / "list.csv"  # where B's `file` exchange may read lists
+    listing.parent.mkdir(parents=True)
+    hash_list(n, listing)
     with Amparo(load_settings(env={}, overrides={"home": a_home})) as a:
         token = KeyService(a.store).create("hotline-b", ["partner"], actor="bench").secret
         a.banks.create(BankInfo(name="verified"))

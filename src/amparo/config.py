@@ -311,6 +311,13 @@ class Settings:
         "Directories a collaboration's `file:` credentials may name (comma-separated); empty: "
         "<home>/secrets. `env:` credentials must be variables named AMPARO_SECRET_*.",
     )
+    exchange_list_dirs: str = setting(
+        "",
+        "Directories a `file` exchange may read lists from (comma-separated); empty: <home>/lists.",
+    )
+    exchange_max_list_bytes: int = setting(
+        2 * 1024**3, "Largest hash list (file or download) or response an exchange reads."
+    )
     exchange_quarantine_retry_seconds: float = setting(
         3600.0, "How long a quarantined record or page waits before it is fetched again."
     )
@@ -411,6 +418,7 @@ def _validate(settings: Settings) -> Settings:
         "exchange_batch_size",
         "exchange_http_attempts",
         "exchange_http_timeout_seconds",
+        "exchange_max_list_bytes",
         "feed_page_size",
     ):
         if getattr(settings, name) <= 0:

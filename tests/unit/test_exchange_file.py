@@ -31,6 +31,7 @@ def amparo_settings(tmp_path: Path) -> Settings:
             "home": tmp_path / "home",
             "url_allowlist": "127.0.0.1",
             "exchange_batch_size": 3,
+            "exchange_list_dirs": str(tmp_path),  # the tests' lists live there
         },
     )
 
@@ -213,3 +214,27 @@ def test_url_policy(tmp_path: Path) -> None:
     exchange = make("url", plain, url="https://127.0.0.1:1/a.txt")
     with pytest.raises(UrlRefusedError, match="not a public address"):
         fetch(exchange)
+
+
+def test_file_lists_are_confined_and_regular(amparo_settings: Settings, tmp_path: Path) -> None:
+    """A curator picks the path over the API: the server must not read its own keys or
+    configuration back through the quarantine, nor hang on a device or a FIFO."""
+    from amparo.exchanges.checking import checked_settings
+    from amparo.exchanges.file import FileExchange
+
+    for path in ("/etc/passwd", f"{tmp_path}/../../etc/passwd", "relative.csv", "a\x00b"):
+        with pytest.raises(InputError) as refused:
+            checked_settings(FileExchange, {"path": path}, amparo_settings)
+        assert refused.value.hint or "NUL" in str(refused.value)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    exchange = FileExchange(
+        {"path": str(fifo)},
+        None,
+        ExchangeContext(settings=amparo_settings, http=RetryingClient(sleep=lambda s: None)),
+    )
+    with pytest.raises(ExchangeError, match="not a regular file"):
+        list(exchange.fetch(None))
+    with pytest.raises(InputError, match="invalid settings"):
+        checked_settings(FileExchange, {"path": str(tmp_path / "x"), "category_map": [1]},
+                         amparo_settings)  # fmt: skip

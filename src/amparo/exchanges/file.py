@@ -28,12 +28,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from amparo.banks.formats import FORMATS, ImportResult, detect_format, iter_entries
 from amparo.banks.formats.vics import CATEGORY_MAPS
 from amparo.banks.model import EntryRecord
+from amparo.config import Settings
 from amparo.errors import ExchangeError, FormatError, InputError, UrlRefusedError
 from amparo.exchanges.base import Exchange, ExchangeContext, register
 from amparo.exchanges.model import Batch, Checkpoint, Credentials, Malformed, Provenance, Update
@@ -229,12 +231,27 @@ class FileExchange(_ListExchange):
     where_key = "path"
 
     def fetch(self, checkpoint: Checkpoint | None) -> Iterator[Batch]:
-        path = Path(self.settings["path"]).expanduser()
+        try:
+            path = list_path(str(self.settings["path"]), self.context.settings)
+        except InputError as exc:
+            raise ExchangeError(exc.message, hint=exc.hint) from None
         previous = checkpoint if isinstance(checkpoint, FileCheckpoint) else None
         try:
             # stat before reading: a write during the read changes mtime, so the next fetch
             # reads again even though this one recorded the digest of a mix.
             stat = path.stat()
+            if not S_ISREG(stat.st_mode):
+                raise ExchangeError(
+                    f"{str(path)!r} is not a regular file",
+                    hint="point the collaboration at a hash-list file",
+                )
+            limit = self.context.settings.exchange_max_list_bytes
+            if stat.st_size > limit:
+                raise ExchangeError(
+                    f"the list file {path.name} is {stat.st_size:,} bytes, more than the "
+                    f"{limit:,} allowed",
+                    hint="raise exchange_max_list_bytes if the list is really that large",
+                )
             if (
                 previous is not None
                 and previous.size == stat.st_size
@@ -257,11 +274,40 @@ class FileExchange(_ListExchange):
                 yield from self._batches(
                     stream, fmt, new=new, previous=checkpoint, source_name=path.name
                 )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise ExchangeError(
-                f"cannot read the list file {str(path)!r}: {exc.strerror or exc}",
+                f"cannot read the list file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}",
                 hint="check the collaboration's path and that Amparo's user may read it",
             ) from None
+
+
+def list_dirs(settings: Settings) -> list[Path]:
+    """The directories `file` lists may be read from, resolved."""
+    raw = [d.strip() for d in settings.exchange_list_dirs.split(",") if d.strip()]
+    dirs = [Path(d).expanduser() for d in raw] or [settings.home / "lists"]
+    return [d.resolve() for d in dirs]
+
+
+def list_path(path: str, settings: Settings) -> Path:
+    """A `file` collaboration's list, confined to ``exchange_list_dirs``: a curator chooses
+    the path over the API, and must not have the server read its own keys or configuration
+    back (malformed lines are kept, with their text, in the quarantine)."""
+    if "\x00" in path:
+        raise InputError("the list path contains a NUL character")
+    given = Path(path).expanduser()
+    if not given.is_absolute():
+        raise InputError(
+            "a list file must be named by its absolute path", hint="e.g. <home>/lists/mx.csv"
+        )
+    resolved = given.resolve()  # symbolic links and .. cannot lead out
+    allowed = list_dirs(settings)
+    if not any(resolved.is_relative_to(d) for d in allowed):
+        raise InputError(
+            f"list file {path!r} is outside the list directories "
+            f"({', '.join(str(d) for d in allowed)})",
+            hint="put the list there, or add its directory to the exchange_list_dirs setting",
+        )
+    return resolved
 
 
 def _file_sha256(path: Path) -> str:

@@ -35,6 +35,9 @@ class RetryingClient:
         transport: httpx.BaseTransport | None = None,
         verify: bool | str = True,
         policy: UrlPolicy | None = None,
+        max_bytes: int = 2 * 1024**3,
+        deadline: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -43,6 +46,13 @@ class RetryingClient:
         self.client = httpx.Client(
             timeout=timeout, transport=transport, verify=verify, follow_redirects=False
         )
+        self.max_bytes = max_bytes
+        """Largest body read; a bigger one is an :class:`ExchangeError`, never unbounded
+        memory."""
+        self.deadline = deadline if deadline is not None else timeout * 10
+        """Most seconds one request may take in all (a trickling source cannot hang a fetch:
+        the per-read timeout alone would let it)."""
+        self.monotonic = monotonic
         self.policy = policy
         """When set, every URL is checked before it is reached: http(s) only, and public
         addresses unless ``url_allowlist`` names the host or network (a curator chooses
@@ -73,7 +83,7 @@ class RetryingClient:
         last = ""
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self.client.request(
+                response = self._send(
                     method,
                     url,
                     params=params,
@@ -81,6 +91,7 @@ class RetryingClient:
                     json=json,
                     content=content,
                     auth=auth,
+                    what=what,
                 )
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
@@ -108,6 +119,40 @@ class RetryingClient:
             f"{what} failed {self.attempts} times (last: {last})",
             hint="the source may be down or rate limiting; the next fetch resumes from the "
             "last committed batch",
+        )
+
+    def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        """One request, its body read in chunks under ``max_bytes`` and ``deadline``."""
+        started = self.monotonic()
+        with self.client.stream(method, url, **kwargs) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise ExchangeError(
+                    f"{what} answered {int(declared):,} bytes, more than the "
+                    f"{self.max_bytes:,} allowed",
+                    hint="raise exchange_max_list_bytes if the list is really that large",
+                )
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise ExchangeError(
+                        f"{what} sent more than the {self.max_bytes:,} bytes allowed",
+                        hint="raise exchange_max_list_bytes if the list is really that large",
+                    )
+                if self.monotonic() - started > self.deadline:
+                    raise ExchangeError(
+                        f"{what} took more than {self.deadline:.0f} s to answer",
+                        hint="the source is too slow or stalled; the next fetch resumes from "
+                        "the last committed batch",
+                    )
+                chunks.append(chunk)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=b"".join(chunks),
+            request=response.request,
         )
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:

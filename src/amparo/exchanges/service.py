@@ -24,6 +24,7 @@ from amparo.clock import Clock, utc_now
 from amparo.config import SYSTEM_ACTOR, Settings
 from amparo.errors import AmparoError, BankNotFoundError, ConflictError, InputError
 from amparo.exchanges.base import Exchange, exchange_type
+from amparo.exchanges.checking import checked_settings
 from amparo.exchanges.credentials import check_reference
 from amparo.exchanges.http import RetryingClient
 from amparo.exchanges.model import (
@@ -93,6 +94,7 @@ class ExchangeService:
             attempts=self.settings.exchange_http_attempts,
             backoff=self.settings.exchange_backoff_seconds,
             policy=UrlPolicy.from_settings(self.settings),
+            max_bytes=self.settings.exchange_max_list_bytes,
         )
 
     def after_fetch(self, callback: Callable[[FetchResult], None]) -> None:
@@ -107,8 +109,13 @@ class ExchangeService:
         is checked for syntax only: the secret may be provisioned after the collaboration."""
         c = collaboration
         validate_name(c.name, "collaboration")
+        if c.name == "types":
+            raise InputError(
+                "'types' names the list of exchange types (GET /v1/exchanges/types)",
+                hint="choose another name",
+            )
         cls = exchange_type(c.exchange)
-        settings = cls.check_settings(dict(c.settings))
+        settings = checked_settings(cls, c.settings, self.settings)
         credentials = check_reference(c.credentials, self.settings)
         if cls.needs_credentials and credentials is None:
             raise InputError(
@@ -194,7 +201,7 @@ class ExchangeService:
         values: dict[str, Any] = {}
         if "settings" in changes:
             cls = exchange_type(state.collaboration.exchange)
-            values["settings"] = cls.check_settings(dict(changes["settings"] or {}))
+            values["settings"] = checked_settings(cls, changes["settings"] or {}, self.settings)
             if values["settings"] != state.collaboration.settings:
                 values["checkpoint"] = None
         if "credentials" in changes:
