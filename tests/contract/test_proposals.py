@@ -182,7 +182,10 @@ def test_approval_hashes_the_preserved_copy_and_leaves_existing_entries_alone(
     # A bank a collaboration fills is not this organisation's to share into.
     amparo.exchanges.add(
         Collaboration(
-            name="partner", exchange="file", bank="incoming", settings={"path": str(amparo.settings.home / "lists" / "x.csv")}
+            name="partner",
+            exchange="file",
+            bank="incoming",
+            settings={"path": str(amparo.settings.home / "lists" / "x.csv")},
         ),
         actor="t",
     )
