@@ -17,6 +17,7 @@ from amparo.exchanges.proposals import ProposalService
 from amparo.exchanges.retro import RetroService
 from amparo.exchanges.service import ExchangeService
 from amparo.files import private_home
+from amparo.hotline.service import HotlineService
 from amparo.matching import Matcher
 from amparo.reports import ReportService
 from amparo.review import CaseService
@@ -94,6 +95,16 @@ class Amparo:
             self.cases,
             evidence=self.evidence,
             hasher=self.checks.hash_bytes,
+        )
+        # The hotline pipeline: URL reports crawled, assessed, attributed, noticed until removal.
+        self.hotline = HotlineService(
+            settings,
+            store,
+            checks=self.checks,
+            evidence=self.evidence,
+            cases=self.cases,
+            proposals=self.proposals,
+            signer=lambda: self.feeds.signer,
         )
 
     def close(self) -> None:

@@ -13,10 +13,11 @@ import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from amparo.config_hotline import HotlineSettings, setting
 from amparo.errors import ConfigError
 
 ENV_PREFIX = "AMPARO_"
@@ -33,15 +34,10 @@ T = TypeVar("T")
 DEFAULT_HOME = Path("amparo-data")
 
 
-def setting(default: T, description: str) -> T:
-    """One row of :class:`Settings`: its default, and the description the docs test checks
-    against docs/configuration.md (read back through :data:`SETTING_DOCS`)."""
-    return field(default=default, metadata={"doc": description})
-
-
 @dataclass(frozen=True)
-class Settings:
-    """Resolved settings. Build with :func:`load_settings`."""
+class Settings(HotlineSettings):
+    """Resolved settings. Build with :func:`load_settings`. The hotline's rows are in
+    :class:`~amparo.config_hotline.HotlineSettings`."""
 
     home: Path = setting(  # noqa: RUF009 (a Path is immutable)
         DEFAULT_HOME, "Data directory: SQLite database, index files, journals."

@@ -152,6 +152,10 @@ def create_app(
     exchange_metrics = ExchangeCollector(lambda: service.amparo.exchanges.list())
     service.metrics.add_collector(exchange_metrics)
     exchange_loop = ExchangeLoop.for_app(service.amparo, settings)
+    hotline_loop = ExchangeLoop(
+        steps=[("hotline", service.amparo.hotline.runner.run_once)],
+        interval=max(0.05, settings.hotline_poll_seconds),
+    )
     exchange_loop.on_error = lambda step, _exc: service.metrics.exchange_loop_errors.labels(
         step
     ).inc()
@@ -179,6 +183,9 @@ def create_app(
         if settings.exchange_in_serve:
             # Every worker runs it; the fetch lease in the database keeps them apart.
             tasks.append(asyncio.create_task(exchange_loop.run()))
+        if settings.hotline_in_serve:
+            # Crawls, notices and re-checks; the hotline lease keeps workers apart.
+            tasks.append(asyncio.create_task(hotline_loop.run()))
         try:
             yield
         finally:
@@ -217,7 +224,7 @@ def create_app(
         upload_limit=settings.api_max_upload_bytes,
         templates=RouteTemplates(lambda: [*app.openapi()["paths"], "/openapi.json", "/docs"]),
         fast_lanes={("GET", "/m/raw_lookup"): hma.matching.fast_raw_lookup(service)},
-        headers_under={"/review": web.SECURITY_HEADERS},
+        headers_under={"/review": web.SECURITY_HEADERS, "/report": web.SECURITY_HEADERS},
     )
     app.include_router(system.router)
     app.include_router(v1.router)

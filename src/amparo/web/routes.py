@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from amparo.web import cases, media, pages, signin
+from amparo.web import cases, hotline, hotline_stats, media, pages, report, signin
 from amparo.web.pages import SECURITY_HEADERS
 
 __all__ = ["SECURITY_HEADERS", "router"]
 
 router = APIRouter(include_in_schema=False)
-for part in (signin, cases, media, pages):
+for part in (signin, cases, media, hotline, hotline_stats, pages):
     router.include_router(part.router, prefix="/review")
+# The public report page: no account, its own CSRF cookie (see amparo.web.report).
+router.include_router(report.router)

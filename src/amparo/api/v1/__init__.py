@@ -8,10 +8,12 @@ from amparo.api.v1 import (
     evidence,
     exchanges,
     feeds,
+    hotline,
     matching,
     proposals,
     reports,
     review,
+    url_reports,
 )
 
 router = APIRouter(prefix="/v1")
@@ -24,5 +26,7 @@ router.include_router(reports.router)
 router.include_router(exchanges.router)
 router.include_router(feeds.router)
 router.include_router(proposals.router)
+router.include_router(url_reports.router)
+router.include_router(hotline.router)
 
 __all__ = ["router"]

@@ -1,0 +1,10 @@
+"""Placeholder: filled by the part's owner (see amparo.hotline.service)."""
+
+from __future__ import annotations
+
+from amparo.hotline.context import HotlineContext
+
+
+class Assessments:
+    def __init__(self, ctx: HotlineContext) -> None:
+        self.ctx = ctx

@@ -1,0 +1,1 @@
+"""Placeholder: filled by the part's owner (see amparo.hotline.service)."""
