@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from amparo.clock import as_utc
-from amparo.errors import NotFoundError
+from amparo.errors import ConflictError, NotFoundError
 from amparo.hotline.model import (
     OPEN_REPORT_STATUSES,
     Attribution,
@@ -203,34 +204,43 @@ class HotlineRepository:
         (``True``), else opens a new one (``False``)."""
         with self.db.transaction(refresh=False) as tx:
             conn = tx.conn
-            existing = conn.execute(
-                select(_report.c.id).where(_report.c.open_key == url_key).with_for_update()
-            ).scalar()
+            existing = self._open_id(conn, url_key)
             joined = existing is not None
             if existing is None:
-                existing = conn.execute(
-                    insert(_report)
-                    .values(
-                        url=url,
-                        url_key=url_key,
-                        open_key=url_key,
-                        host=host,
-                        status="new",
-                        language=language,
-                        created_at=at,
-                        updated_at=at,
-                        submissions=1,
-                        crawl_attempts=0,
-                        next_crawl_at=at,
-                        notices_sent=0,
-                        escalated=False,
-                        recheck_attempts=0,
-                        reappearances=0,
-                        media_urls="[]",
-                    )
-                    .returning(_report.c.id)
-                ).scalar_one()
-            else:
+                try:
+                    # A savepoint: a concurrent report of the same URL that wins the unique
+                    # open key leaves this transaction usable (PostgreSQL aborts it otherwise).
+                    with conn.begin_nested():
+                        existing = conn.execute(
+                            insert(_report)
+                            .values(
+                                url=url,
+                                url_key=url_key,
+                                open_key=url_key,
+                                host=host,
+                                status="new",
+                                language=language,
+                                created_at=at,
+                                updated_at=at,
+                                submissions=1,
+                                crawl_attempts=0,
+                                next_crawl_at=at,
+                                notices_sent=0,
+                                escalated=False,
+                                recheck_attempts=0,
+                                reappearances=0,
+                                media_urls="[]",
+                            )
+                            .returning(_report.c.id)
+                        ).scalar_one()
+                except IntegrityError:
+                    existing = self._open_id(conn, url_key)
+                    if existing is None:
+                        raise ConflictError(
+                            "the URL's report changed concurrently", hint="report it again"
+                        ) from None
+                    joined = True
+            if joined:
                 conn.execute(
                     update(_report)
                     .where(_report.c.id == existing)
@@ -248,6 +258,13 @@ class HotlineRepository:
                 )
             )
             return self._get(conn, existing), joined
+
+    @staticmethod
+    def _open_id(conn: Connection, url_key: str) -> int | None:
+        found = conn.execute(
+            select(_report.c.id).where(_report.c.open_key == url_key).with_for_update()
+        ).scalar()
+        return int(found) if found is not None else None
 
     def get(self, report_id: int) -> UrlReport:
         with self.db.reading() as conn:
