@@ -8,35 +8,21 @@ no validators (so the client must fall back to the body's digest).
 from __future__ import annotations
 
 import hashlib
-import threading
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+
+from fakes.base import LoopbackServer, QuietHandler
 
 
-class ListServer:
+class ListServer(LoopbackServer):
     def __init__(self, body: bytes = b"") -> None:
         self.body = body
         self.etags = True
         self.modified = formatdate(1_700_000_000, usegmt=True)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._failures: list[int] = []
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.port: int = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> ListServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
+        self.url = self.origin
 
     @property
     def etag(self) -> str:
@@ -49,10 +35,7 @@ class ListServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 with fake.lock:
                     fake.requests.append(

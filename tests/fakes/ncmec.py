@@ -20,13 +20,13 @@ Usage::
 from __future__ import annotations
 
 import base64
-import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fakes.base import LoopbackServer, QuietHandler, send_bytes
 
 NAMESPACE = "https://hashsharing.ncmec.org/hashsharing/v2"
 DATE = "%Y-%m-%dT%H:%M:%SZ"
@@ -63,7 +63,7 @@ class Recorded:
     user: str | None
 
 
-class FakeNCMEC:
+class FakeNCMEC(LoopbackServer):
     """An NCMEC-like hash sharing server; see the module docstring."""
 
     def __init__(
@@ -86,22 +86,8 @@ class FakeNCMEC:
         """(member id, entry id, fingerprint type, body) of each feedback PUT."""
         self._failures: list[int] = []
         self._broken: set[int] = set()
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.port: int = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}{self.prefix}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> FakeNCMEC:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
+        self.url = self.origin + self.prefix
 
     # -- what tests set ---------------------------------------------------------------------
 
@@ -157,10 +143,7 @@ class FakeNCMEC:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 self._serve("GET")
 
@@ -195,13 +178,7 @@ class FakeNCMEC:
             def _send(
                 self, status: int, payload: bytes, headers: dict[str, str] | None = None
             ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(payload)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(payload)
+                send_bytes(self, status, payload, headers, content_type="application/xml")
 
         return Handler
 

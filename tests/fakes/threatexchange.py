@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlencode
+
+from fakes.base import FakeJSONService, Seen, send_bytes, send_json
 
 APP_ID = "1234567890"
 TOKEN = f"{APP_ID}|s3cr3t-app-secret-of-the-test-app"
@@ -35,28 +36,18 @@ OTHER_APP = "9876543210"
 
 
 @dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any = None
+class FakeThreatExchange(FakeJSONService):
+    prefix: ClassVar[str] = "/v26.0"
 
-
-@dataclass
-class FakeThreatExchange:
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fail: list[int] = field(default_factory=list)
     corrupt_times: set[int] = field(default_factory=set)
     refuse_cursors: set[str] = field(default_factory=set)
     refuse_all_cursors: bool = False
-    requests: list[Seen] = field(default_factory=list)
     token: str = TOKEN
     privacy_group: int = PRIVACY_GROUP
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        super().__post_init__()
         self._ids = itertools.count(1_000_000_000_000)
         self._serial = itertools.count()
 
@@ -94,71 +85,36 @@ class FakeThreatExchange:
                 ]
             },
         }
-        with self._lock:
+        with self.lock:
             self.updates[ident] = update
         return update
 
     def put_raw(self, ident: str, update: dict[str, Any]) -> None:
-        with self._lock:
+        with self.lock:
             self.updates[ident] = update
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v26.0"
 
     # -- serving ------------------------------------------------------------------------------
 
-    def start(self) -> FakeThreatExchange:
-        fake = self
+    def _read_body(self, data: bytes) -> Any:
+        """A form, as the Graph API reads a POST's."""
+        return {k: v[-1] for k, v in parse_qs(data.decode("utf-8", "replace")).items()}
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+    def _parameters(self, query: dict[str, str], body: Any) -> dict[str, str]:
+        return {**query, **body} if body is not None else query  # the Graph API reads either
 
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
+    def _error_body(self, message: str) -> Any:
+        return {"error": {"message": message}}
 
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> FakeThreatExchange:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(h.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        body: Any = None
-        length = int(h.headers.get("Content-Length") or 0)
-        if length:
-            raw = h.rfile.read(length).decode("utf-8", "replace")
-            body = {k: v[-1] for k, v in parse_qs(raw).items()}
-            query = {**query, **body}  # the Graph API reads parameters from either
-        headers = {k.lower(): v for k, v in h.headers.items()}
-        with self._lock:
-            self.requests.append(Seen(method, parts.path, query, headers, body))
-            status = self.fail.pop(0) if self.fail else None
+    def _answer_failure(self, h: BaseHTTPRequestHandler, status: int) -> None:
         if status == 4:  # the Graph API's own throttling: HTTP 400 with error code 4
             error = {"message": "Application request limit reached", "code": 4}
-            return _send(h, 400, {"error": {**error, "type": "OAuthException"}})
-        if status is not None:
-            extra = {"Retry-After": "0"} if status == 429 else {}
-            return _send(h, status, {"error": {"message": f"fake {status}"}}, extra)
+            return send_json(h, 400, {"error": {**error, "type": "OAuthException"}})
+        return super()._answer_failure(h, status)
+
+    def _serve(self, h: BaseHTTPRequestHandler, request: Seen) -> None:
+        query, method = request.query, request.method
         if query.get("access_token") != self.token:
-            return _send(
+            return send_json(
                 h,
                 400,
                 {
@@ -169,14 +125,14 @@ class FakeThreatExchange:
                     }
                 },
             )
-        segments = [s for s in parts.path.split("/") if s]
+        segments = [s for s in request.path.split("/") if s]
         if len(segments) >= 2 and segments[0] == "v26.0":
             if len(segments) == 3 and segments[2] == "threat_updates" and method == "GET":
                 return self._threat_updates(h, segments[1], query)
             if len(segments) == 2 and method == "GET":
                 return self._indicator(h, segments[1])
             if len(segments) == 2 and method == "POST":
-                return _send(h, 200, {"success": True})
+                return send_json(h, 200, {"success": True})
         return _unknown(h)
 
     def _threat_updates(self, h: BaseHTTPRequestHandler, group: str, q: dict[str, str]) -> None:
@@ -188,7 +144,7 @@ class FakeThreatExchange:
         offset = 0
         if q.get("after"):
             if self.refuse_all_cursors or q["after"] in self.refuse_cursors:
-                return _send(
+                return send_json(
                     h,
                     400,
                     {
@@ -200,7 +156,7 @@ class FakeThreatExchange:
                     },
                 )
             offset = int(q["after"].split("-")[0])
-        with self._lock:
+        with self.lock:
             listed = sorted(
                 (
                     u
@@ -222,19 +178,21 @@ class FakeThreatExchange:
             }
         if any(int(u.get("last_updated", 0)) in self.corrupt_times for u in page):
             text = json.dumps(body)
-            return _send_bytes(h, 200, text[: len(text) // 2].encode())
-        return _send(h, 200, body)
+            return send_bytes(h, 200, text[: len(text) // 2].encode())
+        return send_json(h, 200, body)
 
     def _indicator(self, h: BaseHTTPRequestHandler, ident: str) -> None:
-        with self._lock:
+        with self.lock:
             update = self.updates.get(ident)
         if update is None:
             return _unknown(h)
-        return _send(h, 200, {"id": ident, "descriptors": update.get("descriptors", {"data": []})})
+        return send_json(
+            h, 200, {"id": ident, "descriptors": update.get("descriptors", {"data": []})}
+        )
 
 
 def _unknown(h: BaseHTTPRequestHandler) -> None:
-    _send(
+    send_json(
         h,
         400,
         {
@@ -245,21 +203,3 @@ def _unknown(h: BaseHTTPRequestHandler) -> None:
             }
         },
     )
-
-
-def _send(
-    h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None
-) -> None:
-    _send_bytes(h, status, json.dumps(body).encode(), headers)
-
-
-def _send_bytes(
-    h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str] | None = None
-) -> None:
-    h.send_response(status)
-    h.send_header("Content-Type", "application/json")
-    h.send_header("Content-Length", str(len(data)))
-    for key, value in (headers or {}).items():
-        h.send_header(key, value)
-    h.end_headers()
-    h.wfile.write(data)

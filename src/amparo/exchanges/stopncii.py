@@ -49,14 +49,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from amparo.errors import CredentialsError, ExchangeError, InputError
 from amparo.exchanges.base import Exchange, register
+from amparo.exchanges.http_settings import check_base_url, check_int
 from amparo.exchanges.model import OPINION_VERDICTS, Batch, Checkpoint, Malformed, Opinion
-from amparo.exchanges.skipping import PageSkipper
+from amparo.exchanges.skipping import PageSkipper, QuarantinedWindow
 from amparo.exchanges.stopncii_wire import (
     BASE_URL,
     DEFAULT_PAGE_SIZE,
@@ -103,9 +103,9 @@ class StopNCIIExchange(Exchange):
                 hint="settings: base_url, page_size, skip_seconds (all optional)",
             )
         return {
-            "base_url": _check_base_url(settings.get("base_url", BASE_URL)),
-            "page_size": _check_int(settings, "page_size", DEFAULT_PAGE_SIZE, 1, 10_000),
-            "skip_seconds": _check_int(
+            "base_url": check_base_url(settings.get("base_url", BASE_URL), BASE_URL),
+            "page_size": check_int(settings, "page_size", DEFAULT_PAGE_SIZE, 1, 10_000),
+            "skip_seconds": check_int(
                 settings, "skip_seconds", DEFAULT_SKIP_SECONDS, 1, 366 * 86_400
             ),
         }
@@ -229,33 +229,27 @@ class StopNCIIExchange(Exchange):
         last modified in ``[start_timestamp, stop_timestamp)`` (one record when ``record_id``
         is named). Batches carry no checkpoint (the collaboration's stays where it is); a page
         still unreadable raises :class:`ExchangeError` so the item stays quarantined."""
-        try:
-            start = int(retry["start_timestamp"])
-            stop = int(retry["stop_timestamp"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"not a stopncii retry: {retry!r}") from None
-        only = retry.get("record_id")
+        window = QuarantinedWindow.from_retry(
+            retry, "stopncii", "start_timestamp", "stop_timestamp"
+        )
         headers = self._headers("FetchHashes")
         token: str | None = None
         while True:
-            response = self._fetch_page(start, token, headers)
+            response = self._fetch_page(window.start, token, headers)
             if response is None:
                 raise ExchangeError("StopNCII refused a page token while re-reading a window")
             page = read_page(response)
             if isinstance(page, str):
-                raise ExchangeError(
-                    f"StopNCII still returns an unreadable page for {start}..{stop}: {page}",
-                    hint="it stays quarantined and is tried again later",
-                )
+                raise window.still_unreadable("StopNCII", page)
             inside = [
                 raw
                 for raw, at in zip(page["hashRecords"], page["_times"], strict=True)
-                if at is None or start <= at < stop
+                if at is None or window.start <= at < window.stop
             ]
-            if only is not None:
-                inside = [raw for raw in inside if record_id_of(raw) == only]
+            if window.only is not None:
+                inside = [raw for raw in inside if record_id_of(raw) == window.only]
             yield read_batch(inside)
-            past = any(at is not None and at >= stop for at in page["_times"])
+            past = any(at is not None and at >= window.stop for at in page["_times"])
             if past or not (page["hasMoreRecords"] and page["nextPageToken"]):
                 return
             token = page["nextPageToken"]
@@ -282,22 +276,3 @@ class StopNCIIExchange(Exchange):
             ok=(200, 201, 202, 204),
             what="StopNCII SubmitFeedback",
         )
-
-
-# -- settings --------------------------------------------------------------------------------
-
-
-def _check_base_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InputError("base_url must be a URL", hint=f"e.g. {BASE_URL}")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InputError(f"base_url {value!r} is not an http(s) URL", hint=f"e.g. {BASE_URL}")
-    return value.rstrip("/")
-
-
-def _check_int(settings: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{key} must be a whole number from {low} to {high}, not {value!r}")
-    return value

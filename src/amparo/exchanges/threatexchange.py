@@ -46,14 +46,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 
 from amparo.errors import CredentialsError, ExchangeError, InputError
 from amparo.exchanges.base import Exchange, register
+from amparo.exchanges.http_settings import check_base_url, check_int
 from amparo.exchanges.model import OPINION_VERDICTS, Batch, Checkpoint, Malformed, Opinion
-from amparo.exchanges.skipping import PageSkipper
+from amparo.exchanges.skipping import PageSkipper, QuarantinedWindow
 from amparo.exchanges.threatexchange_wire import (
     BASE_URL,
     DEFAULT_PAGE_SIZE,
@@ -112,9 +113,9 @@ class ThreatExchangeExchange(Exchange):
             )
         return {
             "privacy_group": group,
-            "base_url": _check_base_url(settings.get("base_url", BASE_URL)),
-            "page_size": _check_int(settings, "page_size", DEFAULT_PAGE_SIZE, 1, 1000),
-            "skip_seconds": _check_int(
+            "base_url": check_base_url(settings.get("base_url", BASE_URL), BASE_URL),
+            "page_size": check_int(settings, "page_size", DEFAULT_PAGE_SIZE, 1, 1000),
+            "skip_seconds": check_int(
                 settings, "skip_seconds", DEFAULT_SKIP_SECONDS, 1, 366 * 86_400
             ),
         }
@@ -270,24 +271,21 @@ class ThreatExchangeExchange(Exchange):
         """Read a quarantined window (``retry`` of a :class:`Malformed`) again: the updates
         in ``[start_time, stop_time)`` (one indicator when ``record_id`` is named). Batches
         carry no checkpoint; a page still unreadable raises :class:`ExchangeError`."""
-        try:
-            start, stop = int(retry["start_time"]), int(retry["stop_time"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"not a threatexchange retry: {retry!r}") from None
-        only = retry.get("record_id")
-        response: httpx.Response | str = self._first_page(start, stop)
+        window = QuarantinedWindow.from_retry(retry, "threatexchange", "start_time", "stop_time")
+        response: httpx.Response | str = self._first_page(window.start, window.stop)
         while True:
             if isinstance(response, str):
                 raise ExchangeError(f"ThreatExchange refused a paging cursor: {response}")
             page = read_page(response, self.settings["base_url"])
             if isinstance(page, str):
-                raise ExchangeError(
-                    f"ThreatExchange still returns an unreadable page for {start}..{stop}: {page}",
-                    hint="it stays quarantined and is tried again later",
-                )
+                raise window.still_unreadable("ThreatExchange", page)
             data, _times, following = page
-            if only is not None:
-                data = [raw for raw in data if isinstance(raw, dict) and indicator_id(raw) == only]
+            if window.only is not None:
+                data = [
+                    raw
+                    for raw in data
+                    if isinstance(raw, dict) and indicator_id(raw) == window.only
+                ]
             yield read_batch(data)
             if not following:
                 return
@@ -328,22 +326,3 @@ class ThreatExchangeExchange(Exchange):
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
                 what="ThreatExchange reactions",
             )
-
-
-# -- settings ----------------------------------------------------------------------------------
-
-
-def _check_base_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InputError("base_url must be a URL", hint=f"e.g. {BASE_URL}")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InputError(f"base_url {value!r} is not an http(s) URL", hint=f"e.g. {BASE_URL}")
-    return value.rstrip("/")
-
-
-def _check_int(settings: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{key} must be a whole number from {low} to {high}, not {value!r}")
-    return value
