@@ -45,7 +45,9 @@ from amparo.review.model import CLASSIFICATIONS, NewItem
 from amparo.review.priority import merge_matches
 
 if TYPE_CHECKING:
+    from amparo.evidence.model import EvidenceItem
     from amparo.exchanges.proposals import Proposal
+    from amparo.review.model import CaseItem
 
 MAX_NOTE = 4000
 ASSESSABLE = ("unknown", "assessed")
@@ -202,30 +204,10 @@ class Assessments:
         jurisdiction = item.jurisdiction if item.assessment == "national" else "INT"
         now = ctx.clock()
         with ctx.store.transaction(refresh=False) as tx:
-            # Not CaseService.open_or_extend: it refuses content with no bank matches, and an
-            # unknown item has none by definition.
-            opened = ctx.cases.case_store.open_or_extend(
-                NewItem(
-                    sha256=item.sha256.lower(),
-                    md5=item.md5 or preserved.md5,
-                    size=item.size if item.size is not None else preserved.size,
-                    media_kind=item.media_kind or preserved.media_kind,
-                    mime=item.mime or preserved.mime,
-                    file_name=None,
-                    source=Source(kind="hotline", url=item.media_url).as_dict(),
-                    matches=[],
-                    evidence_id=item.evidence_id,
-                    at=now,
-                ),
-                group_key=f"hotline:{item.report_id}",
-                rule="hotline",
-                actor=actor,
-                merge=merge_matches,
-            )
-            case_item = ctx.cases.item(opened.item_id)
+            case_item = self._case_item(item, preserved, actor, now)
             decision = case_item.decision
-            if decision is None or decision.kind != "confirm":
-                if decision is not None and decision.kind != "escalate":
+            if decision is None or decision.classification != chosen:
+                if decision is not None and decision.kind not in ("escalate", "confirm"):
                     raise ConflictError(
                         f"case item {case_item.id} of this content was decided {decision.kind}",
                         hint="a reviewer judged this content otherwise: settle it in "
@@ -256,6 +238,47 @@ class Assessments:
                 },
             )
         return proposal
+
+    def _case_item(
+        self, item: HotlineItem, preserved: EvidenceItem, actor: str, now: datetime
+    ) -> CaseItem:
+        """The case item that stands for ``item`` on the share-back path: the one an earlier
+        proposal of it made (the ``hotline.propose`` audit entries name it), else a new one
+        (or the open one holding the same content)."""
+        ctx = self.ctx
+        assert ctx.cases is not None
+        earlier = ctx.store.audit_log.entries(
+            100, f"url-report:{item.report_id}", action="hotline.propose"
+        )
+        for entry in earlier:
+            if entry.details.get("item") == item.id:
+                try:
+                    found = ctx.cases.item(int(entry.details["case_item"]))
+                except (AmparoError, KeyError, TypeError, ValueError):
+                    continue
+                if found.sha256 == item.sha256.lower():
+                    return found
+        # Not CaseService.open_or_extend: it refuses content with no bank matches, and an
+        # unknown item has none by definition.
+        opened = ctx.cases.case_store.open_or_extend(
+            NewItem(
+                sha256=item.sha256.lower(),
+                md5=item.md5 or preserved.md5,
+                size=item.size if item.size is not None else preserved.size,
+                media_kind=item.media_kind or preserved.media_kind,
+                mime=item.mime or preserved.mime,
+                file_name=None,
+                source=Source(kind="hotline", url=item.media_url).as_dict(),
+                matches=[],
+                evidence_id=item.evidence_id,
+                at=now,
+            ),
+            group_key=f"hotline:{item.report_id}",
+            rule="hotline",
+            actor=actor,
+            merge=merge_matches,
+        )
+        return ctx.cases.item(opened.item_id)
 
     # -- inside an assessment's unit of work ------------------------------------------------
 
