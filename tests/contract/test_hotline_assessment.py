@@ -113,6 +113,11 @@ def test_not_illegal_closes_the_report_and_shortens_retention(amparo: Amparo) ->
         assert kept.expires_at is not None
         assert kept.expires_at <= utc_now() + timedelta(days=days, minutes=1)
     assert len(audit(amparo, "evidence.retention")) == 2
+    # Shortening never lengthens: a longer "shortening" leaves the expiry as it is.
+    short = amparo.evidence.get(first.evidence_id or 0).expires_at
+    amparo.evidence.expire_in(first.evidence_id or 0, 30, actor=ANALYST, reason="test")
+    assert amparo.evidence.get(first.evidence_id or 0).expires_at == short
+    assert len(audit(amparo, "evidence.retention")) == 2
     assert audit(amparo, "hotline.assess")[-1]["report_status"] == "closed"
 
 

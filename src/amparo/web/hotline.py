@@ -11,13 +11,13 @@ from the ``review`` gettext domain in the language negotiated from ``?lang``, th
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from amparo.clock import utc_now
 from amparo.errors import AmparoError
 from amparo.hotline.assessment import Assessments
 from amparo.hotline.jurisdictions import jurisdictions
@@ -66,8 +66,8 @@ def _localised(request: Request, response: Response, lang: str) -> Response:
     return response
 
 
-def _age(item: HotlineItem) -> str:
-    seconds = max(0, int((utc_now() - item.first_seen).total_seconds()))
+def _age(item: HotlineItem, now: datetime) -> str:
+    seconds = max(0, int((now - item.first_seen).total_seconds()))
     if seconds < 3600:
         return f"{seconds // 60} min"
     if seconds < 2 * 86400:
@@ -105,12 +105,13 @@ async def queue(request: Request, offset: int = 0) -> Response:
     offset = max(0, min(offset, 10**9))
     items = await run_in_threadpool(assessments.waiting, limit=QUEUE_LIMIT, offset=offset)
     total = await run_in_threadpool(assessments.count_waiting)
+    now = hotline_of(request).context.clock()
     response = page(
         request,
         "hotline_queue.html",
         {
             **_texts(lang),
-            "items": [(item, _age(item)) for item in items],
+            "items": [(item, _age(item, now)) for item in items],
             "total": total,
             "offset": offset,
             "next_offset": offset + QUEUE_LIMIT if offset + QUEUE_LIMIT < total else None,
@@ -144,7 +145,7 @@ async def item_page(request: Request, item_id: Id) -> Response:
             **_texts(lang),
             "item": item,
             "report": report,
-            "age": _age(item),
+            "age": _age(item, hotline.context.clock()),
             "assessments": ASSESSMENTS,
             "jurisdictions": choices,
             "jurisdiction": known.get(item.jurisdiction or ""),
