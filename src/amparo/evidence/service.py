@@ -411,3 +411,21 @@ class EvidenceStore:
         from amparo.evidence.maintenance import rotate_key
 
         return rotate_key(self, actor=actor, retire=retire)
+
+    # hotline: assessment
+
+    def expire_in(self, item_id: int, days: int, *, actor: str, reason: str) -> EvidenceItem:
+        """Shorten an item's retention to ``days`` from now (content judged not to need
+        keeping); never lengthens it, and a legal hold still keeps the item past it. The
+        change is audit-logged as ``evidence.retention`` (in the caller's unit of work when
+        one is open)."""
+        reason = reason.strip()
+        if not reason:
+            raise InputError("shortening retention needs a reason", hint="e.g. 'not illegal'")
+        if days < 0:
+            raise InputError("days must be 0 or more", hint="0 expires it at the next purge")
+        self.get(item_id)
+        self.records.shorten_expiry(
+            item_id, self.clock() + timedelta(days=days), actor=actor, reason=reason
+        )
+        return self.get(item_id)

@@ -371,3 +371,38 @@ class EvidenceRepository:
                 .group_by(_items.c.kek_id)
             )
             return {str(r[0]): int(r[1]) for r in rows}
+
+    # hotline: assessment
+
+    def shorten_expiry(
+        self, item_id: int, expires_at: datetime, *, actor: str, reason: str
+    ) -> bool:
+        """Bring a live item's expiry forward to ``expires_at`` (never later than it was;
+        an item kept until purged by hand gets this expiry); audit-logged as
+        ``evidence.retention``. False when no live item has the id or it already expires
+        by then."""
+        with self._db.transaction(refresh=False) as tx:
+            row = tx.conn.execute(
+                select(_items.c.expires_at).where(
+                    _items.c.id == item_id, _items.c.purged_at.is_(None)
+                )
+            ).first()
+            if row is None:
+                return False
+            old = as_utc(row.expires_at)
+            if old is not None and old <= expires_at:
+                return False
+            tx.conn.execute(
+                update(_items).where(_items.c.id == item_id).values(expires_at=expires_at)
+            )
+            tx.audit(
+                actor,
+                "evidence.retention",
+                _target(item_id),
+                {
+                    "reason": reason,
+                    "expires_at": expires_at.isoformat(),
+                    "was": old.isoformat() if old else None,
+                },
+            )
+        return True

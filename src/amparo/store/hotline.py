@@ -584,5 +584,16 @@ class HotlineRepository:
             if not done:
                 conn.execute(insert(_rdap).values(key=key, answer=_dumps(answer), fetched_at=at))
 
+    # -- assessment (hotline: assessment) ----------------------------------------------------
+
+    def items_with_evidence(self, evidence_id: int) -> builtins.list[HotlineItem]:
+        """Every item whose preserved copy is ``evidence_id`` (the same content seen behind
+        several reports shares one copy)."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(_item).where(_item.c.evidence_id == evidence_id).order_by(_item.c.id)
+            ).all()
+        return [_item_of(row) for row in rows]
+
 
 __all__ = ["HotlineRepository"]
