@@ -6,6 +6,7 @@ per URL (a later report of a closed or removed URL starts a new one).
 ``hotline_submissions``: each report of it (public page, partner API, CLI).
 ``hotline_items``: media the crawl found behind it (hashes and match results, never media).
 ``hotline_notices``: every notice, repeat, escalation and forward sent or tried.
+``hotline_reveals``: analysts' reveals of an item's clear media (exposure, with review's).
 ``hotline_rdap_cache``: abuse contacts RDAP answered, per network, for a while.
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "HotlineItemRow",
     "HotlineNoticeRow",
     "HotlineReportRow",
+    "HotlineRevealRow",
     "HotlineSubmissionRow",
     "RdapCacheRow",
 ]
@@ -145,6 +147,19 @@ class HotlineNoticeRow(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class HotlineRevealRow(Base):
+    """An analyst deliberately looked at a hotline item's clear media; counted with the
+    review reveals against the same daily exposure limit."""
+
+    __tablename__ = "hotline_reveals"
+    __table_args__ = (Index("ix_hotline_reveal_reviewer_at", "reviewer", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("hotline_items.id", ondelete="CASCADE"))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(_TZ)
 
 
 class RdapCacheRow(Base):

@@ -134,8 +134,24 @@ def upgrade() -> None:
     )
 
 
-def downgrade() -> None:
+    op.create_table(
+        "hotline_reveals",
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("item_id", BigId, nullable=False),
+        sa.Column("reviewer", sa.String(length=200), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["item_id"], ["hotline_items.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(
+        "ix_hotline_reveal_reviewer_at", "hotline_reveals", ["reviewer", "at"], unique=False
+    )
 
+
+def downgrade() -> None:
+    op.drop_index("ix_hotline_reveal_reviewer_at", table_name="hotline_reveals")
+    op.drop_table("hotline_reveals")
     op.drop_index("ix_hotline_submission_report", table_name="hotline_submissions")
     op.drop_table("hotline_submissions")
     op.drop_index("ix_hotline_notice_report", table_name="hotline_notices")
