@@ -551,13 +551,14 @@ def build_email(
     message["Date"] = format_datetime(at)
     domain = sender.rpartition("@")[2] or None
     message["Message-ID"] = make_msgid("amparo", domain=domain)
-    message["Content-Language"] = rendered.language.replace("_", "-")
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     if attachment is not None:
         name, body = attachment
         message.add_attachment(body, maintype="application", subtype="json", filename=name)
+    # Last: setting the body drops the Content-* headers set before it.
+    message["Content-Language"] = rendered.language.replace("_", "-")
     return message
 
 
