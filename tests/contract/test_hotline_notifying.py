@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 from amparo.app import Amparo
 from amparo.config import load_settings
 from amparo.errors import ConflictError, FeedVerificationError
+from amparo.exchanges.signing import verify
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.model import Attribution
 from amparo.hotline.notices import verify_forward
@@ -75,12 +76,14 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
+        self.headers: list[dict[str, str]] = []
+        bodies, headers = self.bodies, self.headers
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 bodies.append(json.loads(self.rfile.read(length)))
+                headers.append(dict(self.headers.items()))
                 self.send_response(202)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -373,7 +376,12 @@ def test_webhook_channel_and_a_partner_url(make: Any, receiver: Receiver, tmp_pa
     br = h.confirmed("https://host.example.br/b", country="BR")
     assert h.notifier.notify_due() == 2
 
-    notice_body = next(b for b in receiver.bodies if "type" in b)
+    at = next(i for i, b in enumerate(receiver.bodies) if "type" in b)
+    notice_body = receiver.bodies[at]
+    signer = h.app.feeds.signer
+    assert receiver.headers[at]["X-Amparo-Key-Id"] == signer.key_id
+    signature = receiver.headers[at]["X-Amparo-Signature"].removeprefix("ed25519=")
+    verify(signer.public_key, notice_body, signature)
     assert notice_body["type"] == "amparo.hotline.notice"
     assert notice_body["kind"] == "notice" and notice_body["language"] == "es"
     assert notice_body["report"]["url"] == "https://www.example.mx/a"

@@ -22,18 +22,16 @@ import amparo.hotline.notices as notices_module
 from amparo.config import Settings, load_settings
 from amparo.errors import ConfigError, CredentialsError, FeedVerificationError, InputError
 from amparo.exchanges.signing import FeedSigner
+from amparo.hotline.delivery import SmtpServer, build_email, send_email
 from amparo.hotline.model import Attribution, HotlineItem, UrlReport
 from amparo.hotline.notices import (
     Partner,
-    SmtpServer,
     WebhookRoutes,
-    build_email,
     forward_export,
     load_partners,
     notice_language,
     partner_for,
     render_notice,
-    send_email,
     sign_forward,
     verify_forward,
 )

@@ -29,22 +29,18 @@ from amparo.config import SYSTEM_ACTOR
 from amparo.errors import AmparoError, ConflictError
 from amparo.exchanges.signing import FeedSigner, organisation_id
 from amparo.hotline.context import HotlineContext
+from amparo.hotline.delivery import Delivery, SmtpServer, build_email, post_json, send_email
 from amparo.hotline.model import HotlineItem, Notice, UrlReport
 from amparo.hotline.notices import (
-    Delivery,
     Partner,
     Rendered,
-    SmtpServer,
     WebhookRoutes,
-    build_email,
     forward_export,
     hotline_countries,
     load_partners,
     notice_language,
     partner_for,
-    post_json,
     render_notice,
-    send_email,
     sign_forward,
 )
 from amparo.store.leases import default_holder
@@ -57,6 +53,9 @@ RETRY_AFTER_FAILURE = timedelta(hours=1)
 """A notice that failed to send (server down, refused) is tried again this much later (or
 after ``notice_repeat_hours`` when that is shorter)."""
 NOTICEABLE = ("confirmed", "notified", "forwarded")
+KEY_ID_HEADER = "X-Amparo-Key-Id"
+SIGNATURE_HEADER = "X-Amparo-Signature"
+"""Webhook notices carry ``ed25519=<base64>``: the feed key's signature over the body."""
 
 
 @dataclass
@@ -76,6 +75,7 @@ class Notifier:
 
     def __init__(self, ctx: HotlineContext) -> None:
         self.ctx = ctx
+        self._told_no_sender = False
 
     def notify_due(self, now: datetime | None = None, *, limit: int = 50) -> int:
         """Send the notices, repeats, escalations and forwards due now; how many reports."""
@@ -195,7 +195,10 @@ class Notifier:
             )
             if strict:
                 raise ConflictError(message, hint="set notice_from (and smtp_url) to send them")
-            log.warning("%s; set notice_from to send them", message)
+            # Once per process: the scheduler would otherwise repeat it every pass.
+            level = logging.DEBUG if self._told_no_sender else logging.WARNING
+            log.log(level, "%s; set notice_from to send them", message)
+            self._told_no_sender = True
             return None
         return plan
 
@@ -295,13 +298,16 @@ class Notifier:
             return Delivery(False, f"SMTP is not configured: {exc}"), message_id
         return send_email(server, message), message_id
 
-    def post(self, url: str, payload: dict[str, Any]) -> Delivery:
+    def post(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Delivery:
         settings = self.ctx.settings
         return post_json(
             url,
             payload,
             urls=UrlPolicy.from_settings(settings, resolver=self.ctx.resolver),
             timeout=settings.webhook_timeout_seconds,
+            headers=headers,
         )
 
     def signer(self) -> FeedSigner:
@@ -341,6 +347,7 @@ class _Plan:
         self.rendered: Rendered | None = None
         self.detail: dict[str, Any] = {}
         self.signed: dict[str, Any] | None = None
+        self.headers: dict[str, str] = {}
 
     @property
     def sends(self) -> bool:
@@ -396,6 +403,14 @@ class _Plan:
         """Render the notice (and sign a forward's export)."""
         self.rendered = self._rendered()
         self.detail = self._detail(self.rendered)
+        if self.channel == "webhook":
+            # The body is the payload's canonical JSON: a receiver checks this signature
+            # with the key `amparo feeds key` prints (see docs/hotline.md).
+            signer = self.notifier.signer()
+            self.headers = {
+                KEY_ID_HEADER: signer.key_id,
+                SIGNATURE_HEADER: "ed25519=" + signer.sign(self.rendered.payload),
+            }
         if self.partner is not None:
             settings = self.notifier.ctx.settings
             signer = self.notifier.signer()
@@ -432,7 +447,7 @@ class _Plan:
         if self.partner is not None:
             return [self._send_forward(rendered, detail, self.partner)]
         if self.channel == "webhook":
-            delivery = self.notifier.post(self.recipient, rendered.payload)
+            delivery = self.notifier.post(self.recipient, rendered.payload, self.headers)
         else:
             delivery, message_id = self.notifier.email(rendered, self.recipient, at=self.now)
             detail["message_id"] = message_id
