@@ -415,6 +415,16 @@ def test_no_contact_is_a_failed_notice_retried_later_without_spam(
     assert len(h.ctx.records.notices(report_id)) == 2
 
 
+def test_a_malformed_abuse_contact_is_a_failed_notice(make: Any, smtp: SmtpServer) -> None:
+    h = make(smtp_url=f"smtp://127.0.0.1:{smtp.port}")
+    report_id = h.confirmed(abuse_email="abuse@host.example\nBcc: someone@else.example")
+    assert h.notifier.notify_due() == 1
+    (notice,) = h.ctx.records.notices(report_id)
+    assert not notice.ok and notice.error is not None and "cannot write the email" in notice.error
+    assert smtp.inbox.envelopes == []
+    assert h.ctx.records.get(report_id).status == "confirmed"
+
+
 def test_smtp_down_is_a_failed_notice_with_a_clear_error_then_sent(make: Any) -> None:
     server = SmtpServer()  # not started: nothing listens on its port
     h = make(smtp_url=f"smtp://127.0.0.1:{server.port}")

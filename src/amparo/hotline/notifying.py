@@ -23,6 +23,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.errors import MessageError
 from typing import Any
 
 from amparo.config import SYSTEM_ACTOR
@@ -283,14 +284,18 @@ class Notifier:
     ) -> tuple[Delivery, str]:
         """Send ``rendered`` to ``to``; the delivery and the Message-ID."""
         settings = self.ctx.settings
-        message = build_email(
-            rendered,
-            sender=settings.notice_from,
-            to=to,
-            reply_to=settings.notice_reply_to or settings.notice_from,
-            at=at,
-            attachment=attachment,
-        )
+        try:
+            message = build_email(
+                rendered,
+                sender=settings.notice_from,
+                to=to,
+                reply_to=settings.notice_reply_to or settings.notice_from,
+                at=at,
+                attachment=attachment,
+            )
+        except (ValueError, TypeError, MessageError) as exc:
+            # An abuse contact from RDAP is outside data: a malformed one fails this notice.
+            return Delivery(False, f"cannot write the email to {to!r}: {exc}"), ""
         message_id = str(message["Message-ID"])
         try:
             server = SmtpServer.from_settings(settings)
