@@ -120,3 +120,10 @@ class HotlineSettings:
         "Reports one client may send on /report: COUNT/SECONDS (clients are told apart by "
         "address; only a hash of it is kept, in memory).",
     )
+    # -- notices and forwards (hotline.notices) ---------------------------------------------
+    notice_reply_to: str = setting(
+        "", "Reply-To address of notices and forwards (the hotline's desk); empty: notice_from."
+    )
+    smtp_timeout_seconds: float = setting(
+        30.0, "Seconds each step of an SMTP conversation may take before the notice fails."
+    )

@@ -595,5 +595,23 @@ class HotlineRepository:
             ).all()
         return [_item_of(row) for row in rows]
 
+    # -- notices and forwards (hotline.notifying) -------------------------------------------
+
+    def notice_due(self, now: datetime, limit: int) -> builtins.list[int]:
+        """Ids of attributed reports whose notice is due: ``confirmed`` ones (a first notice,
+        or a renewed one after a reappearance) unless ``next_notice_at`` lies ahead, and
+        ``notified`` ones whose ``next_notice_at`` has come; the longest waiting first."""
+        when = _report.c.next_notice_at
+        confirmed = and_(_report.c.status == "confirmed", (when.is_(None)) | (when <= now))
+        notified = and_(_report.c.status == "notified", when.is_not(None), when <= now)
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(_report.c.id)
+                .where(_report.c.attribution.is_not(None), confirmed | notified)
+                .order_by(func.coalesce(when, _report.c.updated_at), _report.c.id)
+                .limit(limit)
+            ).all()
+        return [row.id for row in rows]
+
 
 __all__ = ["HotlineRepository"]
