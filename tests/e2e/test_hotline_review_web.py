@@ -119,8 +119,16 @@ def test_queue_item_page_shielded_media_and_assessment(sqlite_api: Api) -> None:
     assert np.abs(shown[..., 0] - shown[..., 1]).max() <= 2  # greyscale
     assert np.abs(shown[..., 1] - shown[..., 2]).max() <= 2
     assert detail(shown) < detail(original) / 4  # blurred
-    # The clear rendition is not served here, whatever the query says.
-    assert c.get(f"/review/hotline/items/{item.id}/media?clear=1").content == media.content
+    # The clear rendition only after a deliberate reveal (CSRF-checked, logged, counted).
+    assert c.get(f"/review/hotline/items/{item.id}/media?clear=1").status_code == 403
+    reveal_url = f"/review/hotline/items/{item.id}/reveal"
+    assert c.post(reveal_url).status_code == 403
+    revealed = c.post(reveal_url, headers={"X-CSRF-Token": csrf_of(html)})
+    assert revealed.status_code == 200 and revealed.json()["revealed_today"] == 1
+    clear = c.get(revealed.json()["src"])
+    assert clear.status_code == 200 and clear.content != media.content
+    assert 'data-reveal-url="/review/hotline/items/' in html
+    assert any(e.action == "hotline.reveal" for e in core(api).audit.entries(50))
     assert any(
         e.action == "evidence.read" and e.actor == "key:reviewer"
         for e in core(api).audit.entries(50)

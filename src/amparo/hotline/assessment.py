@@ -23,15 +23,17 @@ approval, all in one unit of work.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from amparo.clock import as_utc
 from amparo.errors import (
     AmparoError,
     ConflictError,
+    ExposureLimitError,
     InputError,
     NotFoundError,
+    PermissionDeniedError,
     UnsupportedMediaError,
 )
 from amparo.events import Source
@@ -41,8 +43,9 @@ from amparo.hotline.model import ASSESSMENTS, HotlineItem, UrlReport
 from amparo.media.sniff import HEAD_BYTES, media_kind, sniff
 from amparo.review import media
 from amparo.review.media import Rendition
-from amparo.review.model import CLASSIFICATIONS, NewItem
+from amparo.review.model import CLASSIFICATIONS, Exposure, NewItem, Reveal
 from amparo.review.priority import merge_matches
+from amparo.store.review.exposure import RevealRepository
 
 if TYPE_CHECKING:
     from amparo.evidence.model import EvidenceItem
@@ -59,6 +62,7 @@ class Assessments:
 
     def __init__(self, ctx: HotlineContext) -> None:
         self.ctx = ctx
+        self.reveals = RevealRepository(ctx.store.db)
 
     def assess(
         self,
@@ -132,6 +136,64 @@ class Assessments:
 
     def count_waiting(self) -> int:
         return self.ctx.records.count_waiting()
+
+    def reveal(self, item_id: int, reviewer: str, *, actor: str | None = None) -> Reveal:
+        """Log that an analyst deliberately revealed an item's clear media (audit
+        ``hotline.reveal``), counted with review reveals against ``review_daily_limit``; the
+        clear media is then served for ``review_reveal_seconds``."""
+        item = self.ctx.records.item(item_id)
+        if item.evidence_id is None:
+            raise NotFoundError(
+                f"hotline item {item_id} has no preserved copy to reveal",
+                hint="assess it on its URL and hashes",
+            )
+        settings = self.ctx.settings
+        now = self.ctx.clock()
+        limit = settings.review_daily_limit
+        since = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        count = self.reveals.reveal_hotline(
+            item_id, reviewer, now, since=since, actor=actor or reviewer, limit=limit
+        )
+        if count is None:
+            raise ExposureLimitError(
+                f"you have looked at {limit} items today, the daily limit",
+                hint="please take a break: assessments can wait or a colleague can take over; "
+                "the count starts again at midnight UTC",
+            )
+        until = now + timedelta(seconds=settings.review_reveal_seconds)
+        return Reveal(item_id, until, Exposure(reviewer, count, limit))
+
+    def media(
+        self, item_id: int, reviewer: str, *, clear: bool = False, actor: str | None = None
+    ) -> Rendition:
+        """The item's preserved copy for the analyst's page: shielded by default (see
+        :meth:`shielded_media`); ``clear`` only within ``review_reveal_seconds`` of the
+        analyst's own logged reveal (a video then plays as it is)."""
+        if not clear:
+            return self.shielded_media(item_id, actor=actor or reviewer)
+        last = self.reveals.last_hotline_reveal(item_id, reviewer)
+        seconds = self.ctx.settings.review_reveal_seconds
+        if last is None or last + timedelta(seconds=seconds) <= self.ctx.clock():
+            raise PermissionDeniedError(
+                "the clear media is shown only for a few seconds after a reveal",
+                hint="reveal the item again (each reveal is logged and counted)",
+            )
+        item = self.ctx.records.item(item_id)
+        if item.evidence_id is None:
+            raise NotFoundError(f"hotline item {item_id} has no preserved copy to show")
+        settings = self.ctx.settings
+        data = self.ctx.evidence.read(item.evidence_id, actor=actor or reviewer)
+        kind = media_kind(sniff(data[:HEAD_BYTES]))
+        if kind == "video":
+            return media.Rendition(data, media.video_mime(data))
+        if kind is None:
+            raise UnsupportedMediaError(
+                f"the preserved copy of hotline item {item_id} is not an image or video",
+                hint="assess it on its URL and hashes; the file can be examined offline",
+            )
+        return media.clear(
+            data, max_pixels=settings.max_image_pixels, max_memory=settings.max_decode_memory
+        )
 
     def shielded_media(self, item_id: int, *, actor: str) -> Rendition:
         """The item's preserved copy as the analyst's page shows it: greyscale and blurred

@@ -3,9 +3,9 @@ item's page (its medium shielded, its URLs as text, its hashes) and the assessme
 
 A thin shell over :class:`amparo.hotline.assessment.Assessments`, with the reviewer pages'
 safeguards (:mod:`amparo.web.pages`: sign-in, the reviewer scope, CSRF and origin checks,
-security headers). Media is only ever sent shielded (greyscale, blurred): reveals are
-counted against *case* items (``review_reveals``), which a hotline item is not. Text comes
-from the ``review`` gettext domain in the language negotiated from ``?lang``, the
+security headers). Media is sent shielded (greyscale, blurred) unless the analyst reveals it
+for a few seconds; reveals are logged and counted with case reveals against the daily limit.
+Text comes from the ``review`` gettext domain in the language negotiated from ``?lang``, the
 ``amparo_lang`` cookie or ``Accept-Language``.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from amparo.errors import AmparoError
 from amparo.hotline.assessment import Assessments
@@ -149,6 +149,7 @@ async def item_page(request: Request, item_id: Id) -> Response:
             "assessments": ASSESSMENTS,
             "jurisdictions": choices,
             "jurisdiction": known.get(item.jurisdiction or ""),
+            "reveal_seconds": hotline.settings.review_reveal_seconds,
         },
         session=session,
     )
@@ -156,17 +157,46 @@ async def item_page(request: Request, item_id: Id) -> Response:
 
 
 @router.get("/hotline/items/{item_id}/media")
-async def item_media(request: Request, item_id: Id) -> Response:
+async def item_media(request: Request, item_id: Id, clear: int = 0) -> Response:
     session = await session_of(request)
     if session is None or not session.may_review:
         return Response(status_code=401)
     try:
         rendition = await run_in_threadpool(
-            lambda: assessments_of(request).shielded_media(item_id, actor=session.actor)
+            lambda: assessments_of(request).media(
+                item_id, session.key_name, clear=bool(clear), actor=session.actor
+            )
         )
     except AmparoError as exc:
         return Response(exc.message, status_code=exc.http_status, media_type="text/plain")
     return Response(rendition.data, media_type=rendition.mime)
+
+
+@router.post("/hotline/items/{item_id}/reveal")
+async def reveal(request: Request, item_id: Id) -> Response:
+    """A deliberate, logged look at the clear media for a few seconds (the page's script
+    asks; the answer says what the exposure count is now), as on case pages."""
+    session = await session_of(request)
+    if session is None or not session.may_review:
+        return JSONResponse({"message": "sign in again"}, status_code=401)
+    try:
+        await checked_post(request, session)
+        done = await run_in_threadpool(
+            lambda: assessments_of(request).reveal(item_id, session.key_name, actor=session.actor)
+        )
+    except AmparoError as exc:
+        body = {"message": exc.message, "hint": exc.hint, "code": exc.code}
+        return JSONResponse(body, status_code=exc.http_status)
+    return JSONResponse(
+        {
+            "seconds": service_of(request).settings.review_reveal_seconds,
+            "until": done.until.isoformat(),
+            "src": f"/review/hotline/items/{item_id}/media?clear=1",
+            "revealed_today": done.exposure.revealed_today,
+            "daily_limit": done.exposure.daily_limit,
+            "remaining": done.exposure.remaining,
+        }
+    )
 
 
 @router.post("/hotline/items/{item_id}/assess")

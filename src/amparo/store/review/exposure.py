@@ -4,18 +4,23 @@ exposure count) and browser sign-ins (only a SHA-256 of the cookie's token is st
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
 from amparo.clock import as_utc
 from amparo.review.model import SignIn
+from amparo.store.models_hotline import HotlineItemRow, HotlineRevealRow
 from amparo.store.review.rows import case_of_item, item_t, reveal_t, session_t
 from amparo.store.uow import Database
 
+hotline_reveal_t = cast(Table, HotlineRevealRow.__table__)
+hotline_item_t = cast(Table, HotlineItemRow.__table__)
+
 
 class RevealRepository:
-    """The ``review_reveals`` table (and the items' ``viewed`` flag)."""
+    """The ``review_reveals`` table (and the items' ``viewed`` flag), and the hotline's
+    ``hotline_reveals``: one daily exposure count across both."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -39,12 +44,13 @@ class RevealRepository:
         with self._db.transaction(refresh=False) as tx:
             tx.hold_audit()
             seen = _revealed_items(tx.conn, reviewer, since)
-            if limit is not None and item_id not in seen and len(seen) >= limit:
+            key = ("case", item_id)
+            if limit is not None and key not in seen and len(seen) >= limit:
                 return None
             case_id = case_of_item(tx.conn, item_id)
             tx.conn.execute(insert(reveal_t).values(item_id=item_id, reviewer=reviewer, at=at))
             tx.conn.execute(update(item_t).where(item_t.c.id == item_id).values(viewed=True))
-            count = len(seen | {item_id}) if at >= since else len(seen)
+            count = len(seen | {key}) if at >= since else len(seen)
             tx.audit(
                 actor,
                 "case.reveal",
@@ -53,8 +59,52 @@ class RevealRepository:
             )
         return count
 
-    def revealed_items(self, reviewer: str, since: datetime) -> set[int]:
-        """Ids of the items the reviewer revealed since ``since``."""
+    def reveal_hotline(
+        self,
+        item_id: int,
+        reviewer: str,
+        at: datetime,
+        *,
+        since: datetime,
+        actor: str,
+        limit: int | None = None,
+    ) -> int | None:
+        """:meth:`reveal` for a hotline item (an analyst assessing unknown media): counted
+        with the case items against the same limit; audit-logged ``hotline.reveal``."""
+        with self._db.transaction(refresh=False) as tx:
+            tx.hold_audit()
+            seen = _revealed_items(tx.conn, reviewer, since)
+            key = ("hotline", item_id)
+            if limit is not None and key not in seen and len(seen) >= limit:
+                return None
+            report_id = tx.conn.execute(
+                select(hotline_item_t.c.report_id).where(hotline_item_t.c.id == item_id)
+            ).scalar()
+            tx.conn.execute(
+                insert(hotline_reveal_t).values(item_id=item_id, reviewer=reviewer, at=at)
+            )
+            count = len(seen | {key}) if at >= since else len(seen)
+            tx.audit(
+                actor,
+                "hotline.reveal",
+                f"url-report:{report_id}",
+                {"item": item_id, "reviewer": reviewer, "revealed_today": count},
+            )
+        return count
+
+    def last_hotline_reveal(self, item_id: int, reviewer: str) -> datetime | None:
+        with self._db.reading() as conn:
+            found = conn.execute(
+                select(func.max(hotline_reveal_t.c.at)).where(
+                    hotline_reveal_t.c.item_id == item_id,
+                    hotline_reveal_t.c.reviewer == reviewer,
+                )
+            ).scalar()
+        return as_utc(found) if found is not None else None
+
+    def revealed_items(self, reviewer: str, since: datetime) -> set[tuple[str, int]]:
+        """The items the reviewer revealed since ``since``: ``("case", id)`` and
+        ``("hotline", id)``."""
         with self._db.reading() as conn:
             return _revealed_items(conn, reviewer, since)
 
@@ -68,13 +118,16 @@ class RevealRepository:
         return as_utc(found) if found is not None else None
 
 
-def _revealed_items(conn: Connection, reviewer: str, since: datetime) -> set[int]:
-    rows = conn.execute(
-        select(reveal_t.c.item_id)
-        .where(reveal_t.c.reviewer == reviewer, reveal_t.c.at >= since)
-        .distinct()
-    )
-    return {int(r.item_id) for r in rows}
+def _revealed_items(conn: Connection, reviewer: str, since: datetime) -> set[tuple[str, int]]:
+    seen: set[tuple[str, int]] = set()
+    for kind, table in (("case", reveal_t), ("hotline", hotline_reveal_t)):
+        rows = conn.execute(
+            select(table.c.item_id)
+            .where(table.c.reviewer == reviewer, table.c.at >= since)
+            .distinct()
+        )
+        seen.update((kind, int(r.item_id)) for r in rows)
+    return seen
 
 
 class SignInRepository:

@@ -133,7 +133,6 @@ def upgrade() -> None:
         "ix_hotline_submission_report", "hotline_submissions", ["report_id"], unique=False
     )
 
-
     op.create_table(
         "hotline_reveals",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
