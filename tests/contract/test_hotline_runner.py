@@ -3,6 +3,7 @@ even when another fails, confirmed reports attributed one by one."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -138,7 +139,8 @@ def test_confirmed_reports_are_attributed_one_failure_aside(world: World) -> Non
         ("gone.invalid", "confirmed"),
         ("new.example", "new"),
     ]:
-        report, _ = records.submit(f"http://{host}/", f"http://{host}/", host, at=now, channel="cli")
+        url = f"http://{host}/"
+        report, _ = records.submit(url, url, host, at=now, channel="cli")
         records.update(report.id, at=now, status=status)
         ids[host] = report.id
     report = world.runner().run_once()
@@ -155,17 +157,14 @@ def test_confirmed_reports_are_attributed_one_failure_aside(world: World) -> Non
 
 
 def test_run_forever_stops_when_told(world: World) -> None:
-    import threading
-
     stop = threading.Event()
     passes: list[datetime] = []
 
-    def crawl(now: datetime | None = None, **_kw: Any) -> int:
+    def count() -> None:
         passes.append(world.clock.now)
         if len(passes) == 3:
             stop.set()
-        return 0
 
-    runner = world.runner(crawl=Step(0, during=lambda: crawl(world.clock.now)))
+    runner = world.runner(crawl=Step(0, during=count))
     runner.run_forever(stop, interval=0.01)
     assert len(passes) == 3

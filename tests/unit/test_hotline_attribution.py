@@ -243,9 +243,7 @@ def test_databases_name_network_provider_country_and_themselves(
         assert abs((datetime.fromisoformat(info["build"]).date() - today).days) <= 1
 
 
-def test_ipinfo_layout_and_literal_address_without_lookup(
-    make: Any, databases: list[Path]
-) -> None:
+def test_ipinfo_layout_and_literal_address_without_lookup(make: Any, databases: list[Path]) -> None:
     world = make(hotline_mmdb_files=_files(databases))
     found = world.service.attributor.attribute("192.0.2.10")
     assert (found.asn, found.provider, found.country) == (64501, "Otra Rede Ltda", "BR")
