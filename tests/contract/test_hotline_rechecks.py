@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from amparo.app import Amparo
 from amparo.config import Settings
-from amparo.errors import FetchError
+from amparo.errors import ConflictError, FetchError
 from amparo.hashing import hash_media
 from amparo.hotline.model import HotlineItem, UrlReport
 from amparo.hotline.service import HotlineService
@@ -85,6 +85,10 @@ class Site:
 
 
 def resolver(host: str, port: int) -> list[str]:
+    if host.startswith("flaky."):
+        raise FetchError(
+            f"cannot resolve host {host!r}: [Errno -3] Temporary failure in name resolution"
+        )
     if host.endswith(".invalid"):
         raise FetchError(f"cannot resolve host {host!r}: Name or service not known")
     return system_resolver(host, port)
@@ -206,6 +210,21 @@ def test_a_reencoded_copy_is_still_the_content(world: World) -> None:
 def test_a_host_that_no_longer_resolves_is_removal(world: World) -> None:
     report, _ = world.notified_report("http://media.gone.invalid/a.png")
     assert world.service.rechecker.recheck(report.id).status == "removed"
+
+
+def test_a_temporary_dns_failure_is_inconclusive(world: World) -> None:
+    report, item = world.notified_report("http://flaky.example/a.png")
+    assert world.service.rechecker.probe(item).outcome == "inconclusive"
+    assert world.service.rechecker.recheck(report.id).status == "notified"
+
+
+def test_reports_with_nothing_confirmed_are_not_rechecked(world: World) -> None:
+    records = world.service.records
+    report, _ = records.submit(
+        "http://x.example/", "http://x.example/", "x.example", at=world.clock.now, channel="cli"
+    )
+    with pytest.raises(ConflictError):
+        world.service.rechecker.recheck(report.id)
 
 
 def test_reappearance_reopens_the_report(world: World) -> None:

@@ -4,13 +4,13 @@ A noticed (or forwarded) report is re-checked on the ``recheck_hours`` schedule 
 between successive re-checks; the last value repeats). Each confirmed item's media URL is
 fetched again through the safe fetcher, and the answer read as:
 
-* **gone**: 404 or 410; the host no longer resolves (or now resolves only to an address the
-  address policy refuses: a sinkholed domain); or the URL serves other content (another
+* **gone**: 404 or 410; the host no longer resolves, or now resolves only to an address the
+  address policy refuses (a sinkholed domain); or the URL serves other content (another
   SHA-256, and its PDQ is neither within ``pdq_threshold`` of the item's nor a match of the
   bank entries the item matched);
 * **still up**: the same SHA-256, or a perceptual match as above (a re-encoded copy);
 * **inconclusive**: anything else (timeout, refused connection, 5xx, a body over the size
-  limit). Nothing changes; the next re-check tries again.
+  limit, a temporary resolver failure). Nothing changes; the next re-check tries again.
 
 When every confirmed item is gone the report is ``removed`` (``removed_at`` now: the time to
 removal counts from the first notice) and is still re-checked weekly for
@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from amparo.config import SYSTEM_ACTOR
-from amparo.errors import AmparoError, ConfigError, FetchError, UrlRefusedError
+from amparo.errors import AmparoError, ConfigError, ConflictError, FetchError, UrlRefusedError
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.model import HotlineItem, UrlReport
 from amparo.hotline.notifying import Notifier
@@ -47,6 +47,8 @@ Outcome = Literal["up", "gone", "inconclusive"]
 # amparo.fetch words a refused status as "<host> answered <status> for the URL".
 _ANSWERED = re.compile(r"\banswered (\d{3})\b")
 _GONE_STATUSES = frozenset({404, 410})
+# getaddrinfo's EAI_AGAIN: the resolver could not answer now, which says nothing of the host.
+_TEMPORARY_DNS = re.compile(r"temporary failure|try again|\[Errno -3\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,11 @@ class Rechecker:
         every confirmed item is; content back online reopens it."""
         ctx = self.ctx
         report = ctx.records.get(report_id)
+        if report.status not in (*RECHECKED_STATUSES, "confirmed"):
+            raise ConflictError(
+                f"URL report {report_id} is {report.status}: nothing confirmed to re-check",
+                hint="re-checks are for confirmed, noticed, forwarded or removed reports",
+            )
         items = [item for item in ctx.records.items(report_id) if item.confirmed]
         # The network first, outside any transaction; then every change in one.
         probes = [(item, self.probe(item)) for item in items]
@@ -207,6 +214,8 @@ class Rechecker:
                 if not self.ctx.resolver(host, port):
                     return Probe("gone", f"{host} has no addresses")
             except (FetchError, OSError, UnicodeError) as exc:
+                if _TEMPORARY_DNS.search(str(exc)):
+                    return Probe("inconclusive", f"looking {host} up failed: {exc}")
                 return Probe("gone", f"{host} does not resolve: {exc}")
         try:
             fetched = fetcher.fetch(item.media_url)

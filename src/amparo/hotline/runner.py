@@ -107,18 +107,13 @@ class HotlineRunner:
         database file missing) fails the whole step."""
         ctx = self.ctx
         done = 0
-        waiting = [
-            r
-            for r in ctx.records.list(statuses=ATTRIBUTED_STATUSES, limit=limit * 4)
-            if r.attribution is None
-        ][:limit]
-        for url_report in waiting:
+        for report_id in ctx.records.unattributed(ATTRIBUTED_STATUSES, limit):
             try:
-                self.verifier.attributor.attribute_report(url_report.id)
+                self.verifier.attributor.attribute_report(report_id)
             except ConfigError:
                 raise  # a setting to fix, the same for every report: fail the step once
             except Exception as exc:
-                log.exception("attributing URL report %d failed", url_report.id)
+                log.exception("attributing URL report %d failed", report_id)
                 if report is not None:
                     report.errors += 1
                     report.failed["attribute"] = str(exc)
