@@ -119,6 +119,32 @@ def test_a_held_lease_expires(world: World) -> None:
     assert runner.run_once().crawled == 1
 
 
+def test_a_long_step_keeps_its_lease(world: World) -> None:
+    """A step longer than the lease: the heartbeat renews it, so no other runner starts."""
+    seen: list[bool] = []
+
+    def long_step() -> None:
+        held = world.ctx.leases.get(LEASE_NAME)
+        assert held is not None
+        first_expiry = held.expires_at
+        world.clock.advance(0.2)  # the lease is 0.3 s long: it would expire 0.1 s from now
+        renewed = threading.Event()
+        for _ in range(500):  # the heartbeat renews every 0.1 s (wall time)
+            held = world.ctx.leases.get(LEASE_NAME)
+            if held is not None and held.expires_at > first_expiry:
+                renewed.set()
+                break
+            renewed.wait(0.01)
+        seen.append(renewed.is_set())
+        world.clock.advance(0.2)  # past the first expiry; the renewed lease still holds
+        seen.append(world.runner(crawl=Step(9)).run_once().ran)
+
+    runner = world.runner(crawl=Step(1, during=long_step))
+    runner.lease_seconds = 0.3
+    assert runner.run_once().crawled == 1
+    assert seen == [True, False]
+
+
 def test_a_failing_step_does_not_stop_the_others(world: World) -> None:
     crawl = Step(RuntimeError("crawl exploded"))
     notify = Step(NotImplementedError())

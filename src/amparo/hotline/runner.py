@@ -5,7 +5,8 @@ reports to their host, sends the notices due and re-checks noticed reports.
 every worker (and ``amparo hotline run`` from the command line); a database lease
 (``hotline:run``) lets one process at a time do a pass, on any machine sharing the
 database. The others return at once with an empty :class:`PassReport`. The lease is renewed
-between steps; a holder that died lets go when it expires.
+while the pass runs (between steps, and by a heartbeat thread during a long one); a holder
+that died lets go when it expires.
 
 Each step is guarded: an error in one (or one not built yet) is logged and counted, and the
 others still run. Within the attribution step each report is attributed on its own, so one
@@ -60,10 +61,9 @@ class HotlineRunner:
         self.notifier = notifier
         self.rechecker = rechecker
         self.holder = default_holder()
-
-    @property
-    def lease_seconds(self) -> float:
-        return max(60.0, 10 * self.ctx.settings.hotline_poll_seconds)
+        self.lease_seconds = max(60.0, 10 * ctx.settings.hotline_poll_seconds)
+        """How long the pass's lease lasts unless renewed (the heartbeat renews it every
+        third of that)."""
 
     def run_once(self) -> PassReport:
         """One pass of the scheduler (crawls, attribution, notices, re-checks due now)."""
@@ -73,6 +73,8 @@ class HotlineRunner:
         if token is None:
             return report
         report.ran = True
+        heartbeat = _Heartbeat(self, token)
+        heartbeat.start()
         try:
             steps: list[tuple[str, str, Callable[[datetime], int]]] = [
                 ("crawl", "crawled", lambda now: self.verifier.crawl_due(now)),
@@ -82,7 +84,9 @@ class HotlineRunner:
             ]
             for name, counter, step in steps:
                 now = ctx.clock()
-                if not ctx.leases.renew(LEASE_NAME, token, self.lease_seconds, now):
+                if heartbeat.lost.is_set() or not ctx.leases.renew(
+                    LEASE_NAME, token, self.lease_seconds, now
+                ):
                     log.warning("the hotline lease was taken over; this pass stops")
                     report.errors += 1
                     report.failed["lease"] = "lost the lease"
@@ -98,6 +102,7 @@ class HotlineRunner:
                     report.failed[name] = str(exc)
                     log.exception("hotline step %r failed; the pass goes on", name)
         finally:
+            heartbeat.stop()
             ctx.leases.release(LEASE_NAME, token)
         return report
 
@@ -145,6 +150,40 @@ class HotlineRunner:
                         result.errors,
                     )
             stop.wait(max(0.05, wait))
+
+
+class _Heartbeat:
+    """Renews the pass's lease every third of its time while a step runs (one step may
+    fetch for longer than the lease lasts: many re-checks, each up to the fetch deadline),
+    so that no other worker takes over a pass that is still alive."""
+
+    def __init__(self, runner: HotlineRunner, token: str) -> None:
+        self.runner = runner
+        self.token = token
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="amparo-hotline-lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        runner = self.runner
+        while not self._stop.wait(runner.lease_seconds / 3):
+            try:
+                renewed = runner.ctx.leases.renew(
+                    LEASE_NAME, self.token, runner.lease_seconds, runner.ctx.clock()
+                )
+            except Exception:
+                log.exception("renewing the hotline lease failed; trying again")
+                continue
+            if not renewed:
+                self.lost.set()
+                return
 
 
 __all__ = ["LEASE_NAME", "HotlineRunner", "PassReport"]
