@@ -19,7 +19,8 @@ from netaddr import IPSet
 from amparo.app import Amparo
 from amparo.config import Settings, load_settings
 from amparo.errors import ConfigError, FetchError
-from amparo.hotline.attribution import ContactOverrides, facts_of, parse_asn
+from amparo.hotline.attribution import ContactOverrides
+from amparo.hotline.mmdb import facts_of, parse_asn
 from amparo.hotline.rdap import abuse_email, parse_answer
 from amparo.hotline.service import HotlineService
 from clocks import ManualClock
