@@ -613,5 +613,18 @@ class HotlineRepository:
             ).all()
         return [row.id for row in rows]
 
+    # -- attribution (the scheduler's part: hotline/runner.py) -------------------------------
+
+    def unattributed(self, statuses: Sequence[str], limit: int) -> builtins.list[int]:
+        """Ids of reports in ``statuses`` with no attribution yet, oldest first."""
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(_report.c.id)
+                .where(_report.c.status.in_(list(statuses)), _report.c.attribution.is_(None))
+                .order_by(_report.c.id)
+                .limit(limit)
+            ).all()
+        return [row.id for row in rows]
+
 
 __all__ = ["HotlineRepository"]
