@@ -137,7 +137,7 @@ def test_json_and_csv() -> None:
     names = [r["name"] for r in rows]
     assert "Hoster, Inc." in names
     assert '\'=HYPERLINK("x")' in names  # a formula is never a live cell
-    assert rows[0]["removal_hours_p50"] == "5.00" and rows[0]["removed_within_1d"] == "0.5"
+    assert rows[0]["removal_hours_p50"] == "5.00" and rows[0]["removed_within_1d"] == "0.5000"
 
 
 def test_no_reports() -> None:

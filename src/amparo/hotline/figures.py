@@ -142,8 +142,8 @@ class HotlineFigures:
                     g.notices_sent,
                     g.noticed,
                     g.removed,
-                    *(_number(g.removal_hours.get(f"p{q}")) for q in QUANTILES),
-                    *(_number(g.removed_within.get(f"{d}d")) for d in WITHIN_DAYS),
+                    *(_number(g.removal_hours.get(f"p{q}"), 2) for q in QUANTILES),
+                    *(_number(g.removed_within.get(f"{d}d"), 4) for d in WITHIN_DAYS),
                     g.reappearances,
                 ]
             )
@@ -155,8 +155,8 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}" if value < 1 else f"{value:.2f}"
+def _number(value: float | None, places: int) -> str:
+    return "" if value is None else f"{value:.{places}f}"
 
 
 def _group(name: str, reports: Sequence[UrlReport], counts: Mapping[int, int]) -> GroupFigures:
