@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -237,3 +238,77 @@ def test_collector_reports_an_error_and_caches() -> None:
     now[0] = 12.0
     collector.collect()
     assert len(calls) == 2  # cached
+
+
+# -- the stats page (server side; tests/e2e/test_hotline_stats_browser.py drives a browser) --
+
+
+def _sign_in(client: TestClient, key: str) -> None:
+    page = client.get("/review/signin")
+    pre = re.search(r'name="pre" value="([^"]+)"', page.text)
+    assert pre is not None
+    response = client.post(
+        "/review/signin", data={"key": key, "pre": pre.group(1)}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+
+
+@pytest.fixture
+def browser_client(served: Served) -> Iterator[TestClient]:
+    # Its own cookie jar: signing in here does not sign the API tests' client in.
+    with TestClient(served.api.client.app) as client:
+        yield client
+
+
+def test_stats_page_needs_a_session(browser_client: TestClient) -> None:
+    response = browser_client.get("/review/hotline/stats", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/review/signin"
+    response = browser_client.get("/review/hotline/stats?format=csv", follow_redirects=False)
+    assert response.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("lang", "accept", "says"),
+    [
+        (None, "es-MX,es;q=0.9", "Cifras de la línea de denuncia"),
+        ("pt_BR", "es", "Números do canal de denúncia"),
+        ("en", "es", "Hotline figures"),
+    ],
+)
+def test_stats_page_in_each_language(
+    served: Served, browser_client: TestClient, lang: str | None, accept: str, says: str
+) -> None:
+    _sign_in(browser_client, served.api.keys["reviewer"])
+    url = "/review/hotline/stats" + (f"?lang={lang}" if lang else "")
+    response = browser_client.get(url, headers={"Accept-Language": accept})
+    assert response.status_code == 200
+    html = response.text
+    assert says in html
+    assert html.count("<svg") == 3 and 'role="img"' in html
+    assert "Hoster &lt;B&gt; &amp; &#34;Sons&#34;" in html or "Hoster &lt;B&gt;" in html
+    assert "<B>" not in html  # a provider's name is text, never markup
+    assert "style=" not in html and "<script>" not in html
+    assert 'href="/review/static/hotline.css"' in html
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_stats_page_numbers_are_localised(served: Served, browser_client: TestClient) -> None:
+    _sign_in(browser_client, served.api.keys["curator"])
+    html = browser_client.get("/review/hotline/stats?lang=es").text
+    assert "México (MX)" in html and "Brasil (BR)" in html  # country names in Spanish
+    assert "33" in html and "%" in html
+    assert "2,0" in html  # median hours with a decimal comma
+    english = browser_client.get("/review/hotline/stats?lang=en").text
+    assert "Mexico (MX)" in english and "2.0" in english
+
+
+def test_stats_downloads(served: Served, browser_client: TestClient) -> None:
+    _sign_in(browser_client, served.api.keys["reviewer"])
+    csv_ = browser_client.get("/review/hotline/stats?format=csv")
+    assert csv_.status_code == 200 and csv_.headers["content-type"].startswith("text/csv")
+    assert csv_.text.startswith("scope,name,reports")
+    json_ = browser_client.get("/review/hotline/stats?format=json")
+    assert json_.status_code == 200 and json_.json()["overall"]["reports"] == 4
+    assert "attachment" in json_.headers["content-disposition"]
+    css = browser_client.get("/review/static/hotline.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
