@@ -9,7 +9,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from test_api_support import QUIET, Api, make_keys
 
 from amparo.api import create_app
 from amparo.app import Amparo
-from amparo.config import load_settings
+from amparo.config import Settings, load_settings
 from amparo.hotline.model import Notice, UrlReport
 
 pytestmark = QUIET
@@ -312,3 +312,18 @@ def test_stats_downloads(served: Served, browser_client: TestClient) -> None:
     assert "attachment" in json_.headers["content-disposition"]
     css = browser_client.get("/review/static/hotline.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def test_figures_from_the_database(settings: Settings) -> None:
+    """The repository walk behind every view of the figures, on SQLite and PostgreSQL."""
+    with Amparo(replace(settings, hotline_in_serve=False)) as amparo:
+        populate(amparo.hotline.records)
+        figures = amparo.hotline.figures.compute()
+    overall = figures["overall"]
+    assert (overall["reports"], overall["open_urls"], overall["notices_sent"]) == (4, 2, 5)
+    assert overall["removal_hours"] == {"p50": 2.0, "p90": 50.0, "p99": 50.0}
+    assert {g["name"]: g["reports"] for g in figures["by_country"]} == {
+        "MX": 2,
+        "BR": 1,
+        "unknown": 1,
+    }
