@@ -25,6 +25,7 @@ from amparo.actions.webhooks import deliver_in_background
 from amparo.api import hma, system, v1
 from amparo.api.background import ExchangeLoop
 from amparo.api.metrics import ExchangeCollector
+from amparo.api.metrics_hotline import HotlineCollector
 from amparo.api.middleware import RouteTemplates, ServiceMiddleware
 from amparo.api.schemas import ErrorBody
 from amparo.api.service import Service
@@ -151,6 +152,9 @@ def create_app(
     # Collaborations' figures come from the database at scrape time (see ExchangeCollector).
     exchange_metrics = ExchangeCollector(lambda: service.amparo.exchanges.list())
     service.metrics.add_collector(exchange_metrics)
+    service.metrics.add_collector(
+        HotlineCollector(lambda: service.amparo.hotline.figures.figures())
+    )
     exchange_loop = ExchangeLoop.for_app(service.amparo, settings)
     hotline_loop = ExchangeLoop(
         steps=[("hotline", service.amparo.hotline.runner.run_once)],

@@ -19,6 +19,7 @@ from amparo.cli import (
     exchange,
     feeds,
     hashcmd,
+    hotline,
     indexcmd,
     keys,
     match,
@@ -99,6 +100,7 @@ app.add_typer(reports.app, name="reports")
 app.add_typer(auditcmd.app, name="audit")
 app.add_typer(exchange.app, name="exchange")
 app.add_typer(feeds.app, name="feeds")
+app.add_typer(hotline.app, name="hotline")
 
 
 def main() -> None:

@@ -1,0 +1,494 @@
+"""``amparo hotline``: report a URL, list and show URL reports, crawl, re-check and notify one
+now, run the scheduler, and print the figures a hotline publishes.
+
+Every command calls ``amparo.hotline`` (:class:`amparo.hotline.service.HotlineService`) only.
+What is shown names URLs, hashes and match results, never media.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from datetime import datetime
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from amparo.cli.context import ID_MAX, emit_json, err_console, handle_errors, open_app
+from amparo.config import LOCAL_ACTOR
+from amparo.errors import AmparoError, InputError
+from amparo.hotline.figures import QUANTILES, WITHIN_DAYS, GroupFigures, HotlineFigures
+from amparo.hotline.model import (
+    LANGUAGES,
+    OPEN_REPORT_STATUSES,
+    REPORT_STATUSES,
+    HotlineItem,
+    Notice,
+    Submission,
+    UrlReport,
+)
+from amparo.i18n import supported
+
+app = typer.Typer(
+    help="The hotline: URL reports crawled, verified, attributed and noticed to the host until "
+    "the content is removed.\n\nExample: amparo hotline report https://host.example/page "
+    "--language es && amparo hotline run && amparo hotline list --status notified; see "
+    "docs/hotline.md",
+    no_args_is_help=True,
+)
+
+IdArg = Annotated[int, typer.Argument(help="URL report id.", min=1, max=ID_MAX, show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+STATUS_HINT = "one of: open (every status still handled), " + ", ".join(REPORT_STATUSES)
+FORMATS = ("table", "csv", "json")
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+def report_json(report: UrlReport) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "url": report.url,
+        "host": report.host,
+        "status": report.status,
+        "created_at": report.created_at,
+        "updated_at": report.updated_at,
+        "submissions": report.submissions,
+        "language": report.language,
+        "crawled_at": report.crawled_at,
+        "crawl_error": report.crawl_error,
+        "crawl_attempts": report.crawl_attempts,
+        "next_crawl_at": report.next_crawl_at,
+        "attribution": report.attribution.to_json() if report.attribution else None,
+        "first_notice_at": report.first_notice_at,
+        "last_notice_at": report.last_notice_at,
+        "notices_sent": report.notices_sent,
+        "next_notice_at": report.next_notice_at,
+        "escalated": report.escalated,
+        "next_recheck_at": report.next_recheck_at,
+        "recheck_attempts": report.recheck_attempts,
+        "removed_at": report.removed_at,
+        "reappearances": report.reappearances,
+        "media_urls": list(report.media_urls),
+    }
+
+
+def item_json(item: HotlineItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "media_url": item.media_url,
+        "sha256": item.sha256,
+        "md5": item.md5,
+        "pdq": item.pdq,
+        "size": item.size,
+        "mime": item.mime,
+        "media_kind": item.media_kind,
+        "status": item.status,
+        "matches": [dict(m) for m in item.matches],
+        "evidence_id": item.evidence_id,
+        "assessment": item.assessment,
+        "jurisdiction": item.jurisdiction,
+        "assessed_by": item.assessed_by,
+        "assessed_at": item.assessed_at,
+        "online": item.online,
+        "first_seen": item.first_seen,
+        "last_seen": item.last_seen,
+        "removed_at": item.removed_at,
+        "reappearances": item.reappearances,
+    }
+
+
+def notice_json(notice: Notice) -> dict[str, Any]:
+    return {
+        "id": notice.id,
+        "kind": notice.kind,
+        "channel": notice.channel,
+        "recipient": notice.recipient,
+        "at": notice.at,
+        "language": notice.language,
+        "ok": notice.ok,
+        "error": notice.error,
+        "detail": notice.detail,
+    }
+
+
+def submission_json(s: Submission) -> dict[str, Any]:
+    # Who reported is kept for the hotline's staff; the contact stays out of listings.
+    return {
+        "id": s.id,
+        "at": s.at,
+        "channel": s.channel,
+        "reporter": s.reporter,
+        "language": s.language,
+        "comment": s.comment,
+    }
+
+
+def check_status(status: str | None) -> list[str] | None:
+    """``--status``: one status, or ``open`` for every status still handled."""
+    if status is None:
+        return None
+    if status == "open":
+        return list(OPEN_REPORT_STATUSES)
+    if status not in REPORT_STATUSES:
+        raise InputError(f"--status {status!r} is not a report status", hint=STATUS_HINT)
+    return [status]
+
+
+def check_country(country: str | None) -> str | None:
+    if country is None:
+        return None
+    if len(country) != 2 or not country.isascii() or not country.isalpha():
+        raise InputError(
+            f"--country {country!r} is not a country code",
+            hint="give the ISO 3166-1 alpha-2 code, e.g. --country MX",
+        )
+    return country.upper()
+
+
+def check_language(language: str) -> str:
+    found = supported(language)
+    if found is None:
+        raise InputError(
+            f"--language {language!r} is not supported", hint="one of: " + ", ".join(LANGUAGES)
+        )
+    return found
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@app.command("report")
+@handle_errors
+def report(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The URL to report.", show_default=False)],
+    language: Annotated[
+        str, typer.Option("--language", help="The report's language: es, pt_BR, en.")
+    ] = "en",
+    comment: Annotated[
+        str | None, typer.Option("--comment", help="What the reporter said about it.")
+    ] = None,
+) -> None:
+    """Report a URL (channel cli): it joins the URL's open report if there is one, else opens
+    a new one, crawled on the scheduler's next pass.
+    Example: amparo hotline report https://host.example/page --language es"""
+    lang = check_language(language)
+    if comment is not None and len(comment) > 2000:
+        raise InputError("--comment is too long", hint="at most 2,000 characters")
+    with open_app(ctx) as amparo:
+        found, joined = amparo.hotline.intake.report(
+            url, channel="cli", actor=LOCAL_ACTOR, language=lang, comment=comment
+        )
+    what = "joined the open" if joined else "opened"
+    err_console.print(
+        f"{what} URL report {found.id} ({found.status}): {found.url}; crawl it now with: "
+        f"amparo hotline crawl {found.id}",
+        markup=False,
+        soft_wrap=True,
+    )
+    emit_json({"id": found.id, "joined": joined, "status": found.status, "url": found.url})
+
+
+@app.command("list")
+@handle_errors
+def list_reports(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="A status, or open: " + STATUS_HINT)
+    ] = None,
+    country: Annotated[
+        str | None, typer.Option("--country", help="Hosting country (ISO code, e.g. MX).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="Most shown.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List URL reports, newest first. Example: amparo hotline list --status open --country MX"""
+    statuses = check_status(status)
+    code = check_country(country)
+    with open_app(ctx) as amparo:
+        records = amparo.hotline.records
+        reports = records.list(statuses=statuses, country=code, limit=limit)
+        total = records.count(statuses=statuses, country=code)
+    if as_json:
+        for r in reports:
+            emit_json(report_json(r))
+        return
+    table = Table("id", "status", "host", "country", "provider", "notices", "reported", "url")
+    table.columns[-1].overflow = "fold"  # a URL is shown whole, wrapped
+    for r in reports:
+        table.add_row(
+            str(r.id),
+            r.status,
+            escape(r.host),
+            r.country or "-",
+            escape(r.provider or "-"),
+            str(r.notices_sent),
+            _when(r.created_at),
+            escape(r.url),
+        )
+    Console().print(table)
+    if total > len(reports):
+        err_console.print(f"showing {len(reports)} of {total}; --limit shows more", markup=False)
+
+
+@app.command("show")
+@handle_errors
+def show(ctx: typer.Context, report_id: IdArg, as_json: JsonOpt = False) -> None:
+    """Show a URL report: its handling, attribution, the items found (hashes, match,
+    assessment; never media) and the notices sent. Example: amparo hotline show 12"""
+    with open_app(ctx) as amparo:
+        records = amparo.hotline.records
+        found = records.get(report_id)
+        items = records.items(report_id)
+        notices = records.notices(report_id)
+        submissions = records.submissions(report_id)
+    if as_json:
+        emit_json(
+            {
+                **report_json(found),
+                "submissions": [submission_json(s) for s in submissions],
+                "items": [item_json(i) for i in items],
+                "notices": [notice_json(n) for n in notices],
+            }
+        )
+        return
+    _print_report(found, items, notices, submissions)
+
+
+def _print_report(
+    r: UrlReport, items: list[HotlineItem], notices: list[Notice], submissions: list[Submission]
+) -> None:
+    out = Console()
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("report", f"{r.id} ({r.status})")
+    facts.add_row("url", escape(r.url))
+    facts.add_row("reported", f"{_when(r.created_at)}, {r.submissions} submission(s)")
+    facts.add_row("crawled", _when(r.crawled_at) + (f" ({r.crawl_error})" if r.crawl_error else ""))
+    a = r.attribution
+    if a is not None:
+        network = f"AS{a.asn} " if a.asn else ""
+        facts.add_row(
+            "hosted",
+            escape(f"{network}{a.provider or '?'} in {a.country or '?'}")
+            + (" (CDN)" if a.cdn else ""),
+        )
+        facts.add_row("addresses", escape(", ".join(a.addresses) or "-"))
+        contact = a.abuse_email or "-"
+        facts.add_row(
+            "abuse contact", escape(contact + (f" ({a.abuse_source})" if a.abuse_source else ""))
+        )
+        if a.error:
+            facts.add_row("attribution error", escape(a.error))
+    facts.add_row(
+        "notices",
+        f"{r.notices_sent} sent, first {_when(r.first_notice_at)}, next {_when(r.next_notice_at)}"
+        + (" (escalated)" if r.escalated else ""),
+    )
+    facts.add_row("next re-check", _when(r.next_recheck_at))
+    facts.add_row(
+        "removed",
+        _when(r.removed_at) + (f", {r.reappearances} reappearance(s)" if r.reappearances else ""),
+    )
+    out.print(facts)
+    if items:
+        table = Table("item", "status", "assessment", "online", "sha256", "pdq", "media url",
+                      title="items")  # fmt: skip
+        for column in table.columns[4:]:
+            column.overflow = "fold"  # hashes and URLs whole, wrapped
+        for i in items:
+            assessment = i.assessment or "-"
+            if i.jurisdiction:
+                assessment += f" ({i.jurisdiction})"
+            table.add_row(
+                str(i.id),
+                i.status,
+                assessment,
+                "yes" if i.online else "no",
+                i.sha256,
+                i.pdq or "-",
+                escape(i.media_url),
+            )
+        out.print(table)
+    if notices:
+        table = Table("notice", "kind", "channel", "recipient", "at", "language", "result",
+                      title="notices")  # fmt: skip
+        for n in notices:
+            table.add_row(
+                str(n.id),
+                n.kind,
+                n.channel,
+                escape(n.recipient),
+                _when(n.at),
+                n.language,
+                "sent" if n.ok else escape(f"failed: {n.error or '?'}"),
+            )
+        out.print(table)
+    if submissions:
+        shown = ", ".join(f"{s.channel} {_when(s.at)}" for s in submissions[:10])
+        out.print(f"submissions: {escape(shown)}" + (" ..." if len(submissions) > 10 else ""))
+
+
+@app.command("crawl")
+@handle_errors
+def crawl(ctx: typer.Context, report_id: IdArg) -> None:
+    """Crawl a reported page now: fetch it, hash and match what it shows, attribute the host.
+    Example: amparo hotline crawl 12"""
+    with open_app(ctx) as amparo:
+        found = amparo.hotline.verifier.crawl(report_id, actor=LOCAL_ACTOR)
+    err_console.print(f"URL report {found.id}: {found.status}", markup=False)
+    emit_json(report_json(found))
+
+
+@app.command("recheck")
+@handle_errors
+def recheck(ctx: typer.Context, report_id: IdArg) -> None:
+    """Re-check now whether a report's content is still online. Example: amparo hotline
+    recheck 12"""
+    with open_app(ctx) as amparo:
+        found = amparo.hotline.rechecker.recheck(report_id, actor=LOCAL_ACTOR)
+    err_console.print(f"URL report {found.id}: {found.status}", markup=False)
+    emit_json(report_json(found))
+
+
+@app.command("notify")
+@handle_errors
+def notify(
+    ctx: typer.Context,
+    report_id: IdArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send one now even if none is due yet.")
+    ] = False,
+) -> None:
+    """Send a report's due notice (or forward) now. Example: amparo hotline notify 12 --force"""
+    with open_app(ctx) as amparo:
+        notices = amparo.hotline.notifier.notify(report_id, actor=LOCAL_ACTOR, force=force)
+    if not notices:
+        err_console.print(
+            f"URL report {report_id}: no notice due (--force sends one now)", markup=False
+        )
+    for n in notices:
+        result = "sent" if n.ok else f"failed: {n.error or '?'}"
+        err_console.print(f"{n.kind} by {n.channel} to {n.recipient}: {result}", markup=False)
+        emit_json(notice_json(n))
+
+
+def _pass_json(result: object) -> object:
+    if result is None or isinstance(result, (int, float, str, bool, dict, list)):
+        return result
+    data = getattr(result, "__dict__", None)
+    return dict(data) if isinstance(data, dict) else str(result)
+
+
+@app.command("run")
+@handle_errors
+def run(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", help="Keep running a pass every hotline_poll_seconds until Ctrl-C."
+        ),
+    ] = False,
+) -> None:
+    """Run the hotline scheduler: crawls, notices and re-checks due now (one pass, or with
+    --follow one every hotline_poll_seconds, as amparo serve does). Example: amparo hotline
+    run --follow"""
+    with open_app(ctx) as amparo:
+        runner = amparo.hotline.runner
+        emit_json(_pass_json(runner.run_once()))
+        if not follow:
+            return
+        stop = threading.Event()
+
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C still works
+            signal.signal(signal.SIGTERM, on_signal)
+        poll = max(0.05, float(amparo.settings.hotline_poll_seconds))
+        err_console.print(f"running a pass every {poll:g} s; Ctrl-C stops", markup=False)
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stop.wait(poll):
+                try:
+                    emit_json(_pass_json(runner.run_once()))
+                except AmparoError as exc:
+                    err_console.print(f"the pass failed: {exc}", markup=False)
+        err_console.print("stopped", markup=False)
+
+
+def _hours(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def _figures_table(title: str, groups: list[GroupFigures]) -> Table:
+    table = Table(
+        "name",
+        "reports",
+        "open",
+        "notices",
+        "removed",
+        *(f"p{q} h" for q in QUANTILES),
+        *(f"≤{d}d" for d in WITHIN_DAYS),
+        "reappeared",
+        title=title,
+    )
+    for g in groups:
+        table.add_row(
+            escape(g.name),
+            str(g.reports),
+            str(g.open_urls),
+            str(g.notices_sent),
+            str(g.removed),
+            *(_hours(g.removal_hours.get(f"p{q}")) for q in QUANTILES),
+            *(_share(g.removed_within.get(f"{d}d")) for d in WITHIN_DAYS),
+            str(g.reappearances),
+        )
+    return table
+
+
+def print_figures(figures: HotlineFigures) -> None:
+    out = Console()
+    out.print(_figures_table("overall", [figures.overall]))
+    statuses = ", ".join(f"{s} {n}" for s, n in figures.by_status.items() if n)
+    out.print(f"by status: {statuses or '-'}")
+    out.print(_figures_table("per provider", list(figures.by_provider)))
+    out.print(_figures_table("per country", list(figures.by_country)))
+    out.print(
+        "removal after the first notice: "
+        + ", ".join(f"{label} {n}" for _key, label, n in figures.removal_buckets)
+    )
+
+
+@app.command("stats")
+@handle_errors
+def stats(
+    ctx: typer.Context,
+    output: Annotated[
+        str, typer.Option("--format", help="table, csv or json.", show_default=True)
+    ] = "table",
+) -> None:
+    """The figures a hotline publishes: reports, open URLs, notices, removal times
+    (p50/p90/p99 hours) and shares removed within 1, 3 and 7 days, overall, per provider
+    and per country. Example: amparo hotline stats --format csv > figures.csv"""
+    if output not in FORMATS:
+        raise InputError(f"--format {output!r} is not known", hint="one of: " + ", ".join(FORMATS))
+    with open_app(ctx) as amparo:
+        figures = amparo.hotline.figures.figures()
+    if output == "json":
+        emit_json(figures.to_json())
+    elif output == "csv":
+        typer.echo(figures.to_csv(), nl=False)
+    else:
+        print_figures(figures)
