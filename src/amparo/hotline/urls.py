@@ -202,9 +202,9 @@ def _ipv4(host: str) -> str | None:
     number, decimal, ``0x`` hex or ``0`` octal; fewer than four parts fill the last), or None
     when the host is a name. A host that looks numeric but is no valid address is refused."""
     labels = host.split(".")
-    if not _number(labels[-1]):
+    if _number(labels[-1]) is None:
         return None
-    if len(labels) > 4 or not all(_number(label) for label in labels):
+    if len(labels) > 4 or any(_number(label) is None for label in labels):
         raise _refuse(
             "the URL's host is not a valid address", "an IPv4 address is written like 192.0.2.1"
         )
