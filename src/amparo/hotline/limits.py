@@ -88,15 +88,24 @@ class ClientLimiter:
     def _key(self, client: str) -> bytes:
         return hashlib.sha256(self._salt + client_key(client).encode()).digest()
 
+    def check(self, client: str | None) -> None:
+        """Raise :class:`~amparo.errors.RateLimitedError` when ``client`` (its address) has
+        used up its reports in the window; count nothing."""
+        self._count(client, record=False)
+
     def hit(self, client: str | None) -> None:
-        """Count one report by ``client`` (its address), or raise
-        :class:`~amparo.errors.RateLimitedError` (nothing counted) when it is over the limit."""
+        """Count one report by ``client``, or raise as :meth:`check` (nothing counted)."""
+        self._count(client, record=True)
+
+    def _count(self, client: str | None, *, record: bool) -> None:
         key = self._key(client or "")
         now = self.clock()
         start = now - self.rate.seconds
         with self._lock:
             hits = self._hits.get(key)
             if hits is None:
+                if not record:
+                    return
                 self._make_room(start)
                 hits = self._hits[key] = deque(maxlen=self.rate.count)
             else:
@@ -110,7 +119,8 @@ class ClientLimiter:
                     retry_after=math.ceil(retry_after),
                     hint="please wait a few minutes before sending another report",
                 )
-            hits.append(now)
+            if record:
+                hits.append(now)
 
     def _make_room(self, start: float) -> None:
         # Keys are ordered by their latest hit: those whose window has passed are at the front.

@@ -11,6 +11,7 @@ re-renders the form with the reason (400).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import math
@@ -147,8 +148,10 @@ async def report(request: Request) -> Response:
         }
         return _form(request, lang, values=values, error=error, status=403)
     intake = intake_of(request)
+    client = request.client.host if request.client else None
     try:
-        intake.public_limiter.hit(request.client.host if request.client else None)
+        # Only recorded reports count: a reporter correcting a mistyped URL is not flooding.
+        intake.public_limiter.check(client)
     except RateLimitedError as exc:
         minutes = max(1, math.ceil(exc.retry_after / 60))
         error = {
@@ -178,6 +181,9 @@ async def report(request: Request) -> Response:
             "hint": _("Please try again in a few minutes."),
         }
         return _form(request, lang, values=values, error=error, status=exc.http_status)
+    # Concurrent reports of one client: this one is recorded, the next one waits.
+    with contextlib.suppress(RateLimitedError):
+        intake.public_limiter.hit(client)
     response = redirect(f"/report/thanks?lang={lang}")
     response.delete_cookie(FORM_COOKIE, path="/report")
     return response

@@ -109,7 +109,7 @@ def show_url_report(
         s.reporter == key.name for s in records.submissions(report_id)
     ):
         raise NotFoundError(
-            f"no URL report {report_id} filed by this key",
+            "no such URL report filed by this key",
             hint="a reporter key reads back only the reports it filed",
         )
     return UrlReportStatus.of(records.get(report_id))
