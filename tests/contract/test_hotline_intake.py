@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from clocks import ManualMonotonic
 
 from amparo.app import Amparo
 from amparo.clock import utc_now
 from amparo.config import Settings
 from amparo.errors import ConfigError, InputError, RateLimitedError, UrlRefusedError
 from amparo.hotline.limits import ClientLimiter, Rate, client_key
+from clocks import ManualMonotonic
 
 
 @pytest.fixture
@@ -31,7 +31,11 @@ def test_a_second_report_of_an_open_url_joins_it(amparo: Amparo) -> None:
         "Example.com/page?utm_source=mail", channel="web", actor="public", language="es-MX"
     )
     assert not joined
-    assert (first.url, first.host, first.status) == ("http://example.com/page", "example.com", "new")
+    assert (first.url, first.host, first.status) == (
+        "http://example.com/page",
+        "example.com",
+        "new",
+    )
     assert first.language == "es" and first.submissions == 1
     again, joined = intake.report(
         "http://EXAMPLE.com:80/page#top",

@@ -177,7 +177,12 @@ def test_a_reporter_key_reports_and_reads_back(page: Page) -> None:
     created = page.client.post("/v1/url-reports", json=body, headers=page.auth("reporter"))
     assert created.status_code == 201, created.text
     data = created.json()
-    assert data == {"id": data["id"], "url": "https://example.com/a", "status": "new", "joined": False}
+    assert data == {
+        "id": data["id"],
+        "url": "https://example.com/a",
+        "status": "new",
+        "joined": False,
+    }
     joined = page.client.post(
         "/v1/url-reports", json={"url": "https://example.com/a"}, headers=page.auth("other")
     )
@@ -206,7 +211,10 @@ def test_a_reporter_reads_only_its_own_reports(page: Page) -> None:
 
 def test_other_scopes_may_not_report(page: Page) -> None:
     body = {"url": "https://example.com/"}
-    assert page.client.post("/v1/url-reports", json=body, headers=page.auth("matcher")).status_code == 403
+    assert (
+        page.client.post("/v1/url-reports", json=body, headers=page.auth("matcher")).status_code
+        == 403
+    )
     assert page.client.post("/v1/url-reports", json=body).status_code == 401
     assert page.client.get("/v1/url-reports/1", headers=page.auth("matcher")).status_code == 403
     assert page.amparo.hotline.records.count() == 0

@@ -41,8 +41,14 @@ from amparo.i18n import translator
             "https://example.com/p?id=7&b=",
         ),
         ("https://example.com/p?a=1&&a=2", "https://example.com/p?a=1&a=2"),
-        ("https://example.com/p?next=http://other.example/", "https://example.com/p?next=http://other.example/"),
-        ("https://example.com/r/http://other.example/", "https://example.com/r/http://other.example/"),
+        (
+            "https://example.com/p?next=http://other.example/",
+            "https://example.com/p?next=http://other.example/",
+        ),
+        (
+            "https://example.com/r/http://other.example/",
+            "https://example.com/r/http://other.example/",
+        ),
         ("http://[2001:DB8::1]:8080/", "http://[2001:db8::1]:8080/"),
         ("http://2130706433/", "http://127.0.0.1/"),
         ("http://0x7f.1/", "http://127.0.0.1/"),
