@@ -16,6 +16,7 @@ from amparo.clock import utc_now
 from amparo.config import Settings
 from amparo.errors import ConfigError, InputError, RateLimitedError, UrlRefusedError
 from amparo.hotline.limits import ClientLimiter, Rate, client_key
+from amparo.i18n import translator
 from clocks import ManualMonotonic
 
 
@@ -136,9 +137,14 @@ def test_allow_listed_and_public_addresses_pass(amparo: Amparo) -> None:
 def test_bad_fields_are_refused(amparo: Amparo, fields: dict[str, str], reason: str) -> None:
     given: dict[str, str] = {"url": "https://example.com/", "channel": "web", **fields}
     url = given.pop("url")
-    with pytest.raises(InputError, match=reason):
+    with pytest.raises(InputError, match=reason) as caught:
         amparo.hotline.intake.report(url, actor="public", **given)  # type: ignore[arg-type]
     assert amparo.hotline.records.count() == 0
+    if given["channel"] == "web":  # what the report page shows, in the reporter's language
+        for lang in ("es", "pt_BR"):
+            _ = translator(lang, "report")
+            assert _(caught.value.message) != caught.value.message
+            assert caught.value.hint and _(caught.value.hint) != caught.value.hint
 
 
 def test_optional_fields_are_trimmed_or_dropped(amparo: Amparo) -> None:

@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from test_api_support import QUIET
 
+import amparo.web
 from amparo.api import create_app
 from amparo.app import Amparo
 from amparo.config import Settings
+from amparo.i18n import translator
 from amparo.keys import KeyService
 
 pytestmark = QUIET
@@ -113,6 +116,17 @@ def test_a_post_without_the_form_token_is_refused(page: Page) -> None:
     assert page.amparo.hotline.records.count() == 0
 
 
+def test_a_file_sent_to_the_page_is_not_read(page: Page) -> None:
+    _, token = page.form()
+    response = page.client.post(
+        "/report",
+        data={"csrf": token, "url": "https://example.com/"},
+        files={"photo": ("x.jpg", b"\xff\xd8\xff" + bytes(64), "image/jpeg")},
+    )
+    assert response.status_code == 415
+    assert page.amparo.hotline.records.count() == 0
+
+
 def test_a_report_is_recorded_and_thanked(page: Page) -> None:
     status, html = page.send(
         "pt_BR",
@@ -162,6 +176,24 @@ def test_a_flooding_client_is_told_to_wait(page: Page) -> None:
     assert "Envió varias denuncias en poco tiempo" in response.text
     assert "Espere 10 minutos" in response.text
     assert page.amparo.hotline.records.count() == LIMIT
+
+
+def test_every_text_of_the_page_is_translated() -> None:
+    web = Path(amparo.web.__file__).parent
+    sources = [web / "report.py", *sorted((web / "templates").glob("report*.html"))]
+    texts = {
+        text
+        for source in sources
+        for text in re.findall(r"""_\((?:"([^"]+)"|'([^']+)')\)""", source.read_text())
+        for text in text
+        if text
+    }
+    assert len(texts) > 30
+    for lang in ("es", "pt_BR"):
+        _ = translator(lang, "report")
+        missing = sorted(t for t in texts if _(t) == t)
+        assert not missing, (lang, missing)
+        assert _("Please wait %(minutes)s minutes and try again.") % {"minutes": 2}
 
 
 def test_the_stylesheet_is_served(page: Page) -> None:

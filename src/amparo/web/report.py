@@ -127,6 +127,16 @@ def _form(
     return response
 
 
+def _refused_form(request: Request, lang: str, values: dict[str, str], *, status: int) -> Response:
+    """The form again, with a fresh token: the one sent was missing, stale or not ours."""
+    _ = translator(lang, DOMAIN)
+    error = {
+        "message": _("The form expired or did not come from this page."),
+        "hint": _("Please check your report and send it again."),
+    }
+    return _form(request, lang, values=values, error=error, status=status)
+
+
 @router.get("/report")
 async def report_page(request: Request) -> Response:
     return _form(request, language_of(request))
@@ -134,6 +144,10 @@ async def report_page(request: Request) -> Response:
 
 @router.post("/report")
 async def report(request: Request) -> Response:
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        # The form sends text fields only; a multipart body (a file) is not even read.
+        return _refused_form(request, language_of(request), {}, status=415)
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     lang = language_of(request, fields.get("lang"))
@@ -142,11 +156,7 @@ async def report(request: Request) -> Response:
     cookie = request.cookies.get(FORM_COOKIE, "")
     token = fields.get("csrf", "")
     if not cookie or not hmac.compare_digest(token, cookie) or not same_origin(request):
-        error = {
-            "message": _("The form expired or did not come from this page."),
-            "hint": _("Please check your report and send it again."),
-        }
-        return _form(request, lang, values=values, error=error, status=403)
+        return _refused_form(request, lang, values, status=403)
     intake = intake_of(request)
     client = request.client.host if request.client else None
     try:
