@@ -41,6 +41,8 @@ SCOPES: dict[str, str] = {
     "evidence-reader": "download preserved evidence in the clear (GET /v1/evidence/{id}/"
     "content; every read audit-logged); reviewers see media only blurred, or revealed",
     "partner": "read the federation feeds granted to it and post opinions on them; nothing else",
+    "reporter": "report URLs to the hotline (POST /v1/url-reports) and read back the status of "
+    "the reports it filed; nothing else (partner hotlines, platforms)",
 }
 
 
