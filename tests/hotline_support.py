@@ -140,9 +140,7 @@ class FakeRdap(_Server):
         return 200, {"Content-Type": "application/rdap+json"}, json.dumps(body).encode()
 
 
-def build_mmdb(
-    path: Path, database_type: str, networks: dict[str, dict[str, Any]]
-) -> Path:
+def build_mmdb(path: Path, database_type: str, networks: dict[str, dict[str, Any]]) -> Path:
     """Write a MaxMind-format database mapping each CIDR to its record."""
     from mmdb_writer import MMDBWriter
     from netaddr import IPSet
