@@ -22,6 +22,7 @@ processes from crawling the same one.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ from amparo.hotline.model import CONFIRMED_ASSESSMENTS, UrlReport
 from amparo.matching import Match
 from amparo.media.sniff import MIME_TYPES, media_kind
 from amparo.store.leases import default_holder
+
+log = logging.getLogger(__name__)
 
 CRAWL_STATUSES = ("new", "unreachable")
 """Reports a scheduled crawl picks up (when their ``next_crawl_at`` is due)."""
@@ -89,6 +92,7 @@ class Verifier:
         """Crawl reports waiting for it (new, or unreachable and due again); how many."""
         now = now or self.ctx.clock()
         done = 0
+        failed: Exception | None = None
         for report_id in self.ctx.records.due("next_crawl_at", CRAWL_STATUSES, now, limit):
             name = f"hotline:crawl:{report_id}"
             token = self.ctx.leases.acquire(name, self.holder, self.lease_seconds)
@@ -103,8 +107,15 @@ class Verifier:
                     continue
                 self.crawl(report_id)
                 done += 1
+            except Exception as exc:
+                # One report's failure (not a page's: those are recorded) does not hold up
+                # the others; the step still fails, after them, for the scheduler to count.
+                log.exception("crawling URL report %d failed", report_id)
+                failed = failed or exc
             finally:
                 self.ctx.leases.release(name, token)
+        if failed is not None:
+            raise failed
         return done
 
     def crawl(self, report_id: int, *, actor: str = SYSTEM_ACTOR) -> UrlReport:
