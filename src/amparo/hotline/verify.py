@@ -125,7 +125,7 @@ class Verifier:
         dihedral = self.ctx.checks.wants_dihedral()
 
         def handle(url: str, fetched: Fetched) -> Found:
-            return self._examine(report, url, fetched.content, dihedral)
+            return self._examine(report, url, fetched.content, dihedral, actor)
 
         result = self.crawler.crawl(report.url, handle)
         if result.page_error is not None:
@@ -134,7 +134,9 @@ class Verifier:
 
     # -- one medium (on a crawl worker thread) ----------------------------------------------
 
-    def _examine(self, report: UrlReport, url: str, data: bytes, dihedral: bool) -> Found:
+    def _examine(
+        self, report: UrlReport, url: str, data: bytes, dihedral: bool, actor: str
+    ) -> Found:
         checks = self.ctx.checks
         hashes = checks.hash_bytes(data, dihedral=dihedral)
         result = checks.match_hashes([hashes])[0]
@@ -147,7 +149,7 @@ class Verifier:
         item = self.ctx.evidence.preserve(
             data,
             reason=f"hotline:url-report:{report.id}",
-            actor=SYSTEM_ACTOR,
+            actor=actor,
             source=Source(kind="hotline", url=url),
             retention_days=self.ctx.settings.hotline_unknown_retention_days,
         )
