@@ -19,56 +19,35 @@ does not send again before the notice would have repeated anyway.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.errors import MessageError
 from typing import Any
 
 from amparo.config import SYSTEM_ACTOR
 from amparo.errors import AmparoError, ConflictError
-from amparo.exchanges.signing import FeedSigner, organisation_id
 from amparo.hotline.context import HotlineContext
-from amparo.hotline.delivery import Delivery, SmtpServer, build_email, post_json, send_email
-from amparo.hotline.model import HotlineItem, Notice, UrlReport
+from amparo.hotline.model import Notice, UrlReport
+from amparo.hotline.notice_plan import (
+    NO_CONTACT,
+    NoticePlan,
+    NoticeSender,
+    Sent,
+    noticed_items,
+)
 from amparo.hotline.notices import (
-    Partner,
-    Rendered,
     WebhookRoutes,
-    forward_export,
     hotline_countries,
     load_partners,
-    notice_language,
     partner_for,
-    render_notice,
-    sign_forward,
 )
 from amparo.store.leases import default_holder
-from amparo.url_policy import UrlPolicy
 
 log = logging.getLogger("amparo.hotline.notifying")
 
-NO_CONTACT = "no abuse contact"
 RETRY_AFTER_FAILURE = timedelta(hours=1)
 """A notice that failed to send (server down, refused) is tried again this much later (or
 after ``notice_repeat_hours`` when that is shorter)."""
 NOTICEABLE = ("confirmed", "notified", "forwarded")
-KEY_ID_HEADER = "X-Amparo-Key-Id"
-SIGNATURE_HEADER = "X-Amparo-Signature"
-"""Webhook notices carry ``ed25519=<base64>``: the feed key's signature over the body."""
-
-
-@dataclass
-class _Sent:
-    """One message sent (or tried), as it will be recorded."""
-
-    kind: str
-    channel: str
-    recipient: str
-    language: str
-    delivery: Delivery
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Notifier:
@@ -76,6 +55,7 @@ class Notifier:
 
     def __init__(self, ctx: HotlineContext) -> None:
         self.ctx = ctx
+        self.sender = NoticeSender(ctx)
         self._told_no_sender = False
 
     def notify_due(self, now: datetime | None = None, *, limit: int = 50) -> int:
@@ -174,16 +154,16 @@ class Notifier:
             )
         return None
 
-    def _plan(self, report: UrlReport, now: datetime, *, strict: bool) -> _Plan | None:
+    def _plan(self, report: UrlReport, now: datetime, *, strict: bool) -> NoticePlan | None:
         settings = self.ctx.settings
         attribution = report.attribution
         assert attribution is not None
-        items = _noticed_items(self.ctx.records.items(report.id))
+        items = noticed_items(self.ctx.records.items(report.id))
         reply_to = settings.notice_reply_to or settings.notice_from
         partner = partner_for(
             attribution.country, hotline_countries(settings), load_partners(settings)
         )
-        plan = _Plan(self, report, items, now, reply_to)
+        plan = NoticePlan(self.sender, report, items, now, reply_to)
         if partner is not None:
             plan.forward(partner)
         else:
@@ -204,7 +184,7 @@ class Notifier:
         return plan
 
     def _record(
-        self, report: UrlReport, plan: _Plan, sent: list[_Sent], *, actor: str, now: datetime
+        self, report: UrlReport, plan: NoticePlan, sent: list[Sent], *, actor: str, now: datetime
     ) -> list[Notice]:
         settings = self.ctx.settings
         repeat = timedelta(hours=settings.notice_repeat_hours)
@@ -271,228 +251,6 @@ class Notifier:
                     one.delivery.error,
                 )
         return notices
-
-    # -- what the plan sends through ---------------------------------------------------------
-
-    def email(
-        self,
-        rendered: Rendered,
-        to: str,
-        *,
-        at: datetime,
-        attachment: tuple[str, bytes] | None = None,
-    ) -> tuple[Delivery, str]:
-        """Send ``rendered`` to ``to``; the delivery and the Message-ID."""
-        settings = self.ctx.settings
-        try:
-            message = build_email(
-                rendered,
-                sender=settings.notice_from,
-                to=to,
-                reply_to=settings.notice_reply_to or settings.notice_from,
-                at=at,
-                attachment=attachment,
-            )
-        except (ValueError, TypeError, MessageError) as exc:
-            # An abuse contact from RDAP is outside data: a malformed one fails this notice.
-            return Delivery(False, f"cannot write the email to {to!r}: {exc}"), ""
-        message_id = str(message["Message-ID"])
-        try:
-            server = SmtpServer.from_settings(settings)
-        except AmparoError as exc:
-            return Delivery(False, f"SMTP is not configured: {exc}"), message_id
-        return send_email(server, message), message_id
-
-    def post(
-        self, url: str, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> Delivery:
-        settings = self.ctx.settings
-        return post_json(
-            url,
-            payload,
-            urls=UrlPolicy.from_settings(settings, resolver=self.ctx.resolver),
-            timeout=settings.webhook_timeout_seconds,
-            headers=headers,
-        )
-
-    def signer(self) -> FeedSigner:
-        if self.ctx.signer is not None:
-            return self.ctx.signer()
-        return FeedSigner.of(self.ctx.settings)
-
-
-class _Plan:
-    """What one report's notice is (kind, number, recipients, channel) and how to send it."""
-
-    def __init__(
-        self,
-        notifier: Notifier,
-        report: UrlReport,
-        items: list[HotlineItem],
-        now: datetime,
-        reply_to: str,
-    ) -> None:
-        self.notifier = notifier
-        self.report = report
-        self.items = items
-        self.now = now
-        self.reply_to = reply_to
-        settings = notifier.ctx.settings
-        self.number = report.notices_sent + 1
-        if report.notices_sent == 0:
-            self.kind = "notice"
-        elif report.notices_sent > settings.notice_escalate_after:
-            self.kind = "escalation"
-        else:
-            self.kind = "repeat"
-        self.channel = "email"
-        self.recipient = ""
-        self.partner: Partner | None = None
-        self.language = notice_language(report.country)
-        self.rendered: Rendered | None = None
-        self.detail: dict[str, Any] = {}
-        self.signed: dict[str, Any] | None = None
-        self.headers: dict[str, str] = {}
-
-    @property
-    def sends(self) -> bool:
-        return bool(self.recipient)
-
-    @property
-    def needs_email(self) -> bool:
-        return self.sends and self.channel == "email"
-
-    def forward(self, partner: Partner) -> None:
-        self.kind = "forward"
-        self.partner = partner
-        self.language = partner.language
-        self.channel = "export" if partner.url else "email"
-        self.recipient = partner.url or partner.email or ""
-
-    def notice(self, webhook: str | None) -> None:
-        attribution = self.report.attribution
-        if webhook:
-            self.channel, self.recipient = "webhook", webhook
-        elif attribution is not None and attribution.abuse_email:
-            self.channel, self.recipient = "email", attribution.abuse_email
-
-    def _rendered(self) -> Rendered:
-        settings = self.notifier.ctx.settings
-        return render_notice(
-            self.report,
-            self.items,
-            kind=self.kind,
-            language=self.language,
-            hotline=settings.hotline_name,
-            reply_to=self.reply_to,
-            number=self.number,
-            partner=self.partner,
-        )
-
-    def _detail(self, rendered: Rendered) -> dict[str, Any]:
-        attribution = self.report.attribution
-        return {
-            "subject": rendered.subject,
-            "number": self.number,
-            "urgent": self.kind == "escalation",
-            "url": self.report.url,
-            "media_urls": [item.media_url for item in self.items],
-            "hashes": [
-                {"sha256": item.sha256, "md5": item.md5, "pdq": item.pdq} for item in self.items
-            ],
-            "cdn": bool(attribution and attribution.cdn),
-            "country": self.report.country,
-        }
-
-    def prepare(self) -> None:
-        """Render the notice (and sign a forward's export)."""
-        self.rendered = self._rendered()
-        self.detail = self._detail(self.rendered)
-        if self.channel == "webhook":
-            # The body is the payload's canonical JSON: a receiver checks this signature
-            # with the key `amparo feeds key` prints (see docs/hotline.md).
-            signer = self.notifier.signer()
-            self.headers = {
-                KEY_ID_HEADER: signer.key_id,
-                SIGNATURE_HEADER: "ed25519=" + signer.sign(self.rendered.payload),
-            }
-        if self.partner is not None:
-            settings = self.notifier.ctx.settings
-            signer = self.notifier.signer()
-            export = forward_export(
-                self.report,
-                self.items,
-                organisation=organisation_id(settings, signer),
-                hotline=settings.hotline_name,
-                reply_to=self.reply_to,
-                partner=self.partner,
-                at=self.now,
-            )
-            self.signed = sign_forward(export, signer)
-            self.detail.update(
-                partner=self.partner.name,
-                partner_country=self.partner.country,
-                key_id=self.signed["key_id"],
-                signature=self.signed["signature"],
-            )
-
-    def send(self) -> list[_Sent]:
-        """Send (or, with nobody to send to, fail) the prepared notice; the escalation copy
-        too."""
-        if self.rendered is None:
-            self.prepare()
-        rendered, detail = self.rendered, self.detail
-        assert rendered is not None
-        if not self.recipient:
-            return [
-                _Sent(
-                    self.kind, self.channel, "", self.language, Delivery(False, NO_CONTACT), detail
-                )
-            ]
-        if self.partner is not None:
-            return [self._send_forward(rendered, detail, self.partner)]
-        if self.channel == "webhook":
-            delivery = self.notifier.post(self.recipient, rendered.payload, self.headers)
-        else:
-            delivery, message_id = self.notifier.email(rendered, self.recipient, at=self.now)
-            detail["message_id"] = message_id
-        sent = [_Sent(self.kind, self.channel, self.recipient, self.language, delivery, detail)]
-        copy_to = self.notifier.ctx.settings.notice_escalation_email
-        if self.kind == "escalation" and copy_to and self.notifier.ctx.settings.notice_from:
-            copy, message_id = self.notifier.email(rendered, copy_to, at=self.now)
-            sent.append(
-                _Sent(
-                    self.kind,
-                    "email",
-                    copy_to,
-                    self.language,
-                    copy,
-                    {**detail, "message_id": message_id, "copy_of": self.recipient},
-                )
-            )
-        return sent
-
-    def _send_forward(self, rendered: Rendered, detail: dict[str, Any], partner: Partner) -> _Sent:
-        signed = self.signed
-        assert signed is not None
-        if partner.url:
-            delivery = self.notifier.post(partner.url, signed)
-        else:
-            name = f"report-{self.report.id}.json"
-            body = json.dumps(signed, indent=2, sort_keys=True, ensure_ascii=False).encode()
-            delivery, message_id = self.notifier.email(
-                rendered, self.recipient, at=self.now, attachment=(name, body)
-            )
-            detail.update(message_id=message_id, attachment=name)
-        return _Sent("forward", self.channel, self.recipient, self.language, delivery, detail)
-
-
-def _noticed_items(items: list[HotlineItem]) -> list[HotlineItem]:
-    """The items a notice names: the confirmed ones still online (all confirmed ones when a
-    re-check found none online, so a notice is never empty)."""
-    confirmed = [item for item in items if item.confirmed]
-    online = [item for item in confirmed if item.online]
-    return online or confirmed
 
 
 def _first_recheck(hours: str) -> timedelta | None:
