@@ -18,15 +18,18 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 
+from amparo.api import create_app
 from amparo.app import Amparo
 from amparo.config import load_settings
-from amparo.errors import ConflictError, FeedVerificationError
+from amparo.errors import ConflictError, FeedVerificationError, PermissionDeniedError
 from amparo.exchanges.signing import verify
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.model import Attribution
 from amparo.hotline.notices import verify_forward
 from amparo.hotline.service import HotlineService
+from amparo.keys import KeyService
 from clocks import ManualClock
 
 SHA = "b7" * 32
@@ -135,6 +138,7 @@ class Hotline:
                 "smtp_timeout_seconds": 5.0,
                 "webhook_timeout_seconds": 5.0,
                 "url_allowlist": "127.0.0.1",
+                "hotline_in_serve": False,  # the test runs every pass itself
                 **overrides,
             },
         )
@@ -205,7 +209,9 @@ def make(tmp_path: Path, database_url: str) -> Iterator[Any]:
     made: list[Hotline] = []
 
     def build(**overrides: Any) -> Hotline:
-        hotline = Hotline(tmp_path / str(len(made)), database_url, **overrides)
+        # database_url="" in overrides: an installation of its own (SQLite in its home).
+        url = overrides.pop("database_url", database_url)
+        hotline = Hotline(tmp_path / str(len(made)), url, **overrides)
         made.append(hotline)
         return hotline
 
@@ -488,3 +494,56 @@ def test_notify_now_with_force_and_a_held_lease_sends_nothing(make: Any, smtp: S
     assert len(smtp.inbox.envelopes) == 2
     h.clock.advance(24 * HOUR)
     assert h.notifier.notify_due() == 1
+
+
+def test_a_forward_reaches_a_partner_amparo_that_takes_it_in(
+    make: Any, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hotline MX forwards a Brazilian-hosted report to its partner's Amparo (its URL, with
+    the reporter key the partner gave it); the partner checks the signature against MX's
+    public key and reports the URL there. Anything else signed, or altered, is refused."""
+    monkeypatch.setenv("AMPARO_SECRET_BR_KEY", "reporter-key-from-br")
+    to_br = tmp_path / "to-br.json"
+    to_br.write_text(
+        json.dumps(
+            {"BR": {"name": "SaferNet", "url": receiver.url, "api_key": "env:AMPARO_SECRET_BR_KEY"}}
+        )
+    )
+    mx = make(hotline_countries="MX", hotline_partners_file=str(to_br), notice_from="")
+    report_id = mx.confirmed("https://host.example.br/album", country="BR")
+    assert mx.notifier.notify_due() == 1
+    (body,) = [b for b in receiver.bodies if "export" in b]
+    (headers,) = [h for h, b in zip(receiver.headers, receiver.bodies, strict=True) if b is body]
+    assert headers["Authorization"] == "Bearer reporter-key-from-br"
+
+    from_mx = tmp_path / "from-mx.json"
+    from_mx.write_text(
+        json.dumps({"MX": {"name": "Te Protejo", "public_key": mx.app.feeds.public_key()}})
+    )
+    br = make(database_url="", hotline_partners_file=str(from_mx))
+    taken, joined = br.service.intake.receive_forward(body, actor="key:mx-hotline")
+    assert not joined and taken.url == "https://host.example.br/album" and taken.status == "new"
+    (submission,) = br.ctx.records.submissions(taken.id)
+    assert submission.reporter == "forward:MX" and "Te Protejo" in (submission.comment or "")
+    received = br.app.audit.entries(5, f"url-report:{taken.id}", action="hotline.forward.receive")
+    assert received and received[0].details["sender_report"] == report_id
+
+    altered = json.loads(json.dumps(body))
+    altered["export"]["report"]["url"] = "https://elsewhere.example/"
+    with pytest.raises(PermissionDeniedError):
+        br.service.intake.receive_forward(altered, actor="key:mx-hotline")
+    stranger = make(database_url="")
+    with pytest.raises(PermissionDeniedError, match="partner hotline's key"):
+        stranger.service.intake.receive_forward(body, actor="key:someone")
+
+    # Over the partner's API, with the reporter key it gave MX.
+    secret = KeyService(br.app.store).create("mx-hotline", ["reporter"], actor="t").secret
+    auth = {"Authorization": f"Bearer {secret}"}
+    with TestClient(create_app(br.app.settings, amparo=br.app)) as client:
+        sent = client.post("/v1/url-reports/forwarded", json=body, headers=auth)
+        assert sent.status_code == 201 and sent.json()["joined"] is True
+        refused = client.post("/v1/url-reports/forwarded", json=altered, headers=auth)
+        assert refused.status_code == 403 and "hint" in refused.json()["error"]
+        assert (
+            client.post("/v1/url-reports/forwarded", json={"x": 1}, headers=auth).status_code == 400
+        )

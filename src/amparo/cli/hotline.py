@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -111,6 +112,36 @@ def report(
     err_console.print(
         f"{what} URL report {found.id} ({found.status}): {found.url}; crawl it now with: "
         f"amparo hotline crawl {found.id}",
+        markup=False,
+        soft_wrap=True,
+    )
+    emit_json({"id": found.id, "joined": joined, "status": found.status, "url": found.url})
+
+
+@app.command("receive")
+@handle_errors
+def receive(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(help="The report-<id>.json a partner hotline sent.", show_default=False),
+    ],
+) -> None:
+    """Take in a report forwarded by a partner hotline (the signed report-<id>.json it
+    emailed): checked against the partner's public key in hotline_partners_file, then reported
+    here like any other URL.
+    Example: amparo hotline receive report-17.json"""
+    try:
+        if file.stat().st_size > 1024 * 1024:
+            raise InputError(f"{file} is too large for a forwarded report", hint="at most 1 MiB")
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror}", hint="check the path") from None
+    with open_app(ctx) as amparo:
+        found, joined = amparo.hotline.intake.receive_forward(data, actor=LOCAL_ACTOR)
+    what = "joined the open" if joined else "opened"
+    err_console.print(
+        f"{what} URL report {found.id} ({found.status}): {found.url}",
         markup=False,
         soft_wrap=True,
     )

@@ -11,12 +11,22 @@ Refusals carry fixed English messages: the public report page translates them.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from amparo.errors import InputError, UrlRefusedError
+from amparo.errors import (
+    FeedVerificationError,
+    InputError,
+    PermissionDeniedError,
+    UrlRefusedError,
+)
+from amparo.exchanges.signing import key_id, load_public_key
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.limits import ClientLimiter
 from amparo.hotline.model import SUBMISSION_CHANNELS, UrlReport
+from amparo.hotline.notices import Partner, load_partners, verify_forward
 from amparo.hotline.urls import NormalisedUrl, normalise
 from amparo.i18n import DEFAULT_LANGUAGE, supported
 from amparo.url_policy import UrlPolicy, is_public
@@ -79,6 +89,79 @@ class Intake:
                 {"url": report.url, "joined": joined, "channel": channel},
             )
         return report, joined
+
+    def receive_forward(
+        self, data: Mapping[str, Any] | str | bytes, *, actor: str, reporter: str | None = None
+    ) -> tuple[UrlReport, bool]:
+        """A report forwarded by a partner hotline (``amparo.hotline.notices`` signs it): it
+        is accepted only when signed by the public key of a partner in
+        ``hotline_partners_file``, and becomes a report of its URL here (crawled and verified
+        by this hotline like any other), naming the sender and what it assessed. Audit-logged
+        as ``hotline.report`` and ``hotline.forward.receive``."""
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise InputError(
+                    "the forwarded report is not JSON", hint="give the report-<id>.json as sent"
+                ) from None
+        if not isinstance(data, Mapping):
+            raise InputError("not a forwarded report", hint="give the report-<id>.json as sent")
+        sender = self._sender_of(data)
+        assert sender.public_key is not None
+        try:
+            export = verify_forward(data, sender.public_key)
+        except FeedVerificationError as exc:  # the sender's fault here, not an upstream's
+            raise PermissionDeniedError(
+                exc.message, hint="ask the partner to send the report again, unaltered"
+            ) from None
+        report_facts = export.get("report")
+        items = export.get("items")
+        origin = export.get("from")
+        if not isinstance(report_facts, dict) or not isinstance(report_facts.get("url"), str):
+            raise InputError("the forwarded report names no URL", hint="ask the sender to resend")
+        hotline = str(origin.get("hotline", ""))[:200] if isinstance(origin, dict) else ""
+        count = len(items) if isinstance(items, list) else 0
+        comment = f"forwarded by {hotline or sender.name} ({sender.country}): {count} item(s)"
+        report, joined = self.report(
+            report_facts["url"],
+            channel="api",
+            actor=actor,
+            reporter=reporter or f"forward:{sender.country}",
+            language=sender.language,
+            comment=comment,
+        )
+        with self.ctx.store.transaction(refresh=False) as tx:
+            tx.audit(
+                actor,
+                "hotline.forward.receive",
+                f"url-report:{report.id}",
+                {
+                    "from": sender.country,
+                    "sender_report": report_facts.get("id"),
+                    "items": [
+                        {k: i.get(k) for k in ("sha256", "md5", "pdq", "assessment")}
+                        for i in (items if isinstance(items, list) else [])[:100]
+                        if isinstance(i, dict)
+                    ],
+                },
+            )
+        return report, joined
+
+    def _sender_of(self, data: Mapping[str, Any]) -> Partner:
+        """The partner whose public key signed ``data`` (by the key id it names)."""
+        named = data.get("key_id")
+        for partner in load_partners(self.ctx.settings).values():
+            if partner.public_key is None:
+                continue
+            key = load_public_key(partner.public_key, what=f"partner {partner.country}'s key")
+            if key_id(key) == named:
+                return partner
+        raise PermissionDeniedError(
+            "the forwarded report is not signed by a partner hotline's key",
+            hint="add the sender's public key (its `amparo feeds key`) to its entry in "
+            "hotline_partners_file",
+        )
 
     def checked(self, url: str) -> NormalisedUrl:
         """``url`` normalised, refused when its host is written as a non-public address (or is

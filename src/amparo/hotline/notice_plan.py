@@ -14,6 +14,7 @@ from email.errors import MessageError
 from typing import Any
 
 from amparo.errors import AmparoError
+from amparo.exchanges.credentials import load_credentials
 from amparo.exchanges.signing import FeedSigner, organisation_id
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.delivery import Delivery, SmtpServer, build_email, post_json, send_email
@@ -257,7 +258,21 @@ class NoticePlan:
         signed = self.signed
         assert signed is not None
         if partner.url:
-            delivery = self.sender.post(partner.url, signed)
+            headers = {}
+            if partner.api_key:
+                # The partner's Amparo takes forwards on /v1/url-reports/forwarded with the
+                # reporter key it gave this hotline.
+                try:
+                    creds = load_credentials(partner.api_key, self.sender.ctx.settings)
+                except AmparoError as exc:
+                    delivery = Delivery(False, f"the partner's api_key: {exc.message}")
+                    return Sent(
+                        "forward", self.channel, self.recipient, self.language, delivery, detail
+                    )
+                token = (creds.get("token") or creds.get("key")) if creds else None
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+            delivery = self.sender.post(partner.url, signed, headers)
         else:
             name = f"report-{self.report.id}.json"
             body = json.dumps(signed, indent=2, sort_keys=True, ensure_ascii=False).encode()

@@ -73,6 +73,12 @@ class Partner:
     email: str | None = None
     url: str | None = None
     language: str = "en"
+    api_key: str | None = None
+    """A reference (``env:AMPARO_SECRET_…`` or ``file:…``) to the API key the partner's Amparo
+    gave this hotline: sent as a bearer token with forwards POSTed to ``url``."""
+    public_key: str | None = None
+    """The partner's public key (PEM): forwards it sends to this hotline are accepted only
+    when signed by it."""
 
 
 def _json_file(path: str, setting: str) -> dict[str, Any]:
@@ -95,21 +101,38 @@ def _json_file(path: str, setting: str) -> dict[str, Any]:
 
 
 def load_partners(settings: Settings) -> dict[str, Partner]:
-    """``hotline_partners_file``: ``{"BR": {"name", "email", "url", "language"}}``."""
+    """``hotline_partners_file``: ``{"BR": {"name", "email", "url", "language", "api_key",
+    "public_key" or "public_key_file"}}``."""
     partners: dict[str, Partner] = {}
     for code, entry in _json_file(settings.hotline_partners_file, "hotline_partners_file").items():
-        if not isinstance(entry, dict) or not (entry.get("email") or entry.get("url")):
+        if not isinstance(entry, dict) or not (
+            entry.get("email")
+            or entry.get("url")
+            or entry.get("public_key")
+            or entry.get("public_key_file")
+        ):
             raise ConfigError(
-                f"partner {code!r} in hotline_partners_file has no email or url",
+                f"partner {code!r} in hotline_partners_file has no email, url or public key",
                 hint='write {"name": "...", "email": "...", "url": "...", "language": "pt_BR"}',
             )
         country = str(code).strip().upper()
+        public_key = entry.get("public_key")
+        if not public_key and entry.get("public_key_file"):
+            try:
+                public_key = Path(str(entry["public_key_file"])).expanduser().read_text("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"cannot read partner {country}'s public_key_file: {type(exc).__name__}",
+                    hint="point it at the PEM the partner's `amparo feeds key` printed",
+                ) from None
         partners[country] = Partner(
             country=country,
             name=str(entry.get("name") or country),
             email=str(entry["email"]) if entry.get("email") else None,
             url=str(entry["url"]) if entry.get("url") else None,
             language=notice_language(country, entry.get("language")),
+            api_key=str(entry["api_key"]) if entry.get("api_key") else None,
+            public_key=str(public_key) if public_key else None,
         )
     return partners
 

@@ -8,7 +8,7 @@ with a hint (``url_refused`` for a URL that cannot be reported)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,6 +89,36 @@ def create_url_report(
         language=body.language or "en",
         contact=body.contact,
         comment=body.comment,
+    )
+    return UrlReportCreated(id=report.id, url=report.url, status=report.status, joined=joined)
+
+
+class SignedForwardIn(BaseModel):
+    """A report forwarded by a partner hotline, as its Amparo signed it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    export: dict[str, Any] = Field(description="The forwarded report (format amparo.forward).")
+    key_id: str = Field(max_length=64, description="The signing key's id.")
+    signature: str = Field(max_length=200, description="Ed25519 signature over the export.")
+
+
+@router.post(
+    "/url-reports/forwarded",
+    response_model=UrlReportCreated,
+    status_code=201,
+    summary="Receive a report forwarded by a partner hotline",
+)
+def receive_forwarded_report(
+    body: SignedForwardIn,
+    service: Service = Depends(get_service),
+    key: ApiKey = Depends(requires(*REPORT)),
+) -> UrlReportCreated:
+    """Accepted only when signed by the public key of a partner in ``hotline_partners_file``
+    (403 otherwise); the URL is then reported here and
+    crawled and verified by this hotline. Audit-logged as ``hotline.forward.receive``."""
+    report, joined = service.amparo.hotline.intake.receive_forward(
+        body.model_dump(), actor=key.actor, reporter=key.name
     )
     return UrlReportCreated(id=report.id, url=report.url, status=report.status, joined=joined)
 
