@@ -532,6 +532,13 @@ def test_a_forward_reaches_a_partner_amparo_that_takes_it_in(
     altered["export"]["report"]["url"] = "https://elsewhere.example/"
     with pytest.raises(PermissionDeniedError):
         br.service.intake.receive_forward(altered, actor="key:mx-hotline")
+    elsewhere = make(database_url="", hotline_partners_file=str(from_mx), hotline_countries="AR")
+    with pytest.raises(PermissionDeniedError, match="addressed to the hotline of BR"):
+        elsewhere.service.intake.receive_forward(body, actor="key:mx-hotline")
+    br.clock.advance(31 * 24 * HOUR)  # a replay a month later
+    with pytest.raises(PermissionDeniedError, match="outside the 30 days"):
+        br.service.intake.receive_forward(body, actor="key:mx-hotline")
+    br.clock.advance(-31 * 24 * HOUR)
     stranger = make(database_url="")
     with pytest.raises(PermissionDeniedError, match="partner hotline's key"):
         stranger.service.intake.receive_forward(body, actor="key:someone")

@@ -202,7 +202,7 @@ def test_partners_and_countries(tmp_path: Path) -> None:
     assert partner_for("AR", mx, partners) is None  # no partner: notify the host
     assert partner_for("BR", frozenset(), partners) is None  # empty: notify every host
     path.write_text(json.dumps({"BR": {"name": "nobody to send to"}}))
-    with pytest.raises(ConfigError, match="no email or url"):
+    with pytest.raises(ConfigError, match="no email, url or public key"):
         load_partners(settings_with(tmp_path, hotline_partners_file=str(path)))
     with pytest.raises(ConfigError, match="does not exist"):
         load_partners(settings_with(tmp_path, hotline_partners_file=str(tmp_path / "none")))

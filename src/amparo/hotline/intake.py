@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from amparo.errors import (
@@ -26,7 +27,7 @@ from amparo.exchanges.signing import key_id, load_public_key
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.limits import ClientLimiter
 from amparo.hotline.model import SUBMISSION_CHANNELS, UrlReport
-from amparo.hotline.notices import Partner, load_partners, verify_forward
+from amparo.hotline.notices import Partner, hotline_countries, load_partners, verify_forward
 from amparo.hotline.urls import NormalisedUrl, normalise
 from amparo.i18n import DEFAULT_LANGUAGE, supported
 from amparo.url_policy import UrlPolicy, is_public
@@ -36,6 +37,11 @@ MAX_COMMENT = 2000
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ().\-/]{5,40}$")
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
+
+
+FORWARD_MAX_AGE = timedelta(days=30)
+"""How old a forwarded report may be when it arrives (an older one is a replay, or stale)."""
+FORWARD_MAX_SKEW = timedelta(hours=1)
 
 
 class Intake:
@@ -101,7 +107,7 @@ class Intake:
         if isinstance(data, str | bytes):
             try:
                 data = json.loads(data)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 raise InputError(
                     "the forwarded report is not JSON", hint="give the report-<id>.json as sent"
                 ) from None
@@ -115,6 +121,7 @@ class Intake:
             raise PermissionDeniedError(
                 exc.message, hint="ask the partner to send the report again, unaltered"
             ) from None
+        self._addressed_here(export)
         report_facts = export.get("report")
         items = export.get("items")
         origin = export.get("from")
@@ -147,6 +154,32 @@ class Intake:
                 },
             )
         return report, joined
+
+    def _addressed_here(self, export: Mapping[str, Any]) -> None:
+        """A forward meant for another hotline, or sent long ago (a replay), is refused."""
+        to = export.get("to")
+        country = str(to.get("country", "")).upper() if isinstance(to, dict) else ""
+        ours = hotline_countries(self.ctx.settings)
+        if ours and country not in ours:
+            raise PermissionDeniedError(
+                f"the forwarded report is addressed to the hotline of {country or 'nobody'}, "
+                "not this one",
+                hint="a partner forwards to the hotline of the hosting country "
+                "(hotline_countries names this hotline's)",
+            )
+        try:
+            sent = datetime.fromisoformat(str(export.get("sent_at")))
+        except ValueError:
+            raise InputError("the forwarded report has no valid sent_at") from None
+        if sent.tzinfo is None:
+            raise InputError("the forwarded report's sent_at has no time zone")
+        age = self.ctx.clock() - sent
+        if age > FORWARD_MAX_AGE or age < -FORWARD_MAX_SKEW:
+            raise PermissionDeniedError(
+                f"the forwarded report was sent at {sent.isoformat()}, outside the "
+                f"{FORWARD_MAX_AGE.days} days a forward is taken in",
+                hint="ask the partner to forward it again",
+            )
 
     def _sender_of(self, data: Mapping[str, Any]) -> Partner:
         """The partner whose public key signed ``data`` (by the key id it names)."""

@@ -452,7 +452,7 @@ def verify_forward(
     if isinstance(data, str | bytes):
         try:
             data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise InputError(
                 "the forwarded report is not JSON", hint="give the report-<id>.json file as sent"
             ) from None

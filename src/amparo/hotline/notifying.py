@@ -90,7 +90,9 @@ class Notifier:
         name = f"hotline:notice:{report_id}"
         settings = self.ctx.settings
         short = settings.smtp_timeout_seconds * 4 + settings.webhook_timeout_seconds + 60
-        token = self.ctx.leases.acquire(name, default_holder(), short, now=now)
+        # Leases run on the clock as it is now, not the pass's start: earlier sends in a long
+        # pass must not leave this one a lease that has already run out.
+        token = self.ctx.leases.acquire(name, default_holder(), short, now=self.ctx.clock())
         if token is None:
             if strict:
                 raise ConflictError(
@@ -115,7 +117,15 @@ class Notifier:
                 # From here a crash may leave a notice sent but not recorded: the lease then
                 # outlives the process for a whole repeat interval.
                 long = max(short, settings.notice_repeat_hours * 3600.0)
-                self.ctx.leases.renew(name, token, long, now=now)
+                if not self.ctx.leases.renew(name, token, long, now=self.ctx.clock()):
+                    # Someone took the lease over meanwhile: they send it, not us.
+                    if strict:
+                        raise ConflictError(
+                            f"the notice for URL report {report_id} was taken over by another "
+                            "process",
+                            hint="see `amparo hotline show` for what was sent",
+                        )
+                    return []
                 release = False
             sent = plan.send()
             notices = self._record(report, plan, sent, actor=actor, now=now)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -85,9 +86,27 @@ def vcard_emails(vcard_array: Any) -> list[str]:
         values = prop[3:]
         for value in values:
             for email in value if isinstance(value, list) else [value]:
-                if isinstance(email, str) and "@" in email:
-                    emails.append(email.strip().removeprefix("mailto:").strip())
+                if isinstance(email, str):
+                    address = single_address(email.strip().removeprefix("mailto:"))
+                    if address is not None:
+                        emails.append(address)
     return emails
+
+
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
+
+
+def single_address(text: str) -> str | None:
+    """``text`` when it is exactly one plain ASCII address (``local@domain``): no display
+    name, no list, no line breaks, nothing a mail header would read as a second recipient.
+    An RDAP answer is outside data; anything else is ignored."""
+    text = text.strip()
+    if len(text) > 320 or _ADDRESS.fullmatch(text) is None:
+        return None
+    domain = text.rpartition("@")[2]
+    if "." not in domain or domain.startswith(".") or ".." in domain:
+        return None
+    return text
 
 
 def abuse_email(answer: dict[str, Any]) -> str | None:
@@ -167,7 +186,7 @@ class RdapClient:
         fetched = self._fetch(url)
         try:
             data = json.loads(fetched.content)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise FetchError(
                 f"the RDAP service at {self.base_url} answered something that is not JSON",
                 hint="check hotline_rdap_url names an RDAP service (e.g. https://rdap.org)",
