@@ -12,6 +12,7 @@ receives, and a hotline service on a test clock.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -31,7 +32,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from amparo.app import Amparo
-from amparo.clock import Clock
+from amparo.clock import Clock, utc_now
+from amparo.hotline.model import HotlineItem
 from amparo.hotline.service import HotlineService
 from amparo.url_policy import Resolver, system_resolver
 
@@ -319,3 +321,28 @@ def hotline_on(
         resolver=resolver,
         **extra,
     )
+
+
+def unknown_item(
+    core: Amparo, report_id: int, data: bytes, *, media_url: str, mime: str = "image/png"
+) -> HotlineItem:
+    """Add to a report an item whose picture matched nothing, preserved (encrypted) for an
+    analyst as the verifier does it."""
+    preserved = core.evidence.preserve(
+        data,
+        reason="hotline: unknown media",
+        retention_days=core.settings.hotline_unknown_retention_days,
+    )
+    item, new = core.hotline.records.add_item(
+        report_id,
+        media_url=media_url,
+        sha256=hashlib.sha256(data).hexdigest(),
+        status="unknown",
+        at=utc_now(),
+        evidence_id=preserved.id,
+        mime=mime,
+        media_kind="photo",
+        size=len(data),
+    )
+    assert new
+    return item
