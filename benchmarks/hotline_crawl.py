@@ -38,7 +38,7 @@ from amparo.banks.model import BankInfo
 from amparo.config import load_settings
 from amparo.fetch import Fetched
 from amparo.hotline.crawl import Crawler, CrawlLimits
-from hotline_site import Route, Site, image_bytes
+from hotline_support import Route, Site, image_bytes
 
 PER_PAGE = 5
 KNOWN_EVERY = 50

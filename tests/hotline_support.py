@@ -1,24 +1,43 @@
-"""What the hotline's end-to-end tests stand up on loopback: a web site whose pages and media
-the test changes while it runs, a fake RDAP service, .mmdb databases built on the spot, and a
-real SMTP server that keeps what it receives.
+"""What the hotline's tests and benchmark stand up on loopback: a web site whose pages and
+media the test changes while it runs (also broken links, redirect loops and hostile answers),
+a fake RDAP service, .mmdb databases built on the spot, a real SMTP server that keeps what it
+receives, and a hotline service on a test clock.
 
-``with Site() as site: site.page("/p", html); site.media("/a.png", data); site.gone("/a.png")``
+    with Site() as site:
+        site.page("/", '<img src="/a.png">')
+        site.media("/a.png", image_bytes(1))
+        site.url("/")
+        site.gone("/a.png")
 """
 
 from __future__ import annotations
 
-import email
+import hashlib
 import io
 import json
+import random
 import socket
 import threading
-from email.message import Message
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
+
+from amparo.app import Amparo
+from amparo.clock import Clock, utc_now
+from amparo.hotline.model import HotlineItem
+from amparo.hotline.service import HotlineService
+from amparo.url_policy import Resolver, system_resolver
+
+RDAP_JSON = "application/rdap+json"
 
 
 def benign_png(seed: int, side: int = 256) -> bytes:
@@ -31,18 +50,65 @@ def benign_png(seed: int, side: int = 256) -> bytes:
     return out.getvalue()
 
 
-class _Server:
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Route:
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    location: str | None = None
+    """A redirect's target (with a 3xx ``status``)."""
+    endless: bool = False
+    """Stream ``body`` over and over, with no Content-Length, until the client hangs up."""
+    declared_length: int | None = None
+    """A Content-Length to claim (a lie: only ``body`` is sent)."""
+
+
+def image_bytes(seed: int, *, size: int | None = None, fmt: str = "PNG") -> bytes:
+    """A distinct benign synthetic image: a solid colour with a few random rectangles."""
+    rng = random.Random(seed)
+    side = size or rng.randint(64, 256)
+    image = Image.new("RGB", (side, side), tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x0, y0 = rng.randrange(side), rng.randrange(side)
+        x1, y1 = rng.randrange(x0, side + 1), rng.randrange(y0, side + 1)
+        draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+class _Loopback:
+    """A threaded HTTP server on 127.0.0.1 answering GETs with what :meth:`route` gives
+    (404 for ``None``). Every request is counted: ``hits`` per path, ``paths`` in order, and
+    ``sent`` the body bytes written per path (for endless answers: what the client took)."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.hits: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.hits: Counter[str] = Counter()
+        self.paths: list[str] = []
+        self.sent: Counter[str] = Counter()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner.serve(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port: int = self.server.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -50,71 +116,101 @@ class _Server:
         self.server.shutdown()
         self.server.server_close()
 
-    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def route(self, path: str) -> Route | None:
         raise NotImplementedError
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        owner = self
+    def serve(self, request: BaseHTTPRequestHandler) -> None:
+        path = request.path
+        with self.lock:
+            self.hits[path] += 1
+            self.paths.append(path)
+        route = self.route(path) or Route(b"<h1>not found</h1>", status=404)
+        try:
+            request.send_response(route.status)
+            if route.location is not None:
+                request.send_header("Location", route.location)
+            request.send_header("Content-Type", route.content_type)
+            if route.declared_length is not None:
+                request.send_header("Content-Length", str(route.declared_length))
+            elif not route.endless:
+                request.send_header("Content-Length", str(len(route.body)))
+            request.end_headers()
+            if route.endless:
+                chunk = (route.body or b"\0") * max(1, CHUNK // max(1, len(route.body)))
+                while True:
+                    request.wfile.write(chunk)
+                    with self.lock:
+                        self.sent[path] += len(chunk)
+            else:
+                request.wfile.write(route.body)
+                with self.lock:
+                    self.sent[path] += len(route.body)
+        except OSError:
+            return  # the client hung up (what a size cap or deadline does)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
-            def do_GET(self) -> None:
-                with owner.lock:
-                    owner.hits.append(self.path)
-                status, headers, body = owner.answer(self.path)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+class Site(_Loopback):
+    """Pages, media, redirects, broken links and hostile answers served on 127.0.0.1 from
+    memory (reach it through a host name the test's resolver maps to 127.0.0.1, with
+    ``url_allowlist`` allowing it). Routes are looked up by path, query included, then
+    without the query; a ``routes`` callable may answer paths it was not given (the crawl
+    benchmark's 50,000 images)."""
 
-        return Handler
-
-
-class Site(_Server):
-    """Pages, media and redirects served on 127.0.0.1 (reach it through a host name the
-    test's resolver maps to 127.0.0.1, with ``url_allowlist`` allowing it)."""
-
-    def __init__(self) -> None:
+    def __init__(self, routes: Callable[[str], Route | None] | None = None) -> None:
         super().__init__()
-        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.routes: dict[str, Route] = {}
+        self.fallback = routes
+
+    def add(self, path: str, body: bytes, content_type: str, **kw: object) -> None:
+        self.routes[path] = Route(body, content_type, **kw)  # type: ignore[arg-type]
 
     def page(self, path: str, html: str) -> None:
-        self.routes[path] = (200, {"Content-Type": "text/html; charset=utf-8"}, html.encode())
+        self.routes[path] = Route(html.encode())
 
     def media(self, path: str, data: bytes, content_type: str = "image/png") -> None:
-        self.routes[path] = (200, {"Content-Type": content_type}, data)
+        self.routes[path] = Route(data, content_type)
 
-    def redirect(self, path: str, to: str) -> None:
-        self.routes[path] = (302, {"Location": to}, b"")
+    def redirect(self, path: str, to: str, status: int = 302) -> None:
+        self.routes[path] = Route(status=status, location=to)
 
     def gone(self, path: str) -> None:
         self.routes.pop(path, None)
 
-    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        with self.lock:
-            found = self.routes.get(path.split("?")[0])
-        return found or (404, {"Content-Type": "text/plain"}, b"not found")
+    def route(self, path: str) -> Route | None:
+        found = self.routes.get(path) or self.routes.get(path.split("?")[0])
+        return found or (self.fallback(path) if self.fallback else None)
 
 
-class FakeRdap(_Server):
-    """RDAP (RFC 9083) for IP networks: every address answers one network with an abuse
-    entity whose vCard carries ``email``."""
+class FakeRdap(_Loopback):
+    """RDAP (RFC 9083) for IP networks: ``/ip/{address}`` answers ``answer(address)``, by
+    default one network with an abuse entity whose vCard carries ``email``; other paths 404.
+    ``paths`` lists what it was asked."""
 
-    def __init__(self, email: str, *, name: str = "EXAMPLE-NET", country: str = "MX") -> None:
+    def __init__(
+        self,
+        email: str = "abuse@example.net",
+        *,
+        name: str = "EXAMPLE-NET",
+        country: str = "MX",
+        answer: Callable[[str], dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
         self.email = email
         self.name = name
         self.country = country
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.answer = answer or self.network
+        self.url = self.base
 
-    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    def route(self, path: str) -> Route | None:
         if not path.startswith("/ip/"):
-            return 404, {"Content-Type": "application/rdap+json"}, b"{}"
-        body = {
+            return Route(b"{}", RDAP_JSON, status=404)
+        return Route(json.dumps(self.answer(path.removeprefix("/ip/"))).encode(), RDAP_JSON)
+
+    def network(self, address: str) -> dict[str, Any]:
+        return {
             "objectClassName": "ip network",
             "handle": "NET-127-0-0-0-1",
             "name": self.name,
@@ -137,7 +233,6 @@ class FakeRdap(_Server):
                 }
             ],
         }
-        return 200, {"Content-Type": "application/rdap+json"}, json.dumps(body).encode()
 
 
 def build_mmdb(path: Path, database_type: str, networks: dict[str, dict[str, Any]]) -> Path:
@@ -152,32 +247,102 @@ def build_mmdb(path: Path, database_type: str, networks: dict[str, dict[str, Any
     return path
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for servers that need a number)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class SmtpSink:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts."""
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every envelope it accepts. Its
+    port is chosen up front, so a test can use it before :meth:`start` (a server that is
+    down, then up); ``with SmtpSink() as smtp`` starts and stops it."""
 
     def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+        self.port = free_port()  # aiosmtpd needs a port number, not 0
+        self.controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+    def start(self) -> None:
         from aiosmtpd.controller import Controller
 
-        self.messages: list[Message] = []
-        sink = self
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
 
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                sink.messages.append(email.message_from_bytes(envelope.content))
-                return "250 OK"
-
-        with socket.socket() as probe:  # aiosmtpd needs a port number, not 0
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     def __enter__(self) -> SmtpSink:
-        self.controller.start()
+        self.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.controller.stop()
+        self.stop()
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.controller.port}"
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """The messages received, parsed with the modern email policy."""
+        return [
+            message_from_bytes(e.content, policy=default)  # type: ignore[misc]
+            for e in self.envelopes
+        ]
+
+
+def hotline_on(
+    core: Amparo, clock: Clock, resolver: Resolver = system_resolver, *, linked: bool = False
+) -> HotlineService:
+    """A :class:`HotlineService` over ``core``'s settings, store, checks and evidence, on
+    ``clock`` and ``resolver``; ``linked`` adds its cases, proposals and feed signer (as
+    ``amparo serve`` wires it)."""
+    extra: dict[str, Any] = {}
+    if linked:
+        extra = {
+            "cases": core.cases,
+            "proposals": core.proposals,
+            "signer": lambda: core.feeds.signer,
+        }
+    return HotlineService(
+        core.settings,
+        core.store,
+        checks=core.checks,
+        evidence=core.evidence,
+        clock=clock,
+        resolver=resolver,
+        **extra,
+    )
+
+
+def unknown_item(
+    core: Amparo, report_id: int, data: bytes, *, media_url: str, mime: str = "image/png"
+) -> HotlineItem:
+    """Add to a report an item whose picture matched nothing, preserved (encrypted) for an
+    analyst as the verifier does it."""
+    preserved = core.evidence.preserve(
+        data,
+        reason="hotline: unknown media",
+        retention_days=core.settings.hotline_unknown_retention_days,
+    )
+    item, new = core.hotline.records.add_item(
+        report_id,
+        media_url=media_url,
+        sha256=hashlib.sha256(data).hexdigest(),
+        status="unknown",
+        at=utc_now(),
+        evidence_id=preserved.id,
+        mime=mime,
+        media_kind="photo",
+        size=len(data),
+    )
+    assert new
+    return item

@@ -4,7 +4,6 @@ a known jurisdiction, and a confirmed item can be proposed to a bank. Benign PIL
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,6 +18,7 @@ from amparo.clock import utc_now
 from amparo.config import Settings
 from amparo.errors import ConflictError, InputError
 from amparo.hotline.model import HotlineItem, UrlReport
+from hotline_support import unknown_item as preserved_unknown
 
 ANALYST = "key:analyst"
 
@@ -51,25 +51,8 @@ def report(amparo: Amparo, path: str = "page") -> UrlReport:
 
 
 def unknown_item(amparo: Amparo, report_id: int, seed: int) -> HotlineItem:
-    data = png(seed)
-    preserved = amparo.evidence.preserve(
-        data,
-        reason="hotline: unknown media",
-        retention_days=amparo.settings.hotline_unknown_retention_days,
-    )
-    item, new = amparo.hotline.context.records.add_item(
-        report_id,
-        media_url=f"https://host.example/media/{seed}.png",
-        sha256=hashlib.sha256(data).hexdigest(),
-        status="unknown",
-        at=utc_now(),
-        evidence_id=preserved.id,
-        mime="image/png",
-        media_kind="photo",
-        size=len(data),
-    )
-    assert new
-    return item
+    media_url = f"https://host.example/media/{seed}.png"
+    return preserved_unknown(amparo, report_id, png(seed), media_url=media_url)
 
 
 def audit(amparo: Amparo, action: str) -> list[dict[str, object]]:

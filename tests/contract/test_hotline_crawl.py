@@ -20,7 +20,7 @@ from amparo.hotline.service import HotlineService
 from amparo.store.leases import LeaseRepository
 from amparo.url_policy import parse_allowlist
 from clocks import ManualClock
-from hotline_site import Route, Site, image_bytes
+from hotline_support import Route, Site, image_bytes
 
 KNOWN = image_bytes(1, size=128)
 KNOWN_JPEG = image_bytes(2, size=160, fmt="JPEG")

@@ -5,19 +5,14 @@ arrives, and what is recorded when sending fails."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from amparo.api import create_app
@@ -28,50 +23,14 @@ from amparo.exchanges.signing import verify
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.model import Attribution
 from amparo.hotline.notices import verify_forward
-from amparo.hotline.service import HotlineService
 from amparo.keys import KeyService
 from clocks import ManualClock
+from hotline_support import SmtpSink, hotline_on
 
 SHA = "b7" * 32
 MD5 = "1c" * 16
 PDQ = "9e" * 32
 HOUR = 3600.0
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-    def messages(self) -> list[EmailMessage]:
-        return [message_from_bytes(e.content, policy=default) for e in self.envelopes]  # type: ignore[misc]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class SmtpServer:
-    """aiosmtpd on loopback, started and stopped on demand (a server that is down, then up)."""
-
-    def __init__(self) -> None:
-        self.inbox = Inbox()
-        self.port = free_port()
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
 
 
 class Receiver:
@@ -105,13 +64,9 @@ class Receiver:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    try:
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -144,17 +99,7 @@ class Hotline:
         )
         self.app = Amparo(settings)
         self.clock = ManualClock()
-        app = self.app
-        self.service = HotlineService(
-            settings,
-            app.store,
-            checks=app.checks,
-            evidence=app.evidence,
-            cases=app.cases,
-            proposals=app.proposals,
-            signer=lambda: app.feeds.signer,
-            clock=self.clock,
-        )
+        self.service = hotline_on(self.app, self.clock, linked=True)
         self.ctx: HotlineContext = self.service.context
         self.notifier = self.service.notifier
 
@@ -221,14 +166,14 @@ def make(tmp_path: Path, database_url: str) -> Iterator[Any]:
 
 
 def test_a_spanish_notice_for_mx_content_arrives_with_urls_and_hashes(
-    make: Any, smtp: SmtpServer
+    make: Any, smtp: SmtpSink
 ) -> None:
     h = make(smtp_url=f"smtp://127.0.0.1:{smtp.port}")
     report_id = h.confirmed()
     assert h.notifier.notify_due() == 1
 
-    (message,) = smtp.inbox.messages()
-    assert smtp.inbox.envelopes[0].rcpt_tos == ["abuse@host.example"]
+    (message,) = smtp.messages
+    assert smtp.envelopes[0].rcpt_tos == ["abuse@host.example"]
     assert message["From"] == "avisos@hotline.example"
     assert message["Reply-To"] == "desk@hotline.example"
     assert message["Message-ID"] and message["Date"]
@@ -263,7 +208,7 @@ def test_a_spanish_notice_for_mx_content_arrives_with_urls_and_hashes(
 
 
 def test_repeats_after_the_interval_and_not_before_then_escalates(
-    make: Any, smtp: SmtpServer
+    make: Any, smtp: SmtpSink
 ) -> None:
     h = make(
         smtp_url=f"smtp://127.0.0.1:{smtp.port}",
@@ -275,7 +220,7 @@ def test_repeats_after_the_interval_and_not_before_then_escalates(
     assert h.notifier.notify_due() == 1
     h.clock.advance(23 * HOUR)
     assert h.notifier.notify_due() == 0
-    assert len(smtp.inbox.envelopes) == 1
+    assert len(smtp.envelopes) == 1
     h.clock.advance(1 * HOUR)
     assert h.notifier.notify_due() == 1  # repeat 1 (notice 2)
     h.clock.advance(24 * HOUR)
@@ -293,10 +238,10 @@ def test_repeats_after_the_interval_and_not_before_then_escalates(
         ("escalation", "abuse@host.example"),
         ("escalation", "police@liaison.example"),
     ]
-    subjects = [m["Subject"] for m in smtp.inbox.messages()]
+    subjects = [m["Subject"] for m in smtp.messages]
     assert subjects[1].startswith("[Te Protejo] Aviso reiterado n.º 2")
     assert subjects[3].startswith("URGENTE [Te Protejo] Aviso reiterado n.º 4")
-    assert [e.rcpt_tos for e in smtp.inbox.envelopes[3:]] == [
+    assert [e.rcpt_tos for e in smtp.envelopes[3:]] == [
         ["abuse@host.example"],
         ["police@liaison.example"],
     ]
@@ -306,7 +251,7 @@ def test_repeats_after_the_interval_and_not_before_then_escalates(
 
 
 def test_forward_to_the_partner_of_a_country_outside_the_hotlines(
-    make: Any, smtp: SmtpServer, tmp_path: Path
+    make: Any, smtp: SmtpSink, tmp_path: Path
 ) -> None:
     partners = tmp_path / "partners.json"
     partners.write_text(
@@ -330,11 +275,9 @@ def test_forward_to_the_partner_of_a_country_outside_the_hotlines(
     ar_report = h.confirmed("https://files.example.ar/a", country="AR")  # no partner
     assert h.notifier.notify_due() == 3
 
-    by_rcpt = {
-        e.rcpt_tos[0]: m for e, m in zip(smtp.inbox.envelopes, smtp.inbox.messages(), strict=True)
-    }
+    by_rcpt = {e.rcpt_tos[0]: m for e, m in zip(smtp.envelopes, smtp.messages, strict=True)}
     assert set(by_rcpt) == {"denuncias@safernet.example", "abuse@host.example"}
-    assert len(smtp.inbox.envelopes) == 3  # the MX and AR hosts are noticed directly
+    assert len(smtp.envelopes) == 3  # the MX and AR hosts are noticed directly
     message = by_rcpt["denuncias@safernet.example"]
     assert message["Subject"].startswith(f"[Te Protejo] Denúncia encaminhada {report_id}")
     (attachment,) = message.iter_attachments()
@@ -402,7 +345,7 @@ def test_webhook_channel_and_a_partner_url(make: Any, receiver: Receiver, tmp_pa
 
 
 def test_no_contact_is_a_failed_notice_retried_later_without_spam(
-    make: Any, smtp: SmtpServer
+    make: Any, smtp: SmtpSink
 ) -> None:
     h = make(smtp_url=f"smtp://127.0.0.1:{smtp.port}")
     report_id = h.confirmed(abuse_email=None)
@@ -413,7 +356,7 @@ def test_no_contact_is_a_failed_notice_retried_later_without_spam(
     assert report.status == "confirmed" and report.notices_sent == 0
     assert report.next_notice_at == h.clock() + timedelta(hours=24)
     assert h.notifier.notify_due() == 0  # not every pass
-    assert smtp.inbox.envelopes == []
+    assert smtp.envelopes == []
     entry = h.app.audit.entries(5, f"url-report:{report_id}", action="hotline.notice")[0]
     assert entry.details["ok"] is False and entry.details["error"] == "no abuse contact"
     h.clock.advance(24 * HOUR)
@@ -421,18 +364,18 @@ def test_no_contact_is_a_failed_notice_retried_later_without_spam(
     assert len(h.ctx.records.notices(report_id)) == 2
 
 
-def test_a_malformed_abuse_contact_is_a_failed_notice(make: Any, smtp: SmtpServer) -> None:
+def test_a_malformed_abuse_contact_is_a_failed_notice(make: Any, smtp: SmtpSink) -> None:
     h = make(smtp_url=f"smtp://127.0.0.1:{smtp.port}")
     report_id = h.confirmed(abuse_email="abuse@host.example\nBcc: someone@else.example")
     assert h.notifier.notify_due() == 1
     (notice,) = h.ctx.records.notices(report_id)
     assert not notice.ok and notice.error is not None and "cannot write the email" in notice.error
-    assert smtp.inbox.envelopes == []
+    assert smtp.envelopes == []
     assert h.ctx.records.get(report_id).status == "confirmed"
 
 
 def test_smtp_down_is_a_failed_notice_with_a_clear_error_then_sent(make: Any) -> None:
-    server = SmtpServer()  # not started: nothing listens on its port
+    server = SmtpSink()  # not started: nothing listens on its port
     h = make(smtp_url=f"smtp://127.0.0.1:{server.port}")
     report_id = h.confirmed()
     assert h.notifier.notify_due() == 1
@@ -449,14 +392,14 @@ def test_smtp_down_is_a_failed_notice_with_a_clear_error_then_sent(make: Any) ->
         assert h.notifier.notify_due() == 1
     finally:
         server.stop()
-    assert len(server.inbox.envelopes) == 1
+    assert len(server.envelopes) == 1
     sent = h.ctx.records.notices(report_id)[-1]
     assert (sent.kind, sent.ok) == ("notice", True)  # still the first notice
     assert h.ctx.records.get(report_id).status == "notified"
 
 
 def test_without_attribution_or_sender_nothing_is_sent_or_crashes(
-    make: Any, smtp: SmtpServer
+    make: Any, smtp: SmtpSink
 ) -> None:
     h = make(smtp_url=f"smtp://127.0.0.1:{smtp.port}")
     unattributed = h.confirmed(attributed=False)
@@ -470,10 +413,10 @@ def test_without_attribution_or_sender_nothing_is_sent_or_crashes(
     assert quiet.ctx.records.notices(report_id) == []
     with pytest.raises(ConflictError, match="notice_from"):
         quiet.notifier.notify(report_id, actor="analyst")
-    assert smtp.inbox.envelopes == []
+    assert smtp.envelopes == []
 
 
-def test_notify_now_with_force_and_a_held_lease_sends_nothing(make: Any, smtp: SmtpServer) -> None:
+def test_notify_now_with_force_and_a_held_lease_sends_nothing(make: Any, smtp: SmtpSink) -> None:
     h = make(smtp_url=f"smtp://127.0.0.1:{smtp.port}")
     report_id = h.confirmed()
     (first,) = h.notifier.notify(report_id, actor="analyst")
@@ -491,7 +434,7 @@ def test_notify_now_with_force_and_a_held_lease_sends_nothing(make: Any, smtp: S
     assert h.notifier.notify_due() == 0
     with pytest.raises(ConflictError, match="being sent"):
         h.notifier.notify(report_id, actor="analyst", force=True)
-    assert len(smtp.inbox.envelopes) == 2
+    assert len(smtp.envelopes) == 2
     h.clock.advance(24 * HOUR)
     assert h.notifier.notify_due() == 1
 

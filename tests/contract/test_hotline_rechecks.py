@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from amparo.hotline.model import HotlineItem, UrlReport
 from amparo.hotline.service import HotlineService
 from amparo.url_policy import system_resolver
 from clocks import ManualClock
+from hotline_support import Route, Site, hotline_on
 
 
 def picture(seed: int, fmt: str = "PNG", quality: int = 90) -> bytes:
@@ -50,38 +49,17 @@ REENCODED = picture(1, "JPEG", 70)
 OTHER = picture(2)
 
 
-class Site:
-    """Serves ``/media/a.png`` as ``mode`` says: ``ok``, ``reencoded``, ``other`` or a
-    status code."""
+class ModeSite(Site):
+    """Serves every path as ``mode`` says: ``ok``, ``reencoded``, ``other`` or a status
+    code."""
 
     def __init__(self) -> None:
+        super().__init__(routes=self._as_mode)
         self.mode: str = "ok"
-        site = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = {"ok": ORIGINAL, "reencoded": REENCODED, "other": OTHER}.get(site.mode)
-                if body is None:
-                    self.send_response(int(site.mode))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _as_mode(self, path: str) -> Route:
+        body = {"ok": ORIGINAL, "reencoded": REENCODED, "other": OTHER}.get(self.mode)
+        return Route(status=int(self.mode)) if body is None else Route(body, "image/png")
 
 
 def resolver(host: str, port: int) -> list[str]:
@@ -98,18 +76,18 @@ def resolver(host: str, port: int) -> list[str]:
 class World:
     service: HotlineService
     clock: ManualClock
-    site: Site
+    site: ModeSite
     amparo: Amparo
 
     def notified_report(self, media_url: str | None = None) -> tuple[UrlReport, HotlineItem]:
         """A report whose known item was noticed now; its first re-check due in 6 h."""
         records, now = self.service.records, self.clock.now
-        url = f"{self.site.url}/page"
+        url = self.site.url("/page")
         report, _ = records.submit(url, url, "127.0.0.1", at=now, channel="cli")
         hashes = hash_media(ORIGINAL)
         item, _ = records.add_item(
             report.id,
-            media_url=media_url or f"{self.site.url}/media/a.png",
+            media_url=media_url or self.site.url("/media/a.png"),
             sha256=hashlib.sha256(ORIGINAL).hexdigest(),
             status="verified",
             at=now,
@@ -136,19 +114,9 @@ def world(settings: Settings, tmp_path: Path) -> Iterator[World]:
     from dataclasses import replace
 
     settings = replace(settings, url_allowlist="127.0.0.1", hotline_watch_days=30)
-    site = Site()
-    with Amparo(settings) as core:
+    with ModeSite() as site, Amparo(settings) as core:
         clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
-        service = HotlineService(
-            settings,
-            core.store,
-            checks=core.checks,
-            evidence=core.evidence,
-            clock=clock,
-            resolver=resolver,
-        )
-        yield World(service, clock, site, core)
-    site.close()
+        yield World(hotline_on(core, clock, resolver), clock, site, core)
 
 
 def test_still_up_then_inconclusive_then_removed(world: World) -> None:

@@ -17,8 +17,8 @@ from amparo.errors import FetchError
 from amparo.hotline.attribution import Attributor
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.runner import LEASE_NAME, HotlineRunner, PassReport
-from amparo.hotline.service import HotlineService
 from clocks import ManualClock
+from hotline_support import hotline_on
 
 
 def resolver(host: str, port: int) -> list[str]:
@@ -87,15 +87,7 @@ class World:
 def world(settings: Settings) -> Iterator[World]:
     with Amparo(settings) as core:
         clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
-        service = HotlineService(
-            settings,
-            core.store,
-            checks=core.checks,
-            evidence=core.evidence,
-            clock=clock,
-            resolver=resolver,
-        )
-        yield World(service.context, clock, core)
+        yield World(hotline_on(core, clock, resolver).context, clock, core)
 
 
 def test_the_lease_keeps_two_runners_apart(world: World) -> None:

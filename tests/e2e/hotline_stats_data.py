@@ -1,5 +1,6 @@
 """URL reports, items and notices written through the hotline repository, for the tests of
-the figures' CLI, API, metrics and stats page (holds no tests itself). Hashes name benign
+the figures' CLI, API, metrics and stats page, and the stand-in answers the CLI and API tests
+give for the hotline's parts (holds no tests itself). Hashes name benign
 synthetic content; no media is involved."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from amparo.hotline.model import Attribution
+from amparo.hotline.model import Attribution, Notice, UrlReport
 from amparo.store.hotline import HotlineRepository
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -125,3 +126,29 @@ def populate(records: HotlineRepository) -> dict[str, int]:
 
     submit("new", "https://c.example/four", "c.example")
     return ids
+
+
+def stub_report(report_id: int, status: str) -> UrlReport:
+    """A report as a stand-in for a hotline part answers it (nothing stored)."""
+    return UrlReport(
+        id=report_id,
+        url="https://x.example/p",
+        host="x.example",
+        status=status,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def stub_notice(report_id: int, notice_id: int) -> Notice:
+    """A sent e-mail notice as a stand-in notifier answers it (nothing stored)."""
+    return Notice(
+        id=notice_id,
+        report_id=report_id,
+        kind="notice",
+        channel="email",
+        recipient="abuse@x.example",
+        at=T0,
+        language="es",
+        ok=True,
+    )

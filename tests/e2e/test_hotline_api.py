@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hotline_stats_data import ODD_PROVIDER, SHA, T0, populate
+from hotline_stats_data import ODD_PROVIDER, SHA, T0, populate, stub_notice, stub_report
 from test_api_support import QUIET, Api, make_keys
 
 from amparo.api import create_app
@@ -120,42 +120,21 @@ def test_detail(served: Served) -> None:
         _error(a.client.get(f"/v1/hotline/reports/{bad}", headers=a.as_("curator")), 400)
 
 
-def _report(report_id: int, status: str) -> UrlReport:
-    return UrlReport(
-        id=report_id,
-        url="https://x.example/p",
-        host="x.example",
-        status=status,
-        created_at=T0,
-        updated_at=T0,
-    )
-
-
 def test_actions_call_the_parts(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     a, ids, hotline = served.api, served.ids, served.amparo.hotline
     calls: list[tuple[Any, ...]] = []
 
     def crawl(report_id: int, *, actor: str) -> UrlReport:
         calls.append(("crawl", report_id, actor))
-        return _report(report_id, "confirmed")
+        return stub_report(report_id, "confirmed")
 
     def recheck(report_id: int, *, actor: str) -> UrlReport:
         calls.append(("recheck", report_id, actor))
-        return _report(report_id, "removed")
+        return stub_report(report_id, "removed")
 
     def notify(report_id: int, *, actor: str, force: bool = False) -> list[Notice]:
         calls.append(("notify", report_id, actor, force))
-        notice = Notice(
-            id=1,
-            report_id=report_id,
-            kind="notice",
-            channel="email",
-            recipient="abuse@x.example",
-            at=T0,
-            language="es",
-            ok=True,
-        )
-        return [notice]
+        return [stub_notice(report_id, 1)]
 
     monkeypatch.setattr(hotline.verifier, "crawl", crawl)
     monkeypatch.setattr(hotline.rechecker, "recheck", recheck)

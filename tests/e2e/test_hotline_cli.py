@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hotline_stats_data import ODD_PROVIDER, SHA, T0, populate
+from hotline_stats_data import ODD_PROVIDER, SHA, populate, stub_notice, stub_report
 from typer.testing import CliRunner, Result
 
 from amparo.app import Amparo
@@ -149,17 +149,6 @@ def test_stats_in_every_format(run: Run, ids: dict[str, int]) -> None:
     assert "per provider" in table.stdout and "Hoster A" in table.stdout
 
 
-def _report(report_id: int, status: str) -> UrlReport:
-    return UrlReport(
-        id=report_id,
-        url="https://x.example/p",
-        host="x.example",
-        status=status,
-        created_at=T0,
-        updated_at=T0,
-    )
-
-
 def test_actions_call_the_parts(
     run: Run, ids: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,30 +156,19 @@ def test_actions_call_the_parts(
 
     def report(self: Intake, url: str, **kw: Any) -> tuple[UrlReport, bool]:
         calls.append(("report", (url, kw)))
-        return replace(_report(41, "new"), url=url), False
+        return replace(stub_report(41, "new"), url=url), False
 
     def crawl(self: Verifier, report_id: int, *, actor: str) -> UrlReport:
         calls.append(("crawl", (report_id, actor)))
-        return _report(report_id, "confirmed")
+        return stub_report(report_id, "confirmed")
 
     def recheck(self: Rechecker, report_id: int, *, actor: str) -> UrlReport:
         calls.append(("recheck", (report_id, actor)))
-        return _report(report_id, "removed")
+        return stub_report(report_id, "removed")
 
     def notify(self: Notifier, report_id: int, *, actor: str, force: bool = False) -> list[Notice]:
         calls.append(("notify", (report_id, actor, force)))
-        return [
-            Notice(
-                id=9,
-                report_id=report_id,
-                kind="notice",
-                channel="email",
-                recipient="abuse@x.example",
-                at=T0,
-                language="es",
-                ok=True,
-            )
-        ]
+        return [stub_notice(report_id, 9)]
 
     monkeypatch.setattr(Intake, "report", report)
     monkeypatch.setattr(Verifier, "crawl", crawl)

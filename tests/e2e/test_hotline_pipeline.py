@@ -27,9 +27,8 @@ from amparo.api import create_app
 from amparo.app import Amparo
 from amparo.banks.model import BankInfo
 from amparo.config import Settings
-from amparo.hotline.service import HotlineService
 from clocks import ManualClock
-from hotline_support import FakeRdap, Site, SmtpSink, build_mmdb
+from hotline_support import FakeRdap, Site, SmtpSink, build_mmdb, hotline_on
 
 HOST = "sitio.example"
 
@@ -78,17 +77,7 @@ def world(sqlite_settings: Settings, tmp_path: Path) -> Iterator[dict[str, objec
         clock = ManualClock()
         amparo = Amparo(settings)
         # The web site is "sitio.example", which this test's resolver puts on loopback.
-        amparo.hotline = HotlineService(
-            settings,
-            amparo.store,
-            checks=amparo.checks,
-            evidence=amparo.evidence,
-            cases=amparo.cases,
-            proposals=amparo.proposals,
-            signer=lambda: amparo.feeds.signer,
-            clock=clock,
-            resolver=lambda host, port: ["127.0.0.1"],
-        )
+        amparo.hotline = hotline_on(amparo, clock, lambda host, port: ["127.0.0.1"], linked=True)
         amparo.banks.create(BankInfo(name="conocido"))
         amparo.banks.add_media("conocido", KNOWN_A, category="benign-test")
         amparo.banks.add_media("conocido", KNOWN_B, category="benign-test")

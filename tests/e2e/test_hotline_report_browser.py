@@ -6,42 +6,28 @@ directory). No media anywhere: the page never asks for any."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from browser_support import (
+    BROWSER_MARKS,
+    EC,
+    By,
+    WebDriverWait,
+    accessible,
+    artefacts_dir,
+    chromium,
+    serving,
+)
 
-from amparo.api import create_app
 from amparo.app import Amparo
 from amparo.config import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="browser tests need /usr/bin/chromium and /usr/bin/chromedriver "
-        "(Debian: apt-get install chromium chromium-driver; `make browser`)",
-    ),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-]
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-axe_selenium = pytest.importorskip("axe_selenium_python", reason="axe-selenium-python missing")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+pytestmark = [pytest.mark.slow, *BROWSER_MARKS]
+pytest.importorskip("axe_selenium_python", reason="axe-selenium-python missing")
 
 
 @dataclass
@@ -50,83 +36,27 @@ class Served:
     amparo: Amparo
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(sqlite_settings: Settings) -> Iterator[Served]:
     settings = replace(sqlite_settings, hotline_in_serve=False, report_rate_limit="20/600")
     amparo = Amparo(settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, amparo=amparo), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", amparo)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        amparo.close()
+    with serving(settings, amparo) as base:
+        yield Served(base, amparo)
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="amparo-chromium-")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1100,1400",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium("1100,1400") as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
 def artefacts(tmp_path: Path) -> Path:
-    where = os.environ.get("AMPARO_TEST_ARTEFACTS")
-    path = Path(where) / "hotline-report" if where else tmp_path / "artefacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _serious_violations(browser: Any) -> list[dict[str, Any]]:
-    axe = axe_selenium.Axe(browser)
-    axe.inject()
-    results = axe.run()
-    return [v for v in results["violations"] if v.get("impact") in ("serious", "critical")]
+    return artefacts_dir(tmp_path, "hotline-report")
 
 
 def _accessible(browser: Any, artefacts: Path, name: str) -> None:
-    browser.save_screenshot(str(artefacts / f"{name}.png"))
-    violations = _serious_violations(browser)
-    assert not violations, [(v["id"], v["help"], len(v["nodes"])) for v in violations]
+    accessible(browser, artefacts / f"{name}.png")
 
 
 def test_report_in_spanish_switch_language_and_refusal(

@@ -6,7 +6,6 @@ Media is a benign scikit-image sample photo standing in for preserved evidence."
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from amparo.app import Amparo
 from amparo.clock import utc_now
 from amparo.hotline.model import HotlineItem
 from amparo.i18n import translations
+from hotline_support import unknown_item
 
 __all__ = ["sqlite_api"]
 pytestmark = QUIET
@@ -44,19 +44,7 @@ def waiting_item(api: Api) -> HotlineItem:
         url, "host.example/gallery", "host.example", at=utc_now(), channel="web"
     )
     records.update(report.id, at=utc_now(), status="assessment")
-    preserved = amparo.evidence.preserve(PHOTO, reason="hotline: unknown media", retention_days=90)
-    item, _ = records.add_item(
-        report.id,
-        media_url=MEDIA_URL,
-        sha256=hashlib.sha256(PHOTO).hexdigest(),
-        status="unknown",
-        at=utc_now(),
-        evidence_id=preserved.id,
-        mime="image/jpeg",
-        media_kind="photo",
-        size=len(PHOTO),
-    )
-    return item
+    return unknown_item(amparo, report.id, PHOTO, media_url=MEDIA_URL, mime="image/jpeg")
 
 
 def sign_in(client: TestClient, key: str) -> str:

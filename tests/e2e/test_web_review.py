@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
-import socket
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,34 +16,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
+from browser_support import BROWSER_MARKS, EC, By, WebDriverWait, chromium, serving, sign_in
 from PIL import Image
 from test_api_support import photo
 
-from amparo.api import create_app
 from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.events import MatchedContent, Source
 from amparo.keys import KeyService
 from amparo.matching import Match
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REVEAL_SECONDS = 3
 
-pytestmark = [
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="browser tests need /usr/bin/chromium and /usr/bin/chromedriver "
-        "(Debian: apt-get install chromium chromium-driver; `make browser`)",
-    ),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-]
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+pytestmark = BROWSER_MARKS
 
 PHOTO = photo("coffee")  # colourful and detailed: blurring and greyscale are easy to measure
 
@@ -60,12 +40,6 @@ class Served:
     keys: dict[str, str]
     case_id: int
     item_id: int
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -87,59 +61,14 @@ def served(sqlite_settings: Settings) -> Iterator[Served]:
     item = amparo.evidence.preserve(PHOTO, content=content, reason="rule:review-all")
     case_id = amparo.cases.open_or_extend(content, evidence_id=item.id, rule="review-all")
     item_id = amparo.cases.get(case_id).items[0].id
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, amparo=amparo), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", amparo, keys, case_id, item_id)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        amparo.close()
+    with serving(settings, amparo) as base:
+        yield Served(base, amparo, keys, case_id, item_id)
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="amparo-chromium-")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,1100",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium("1280,1100") as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _sign_in(browser: Any, base: str, key: str) -> None:
-    browser.get(base + "/review/signin")
-    field = browser.find_element(By.ID, "key")
-    field.send_keys(key)
-    browser.find_element(By.ID, "signin").click()
 
 
 def _png(data: bytes) -> np.ndarray:
@@ -166,9 +95,9 @@ def _media_loaded(browser: Any) -> bool:
     )
 
 
-def test_wrong_key_cannot_sign_in(served: Served, browser: Any) -> None:
+def test_wrong_key_cannotsign_in(served: Served, browser: Any) -> None:
     for key in ("amp_000000000000_wrong", served.keys["matcher"]):
-        _sign_in(browser, served.base, key)
+        sign_in(browser, served.base, key)
         error = WebDriverWait(browser, 10).until(
             EC.visibility_of_element_located((By.ID, "signin-error"))
         )
@@ -179,7 +108,7 @@ def test_wrong_key_cannot_sign_in(served: Served, browser: Any) -> None:
 
 
 def test_review_a_case_in_the_browser(served: Served, browser: Any, tmp_path: Path) -> None:
-    _sign_in(browser, served.base, served.keys["reviewer"])
+    sign_in(browser, served.base, served.keys["reviewer"])
     WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "queue")))
     cookie = browser.get_cookie("amparo_review")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -285,7 +214,7 @@ def test_a_video_is_a_blurred_frame_until_revealed(served: Served, browser: Any)
     )
     kept = served.amparo.evidence.preserve(clip, content=content, reason="rule:review-all")
     case_id = served.amparo.cases.open_or_extend(content, evidence_id=kept.id, rule="review-all")
-    _sign_in(browser, served.base, served.keys["reviewer"])
+    sign_in(browser, served.base, served.keys["reviewer"])
     WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "queue")))
     browser.get(f"{served.base}/review/cases/{case_id}")
     WebDriverWait(browser, 10).until(lambda b: _media_loaded(b))
@@ -308,7 +237,7 @@ def test_a_video_is_a_blurred_frame_until_revealed(served: Served, browser: Any)
 def test_false_positive_asks_to_confirm_and_can_be_undone(served: Served, browser: Any) -> None:
     """`f` alone records nothing (it asks; Esc goes back); Enter confirms; the next page
     offers to undo, `u` does; the preserved copy is kept throughout."""
-    _sign_in(browser, served.base, served.keys["reviewer"])
+    sign_in(browser, served.base, served.keys["reviewer"])
     WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "queue")))
     case_url = f"{served.base}/review/cases/{served.case_id}"
     browser.get(case_url)

@@ -4,17 +4,13 @@ service on loopback, the operator's overrides, the RDAP cache, and clear errors.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
 from amparo.app import Amparo
 from amparo.config import Settings, load_settings
@@ -24,6 +20,7 @@ from amparo.hotline.mmdb import facts_of, parse_asn
 from amparo.hotline.rdap import abuse_email, parse_answer
 from amparo.hotline.service import HotlineService
 from clocks import ManualClock
+from hotline_support import FakeRdap, build_mmdb, hotline_on
 
 HOSTS = {
     "hosting.example": ["198.51.100.7"],
@@ -44,17 +41,9 @@ class FakeResolver:
         return HOSTS[host]
 
 
-def _write(path: Path, kind: str, networks: dict[str, dict[str, Any]]) -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type=kind)
-    for network, record in networks.items():
-        writer.insert_network(IPSet([network]), record)
-    writer.to_db_file(str(path))
-    return path
-
-
 @pytest.fixture
 def databases(tmp_path: Path) -> list[Path]:
-    asn = _write(
+    asn = build_mmdb(
         tmp_path / "GeoLite2-ASN.mmdb",
         "GeoLite2-ASN",
         {
@@ -68,7 +57,7 @@ def databases(tmp_path: Path) -> list[Path]:
             },
         },
     )
-    country = _write(
+    country = build_mmdb(
         tmp_path / "GeoLite2-Country.mmdb",
         "GeoLite2-Country",
         {
@@ -76,7 +65,7 @@ def databases(tmp_path: Path) -> list[Path]:
             "203.0.113.0/24": {"country": {"iso_code": "US"}},
         },
     )
-    ipinfo = _write(
+    ipinfo = build_mmdb(
         tmp_path / "ipinfo_lite.mmdb",
         "ipinfo lite.mmdb",
         {
@@ -89,48 +78,6 @@ def databases(tmp_path: Path) -> list[Path]:
         },
     )
     return [asn, country, ipinfo]
-
-
-@dataclass
-class FakeRdap:
-    """RDAP on loopback: ``/ip/{address}`` answers an ARIN-shaped network whose abuse
-    contact is nested in the registrant; other paths 404. Counts what it was asked."""
-
-    hits: list[str] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> None:
-        rdap = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                rdap.hits.append(self.path)
-                if not self.path.startswith("/ip/"):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                body = json.dumps(network_answer(self.path.removeprefix("/ip/"))).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rdap+json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 def network_answer(address: str) -> dict[str, Any]:
@@ -177,10 +124,10 @@ def network_answer(address: str) -> dict[str, Any]:
 
 @pytest.fixture
 def rdap() -> Iterator[FakeRdap]:
-    server = FakeRdap()
-    server.start()
-    yield server
-    server.stop()
+    """RDAP on loopback: ``/ip/{address}`` answers an ARIN-shaped network whose abuse contact
+    is nested in the registrant; other paths 404. Lists what it was asked."""
+    with FakeRdap(answer=network_answer) as server:
+        yield server
 
 
 @dataclass
@@ -203,14 +150,7 @@ def make(tmp_path: Path) -> Iterator[Any]:
         opened.append(core)
         clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
         resolver = FakeResolver()
-        service = HotlineService(
-            settings,
-            core.store,
-            checks=core.checks,
-            evidence=core.evidence,
-            clock=clock,
-            resolver=resolver,
-        )
+        service = hotline_on(core, clock, resolver)
         return World(service, clock, resolver, core)
 
     yield build
@@ -281,13 +221,13 @@ def test_rdap_gives_the_abuse_contact_and_is_cached(
     first = attributor.attribute("hosting.example")
     assert (first.abuse_email, first.abuse_source) == ("abuse@hosting.example", "rdap")
     assert first.provider == "Example Hosting SA de CV"  # the databases' name wins
-    assert rdap.hits == ["/ip/198.51.100.7"]
+    assert rdap.paths == ["/ip/198.51.100.7"]
     again = attributor.attribute("hosting.example")
     assert again.abuse_email == "abuse@hosting.example"
-    assert len(rdap.hits) == 1  # from the cache
+    assert len(rdap.paths) == 1  # from the cache
     world.clock.advance(8 * 86400)
     attributor.attribute("hosting.example")
-    assert len(rdap.hits) == 2  # the cached answer expired
+    assert len(rdap.paths) == 2  # the cached answer expired
 
 
 def test_rdap_fills_provider_and_country_without_databases(make: Any, rdap: FakeRdap) -> None:
@@ -336,7 +276,7 @@ def test_overrides_win_over_rdap(
         "abuse-desk@hosting.example",
         "override:asn",
     )
-    assert rdap.hits == []
+    assert rdap.paths == []
 
 
 def test_missing_or_corrupt_database_is_a_clear_config_error(

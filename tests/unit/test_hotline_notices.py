@@ -5,17 +5,12 @@ real server on loopback."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from babel.messages.extract import extract_from_file
 
 import amparo.hotline.notices as notices_module
@@ -36,6 +31,7 @@ from amparo.hotline.notices import (
     verify_forward,
 )
 from amparo.i18n import translator
+from hotline_support import SmtpSink, free_port
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SHA = "a3" * 32
@@ -268,39 +264,14 @@ def test_forward_verifies_with_the_public_key_and_not_once_altered(tmp_path: Pat
 # -- SMTP ---------------------------------------------------------------------------------
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-    def messages(self) -> list[EmailMessage]:
-        return [message_from_bytes(e.content, policy=default) for e in self.envelopes]  # type: ignore[misc]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as server:
+        yield server
 
 
-def test_an_email_notice_reaches_the_server_without_attachments(smtp: tuple[Inbox, int]) -> None:
-    inbox, port = smtp
-    server = SmtpServer("127.0.0.1", port, False, 5.0)
+def test_an_email_notice_reaches_the_server_without_attachments(smtp: SmtpSink) -> None:
+    server = SmtpServer("127.0.0.1", smtp.port, False, 5.0)
     message = build_email(
         render("es"),
         sender="avisos@hotline.example",
@@ -311,8 +282,8 @@ def test_an_email_notice_reaches_the_server_without_attachments(smtp: tuple[Inbo
     delivery = send_email(server, message)
     assert delivery.ok, delivery.error
     assert delivery.answer["message_id"] == message["Message-ID"]
-    (received,) = inbox.messages()
-    assert inbox.envelopes[0].rcpt_tos == ["abuse@host.example"]
+    (received,) = smtp.messages
+    assert smtp.envelopes[0].rcpt_tos == ["abuse@host.example"]
     assert received["Reply-To"] == "desk@hotline.example"
     assert received["Message-ID"].endswith("@hotline.example>")
     assert received["Date"] and received["Content-Language"] == "es"

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from amparo.errors import AmparoError
 from amparo.hotline.assessment import Assessments
@@ -24,6 +24,7 @@ from amparo.hotline.jurisdictions import jurisdictions
 from amparo.hotline.model import ASSESSMENTS, HotlineItem
 from amparo.hotline.service import HotlineService
 from amparo.i18n import LANGUAGES, negotiate, supported, translator
+from amparo.web.media import media_response, reveal_response
 from amparo.web.pages import (
     Id,
     checked_post,
@@ -32,7 +33,6 @@ from amparo.web.pages import (
     redirect,
     reviewer_of,
     service_of,
-    session_of,
 )
 
 router = APIRouter()
@@ -158,44 +158,24 @@ async def item_page(request: Request, item_id: Id) -> Response:
 
 @router.get("/hotline/items/{item_id}/media")
 async def item_media(request: Request, item_id: Id, clear: int = 0) -> Response:
-    session = await session_of(request)
-    if session is None or not session.may_review:
-        return Response(status_code=401)
-    try:
-        rendition = await run_in_threadpool(
-            lambda: assessments_of(request).media(
-                item_id, session.key_name, clear=bool(clear), actor=session.actor
-            )
-        )
-    except AmparoError as exc:
-        return Response(exc.message, status_code=exc.http_status, media_type="text/plain")
-    return Response(rendition.data, media_type=rendition.mime)
+    return await media_response(
+        request,
+        lambda session: assessments_of(request).media(
+            item_id, session.key_name, clear=bool(clear), actor=session.actor
+        ),
+    )
 
 
 @router.post("/hotline/items/{item_id}/reveal")
 async def reveal(request: Request, item_id: Id) -> Response:
     """A deliberate, logged look at the clear media for a few seconds (the page's script
     asks; the answer says what the exposure count is now), as on case pages."""
-    session = await session_of(request)
-    if session is None or not session.may_review:
-        return JSONResponse({"message": "sign in again"}, status_code=401)
-    try:
-        await checked_post(request, session)
-        done = await run_in_threadpool(
-            lambda: assessments_of(request).reveal(item_id, session.key_name, actor=session.actor)
-        )
-    except AmparoError as exc:
-        body = {"message": exc.message, "hint": exc.hint, "code": exc.code}
-        return JSONResponse(body, status_code=exc.http_status)
-    return JSONResponse(
-        {
-            "seconds": service_of(request).settings.review_reveal_seconds,
-            "until": done.until.isoformat(),
-            "src": f"/review/hotline/items/{item_id}/media?clear=1",
-            "revealed_today": done.exposure.revealed_today,
-            "daily_limit": done.exposure.daily_limit,
-            "remaining": done.exposure.remaining,
-        }
+    return await reveal_response(
+        request,
+        f"/review/hotline/items/{item_id}/media?clear=1",
+        lambda session: assessments_of(request).reveal(
+            item_id, session.key_name, actor=session.actor
+        ),
     )
 
 

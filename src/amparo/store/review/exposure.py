@@ -3,6 +3,7 @@ exposure count) and browser sign-ins (only a SHA-256 of the cookie's token is st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -41,23 +42,14 @@ class RevealRepository:
         With a ``limit``: a new item past ``limit`` distinct items since ``since`` is refused
         (``None``, nothing recorded), checked in the same serialised transaction as the write
         so concurrent reveals cannot pass the limit together."""
-        with self._db.transaction(refresh=False) as tx:
-            tx.hold_audit()
-            seen = _revealed_items(tx.conn, reviewer, since)
-            key = ("case", item_id)
-            if limit is not None and key not in seen and len(seen) >= limit:
-                return None
-            case_id = case_of_item(tx.conn, item_id)
-            tx.conn.execute(insert(reveal_t).values(item_id=item_id, reviewer=reviewer, at=at))
-            tx.conn.execute(update(item_t).where(item_t.c.id == item_id).values(viewed=True))
-            count = len(seen | {key}) if at >= since else len(seen)
-            tx.audit(
-                actor,
-                "case.reveal",
-                f"case:{case_id}",
-                {"item": item_id, "reviewer": reviewer, "revealed_today": count},
-            )
-        return count
+
+        def write(conn: Connection) -> tuple[str, str]:
+            case_id = case_of_item(conn, item_id)
+            conn.execute(insert(reveal_t).values(item_id=item_id, reviewer=reviewer, at=at))
+            conn.execute(update(item_t).where(item_t.c.id == item_id).values(viewed=True))
+            return "case.reveal", f"case:{case_id}"
+
+        return self._counted(("case", item_id), reviewer, at, since, actor, limit, write)
 
     def reveal_hotline(
         self,
@@ -71,24 +63,41 @@ class RevealRepository:
     ) -> int | None:
         """:meth:`reveal` for a hotline item (an analyst assessing unknown media): counted
         with the case items against the same limit; audit-logged ``hotline.reveal``."""
+
+        def write(conn: Connection) -> tuple[str, str]:
+            report_id = conn.execute(
+                select(hotline_item_t.c.report_id).where(hotline_item_t.c.id == item_id)
+            ).scalar()
+            conn.execute(insert(hotline_reveal_t).values(item_id=item_id, reviewer=reviewer, at=at))
+            return "hotline.reveal", f"url-report:{report_id}"
+
+        return self._counted(("hotline", item_id), reviewer, at, since, actor, limit, write)
+
+    def _counted(
+        self,
+        key: tuple[str, int],
+        reviewer: str,
+        at: datetime,
+        since: datetime,
+        actor: str,
+        limit: int | None,
+        write: Callable[[Connection], tuple[str, str]],
+    ) -> int | None:
+        """One reveal of ``key`` (``("case", id)`` or ``("hotline", id)``) in one serialised
+        transaction: refused (``None``) for a new item past ``limit``; else ``write`` records
+        it and names the audit action and target, audited with the count since ``since``."""
         with self._db.transaction(refresh=False) as tx:
             tx.hold_audit()
             seen = _revealed_items(tx.conn, reviewer, since)
-            key = ("hotline", item_id)
             if limit is not None and key not in seen and len(seen) >= limit:
                 return None
-            report_id = tx.conn.execute(
-                select(hotline_item_t.c.report_id).where(hotline_item_t.c.id == item_id)
-            ).scalar()
-            tx.conn.execute(
-                insert(hotline_reveal_t).values(item_id=item_id, reviewer=reviewer, at=at)
-            )
+            action, target = write(tx.conn)
             count = len(seen | {key}) if at >= since else len(seen)
             tx.audit(
                 actor,
-                "hotline.reveal",
-                f"url-report:{report_id}",
-                {"item": item_id, "reviewer": reviewer, "revealed_today": count},
+                action,
+                target,
+                {"item": key[1], "reviewer": reviewer, "revealed_today": count},
             )
         return count
 
