@@ -19,16 +19,13 @@ from amparo.errors import ConfigError, CredentialsError, FeedVerificationError, 
 from amparo.exchanges.signing import FeedSigner
 from amparo.hotline.delivery import SmtpServer, build_email, send_email
 from amparo.hotline.model import Attribution, HotlineItem, UrlReport
-from amparo.hotline.notices import (
+from amparo.hotline.notices import forward_export, render_notice, sign_forward, verify_forward
+from amparo.hotline.partners import (
     Partner,
     WebhookRoutes,
-    forward_export,
     load_partners,
     notice_language,
     partner_for,
-    render_notice,
-    sign_forward,
-    verify_forward,
 )
 from amparo.i18n import translator
 from hotline_support import SmtpSink, free_port

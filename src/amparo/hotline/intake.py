@@ -27,7 +27,8 @@ from amparo.exchanges.signing import key_id, load_public_key
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.limits import ClientLimiter
 from amparo.hotline.model import SUBMISSION_CHANNELS, UrlReport
-from amparo.hotline.notices import Partner, hotline_countries, load_partners, verify_forward
+from amparo.hotline.notices import verify_forward
+from amparo.hotline.partners import Partner, hotline_countries, load_partners
 from amparo.hotline.urls import NormalisedUrl, normalise
 from amparo.i18n import DEFAULT_LANGUAGE, supported
 from amparo.url_policy import UrlPolicy, is_public

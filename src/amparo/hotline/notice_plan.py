@@ -19,14 +19,8 @@ from amparo.exchanges.signing import FeedSigner, organisation_id
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.delivery import Delivery, SmtpServer, build_email, post_json, send_email
 from amparo.hotline.model import HotlineItem, UrlReport
-from amparo.hotline.notices import (
-    Partner,
-    Rendered,
-    forward_export,
-    notice_language,
-    render_notice,
-    sign_forward,
-)
+from amparo.hotline.notices import Rendered, forward_export, render_notice, sign_forward
+from amparo.hotline.partners import Partner, notice_language
 from amparo.url_policy import UrlPolicy
 
 log = logging.getLogger("amparo.hotline.notifying")

@@ -34,12 +34,7 @@ from amparo.hotline.notice_plan import (
     Sent,
     noticed_items,
 )
-from amparo.hotline.notices import (
-    WebhookRoutes,
-    hotline_countries,
-    load_partners,
-    partner_for,
-)
+from amparo.hotline.partners import WebhookRoutes, hotline_countries, load_partners, partner_for
 from amparo.store.leases import default_holder
 
 log = logging.getLogger("amparo.hotline.notifying")
