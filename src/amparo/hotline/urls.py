@@ -42,8 +42,8 @@ _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _PORT_ONLY = re.compile(r"^[0-9]*(?:[/?#]|$)")
-_LABEL = re.compile(r"^[a-z0-9_-]{1,63}$")
-_HOSTISH = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+\.[^\s/?#@:\[\]]+)(?::[0-9]*)?$")
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+_HOSTISH = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+\.[^\s/?#@:\[\]]+)(?::[0-9]*)?")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def normalise(url: str) -> NormalisedUrl:
             "the URL is too long",
             f"a reported URL has at most {MAX_URL_LENGTH} characters",
         )
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+    if any(_is_control(c) for c in text):
         raise _refuse(
             "the URL contains control characters",
             "copy the address from the browser's address bar",
@@ -110,6 +110,12 @@ def normalise(url: str) -> NormalisedUrl:
         path = "/" + path
     query = _query(parts.query)
     normal = f"{scheme}://{authority}{path}" + (f"?{query}" if query else "")
+    if any(_is_control(c) or c.isspace() for c in normal):
+        # Nothing decoded (a %0a in the host) may put a line break or space into the key.
+        raise _refuse(
+            "the URL contains control characters",
+            "copy the address from the browser's address bar",
+        )
     if len(normal) > MAX_URL_LENGTH:
         raise _refuse(
             "the URL is too long",
@@ -132,7 +138,7 @@ def _with_scheme(text: str) -> str:
             "give a web address starting with http:// or https://",
         )
     authority = re.split(r"[/?#]", text, maxsplit=1)[0]
-    if not _HOSTISH.match(authority):
+    if not _HOSTISH.fullmatch(authority):
         raise _refuse(
             "this does not look like a web address",
             "give the page's full address, e.g. https://example.com/page",
@@ -171,7 +177,13 @@ def _host(parts: SplitResult) -> str:
                 "the URL's host is not a valid address",
                 "an IPv6 address is written in brackets, e.g. http://[2001:db8::1]/",
             ) from None
-    host = unquote(raw).rstrip(".")
+    host = unquote(raw)
+    if any(_is_control(c) or c.isspace() or not c.isprintable() for c in host):
+        # %0a, %00, %20, %e2%80%a8 ... decoded: no host has them.
+        raise _refuse(
+            "the URL's host is not a valid domain name", "check the spelling of the site's name"
+        )
+    host = host.rstrip(".")
     if not host:
         raise _refuse(
             "the URL has no host", "give the page's full address, e.g. https://example.com/page"
@@ -190,11 +202,16 @@ def _host(parts: SplitResult) -> str:
                 "check the spelling of the site's name",
             ) from None
     labels = ascii_host.split(".")
-    if len(ascii_host) > 253 or not all(_LABEL.match(label) for label in labels):
+    if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise _refuse(
             "the URL's host is not a valid domain name", "check the spelling of the site's name"
         )
     return ascii_host
+
+
+def _is_control(char: str) -> bool:
+    """A C0 or C1 control character, DEL, or a Unicode line or paragraph separator."""
+    return ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F or char in "\u2028\u2029"
 
 
 def _ipv4(host: str) -> str | None:
