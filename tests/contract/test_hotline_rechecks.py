@@ -177,6 +177,7 @@ def test_a_reencoded_copy_is_still_the_content(world: World) -> None:
 
 def test_a_host_that_no_longer_resolves_is_removal(world: World) -> None:
     report, _ = world.notified_report("http://media.gone.invalid/a.png")
+    world.site.mode = "404"  # the reported page no longer shows it either
     assert world.service.rechecker.recheck(report.id).status == "removed"
 
 
