@@ -127,3 +127,9 @@ class HotlineSettings:
     smtp_timeout_seconds: float = setting(
         30.0, "Seconds each step of an SMTP conversation may take before the notice fails."
     )
+    # -- verification crawl bounds (hotline.verify) -----------------------------------------
+    hotline_preserve_max_bytes: int = setting(
+        200 * 1024 * 1024,
+        "Most bytes of unknown media one report may preserve as evidence; past it unknown "
+        "media are still hashed and recorded, not preserved (0: none preserved).",
+    )

@@ -12,8 +12,14 @@ Bounds, so a hostile site costs a known amount whatever it serves:
 - media: at most ``max_media`` URLs, each at most the fetcher's ``max_bytes``; ``concurrency``
   of them fetched (and handled) at a time on one event loop, so at most that many bodies are
   held at once, and a body is dropped as soon as ``handle`` returns;
-- time: every fetch has the fetcher's deadline, so a crawl takes at most
-  ``max_pages + ceil(max_media / concurrency)`` deadlines (see :meth:`CrawlLimits.worst_seconds`).
+- time: every fetch has the fetcher's deadline, and reading a page's markup has its own
+  budget (``parse_seconds``, on a worker thread, so the other fetches' deadlines hold meanwhile),
+  so a crawl takes at most ``max_pages + ceil(max_media / concurrency)`` deadlines plus
+  ``max_pages`` reading budgets (see :meth:`CrawlLimits.worst_seconds`).
+
+A page is decoded in the charset its Content-Type names only when that is a real text encoding
+(:func:`amparo.hotline.extract.decode_page`; ``idna``, ``punycode``, ``base64``, ... are read as
+UTF-8), so no header can make reading it fail.
 
 A medium that cannot be fetched (404, over the cap, a refused address, a timeout) is recorded
 with its error and the crawl goes on; only the reported URL itself failing fails the crawl
@@ -36,7 +42,7 @@ from anyio.abc import TaskGroup
 from amparo.config import DEFAULTS, Settings
 from amparo.errors import AmparoError, FetchError
 from amparo.fetch import Fetched, Fetcher
-from amparo.hotline.extract import extract_media
+from amparo.hotline.extract import PARSE_SECONDS, Extracted, decode_page, extract_media
 from amparo.media.sniff import HEAD_BYTES, media_kind, sniff
 
 T = TypeVar("T")
@@ -60,6 +66,8 @@ class CrawlLimits:
     page_max_bytes: int = DEFAULTS.hotline_page_max_bytes
     concurrency: int = 4
     """Media fetched and handled at a time."""
+    parse_seconds: float = PARSE_SECONDS
+    """Longest one page's markup is read for (the rest of it is then ignored)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CrawlLimits:
@@ -72,9 +80,11 @@ class CrawlLimits:
         )
 
     def worst_seconds(self, fetch_timeout: float) -> float:
-        """The longest a crawl can take waiting on the network (every fetch at its deadline)."""
-        rounds = max(1, self.max_pages) + math.ceil(self.max_media / max(1, self.concurrency))
-        return rounds * fetch_timeout
+        """The longest a crawl can take waiting on the network (every fetch at its deadline)
+        and reading pages (every page for its whole ``parse_seconds``)."""
+        pages = max(1, self.max_pages)
+        rounds = pages + math.ceil(self.max_media / max(1, self.concurrency))
+        return rounds * fetch_timeout + pages * self.parse_seconds
 
 
 @dataclass(frozen=True)
@@ -191,19 +201,6 @@ def _is_page(fetched: Fetched) -> bool:
     return not kind or kind.startswith(_PAGE_TYPES) or "html" in kind
 
 
-def _text(fetched: Fetched, max_bytes: int) -> str:
-    """The page as text, in the charset its Content-Type names (UTF-8 otherwise)."""
-    charset = "utf-8"
-    for part in fetched.content_type.split(";")[1:]:
-        name, _, value = part.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip("\"'")
-    try:
-        return fetched.content[:max_bytes].decode(charset, errors="replace")
-    except LookupError:
-        return fetched.content[:max_bytes].decode("utf-8", errors="replace")
-
-
 def _host(url: str) -> str:
     try:
         return (urlsplit(url).hostname or "").lower()
@@ -247,7 +244,7 @@ class _Crawl(Generic[T]):
                     "only that much was read"
                 )
             visited = {url, first.url}
-            links = self._read(downloads, first)
+            links = await self._read(downloads, first)
             del first  # the HTML is not kept past its extraction
             await self._follow(downloads, links, visited)
 
@@ -272,7 +269,7 @@ class _Crawl(Generic[T]):
             elif not _is_page(page):
                 self.result.errors.append(f"{url}: neither a page nor media ({page.content_type})")
             else:
-                self._enqueue(queue, self._read(downloads, page), depth + 1, visited)
+                self._enqueue(queue, await self._read(downloads, page), depth + 1, visited)
             del page
 
     def _enqueue(
@@ -289,21 +286,30 @@ class _Crawl(Generic[T]):
                 visited.add(link)
                 queue.append((link, depth))
 
-    def _read(self, downloads: TaskGroup, page: Fetched) -> tuple[str, ...]:
-        """Extract a page's references (its HTML is dropped here); start its media's
-        downloads; return its same-host page links."""
-        found = extract_media(
-            _text(page, self.limits.page_max_bytes), page.url, max_links=self.limits.max_links
-        )
+    async def _read(self, downloads: TaskGroup, page: Fetched) -> tuple[str, ...]:
+        """Extract a page's references on a worker thread (its HTML is dropped there); start
+        its media's downloads; return its same-host page links."""
+        found = await anyio.to_thread.run_sync(self._extract, page)
         if found.truncated:
             self.result.truncated = True
             self.result.errors.append(
                 f"{page.url}: more than {self.limits.max_links:,} links; the rest were not read"
             )
         if found.malformed:
-            self.result.errors.append(f"{page.url}: malformed markup; read up to the fault")
+            self.result.errors.append(
+                f"{page.url}: malformed markup ({found.stopped}); read up to the fault"
+            )
         self._add_media(downloads, found.media)
         return found.pages
+
+    def _extract(self, page: Fetched) -> Extracted:
+        """Decode and read one page (off the event loop: bounded, but seconds of CPU)."""
+        return extract_media(
+            decode_page(page.content[: self.limits.page_max_bytes], page.content_type),
+            page.url,
+            max_links=self.limits.max_links,
+            time_budget=self.limits.parse_seconds,
+        )
 
     def _add_media(
         self,

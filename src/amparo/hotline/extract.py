@@ -14,11 +14,23 @@ galleries, which a browser fills in through JavaScript), ``picture``/``source`` 
 Every reference is resolved against the page's URL (or its ``<base href>``), kept only when
 ``http``/``https``, its fragment dropped, and deduplicated in page order. A page of a million
 links costs no more than ``max_links`` of them: reading stops at the cap (``truncated``).
+
+Hostile markup costs bounded time and memory. The parser is fed ``_FEED_CHARS`` at a time and
+keeps an unfinished construct (a tag, comment or declaration not closed yet) to scan again on
+the next feed; reading stops (``malformed``, what came before kept) once that unfinished part
+is over ``max_pending`` characters, so no construct is re-scanned without end. Only the first
+``max_attributes`` attributes of a tag count. Runs of ``<`` that open nothing (``<<<<``, which
+the parser would take one character at a time) are read as the ``%3C`` a browser would request
+in their place. And reading stops (``malformed``) once it has taken ``time_budget`` seconds,
+checked between feeds.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -53,7 +65,20 @@ MAX_URL_CHARS = 4096
 """Longer references are ignored (no real page needs one; a hostile one costs memory)."""
 _FEED_CHARS = 64 * 1024
 """The parser is fed this much at a time, so reading stops soon after the cap is reached."""
+MAX_PENDING_CHARS = 256 * 1024
+"""Most characters of an unfinished tag, comment or declaration the parser may hold (an inline
+``data:`` image of ~190 KB still fits; a tag that never closes stops the reading)."""
+MAX_ATTRIBUTES = 200
+"""Attributes of one tag read (the rest are ignored)."""
+PARSE_SECONDS = 2.0
+"""Longest one page is read for."""
 _STRIPPED = re.compile(r"[\t\n\r]")
+_STRAY_LT = re.compile(r"<+(?![A-Za-z/!?])")
+"""``<`` that starts no tag, end tag, comment or declaration: text to the parser, which would
+hand it over one character at a time (5 MB of ``<`` took 5 s)."""
+_NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"})
+"""Text codecs that are no page encoding (``idna`` and ``punycode`` raise on bad input even with
+``errors="replace"``, and ``punycode`` takes quadratic time)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,12 @@ class Extracted:
     truncated: bool
     """The page had more than ``max_links`` references; the rest were not read."""
     malformed: bool = False
-    """The parser gave up on the markup before its end (what came before is kept)."""
+    """Reading stopped before the markup's end (what came before is kept): see ``stopped``."""
+    stopped: str | None = None
+    """Why reading stopped early when ``malformed``: the parser tripped on the markup, an
+    unfinished tag or comment grew past its cap, or the time budget was spent."""
+    read: int = 0
+    """Characters of the page handed to the parser."""
 
 
 def is_media_url(url: str) -> bool:
@@ -77,26 +107,81 @@ def is_media_url(url: str) -> bool:
     return urlsplit(url).path.lower().endswith(MEDIA_EXTENSIONS)
 
 
-def extract_media(html: bytes | str, base_url: str, *, max_links: int) -> Extracted:
+def page_charset(content_type: str) -> str:
+    """The text encoding a ``Content-Type`` header names, as a Python codec name: ``utf-8``
+    when it names none, an unknown one, or a codec that is not a page encoding (``base64``,
+    ``zlib``, ``idna``, ``punycode``, ...)."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() != "charset":
+            continue
+        label = value.strip().strip("\"'").strip()
+        if not label or len(label) > 40:
+            break
+        try:
+            info = codecs.lookup(label)
+        except (LookupError, ValueError):
+            break
+        if getattr(info, "_is_text_encoding", True) and info.name not in _NOT_CHARSETS:
+            return info.name
+        break
+    return "utf-8"
+
+
+def decode_page(data: bytes, content_type: str) -> str:
+    """``data`` as text in the encoding its ``Content-Type`` names (:func:`page_charset`),
+    undecodable bytes replaced; UTF-8 if that codec fails in any way. Never raises."""
+    try:
+        return data.decode(page_charset(content_type), errors="replace")
+    except Exception:  # a codec that raises even with errors="replace": read it as UTF-8
+        return data.decode("utf-8", errors="replace")
+
+
+def extract_media(
+    html: bytes | str,
+    base_url: str,
+    *,
+    max_links: int,
+    max_pending: int = MAX_PENDING_CHARS,
+    max_attributes: int = MAX_ATTRIBUTES,
+    time_budget: float = PARSE_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> Extracted:
     """The media and same-host pages ``html`` (a page fetched from ``base_url``) refers to,
-    reading at most ``max_links`` references. Never raises on bad markup."""
+    reading at most ``max_links`` references, for at most ``time_budget`` seconds of
+    ``clock``, holding at most ``max_pending`` characters of an unfinished construct. Never
+    raises on bad markup."""
     text = html.decode("utf-8", errors="replace") if isinstance(html, bytes) else html
-    parser = _Parser(base_url, max_links)
+    text = _STRAY_LT.sub("%3C", text)
+    parser = _Parser(base_url, max_links, max_attributes)
+    read = 0
+    stopped: str | None = None
+    deadline = clock() + time_budget
     try:
         for start in range(0, len(text), _FEED_CHARS):
-            parser.feed(text[start : start + _FEED_CHARS])
+            chunk = text[start : start + _FEED_CHARS]
+            parser.feed(chunk)
+            read += len(chunk)
             if parser.truncated:
+                break
+            if len(parser.rawdata) > max_pending:
+                stopped = f"an unclosed tag or comment over {max_pending:,} characters"
+                break
+            if clock() > deadline:
+                stopped = f"reading took over {time_budget:g} s"
                 break
         else:
             parser.close()
     except Exception:  # the stdlib parser trips on some garbage (e.g. `<![if`); keep what it read
-        parser.malformed = True
+        stopped = "the parser gave up on the markup"
     return Extracted(
         media=tuple(parser.media),
         pages=tuple(parser.pages),
         references=parser.references,
         truncated=parser.truncated,
-        malformed=parser.malformed,
+        malformed=stopped is not None,
+        stopped=stopped,
+        read=read,
     )
 
 
@@ -154,15 +239,15 @@ def _host(url: str) -> str:
 
 
 class _Parser(HTMLParser):
-    def __init__(self, page_url: str, max_links: int) -> None:
+    def __init__(self, page_url: str, max_links: int, max_attributes: int) -> None:
         super().__init__(convert_charrefs=True)
+        self.max_attributes = max_attributes
         self.page_url = page_url
         self.base = page_url
         self.host = _host(page_url)
         self.max_links = max_links
         self.references = 0
         self.truncated = False
-        self.malformed = False
         self.media: list[str] = []
         self.pages: list[str] = []
         self._seen_media: set[str] = set()
@@ -176,7 +261,7 @@ class _Parser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.truncated:
             return
-        values = {name: value for name, value in attrs if value is not None}
+        values = {name: value for name, value in attrs[: self.max_attributes] if value is not None}
         if tag == "base" and not self._based and "href" in values:
             self._based = True
             resolved = absolute(values["href"], self.page_url)
@@ -265,7 +350,9 @@ __all__ = [
     "MEDIA_EXTENSIONS",
     "Extracted",
     "absolute",
+    "decode_page",
     "extract_media",
     "is_media_url",
+    "page_charset",
     "srcset_urls",
 ]

@@ -8,21 +8,24 @@ arrives (on a worker thread, while the next ones download) and its bytes dropped
   matching only: a hotline's find is not a platform's upload, so no action rule runs;
 - it matched a known-benign (negative) bank only: no item (counted ``benign``);
 - it is media nothing matched: preserved, encrypted, as evidence (``hotline_unknown_retention_
-  days``) and an ``unknown`` item waits for an analyst;
+  days``) and an ``unknown`` item waits for an analyst; at most ``hotline_preserve_max_bytes``
+  of it per report: past that budget the item is recorded (hashes, URL, a note) unpreserved;
 - it does not decode as media (an HTML error page served as ``image/jpeg``): no item
   (counted ``skipped``).
 
 The report then moves to ``confirmed`` (a confirmed item), ``assessment`` (unknown items
 wait) or ``closed`` (nothing to act on). A page that cannot be fetched leaves it
 ``unreachable``, retried with backoff up to ``hotline_crawl_attempts`` tries, then ``closed``;
-an address the policy refuses closes it at once. Items, the report's change and the
-``hotline.crawl`` audit entry commit in one unit of work. A lease per report keeps two
-processes from crawling the same one.
+an address the policy refuses closes it at once. Any other failure of one report's crawl (a
+bug, a dependency down) counts as a try the same way, so no report holds the queue. Items, the
+report's change and the ``hotline.crawl`` audit entry commit in one unit of work. A lease per
+report keeps two processes from crawling the same one.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +52,10 @@ RETRY_BASE = timedelta(minutes=10)
 MAX_MEDIA_URLS = 500
 """Most media URLs kept on a report (``media_urls``)."""
 MAX_ERRORS_AUDITED = 20
+UNPRESERVED_NOTE = (
+    "not preserved: this report's budget for unknown media (hotline_preserve_max_bytes, "
+    "{limit:,} bytes) was spent; assess it on its URL and hashes"
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,30 @@ class Found:
     media: bool = True
     """It decodes as an image or video (else it is skipped unless it matched)."""
     evidence_id: int | None = None
+    note: str | None = None
+    """Why unknown media was not preserved."""
+
+
+class PreserveBudget:
+    """Bytes of unknown media one report may still preserve (``left``); taken from by the
+    crawl's worker threads. Content it holds already (by SHA-256) costs nothing again."""
+
+    def __init__(self, left: int, held: set[str] | None = None) -> None:
+        self.left = left
+        self.held = set(held or ())
+        self._lock = threading.Lock()
+
+    def take(self, sha256: str, size: int) -> bool:
+        """Whether this content may be preserved: held already, or ``size`` bytes are left
+        (then taken)."""
+        with self._lock:
+            if sha256 in self.held:
+                return True
+            if size > self.left:
+                return False
+            self.left -= size
+            self.held.add(sha256)
+            return True
 
 
 @dataclass
@@ -72,6 +103,7 @@ class CrawlTally:
     unknown: int = 0
     skipped: int = 0
     benign: int = 0
+    unpreserved: int = 0
     reappeared: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -109,9 +141,12 @@ class Verifier:
                 done += 1
             except Exception as exc:
                 # One report's failure (not a page's: those are recorded) does not hold up
-                # the others; the step still fails, after them, for the scheduler to count.
+                # the others: it counts as a try, with backoff, so the report cannot come
+                # back first in every pass; the step still fails, after them, for the
+                # scheduler to count.
                 log.exception("crawling URL report %d failed", report_id)
                 failed = failed or exc
+                self._count_failure(report_id, exc)
             finally:
                 self.ctx.leases.release(name, token)
         if failed is not None:
@@ -123,9 +158,14 @@ class Verifier:
         report's status moves to assessment, confirmed, closed or unreachable."""
         report = self.ctx.records.get(report_id)
         dihedral = self.ctx.checks.wants_dihedral()
+        # The report's preserved media count against its budget; content it already holds
+        # is preserved again (its retention renewed) at no cost.
+        held = {i.sha256: i.size or 0 for i in self.ctx.records.items(report_id) if i.evidence_id}
+        left = self.ctx.settings.hotline_preserve_max_bytes - sum(held.values())
+        budget = PreserveBudget(left, set(held))
 
         def handle(url: str, fetched: Fetched) -> Found:
-            return self._examine(report, url, fetched.content, dihedral, actor)
+            return self._examine(report, url, fetched.content, dihedral, actor, budget)
 
         result = self.crawler.crawl(report.url, handle)
         if result.page_error is not None:
@@ -135,7 +175,13 @@ class Verifier:
     # -- one medium (on a crawl worker thread) ----------------------------------------------
 
     def _examine(
-        self, report: UrlReport, url: str, data: bytes, dihedral: bool, actor: str
+        self,
+        report: UrlReport,
+        url: str,
+        data: bytes,
+        dihedral: bool,
+        actor: str,
+        budget: PreserveBudget,
     ) -> Found:
         checks = self.ctx.checks
         hashes = checks.hash_bytes(data, dihedral=dihedral)
@@ -146,6 +192,9 @@ class Verifier:
         found = Found(url, hashes, tuple(result.matches), bool(result.benign), is_media)
         if found.matches or found.benign or not is_media:
             return found
+        if not budget.take(hashes.sha256, len(data)):
+            limit = self.ctx.settings.hotline_preserve_max_bytes
+            return Found(url, hashes, note=UNPRESERVED_NOTE.format(limit=limit))
         item = self.ctx.evidence.preserve(
             data,
             reason=f"hotline:url-report:{report.id}",
@@ -190,6 +239,9 @@ class Verifier:
                 else:
                     tally.unknown += 1
                     values.update(status="unknown", evidence_id=found.evidence_id)
+                    if found.note is not None:
+                        tally.unpreserved += 1
+                        values["note"] = found.note
                 _item, new = records.add_item(
                     report.id, media_url=found.url, sha256=hashes.sha256, at=now, **values
                 )
@@ -222,6 +274,7 @@ class Verifier:
                 "media_fetched": len(result.media) - result.media_errors,
                 "verified": tally.verified,
                 "unknown": tally.unknown,
+                "unknown_not_preserved": tally.unpreserved,
                 "skipped_not_media": tally.skipped,
                 "benign": tally.benign,
                 "errors": len(result.errors) + result.media_errors,
@@ -251,25 +304,63 @@ class Verifier:
     def _unreachable(self, report: UrlReport, error: AmparoError, actor: str) -> UrlReport:
         """The reported URL could not be fetched: retry later with backoff, or close it (a
         refused address at once; any other failure after ``hotline_crawl_attempts`` tries)."""
+        if isinstance(error, UrlRefusedError):
+            return self._attempted(
+                report, actor, f"refused: {error.message}", error.code, close=True
+            )
+        return self._attempted(
+            report,
+            actor,
+            error.message,
+            error.code,
+            retry_status="unreachable",
+            gave_up="unreachable",
+        )
+
+    def _count_failure(self, report_id: int, exc: Exception) -> None:
+        """A report's crawl failed unexpectedly (not its page: a bug, a dependency down): count
+        it as a try, retried with backoff while the report keeps its status, then closed after
+        ``hotline_crawl_attempts`` tries. If even that cannot be recorded, it is logged."""
+        try:
+            report = self.ctx.records.get(report_id)
+            if report.status not in CRAWL_STATUSES:
+                return  # the crawl got as far as recording its outcome
+            message = f"crawl failed: {type(exc).__name__}: {exc}"
+            self._attempted(report, SYSTEM_ACTOR, message, "crawl_failed", gave_up="failed")
+        except Exception:
+            log.exception("recording the failed crawl of URL report %d failed", report_id)
+
+    def _attempted(
+        self,
+        report: UrlReport,
+        actor: str,
+        message: str,
+        code: str,
+        *,
+        close: bool = False,
+        retry_status: str | None = None,
+        gave_up: str = "",
+    ) -> UrlReport:
+        """Count one more try of ``report``'s crawl that found nothing: close it (``close``,
+        or the tries are used up: ``crawl_error`` then says it ``gave_up`` after N tries), or
+        schedule the next try after 10 minutes, 20, 40, ... (moving it to ``retry_status``)."""
         now = self.ctx.clock()
         attempts = report.crawl_attempts + 1
         limit = self.ctx.settings.hotline_crawl_attempts
-        refused = isinstance(error, UrlRefusedError)
-        if refused:
-            status, message, next_at = "closed", f"refused: {error.message}", None
+        status: str | None
+        if close:
+            status, next_at = "closed", None
         elif attempts >= limit:
-            status = "closed"
-            message = f"unreachable after {attempts} tries: {error.message}"
-            next_at = None
+            status, next_at = "closed", None
+            message = f"{gave_up} after {attempts} tries: {message}"
         else:
-            status, message = "unreachable", error.message
-            next_at = now + RETRY_BASE * 2 ** (attempts - 1)
+            status, next_at = retry_status, now + RETRY_BASE * 2 ** (attempts - 1)
         changes: dict[str, Any] = {
             "crawl_error": message[:1000],
             "crawl_attempts": attempts,
             "next_crawl_at": next_at,
         }
-        if report.status in CRAWL_STATUSES:
+        if status is not None and report.status in CRAWL_STATUSES:
             changes["status"] = status
         with self.ctx.store.transaction(refresh=False) as tx:
             updated = self.ctx.records.update(report.id, at=now, **changes)
@@ -281,7 +372,7 @@ class Verifier:
                     "url": report.url,
                     "status": updated.status,
                     "error": message[:1000],
-                    "error_code": error.code,
+                    "error_code": code,
                     "attempts": attempts,
                     "next_crawl_at": next_at.isoformat() if next_at else None,
                     "pages": 0,
