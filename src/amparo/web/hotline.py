@@ -23,21 +23,22 @@ from amparo.hotline.assessment import Assessments
 from amparo.hotline.jurisdictions import jurisdictions
 from amparo.hotline.model import ASSESSMENTS, HotlineItem
 from amparo.hotline.service import HotlineService
-from amparo.i18n import LANGUAGES, negotiate, supported, translator
+from amparo.i18n import LANGUAGES, translator
 from amparo.web.media import media_response, reveal_response
 from amparo.web.pages import (
     Id,
     checked_post,
     error_page,
+    language_of,
     page,
     redirect,
+    remember_language,
     reviewer_of,
     service_of,
 )
 
 router = APIRouter()
 
-LANG_COOKIE = "amparo_lang"
 QUEUE_LIMIT = 200
 
 
@@ -50,20 +51,10 @@ def assessments_of(request: Request) -> Assessments:
     return hotline_of(request).assessments
 
 
-def language_of(request: Request) -> str:
-    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-    return negotiate(request.headers.get("accept-language"), chosen=chosen)
-
-
 def _localised(request: Request, response: Response, lang: str) -> Response:
-    """Remember an explicit ``?lang`` choice for the following pages."""
-    asked = supported(request.query_params.get("lang"))
-    if asked and asked == lang:
-        response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 86400, path="/", httponly=True, samesite="lax"
-        )
-    response.headers["Content-Language"] = lang.replace("_", "-")
-    return response
+    """Remember an explicit ``?lang`` choice for the following pages (as every reviewer page
+    does: :func:`amparo.web.pages.remember_language`)."""
+    return remember_language(request, response, lang)
 
 
 def _age(item: HotlineItem, now: datetime) -> str:

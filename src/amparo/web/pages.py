@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from amparo.api.service import Service
 from amparo.clock import utc_now
 from amparo.errors import AmparoError, PermissionDeniedError
+from amparo.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translate, negotiate, supported, translator
 from amparo.review.cases import CaseService
 from amparo.review.sessions import ReviewSessions, WebSession
 
@@ -92,6 +93,80 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+DOMAIN = "review"
+"""The gettext domain of the reviewer pages' own text."""
+LANG_COOKIE = "amparo_lang"
+STATUS_LABELS = {
+    "waiting": "waiting",
+    "open": "open",
+    "escalated": "escalated",
+    "decided": "decided",
+    "all": "all",
+    "pending": "pending",
+}
+"""English labels of queue filters and case and item statuses (translated at render)."""
+DECISION_LABELS = {"confirm": "confirm", "false_positive": "false positive", "escalate": "escalate"}
+"""English labels of decision kinds (translated at render)."""
+OWN_SWITCHER = frozenset({"hotline_queue.html", "hotline_stats.html"})
+"""Pages with a language switcher of their own: the header shows none there."""
+
+
+def _untranslated(message: str) -> str:
+    return message
+
+
+# A template rendered without a translator still renders (in English).
+templates.env.globals.setdefault("_", _untranslated)
+
+
+def language_of(request: Request) -> str:
+    """The language of a reviewer page: ``?lang``, else the ``amparo_lang`` cookie, else the
+    browser's ``Accept-Language``, else English."""
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return negotiate(request.headers.get("accept-language"), chosen=chosen)
+
+
+def remember_language(request: Request, response: Response, lang: str) -> Response:
+    """Remember an explicit ``?lang`` choice for the following pages; say the language."""
+    asked = supported(request.query_params.get("lang"))
+    if asked and asked == lang:
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 86400, path="/", httponly=True, samesite="lax"
+        )
+    response.headers["Content-Language"] = lang.replace("_", "-")
+    return response
+
+
+def _first_of(own: Translate, review: Translate) -> Translate:
+    """A page's own translator (another domain), falling back to the reviewer pages' one for
+    the text of ``base.html``."""
+
+    def either(message: str) -> str:
+        found = own(message)
+        return found if found != message else review(message)
+
+    return either
+
+
+def _language_links(request: Request) -> list[tuple[str, str, str]]:
+    """(code, name, URL of this page in that language) for the switcher; none for the answer
+    to a POST, whose address cannot be opened again."""
+    if request.method != "GET":
+        return []
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return [
+        (code, name, f"{request.url.path}?{urlencode([*kept, ('lang', code)])}")
+        for code, name in LANGUAGES.items()
+    ]
+
+
+def _duration(seconds: int, _: Translate) -> str:
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return _("1 minute") if minutes == 1 else _("{n} minutes").format(n=minutes)
+    return _("{n} seconds").format(n=seconds)
+
+
 def page(
     request: Request,
     name: str,
@@ -100,13 +175,39 @@ def page(
     session: WebSession | None = None,
     status: int = 200,
 ) -> Response:
-    ctx = {"session": session, "shortcuts": SHORTCUTS, **context}
+    """A reviewer page. Its text is in the language of ``context``'s ``lang`` and ``_`` where
+    the caller gives them, else in the one negotiated from the request (:func:`language_of`)."""
+    own: Translate | None = context.get("_")
+    lang = (
+        language_of(request)
+        if own is None
+        else supported(str(context.get("lang") or "")) or DEFAULT_LANGUAGE
+    )
+    review = translator(lang, DOMAIN)
+    _ = review if own is None or own == review else _first_of(own, review)
+    ctx = {
+        "session": session,
+        "shortcuts": [(keys, _(what)) for keys, what in SHORTCUTS],
+        "lang": lang,
+        "html_lang": lang.replace("_", "-"),
+        "languages": LANGUAGES,
+        "language_links": [] if name in OWN_SWITCHER else _language_links(request),
+        "review_status": lambda value: _(STATUS_LABELS[value]) if value in STATUS_LABELS else value,
+        "decision_name": lambda kind: _(DECISION_LABELS.get(kind, kind.replace("_", " "))),
+        **context,
+        "_": _,
+    }
+    if "undo_minutes" in ctx and lang != DEFAULT_LANGUAGE:
+        ctx["undo_minutes"] = _duration(service_of(request).settings.review_undo_seconds, _)
     if session is not None and "exposure" not in ctx and session.may_review:
         ctx["exposure"] = cases_of(request).exposure(session.key_name)
         decided = request.query_params.get("decided", "")
         if decided.isdigit() and len(decided) < 19:
             ctx["undo"] = undo_offer(cases_of(request), int(decided), session.key_name)
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+    response = templates.TemplateResponse(request, name, ctx, status_code=status)
+    if own is None:
+        remember_language(request, response, lang)
+    return response
 
 
 def undo_offer(cases: CaseService, item_id: int, reviewer: str) -> dict[str, Any] | None:
