@@ -490,10 +490,10 @@ def test_a_forward_reaches_a_partner_amparo_that_takes_it_in(
     secret = KeyService(br.app.store).create("mx-hotline", ["reporter"], actor="t").secret
     auth = {"Authorization": f"Bearer {secret}"}
     with TestClient(create_app(br.app.settings, amparo=br.app)) as client:
-        sent = client.post("/v1/url-reports/forwarded", json=body, headers=auth)
+        sent = client.post("/v1/forwards", json=body, headers=auth)
         assert sent.status_code == 201 and sent.json()["joined"] is True
-        refused = client.post("/v1/url-reports/forwarded", json=altered, headers=auth)
+        refused = client.post("/v1/forwards", json=altered, headers=auth)
         assert refused.status_code == 403 and "hint" in refused.json()["error"]
         assert (
-            client.post("/v1/url-reports/forwarded", json={"x": 1}, headers=auth).status_code == 400
+            client.post("/v1/forwards", json={"x": 1}, headers=auth).status_code == 400
         )

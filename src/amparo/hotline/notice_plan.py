@@ -254,7 +254,7 @@ class NoticePlan:
         if partner.url:
             headers = {}
             if partner.api_key:
-                # The partner's Amparo takes forwards on /v1/url-reports/forwarded with the
+                # The partner's Amparo takes forwards on /v1/forwards with the
                 # reporter key it gave this hotline.
                 try:
                     creds = load_credentials(partner.api_key, self.sender.ctx.settings)

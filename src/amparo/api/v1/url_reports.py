@@ -104,7 +104,7 @@ class SignedForwardIn(BaseModel):
 
 
 @router.post(
-    "/url-reports/forwarded",
+    "/forwards",
     response_model=UrlReportCreated,
     status_code=201,
     summary="Receive a report forwarded by a partner hotline",
