@@ -494,6 +494,4 @@ def test_a_forward_reaches_a_partner_amparo_that_takes_it_in(
         assert sent.status_code == 201 and sent.json()["joined"] is True
         refused = client.post("/v1/forwards", json=altered, headers=auth)
         assert refused.status_code == 403 and "hint" in refused.json()["error"]
-        assert (
-            client.post("/v1/forwards", json={"x": 1}, headers=auth).status_code == 400
-        )
+        assert client.post("/v1/forwards", json={"x": 1}, headers=auth).status_code == 400
