@@ -346,3 +346,39 @@ def unknown_item(
     )
     assert new
     return item
+
+
+def picture(seed: int, fmt: str = "PNG", quality: int = 90) -> bytes:
+    """A benign synthetic picture: coloured shapes on a gradient."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (320, 240))
+    pixels = image.load()
+    assert pixels is not None
+    for x in range(320):
+        for y in range(240):
+            pixels[x, y] = ((x * 255) // 320, (y * 255) // 240, (seed * 53) % 256)
+    draw = ImageDraw.Draw(image)
+    for i in range(6):
+        k = seed * 7 + i * 31
+        box = (k * 13 % 250, k * 29 % 170, k * 13 % 250 + 60, k * 29 % 170 + 60)
+        draw.ellipse(box, fill=((k * 41) % 256, (k * 67) % 256, (k * 97) % 256))
+    out = io.BytesIO()
+    image.save(out, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+def submit_report(service: Any, url: str, clock: Any) -> int:
+    """A URL report made straight in the repository (channel ``cli``), as tests need one."""
+    host = url.split("/")[2].split(":")[0]
+    made, _joined = service.records.submit(url, url, host, at=clock(), channel="cli")
+    return int(made.id)
+
+
+def crawl_audits(amparo: Any, report_id: int) -> list[dict[str, Any]]:
+    """The ``hotline.crawl`` audit entries of a report, oldest first."""
+    return [
+        e.details
+        for e in reversed(amparo.audit.entries())
+        if e.action == "hotline.crawl" and e.target == f"url-report:{report_id}"
+    ]

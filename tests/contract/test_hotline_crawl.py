@@ -20,7 +20,7 @@ from amparo.hotline.service import HotlineService
 from amparo.store.leases import LeaseRepository
 from amparo.url_policy import parse_allowlist
 from clocks import ManualClock
-from hotline_support import Route, Site, image_bytes
+from hotline_support import Route, Site, crawl_audits, image_bytes, submit_report
 
 KNOWN = image_bytes(1, size=128)
 KNOWN_JPEG = image_bytes(2, size=160, fmt="JPEG")
@@ -207,20 +207,6 @@ def hotline(amparo: Amparo, clock: ManualClock, **changes: object) -> HotlineSer
     )
 
 
-def report(service: HotlineService, url: str, clock: ManualClock) -> int:
-    host = url.split("/")[2].split(":")[0]
-    made, _joined = service.records.submit(url, url, host, at=clock(), channel="cli")
-    return made.id
-
-
-def crawl_audits(amparo: Amparo, report_id: int) -> list[dict[str, object]]:
-    return [
-        e.details
-        for e in reversed(amparo.audit.entries())
-        if e.action == "hotline.crawl" and e.target == f"url-report:{report_id}"
-    ]
-
-
 def test_known_media_is_verified_unknown_preserved_and_the_report_confirmed(
     amparo: Amparo, site: Site, clock: ManualClock
 ) -> None:
@@ -229,7 +215,7 @@ def test_known_media_is_verified_unknown_preserved_and_the_report_confirmed(
         "/", site.routes["/"].body.decode().replace("</body>", '<img src="/not-an-image.png">')
     )
     service = hotline(amparo, clock)
-    report_id = report(service, site.url("/"), clock)
+    report_id = submit_report(service, site.url("/"), clock)
     assert service.verifier.crawl_due() == 1
     done = service.records.get(report_id)
     assert done.status == "confirmed" and done.crawled_at == clock()
@@ -260,10 +246,10 @@ def test_unknown_media_only_waits_for_assessment_and_no_media_closes(
     site.page("/unknown-only", '<img src="/unknown.png">')
     site.page("/empty", "<p>nothing here</p>")
     service = hotline(amparo, clock)
-    waiting = service.verifier.crawl(report(service, site.url("/unknown-only"), clock))
+    waiting = service.verifier.crawl(submit_report(service, site.url("/unknown-only"), clock))
     assert waiting.status == "assessment"
     assert [i.status for i in service.records.items(waiting.id)] == ["unknown"]
-    empty = service.verifier.crawl(report(service, site.url("/empty"), clock))
+    empty = service.verifier.crawl(submit_report(service, site.url("/empty"), clock))
     assert empty.status == "closed" and empty.crawl_error is None
     assert service.records.items(empty.id) == []
 
@@ -273,7 +259,7 @@ def test_an_unreachable_page_is_retried_with_backoff_then_closed(
 ) -> None:
     site.routes["/down"] = Route(b"oops", status=503)
     service = hotline(amparo, clock, hotline_crawl_attempts=3)
-    report_id = report(service, site.url("/down"), clock)
+    report_id = submit_report(service, site.url("/down"), clock)
     assert service.verifier.crawl_due() == 1
     first = service.records.get(report_id)
     assert first.status == "unreachable" and first.crawl_attempts == 1
@@ -300,7 +286,7 @@ def test_a_private_address_closes_the_report_at_once(
     amparo: Amparo, site: Site, clock: ManualClock
 ) -> None:
     service = hotline(amparo, clock, url_allowlist="")
-    closed = service.verifier.crawl(report(service, site.url("/"), clock))
+    closed = service.verifier.crawl(submit_report(service, site.url("/"), clock))
     assert closed.status == "closed" and closed.next_crawl_at is None
     assert (closed.crawl_error or "").startswith("refused: ")
     assert "not a public address" in (closed.crawl_error or "")
@@ -313,7 +299,7 @@ def test_a_report_leased_by_another_process_is_left_alone(
     amparo: Amparo, site: Site, clock: ManualClock
 ) -> None:
     service = hotline(amparo, clock)
-    report_id = report(service, site.url("/"), clock)
+    report_id = submit_report(service, site.url("/"), clock)
     leases = LeaseRepository(amparo.store.db, clock=clock)
     token = leases.acquire(f"hotline:crawl:{report_id}", "other-host:1", 600)
     assert token is not None
@@ -331,11 +317,11 @@ def test_content_removed_before_at_the_same_host_counts_as_a_reappearance(
     site.page("/new", '<img src="/copy-of-known.png">')
     site.add("/copy-of-known.png", KNOWN, "image/png")
     service = hotline(amparo, clock)
-    old = service.verifier.crawl(report(service, site.url("/old"), clock))
+    old = service.verifier.crawl(submit_report(service, site.url("/old"), clock))
     (item,) = service.records.items(old.id)
     service.records.update_item(item.id, removed_at=clock(), online=False)
     clock.advance(3600)
-    new = service.verifier.crawl(report(service, site.url("/new"), clock))
+    new = service.verifier.crawl(submit_report(service, site.url("/new"), clock))
     assert new.status == "confirmed" and new.reappearances == 1
     (audit,) = crawl_audits(amparo, new.id)
     assert audit["reappeared"] == [{"sha256": item.sha256, "removed_in_reports": [old.id]}]

@@ -28,6 +28,7 @@ from amparo.hotline.extract import Extracted
 from amparo.hotline.service import HotlineService
 from amparo.url_policy import parse_allowlist
 from clocks import ManualClock
+from hotline_support import crawl_audits, submit_report
 
 
 def picture(seed: int, side: int) -> bytes:
@@ -175,25 +176,12 @@ def hotline(amparo: Amparo, clock: ManualClock, **changes: Any) -> HotlineServic
     )
 
 
-def report(service: HotlineService, url: str, clock: ManualClock) -> int:
-    made, _joined = service.records.submit(url, url, "127.0.0.1", at=clock(), channel="cli")
-    return made.id
-
-
-def crawl_audits(amparo: Amparo, report_id: int) -> list[dict[str, Any]]:
-    return [
-        e.details
-        for e in reversed(amparo.audit.entries())
-        if e.action == "hotline.crawl" and e.target == f"url-report:{report_id}"
-    ]
-
-
 def test_a_report_in_an_idna_page_is_crawled(
     amparo: Amparo, site: Site, clock: ManualClock
 ) -> None:
     site.routes["/p"] = ("text/html; charset=idna", b'<img src="/u0.png"><img src="/known.png">')
     service = hotline(amparo, clock)
-    report_id = report(service, site.url("/p"), clock)
+    report_id = submit_report(service, site.url("/p"), clock)
     assert service.verifier.crawl_due() == 1
     done = service.records.get(report_id)
     assert done.status == "confirmed" and done.crawl_error is None
@@ -206,8 +194,8 @@ def test_a_report_whose_crawl_keeps_failing_cannot_hold_the_queue(
     site.routes["/ok"] = ("text/html", b'<img src="/u0.png">')
     service = hotline(amparo, clock, hotline_crawl_attempts=3)
     verifier = service.verifier
-    jammed = [report(service, site.url(f"/jam{i}"), clock) for i in range(3)]
-    healthy = report(service, site.url("/ok"), clock)
+    jammed = [submit_report(service, site.url(f"/jam{i}"), clock) for i in range(3)]
+    healthy = submit_report(service, site.url("/ok"), clock)
     real = verifier.crawler.crawl
 
     def crawl(url: str, handle: Any) -> Any:
@@ -265,7 +253,7 @@ def test_unknown_media_past_the_report_budget_is_recorded_not_preserved(
 
     monkeypatch.setattr(amparo.evidence, "preserve", counting)
     service = hotline(amparo, clock, hotline_preserve_max_bytes=sizes[2])
-    report_id = report(service, site.url("/p"), clock)
+    report_id = submit_report(service, site.url("/p"), clock)
     done = service.verifier.crawl(report_id)
     assert done.status == "confirmed"
     items = service.records.items(report_id)
@@ -291,7 +279,7 @@ def test_a_budget_of_nothing_preserves_nothing(
 ) -> None:
     site.routes["/p"] = ("text/html", b'<img src="/u0.png"><img src="/u1.png">')
     service = hotline(amparo, clock, hotline_preserve_max_bytes=0)
-    waiting = service.verifier.crawl(report(service, site.url("/p"), clock))
+    waiting = service.verifier.crawl(submit_report(service, site.url("/p"), clock))
     assert waiting.status == "assessment"
     items = service.records.items(waiting.id)
     assert [(i.status, i.evidence_id) for i in items] == [("unknown", None)] * 2

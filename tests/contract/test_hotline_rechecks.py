@@ -5,7 +5,6 @@ re-encoded copy still counts as the content, and a removed URL serving it again 
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageDraw
 
 from amparo.app import Amparo
 from amparo.config import Settings
@@ -23,26 +21,7 @@ from amparo.hotline.model import HotlineItem, UrlReport
 from amparo.hotline.service import HotlineService
 from amparo.url_policy import system_resolver
 from clocks import ManualClock
-from hotline_support import Route, Site, hotline_on
-
-
-def picture(seed: int, fmt: str = "PNG", quality: int = 90) -> bytes:
-    """A benign synthetic picture: coloured shapes on a gradient."""
-    image = Image.new("RGB", (320, 240))
-    pixels = image.load()
-    assert pixels is not None
-    for x in range(320):
-        for y in range(240):
-            pixels[x, y] = ((x * 255) // 320, (y * 255) // 240, (seed * 53) % 256)
-    draw = ImageDraw.Draw(image)
-    for i in range(6):
-        k = seed * 7 + i * 31
-        box = (k * 13 % 250, k * 29 % 170, k * 13 % 250 + 60, k * 29 % 170 + 60)
-        draw.ellipse(box, fill=((k * 41) % 256, (k * 67) % 256, (k * 97) % 256))
-    out = io.BytesIO()
-    image.save(out, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
-    return out.getvalue()
-
+from hotline_support import Route, Site, hotline_on, picture
 
 ORIGINAL = picture(1)
 REENCODED = picture(1, "JPEG", 70)
