@@ -382,3 +382,35 @@ def crawl_audits(amparo: Any, report_id: int) -> list[dict[str, Any]]:
         for e in reversed(amparo.audit.entries())
         if e.action == "hotline.crawl" and e.target == f"url-report:{report_id}"
     ]
+
+
+def noticed_report(
+    records: Any, *, url: str, host: str, media_url: str, content: bytes, now: Any
+) -> tuple[Any, Any]:
+    """A report of ``url`` whose known item (``content`` at ``media_url``) was noticed at
+    ``now``; its first re-check due 6 hours later. Made straight in the repository."""
+    import hashlib
+    from datetime import timedelta
+
+    from amparo.hashing import hash_media
+
+    report, _ = records.submit(url, url, host, at=now, channel="cli")
+    item, _ = records.add_item(
+        report.id,
+        media_url=media_url,
+        sha256=hashlib.sha256(content).hexdigest(),
+        status="verified",
+        at=now,
+        pdq=hash_media(content).pdq,
+        assessment="baseline",
+    )
+    report = records.update(
+        report.id,
+        at=now,
+        status="notified",
+        first_notice_at=now,
+        last_notice_at=now,
+        notices_sent=1,
+        next_recheck_at=now + timedelta(hours=6),
+    )
+    return report, item

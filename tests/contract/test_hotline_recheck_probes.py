@@ -10,7 +10,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -19,12 +19,11 @@ import pytest
 from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.errors import ConflictError, FetchError
-from amparo.hashing import hash_media
 from amparo.hotline.model import HotlineItem, UrlReport
 from amparo.hotline.rechecks import lease_name
 from amparo.hotline.service import HotlineService
 from clocks import ManualClock
-from hotline_support import picture
+from hotline_support import noticed_report, picture
 
 ORIGINAL = picture(1)
 REENCODED = picture(1, "JPEG", 70)
@@ -101,28 +100,14 @@ class World:
 
     def notified_report(self, media_url: str | None = None) -> tuple[UrlReport, HotlineItem]:
         """A report of ``/page`` whose known item (``/a.png``) was noticed now."""
-        records, now = self.service.records, self.clock.now
-        url = self.site.url("/page")
-        report, _ = records.submit(url, url, "site.test", at=now, channel="cli")
-        item, _ = records.add_item(
-            report.id,
+        return noticed_report(
+            self.service.records,
+            url=self.site.url("/page"),
+            host="site.test",
             media_url=media_url or self.site.url("/a.png"),
-            sha256=hashlib.sha256(ORIGINAL).hexdigest(),
-            status="verified",
-            at=now,
-            pdq=hash_media(ORIGINAL).pdq,
-            assessment="baseline",
+            content=ORIGINAL,
+            now=self.clock.now,
         )
-        report = records.update(
-            report.id,
-            at=now,
-            status="notified",
-            first_notice_at=now,
-            last_notice_at=now,
-            notices_sent=1,
-            next_recheck_at=now + timedelta(hours=6),
-        )
-        return report, item
 
     def audits(self, action: str) -> list[Any]:
         return [e for e in self.amparo.audit.entries() if e.action == action]

@@ -4,7 +4,6 @@ re-encoded copy still counts as the content, and a removed URL serving it again 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,12 +15,11 @@ import pytest
 from amparo.app import Amparo
 from amparo.config import Settings
 from amparo.errors import ConflictError, FetchError
-from amparo.hashing import hash_media
 from amparo.hotline.model import HotlineItem, UrlReport
 from amparo.hotline.service import HotlineService
 from amparo.url_policy import system_resolver
 from clocks import ManualClock
-from hotline_support import Route, Site, hotline_on, picture
+from hotline_support import Route, Site, hotline_on, noticed_report, picture
 
 ORIGINAL = picture(1)
 REENCODED = picture(1, "JPEG", 70)
@@ -60,29 +58,14 @@ class World:
 
     def notified_report(self, media_url: str | None = None) -> tuple[UrlReport, HotlineItem]:
         """A report whose known item was noticed now; its first re-check due in 6 h."""
-        records, now = self.service.records, self.clock.now
-        url = self.site.url("/page")
-        report, _ = records.submit(url, url, "127.0.0.1", at=now, channel="cli")
-        hashes = hash_media(ORIGINAL)
-        item, _ = records.add_item(
-            report.id,
+        return noticed_report(
+            self.service.records,
+            url=self.site.url("/page"),
+            host="127.0.0.1",
             media_url=media_url or self.site.url("/media/a.png"),
-            sha256=hashlib.sha256(ORIGINAL).hexdigest(),
-            status="verified",
-            at=now,
-            pdq=hashes.pdq,
-            assessment="baseline",
+            content=ORIGINAL,
+            now=self.clock.now,
         )
-        report = records.update(
-            report.id,
-            at=now,
-            status="notified",
-            first_notice_at=now,
-            last_notice_at=now,
-            notices_sent=1,
-            next_recheck_at=now + timedelta(hours=6),
-        )
-        return report, item
 
     def audits(self, action: str) -> list[Any]:
         return [e for e in self.amparo.audit.entries() if e.action == action]
