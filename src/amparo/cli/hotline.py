@@ -148,6 +148,94 @@ def receive(
     emit_json({"id": found.id, "joined": joined, "status": found.status, "url": found.url})
 
 
+ItemArg = Annotated[
+    int, typer.Argument(help="Hotline item id.", min=1, max=ID_MAX, show_default=False)
+]
+
+
+@app.command("waiting")
+@handle_errors
+def waiting(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Unknown items waiting for an analyst, oldest first (URLs and hashes; the media is seen
+    shielded on /review/hotline).
+    Example: amparo hotline waiting --json"""
+    with open_app(ctx) as amparo:
+        found = amparo.hotline.assessments.waiting(limit=limit)
+    if as_json:
+        for item in found:
+            emit_json(item_json(item))
+        return
+    table = Table(title=f"{len(found)} item(s) waiting for an analyst")
+    for column in ("item", "report", "first seen", "media URL", "sha256"):
+        table.add_column(column)
+    for item in found:
+        table.add_row(
+            str(item.id),
+            str(item.report_id),
+            when(item.first_seen),
+            escape(item.media_url),
+            item.sha256[:16] + "…",
+        )
+    Console().print(table)
+
+
+@app.command("assess")
+@handle_errors
+def assess(
+    ctx: typer.Context,
+    item_id: ItemArg,
+    assessment: Annotated[
+        str,
+        typer.Argument(help="baseline, national or not_illegal (ICCAM).", show_default=False),
+    ],
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option("--jurisdiction", help="ISO 3166 code whose law a national one names."),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="For the record.")] = None,
+    analyst: Annotated[
+        str | None, typer.Option("--analyst", help="Who assessed it (audit actor local:NAME).")
+    ] = None,
+) -> None:
+    """Record an analyst's classification of an unknown item; the report moves on
+    (confirmed: noticed; every item not illegal: closed).
+    Example: amparo hotline assess 12 national --jurisdiction MX --analyst rita"""
+    actor = f"{LOCAL_ACTOR}:{analyst}" if analyst else LOCAL_ACTOR
+    with open_app(ctx) as amparo:
+        item = amparo.hotline.assessments.assess(
+            item_id, assessment, actor=actor, jurisdiction=jurisdiction, note=note
+        )
+    emit_json(item_json(item))
+
+
+@app.command("propose")
+@handle_errors
+def propose(
+    ctx: typer.Context,
+    item_id: ItemArg,
+    bank: Annotated[str, typer.Option("--bank", help="The outgoing bank.", show_default=False)],
+    classification: Annotated[
+        str,
+        typer.Option(
+            "--classification", help="A1, A2, B1 or B2: what the entries carry.", show_default=False
+        ),
+    ],
+    note: Annotated[str | None, typer.Option("--note", help="For the curator.")] = None,
+) -> None:
+    """Propose an item assessed illegal to an outgoing bank; published only once a curator
+    approves (`amparo bank proposals`).
+    Example: amparo hotline propose 12 --bank shared --classification A2"""
+    with open_app(ctx) as amparo:
+        proposal = amparo.hotline.assessments.propose(
+            item_id, bank, actor=LOCAL_ACTOR, note=note, classification=classification
+        )
+    emit_json(proposal.to_json())
+
+
 @app.command("list")
 @handle_errors
 def list_reports(

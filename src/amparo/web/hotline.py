@@ -24,6 +24,7 @@ from amparo.hotline.jurisdictions import jurisdictions
 from amparo.hotline.model import ASSESSMENTS, HotlineItem
 from amparo.hotline.service import HotlineService
 from amparo.i18n import LANGUAGES, translator
+from amparo.review.model import CLASSIFICATIONS
 from amparo.web.media import media_response, reveal_response
 from amparo.web.pages import (
     Id,
@@ -55,6 +56,12 @@ def _localised(request: Request, response: Response, lang: str) -> Response:
     """Remember an explicit ``?lang`` choice for the following pages (as every reviewer page
     does: :func:`amparo.web.pages.remember_language`)."""
     return remember_language(request, response, lang)
+
+
+def _outgoing_banks(request: Request) -> list[str]:
+    """Banks a proposal may go to: positive ones (a curator's approval publishes into it)."""
+    banks = service_of(request).amparo.banks.list(with_counts=False)
+    return [b.name for b in banks if b.kind != "negative"]
 
 
 def _age(item: HotlineItem, now: datetime) -> str:
@@ -141,6 +148,8 @@ async def item_page(request: Request, item_id: Id) -> Response:
             "jurisdictions": choices,
             "jurisdiction": known.get(item.jurisdiction or ""),
             "reveal_seconds": hotline.settings.review_reveal_seconds,
+            "outgoing_banks": await run_in_threadpool(_outgoing_banks, request),
+            "classifications": CLASSIFICATIONS,
         },
         session=session,
     )
@@ -194,3 +203,27 @@ async def assess(request: Request, item_id: Id) -> Response:
     if following:
         return redirect(f"/review/hotline/items/{following[0].id}?assessed={item_id}")
     return redirect(f"/review/hotline?assessed={item_id}")
+
+
+@router.post("/hotline/items/{item_id}/propose")
+async def propose(request: Request, item_id: Id) -> Response:
+    """Propose an item assessed illegal to an outgoing bank (the share-back path: a curator
+    approves before anything is published)."""
+    session = await reviewer_of(request)
+    if isinstance(session, Response):
+        return session
+    assessments = assessments_of(request)
+    try:
+        fields = await checked_post(request, session)
+        proposal = await run_in_threadpool(
+            lambda: assessments.propose(
+                item_id,
+                fields.get("bank", ""),
+                actor=session.actor,
+                note=fields.get("note") or None,
+                classification=fields.get("classification"),
+            )
+        )
+    except AmparoError as exc:
+        return error_page(request, exc, session)
+    return redirect(f"/review/hotline/items/{item_id}?proposed={proposal.id}")

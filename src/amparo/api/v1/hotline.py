@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from amparo.api.auth import CURATE, requires
 from amparo.api.service import Service, get_service
+from amparo.api.v1.proposals import ProposalOut
 from amparo.errors import InputError
 from amparo.hotline.model import OPEN_REPORT_STATUSES, REPORT_STATUSES, UrlReport
 from amparo.keys import ApiKey
@@ -263,6 +264,90 @@ def notify_report(
     hotline.records.get(report_id)
     notices = hotline.notifier.notify(report_id, actor=key.actor, force=force)
     return [NoticeOut.model_validate(n) for n in notices]
+
+
+class AssessmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assessment: Literal["baseline", "national", "not_illegal"] = Field(
+        description="ICCAM: baseline (illegal internationally), national (under the "
+        "jurisdiction's law), not_illegal."
+    )
+    jurisdiction: str | None = Field(
+        default=None, max_length=8, description="ISO 3166 code, for a national assessment."
+    )
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class ItemProposalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bank: str = Field(min_length=1, max_length=200, description="The outgoing bank.")
+    classification: Literal["A1", "A2", "B1", "B2"] = Field(
+        description="The industry classification the published entries carry."
+    )
+    note: str | None = Field(default=None, max_length=4000, description="For the curator.")
+
+
+ItemId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Hotline item id.")]
+
+
+@router.get("/items", response_model=list[ItemOut], summary="Unknown items waiting for an analyst")
+def waiting_items(
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    service: Service = Depends(get_service),
+    _key: ApiKey = Depends(requires("reviewer")),
+) -> list[ItemOut]:
+    """Oldest first: the analysts' queue (hashes and URLs; the media is seen shielded on
+    /review/hotline)."""
+    found = service.amparo.hotline.assessments.waiting(limit=limit, offset=offset)
+    return [ItemOut.model_validate(i) for i in found]
+
+
+@router.post(
+    "/items/{item_id}/assessment", response_model=ItemOut, summary="Assess an unknown item"
+)
+def assess_item(
+    item_id: ItemId,
+    body: AssessmentIn,
+    service: Service = Depends(get_service),
+    key: ApiKey = Depends(requires("reviewer")),
+) -> ItemOut:
+    """An analyst's classification; moves the report on (confirmed -> noticed; all not
+    illegal -> closed). Audit-logged as ``hotline.assess``."""
+    item = service.amparo.hotline.assessments.assess(
+        item_id,
+        body.assessment,
+        actor=key.actor,
+        jurisdiction=body.jurisdiction,
+        note=body.note,
+    )
+    return ItemOut.model_validate(item)
+
+
+@router.post(
+    "/items/{item_id}/proposals",
+    response_model=ProposalOut,
+    status_code=201,
+    summary="Propose an item assessed illegal to an outgoing bank",
+)
+def propose_item(
+    item_id: ItemId,
+    body: ItemProposalIn,
+    service: Service = Depends(get_service),
+    key: ApiKey = Depends(requires("reviewer", "curator")),
+) -> ProposalOut:
+    """The share-back path: hashes recomputed from the preserved copy, published only once a
+    curator approves (``/v1/proposals``)."""
+    proposal = service.amparo.hotline.assessments.propose(
+        item_id,
+        body.bank,
+        actor=key.actor,
+        note=body.note,
+        classification=body.classification,
+    )
+    return ProposalOut.of(proposal)
 
 
 @router.get(
