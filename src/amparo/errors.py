@@ -119,10 +119,15 @@ class MediaTooLargeError(MediaError):
 
 
 class FetchError(InputError):
-    """The URL could not be fetched (refused status, timeout, connection failure)."""
+    """The URL could not be fetched (refused status, timeout, connection failure);
+    ``status`` is the HTTP status the server refused it with, if that was the reason."""
 
     code = "fetch_failed"
     http_status = 422
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 class UrlRefusedError(InputError):

@@ -214,6 +214,7 @@ class Fetcher:
                     raise FetchError(
                         f"{host} answered {response.status_code} for the URL",
                         hint="check that the URL is right and publicly reachable",
+                        status=response.status_code,
                     )
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:

@@ -102,6 +102,10 @@ def test_not_illegal_closes_the_report_and_shortens_retention(amparo: Amparo) ->
     assert amparo.evidence.get(first.evidence_id or 0).expires_at == short
     assert len(audit(amparo, "evidence.retention")) == 2
     assert audit(amparo, "hotline.assess")[-1]["report_status"] == "closed"
+    # Assessed again, illegal after all: the closed report opens again and its notice is due.
+    assessments.assess(second.id, "baseline", actor=ANALYST)
+    reopened = amparo.hotline.records.get(opened.id)
+    assert reopened.status == "confirmed" and reopened.next_notice_at is not None
 
 
 def test_a_confirmed_item_keeps_the_report_confirmed(amparo: Amparo) -> None:

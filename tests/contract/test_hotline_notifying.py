@@ -470,6 +470,8 @@ def test_a_forward_reaches_a_partner_amparo_that_takes_it_in(
     assert submission.reporter == "forward:MX" and "Te Protejo" in (submission.comment or "")
     received = br.app.audit.entries(5, f"url-report:{taken.id}", action="hotline.forward.receive")
     assert received and received[0].details["sender_report"] == report_id
+    (sent_item,) = received[0].details["items"]
+    assert sent_item["sha256"] == SHA and sent_item["classification"] == "baseline"
 
     altered = json.loads(json.dumps(body))
     altered["export"]["report"]["url"] = "https://elsewhere.example/"

@@ -32,11 +32,10 @@ from amparo.cli.hotline_show import (
 from amparo.config import LOCAL_ACTOR
 from amparo.errors import AmparoError, InputError
 from amparo.hotline.model import (
-    LANGUAGES,
-    OPEN_REPORT_STATUSES,
-    REPORT_STATUSES,
+    STATUS_HINT,
+    statuses_named,
 )
-from amparo.i18n import supported
+from amparo.i18n import LANGUAGES, supported
 
 app = typer.Typer(
     help="The hotline: URL reports crawled, verified, attributed and noticed to the host until "
@@ -48,19 +47,7 @@ app = typer.Typer(
 
 IdArg = Annotated[int, typer.Argument(help="URL report id.", min=1, max=ID_MAX, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-STATUS_HINT = "one of: open (every status still handled), " + ", ".join(REPORT_STATUSES)
 FORMATS = ("table", "csv", "json")
-
-
-def check_status(status: str | None) -> list[str] | None:
-    """``--status``: one status, or ``open`` for every status still handled."""
-    if status is None:
-        return None
-    if status == "open":
-        return list(OPEN_REPORT_STATUSES)
-    if status not in REPORT_STATUSES:
-        raise InputError(f"--status {status!r} is not a report status", hint=STATUS_HINT)
-    return [status]
 
 
 def check_country(country: str | None) -> str | None:
@@ -102,8 +89,6 @@ def report(
     a new one, crawled on the scheduler's next pass.
     Example: amparo hotline report https://host.example/page --language es"""
     lang = check_language(language)
-    if comment is not None and len(comment) > 2000:
-        raise InputError("--comment is too long", hint="at most 2,000 characters")
     with open_app(ctx) as amparo:
         found, joined = amparo.hotline.intake.report(
             url, channel="cli", actor=LOCAL_ACTOR, language=lang, comment=comment
@@ -250,7 +235,7 @@ def list_reports(
     as_json: JsonOpt = False,
 ) -> None:
     """List URL reports, newest first. Example: amparo hotline list --status open --country MX"""
-    statuses = check_status(status)
+    statuses = statuses_named(status)
     code = check_country(country)
     with open_app(ctx) as amparo:
         records = amparo.hotline.records

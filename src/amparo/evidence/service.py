@@ -424,8 +424,9 @@ class EvidenceStore:
             raise InputError("shortening retention needs a reason", hint="e.g. 'not illegal'")
         if days < 0:
             raise InputError("days must be 0 or more", hint="0 expires it at the next purge")
-        self.get(item_id)
-        self.records.shorten_expiry(
+        item = self.get(item_id)
+        if not self.records.shorten_expiry(
             item_id, self.clock() + timedelta(days=days), actor=actor, reason=reason
-        )
+        ):
+            return item  # it already expires sooner: nothing changed
         return self.get(item_id)

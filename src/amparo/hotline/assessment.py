@@ -350,7 +350,9 @@ class Assessments:
         items = records.items(report_id)
         confirmed = any(i.confirmed for i in items)
         decided = all(i.status in ("verified", "assessed") for i in items)
-        if confirmed and report.status == "assessment":
+        if confirmed and report.status in ("assessment", "closed"):
+            # A report closed because nothing illegal was found opens again when an item of
+            # it is re-assessed illegal: its notice is due.
             values: dict[str, Any] = {"status": "confirmed"}
             if report.next_notice_at is None:
                 values["next_notice_at"] = now

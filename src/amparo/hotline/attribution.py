@@ -133,6 +133,21 @@ class Attributor:
     def __init__(self, ctx: HotlineContext) -> None:
         self.ctx = ctx
         self.databases = MmdbDatabases(ctx.settings.hotline_mmdb_files)
+        self._overrides: tuple[object, ContactOverrides] | None = None
+        self.cdn_asns = parse_asns(ctx.settings.hotline_cdn_asns)
+
+    def _operator_files(self) -> tuple[ContactOverrides, frozenset[int]]:
+        """The contact overrides (read again only when the file changed: an operator may edit
+        it while Amparo runs; a bad file is a ConfigError) and the CDN networks."""
+        path = self.ctx.settings.hotline_contacts_file
+        try:
+            stat = Path(path).expanduser().stat() if path else None
+            stamp: object = (stat.st_mtime_ns, stat.st_size) if stat else None
+        except OSError:
+            stamp = "missing"  # ContactOverrides.load says what is wrong
+        if self._overrides is None or self._overrides[0] != stamp:
+            self._overrides = (stamp, ContactOverrides.load(path))
+        return self._overrides[1], self.cdn_asns
 
     def attribute(self, host: str) -> Attribution:
         """Where ``host`` is hosted: addresses, ASN, provider, country (.mmdb), abuse contact
@@ -140,8 +155,7 @@ class Attributor:
         settings = self.ctx.settings
         now = self.ctx.clock()
         host = host.lower().rstrip(".")
-        overrides = ContactOverrides.load(settings.hotline_contacts_file)
-        cdn_asns = parse_asns(settings.hotline_cdn_asns)
+        overrides, cdn_asns = self._operator_files()
         addresses, error = self._addresses(host)
         # IPv4 first: the address most visitors reach, and the one registries document best.
         ordered = sorted(addresses, key=lambda a: (ipaddress.ip_address(a).version, a))

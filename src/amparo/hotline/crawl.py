@@ -33,7 +33,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -42,7 +41,13 @@ from anyio.abc import TaskGroup
 from amparo.config import DEFAULTS, Settings
 from amparo.errors import AmparoError, FetchError
 from amparo.fetch import Fetched, Fetcher
-from amparo.hotline.extract import PARSE_SECONDS, Extracted, decode_page, extract_media
+from amparo.hotline.extract import (
+    PARSE_SECONDS,
+    Extracted,
+    decode_page,
+    extract_media,
+    host_of,
+)
 from amparo.media.sniff import HEAD_BYTES, media_kind, sniff
 
 T = TypeVar("T")
@@ -96,6 +101,8 @@ class CrawledMedium(Generic[T]):
     error: str | None = None
     error_code: str | None = None
     """The error's kind: ``fetch_failed``, ``media_too_large``, ``url_refused``, ..."""
+    status: int | None = None
+    """The HTTP status the server refused it with, when that was the reason."""
 
     @property
     def ok(self) -> bool:
@@ -201,13 +208,6 @@ def _is_page(fetched: Fetched) -> bool:
     return not kind or kind.startswith(_PAGE_TYPES) or "html" in kind
 
 
-def _host(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
-
-
 class _Crawl(Generic[T]):
     """One crawl's state: the page queue, the media found, the downloads in flight."""
 
@@ -218,7 +218,7 @@ class _Crawl(Generic[T]):
         self.result: CrawlResult[T] = CrawlResult(url=url, final_url=url)
         self.slots = anyio.CapacityLimiter(max(1, self.limits.concurrency))
         self.seen_media: set[str] = set()
-        self.hosts = {_host(url)}
+        self.hosts = {host_of(url)}
 
     async def run(self) -> None:
         url = self.result.url
@@ -228,7 +228,7 @@ class _Crawl(Generic[T]):
             self.result.page_error = exc
             return
         self.result.final_url = first.url
-        self.hosts.add(_host(first.url))
+        self.hosts.add(host_of(first.url))
         self.result.pages = 1
         async with anyio.create_task_group() as downloads:
             if _is_medium(first):
@@ -282,7 +282,7 @@ class _Crawl(Generic[T]):
         if depth > self.limits.depth:
             return
         for link in links:
-            if link not in visited and _host(link) in self.hosts:
+            if link not in visited and host_of(link) in self.hosts:
                 visited.add(link)
                 queue.append((link, depth))
 
@@ -337,7 +337,10 @@ class _Crawl(Generic[T]):
                 value = await anyio.to_thread.run_sync(self.handle, url, fetched)
             except AmparoError as exc:
                 self.result.media[index] = CrawledMedium(
-                    url, error=exc.message, error_code=exc.code
+                    url,
+                    error=exc.message,
+                    error_code=exc.code,
+                    status=exc.status if isinstance(exc, FetchError) else None,
                 )
                 return
             finally:

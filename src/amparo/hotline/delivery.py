@@ -8,7 +8,6 @@ went, and :mod:`amparo.hotline.notifying` records it. Pure: no storage.
 
 from __future__ import annotations
 
-import json
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ import httpx
 from amparo.config import Settings
 from amparo.errors import ConfigError, FetchError, UrlRefusedError
 from amparo.exchanges.credentials import load_credentials
+from amparo.exchanges.signing import canonical
 from amparo.fetch import pinned_request, run_with_deadline, tls_context
 from amparo.hotline.notices import Rendered
 from amparo.url_policy import UrlPolicy
@@ -185,7 +185,7 @@ def post_json(
 ) -> Delivery:
     """POST ``payload`` as JSON to ``url`` through the address policy (the connection goes
     to the checked address), all of it within ``timeout`` seconds; 2xx is success."""
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body = canonical(payload)  # the bytes a webhook signature covers
 
     async def send() -> int:
         target = await urls.check_async(url)

@@ -231,7 +231,8 @@ def absolute(reference: str, base: str) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
+    """The URL's host name, lower-cased; empty when it has none or is malformed."""
     try:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
@@ -244,7 +245,7 @@ class _Parser(HTMLParser):
         self.max_attributes = max_attributes
         self.page_url = page_url
         self.base = page_url
-        self.host = _host(page_url)
+        self.host = host_of(page_url)
         self.max_links = max_links
         self.references = 0
         self.truncated = False
@@ -329,14 +330,14 @@ class _Parser(HTMLParser):
             return
         if is_media_url(url):
             _keep(url, self.media, self._seen_media)
-        elif _host(url) == self.host:
+        elif host_of(url) == self.host:
             _keep(url, self.pages, self._seen_pages)
 
     def _add_page(self, reference: str | None) -> None:
         if reference is None or not self._count():
             return
         url = absolute(reference, self.base)
-        if url is not None and _host(url) == self.host and not is_media_url(url):
+        if url is not None and host_of(url) == self.host and not is_media_url(url):
             _keep(url, self.pages, self._seen_pages)
 
 

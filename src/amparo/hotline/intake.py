@@ -129,17 +129,26 @@ class Intake:
         if not isinstance(report_facts, dict) or not isinstance(report_facts.get("url"), str):
             raise InputError("the forwarded report names no URL", hint="ask the sender to resend")
         hotline = str(origin.get("hotline", ""))[:200] if isinstance(origin, dict) else ""
-        count = len(items) if isinstance(items, list) else 0
-        comment = f"forwarded by {hotline or sender.name} ({sender.country}): {count} item(s)"
-        report, joined = self.report(
-            report_facts["url"],
-            channel="api",
-            actor=actor,
-            reporter=reporter or f"forward:{sender.country}",
-            language=sender.language,
-            comment=comment,
+        facts = [
+            {k: i.get(k) for k in ("sha256", "md5", "pdq", "classification", "jurisdiction")}
+            for i in (items if isinstance(items, list) else [])[:100]
+            if isinstance(i, dict)
+        ]
+        assessed = sorted({str(f["classification"]) for f in facts if f.get("classification")})
+        comment = (
+            f"forwarded by {hotline or sender.name} ({sender.country}): {len(facts)} item(s)"
+            + (f", assessed {', '.join(assessed)}" if assessed else "")
         )
+        # The report and the record of where it came from commit together.
         with self.ctx.store.transaction(refresh=False) as tx:
+            report, joined = self.report(
+                report_facts["url"],
+                channel="api",
+                actor=actor,
+                reporter=reporter or f"forward:{sender.country}",
+                language=sender.language,
+                comment=comment[:MAX_COMMENT],
+            )
             tx.audit(
                 actor,
                 "hotline.forward.receive",
@@ -147,11 +156,7 @@ class Intake:
                 {
                     "from": sender.country,
                     "sender_report": report_facts.get("id"),
-                    "items": [
-                        {k: i.get(k) for k in ("sha256", "md5", "pdq", "assessment")}
-                        for i in (items if isinstance(items, list) else [])[:100]
-                        if isinstance(i, dict)
-                    ],
+                    "items": facts,
                 },
             )
         return report, joined

@@ -120,8 +120,8 @@ class MmdbDatabases:
                     f"{path} named in hotline_mmdb_files is not a readable .mmdb database: {exc}",
                     hint="download the database again; it must be in MaxMind's .mmdb format",
                 ) from None
-            if held is not None:
-                held[1].close()
+            # The replaced reader is not closed here: a lookup on another thread may still be
+            # reading it; it is closed when nothing refers to it any more.
             self._open[path] = (stamp, reader, info)
             return reader, info
 

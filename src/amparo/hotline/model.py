@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from amparo.errors import InputError
+
 REPORT_STATUS_DOCS: dict[str, str] = {
     "new": "reported, not crawled yet",
     "unreachable": "the page could not be fetched (retried with backoff)",
@@ -31,6 +33,20 @@ REPORT_STATUS_DOCS: dict[str, str] = {
 REPORT_STATUSES = tuple(REPORT_STATUS_DOCS)
 OPEN_REPORT_STATUSES = ("new", "unreachable", "assessment", "confirmed", "notified", "forwarded")
 """Statuses a new submission of the same URL joins (any other starts the report again)."""
+STATUS_HINT = "one of: open (every status still handled), " + ", ".join(REPORT_STATUSES)
+
+
+def statuses_named(status: str | None) -> list[str] | None:
+    """The statuses a filter names: one status, ``open`` for every status still handled, or
+    None (every report). InputError for anything else."""
+    if status is None:
+        return None
+    if status == "open":
+        return list(OPEN_REPORT_STATUSES)
+    if status not in REPORT_STATUSES:
+        raise InputError(f"{status!r} is not a report status", hint=STATUS_HINT)
+    return [status]
+
 
 ITEM_STATUSES = ("verified", "unknown", "assessed")
 """``verified``: matched a bank entry; ``unknown``: waits for an analyst; ``assessed``: an
@@ -43,9 +59,6 @@ CONFIRMED_ASSESSMENTS = ("baseline", "national")
 NOTICE_KINDS = ("notice", "repeat", "escalation", "forward")
 NOTICE_CHANNELS = ("email", "webhook", "export")
 SUBMISSION_CHANNELS = ("web", "api", "cli")
-
-LANGUAGES = ("es", "pt_BR", "en")
-"""Languages of the report page, the reviewer pages and the notices (gettext catalogues)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ was sent."""
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import MessageError
@@ -23,15 +22,12 @@ from amparo.hotline.notices import Rendered, forward_export, render_notice, sign
 from amparo.hotline.partners import Partner, notice_language
 from amparo.url_policy import UrlPolicy
 
-log = logging.getLogger("amparo.hotline.notifying")
-
 NO_CONTACT = "no abuse contact"
 KEY_ID_HEADER = "X-Amparo-Key-Id"
 SIGNATURE_HEADER = "X-Amparo-Signature"
 """Webhook notices carry ``ed25519=<base64>``: the feed key's signature over the body."""
 
 
-@dataclass
 @dataclass
 class Sent:
     """One message sent (or tried), as it will be recorded."""

@@ -321,7 +321,13 @@ def verify_forward(
         if isinstance(public_key, Ed25519PublicKey)
         else load_public_key(public_key, what="the sender's public key")
     )
-    verify(key, export, data.get("signature"), what="the forwarded report")
+    try:
+        verify(key, export, data.get("signature"), what="the forwarded report")
+    except UnicodeEncodeError:  # a lone surrogate: the JSON holds no valid text
+        raise InputError(
+            "the forwarded report holds text that is not valid Unicode",
+            hint="give the report-<id>.json file as sent",
+        ) from None
     if export.get("format") != FORWARD_FORMAT:
         raise InputError(
             f"not a forwarded report (format {export.get('format')!r})",

@@ -35,6 +35,7 @@ from amparo.hotline.notice_plan import (
     noticed_items,
 )
 from amparo.hotline.partners import WebhookRoutes, hotline_countries, load_partners, partner_for
+from amparo.hotline.rechecks import next_recheck
 from amparo.store.leases import default_holder
 
 log = logging.getLogger("amparo.hotline.notifying")
@@ -204,9 +205,8 @@ class Notifier:
             )
             if report.first_notice_at is None:
                 changes["first_notice_at"] = now
-            first_recheck = _first_recheck(settings.recheck_hours)
-            if report.next_recheck_at is None and first_recheck is not None:
-                changes["next_recheck_at"] = now + first_recheck
+            if report.next_recheck_at is None:
+                changes["next_recheck_at"] = next_recheck(settings.recheck_hours, 0, now)
             if plan.kind == "escalation":
                 changes["escalated"] = True
         elif main.delivery.error == NO_CONTACT:
@@ -256,12 +256,3 @@ class Notifier:
                     one.delivery.error,
                 )
         return notices
-
-
-def _first_recheck(hours: str) -> timedelta | None:
-    first = hours.split(",")[0].strip()
-    try:
-        value = float(first)
-    except ValueError:
-        return None
-    return timedelta(hours=value) if value > 0 else None

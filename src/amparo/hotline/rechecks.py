@@ -46,7 +46,6 @@ from amparo.hashing import MediaHashes
 from amparo.hotline.context import HotlineContext
 from amparo.hotline.crawl import Crawler, CrawlLimits
 from amparo.hotline.model import HotlineItem, UrlReport
-from amparo.hotline.notifying import Notifier
 from amparo.hotline.sightings import Probe, Seen, fetch_again, sweep_page
 from amparo.signals.pdq import PdqSignal
 from amparo.store.leases import default_holder
@@ -86,9 +85,8 @@ def lease_name(report_id: int) -> str:
 class Rechecker:
     """Re-checks noticed reports (see the module's docstring)."""
 
-    def __init__(self, ctx: HotlineContext, notifier: Notifier) -> None:
+    def __init__(self, ctx: HotlineContext) -> None:
         self.ctx = ctx
-        self.notifier = notifier
         self.limits = CrawlLimits.from_settings(ctx.settings)
         self.crawler = Crawler(ctx.fetcher, self.limits)
         self.holder = default_holder()
@@ -105,6 +103,7 @@ class Rechecker:
         is re-checking is skipped."""
         now = now or self.ctx.clock()
         done = 0
+        failed: Exception | None = None
         for report_id in self.ctx.records.due("next_recheck_at", RECHECKED_STATUSES, now, limit):
             name = lease_name(report_id)
             token = self.ctx.leases.acquire(name, self.holder, self.lease_seconds())
@@ -118,12 +117,15 @@ class Rechecker:
                 ):
                     continue
                 self._recheck(report, SYSTEM_ACTOR, token)
-            except Exception:
+            except Exception as exc:
                 log.exception("re-checking URL report %d failed; the others go on", report_id)
+                failed = failed or exc
             else:
                 done += 1
             finally:
                 self.ctx.leases.release(name, token)
+        if failed is not None:
+            raise failed  # the scheduler counts the step failed (as crawl_due does)
         return done
 
     def recheck(self, report_id: int, *, actor: str = SYSTEM_ACTOR) -> UrlReport:

@@ -78,6 +78,6 @@ class HotlineService:
         self.verifier = Verifier(ctx, self.attributor)
         self.assessments = Assessments(ctx)
         self.notifier = Notifier(ctx)
-        self.rechecker = Rechecker(ctx, self.notifier)
+        self.rechecker = Rechecker(ctx)
         self.figures = Figures(ctx)
         self.runner = HotlineRunner(ctx, self.verifier, self.notifier, self.rechecker)

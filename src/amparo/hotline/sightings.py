@@ -32,8 +32,6 @@ from amparo.url_policy import Resolver
 
 Outcome = Literal["up", "gone", "inconclusive"]
 
-# amparo.fetch words a refused status as "<host> answered <status> for the URL".
-_ANSWERED = re.compile(r"\banswered (\d{3})\b")
 GONE_STATUSES = frozenset({404, 410})
 # getaddrinfo's EAI_AGAIN: the resolver could not answer now, which says nothing of the host.
 _TEMPORARY_DNS = re.compile(r"temporary failure|try again|\[Errno -3\]", re.IGNORECASE)
@@ -69,11 +67,6 @@ class Sweep:
     media: list[Seen] = field(default_factory=list)
     capped: bool = False
     """The page had more media or links than the crawl limits read."""
-
-
-def status_of(error: FetchError) -> int | None:
-    """The HTTP status a fetch was refused with, when it was refused for its status."""
-    return _status_in(error.message)
 
 
 def host_verdict(fetcher: Fetcher, resolver: Resolver, url: str) -> Probe | None:
@@ -118,7 +111,7 @@ def fetch_again(fetcher: Fetcher, resolver: Resolver, url: str) -> Probe | bytes
         # The URL's own host passed the policy a moment ago: a redirect hop was refused.
         return Probe("inconclusive", f"a redirect was refused: {exc.message}")
     except FetchError as exc:
-        status = status_of(exc)
+        status = exc.status
         if status in GONE_STATUSES:
             return Probe("gone", f"HTTP {status}")
         return Probe("inconclusive", exc.message)
@@ -151,8 +144,8 @@ def sweep_page(
     if isinstance(error, UrlRefusedError):
         sweep.verdict = Probe("inconclusive", f"the reported page: a redirect was refused: {error}")
         return sweep
-    if isinstance(error, FetchError) and status_of(error) in GONE_STATUSES:
-        sweep.verdict = Probe("gone", f"the reported page answers HTTP {status_of(error)}")
+    if isinstance(error, FetchError) and error.status in GONE_STATUSES:
+        sweep.verdict = Probe("gone", f"the reported page answers HTTP {error.status}")
         return sweep
     if error is not None:
         sweep.verdict = Probe("inconclusive", f"the reported page: {error.message}")
@@ -181,14 +174,9 @@ def _unsure(medium: CrawledMedium[Seen]) -> bool:
     if medium.error_code == "url_refused":
         return True
     if medium.error_code == "fetch_failed":
-        status = _status_in(medium.error or "")
+        status = medium.status
         return status is None or not 400 <= status < 500 or status == 429
     return medium.error_code is None
-
-
-def _status_in(message: str) -> int | None:
-    found = _ANSWERED.search(message)
-    return int(found.group(1)) if found else None
 
 
 def _is_literal(host: str) -> bool:
@@ -207,6 +195,5 @@ __all__ = [
     "Sweep",
     "fetch_again",
     "host_verdict",
-    "status_of",
     "sweep_page",
 ]

@@ -77,6 +77,12 @@ def normalise(url: str) -> NormalisedUrl:
     text = url.strip()
     if not text:
         raise _refuse("no URL was given", "give the page's address, e.g. https://example.com/page")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no character any URL can hold
+        raise _refuse(
+            "the URL has characters that are not valid text", "give the address as it is written"
+        ) from None
     if len(text) > MAX_URL_LENGTH:
         raise _refuse(
             "the URL is too long",

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from amparo.config import SYSTEM_ACTOR
-from amparo.errors import AmparoError, UrlRefusedError
+from amparo.errors import AmparoError, MediaTooLargeError, UrlRefusedError
 from amparo.events import Source
 from amparo.fetch import Fetched
 from amparo.hashing import MediaHashes
@@ -303,8 +303,9 @@ class Verifier:
 
     def _unreachable(self, report: UrlReport, error: AmparoError, actor: str) -> UrlReport:
         """The reported URL could not be fetched: retry later with backoff, or close it (a
-        refused address at once; any other failure after ``hotline_crawl_attempts`` tries)."""
-        if isinstance(error, UrlRefusedError):
+        refused address, or one larger than any page or medium is read, at once: trying again
+        would fail the same way; any other failure after ``hotline_crawl_attempts`` tries)."""
+        if isinstance(error, UrlRefusedError | MediaTooLargeError):
             return self._attempted(
                 report, actor, f"refused: {error.message}", error.code, close=True
             )

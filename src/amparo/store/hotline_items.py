@@ -15,6 +15,7 @@ from amparo.hotline.model import (
     HotlineItem,
     Notice,
 )
+from amparo.store.exchange_records import dialect_insert
 from amparo.store.hotline_rows import (
     ITEM_FIELDS,
     dumps,
@@ -226,15 +227,16 @@ class HotlineNoticeRecords:
         return json.loads(row.answer) if row is not None else None
 
     def rdap_store(self, key: str, answer: dict[str, Any], *, at: datetime) -> None:
+        values = {"key": key, "answer": dumps(answer), "fetched_at": at}
         with self.db.transaction(refresh=False) as tx:
-            conn = tx.conn
-            done = conn.execute(
-                update(rdap_t)
-                .where(rdap_t.c.key == key)
-                .values(answer=dumps(answer), fetched_at=at)
-            ).rowcount
-            if not done:
-                conn.execute(insert(rdap_t).values(key=key, answer=dumps(answer), fetched_at=at))
+            # One statement: two workers caching the same answer at once do not collide.
+            statement = dialect_insert(tx.conn, rdap_t).values(**values)
+            tx.conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[rdap_t.c.key],
+                    set_={"answer": values["answer"], "fetched_at": at},
+                )
+            )
 
     # -- notices and forwards (hotline.notifying) -------------------------------------------
 

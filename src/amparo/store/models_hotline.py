@@ -107,6 +107,7 @@ class HotlineItemRow(Base):
         UniqueConstraint("report_id", "sha256", name="uq_hotline_item_content"),
         Index("ix_hotline_item_status", "status"),
         Index("ix_hotline_item_sha256", "sha256"),
+        Index("ix_hotline_item_evidence", "evidence_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -23,7 +23,7 @@ from amparo.hotline.assessment import Assessments
 from amparo.hotline.jurisdictions import jurisdictions
 from amparo.hotline.model import ASSESSMENTS, HotlineItem
 from amparo.hotline.service import HotlineService
-from amparo.i18n import LANGUAGES, translator
+from amparo.i18n import translator
 from amparo.review.model import CLASSIFICATIONS
 from amparo.web.media import media_response, reveal_response
 from amparo.web.pages import (
@@ -52,12 +52,6 @@ def assessments_of(request: Request) -> Assessments:
     return hotline_of(request).assessments
 
 
-def _localised(request: Request, response: Response, lang: str) -> Response:
-    """Remember an explicit ``?lang`` choice for the following pages (as every reviewer page
-    does: :func:`amparo.web.pages.remember_language`)."""
-    return remember_language(request, response, lang)
-
-
 def _outgoing_banks(request: Request) -> list[str]:
     """Banks a proposal may go to: positive ones (a curator's approval publishes into it)."""
     banks = service_of(request).amparo.banks.list(with_counts=False)
@@ -78,8 +72,6 @@ def _texts(lang: str) -> dict[str, Any]:
     return {
         "_": _,
         "lang": lang,
-        "html_lang": lang.replace("_", "-"),
-        "languages": LANGUAGES,
         "assessment_names": {
             "baseline": _("Baseline (illegal internationally)"),
             "national": _("National (illegal under a jurisdiction's law)"),
@@ -116,7 +108,7 @@ async def queue(request: Request, offset: int = 0) -> Response:
         },
         session=session,
     )
-    return _localised(request, response, lang)
+    return remember_language(request, response, lang)
 
 
 @router.get("/hotline/items/{item_id}")
@@ -153,7 +145,7 @@ async def item_page(request: Request, item_id: Id) -> Response:
         },
         session=session,
     )
-    return _localised(request, response, lang)
+    return remember_language(request, response, lang)
 
 
 @router.get("/hotline/items/{item_id}/media")

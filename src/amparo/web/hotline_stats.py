@@ -19,8 +19,8 @@ from markupsafe import Markup
 
 from amparo.hotline.charts import bar_chart
 from amparo.hotline.figures import QUANTILES, UNKNOWN, WITHIN_DAYS, GroupFigures, HotlineFigures
-from amparo.i18n import LANGUAGES, Translate, negotiate, translator
-from amparo.web.pages import guarded, page, service_of
+from amparo.i18n import Translate, translator
+from amparo.web.pages import guarded, language_of, page, remember_language, service_of
 
 router = APIRouter()
 
@@ -133,20 +133,16 @@ async def stats_page(request: Request) -> Response:
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": 'attachment; filename="hotline-figures.csv"'},
         )
-    lang = negotiate(
-        request.headers.get("accept-language"), chosen=request.query_params.get("lang")
-    )
+    lang = language_of(request)
     _ = translator(lang, "stats")
     n = Numbers(lang)
     overall = figures.overall
-    return page(
+    response = page(
         request,
         "hotline_stats.html",
         {
             "_": _,
             "lang": lang,
-            "html_lang": lang.replace("_", "-"),
-            "languages": LANGUAGES,
             "generated_at": figures.generated_at.strftime("%Y-%m-%d %H:%M"),
             "overall": _row(overall, _("All reports"), n),
             "noticed": n.count(overall.noticed),
@@ -164,3 +160,4 @@ async def stats_page(request: Request) -> Response:
         },
         session=session,
     )
+    return remember_language(request, response, lang)

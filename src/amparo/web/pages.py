@@ -119,11 +119,14 @@ def _untranslated(message: str) -> str:
 templates.env.globals.setdefault("_", _untranslated)
 
 
-def language_of(request: Request) -> str:
-    """The language of a reviewer page: ``?lang``, else the ``amparo_lang`` cookie, else the
-    browser's ``Accept-Language``, else English."""
-    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-    return negotiate(request.headers.get("accept-language"), chosen=chosen)
+def language_of(request: Request, chosen: str | None = None) -> str:
+    """The language of a page (the reviewer pages and the public report page): ``chosen``
+    (e.g. a form field), else ``?lang``, else the ``amparo_lang`` cookie, the first of them
+    that names a supported language; else the browser's ``Accept-Language``, else English."""
+    for candidate in (chosen, request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if supported(candidate):
+            return negotiate(None, chosen=candidate)
+    return negotiate(request.headers.get("accept-language"))
 
 
 def remember_language(request: Request, response: Response, lang: str) -> Response:

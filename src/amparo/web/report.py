@@ -36,15 +36,22 @@ from fastapi.responses import FileResponse, Response
 from amparo.errors import AmparoError, InputError, RateLimitedError
 from amparo.hotline.intake import MAX_COMMENT, MAX_CONTACT, Intake
 from amparo.hotline.urls import MAX_URL_LENGTH
-from amparo.i18n import LANGUAGES, negotiate, supported, translator
+from amparo.i18n import LANGUAGES, supported, translator
 from amparo.keyfile import Ed25519KeyFile
-from amparo.web.pages import is_https, redirect, same_origin, service_of, templates
+from amparo.web.pages import (
+    LANG_COOKIE,
+    is_https,
+    language_of,
+    redirect,
+    same_origin,
+    service_of,
+    templates,
+)
 
 log = logging.getLogger("amparo.web")
 router = APIRouter()
 
 FORM_COOKIE = "amparo_report_form"
-LANG_COOKIE = "amparo_lang"
 FORM_SECONDS = 1800
 """How long a form stays valid: time to write a comment, short enough to be one visit."""
 FIELD_LIMITS = {"url": MAX_URL_LENGTH, "contact": MAX_CONTACT, "comment": MAX_COMMENT}
@@ -53,19 +60,6 @@ DOMAIN = "report"
 ACTOR = "public"
 """How the audit log names the page's anonymous reporters."""
 CSS = Path(__file__).parent / "static" / "report.css"
-
-
-def language_of(request: Request, chosen: str | None = None) -> str:
-    """The page's language: ``chosen`` (a form field), ``?lang=``, the ``amparo_lang``
-    cookie, else the browser's ``Accept-Language``."""
-    for candidate in (
-        chosen,
-        request.query_params.get("lang"),
-        request.cookies.get(LANG_COOKIE),
-    ):
-        if supported(candidate):
-            return negotiate(None, chosen=candidate)
-    return negotiate(request.headers.get("accept-language"))
 
 
 def intake_of(request: Request) -> Intake:

@@ -18,15 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from amparo.api.auth import CURATE, requires
 from amparo.api.service import Service, get_service
 from amparo.api.v1.proposals import ProposalOut
-from amparo.errors import InputError
-from amparo.hotline.model import OPEN_REPORT_STATUSES, REPORT_STATUSES, UrlReport
+from amparo.hotline.model import (
+    REPORT_STATUSES,
+    STATUS_HINT,
+    UrlReport,
+    statuses_named,
+)
 from amparo.keys import ApiKey
 
 router = APIRouter(prefix="/hotline", tags=["v1: hotline"])
 
 READ = ("reviewer", "curator")
 ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="URL report id.")]
-STATUS_HINT = "one of: open (every status still handled), " + ", ".join(REPORT_STATUSES)
 
 
 class _Out(BaseModel):
@@ -171,16 +174,6 @@ class FiguresOut(BaseModel):
     removal_buckets: list[BucketOut]
 
 
-def _statuses(status: str | None) -> list[str] | None:
-    if status is None:
-        return None
-    if status == "open":
-        return list(OPEN_REPORT_STATUSES)
-    if status not in REPORT_STATUSES:
-        raise InputError(f"status {status!r} is not a report status", hint=STATUS_HINT)
-    return [status]
-
-
 def _report(report: UrlReport) -> ReportOut:
     return ReportOut.model_validate(report)
 
@@ -201,7 +194,7 @@ def list_reports(
 ) -> list[ReportOut]:
     """Newest first."""
     reports = service.amparo.hotline.records.list(
-        statuses=_statuses(status), country=country, limit=limit, offset=offset
+        statuses=statuses_named(status), country=country, limit=limit, offset=offset
     )
     return [_report(r) for r in reports]
 

@@ -98,6 +98,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_hotline_item_sha256", "hotline_items", ["sha256"], unique=False)
     op.create_index("ix_hotline_item_status", "hotline_items", ["status"], unique=False)
+    op.create_index("ix_hotline_item_evidence", "hotline_items", ["evidence_id"], unique=False)
     op.create_table(
         "hotline_notices",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
@@ -155,6 +156,7 @@ def downgrade() -> None:
     op.drop_table("hotline_submissions")
     op.drop_index("ix_hotline_notice_report", table_name="hotline_notices")
     op.drop_table("hotline_notices")
+    op.drop_index("ix_hotline_item_evidence", table_name="hotline_items")
     op.drop_index("ix_hotline_item_status", table_name="hotline_items")
     op.drop_index("ix_hotline_item_sha256", table_name="hotline_items")
     op.drop_table("hotline_items")
