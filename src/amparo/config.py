@@ -69,6 +69,19 @@ class Settings(HotlineSettings):
         "Bytes one process may spend decoding images and video frames at once.",
     )
     workers: int = setting(0, "Hashing worker processes for scans; 0 means one per CPU core.")
+    scan_engine: str = setting(
+        "local", "Where `amparo scan` hashes: local (worker processes) or ray (a Ray cluster)."
+    )
+    ray_address: str = setting(
+        "", "Ray cluster for `--engine ray` (host:port or auto); empty starts a local one."
+    )
+    s3_endpoint: str = setting(
+        "", "Endpoint URL of an S3-compatible store for s3:// scan paths; empty: AWS's."
+    )
+    s3_region: str = setting("", "Region for s3:// scan paths; empty: boto3's default chain.")
+    s3_profile: str = setting(
+        "", "AWS profile for s3:// scan paths; empty: boto3's default credential chain."
+    )
     log_level: str = setting("WARNING", "Logging level: DEBUG, INFO, WARNING, ERROR.")
     api_host: str = setting("127.0.0.1", "Address `amparo serve` listens on.")
     api_port: int = setting(8080, "Port `amparo serve` listens on.")
@@ -393,6 +406,11 @@ def _validate(settings: Settings) -> Settings:
         )
     if settings.workers < 0:
         raise ConfigError("workers must be 0 (all cores) or a positive number")
+    if settings.scan_engine not in ("local", "ray"):
+        raise ConfigError(
+            f"scan_engine must be local or ray, not {settings.scan_engine!r}",
+            hint="local hashes in worker processes here; ray on a Ray cluster",
+        )
     for name in ("video_query_share", "video_bank_share"):
         if not 0.0 <= getattr(settings, name) <= 1.0:
             raise ConfigError(f"{name} must be between 0 and 1", hint="0.8 is the usual share")

@@ -55,7 +55,10 @@ PLAIN_PROGRESS_EVERY_S = 5.0
 def scan_command(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path], typer.Argument(help="Files and folders to scan.", show_default=False)
+        list[str],
+        typer.Argument(
+            help="Files, folders and s3://bucket/prefix URLs to scan.", show_default=False
+        ),
     ],
     banks: Annotated[
         list[str] | None, typer.Option("--bank", "-b", help="Only these banks (repeatable).")
@@ -92,6 +95,28 @@ def scan_command(
         str | None,
         typer.Option("--case", help="Also write the matches as this VICS JSON 2.0 case."),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where hashing runs: local (worker processes) or ray (a Ray cluster; "
+            "pip install 'amparo[ray]'). Default: the scan_engine setting.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join (host:port or auto); default: a local Ray for this scan.",
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            help="Endpoint URL of an S3-compatible store (MinIO, Ceph, ...) for s3:// paths.",
+        ),
+    ] = None,
     case_output: Annotated[
         Path | None,
         typer.Option(
@@ -105,7 +130,13 @@ def scan_command(
         validate_case_id(case)
     to_stdout = report is None or str(report) == "-"
     report_format = format_for("" if to_stdout else str(report), fmt)
-    overrides = {} if workers is None else {"workers": workers}
+    given = {
+        "workers": workers,
+        "scan_engine": engine,
+        "ray_address": ray_address,
+        "s3_endpoint": s3_endpoint,
+    }
+    overrides = {k: v for k, v in given.items() if v is not None}
     with open_app(ctx, **overrides) as amparo:
         if journal is None:
             journal = (

@@ -13,10 +13,16 @@ The pipeline is walk -> :func:`hash_batch` (worker processes) -> :func:`match_ba
 process) -> journal and :class:`ScanResult`; see ``docs/scan.md``.
 """
 
-from amparo.scan.archives import ArchiveLimits
 from amparo.scan.engine import HashEngine, InProcessEngine, ProcessPoolEngine, make_engine
 from amparo.scan.journal import ScanJournal
-from amparo.scan.model import HashLimits, HashOutcome, HashTask, ItemRecord, Problem
+from amparo.scan.model import (
+    ArchiveLimits,
+    HashLimits,
+    HashOutcome,
+    HashTask,
+    ItemRecord,
+    Problem,
+)
 from amparo.scan.report import REPORT_FORMATS, format_for, iter_jsonl, write_report
 from amparo.scan.result import EXIT_ERROR, EXIT_MATCH, EXIT_OK, FoundMatch, Issue, ScanResult
 from amparo.scan.scanner import (

@@ -19,11 +19,17 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from amparo.media.sniff import ARCHIVE_TYPES, HEAD_BYTES, sniff
-from amparo.scan.model import MEMBER_SEPARATOR, HashTask, ItemRecord, Problem, Resumed
+from amparo.scan.model import (
+    MEMBER_SEPARATOR,
+    ArchiveLimits,
+    HashTask,
+    ItemRecord,
+    Problem,
+    Resumed,
+)
 
 WalkItem = HashTask | Problem | Resumed
 Previous = Callable[[str, int, int], ItemRecord | None]
@@ -45,14 +51,6 @@ _READ_ERRORS = (
     zipfile.BadZipFile,
     tarfile.TarError,
 )
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    max_member_bytes: int
-    max_ratio: int
-    max_depth: int = 5
-    """How many archives deep to look (1: members of archives on disk, not archives inside)."""
 
 
 class ExpansionBudget:

@@ -1,8 +1,8 @@
 """Where hashing batches run: in this process, or in a pool of worker processes.
 
 An engine has one job: take a batch of tasks, give back a future of their outcomes. The
-scanner keeps a few batches in flight and never holds more than that in memory. A later
-distributed engine (Ray) needs only the same two methods.
+scanner keeps a few batches in flight and never holds more than that in memory. The Ray
+engine (:mod:`amparo.scan.ray_engine`) runs the same :func:`hash_batch` on a cluster.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import NoReturn, Protocol
 
-from amparo.scan.model import HashLimits, HashOutcome, HashTask
+from amparo.scan.model import HashLimits, HashTask, WorkerItem
 from amparo.scan.worker import hash_batch
 
 
@@ -26,10 +26,13 @@ class HashEngine(Protocol):
     capacity: int
     """How many batches to keep in flight."""
 
-    def submit(self, tasks: list[HashTask]) -> Future[list[HashOutcome]]: ...
+    def submit(self, tasks: list[HashTask]) -> Future[list[WorkerItem]]: ...
 
     def reset(self) -> None:
         """Start afresh after a worker died (its batches already failed)."""
+
+    def workers_alive(self) -> int:
+        """How many hashing workers are up now (for the progress display)."""
 
     def close(self) -> None: ...
 
@@ -42,8 +45,8 @@ class InProcessEngine:
     def __init__(self, limits: HashLimits) -> None:
         self.limits = limits
 
-    def submit(self, tasks: list[HashTask]) -> Future[list[HashOutcome]]:
-        future: Future[list[HashOutcome]] = Future()
+    def submit(self, tasks: list[HashTask]) -> Future[list[WorkerItem]]:
+        future: Future[list[WorkerItem]] = Future()
         try:
             future.set_result(hash_batch(tasks, self.limits))
         except Exception as exc:  # a bug in a decoder must not end the scan
@@ -52,6 +55,9 @@ class InProcessEngine:
 
     def reset(self) -> None:
         pass
+
+    def workers_alive(self) -> int:
+        return 1
 
     def close(self) -> None:
         pass
@@ -79,12 +85,15 @@ class ProcessPoolEngine:
             initargs=(os.getpid(),),
         )
 
-    def submit(self, tasks: list[HashTask]) -> Future[list[HashOutcome]]:
+    def submit(self, tasks: list[HashTask]) -> Future[list[WorkerItem]]:
         return self._pool.submit(hash_batch, tasks, self.limits)
 
     def reset(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
+
+    def workers_alive(self) -> int:
+        return self.workers
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -159,8 +168,19 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def make_engine(workers: int, limits: HashLimits) -> HashEngine:
-    """An engine with ``workers`` processes (0: one per available core; 1: in-process)."""
+ENGINES = ("local", "ray")
+
+
+def make_engine(
+    workers: int, limits: HashLimits, *, engine: str = "local", ray_address: str | None = None
+) -> HashEngine:
+    """The ``local`` engine with ``workers`` processes (0: one per available core; 1:
+    in-process), or the ``ray`` engine on the cluster at ``ray_address`` (None: a local one;
+    ``workers`` then caps the batches in flight, 0 meaning two per CPU of the cluster)."""
+    if engine == "ray":
+        from amparo.scan.ray_engine import RayEngine
+
+        return RayEngine(limits, address=ray_address, workers=workers)
     count = workers or available_cores()
     if count <= 1:
         return InProcessEngine(limits)

@@ -53,11 +53,16 @@ class ScanJournal:
             self._fh.write("\n")  # finish a line cut short by a kill, so the next one parses
         self._fh.flush()
 
-    def lookup(self, path: str, size: int, mtime_ns: int) -> ItemRecord | None:
-        """The earlier run's record for this item, if it is still valid: same size and mtime,
-        and not an error (errors are retried: the cause may be gone)."""
+    def lookup(
+        self, path: str, size: int, mtime_ns: int, etag: str | None = None
+    ) -> ItemRecord | None:
+        """The earlier run's record for this item, if it is still valid: same size and mtime
+        (and, for an object in a bucket, the same ETag), and not an error (errors are retried:
+        the cause may be gone)."""
         record = self.previous.get(path)
         if record is None or record.size != size or record.mtime_ns != mtime_ns:
+            return None
+        if record.etag != etag:
             return None
         return None if record.status == "error" else record
 

@@ -36,6 +36,39 @@ class HashLimits:
     video_max_duration_seconds: float = DEFAULTS.video_max_duration_seconds
     video_timeout_seconds: float = DEFAULTS.video_timeout_seconds
     max_decode_memory: int = DEFAULTS.max_decode_memory
+    s3: S3Options | None = None
+    """How workers reach object stores (endpoint, region, profile; never credentials)."""
+    archives: ArchiveLimits | None = None
+    """Guards for archives a worker opens itself (objects in a bucket are read only there)."""
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Where a bucket is: what a worker needs to open a client. Credentials are never carried
+    here: each node finds its own (AWS environment variables, a profile, an instance role)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Guards for reading inside archives (see :mod:`amparo.scan.archives`)."""
+
+    max_member_bytes: int
+    max_ratio: int
+    max_depth: int = 5
+    """How many archives deep to look (1: members of archives on disk, not archives inside)."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One object in a bucket, as listed: read by the worker that hashes it."""
+
+    bucket: str
+    key: str
+    etag: str
 
 
 @dataclass
@@ -54,6 +87,13 @@ class HashTask:
     data: bytes | None = None
     on_disk: bool = True
     """False for archive members (used for progress: the pre-walk counts files on disk)."""
+    obj: ObjectRef | None = None
+    """An object in a bucket (``path`` is then ``s3://bucket/key``); neither ``fs_path`` nor
+    ``data`` is set: the worker reads it, and expands it there when it is an archive."""
+
+    @property
+    def etag(self) -> str | None:
+        return self.obj.etag if self.obj is not None else None
 
 
 @dataclass
@@ -69,6 +109,10 @@ class HashOutcome:
     code: str | None = None
     message: str | None = None
     on_disk: bool = True
+    etag: str | None = None
+    """For objects in a bucket (and members of archives in them): the object's ETag."""
+    obj: ObjectRef | None = None
+    """The object in a bucket this is (or is a member of), to read it again for the rules."""
 
 
 @dataclass
@@ -93,6 +137,9 @@ class ItemRecord:
     hashed: bool = True
     """Whether digests were computed (false when the content could not be read)."""
     on_disk: bool = True
+    etag: str | None = None
+    """For objects in a bucket (and members of archives in them): the object's ETag, so a
+    resumed scan re-reads an object that changed."""
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -105,6 +152,8 @@ class ItemRecord:
         }
         if not self.on_disk:
             data["on_disk"] = False
+        if self.etag is not None:
+            data["etag"] = self.etag
         if self.code is not None:
             data["code"] = self.code
         if self.message is not None:
@@ -138,6 +187,7 @@ class ItemRecord:
             hashes={str(k): str(v) for k, v in hashes.items()},
             hashed=bool(data.get("hashed", True)),
             on_disk=bool(data.get("on_disk", True)),
+            etag=_opt_str(data.get("etag")),
         )
 
 
@@ -153,6 +203,12 @@ class Problem:
     is_file: bool = True
     """False for folders and whole archives that could not be listed."""
     on_disk: bool = True
+
+
+WorkerItem = HashOutcome | Problem
+"""What the hashing stage gives back: an outcome per task, in order; after the outcome of an
+object in a bucket that is an archive, the outcomes and problems of its members (a worker
+expands such an archive itself: the object is read once, there)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,19 +26,30 @@ from amparo.config import LOCAL_ACTOR, Settings
 from amparo.events import Source
 from amparo.hashing import MediaHashes
 from amparo.matching import Match
-from amparo.scan.archives import ArchiveLimits
+from amparo.scan.archives import WalkItem
 from amparo.scan.engine import HashEngine, make_engine
 from amparo.scan.journal import ScanJournal
 from amparo.scan.model import (
     MEMBER_SEPARATOR,
+    ArchiveLimits,
     HashLimits,
     HashOutcome,
     HashTask,
     ItemRecord,
     Problem,
+    S3Options,
+    WorkerItem,
 )
 from amparo.scan.paths import display_path
 from amparo.scan.result import ScanResult
+from amparo.scan.s3 import (
+    S3_SCHEME,
+    PreviousObject,
+    check_access,
+    is_s3_url,
+    object_media,
+    walk_s3,
+)
 from amparo.scan.walk import walk_paths
 from amparo.signals import get_signal_type
 
@@ -64,6 +75,11 @@ class ScanOptions:
     hash_batch: int = 16
     actions: bool = True
     """Run the action rules on each matched file (``amparo scan --no-actions``: off)."""
+    engine: str | None = None
+    """Where hashing runs: ``local`` (worker processes) or ``ray`` (a Ray cluster); None =
+    the ``scan_engine`` setting."""
+    ray_address: str | None = None
+    """The Ray cluster to join (None = the ``ray_address`` setting; empty: a local one)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,10 @@ class ScanProgress:
     errors: int
     elapsed_s: float
     current: str
+    bytes_done: int = 0
+    """Bytes of the files done (objects and files on disk; members are inside them)."""
+    workers: int = 0
+    """Hashing workers alive now (processes, or CPUs of a Ray cluster's live nodes)."""
 
 
 ProgressCallback = Callable[[ScanProgress], None]
@@ -87,7 +107,7 @@ def default_journal_path(
 ) -> Path:
     """``<home>/scans/scan-<key>.journal``, the key derived from the paths and banks, so the
     same scan run again with ``--resume`` finds its journal."""
-    roots = [str(Path(p).resolve()) for p in paths]
+    roots = [str(p) if is_s3_url(str(p)) else str(Path(p).resolve()) for p in paths]
     key = json.dumps([roots, sorted(banks) if banks else None]).encode()
     return settings.home / "scans" / f"scan-{hashlib.sha256(key).hexdigest()[:16]}.journal"
 
@@ -139,6 +159,7 @@ def match_batch(
                 hashes=_report_signals(o.hashes) if matches and o.hashes is not None else {},
                 hashed=o.hashes is not None,
                 on_disk=o.on_disk,
+                etag=o.etag,
             )
         )
     return records
@@ -163,6 +184,10 @@ def scan_paths(
     settings = amparo.settings
     banks = list(opts.banks) if opts.banks else None
     roots = [fspath(p) for p in paths]
+    s3 = s3_options(settings)
+    buckets = [r for r in roots if is_s3_url(r)]
+    if buckets:
+        check_access(buckets, s3)  # a bad credential or bucket: a clear error, before starting
     limits = HashLimits(
         max_pixels=settings.max_image_pixels,
         max_file_bytes=settings.max_file_bytes,
@@ -172,14 +197,22 @@ def scan_paths(
         video_max_duration_seconds=float(settings.video_max_duration_seconds),
         video_timeout_seconds=float(settings.video_timeout_seconds),
         max_decode_memory=settings.max_decode_memory,
+        s3=s3,
+        archives=archive_limits(settings, opts),
     )
     journal_path = opts.journal or default_journal_path(settings, roots, banks)
     journal = ScanJournal(journal_path, banks=banks, resume=opts.resume)
     result = ScanResult(roots=roots, banks=banks, journal=journal_path)
     run = _Run(amparo, opts, banks, journal, result, progress, on_record)
-    engine = make_engine(settings.workers if opts.workers is None else opts.workers, limits)
+    engine = make_engine(
+        settings.workers if opts.workers is None else opts.workers,
+        limits,
+        engine=opts.engine or settings.scan_engine,
+        ray_address=(settings.ray_address if opts.ray_address is None else opts.ray_address)
+        or None,
+    )
     try:
-        run.execute(engine, roots, settings)
+        run.execute(engine, roots, limits)
     except KeyboardInterrupt:
         result.interrupted = True
         run.flush_matches()
@@ -189,6 +222,38 @@ def scan_paths(
         result.finished_at = datetime.now(UTC)
         run.report_progress(force=True)
     return result
+
+
+def s3_options(settings: Settings) -> S3Options:
+    """How this scan's workers reach buckets (``s3_endpoint``, ``s3_region``, ``s3_profile``)."""
+    return S3Options(
+        endpoint_url=settings.s3_endpoint or None,
+        region=settings.s3_region or None,
+        profile=settings.s3_profile or None,
+    )
+
+
+def archive_limits(settings: Settings, opts: ScanOptions) -> ArchiveLimits:
+    return ArchiveLimits(
+        max_member_bytes=settings.max_archive_member_bytes,
+        max_ratio=settings.max_archive_ratio,
+        max_depth=opts.max_depth,
+    )
+
+
+def walk_roots(
+    roots: Sequence[str],
+    limits: HashLimits,
+    previous: PreviousObject | None,
+) -> Iterator[WalkItem]:
+    """Every item under the roots: folders and files on disk, then objects in buckets."""
+    local = [r for r in roots if not is_s3_url(r)]
+    buckets = [r for r in roots if is_s3_url(r)]
+    assert limits.archives is not None
+    if local:
+        yield from walk_paths(local, limits.archives, previous)
+    if buckets:
+        yield from walk_s3(buckets, limits.s3 or S3Options(), previous)
 
 
 class _Run:
@@ -213,6 +278,8 @@ class _Run:
         self.progress = progress
         self.outcomes: list[HashOutcome] = []
         self.files_done = 0
+        self.bytes_done = 0
+        self.engine: HashEngine | None = None
         self.current = ""
         self.started = time.monotonic()
         self.last_report = 0.0
@@ -222,14 +289,10 @@ class _Run:
         self.member_data: dict[str, bytes] = {}
         self.member_bytes = 0
 
-    def execute(self, engine: HashEngine, roots: list[str], settings: Settings) -> None:
-        archive_limits = ArchiveLimits(
-            max_member_bytes=settings.max_archive_member_bytes,
-            max_ratio=settings.max_archive_ratio,
-            max_depth=self.opts.max_depth,
-        )
+    def execute(self, engine: HashEngine, roots: list[str], limits: HashLimits) -> None:
+        self.engine = engine
         lookup = self.journal.lookup if self.opts.resume else None
-        pending: deque[tuple[list[HashTask], Future[list[HashOutcome]]]] = deque()
+        pending: deque[tuple[list[HashTask], Future[list[WorkerItem]]]] = deque()
         chunk: list[HashTask] = []
         chunk_bytes = 0
 
@@ -240,7 +303,7 @@ class _Run:
             while pending and (pending[0][1].done() or len(pending) > engine.capacity):
                 self.collect(engine, *pending.popleft())
 
-        for item in walk_paths(roots, archive_limits, lookup):
+        for item in walk_roots(roots, limits, lookup):
             if isinstance(item, HashTask):
                 chunk.append(item)
                 chunk_bytes += len(item.data or b"")
@@ -252,11 +315,7 @@ class _Run:
                 self.files_done += item.is_file and item.on_disk
                 self.current = item.path
             else:
-                self.result.add_record(item.record, resumed=True)
-                if self.on_record is not None:
-                    self.on_record(item.record)
-                self.files_done += item.record.on_disk
-                self.current = item.record.path
+                self.resumed(item.record)
             self.report_progress()
         if chunk:
             send()
@@ -264,28 +323,56 @@ class _Run:
             self.collect(engine, *pending.popleft())
         self.flush_matches()
 
+    def resumed(self, record: ItemRecord) -> None:
+        """An item an earlier run of this scan did: reported as it was, not checked again."""
+        self.result.add_record(record, resumed=True)
+        if self.on_record is not None:
+            self.on_record(record)
+        self.files_done += record.on_disk
+        self.bytes_done += record.size if record.on_disk else 0
+        self.current = record.path
+
     def collect(
-        self, engine: HashEngine, tasks: list[HashTask], future: Future[list[HashOutcome]]
+        self, engine: HashEngine, tasks: list[HashTask], future: Future[list[WorkerItem]]
     ) -> None:
+        items: list[WorkerItem]
         try:
-            outcomes = future.result()
+            items = future.result()
         except BrokenProcessPool:
             engine.reset()
-            outcomes = [_failed(t, "a hashing worker crashed on this batch") for t in tasks]
+            items = [_failed(t, "a hashing worker crashed on this batch") for t in tasks]
         except Exception as exc:
-            outcomes = [_failed(t, f"hashing failed: {exc!r}") for t in tasks]
+            items = [_failed(t, f"hashing failed: {exc!r}") for t in tasks]
+        outcomes: list[HashOutcome] = []
+        for item in items:
+            if isinstance(item, Problem):
+                self.result.add_problem(item)
+                continue
+            done = self._done_before(item)
+            if done is not None:
+                self.resumed(done)
+                continue
+            outcomes.append(item)
+            self.files_done += item.on_disk
+            self.bytes_done += item.size if item.on_disk else 0
         self.outcomes.extend(outcomes)
         if self.act:
             for t in tasks:
                 if t.data is not None:
                     self.member_data[t.path] = t.data
                     self.member_bytes += len(t.data)
-        self.files_done += sum(o.on_disk for o in outcomes)
         if outcomes:
             self.current = outcomes[-1].path
         if len(self.outcomes) >= self.opts.match_batch or self.member_bytes >= CHUNK_BYTES:
             self.flush_matches()
         self.report_progress()
+
+    def _done_before(self, outcome: HashOutcome) -> ItemRecord | None:
+        """On resume, the record of an item a worker found again (a member of an archive in a
+        bucket, re-read because its members are not listed) that an earlier run finished."""
+        if not self.opts.resume or outcome.etag is None:
+            return None
+        return self.journal.lookup(outcome.path, outcome.size, outcome.mtime_ns, outcome.etag)
 
     def flush_matches(self) -> None:
         if not self.outcomes:
@@ -318,9 +405,15 @@ class _Run:
     def act_on(self, outcome: HashOutcome, matches: list[Match]) -> None:
         """Run the action rules on one matched file or archive member."""
         assert outcome.hashes is not None
-        media: bytes | Path | None = (
-            Path(outcome.path) if outcome.on_disk else self.member_data.get(outcome.path)
-        )
+        media: bytes | Path | Callable[[], bytes] | None
+        if outcome.obj is not None:  # read again from the bucket, only if a rule runs
+            prefix = f"{S3_SCHEME}{outcome.obj.bucket}/{outcome.obj.key}{MEMBER_SEPARATOR}"
+            member = outcome.path[len(prefix) :] if outcome.path.startswith(prefix) else None
+            media = object_media(outcome.obj, member, s3_options(self.amparo.settings))
+        elif outcome.on_disk:
+            media = Path(outcome.path)
+        else:
+            media = self.member_data.get(outcome.path)
         find = media_find(outcome.hashes, matches, self._source(outcome))
         self.amparo.checks.act(find, media=media, actor=LOCAL_ACTOR)
 
@@ -338,6 +431,8 @@ class _Run:
                 errors=len(r.errors),
                 elapsed_s=now - self.started,
                 current=self.current,
+                bytes_done=self.bytes_done,
+                workers=self.engine.workers_alive() if self.engine is not None else 0,
             )
         )
 
@@ -353,4 +448,6 @@ def _failed(task: HashTask, message: str) -> HashOutcome:
         code="worker_failed",
         message=message,
         on_disk=task.on_disk,
+        etag=task.etag,
+        obj=task.obj,
     )

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from amparo.media.sniff import ARCHIVE_TYPES, HEAD_BYTES, sniff
-from amparo.scan.archives import ArchiveLimits, ExpansionBudget, Previous, WalkItem, expand
-from amparo.scan.model import HashTask, Problem, Resumed
+from amparo.scan.archives import ExpansionBudget, Previous, WalkItem, expand
+from amparo.scan.model import ArchiveLimits, HashTask, Problem, Resumed
 
 
 @dataclass(frozen=True)

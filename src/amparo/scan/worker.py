@@ -16,7 +16,7 @@ from amparo.hashing import (
     video_max_pixels,
 )
 from amparo.media.sniff import ARCHIVE_TYPES, IMAGE_TYPES
-from amparo.scan.model import HashLimits, HashOutcome, HashTask, Status
+from amparo.scan.model import HashLimits, HashOutcome, HashTask, Status, WorkerItem
 from amparo.signals.digests import FileDigests, digest_bytes, digest_source, digest_stream
 
 IMAGE_SUFFIXES = frozenset(
@@ -25,14 +25,20 @@ IMAGE_SUFFIXES = frozenset(
 _DIGEST_ONLY = ARCHIVE_TYPES
 
 
-def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[HashOutcome]:
-    """Hash every task of a batch; one outcome per task, in order. An unexpected failure
-    on one file (a decoder library raising something unforeseen) is that file's error, not
-    the batch's."""
-    outcomes = []
+def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[WorkerItem]:
+    """Hash every task of a batch; one outcome per task, in order (an object in a bucket
+    that is an archive is followed by its members' outcomes and problems). An unexpected
+    failure on one file (a decoder library raising something unforeseen) is that file's
+    error, not the batch's. Every engine runs this same function."""
+    outcomes: list[WorkerItem] = []
     for task in tasks:
         try:
-            outcomes.append(hash_task(task, limits))
+            if task.obj is not None:
+                from amparo.scan.s3 import hash_object
+
+                outcomes.extend(hash_object(task, limits))
+            else:
+                outcomes.append(hash_task(task, limits))
         except Exception as exc:
             message = f"hashing failed: {type(exc).__name__}: {exc}"
             outcomes.append(_outcome(task, None, "error", "hash_failed", message))
@@ -172,4 +178,6 @@ def _outcome(
         code=code,
         message=message,
         on_disk=task.on_disk,
+        etag=task.etag,
+        obj=task.obj,
     )
