@@ -33,7 +33,10 @@ from amparo.scan import (
     scan_paths,
     write_report,
 )
+from amparo.scan.model import S3Options
 from amparo.scan.paths import display_path
+from amparo.scan.s3 import count_objects, is_s3_url
+from amparo.scan.scanner import s3_options
 
 HELP = """Scan files, folders and archives (zip, tar, nested) for known material.
 
@@ -151,7 +154,8 @@ def scan_command(
             max_depth=max_depth,
             actions=not no_actions,
         )
-        with _ProgressDisplay([str(p) for p in paths]) as display:
+        s3 = s3_options(amparo.settings)
+        with _ProgressDisplay([str(p) for p in paths], s3=s3) as display:
             result = scan_paths(amparo, paths, options, progress=display.update)
     if to_stdout:
         write_report(result, sys.stdout, report_format)
@@ -216,8 +220,11 @@ def _print_summary(result: ScanResult, report: Path | None) -> None:
 class _ProgressDisplay:
     """A Rich progress bar when stderr is a terminal; otherwise a plain line now and then."""
 
-    def __init__(self, roots: list[str], stream: TextIO | None = None) -> None:
+    def __init__(
+        self, roots: list[str], stream: TextIO | None = None, s3: S3Options | None = None
+    ) -> None:
         self.roots = roots
+        self.s3 = s3 or S3Options()
         self.interactive = err_console.is_terminal
         self.stream = stream or sys.stderr
         self.progress: Progress | None = None
@@ -248,7 +255,9 @@ class _ProgressDisplay:
         return self
 
     def _count(self) -> None:
-        total = count_files(self.roots)
+        local = [r for r in self.roots if not is_s3_url(r)]
+        buckets = [r for r in self.roots if is_s3_url(r)]
+        total = count_files(local) + (count_objects(buckets, self.s3) if buckets else 0)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, total=total)
 

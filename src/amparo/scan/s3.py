@@ -10,14 +10,34 @@ name travel with the tasks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
-from amparo.errors import InputError
+from amparo.errors import AmparoError, ConfigError, InputError
+from amparo.media.sniff import ARCHIVE_TYPES
 from amparo.scan.archives import WalkItem
-from amparo.scan.model import HashLimits, HashTask, ItemRecord, ObjectRef, S3Options, WorkerItem
+from amparo.scan.model import (
+    ArchiveLimits,
+    HashLimits,
+    HashTask,
+    ItemRecord,
+    ObjectRef,
+    Problem,
+    Resumed,
+    S3Options,
+    WorkerItem,
+)
 
 S3_SCHEME = "s3://"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_REFUSED = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken")
+_DENIED = ("AccessDenied", "AllAccessDisabled", "403")
+_NO_BUCKET = ("NoSuchBucket",)
+
+_clients: dict[S3Options, Any] = {}
+_clients_lock = threading.Lock()
 
 
 class PreviousObject(Protocol):
@@ -43,10 +63,99 @@ def parse_s3_url(text: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def client(options: S3Options) -> Any:
+    """The S3 client of this process for ``options`` (one each: boto3 clients are
+    thread-safe, and making one costs milliseconds). Raises :class:`ConfigError` when boto3
+    is missing or the profile does not exist."""
+    with _clients_lock:
+        found = _clients.get(options)
+        if found is None:
+            found = _clients[options] = _new_client(options)
+        return found
+
+
+def forget_clients() -> None:
+    """Drop the cached clients (their credentials were read when they were made)."""
+    with _clients_lock:
+        _clients.clear()
+
+
+def _new_client(options: S3Options) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import ProfileNotFound
+    except ImportError:
+        raise ConfigError(
+            "scanning s3:// paths needs boto3", hint="pip install 'amparo[s3]'"
+        ) from None
+    try:
+        session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
+    except ProfileNotFound:
+        raise ConfigError(
+            f"no AWS profile named {options.profile!r}",
+            hint="set s3_profile to a profile in ~/.aws/config on every node, or leave it empty",
+        ) from None
+    config = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
+    return session.client("s3", endpoint_url=options.endpoint_url, config=config)
+
+
 def check_access(urls: Sequence[str], options: S3Options) -> None:
     """Fail before the scan starts, with a clear error, when a bucket cannot be listed (no
     boto3, bad credentials, no such bucket, endpoint unreachable)."""
-    raise InputError("scanning buckets is not built yet", hint="scan local paths")
+    s3 = client(options)
+    for bucket, prefix in dict.fromkeys(parse_s3_url(u) for u in urls):
+        try:
+            s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except Exception as exc:
+            raise access_error(exc, bucket, options) from None
+
+
+def access_error(exc: Exception, bucket: str, options: S3Options) -> AmparoError:
+    """What went wrong reaching ``bucket``, said plainly (never with a secret in it)."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    where = options.endpoint_url or "AWS S3"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return ConfigError(
+            f"no AWS credentials found to read s3://{bucket}",
+            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or s3_profile, or an "
+            "instance role) on every node that scans",
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return ConfigError(
+            f"cannot reach the S3 endpoint {where}",
+            hint="check --s3-endpoint (the s3_endpoint setting) and the network",
+        )
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _REFUSED:
+            return ConfigError(
+                f"{where} refused the AWS credentials ({code}) for s3://{bucket}",
+                hint="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or s3_profile",
+            )
+        if code in _DENIED:
+            return ConfigError(
+                f"access denied listing s3://{bucket} ({code})",
+                hint="the credentials need s3:ListBucket and s3:GetObject on the bucket",
+            )
+        if code in _NO_BUCKET or code == "404":
+            return InputError(
+                f"no bucket named {bucket!r} at {where}",
+                hint="check the bucket's name, --s3-endpoint and s3_region",
+            )
+        return InputError(f"cannot list s3://{bucket}: {code or exc}", hint="check the URL")
+    if isinstance(exc, AmparoError):
+        return exc
+    return ConfigError(
+        f"cannot list s3://{bucket} at {where}: {type(exc).__name__}",
+        hint="check --s3-endpoint (the s3_endpoint setting), s3_region and the network",
+    )
 
 
 def walk_s3(
@@ -54,25 +163,108 @@ def walk_s3(
 ) -> Iterator[WalkItem]:
     """Yield a task for every object under ``urls`` (a :class:`Resumed` record for one done
     in an earlier run and unchanged, a :class:`Problem` for a URL that names nothing)."""
-    raise InputError("scanning buckets is not built yet", hint="scan local paths")
+    s3 = client(options)
+    for url in urls:
+        bucket, prefix = parse_s3_url(url)
+        found = False
+        try:
+            for listed in _list(s3, bucket, prefix):
+                found = True
+                yield from _object_item(bucket, listed, previous)
+        except Exception as exc:
+            message = access_error(exc, bucket, options).message
+            yield Problem(url, "error", "unreadable", f"cannot list: {message}", is_file=False)
+            continue
+        if not found:
+            yield Problem(
+                url, "error", "not_found", "no object or prefix by this name", is_file=False
+            )
 
 
 def count_objects(urls: Sequence[str], options: S3Options) -> int:
     """How many objects :func:`walk_s3` will yield (for progress bars; problems ignored)."""
-    return 0
+    count = 0
+    try:
+        s3 = client(options)
+        for url in urls:
+            bucket, prefix = parse_s3_url(url)
+            count += sum(1 for _ in _list(s3, bucket, prefix))
+    except Exception:
+        pass  # the walk reports what cannot be listed
+    return count
+
+
+def _list(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """Objects under ``prefix`` taken as a folder: ``photos`` lists the object ``photos``
+    and ``photos/...``, not ``photos2/...``. Folder markers (``x/``, empty) are left out."""
+    folder = prefix
+    if prefix and not prefix.endswith("/"):
+        # The object named exactly like the prefix sorts first among keys starting with it.
+        first = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("Contents", [])
+        if first and first[0]["Key"] == prefix:
+            yield first[0]
+        folder = prefix + "/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+        for listed in page.get("Contents", []):
+            if not (listed["Key"].endswith("/") and listed.get("Size", 0) == 0):
+                yield listed
+
+
+def _object_item(
+    bucket: str, listed: dict[str, Any], previous: PreviousObject | None
+) -> Iterator[WalkItem]:
+    key = str(listed["Key"])
+    path = f"{S3_SCHEME}{bucket}/{key}"
+    size, mtime_ns = int(listed.get("Size", 0)), ns_of(listed["LastModified"])
+    etag = etag_of(listed.get("ETag"))
+    done = previous(path, size, mtime_ns, etag) if previous else None
+    if done is not None and done.media_type not in ARCHIVE_TYPES:
+        yield Resumed(done)  # an archive is read again: its members are not listed
+        return
+    if size == 0:
+        yield Problem(path, "skipped", "empty", "empty file (0 bytes)")
+        return
+    yield HashTask(path, size, mtime_ns, None, obj=ObjectRef(bucket, key, etag))
+
+
+def ns_of(when: datetime) -> int:
+    """An object's LastModified as the journal's mtime_ns (exact: no float on the way)."""
+    return (when - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def etag_of(value: object) -> str:
+    """An ETag as S3 sends it (in quotes) without the quotes."""
+    return str(value or "").strip('"')
+
+
+def error_code(exc: Exception) -> str:
+    """The S3 error code of a botocore ``ClientError`` (empty for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+# -- worker side (amparo.scan.s3_worker: imported when a worker first reads an object) ----
 
 
 def hash_object(task: HashTask, limits: HashLimits) -> list[WorkerItem]:
     """Read one object (streamed) and hash it; when it is an archive, its members' outcomes
     and problems follow its own outcome. Runs in a worker."""
-    raise InputError("scanning buckets is not built yet", hint="scan local paths")
+    from amparo.scan.s3_worker import read_and_hash
+
+    return read_and_hash(task, limits)
 
 
-def object_media(obj: ObjectRef, member: str | None, options: S3Options) -> Callable[[], bytes]:
+def object_media(
+    obj: ObjectRef,
+    member: str | None,
+    options: S3Options,
+    archives: ArchiveLimits | None = None,
+) -> Callable[[], bytes]:
     """A function that reads the object (or one member of the archive it is, ``a!b`` for
-    nested ones) again: what the action rules get for a match, called only when one acts."""
+    nested ones) again: what the action rules get for a match, called only when one acts.
+    Reads the version that was hashed (its ETag) or raises :class:`StorageError`."""
+    from amparo.scan.s3_worker import reader
 
-    def read() -> bytes:
-        raise InputError("scanning buckets is not built yet", hint="scan local paths")
-
-    return read
+    return reader(obj, member, options, archives)

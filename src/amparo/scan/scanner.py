@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from amparo.actions.finds import media_find
 from amparo.app import Amparo
 from amparo.config import LOCAL_ACTOR, Settings
+from amparo.errors import AmparoError
 from amparo.events import Source
 from amparo.hashing import MediaHashes
 from amparo.matching import Match
@@ -52,6 +54,8 @@ from amparo.scan.s3 import (
 )
 from amparo.scan.walk import walk_paths
 from amparo.signals import get_signal_type
+
+log = logging.getLogger("amparo.scan")
 
 CHUNK_BYTES = 64 * 1024 * 1024
 """Archive members travel to workers as bytes: a batch is sent once it carries this much."""
@@ -405,11 +409,15 @@ class _Run:
     def act_on(self, outcome: HashOutcome, matches: list[Match]) -> None:
         """Run the action rules on one matched file or archive member."""
         assert outcome.hashes is not None
-        media: bytes | Path | Callable[[], bytes] | None
+        media: bytes | Path | Callable[[], bytes | None] | None
         if outcome.obj is not None:  # read again from the bucket, only if a rule runs
             prefix = f"{S3_SCHEME}{outcome.obj.bucket}/{outcome.obj.key}{MEMBER_SEPARATOR}"
             member = outcome.path[len(prefix) :] if outcome.path.startswith(prefix) else None
-            media = object_media(outcome.obj, member, s3_options(self.amparo.settings))
+            settings = self.amparo.settings
+            read = object_media(
+                outcome.obj, member, s3_options(settings), archive_limits(settings, self.opts)
+            )
+            media = _or_none(read, outcome.path)
         elif outcome.on_disk:
             media = Path(outcome.path)
         else:
@@ -435,6 +443,20 @@ class _Run:
                 workers=self.engine.workers_alive() if self.engine is not None else 0,
             )
         )
+
+
+def _or_none(read: Callable[[], bytes], path: str) -> Callable[[], bytes | None]:
+    """An object read again for the rules: when that fails (deleted or changed since it was
+    hashed, a network error), the rules run without media and the scan goes on."""
+
+    def media() -> bytes | None:
+        try:
+            return read()
+        except AmparoError as exc:
+            log.warning("%s: %s", display_path(path), exc.message)
+            return None
+
+    return media
 
 
 def _failed(task: HashTask, message: str) -> HashOutcome:

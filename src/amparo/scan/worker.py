@@ -7,6 +7,7 @@ store. Per-file problems become outcomes with a status, never exceptions.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import BinaryIO
 
 from amparo.hashing import (
     MediaHashes,
@@ -45,18 +46,23 @@ def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[WorkerItem]:
     return outcomes
 
 
-def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
+def hash_task(task: HashTask, limits: HashLimits, source: BinaryIO | None = None) -> HashOutcome:
     """Digest the content (always); PDQ-hash it when it is an image small enough to decode,
-    vPDQ-hash it when it is a video within the video limits."""
+    vPDQ-hash it when it is a video within the video limits.
+
+    ``source``, when given, is read instead of ``task.fs_path``: an object in a bucket, read
+    once by :mod:`amparo.scan.s3` (a spooled file, or the response stream itself when the
+    content is over a limit and only digested; seekable otherwise)."""
     if task.media_type == "video":
-        return _hash_video(task, limits)
+        return _hash_video(task, limits, source)
     too_big = task.size > limits.max_file_bytes
     try:
         if task.data is not None:
             data: bytes | None = task.data
             digests = digest_bytes(task.data) if too_big else None
         else:
-            data, digests = _read(task, limits, stream=too_big or task.media_type in _DIGEST_ONLY)
+            stream = too_big or task.media_type in _DIGEST_ONLY
+            data, digests = _read(task, limits, stream=stream, source=source)
     except OSError as exc:
         return _outcome(task, None, "error", "unreadable", f"cannot read: {exc.strerror or exc}")
 
@@ -97,12 +103,15 @@ def hash_task(task: HashTask, limits: HashLimits) -> HashOutcome:
     return _outcome(task, hashes, "ok")
 
 
-def _hash_video(task: HashTask, limits: HashLimits) -> HashOutcome:
-    """vPDQ of a video, streamed from disk (or from an archive member's bytes), one decoder
-    thread: the worker processes are the parallelism."""
+def _hash_video(task: HashTask, limits: HashLimits, source: BinaryIO | None) -> HashOutcome:
+    """vPDQ of a video, streamed from disk (or from an archive member's bytes, or from an
+    object's spooled copy), one decoder thread: the worker processes are the parallelism."""
     if task.size > limits.video_max_file_bytes:
         try:
-            digests = digest_source(task.data if task.data is not None else _fs_path(task))
+            if source is not None:  # maybe a response stream: read through once, no seeking
+                digests = digest_stream(source)
+            else:
+                digests = digest_source(task.data if task.data is not None else _fs_path(task))
         except OSError as exc:
             return _outcome(
                 task, None, "error", "unreadable", f"cannot read: {exc.strerror or exc}"
@@ -123,11 +132,12 @@ def _hash_video(task: HashTask, limits: HashLimits) -> HashOutcome:
         timeout_seconds=limits.video_timeout_seconds,
         max_pixels=video_max_pixels(limits.max_decode_memory, VideoLimits.max_pixels),
     )
-    source = task.data if task.data is not None else task.fs_path
-    assert source is not None
+    video: bytes | str | BinaryIO | None = task.data if task.data is not None else task.fs_path
+    video = source if source is not None else video
+    assert video is not None
     try:
         hashes = hash_video_media(
-            source, sample_fps=limits.video_sample_fps, limits=video_limits, threads=1
+            video, sample_fps=limits.video_sample_fps, limits=video_limits, threads=1
         )
     except OSError as exc:
         return _outcome(task, None, "error", "unreadable", f"cannot read: {exc.strerror or exc}")
@@ -142,18 +152,26 @@ def _fs_path(task: HashTask) -> str:
 
 
 def _read(
-    task: HashTask, limits: HashLimits, *, stream: bool
+    task: HashTask, limits: HashLimits, *, stream: bool, source: BinaryIO | None = None
 ) -> tuple[bytes | None, FileDigests | None]:
+    if source is not None:
+        return _read_from(source, limits, stream=stream)
     assert task.fs_path is not None
     with open(task.fs_path, "rb") as fh:
-        if stream:
-            return None, digest_stream(fh)
-        # Read at most one byte past the limit: a file growing under us is not decoded either.
-        data = fh.read(limits.max_file_bytes + 1)
-        if len(data) > limits.max_file_bytes:
-            fh.seek(0)
-            return None, digest_stream(fh)
-        return data, None
+        return _read_from(fh, limits, stream=stream)
+
+
+def _read_from(
+    fh: BinaryIO, limits: HashLimits, *, stream: bool
+) -> tuple[bytes | None, FileDigests | None]:
+    if stream:
+        return None, digest_stream(fh)
+    # Read at most one byte past the limit: a file growing under us is not decoded either.
+    data = fh.read(limits.max_file_bytes + 1)
+    if len(data) > limits.max_file_bytes:
+        fh.seek(0)
+        return None, digest_stream(fh)
+    return data, None
 
 
 def _named_like_image(path: str) -> bool:
