@@ -29,14 +29,9 @@ from amparo.cli.main import app
 from amparo.errors import ConfigError, InputError
 from amparo.scan import HashLimits, HashOutcome, HashTask, ItemRecord, ScanOptions, scan_paths
 from amparo.scan.model import ObjectRef, S3Options
-from amparo.scan.s3 import (
-    check_access,
-    count_objects,
-    forget_clients,
-    hash_object,
-    object_media,
-    walk_s3,
-)
+from amparo.scan.s3 import check_access, count_objects, forget_clients, object_media, walk_s3
+from amparo.scan.s3_worker import hash_object as read_object
+from amparo.scan.worker import hash_task
 from amparo.signals import digest_bytes
 from s3_support import MotoS3, free_port
 
@@ -286,10 +281,12 @@ def test_an_object_deleted_after_listing_is_not_found_and_the_scan_goes_on(
     assert f"s3://{bucket}/tree/photos/a/k2.jpg" in {m.path for m in done.result.matches}
 
 
+@pytest.mark.slow
 def test_mixed_local_and_bucket_roots(
     amparo: Amparo, tree: Path, bucket: str, tmp_path: Path
 ) -> None:
-    done = scan(amparo, [str(tree / "photos"), f"s3://{bucket}/tree/arch"], tmp_path)
+    roots = [str(tree / "photos"), f"s3://{bucket}/tree/arch"]
+    done = scan(amparo, roots, tmp_path, workers=2)  # worker processes read the objects
     assert {m.path for m in done.result.matches} == {
         str(tree / "photos/a/k2.jpg"),
         str(tree / "photos/a/b/deep.txt"),
@@ -297,6 +294,10 @@ def test_mixed_local_and_bucket_roots(
         f"s3://{bucket}/tree/arch/t.tar.gz!k.jpg",
         f"s3://{bucket}/tree/arch/nested.zip!in.zip!deep/k.jpg",
     }
+
+
+def hash_object(task: HashTask, limits: HashLimits) -> list[Any]:
+    return read_object(task, limits, hash_task)
 
 
 def test_the_worker_reads_each_object_once_within_the_limits(s3: MotoS3) -> None:

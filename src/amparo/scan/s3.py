@@ -6,28 +6,33 @@ The journal keys each object by bucket, key and ETag, so a resumed scan skips wh
 and re-reads what changed. Credentials come from boto3's usual chain on each node (AWS
 environment variables, a profile, an instance role); only the endpoint, region and profile
 name travel with the tasks.
+
+This module is the driver's side (listing, early access checks) and the action rules' copy
+(:func:`object_media`); :mod:`amparo.scan.s3_worker` reads and hashes objects in workers.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import IO, Any, BinaryIO, Protocol, cast
 
-from amparo.errors import AmparoError, ConfigError, InputError
-from amparo.media.sniff import ARCHIVE_TYPES
-from amparo.scan.archives import WalkItem
+from amparo.config import DEFAULTS
+from amparo.errors import AmparoError, ConfigError, InputError, StorageError
+from amparo.media.sniff import ARCHIVE_TYPES, HEAD_BYTES, sniff
+from amparo.scan.archives import ExpansionBudget, WalkItem, expand
 from amparo.scan.model import (
+    MEMBER_SEPARATOR,
     ArchiveLimits,
-    HashLimits,
     HashTask,
     ItemRecord,
     ObjectRef,
     Problem,
     Resumed,
     S3Options,
-    WorkerItem,
 )
 
 S3_SCHEME = "s3://"
@@ -35,6 +40,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REFUSED = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken")
 _DENIED = ("AccessDenied", "AllAccessDisabled", "403")
 _NO_BUCKET = ("NoSuchBucket",)
+
+_SPOOL_CHUNK = 1024 * 1024
 
 _clients: dict[S3Options, Any] = {}
 _clients_lock = threading.Lock()
@@ -245,15 +252,62 @@ def error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-# -- worker side (amparo.scan.s3_worker: imported when a worker first reads an object) ----
+# -- reading objects (the worker's side is amparo.scan.s3_worker) -------------------------
 
 
-def hash_object(task: HashTask, limits: HashLimits) -> list[WorkerItem]:
-    """Read one object (streamed) and hash it; when it is an archive, its members' outcomes
-    and problems follow its own outcome. Runs in a worker."""
-    from amparo.scan.s3_worker import read_and_hash
+def default_archive_limits() -> ArchiveLimits:
+    """Archive guards when none were passed on (the settings' defaults)."""
+    return ArchiveLimits(
+        max_member_bytes=DEFAULTS.max_archive_member_bytes, max_ratio=DEFAULTS.max_archive_ratio
+    )
 
-    return read_and_hash(task, limits)
+
+class Body:
+    """A response stream read once, with bytes already read put back in front (the sniffed
+    head, the part of an image read before it proved too large)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.pending = b""
+
+    def push(self, data: bytes) -> None:
+        self.pending = data + self.pending
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0:
+            data, self.pending = self.pending + self.raw.read(), b""
+            return bytes(data)
+        out = self.pending[:size]
+        self.pending = self.pending[size:]
+        while len(out) < size:
+            chunk = self.raw.read(size - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def __enter__(self) -> Body:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.raw.close()
+
+
+def spool_body(body: Body) -> IO[bytes]:
+    """The object copied to an anonymous temporary file (no name on disk; gone once closed),
+    for the readers that seek: video decoders, zip's central directory."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, closed by the caller
+    try:
+        while chunk := body.read(_SPOOL_CHUNK):
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+# -- the action rules' copy -----------------------------------------------------------------
 
 
 def object_media(
@@ -265,6 +319,46 @@ def object_media(
     """A function that reads the object (or one member of the archive it is, ``a!b`` for
     nested ones) again: what the action rules get for a match, called only when one acts.
     Reads the version that was hashed (its ETag) or raises :class:`StorageError`."""
-    from amparo.scan.s3_worker import reader
 
-    return reader(obj, member, options, archives)
+    def read() -> bytes:
+        url = f"{S3_SCHEME}{obj.bucket}/{obj.key}"
+        try:
+            args = {"IfMatch": f'"{obj.etag}"'} if obj.etag else {}
+            response = client(options).get_object(Bucket=obj.bucket, Key=obj.key, **args)
+            body = Body(response["Body"])
+            with body:
+                if member is None:
+                    return body.read()
+                with spool_body(body) as spool:
+                    return _member_bytes(url, cast(BinaryIO, spool), member, archives)
+        except AmparoError:
+            raise
+        except Exception as exc:
+            changed = error_code(exc) in ("PreconditionFailed", "412")
+            reason = "it changed since it was hashed" if changed else error_code(exc) or exc
+            raise StorageError(
+                f"cannot read {url} again for the action rules: {reason}",
+                hint="check the object and the credentials; scan it again",
+            ) from None
+
+    return read
+
+
+def _member_bytes(url: str, fh: BinaryIO, member: str, archives: ArchiveLimits | None) -> bytes:
+    wanted = f"{url}{MEMBER_SEPARATOR}{member}"
+    limits = archives or default_archive_limits()
+    depth = member.count(MEMBER_SEPARATOR) + 1
+    limits = replace(limits, max_depth=max(limits.max_depth, depth))
+    fh.seek(0, 2)
+    budget = ExpansionBudget(fh.tell(), limits.max_ratio)
+    fh.seek(0)
+    media_type = sniff(fh.read(HEAD_BYTES))
+    fh.seek(0)
+    if media_type in ARCHIVE_TYPES:
+        assert media_type is not None
+        for item in expand(url, fh, media_type, limits=limits, budget=budget, mtime_ns=0):
+            if isinstance(item, HashTask) and item.path == wanted and item.data is not None:
+                return item.data
+    raise StorageError(
+        f"{wanted} is no longer in the object", hint="the object changed; scan it again"
+    )

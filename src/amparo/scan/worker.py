@@ -35,9 +35,9 @@ def hash_batch(tasks: list[HashTask], limits: HashLimits) -> list[WorkerItem]:
     for task in tasks:
         try:
             if task.obj is not None:
-                from amparo.scan.s3 import hash_object
+                from amparo.scan.s3_worker import hash_object
 
-                outcomes.extend(hash_object(task, limits))
+                outcomes.extend(hash_object(task, limits, hash_task))
             else:
                 outcomes.append(hash_task(task, limits))
         except Exception as exc:
