@@ -463,3 +463,22 @@ def test_cli_scans_a_bucket_and_refuses_bad_credentials(
             assert code in refused.output and "Traceback" not in refused.output
             assert wrong not in refused.output  # never echo a secret
     forget_clients()
+
+
+def test_an_object_changed_before_the_rules_run_is_not_preserved(
+    amparo: Amparo, bucket: str, tmp_path: Path, s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    amparo.actions.add_rule(
+        Rule.from_json({"name": "keep", "actions": [{"type": "quarantine"}]}), actor="t"
+    )
+    real = scanner.object_media
+
+    def replaced_first(obj: ObjectRef, *args: Any) -> Any:
+        s3.put(obj.bucket, obj.key, OTHER)  # replaced between hashing and acting
+        return real(obj, *args)
+
+    monkeypatch.setattr(scanner, "object_media", replaced_first)
+    done = scan(amparo, [f"s3://{bucket}/tree/k.jpg"], tmp_path)
+    assert done.result.matched_files == 1 and not done.result.interrupted
+    (taken,) = amparo.actions.log()
+    assert taken.outcome == "skipped" and "evidence_id" not in taken.detail
