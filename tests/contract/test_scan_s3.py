@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -482,3 +483,14 @@ def test_an_object_changed_before_the_rules_run_is_not_preserved(
     assert done.result.matched_files == 1 and not done.result.interrupted
     (taken,) = amparo.actions.log()
     assert taken.outcome == "skipped" and "evidence_id" not in taken.detail
+
+
+def test_no_boto3_or_no_such_profile_is_a_config_error(
+    s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError, match="no AWS profile named 'nope'"):
+        check_access(["s3://b"], S3Options(endpoint_url=s3.endpoint, profile="nope"))
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if not installed
+    with pytest.raises(ConfigError, match="needs boto3") as missing:
+        check_access(["s3://b"], S3Options(endpoint_url=s3.endpoint, region="eu-west-1"))
+    assert "amparo[s3]" in (missing.value.hint or "")
