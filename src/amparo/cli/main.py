@@ -23,6 +23,7 @@ from amparo.cli import (
     indexcmd,
     keys,
     match,
+    package,
     reports,
     rules,
     scan,
@@ -97,6 +98,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(cases.app, name="cases")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(reports.app, name="reports")
+app.add_typer(package.app, name="package")
 app.add_typer(auditcmd.app, name="audit")
 app.add_typer(exchange.app, name="exchange")
 app.add_typer(feeds.app, name="feeds")

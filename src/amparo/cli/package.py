@@ -1,0 +1,108 @@
+"""``amparo package``: for the recipient of a report package (a hotline, the police).
+
+These commands need no Amparo home, database or settings: they read the zip and the key file
+and nothing else, so a recipient runs them after a plain ``pip install amparo``. Only the
+standard library, typer and :mod:`amparo.reports.package_verify` are imported.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from amparo.errors import AmparoError
+
+app = typer.Typer(
+    help="Verify and open a report package you received (no Amparo installation needed "
+    "beyond `pip install amparo`).\n\nExample: amparo package open report-3.zip --key "
+    "report-3.key --out report-3",
+    no_args_is_help=True,
+)
+
+PackageArg = Annotated[
+    Path, typer.Argument(help="The .zip written by `amparo reports package`.", show_default=False)
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="File holding the package key (the 64 hex characters the sender gave you).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _fail(message: str, hint: str | None) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("verify")
+def verify(package: PackageArg, key_file: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the zip, the manifest, every member's SHA-256 and the chain-of-custody log;
+    with --key, also that each file decrypts and matches its original SHA-256. Writes
+    nothing. Exit 0 when intact, 2 otherwise. Example: amparo package verify report-3.zip
+    --key report-3.key"""
+    from amparo.reports.package_verify import read_key, verify_package
+
+    try:
+        key = read_key(key_file) if key_file is not None else None
+        result = verify_package(package, key)
+    except AmparoError as exc:
+        _fail(exc.message, exc.hint)
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename or package}", None)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+    if not result.ok:
+        for problem in result.problems:
+            typer.echo(f"problem: {problem}", err=True)
+        _fail(
+            f"{package.name} failed verification: {len(result.problems)} problem(s)",
+            "do not rely on this package; ask the sender for it again",
+        )
+    if not as_json:
+        typer.echo("verified " + result.summary()[0])
+        typer.echo("\n".join(f"  {line}" for line in result.summary()[1:]))
+
+
+@app.command("open")
+def open_(
+    package: PackageArg,
+    out: Annotated[
+        Path, typer.Option("--out", help="New folder to write to (created 0700; must not exist).")
+    ],
+    key_file: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify the package (as `verify --key` does) and, only if everything checks, write
+    the reports, manifest, custody log and the decrypted files to a new folder readable by
+    you alone. Example: amparo package open report-3.zip --key report-3.key --out report-3"""
+    from amparo.reports.package_open import PackageRefused, open_package
+    from amparo.reports.package_verify import read_key
+
+    try:
+        key = read_key(key_file) if key_file is not None else None
+        result = open_package(package, out, key)
+    except PackageRefused as exc:
+        for problem in exc.result.problems:
+            typer.echo(f"problem: {problem}", err=True)
+        _fail(exc.message, exc.hint)
+    except AmparoError as exc:
+        _fail(exc.message, exc.hint)
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename or package}", None)
+    if as_json:
+        sys.stdout.write(json.dumps({**result.to_json(), "out": str(out)}) + "\n")
+        return
+    summary = result.summary()
+    typer.echo(f"verified {summary[0]}")
+    typer.echo("\n".join(f"  {line}" for line in summary[1:]))
+    typer.echo(f"opened into {out} (readable by you only)")
