@@ -8,9 +8,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,9 +41,11 @@ pytestmark = [QUIET, pytest.mark.slow]
 @dataclass(frozen=True)
 class Built:
     zip: Path
+    plain: Path
     key_file: Path
     photo: bytes
     report_id: int
+    manifest_sha256: str
 
 
 def _photo(seed: int) -> bytes:
@@ -110,9 +115,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     assert result.exit_code == 0, result.output
     found = re.search(r"package key \(shown once[^)]*\):\s*([0-9a-f]{64})", result.stderr)
     assert found, result.stderr
+    shown = re.search(r"manifest.json SHA-256[^:]*:\s*([0-9a-f]{64})", result.stderr)
+    assert shown, result.stderr
     key_file = root / "report.key"
     key_file.write_text(f"\n  {found.group(1)}  \n")  # as pasted from a message
-    yield Built(out, key_file, photo, draft["id"])
+    plain = root / "plain.zip"
+    result = CliRunner().invoke(app, [*args[:-1], str(plain), "--plain"])
+    assert result.exit_code == 0, result.output
+    yield Built(out, plain, key_file, photo, draft["id"], shown.group(1))
 
 
 def _run(*args: str) -> tuple[int, str, str]:
@@ -141,6 +151,7 @@ def test_open_round_trips_a_package_made_by_reports_package(built: Built, tmp_pa
     assert code == 0, err
     assert "custody chain of" in out and "intact" in out
     assert "1 file(s) decrypted with the key" in out
+    assert f"manifest.json SHA-256 {built.manifest_sha256}" in out  # as the sender was told
 
     dest = tmp_path / "opened"
     code, out, err = _run("open", built.zip, "--key", built.key_file, "--out", dest)
@@ -289,3 +300,25 @@ def test_an_encrypted_package_needs_the_key_to_open(built: Built, tmp_path: Path
     code, _, err = _run("open", built.zip, "--out", tmp_path / "out")
     assert code == 2 and "--key" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_recipient_needs_no_amparo_home(built: Built, tmp_path: Path) -> None:
+    """`amparo package` as its own process in an empty folder, no settings: nothing but the
+    opened folder appears (no amparo-data, no database)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPARO_")}
+    env["HOME"] = str(tmp_path)
+    command = [sys.executable, "-m", "amparo.cli.main", "package", "open", str(built.zip)]
+    done = subprocess.run(
+        [*command, "--key", str(built.key_file), "--out", "case"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
+
+
+def test_a_plain_package_opens_without_a_key(built: Built, tmp_path: Path) -> None:
+    code, out, err = _run("open", built.plain, "--out", tmp_path / "plain")
+    assert code == 0, err
+    assert "not encrypted" in out
+    (opened,) = (tmp_path / "plain" / "files").iterdir()
+    assert opened.read_bytes() == built.photo and opened.suffix == ".jpg"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+import zipfile
 from pathlib import Path
 from typing import Annotated
 
@@ -159,6 +161,9 @@ def package(
             f"package key (shown once, give it to the recipient separately): {result.key}",
             markup=False,
         )
+    with zipfile.ZipFile(result.path) as zf:  # what `amparo package verify` shows the recipient
+        manifest_sha256 = hashlib.sha256(zf.read("manifest.json")).hexdigest()
+    err_console.print(f"manifest.json SHA-256 (tell the recipient): {manifest_sha256}")
 
 
 @app.command("standin")
