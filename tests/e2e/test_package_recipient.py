@@ -322,3 +322,13 @@ def test_a_plain_package_opens_without_a_key(built: Built, tmp_path: Path) -> No
     assert "not encrypted" in out
     (opened,) = (tmp_path / "plain" / "files").iterdir()
     assert opened.read_bytes() == built.photo and opened.suffix == ".jpg"
+
+
+def test_an_emptied_custody_log_is_refused(built: Built, tmp_path: Path) -> None:
+    members = _members(built.zip)
+    manifest = json.loads(members["manifest.json"])
+    manifest["members"]["custody.jsonl"] = hashlib.sha256(b"").hexdigest()
+    replaced = {"custody.jsonl": b"", "manifest.json": json.dumps(manifest).encode()}
+    bad = tmp_path / "bad.zip"
+    _rewrite(built.zip, bad, lambda n, data: replaced.get(n, data))
+    _refused(bad, built.key_file, tmp_path, "custody.jsonl: holds no entry")

@@ -108,6 +108,10 @@ def verify_package(path: Path, key: bytes | None = None, sink: Sink | None = Non
         files = _file_entries(manifest, members, result)
         if "custody.jsonl" in metadata:
             _check_custody(metadata["custody.jsonl"], result)
+            if not result.custody_entries:  # a package's own making is always in it
+                result.problems.append(Problem("custody.jsonl", "holds no entry"))
+        elif "custody.jsonl" not in members:
+            result.problems.append(Problem("custody.jsonl", "not in the manifest"))
         if result.encrypted and key is not None and not result.problems:
             _decrypt_files(zf, files, key, result, sink)
         elif sink is not None and not result.problems and not result.encrypted:
