@@ -10,6 +10,7 @@ AmparoError                 base; ``exit_code`` for the CLI, ``http_status`` for
 │   │   ├── UnsupportedMediaError   not a format Amparo decodes
 │   │   ├── CorruptMediaError       truncated or damaged
 │   │   └── MediaTooLargeError      decompression bomb, absurd dimensions, over a size limit
+│   ├── PackageRefusedError a report package failed its recipient's checks (``problems``)
 │   ├── FetchError          a url= that could not be fetched (422)
 │   └── UrlRefusedError     a URL Amparo will not fetch (scheme, credentials, address)
 ├── PayloadTooLargeError    a request body over the API's limit (413)
@@ -95,6 +96,19 @@ class FormatError(InputError):
         *,
         hint: str | None = None,
         problems: list[tuple[int, str]] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or []
+
+
+class PackageRefusedError(InputError):
+    """A report package failed verification and nothing was written; ``problems`` lists
+    everything found (each names the member or custody line)."""
+
+    code = "package_refused"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, problems: list[str] | None = None
     ) -> None:
         super().__init__(message, hint=hint)
         self.problems = problems or []

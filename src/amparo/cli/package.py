@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from amparo.errors import AmparoError
+from amparo.errors import AmparoError, PackageRefusedError
 
 app = typer.Typer(
     help="Verify and open a report package you received (no Amparo installation needed "
@@ -85,14 +85,14 @@ def open_(
     """Verify the package (as `verify --key` does) and, only if everything checks, write
     the reports, manifest, custody log and the decrypted files to a new folder readable by
     you alone. Example: amparo package open report-3.zip --key report-3.key --out report-3"""
-    from amparo.reports.package_open import PackageRefused, open_package
+    from amparo.reports.package_open import open_package
     from amparo.reports.package_verify import read_key
 
     try:
         key = read_key(key_file) if key_file is not None else None
         result = open_package(package, out, key)
-    except PackageRefused as exc:
-        for problem in exc.result.problems:
+    except PackageRefusedError as exc:
+        for problem in exc.problems:
             typer.echo(f"problem: {problem}", err=True)
         _fail(exc.message, exc.hint)
     except AmparoError as exc:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from amparo.errors import InputError
+from amparo.errors import InputError, PackageRefusedError
 from amparo.reports.package_result import Verification
 from amparo.reports.package_verify import verify_package
 
@@ -50,7 +50,12 @@ def open_package(path: Path, out: Path, key: bytes | None) -> Verification:
         if not result.ok:
             first = result.problems[0]
             more = len(result.problems) - 1
-            raise PackageRefused(result, f"{first}" + (f" (and {more} more)" if more else ""))
+            raise PackageRefusedError(
+                f"{result.package} refused: {first}" + (f" (and {more} more)" if more else ""),
+                hint="nothing was written; ask the sender for the package again, or run "
+                "`amparo package verify` to see every problem",
+                problems=[str(p) for p in result.problems],
+            )
         if out.exists():
             out.rmdir()
         os.rename(tmp, out)
@@ -58,15 +63,3 @@ def open_package(path: Path, out: Path, key: bytes | None) -> Verification:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
-
-
-class PackageRefused(InputError):
-    """A package that failed verification; ``result.problems`` says everything found."""
-
-    def __init__(self, result: Verification, message: str) -> None:
-        super().__init__(
-            f"{result.package} refused: {message}",
-            hint="nothing was written; ask the sender for the package again, or run "
-            "`amparo package verify` to see every problem",
-        )
-        self.result = result

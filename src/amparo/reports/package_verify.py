@@ -15,9 +15,9 @@ checks, in this order, and collects every problem instead of stopping at the fir
    its plaintext's SHA-256 equals the original's in the manifest.
 
 This module imports nothing of the store, so it runs from a plain ``pip install amparo``.
-The format constants and the chain hash are restated here rather than imported from
-:mod:`amparo.reports.package` and :mod:`amparo.store.audit` (which pull in SQLAlchemy);
-tests check that both sides agree.
+The format constants are restated here rather than imported from
+:mod:`amparo.reports.package` (which pulls in SQLAlchemy); tests check that both agree. The
+chain hash is the audit log's own (:func:`amparo.audit_chain.line_hash`, pure).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from amparo.audit_chain import line_hash
 from amparo.errors import InputError
 from amparo.reports.package_result import Problem, Verification
 
@@ -294,12 +295,16 @@ def _file_entries(
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
-    """The chain hash of one custody line, as :func:`amparo.store.audit.entry_hash` computes
-    it (the line's ``at`` is already the canonical time text)."""
-    body = {k: entry[k] for k in ("seq", "at", "actor", "action", "target", "details")}
-    body["prev_hash"] = entry["prev_hash"]
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The chain hash of one custody line (its ``at`` is already the canonical time text)."""
+    return line_hash(
+        entry["seq"],
+        entry["at"],
+        entry["actor"],
+        entry["action"],
+        entry["target"],
+        entry["details"],
+        entry["prev_hash"],
+    )
 
 
 def _check_custody(raw: bytes, result: Verification) -> None:

@@ -1,6 +1,6 @@
 """The tamper-evident audit log: a hash chain with signed checkpoints.
 
-By subject: :mod:`~amparo.store.audit.canonical` (the canonical text and hashes of entries
+By subject: :mod:`~amparo.audit_chain` (the canonical text and hashes of entries
 and checkpoints), :mod:`~amparo.store.audit.signing` (the Ed25519 key),
 :mod:`~amparo.store.audit.chain` (appending, the chain's lock, the checkpoint policy,
 reading), :mod:`~amparo.store.audit.verify` (finding every break),
@@ -9,7 +9,7 @@ reading), :mod:`~amparo.store.audit.verify` (finding every break),
 are given). The names the rest of Amparo uses are re-exported here.
 """
 
-from amparo.store.audit.canonical import (
+from amparo.audit_chain import (
     GENESIS,
     ChainEntry,
     Checkpoint,

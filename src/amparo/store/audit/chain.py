@@ -7,7 +7,7 @@ Every entry carries ``seq`` (1, 2, 3... without gaps), ``prev_hash`` (the hash o
      "prev_hash":..,"seq":..,"target":..}
 
 (JSON, keys sorted, no spaces, UTF-8; ``details`` is the JSON *text* exactly as stored; see
-:mod:`amparo.store.audit.canonical`). Appends are serialised by a row lock on the
+:mod:`amparo.audit_chain`). Appends are serialised by a row lock on the
 ``audit_seq`` counter taken in the writer's transaction (on SQLite the database write lock
 does it), so the chain is linear across processes.
 
@@ -28,14 +28,14 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
-from amparo.clock import Clock, as_utc, utc_now
-from amparo.store.audit.canonical import (
+from amparo.audit_chain import (
     GENESIS,
     ChainEntry,
     Checkpoint,
     checkpoint_message,
     entry_hash,
 )
+from amparo.clock import Clock, as_utc, utc_now
 from amparo.store.audit.signing import AuditSigner, key_id
 from amparo.store.models import AuditRow, CounterRow
 from amparo.store.models_reports import AuditCheckpointRow

@@ -13,9 +13,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
+from amparo.audit_chain import ChainEntry, Checkpoint, timestamp
 from amparo.clock import utc_now
 from amparo.errors import InputError
-from amparo.store.audit.canonical import ChainEntry, Checkpoint, timestamp
 from amparo.store.audit.chain import expected_length, iter_entries, list_checkpoints
 from amparo.store.audit.signing import key_id, load_public_key, public_key_pem
 from amparo.store.audit.verify import ChainProblem, VerifyReport, verify_entries

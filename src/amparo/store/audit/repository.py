@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from amparo.audit_chain import ChainEntry, Checkpoint
 from amparo.store.audit import chain
-from amparo.store.audit.canonical import ChainEntry, Checkpoint
 from amparo.store.audit.export import export_lines
 from amparo.store.audit.signing import AuditSigner
 from amparo.store.audit.verify import VerifyReport, verify_store

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
-from amparo.store.audit.canonical import GENESIS, ChainEntry, Checkpoint, checkpoint_message
+from amparo.audit_chain import GENESIS, ChainEntry, Checkpoint, checkpoint_message
 from amparo.store.audit.chain import expected_length, iter_entries, list_checkpoints
 from amparo.store.audit.signing import key_id
 

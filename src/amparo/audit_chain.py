@@ -1,5 +1,8 @@
 """The canonical text of audit entries and checkpoints, and the hashes computed over it.
 
+Pure (no store): the audit log (:mod:`amparo.store.audit`) and a recipient checking a report
+package's custody log (:mod:`amparo.reports.package_verify`) compute the same hashes here.
+
 These bytes are what every stored ``hash`` and every checkpoint signature covers: changing
 any of them (key order, separators, the time's text) would call every existing chain
 tampered. Entries and checkpoints are also the records an export carries (``to_json``).
@@ -39,9 +42,23 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """The chain hash of one entry (``details`` is the stored JSON text)."""
+    return line_hash(seq, timestamp(at), actor, action, target, details, prev_hash)
+
+
+def line_hash(
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    target: str,
+    details: str,
+    prev_hash: str,
+) -> str:
+    """:func:`entry_hash` of an entry whose time is already its canonical text (a line of an
+    export or of a report package's ``custody.jsonl``, checked without a database)."""
     body = {
         "seq": int(seq),
-        "at": timestamp(at),
+        "at": at,
         "actor": actor,
         "action": action,
         "target": target,
