@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import tempfile
 import time
@@ -98,11 +99,21 @@ def short_temp_dir() -> str:
 @contextlib.contextmanager
 def ray_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[Any]:
     """A ``ray.cluster_utils.Cluster`` of ``nodes`` nodes on loopback, each a raylet of its
-    own; shut down (every process it started) and its temp dir removed on leaving."""
+    own; shut down (every process it started) and its temp dir removed on leaving.
+
+    Why 127.0.0.2: Ray rewrites a bootstrap address of 127.0.0.1 (or localhost) to the
+    machine's outward address, where nothing listens; any other loopback address is kept.
+    Why RAY_TMPDIR: the cluster writes its address to ``<that>/ray/ray_current_cluster``
+    (and deletes the file at shutdown), where every ``ray.init()`` without an address on
+    this machine would find it and join this test's cluster.
+    """
     import ray
     from ray.cluster_utils import Cluster
 
     temp_dir = short_temp_dir()
+    saved_tmpdir = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp_dir
+    os.mkdir(os.path.join(temp_dir, "ray"))
     cluster = None
     try:
         cluster = Cluster(
@@ -114,6 +125,13 @@ def ray_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[Any]:
                 "include_dashboard": True,  # the state API (which task ran where) needs it
                 "dashboard_host": LOOPBACK,
                 "dashboard_port": 0,
+                # A node killed is known dead in about 2 s (default: 15 s), so the tasks it
+                # ran are retried sooner; a slow but live node still answers within the
+                # (default) timeout of each check, so it is not taken for dead.
+                "_system_config": {
+                    "health_check_period_ms": 500,
+                    "health_check_failure_threshold": 4,
+                },
             },
         )
         for _ in range(nodes - 1):
@@ -125,6 +143,10 @@ def ray_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[Any]:
             ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
+        if saved_tmpdir is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved_tmpdir
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -132,12 +154,12 @@ def add_node(cluster: Any, cpus: int = 1) -> Any:
     return cluster.add_node(num_cpus=cpus, node_ip_address=LOOPBACK)
 
 
-def tasks_by_node(address: str, name: str) -> dict[str, int]:
-    """How many attempts of tasks called ``name`` each node ran (from Ray's state API)."""
+def tasks_by_node(address: str) -> dict[str, int]:
+    """How many task attempts each node of the cluster ran (from Ray's state API)."""
     from ray.util.state import list_tasks
 
     counts: dict[str, int] = {}
-    for task in list_tasks(address=address, filters=[("name", "=", name)], limit=10_000):
+    for task in list_tasks(address=address, filters=[("type", "=", "NORMAL_TASK")], limit=10_000):
         if task.node_id:
             counts[task.node_id] = counts.get(task.node_id, 0) + 1
     return counts
