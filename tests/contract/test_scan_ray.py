@@ -139,6 +139,7 @@ def jsonl(result: object) -> list[str]:
     return sorted(json.dumps(row, sort_keys=True) for row in rows)
 
 
+@pytest.mark.slow
 def test_the_ray_report_equals_the_local_one(amparo: Amparo, tmp_path: Path):
     root = mixed_folder(tmp_path / "evidence")
     reports = {}
@@ -190,7 +191,9 @@ def test_batches_in_flight_never_pass_the_cap():
         [t.path for t in batch] for batch in batches
     ]
     assert ray.is_initialized()  # the test's Ray: used, not shut down
-    assert RayEngine(_limits()).capacity == 4  # 0 workers: two batches per CPU
+    default = RayEngine(_limits())
+    default.close()
+    assert default.capacity == 4  # 0 workers: two batches per CPU
 
 
 def _hashing_workers() -> list[int]:
