@@ -103,8 +103,9 @@ class RayEngine:
     process (a notebook, a Ray job, a test), the engine uses that and leaves it running.
 
     ``workers`` caps the batches in flight (0: two per CPU of the cluster when the scan
-    starts): :meth:`submit` waits while that many are unfinished, so the driver never holds
-    more than ``capacity`` batches' tasks and results whatever the cluster's size.
+    starts): :meth:`submit` waits while that many are unfinished, so no more than
+    ``capacity`` batches run or queue on the cluster, and the driver holds at most one
+    finished batch more (the one the scanner is about to collect), whatever the cluster's size.
     """
 
     def __init__(self, limits: HashLimits, *, address: str | None = None, workers: int = 0):
@@ -138,6 +139,8 @@ class RayEngine:
                 logging_level=logging.ERROR,
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            if self._ray.is_initialized():  # half started: stop what was started
+                self._ray.shutdown()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(
                 f"cannot join the Ray cluster at {address!r}: {first}", hint=_RAY_HINT
