@@ -12,6 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from amparo.app import Amparo
 from amparo.config import Settings, load_settings
@@ -59,9 +60,10 @@ def open_app(ctx: typer.Context, **overrides: Any) -> Iterator[Amparo]:
 
 
 def fail(message: str, hint: str | None = None, code: int = EXIT_ERROR) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    # Escaped: messages and hints are text ("amparo[ray]", "s3://BUCKET[/PREFIX]", paths).
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]hint:[/] {hint}", markup=True, soft_wrap=True)
+        err_console.print(f"[dim]hint:[/] {escape(hint)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 

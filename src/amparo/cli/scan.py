@@ -76,7 +76,13 @@ def scan_command(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-j", min=0, help="Hashing processes; 0 all cores, 1 none."),
+        typer.Option(
+            "--workers",
+            "-j",
+            min=0,
+            help="Hashing processes; 0 all cores, 1 none. With --engine ray: batches in "
+            "flight (0: two per CPU of the cluster).",
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted scan from its journal.")

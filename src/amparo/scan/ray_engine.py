@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -31,7 +33,13 @@ log = logging.getLogger("amparo.scan")
 
 TASK_RETRIES = 3
 """How often Ray runs a batch again when the worker (or node) running it dies."""
+CONNECT_TIMEOUT_S = 5.0
+"""How long to wait for a cluster's address to answer before saying it cannot be reached."""
 _ALIVE_CACHE_SECONDS = 2.0
+_RAY_HINT = (
+    "start one with `ray start --head` and pass its address (--ray-address HOST:6379, or "
+    "auto), or leave --ray-address out to run a local Ray instance for this scan"
+)
 
 
 def import_ray() -> Any:
@@ -50,50 +58,121 @@ def _hash_batch_task(tasks: list[HashTask], limits: HashLimits) -> list[WorkerIt
     return hash_batch(tasks, limits)
 
 
+def cluster_address(address: str | None) -> str:
+    """The cluster to join: ``address``, else ``RAY_ADDRESS`` (how Ray jobs name theirs),
+    else ``"local"``: a new instance for this scan. Never "whatever cluster ran last on this
+    machine", which is what Ray's own default does (it may be someone else's)."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when ``host:port`` (or ``ray://host:port``) does not accept connections.
+
+    Ray itself retries an unreachable address for minutes, logging as it goes; a scan
+    pointed at the wrong place should say so in seconds. ``auto`` and ``local`` are Ray's
+    to resolve (``auto`` only finds clusters that run).
+    """
+    if address in ("auto", "local"):
+        return
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"the Ray address {address!r} is not host:port",
+            hint="pass the head node's address, e.g. --ray-address 10.0.0.5:6379, or auto",
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer in {timeout:g} s"
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address}: {reason}", hint=_RAY_HINT
+        ) from exc
+
+
 class RayEngine:
     """Runs hashing batches as Ray tasks (one CPU each) on the cluster at ``address``.
 
-    ``address`` None starts a local Ray instance for this scan (stopped at :meth:`close`);
-    ``"auto"`` or ``host:port`` joins a running cluster (left running). ``workers`` caps the
-    batches in flight (0: two per CPU the cluster has when the scan starts).
+    ``address`` None starts a local Ray instance for this scan (stopped at :meth:`close`),
+    unless ``RAY_ADDRESS`` names a cluster; ``"auto"`` or ``host:port`` joins a running
+    cluster (left running, its settings untouched). When Ray is already initialised in this
+    process (a notebook, a Ray job, a test), the engine uses that and leaves it running.
+
+    ``workers`` caps the batches in flight (0: two per CPU of the cluster when the scan
+    starts): :meth:`submit` waits while that many are unfinished, so no more than
+    ``capacity`` batches run or queue on the cluster, and the driver holds at most one
+    finished batch more (the one the scanner is about to collect), whatever the cluster's size.
     """
 
     def __init__(self, limits: HashLimits, *, address: str | None = None, workers: int = 0):
         self._ray = ray = import_ray()
         self._owns = False
-        if not ray.is_initialized():
-            try:
-                ray.init(
-                    address=address or None,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(
-                    f"cannot reach the Ray cluster at {address!r}: {exc}",
-                    hint="start one with `ray start --head` and pass its address "
-                    "(--ray-address HOST:6379, or auto), or leave --ray-address out to run "
-                    "a local Ray instance for this scan",
-                ) from exc
-            self._owns = True
-        self._limits = ray.put(limits)  # once per scan; a top-level ref arrives resolved
-        self._remote = ray.remote(_hash_batch_task).options(
-            num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False
-        )
         self._in_flight: set[Any] = set()
         self._lock = threading.Lock()
+        if not ray.is_initialized():
+            self._start(cluster_address(address))
+        try:
+            self._limits = ray.put(limits)  # once per scan; a top-level ref arrives resolved
+            self._remote = ray.remote(_hash_batch_task).options(
+                num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False
+            )
+        except BaseException:
+            self.close()
+            raise
         self._alive = (0.0, 0)
         cpus = self.workers_alive()
         self.capacity = workers if workers > 0 else max(2, 2 * cpus)
 
+    def _start(self, address: str) -> None:
+        check_reachable(address)
+        try:
+            self._ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,  # workers' output is Ray's business, not the report's
+                # Ray's INFO and WARNING lines (its start-up, its default token auth) would
+                # flood the scan's stderr; Ray's own defaults (token auth included) stay.
+                logging_level=logging.ERROR,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            if self._ray.is_initialized():  # half started: stop what was started
+                self._ray.shutdown()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"cannot join the Ray cluster at {address!r}: {first}", hint=_RAY_HINT
+            ) from exc
+        self._owns = True
+
+    @property
+    def in_flight(self) -> int:
+        """Batches submitted and not finished yet."""
+        with self._lock:
+            return len(self._in_flight)
+
     def submit(self, tasks: list[HashTask]) -> Future[list[WorkerItem]]:
+        self._wait_for_room()
         ref = self._remote.remote(tasks, self._limits)
         with self._lock:
             self._in_flight.add(ref)
         future: Future[list[WorkerItem]] = ref.future()
         future.add_done_callback(lambda _f: self._done(ref))
         return future
+
+    def _wait_for_room(self) -> None:
+        # The scanner collects the oldest batch once more than `capacity` are pending; this
+        # keeps it to `capacity` unfinished on the cluster even while it does.
+        while True:
+            with self._lock:
+                refs = list(self._in_flight)
+            if len(refs) < self.capacity:
+                return
+            ready, _ = self._ray.wait(refs, num_returns=len(refs) - self.capacity + 1)
+            with self._lock:
+                self._in_flight.difference_update(ready)
 
     def _done(self, ref: Any) -> None:
         with self._lock:
@@ -125,3 +204,4 @@ class RayEngine:
                 self._ray.cancel(ref, force=True)
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
+        self._owns = False
