@@ -35,6 +35,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import tempfile
 import threading
 import time
@@ -161,6 +162,9 @@ class Run:
     rss_mib: float
     driver_cpu_s: float
     batch: int
+    round: int = 1
+    load: float = 0.0
+    """The machine's 1-minute load average when the run started (other jobs included)."""
 
     @property
     def files_s(self) -> float:
@@ -169,18 +173,22 @@ class Run:
     def row(self, base: float | None) -> str:
         ratio = f"{self.files_s / base:.2f}x" if base else "-"
         return (
-            f"| {self.label} | {self.batch} | {self.files:,} | {self.seconds:.1f} "
+            f"| {self.label} | {self.round} | {self.batch} | {self.files:,} | {self.seconds:.1f} "
             f"| {self.files_s:,.0f} | {self.mbytes / self.seconds:.2f} | {ratio} "
-            f"| {self.driver_cpu_s / self.files * 1e3:.3f} | {self.rss_mib:.0f} |"
+            f"| {self.driver_cpu_s / self.files * 1e3:.3f} | {self.rss_mib:.0f} "
+            f"| {self.load:.1f} |"
         )
 
 
-def scan_once(amparo: Amparo, root: Path, work: Path, label: str, engine: str, batch: int) -> Run:
+def scan_once(
+    amparo: Amparo, root: Path, work: Path, label: str, engine: str, batch: int, rnd: int = 1
+) -> Run:
     journal = work / f"scan-{label.replace(' ', '-')}-{batch}.journal"
     options = ScanOptions(
         journal=journal, workers=0, actions=False, engine=engine, hash_batch=batch
     )
     last: list[ScanProgress] = []
+    load = os.getloadavg()[0]
     cpu0 = time.process_time()
     with PeakRss() as rss:
         started = time.perf_counter()
@@ -193,9 +201,10 @@ def scan_once(amparo: Amparo, root: Path, work: Path, label: str, engine: str, b
     hashed = result.hashed
     if len(result.errors):
         print(f"  {label}: {len(result.errors)} errors, first: {result.errors[0].message}")
-    run = Run(label, hashed, seconds, size / 1e6, rss.peak / 2**20, cpu, batch)
+    run = Run(label, hashed, seconds, size / 1e6, rss.peak / 2**20, cpu, batch, rnd, load)
     print(
-        f"  {label} (batch {batch}): {hashed:,} files in {seconds:.1f} s = "
+        f"  round {rnd}, {label} (batch {batch}, load {load:.1f}): {hashed:,} files in "
+        f"{seconds:.1f} s = "
         f"{run.files_s:,.0f} files/s, driver CPU {cpu:.1f} s, peak RSS {run.rss_mib:.0f} MiB",
         flush=True,
     )
@@ -224,7 +233,7 @@ def ray_two_nodes() -> Iterator[Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(
+    cluster: Any = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )
     cluster.add_node(num_cpus=1)
@@ -299,10 +308,13 @@ def main() -> None:
         default=20_000,
         help="files for the 2-node run (a subset of --files)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved rounds of local and Ray runs"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args()
     if args.quick:
-        args.files, args.bank, args.cluster_files = 2000, 20_000, 2000
+        args.files, args.bank, args.cluster_files, args.rounds = 2000, 20_000, 2000, 1
     cores = available_cores()
     batches = [int(b) for b in args.batches.split(",")]
     out: list[str] = []
@@ -359,21 +371,38 @@ def main() -> None:
         walk_cost /= walked
 
         runs: list[Run] = []
-        runs.append(scan_once(amparo, root, work, "local", "local", 16))
-        with ray_local(cores) as ray:
-            overhead = {
-                b: ray_task_overhead(ray, tasks, b, 2000 // max(1, b // 16)) for b in batches
-            }
-            for batch in batches:
-                runs.append(scan_once(amparo, root, work, "ray 1 node", "ray", batch))
-        best = max((r for r in runs if r.label == "ray 1 node"), key=lambda r: r.files_s)
+        overhead: dict[int, float] = {}
+        # Interleaved rounds, the order reversed every other round, so that other jobs'
+        # load (rising or falling) hits every configuration alike.
+        for rnd in range(1, args.rounds + 1):
+            forward = rnd % 2 == 1
+            if forward:
+                runs.append(scan_once(amparo, root, work, "local", "local", 16, rnd))
+            with ray_local(cores) as ray:
+                if not overhead:
+                    overhead = {
+                        b: ray_task_overhead(ray, tasks, b, 2000 // max(1, b // 16))
+                        for b in batches
+                    }
+                for batch in batches if forward else batches[::-1]:
+                    runs.append(scan_once(amparo, root, work, "ray 1 node", "ray", batch, rnd))
+            if not forward:
+                runs.append(scan_once(amparo, root, work, "local", "local", 16, rnd))
+        medians = {
+            (r.label, r.batch): statistics.median(
+                x.files_s for x in runs if (x.label, x.batch) == (r.label, r.batch)
+            )
+            for r in runs
+        }
+        best_batch = max((k for k in medians if k[0] == "ray 1 node"), key=medians.__getitem__)[1]
+        best = next(r for r in runs if (r.label, r.batch) == ("ray 1 node", best_batch))
         cluster_root = subset if args.cluster_files < args.files else root
         with ray_two_nodes():
             two = scan_once(amparo, cluster_root, work, "ray 2 nodes x 1 CPU", "ray", best.batch)
         runs.append(two)
         amparo.close()
 
-        local = runs[0]
+        local_median = medians[("local", 16)]
         say(
             f"Machine: {machine()}. Date: {dt.date.today().isoformat()}. "
             f"Python {platform.python_version()}, Ray {version('ray')}, "
@@ -386,12 +415,22 @@ def main() -> None:
         )
         say()
         say(
-            "| engine | batch (hash_batch) | files | s | files/s | MB/s | vs local "
-            "| driver CPU ms/file | driver peak RSS MiB |"
+            "| engine | round | batch (hash_batch) | files | s | files/s | MB/s "
+            "| vs local (same round) | driver CPU ms/file | driver peak RSS MiB | load avg |"
         )
-        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        local_of = {r.round: r.files_s for r in runs if r.label == "local"}
         for r in runs:
-            say(r.row(local.files_s))
+            say(r.row(local_of.get(r.round)))
+        say()
+        say(
+            "Medians over the rounds: "
+            + "; ".join(
+                f"{label} batch {batch} {v:,.0f} files/s ({v / local_median:.2f}x local)"
+                for (label, batch), v in medians.items()
+            )
+            + "."
+        )
         say()
         say("Costs measured in this process (the projection's inputs):")
         say()
@@ -444,7 +483,8 @@ def main() -> None:
             )
         say()
         say(
-            f"Ray 1 node / local: {best.files_s / local.files_s:.2f}x at batch {best.batch} "
+            f"Ray 1 node / local (medians): "
+            f"{medians[('ray 1 node', best_batch)] / local_median:.2f}x at batch {best_batch} "
             f"(target >= 0.8x)."
         )
         if args.markdown:
