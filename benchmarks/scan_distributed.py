@@ -479,7 +479,8 @@ def main() -> None:
             say(
                 f"| {nodes} | {nodes * PROJECTED_CORES} | {capacity:,.0f} | "
                 f"{1 / parts:,.0f} | {1 / whole:,.0f} | "
-                f"{min(capacity, 1 / whole):,.0f} - {min(capacity, 1 / parts):,.0f} |"
+                f"{min(capacity, 1 / parts, 1 / whole):,.0f} - "
+                f"{min(capacity, max(1 / parts, 1 / whole)):,.0f} |"
             )
         say()
         say(
