@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
+from rich.console import Console
+from rich.filesize import decimal
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -19,7 +21,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from amparo.cli.context import err_console, handle_errors, open_app
@@ -160,8 +161,8 @@ def scan_command(
             max_depth=max_depth,
             actions=not no_actions,
         )
-        s3 = s3_options(amparo.settings)
-        with _ProgressDisplay([str(p) for p in paths], s3=s3) as display:
+        display = _ProgressDisplay([str(p) for p in paths], s3=s3_options(amparo.settings))
+        with display:
             result = scan_paths(amparo, paths, options, progress=display.update)
     if to_stdout:
         write_report(result, sys.stdout, report_format)
@@ -224,17 +225,30 @@ def _print_summary(result: ScanResult, report: Path | None) -> None:
 
 
 class _ProgressDisplay:
-    """A Rich progress bar when stderr is a terminal; otherwise a plain line now and then."""
+    """A Rich progress bar when stderr is a terminal; otherwise a plain line now and then.
+
+    The same display for both engines: files and bytes a second, matches, errors, the
+    hashing workers alive (processes, or CPUs of a Ray cluster's live nodes: it drops when
+    a node dies) and an ETA once the background count of the roots is in (files on disk
+    and objects in buckets, added up; no ETA when a count fails)."""
 
     def __init__(
-        self, roots: list[str], stream: TextIO | None = None, s3: S3Options | None = None
+        self,
+        roots: list[str],
+        stream: TextIO | None = None,
+        *,
+        s3: S3Options | None = None,
+        console: Console | None = None,
     ) -> None:
         self.roots = roots
         self.s3 = s3 or S3Options()
-        self.interactive = err_console.is_terminal
+        self.console = console or err_console
+        self.interactive = self.console.is_terminal
         self.stream = stream or sys.stderr
         self.progress: Progress | None = None
         self.task: TaskID | None = None
+        self.total: int | None = None
+        self.counter: threading.Thread | None = None
         self.last_line = time.monotonic()
 
     def __enter__(self) -> _ProgressDisplay:
@@ -245,37 +259,62 @@ class _ProgressDisplay:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]} files/s"),
+                TextColumn("{task.fields[bytes_rate]}"),
                 TextColumn("[red]{task.fields[matches]} matches[/]"),
                 TextColumn("{task.fields[errors]} errors"),
+                TextColumn("{task.fields[workers]} workers"),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
+                TextColumn("ETA {task.fields[eta]}"),
+                console=self.console,
                 transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task(
-                "scanning", total=None, rate="-", matches=0, errors=0
+                "scanning",
+                total=None,
+                rate="-",
+                bytes_rate="- B/s",
+                matches=0,
+                errors=0,
+                workers="-",
+                eta="-:--:--",
             )
-            # Count files in the background: the bar is indeterminate until the count is in.
-            threading.Thread(target=self._count, daemon=True).start()
+            # Count in the background: the bar is indeterminate until the count is in.
+            self.counter = threading.Thread(target=self._count, daemon=True)
+            self.counter.start()
         return self
 
-    def _count(self) -> None:
+    def count_total(self) -> int | None:
+        """Files on disk plus objects in buckets under the roots; None when a count fails
+        (an unreachable bucket: the scan itself says so; the bar just shows no ETA)."""
         local = [r for r in self.roots if not is_s3_url(r)]
         buckets = [r for r in self.roots if is_s3_url(r)]
-        total = count_files(local) + (count_objects(buckets, self.s3) if buckets else 0)
-        if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, total=total)
+        try:
+            total = count_files(local) if local else 0
+            if buckets:
+                total += count_objects(buckets, self.s3)
+        except Exception:  # progress only: never let a count break the scan
+            return None
+        return total
+
+    def _count(self) -> None:
+        self.total = self.count_total()
+        if self.progress is not None and self.task is not None and self.total is not None:
+            self.progress.update(self.task, total=self.total)
 
     def update(self, p: ScanProgress) -> None:
         rate = p.files_done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        byte_rate = p.bytes_done / p.elapsed_s if p.elapsed_s > 0 else 0.0
         if self.progress is not None and self.task is not None:
             self.progress.update(
                 self.task,
                 completed=p.files_done,
                 rate=f"{rate:,.0f}",
+                bytes_rate=f"{decimal(round(byte_rate))}/s",
                 matches=p.matches,
                 errors=p.errors,
+                workers=p.workers,
+                eta=_eta(self.total, p.files_done, rate),
             )
             return
         now = time.monotonic()
@@ -283,10 +322,20 @@ class _ProgressDisplay:
             self.last_line = now
             self.stream.write(
                 f"amparo scan: {p.files_done:,} files ({p.items_done:,} with archive members), "
-                f"{p.matches:,} matches, {p.errors:,} errors, {rate:,.0f} files/s\n"
+                f"{p.matches:,} matches, {p.errors:,} errors, {rate:,.0f} files/s, "
+                f"{decimal(round(byte_rate))}/s, {p.workers:,} workers\n"
             )
             self.stream.flush()
 
     def __exit__(self, *_exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+def _eta(total: int | None, done: int, rate: float) -> str:
+    """Time left at the scan's average rate so far (steadier than a moving window when
+    batches come back in bursts from a cluster); unknown before the count is in."""
+    if total is None or rate <= 0 or done > total:
+        return "-:--:--"
+    seconds = round((total - done) / rate)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
