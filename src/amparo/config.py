@@ -73,7 +73,9 @@ class Settings(HotlineSettings):
         "local", "Where `amparo scan` hashes: local (worker processes) or ray (a Ray cluster)."
     )
     ray_address: str = setting(
-        "", "Ray cluster for `--engine ray` (host:port or auto); empty starts a local one."
+        "",
+        "Ray cluster for `--engine ray` (host:port or auto); empty: RAY_ADDRESS if set, else "
+        "a local one for the scan.",
     )
     s3_endpoint: str = setting(
         "", "Endpoint URL of an S3-compatible store for s3:// scan paths; empty: AWS's."

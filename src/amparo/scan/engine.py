@@ -23,8 +23,9 @@ from amparo.scan.worker import hash_batch
 
 
 class HashEngine(Protocol):
-    capacity: int
-    """How many batches to keep in flight."""
+    @property
+    def capacity(self) -> int:
+        """How many batches to keep in flight (read before each submit: it may change)."""
 
     def submit(self, tasks: list[HashTask]) -> Future[list[WorkerItem]]: ...
 

@@ -102,8 +102,8 @@ class RayEngine:
     cluster (left running, its settings untouched). When Ray is already initialised in this
     process (a notebook, a Ray job, a test), the engine uses that and leaves it running.
 
-    ``workers`` caps the batches in flight (0: two per CPU of the cluster when the scan
-    starts): :meth:`submit` waits while that many are unfinished, so no more than
+    ``workers`` caps the batches in flight (0: two per CPU of the cluster's live nodes, as
+    it grows or shrinks): :meth:`submit` waits while that many are unfinished, so no more than
     ``capacity`` batches run or queue on the cluster, and the driver holds at most one
     finished batch more (the one the scanner is about to collect), whatever the cluster's size.
     """
@@ -124,8 +124,16 @@ class RayEngine:
             self.close()
             raise
         self._alive = (0.0, 0)
-        cpus = self.workers_alive()
-        self.capacity = workers if workers > 0 else max(2, 2 * cpus)
+        self._workers = workers
+
+    @property
+    def capacity(self) -> int:
+        """Batches kept in flight: ``workers`` when given, else two per CPU of the cluster's
+        live nodes, re-read as it changes (an autoscaling cluster that grows gets more work;
+        one that loses a node, less)."""
+        if self._workers > 0:
+            return self._workers
+        return max(2, 2 * self.workers_alive())
 
     def _start(self, address: str) -> None:
         check_reachable(address)
