@@ -70,7 +70,7 @@ h1{font-size:1.6em;margin:0 0 .2em}h2{margin-top:1.6em;border-bottom:2px solid #
 table{border-collapse:collapse;margin:.8em 0;width:100%}
 th,td{border:1px solid #c9ced4;padding:4px 8px;text-align:left;vertical-align:top}
 thead th,tbody th{background:#eef1f4}td.n{text-align:right;white-space:nowrap}
-table.facts{width:auto}table.facts th{width:16em}
+table.facts{width:auto}table.facts th{width:16em}table.files td.h{width:24%}
 table.hits{margin:0;font-size:13px}table.hits th{background:#f7f8f9}
 .h,.p{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 .b64{font-family:monospace;font-size:11px;color:#555}
