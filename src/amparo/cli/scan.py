@@ -35,7 +35,6 @@ from amparo.scan import (
 )
 from amparo.scan.model import S3Options
 from amparo.scan.paths import display_path
-from amparo.scan.report_html import report_language as report_language_for
 from amparo.scan.s3 import count_objects, is_s3_url
 from amparo.scan.scanner import s3_options
 
@@ -148,7 +147,9 @@ def scan_command(
         validate_case_id(case)
     to_stdout = report is None or str(report) == "-"
     report_format = format_for("" if to_stdout else str(report), fmt)
-    language = report_language_for(report_language)
+    from amparo.scan.report_html import report_language as report_language_for
+
+    language = report_language_for(report_language)  # a bad choice fails before scanning
     given = {
         "workers": workers,
         "scan_engine": engine,

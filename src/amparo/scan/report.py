@@ -17,7 +17,6 @@ from typing import TextIO
 
 from amparo.errors import InputError
 from amparo.scan.paths import display_path, path_fields
-from amparo.scan.report_html import report_language, write_html
 from amparo.scan.result import ScanResult
 
 REPORT_FORMATS = ("jsonl", "csv", "html")
@@ -73,6 +72,9 @@ def write_report(
     JSONL and CSV reports are for programs, with English keys."""
     fmt = format_for("", fmt)
     if fmt == "html":
+        # On demand: the page's catalogues, Babel and the charts are not loaded for JSONL/CSV.
+        from amparo.scan.report_html import report_language, write_html
+
         write_html(result, stream, report_language(language))
     else:
         (write_csv if fmt == "csv" else write_jsonl)(result, stream)
