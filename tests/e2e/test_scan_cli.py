@@ -95,7 +95,8 @@ def test_report_files_in_every_format(home: Path, evidence: Path, tmp_path: Path
         == 4
     )
     rows = list(csv.DictReader((tmp_path / "out/r.csv").open()))
-    assert sorted({r["kind"] for r in rows}) == ["error", "match"]
+    # Files, then the facts about the scan (totals, settings, bank provenance).
+    assert sorted({r["kind"] for r in rows}) == ["bank", "error", "match", "setting", "summary"]
     page = (tmp_path / "out/r.html").read_text()
     assert "<img" not in page and "data:" not in page
     assert "inside/k.jpg" in page

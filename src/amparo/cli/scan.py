@@ -127,6 +127,20 @@ def scan_command(
             help="Endpoint URL of an S3-compatible store (MinIO, Ceph, ...) for s3:// paths.",
         ),
     ] = None,
+    report_language: Annotated[
+        str | None,
+        typer.Option(
+            "--report-language",
+            help="Language of the HTML report: es, pt-BR or en (default: from LANG).",
+        ),
+    ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--operator",
+            help="Who ran the scan, as the report names them (default: the operating-system user).",
+        ),
+    ] = None,
     case_output: Annotated[
         Path | None,
         typer.Option(
@@ -140,6 +154,9 @@ def scan_command(
         validate_case_id(case)
     to_stdout = report is None or str(report) == "-"
     report_format = format_for("" if to_stdout else str(report), fmt)
+    from amparo.scan.report_html import report_language as report_language_for
+
+    language = report_language_for(report_language)  # a bad choice fails before scanning
     given = {
         "workers": workers,
         "scan_engine": engine,
@@ -160,16 +177,17 @@ def scan_command(
             resume=resume,
             max_depth=max_depth,
             actions=not no_actions,
+            operator=operator,
         )
         display = _ProgressDisplay([str(p) for p in paths], s3=s3_options(amparo.settings))
         with display:
             result = scan_paths(amparo, paths, options, progress=display.update)
     if to_stdout:
-        write_report(result, sys.stdout, report_format)
+        write_report(result, sys.stdout, report_format, language=language)
         sys.stdout.flush()
     else:
         assert report is not None
-        _write_file(report, result, report_format)
+        _write_file(report, result, report_format, language)
     _print_summary(result, None if to_stdout else report)
     if case is not None:
         from amparo.reports.vics_case import write_vics_case
@@ -183,14 +201,14 @@ def scan_command(
     raise typer.Exit(result.exit_code)
 
 
-def _write_file(path: Path, result: ScanResult, fmt: str) -> None:
+def _write_file(path: Path, result: ScanResult, fmt: str, language: str | None = None) -> None:
     """Write the report atomically (temp file + rename), readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write_report(result, fh, fmt)
+            write_report(result, fh, fmt, language=language)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,4 +1,7 @@
-"""Scan report writers: JSON lines, CSV and a self-contained HTML page.
+"""Scan report writers: JSON lines, CSV and a self-contained HTML page
+(:mod:`amparo.scan.report_html`), all with the same content: matches, errors, skipped files,
+totals and counts, and (when the scan recorded it) the tool version, operator, matching
+settings and bank provenance.
 
 Reports name files and list hashes; they never contain media, thumbnails or links that load
 anything. In HTML every value is escaped and a Content-Security-Policy forbids loading any
@@ -8,7 +11,6 @@ resource at all; in CSV, cells that a spreadsheet would run as a formula are quo
 from __future__ import annotations
 
 import csv
-import html
 import json
 from collections.abc import Iterator
 from typing import TextIO
@@ -39,9 +41,12 @@ CSV_COLUMNS = (
     "code",
     "message",
     "path_b64",
+    "name",
+    "value",
 )
 """``path_b64``: the exact bytes of a path that is not UTF-8 (``path`` then shows them as
-``\\xNN``); empty otherwise. See :mod:`amparo.scan.paths`."""
+``\\xNN``); empty otherwise. See :mod:`amparo.scan.paths`. ``name`` and ``value``: the
+facts about the scan, in rows after the files (kinds ``summary``, ``setting``, ``bank``)."""
 
 
 def format_for(name: str, given: str | None = None) -> str:
@@ -59,10 +64,20 @@ def format_for(name: str, given: str | None = None) -> str:
     return fmt
 
 
-def write_report(result: ScanResult, stream: TextIO, fmt: str = "jsonl") -> None:
-    """Write the report of ``result`` to ``stream`` in ``fmt`` (jsonl, csv or html)."""
-    writers = {"jsonl": write_jsonl, "csv": write_csv, "html": write_html}
-    writers[format_for("", fmt)](result, stream)
+def write_report(
+    result: ScanResult, stream: TextIO, fmt: str = "jsonl", *, language: str | None = None
+) -> None:
+    """Write the report of ``result`` to ``stream`` in ``fmt`` (jsonl, csv or html).
+    ``language`` (es, pt-BR, en; default from the environment) is the HTML page's: the
+    JSONL and CSV reports are for programs, with English keys."""
+    fmt = format_for("", fmt)
+    if fmt == "html":
+        # On demand: the page's catalogues, Babel and the charts are not loaded for JSONL/CSV.
+        from amparo.scan.report_html import report_language, write_html
+
+        write_html(result, stream, report_language(language))
+    else:
+        (write_csv if fmt == "csv" else write_jsonl)(result, stream)
 
 
 def iter_jsonl(result: ScanResult) -> Iterator[dict[str, object]]:
@@ -96,8 +111,9 @@ def _csv_safe(value: object) -> str:
 
 
 def write_csv(result: ScanResult, stream: TextIO) -> None:
-    """One row per match, error and skipped file; the totals are in the JSONL/HTML reports
-    and in the summary printed at the end of the scan."""
+    """One row per match, error and skipped file; then the totals and counts (``summary``
+    rows), the matching settings (``setting``) and each bank's provenance (``bank``), one
+    fact a row in ``name`` and ``value``."""
     writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for m in result.matches:
@@ -109,82 +125,33 @@ def write_csv(result: ScanResult, stream: TextIO) -> None:
         row = {"kind": issue.kind, "code": issue.code, "message": issue.message}
         row.update(path_fields(issue.path))
         writer.writerow({k: _csv_cell(k, v) for k, v in row.items()})
+    for kind, bank, name, value in _facts(result):
+        row = {"kind": kind, "bank": bank, "name": name, "value": value}
+        writer.writerow({k: _csv_cell(k, v) for k, v in row.items()})
 
 
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0;width:100%}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}td.h{font-family:monospace;font-size:12px;word-break:break-all}
-.match{color:#a00}.b64{font-family:monospace;font-size:11px;color:#555}
-"""
-
-
-def write_html(result: ScanResult, stream: TextIO) -> None:
-    """A self-contained page: totals, then tables of matches, errors and skipped files."""
-    e = html.escape
-    summary = result.summary()
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        '<meta name="referrer" content="no-referrer">',
-        "<title>Amparo scan report</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        "<h1>Amparo scan report</h1>",
-        "<table><tbody>",
-    ]
-    for key, value in summary.items():
-        if key == "kind":
+def _facts(result: ScanResult) -> Iterator[tuple[str, str | None, str, object]]:
+    """The summary record as ``(kind, bank, name, value)`` facts: counts by bank, category
+    and reason as ``name.key``; settings and bank provenance in their own kinds."""
+    for key, value in result.summary().items():
+        if key in ("kind", "settings", "bank_provenance"):
             continue
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
-        out.append(f"<tr><th>{e(key)}</th><td>{e(str(shown))}</td></tr>")
-    out.append("</tbody></table>")
-
-    out.append(f'<h2 class="match">Matches ({len(result.matches)})</h2>')
-    if result.matches:
-        out.append(
-            "<table><thead><tr><th>Path</th><th>Bank</th><th>Entry</th><th>Signal</th>"
-            "<th>Distance</th><th>Category</th><th>Hashes</th></tr></thead><tbody>"
-        )
-        for m in result.matches:
-            hashes = "<br>".join(f"{e(k)}: {e(v)}" for k, v in sorted(m.hashes.items()))
-            cells = [m.match.get("bank"), m.match.get("entry_id")]
-            cells += [m.match.get("signal_type"), m.match.get("distance")]
-            cells.append(m.match.get("category"))
-            row = "".join(f"<td>{e(_text(c))}</td>" for c in cells)
-            out.append(f'<tr>{_path_cell(m.path)}{row}<td class="h">{hashes}</td></tr>')
-        out.append("</tbody></table>")
-
-    for title, issues, label in (
-        ("Errors", result.errors, "Message"),
-        ("Skipped", result.skipped, "Reason"),
-    ):
-        out.append(f"<h2>{title} ({len(issues)})</h2>")
-        if not issues:
-            continue
-        out.append(
-            f"<table><thead><tr><th>Path</th><th>Code</th><th>{label}</th></tr></thead><tbody>"
-        )
-        for issue in issues:
-            out.append(
-                f"<tr>{_path_cell(issue.path)}<td>{e(issue.code)}</td>"
-                f"<td>{e(display_path(issue.message))}</td></tr>"
-            )
-        out.append("</tbody></table>")
-    out.append("</body></html>")
-    stream.write("\n".join(out) + "\n")
+        if isinstance(value, dict):
+            for sub, count in value.items():
+                yield "summary", None, f"{key}.{sub}", count
+        else:
+            yield "summary", None, key, _plain(value)
+    if result.context is not None:
+        for key, value in result.context.settings().items():
+            yield "setting", None, key, _plain(value)
+        for bank in result.context.banks:
+            for key, value in bank.to_json().items():
+                if key != "name":
+                    yield "bank", bank.name, key, _plain(value)
 
 
-def _path_cell(path: str) -> str:
-    """A path as a table cell: as text, and exactly (base64) when it is not UTF-8."""
-    fields = path_fields(path)
-    cell = html.escape(fields["path"])
-    if "path_b64" in fields:
-        cell += f'<br><span class="b64">path_b64: {html.escape(fields["path_b64"])}</span>'
-    return f"<td>{cell}</td>"
-
-
-def _text(value: object) -> str:
-    return "" if value is None else display_path(str(value))
+def _plain(value: object) -> object:
+    """A value as a spreadsheet reads it: true/false, empty for none, lists joined by ";"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from amparo.scan.model import ItemRecord, Problem
 from amparo.scan.paths import display_path, path_fields
+from amparo.scan.report_context import ScanContext
 
 EXIT_OK = 0
 EXIT_MATCH = 1
@@ -80,6 +81,8 @@ class ScanResult:
     finished_at: datetime | None = None
     journal: Path | None = None
     interrupted: bool = False
+    context: ScanContext | None = None
+    """Version, operator, matching settings and bank provenance (the reports state them)."""
 
     @property
     def exit_code(self) -> int:
@@ -117,7 +120,26 @@ class ScanResult:
             self.skipped.append(issue)
             self.skipped_by_reason[code] += 1
 
+    def matched_files_by(self, key: str) -> dict[str, int]:
+        """Matched files per ``bank`` or ``category`` (a file counts once per value, and
+        in every bank or category it matched); "" when a match has no category."""
+        counts: Counter[str] = Counter()
+        path: str | None = None
+        seen: set[str] = set()
+        for m in self.matches:  # a file's matches are consecutive (added per record)
+            if m.path != path:
+                counts.update(seen)
+                path, seen = m.path, set()
+            value = m.match.get(key)
+            seen.add("" if value is None else str(value))
+        counts.update(seen)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def errors_by_reason(self) -> dict[str, int]:
+        return dict(sorted(Counter(e.code for e in self.errors).items()))
+
     def summary(self) -> dict[str, object]:
+        """Totals, counts by bank, category and reason, and (when known) the context."""
         return {
             "kind": "summary",
             "roots": [display_path(r) for r in self.roots],
@@ -137,4 +159,8 @@ class ScanResult:
             ),
             "elapsed_s": round(self.elapsed_s, 3),
             "exit_code": self.exit_code,
+            "matched_files_by_bank": self.matched_files_by("bank"),
+            "matched_files_by_category": self.matched_files_by("category"),
+            "errors_by_reason": self.errors_by_reason(),
+            **(self.context.to_json() if self.context is not None else {}),
         }

@@ -43,6 +43,7 @@ from amparo.scan.model import (
     WorkerItem,
 )
 from amparo.scan.paths import display_path
+from amparo.scan.report_context import scan_context
 from amparo.scan.result import ScanResult
 from amparo.scan.s3 import (
     S3_SCHEME,
@@ -84,6 +85,8 @@ class ScanOptions:
     the ``scan_engine`` setting."""
     ray_address: str | None = None
     """The Ray cluster to join (None = the ``ray_address`` setting; empty: a local one)."""
+    operator: str | None = None
+    """Who ran the scan, as the report names them (None: the operating-system user)."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ def scan_paths(
     journal_path = opts.journal or default_journal_path(settings, roots, banks)
     journal = ScanJournal(journal_path, banks=banks, resume=opts.resume)
     result = ScanResult(roots=roots, banks=banks, journal=journal_path)
+    result.context = scan_context(amparo, banks, opts.operator)
     run = _Run(amparo, opts, banks, journal, result, progress, on_record)
     engine = make_engine(
         settings.workers if opts.workers is None else opts.workers,
