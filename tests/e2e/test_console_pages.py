@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 from test_api_support import QUIET, Api, sqlite_api
 
@@ -20,6 +22,7 @@ __all__ = ["sqlite_api"]
 pytestmark = QUIET
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+SRC = Path(__file__).resolve().parents[2] / "src" / "amparo"
 
 
 def core(api: Api) -> Amparo:
@@ -260,3 +263,44 @@ def test_webhooks_bad_input_and_test(sqlite_api: Api) -> None:
         assert c.get(path).status_code == 404
         assert c.post(path + "/test", data={"csrf": token}).status_code == 404
         assert c.post(path, data={"csrf": token, "url": "https://example.org"}).status_code == 404
+
+
+def test_the_console_speaks_spanish_and_portuguese(sqlite_api: Api) -> None:
+    api, c = sqlite_api, sqlite_api.client
+    with_bank(api)
+    page = c.get("/console/signin", headers={"Accept-Language": "es-MX,es;q=0.9"})
+    assert '<html lang="es">' in page.text and "Iniciar sesión en la consola" in page.text
+    sign_in(c, api.keys["curator"])
+    page = c.get("/console", params={"lang": "pt_BR"})
+    assert '<html lang="pt-BR">' in page.text and "Console de curadoria" in page.text
+    assert "Fila de revisão" in page.text and "Sair" in page.text
+    # Remembered for the following pages.
+    assert "Regras de ação" in c.get("/console/rules").text
+
+
+def _console_messages() -> set[str]:
+    web = SRC / "web"
+    files = [*sorted(web.glob("templates/console_*.html")), *sorted(web.glob("console*.py"))]
+    found: set[str] = set()
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found |= set(re.findall(r'_\("([^"]*)"\)', text))
+        found |= set(re.findall(r"_\('([^']*)'\)", text))
+    console = (web / "console.py").read_text(encoding="utf-8")
+    refusals = set(re.findall(r'^(?:REFUSED|EXPIRED|UNKNOWN) = "([^"]+)"', console, re.M))
+    assert len(refusals) == 3
+    return found | refusals
+
+
+@pytest.mark.parametrize("language", ["es", "pt_BR"])
+def test_the_catalogues_translate_every_console_message(language: str) -> None:
+    messages = _console_messages()
+    assert len(messages) > 100
+    path = SRC / "locale" / language / "LC_MESSAGES" / "console.po"
+    with path.open("rb") as handle:
+        catalogue = read_po(handle, locale=language, domain="console")
+    translated = {str(m.id): str(m.string) for m in catalogue if m.id and not m.fuzzy}
+    assert sorted(m for m in messages if not translated.get(m, "").strip()) == []
+    for message in messages:
+        wanted = sorted(re.findall(r"\{\w+\}", message))
+        assert sorted(re.findall(r"\{\w+\}", translated[message])) == wanted, message
