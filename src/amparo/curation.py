@@ -114,6 +114,11 @@ class CurationService:
         text = text.strip()
         if not text:
             return []
+        if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+            raise InputError(
+                "the search contains control characters",
+                hint="search for one entry id, source id or hash",
+            )
         if len(text) > MAX_QUERY:
             raise InputError(
                 f"the search is over {MAX_QUERY} characters",

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
-from test_api_support import QUIET, Api, sqlite_api
+from test_api_support import QUIET, Api, api, sqlite_api
 
 from amparo.app import Amparo
 from amparo.events import MatchedContent, Source
 from amparo.matching import Match
 from amparo.web.pages import SECURITY_HEADERS
 
-__all__ = ["sqlite_api"]
+__all__ = ["api", "sqlite_api"]
 pytestmark = QUIET
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
@@ -115,8 +115,9 @@ def test_posts_without_the_token_are_refused(sqlite_api: Api) -> None:
     assert r.status_code == 403 and core(api).banks.get("known").enabled
 
 
-def test_bank_switch_and_bad_bank_names(sqlite_api: Api) -> None:
-    api, c = sqlite_api, sqlite_api.client
+def test_bank_switch_and_bad_bank_names(api: Api) -> None:
+    """(SQLite and PostgreSQL.)"""
+    c = api.client
     with_bank(api)
     sign_in(c, api.keys["curator"])
     token = csrf(c)
@@ -131,18 +132,20 @@ def test_bank_switch_and_bad_bank_names(sqlite_api: Api) -> None:
     assert [e.actor for e in entries if e.action == "bank.update"][:2] == ["key:curator"] * 2
 
 
-def test_entry_search(sqlite_api: Api) -> None:
-    api, c = sqlite_api, sqlite_api.client
+def test_entry_search(api: Api) -> None:
+    """(SQLite and PostgreSQL.)"""
+    c = api.client
     with_bank(api)
     sign_in(c, api.keys["curator"])
     entry_id = core(api).banks.entry_ids("known", [("md5", MD5)])["md5"]
     for q in (str(entry_id), "src-7", MD5, MD5.upper()):
         page = c.get("/console/entries", params={"q": q})
         assert page.status_code == 200 and MD5 in page.text, q
-    for q in ("nothing", "9" * 40, "'; drop table banks; --", "\x00"):
+    for q in ("nothing", "9" * 40, "'; drop table banks; --", "9" * 30):
         page = c.get("/console/entries", params={"q": q})
         assert page.status_code == 200 and 'id="no-entries"' in page.text, q
-    assert c.get("/console/entries", params={"q": "x" * 1001}).status_code == 400
+    for q in ("x" * 1001, "\x00", "a\nb"):
+        assert c.get("/console/entries", params={"q": q}).status_code == 400, q
 
 
 def test_overview_counts_queue_exposure_and_finds(sqlite_api: Api) -> None:
@@ -169,8 +172,9 @@ def test_overview_counts_queue_exposure_and_finds(sqlite_api: Api) -> None:
     assert 'id="finds-0"' in page and "known" in page
 
 
-def test_rules_bad_input(sqlite_api: Api) -> None:
-    api, c = sqlite_api, sqlite_api.client
+def test_rules_bad_input(api: Api) -> None:
+    """(SQLite and PostgreSQL.)"""
+    c = api.client
     sign_in(c, api.keys["curator"])
     token = csrf(c)
     good = {
@@ -199,10 +203,16 @@ def test_rules_bad_input(sqlite_api: Api) -> None:
         r = c.post("/console/rules", data={**good, **change})
         assert 400 <= r.status_code < 500, (change, r.status_code)
         assert 'id="form-error"' in r.text, change
-    for path in ("/console/rules/nope", "/console/rules/" + "x" * 300):
-        assert c.get(path).status_code == 404, path
-        assert c.post(path, data=good).status_code == 404, path
-        assert c.post(path + "/disable", data={"csrf": token}).status_code == 404, path
+    for path, status in (
+        ("/console/rules/nope", 404),
+        ("/console/rules/" + "x" * 300, 400),
+        ("/console/rules/%00", 400),
+    ):
+        assert c.get(path).status_code == status, path
+        assert c.post(path, data=good).status_code == status, path
+        assert c.post(path + "/disable", data={"csrf": token}).status_code == status, path
+    r = c.post("/console/rules", data={**good, "name": "n10", "description": "a\x00b"})
+    assert r.status_code == 400 and "NUL" in r.text
     r = c.post("/console/rules/to-review/test", data={"csrf": token, "bank": "", "distance": "x"})
     assert r.status_code == 400
     r = c.post(
@@ -231,8 +241,9 @@ def test_rule_edit_disable_and_trail(sqlite_api: Api) -> None:
     assert page.count("rule.") >= 3 and 'id="trail"' in page
 
 
-def test_webhooks_bad_input_and_test(sqlite_api: Api) -> None:
-    api, c = sqlite_api, sqlite_api.client
+def test_webhooks_bad_input_and_test(api: Api) -> None:
+    """(SQLite and PostgreSQL.)"""
+    c = api.client
     sign_in(c, api.keys["curator"])
     token = csrf(c)
     for form in (
@@ -259,10 +270,11 @@ def test_webhooks_bad_input_and_test(sqlite_api: Api) -> None:
     actions = [e.action for e in core(api).audit.entries(10, "webhook:platform")]
     assert {"webhook.add", "webhook.test", "webhook.update"} <= set(actions)
     assert "webhook.test" in c.get("/console/webhooks/platform").text
-    for path in ("/console/webhooks/nope", "/console/webhooks/" + "y" * 300):
-        assert c.get(path).status_code == 404
-        assert c.post(path + "/test", data={"csrf": token}).status_code == 404
-        assert c.post(path, data={"csrf": token, "url": "https://example.org"}).status_code == 404
+    for path, status in (("/console/webhooks/nope", 404), ("/console/webhooks/" + "y" * 300, 400)):
+        assert c.get(path).status_code == status
+        assert c.post(path + "/test", data={"csrf": token}).status_code == status
+        form = {"csrf": token, "url": "https://example.org"}
+        assert c.post(path, data=form).status_code == status
 
 
 def test_the_console_speaks_spanish_and_portuguese(sqlite_api: Api) -> None:

@@ -27,6 +27,7 @@ from amparo.curation import CurationService, Overview
 from amparo.errors import AmparoError, AuthenticationError, PermissionDeniedError
 from amparo.hotline.charts import bar_chart
 from amparo.i18n import translator
+from amparo.names import validate_name
 from amparo.review.sessions import WebSession
 from amparo.web.pages import (
     checked_post,
@@ -48,7 +49,6 @@ COOKIE = "amparo_console"
 PRE_COOKIE = "amparo_console_signin"
 DOMAIN = "console"
 SCOPES = ("curator", "admin")
-BANK_NAME_MAX = 100
 REFUSED = "That key may not use the curator console: it needs the curator or admin scope."
 """Shown (translated) when a valid key without those scopes tries to sign in."""
 EXPIRED = "The sign-in form expired. Please try again."
@@ -227,7 +227,6 @@ async def overview_page(request: Request) -> Response:
             "overview": overview,
             "oldest": _age(overview.queue.oldest_age),
             "charts": _charts(overview, _),
-            "saved": request.query_params.get("saved", "")[:BANK_NAME_MAX],
         },
         session=session,
     )
@@ -240,9 +239,8 @@ async def _set_bank(request: Request, name: str, enabled: bool) -> Response:
     try:
         await checked_post(request, session)
         banks = service_of(request).amparo.banks
-        await run_in_threadpool(
-            lambda: banks.update(name[:BANK_NAME_MAX], actor=session.actor, enabled=enabled)
-        )
+        bank = validate_name(name, "bank")
+        await run_in_threadpool(lambda: banks.update(bank, actor=session.actor, enabled=enabled))
     except AmparoError as exc:
         return console_error(request, exc, session)
     return redirect(f"{PREFIX}#banks")

@@ -19,6 +19,7 @@ from amparo.actions.rules import ACTION_TYPES, MAX_PRIORITY
 from amparo.curation import SampleMatch
 from amparo.errors import AmparoError, InputError
 from amparo.events import SOURCE_KINDS
+from amparo.names import validate_name
 from amparo.review.sessions import WebSession
 from amparo.web.console import (
     PREFIX,
@@ -102,6 +103,9 @@ def _actions_text(rule: Rule) -> str:
 
 async def _form(request: Request, session: WebSession) -> tuple[dict[str, str], list[str]]:
     fields = await checked_post(request, session)
+    if any("\x00" in value for value in fields.values()):
+        # PostgreSQL text cannot hold NUL: refused here rather than failing in the driver.
+        raise InputError("a field contains a NUL character", hint="remove it and try again")
     form = await request.form()
     kinds = [str(v) for v in form.getlist("source_kinds") if isinstance(v, str)]
     return fields, kinds
@@ -167,7 +171,7 @@ def _rule_page(
     tried: dict[str, Any] | None = None,
 ) -> Response:
     actions = service_of(request).amparo.actions
-    rule = actions.get_rule(name[:NAME_MAX])
+    rule = actions.get_rule(validate_name(name, "rule"))
     return console_page(
         request,
         "console_rule.html",
@@ -209,7 +213,7 @@ async def edit_rule(request: Request, name: str) -> Response:
     try:
         fields, kinds = await _form(request, session)
         actions = service_of(request).amparo.actions
-        await run_in_threadpool(actions.get_rule, name[:NAME_MAX])
+        await run_in_threadpool(actions.get_rule, validate_name(name, "rule"))
     except AmparoError as exc:
         return console_error(request, exc, session)
     try:
@@ -229,7 +233,7 @@ async def _switch_rule(request: Request, name: str, enabled: bool) -> Response:
         actions = service_of(request).amparo.actions
 
         def switch() -> Rule:
-            rule = actions.get_rule(name[:NAME_MAX])
+            rule = actions.get_rule(validate_name(name, "rule"))
             return actions.set_rule(replace(rule, enabled=enabled), actor=session.actor)
 
         rule = await run_in_threadpool(switch)
@@ -255,7 +259,9 @@ async def try_rule(request: Request, name: str) -> Response:
         return session
     try:
         fields = await checked_post(request, session)
-        rule = await run_in_threadpool(service_of(request).amparo.actions.get_rule, name[:NAME_MAX])
+        rule = await run_in_threadpool(
+            service_of(request).amparo.actions.get_rule, validate_name(name, "rule")
+        )
     except AmparoError as exc:
         return console_error(request, exc, session)
     try:

@@ -16,12 +16,12 @@ from fastapi.responses import Response
 from amparo.actions import NewEndpoint
 from amparo.actions.webhooks import check_endpoint_url
 from amparo.errors import AmparoError
+from amparo.names import validate_name
 from amparo.review.sessions import WebSession
 from amparo.web.console import PREFIX, console_error, console_page, curation_of, curator_of
 from amparo.web.pages import checked_post, redirect, service_of
 
 router = APIRouter()
-NAME_MAX = 100
 
 
 # -- webhooks ---------------------------------------------------------------------------------
@@ -97,7 +97,9 @@ def _webhook_page(
     error: AmparoError | None = None,
     tested: tuple[bool, str] | None = None,
 ) -> Response:
-    endpoint = service_of(request).amparo.actions.outbox.get_endpoint(name[:NAME_MAX])
+    endpoint = service_of(request).amparo.actions.outbox.get_endpoint(
+        validate_name(name, "endpoint")
+    )
     return console_page(
         request,
         "console_webhook.html",
@@ -138,7 +140,7 @@ async def _change_webhook(
     outbox = service.amparo.actions.outbox
     try:
         fields = await checked_post(request, session)
-        await run_in_threadpool(outbox.get_endpoint, name[:NAME_MAX])
+        await run_in_threadpool(outbox.get_endpoint, validate_name(name, "endpoint"))
     except AmparoError as exc:
         return console_error(request, exc, session)
 
@@ -179,7 +181,9 @@ async def test_webhook(request: Request, name: str) -> Response:
     service = service_of(request)
     try:
         await checked_post(request, session)
-        await run_in_threadpool(service.amparo.actions.outbox.get_endpoint, name[:NAME_MAX])
+        await run_in_threadpool(
+            service.amparo.actions.outbox.get_endpoint, validate_name(name, "endpoint")
+        )
         tested = await run_in_threadpool(
             lambda: curation_of(request).test_webhook(
                 name, actor=session.actor, urls=service.fetcher.policy
