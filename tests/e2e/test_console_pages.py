@@ -15,6 +15,7 @@ from test_api_support import QUIET, Api, api, sqlite_api
 
 from amparo.app import Amparo
 from amparo.events import MatchedContent, Source
+from amparo.exchanges.model import Collaboration
 from amparo.matching import Match
 from amparo.web.pages import SECURITY_HEADERS
 
@@ -170,6 +171,29 @@ def test_overview_counts_queue_exposure_and_finds(sqlite_api: Api) -> None:
         r"<th scope=\"row\">rita</th>(<td class=\"num\">0</td>)*<td class=\"num\">1</td>", page
     )
     assert 'id="finds-0"' in page and "known" in page
+    assert 'id="no-exchanges"' in page
+
+
+def test_overview_shows_exchanges(sqlite_api: Api) -> None:
+    api, c = sqlite_api, sqlite_api.client
+    with_bank(api)
+    lists = api.settings.home / "lists"
+    lists.mkdir(parents=True, exist_ok=True)
+    listing = lists / "list.txt"
+    listing.write_text(MD5 + "\n", encoding="utf-8")
+    core(api).exchanges.add(
+        Collaboration(
+            name="partner-list",
+            exchange="file",
+            bank="known",
+            settings={"path": str(listing), "signal_type": "md5"},
+        ),
+        actor="test",
+    )
+    sign_in(c, api.keys["curator"])
+    table = re.search(r'<table id="exchange-table">(.*?)</table>', c.get("/console").text, re.S)
+    assert table is not None
+    assert "partner-list" in table.group(1) and "file" in table.group(1)
 
 
 def test_rules_bad_input(api: Api) -> None:
