@@ -228,7 +228,11 @@ def create_app(
         upload_limit=settings.api_max_upload_bytes,
         templates=RouteTemplates(lambda: [*app.openapi()["paths"], "/openapi.json", "/docs"]),
         fast_lanes={("GET", "/m/raw_lookup"): hma.matching.fast_raw_lookup(service)},
-        headers_under={"/review": web.SECURITY_HEADERS, "/report": web.SECURITY_HEADERS},
+        headers_under={
+            "/review": web.SECURITY_HEADERS,
+            "/report": web.SECURITY_HEADERS,
+            "/console": web.SECURITY_HEADERS,
+        },
     )
     app.include_router(system.router)
     app.include_router(v1.router)

@@ -76,16 +76,22 @@ class ReviewSessions:
         self.clock = clock
         self.sign_ins = SignInRepository(store.db)
 
-    def sign_in(self, secret: str | None) -> tuple[str, WebSession]:
+    def sign_in(
+        self, secret: str | None, *, scopes: tuple[str, ...] = SIGN_IN_SCOPES
+    ) -> tuple[str, WebSession]:
         """Check an API key and open a session; returns ``(token for the cookie, session)``.
+        ``scopes``: the key needs one of them (the curator console asks for curator or
+        admin; any of them must be one of ``SIGN_IN_SCOPES``).
 
         Raises ``AuthenticationError`` for an unknown or revoked key and
         ``PermissionDeniedError`` for a key without a scope that may sign in."""
         key = self.keys.authenticate(secret)
-        if not key.allows(*SIGN_IN_SCOPES):
+        if not key.allows(*(s for s in scopes if s in SIGN_IN_SCOPES)):
             raise PermissionDeniedError(
-                f"key {key.name!r} may not sign in to the review UI",
-                hint="sign in with a key that has the reviewer (or curator, admin) scope",
+                f"key {key.name!r} may not sign in here",
+                hint="sign in with a key that has the "
+                + " or ".join(s for s in scopes if s != "admin")
+                + " (or admin) scope",
             )
         now = self.clock()
         token = secrets.token_urlsafe(32)

@@ -40,7 +40,12 @@ ItemQuery = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 _HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 STATIC = _HERE / "static"
-STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css", "hotline.css": "text/css"}
+STATIC_FILES = {
+    "review.js": "text/javascript",
+    "review.css": "text/css",
+    "hotline.css": "text/css",
+    "console.css": "text/css",
+}
 
 COOKIE = "amparo_review"
 PRE_COOKIE = "amparo_review_signin"
