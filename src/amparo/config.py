@@ -17,7 +17,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from amparo.config_hotline import HotlineSettings, setting
+from amparo.config_hotline import setting
+from amparo.config_media import MediaSettings
 from amparo.errors import ConfigError
 
 ENV_PREFIX = "AMPARO_"
@@ -35,9 +36,11 @@ DEFAULT_HOME = Path("amparo-data")
 
 
 @dataclass(frozen=True)
-class Settings(HotlineSettings):
+class Settings(MediaSettings):
     """Resolved settings. Build with :func:`load_settings`. The hotline's rows are in
-    :class:`~amparo.config_hotline.HotlineSettings`."""
+    :class:`~amparo.config_hotline.HotlineSettings`, the limits of what is read and decoded,
+    video sampling and the scan's engines and buckets in
+    :class:`~amparo.config_media.MediaSettings`."""
 
     home: Path = setting(  # noqa: RUF009 (a Path is immutable)
         DEFAULT_HOME, "Data directory: SQLite database, index files, journals."
@@ -48,42 +51,6 @@ class Settings(HotlineSettings):
         "Default PDQ match distance (0-63) for banks that do not set their own.",
     )
     pdq_min_quality: int = setting(50, "PDQ hashes below this quality are not used for matching.")
-    max_image_pixels: int = setting(
-        178_956_970,
-        "Images with more pixels are refused as decompression bombs.",
-    )
-    max_file_bytes: int = setting(
-        512 * 1024 * 1024,
-        "Files larger than this are not decoded (digests are still computed).",
-    )
-    max_archive_ratio: int = setting(
-        200,
-        "Archive members expanding more than this factor are refused.",
-    )
-    max_archive_member_bytes: int = setting(
-        256 * 1024 * 1024,
-        "Archive members larger than this are refused.",
-    )
-    max_decode_memory: int = setting(
-        512 * 1024 * 1024,
-        "Bytes one process may spend decoding images and video frames at once.",
-    )
-    workers: int = setting(0, "Hashing worker processes for scans; 0 means one per CPU core.")
-    scan_engine: str = setting(
-        "local", "Where `amparo scan` hashes: local (worker processes) or ray (a Ray cluster)."
-    )
-    ray_address: str = setting(
-        "",
-        "Ray cluster for `--engine ray` (host:port or auto); empty: RAY_ADDRESS if set, else "
-        "a local one for the scan.",
-    )
-    s3_endpoint: str = setting(
-        "", "Endpoint URL of an S3-compatible store for s3:// scan paths; empty: AWS's."
-    )
-    s3_region: str = setting("", "Region for s3:// scan paths; empty: boto3's default chain.")
-    s3_profile: str = setting(
-        "", "AWS profile for s3:// scan paths; empty: boto3's default credential chain."
-    )
     log_level: str = setting("WARNING", "Logging level: DEBUG, INFO, WARNING, ERROR.")
     api_host: str = setting("127.0.0.1", "Address `amparo serve` listens on.")
     api_port: int = setting(8080, "Port `amparo serve` listens on.")
@@ -156,39 +123,6 @@ class Settings(HotlineSettings):
         32,
         "URL fetches one API process may have in flight (more: 429).",
     )
-    video_sample_fps: float = setting(
-        1.0,
-        "Frames a second hashed from videos that are looked up (scan, API, hash).",
-    )
-    video_bank_sample_fps: float = setting(
-        10.0,
-        "Frames a second hashed from videos added to a bank.",
-    )
-    video_query_share: float = setting(
-        0.8,
-        "Share (0-1) of a query video's frames that must match a bank video.",
-    )
-    video_bank_share: float = setting(
-        0.8,
-        "Share (0-1) of a bank video's frames the query must cover.",
-    )
-    video_clip: bool = setting(
-        False,
-        "Clip mode: a query that is part of a longer bank video matches (no bank share).",
-    )
-    video_bank_coverage_seconds: float = setting(
-        0.5,
-        "A bank frame within this many seconds of a matched one counts as covered.",
-    )
-    video_max_file_bytes: int = setting(
-        8 * 1024**3,
-        "Videos larger than this are digested but not decoded.",
-    )
-    video_max_duration_seconds: int = setting(
-        6 * 3600,
-        "Videos longer than this (declared or decoded) are refused.",
-    )
-    video_timeout_seconds: int = setting(900, "Wall-clock limit for decoding one video.")
     # -- review (cases, reviewer UI) --
     review_reveal_seconds: int = setting(
         5,

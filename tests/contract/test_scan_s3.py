@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -284,11 +287,28 @@ def test_an_object_deleted_after_listing_is_not_found_and_the_scan_goes_on(
 
 @pytest.mark.slow
 def test_mixed_local_and_bucket_roots(
-    amparo: Amparo, tree: Path, bucket: str, tmp_path: Path
+    home: Path, tree: Path, bucket: str, tmp_path: Path, s3: MotoS3
 ) -> None:
+    """`amparo scan` in its own process (as an operator runs it, credentials in its
+    environment), worker processes reading the objects: a forkserver started earlier by
+    another test would hold that test's environment, not this one's."""
+    report = tmp_path / "report.jsonl"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AMPARO_"))},
+        **s3.env(),
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AMPARO_HOME": str(home),
+    }
     roots = [str(tree / "photos"), f"s3://{bucket}/tree/arch"]
-    done = scan(amparo, roots, tmp_path, workers=2)  # worker processes read the objects
-    assert {m.path for m in done.result.matches} == {
+    command = [sys.executable, "-m", "amparo.cli.main", "scan", "--workers", "2"]
+    command += ["--s3-endpoint", s3.endpoint, "--report", str(report), *roots]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # matches found
+    assert "Traceback" not in done.stderr
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert {x["path"] for x in lines if x.get("kind") == "match"} == {
         str(tree / "photos/a/k2.jpg"),
         str(tree / "photos/a/b/deep.txt"),
         f"s3://{bucket}/tree/arch/a.zip!inner/k.jpg",

@@ -15,6 +15,7 @@ process) -> journal and :class:`ScanResult`; see ``docs/scan.md``.
 
 from amparo.scan.engine import HashEngine, InProcessEngine, ProcessPoolEngine, make_engine
 from amparo.scan.journal import ScanJournal
+from amparo.scan.matchstage import match_batch
 from amparo.scan.model import (
     ArchiveLimits,
     HashLimits,
@@ -31,7 +32,6 @@ from amparo.scan.scanner import (
     ScanOptions,
     ScanProgress,
     default_journal_path,
-    match_batch,
     scan_paths,
 )
 from amparo.scan.walk import count_files, walk_paths

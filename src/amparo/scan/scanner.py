@@ -26,11 +26,11 @@ from amparo.app import Amparo
 from amparo.config import LOCAL_ACTOR, Settings
 from amparo.errors import AmparoError
 from amparo.events import Source
-from amparo.hashing import MediaHashes
 from amparo.matching import Match
 from amparo.scan.archives import WalkItem
 from amparo.scan.engine import HashEngine, make_engine
 from amparo.scan.journal import ScanJournal
+from amparo.scan.matchstage import match_batch
 from amparo.scan.model import (
     MEMBER_SEPARATOR,
     ArchiveLimits,
@@ -54,7 +54,6 @@ from amparo.scan.s3 import (
     walk_s3,
 )
 from amparo.scan.walk import walk_paths
-from amparo.signals import get_signal_type
 
 log = logging.getLogger("amparo.scan")
 
@@ -117,59 +116,6 @@ def default_journal_path(
     roots = [str(p) if is_s3_url(str(p)) else str(Path(p).resolve()) for p in paths]
     key = json.dumps([roots, sorted(banks) if banks else None]).encode()
     return settings.home / "scans" / f"scan-{hashlib.sha256(key).hexdigest()[:16]}.journal"
-
-
-def _report_signals(hashes: MediaHashes) -> dict[str, str]:
-    # A video's vPDQ runs to kilobytes: reports and journals keep its digests only.
-    return {k: v for k, v in hashes.signals().items() if not get_signal_type(k).long_value}
-
-
-MatchCallback = Callable[[HashOutcome, list[Match]], None]
-
-
-def match_batch(
-    amparo: Amparo,
-    outcomes: Sequence[HashOutcome],
-    banks: Sequence[str] | None = None,
-    on_match: MatchCallback | None = None,
-    on_checked: MatchCallback | None = None,
-) -> list[ItemRecord]:
-    """Look a batch of hashed items up in the banks; one record per outcome, in order.
-    ``on_match`` is called for each outcome that matched, ``on_checked`` for each outcome
-    looked up (matched or not), before the records are returned."""
-    matchable = [o.hashes for o in outcomes if o.hashes is not None]
-    results = iter(amparo.checks.match_hashes(matchable, banks) if matchable else [])
-    records = []
-    for o in outcomes:
-        result = next(results) if o.hashes is not None else None
-        found = result.matches if result is not None else []
-        if result is not None and on_checked is not None:
-            on_checked(o, found)
-        if found and on_match is not None:
-            on_match(o, found)
-        matches = [m.to_json() for m in found]
-        status, code, message = o.status, o.code, o.message
-        if result is not None and result.pdq_skipped and status == "ok":
-            # Checked by its digests only: the report must say so (README: "reported as such").
-            status, code = "skipped", "low_quality"
-            message = f"{result.pdq_skipped}; not matched on PDQ, digests checked"
-        records.append(
-            ItemRecord(
-                path=o.path,
-                size=o.size,
-                mtime_ns=o.mtime_ns,
-                media_type=o.media_type,
-                status=status,
-                code=code,
-                message=message,
-                matches=matches,
-                hashes=_report_signals(o.hashes) if matches and o.hashes is not None else {},
-                hashed=o.hashes is not None,
-                on_disk=o.on_disk,
-                etag=o.etag,
-            )
-        )
-    return records
 
 
 def scan_paths(

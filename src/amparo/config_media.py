@@ -1,0 +1,86 @@
+"""The settings table's rows for what is read and decoded (size and decode limits, video
+sampling and matching shares) and for where scans run (worker processes or a Ray cluster,
+buckets). :class:`amparo.config.Settings` inherits them; every row is documented in
+docs/configuration.md like the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amparo.config_hotline import HotlineSettings, setting
+
+
+@dataclass(frozen=True)
+class MediaSettings(HotlineSettings):
+    """Limits on media, video sampling, scan engines and buckets."""
+
+    max_image_pixels: int = setting(
+        178_956_970,
+        "Images with more pixels are refused as decompression bombs.",
+    )
+    max_file_bytes: int = setting(
+        512 * 1024 * 1024,
+        "Files larger than this are not decoded (digests are still computed).",
+    )
+    max_archive_ratio: int = setting(
+        200,
+        "Archive members expanding more than this factor are refused.",
+    )
+    max_archive_member_bytes: int = setting(
+        256 * 1024 * 1024,
+        "Archive members larger than this are refused.",
+    )
+    max_decode_memory: int = setting(
+        512 * 1024 * 1024,
+        "Bytes one process may spend decoding images and video frames at once.",
+    )
+    workers: int = setting(0, "Hashing worker processes for scans; 0 means one per CPU core.")
+    scan_engine: str = setting(
+        "local", "Where `amparo scan` hashes: local (worker processes) or ray (a Ray cluster)."
+    )
+    ray_address: str = setting(
+        "",
+        "Ray cluster for `--engine ray` (host:port or auto); empty: RAY_ADDRESS if set, else "
+        "a local one for the scan.",
+    )
+    s3_endpoint: str = setting(
+        "", "Endpoint URL of an S3-compatible store for s3:// scan paths; empty: AWS's."
+    )
+    s3_region: str = setting("", "Region for s3:// scan paths; empty: boto3's default chain.")
+    s3_profile: str = setting(
+        "", "AWS profile for s3:// scan paths; empty: boto3's default credential chain."
+    )
+    video_sample_fps: float = setting(
+        1.0,
+        "Frames a second hashed from videos that are looked up (scan, API, hash).",
+    )
+    video_bank_sample_fps: float = setting(
+        10.0,
+        "Frames a second hashed from videos added to a bank.",
+    )
+    video_query_share: float = setting(
+        0.8,
+        "Share (0-1) of a query video's frames that must match a bank video.",
+    )
+    video_bank_share: float = setting(
+        0.8,
+        "Share (0-1) of a bank video's frames the query must cover.",
+    )
+    video_clip: bool = setting(
+        False,
+        "Clip mode: a query that is part of a longer bank video matches (no bank share).",
+    )
+    video_bank_coverage_seconds: float = setting(
+        0.5,
+        "A bank frame within this many seconds of a matched one counts as covered.",
+    )
+    video_max_file_bytes: int = setting(
+        8 * 1024**3,
+        "Videos larger than this are digested but not decoded.",
+    )
+    video_max_duration_seconds: int = setting(
+        6 * 3600,
+        "Videos longer than this (declared or decoded) are refused.",
+    )
+    video_timeout_seconds: int = setting(900, "Wall-clock limit for decoding one video.")
