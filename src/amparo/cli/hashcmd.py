@@ -7,14 +7,8 @@ from typing import Annotated
 
 import typer
 
-from amparo.cli.context import (
-    EXIT_ERROR,
-    EXIT_OK,
-    emit_json,
-    err_console,
-    handle_errors,
-    settings_from,
-)
+from amparo.cli import context
+from amparo.cli.context import EXIT_ERROR, EXIT_OK, emit_json, handle_errors, settings_from
 from amparo.errors import AmparoError
 from amparo.hashing import hash_file
 
@@ -52,7 +46,7 @@ def hash_command(
             result = hash_file(path, settings, dihedral=dihedral)
         except (OSError, AmparoError) as exc:
             message = exc.message if isinstance(exc, AmparoError) else (exc.strerror or str(exc))
-            err_console.print(f"error: {path}: {message}", markup=False)
+            context.err_console.print(f"error: {path}: {message}", markup=False)
             emit_json({"path": str(path), "error": message})
             status = EXIT_ERROR
             continue
