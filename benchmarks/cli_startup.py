@@ -42,6 +42,7 @@ class Case:
     argv: list[str]
     env: dict[str, str]
     times: list[float]
+    cpu: list[float]
     rss_mib: list[float]
     codes: set[int]
 
@@ -64,7 +65,8 @@ start = time.perf_counter()
 pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ, file_actions=null)
 _, status, usage = os.wait4(pid, 0)
 elapsed = time.perf_counter() - start
-print(elapsed, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+cpu = usage.ru_utime + usage.ru_stime
+print(elapsed, cpu, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
 """
 
 
@@ -77,8 +79,9 @@ def run_once(case: Case, cwd: Path) -> None:
         text=True,
         check=True,
     )
-    elapsed, max_rss_kib, code = done.stdout.split()
+    elapsed, cpu, max_rss_kib, code = done.stdout.split()
     case.times.append(float(elapsed))
+    case.cpu.append(float(cpu))
     case.rss_mib.append(int(max_rss_kib) / 1024)
     case.codes.add(int(code))
 
@@ -120,7 +123,7 @@ def build_cases(work: Path, photo: Path, baseline: Path | None) -> list[Case]:
             ("baseline: amparo --help", [*amparo, "--help"], old),
             ("baseline: amparo hash one.jpg", [*amparo, "hash", str(photo)], old),
         ]
-    return [Case(label, argv, e, [], [], set()) for label, argv, e in rows]
+    return [Case(label, argv, e, [], [], [], set()) for label, argv, e in rows]
 
 
 def markdown(cases: list[Case], runs: int, load: tuple[float, float, float]) -> str:
@@ -138,22 +141,25 @@ def markdown(cases: list[Case], runs: int, load: tuple[float, float, float]) -> 
         f"Each command ran {runs} times as a new process (after two untimed rounds that also "
         "compile the bytecode), the commands interleaved round by round.",
         "",
-        "| command | median | fastest | x bare Python | over bare Python | peak RSS | exit |",
-        "|---|---|---|---|---|---|---|",
+        "| command | median | fastest | x bare Python | over bare Python | CPU time (median) "
+        "| peak RSS | exit |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in cases:
         med = statistics.median(c.times)
         lines.append(
             f"| `{c.label}` | {med * 1000:.0f} ms | {min(c.times) * 1000:.0f} ms | "
             f"{med / bare:.1f}x | {(med - bare) * 1000:+.0f} ms | "
+            f"{statistics.median(c.cpu) * 1000:.0f} ms | "
             f"{statistics.median(c.rss_mib):.0f} MiB | {','.join(map(str, sorted(c.codes)))} |"
         )
     if load[0] > 1.5:
         lines += [
             "",
             "**Other jobs shared the cores during this run** (load average above): every figure "
-            "is slower than on a quiet machine, the heavier commands the most. Re-run quietly "
-            "with the command above.",
+            "is slower than on a quiet machine, the heavier commands the most; CPU time (user + "
+            "system, of the command's process) is the figure load changes least. Re-run "
+            "quietly with the command above.",
         ]
     version_ok = version <= VERSION_FACTOR * bare
     hash_ok = hashed - bare <= HASH_OVER_S
@@ -207,6 +213,7 @@ def main() -> None:
                 run_once(case, work)
         for case in cases:
             case.times.clear()
+            case.cpu.clear()
             case.rss_mib.clear()
             case.codes.clear()
         for _ in range(args.runs):

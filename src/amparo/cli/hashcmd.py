@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,6 @@ import typer
 from amparo.cli import context
 from amparo.cli.context import EXIT_ERROR, EXIT_OK, emit_json, handle_errors, settings_from
 from amparo.errors import AmparoError
-from amparo.hashing import hash_file
 
 HELP = """Hash files: one JSON line each with path, pdq, pdq_quality, md5, sha1, sha256.
 
@@ -37,6 +37,12 @@ def hash_command(
         ),
     ] = False,
 ) -> None:
+    # Hashing does no linear algebra, and OpenBLAS starts a thread per core when numpy is
+    # imported: ~60 ms of CPU on every call of `find | xargs amparo hash` (issue #18), more
+    # on a machine with many cores. So numpy is imported here, after saying one is enough.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from amparo.hashing import hash_file
+
     settings = settings_from(ctx)
     status = EXIT_OK
     for path in paths:
