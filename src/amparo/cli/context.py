@@ -8,21 +8,25 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from amparo.app import Amparo
 from amparo.config import Settings, load_settings
 from amparo.errors import AmparoError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from amparo.app import Amparo
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # Results go to stdout (often piped); messages, progress and errors to stderr.
-err_console = Console(stderr=True, highlight=False)
+err_console: Console
+"""Where messages, progress and errors go. Made (and Rich imported) on first use, through the
+module ``__getattr__`` below: ``amparo hash`` prints nothing on it unless a file fails."""
 
 EXIT_OK = 0
 EXIT_MATCH = 1
@@ -44,15 +48,45 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     return load_settings(config_file=opts.config, overrides=values)
 
 
-app_factory: Callable[[Settings], Amparo] = Amparo
+app_factory: Callable[[Settings], Amparo]
 """What builds the installation a command opens. The seam CLI tests use to put fakes behind
 a command (``monkeypatch.setattr(context, "app_factory", build)``, where ``build`` returns an
-``Amparo`` with, say, its ``exchanges`` service replaced); commands never set it."""
+``Amparo`` with, say, its ``exchanges`` service replaced); commands never set it.
+
+Unset, it is :class:`amparo.app.Amparo`, imported only when asked for (module ``__getattr__``):
+this module is imported by ``amparo hash``, which must not load the app (issue #18)."""
+
+
+def _app_factory() -> Callable[[Settings], Amparo]:
+    factory: Callable[[Settings], Amparo] | None = globals().get("app_factory")
+    if factory is None:
+        from amparo.app import Amparo
+
+        factory = Amparo
+    return factory
+
+
+def _err_console() -> Console:
+    console: Console | None = globals().get("err_console")
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        globals()["err_console"] = console
+    return console
+
+
+def __getattr__(name: str) -> object:
+    if name == "app_factory":
+        return _app_factory()
+    if name == "err_console":
+        return _err_console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextmanager
 def open_app(ctx: typer.Context, **overrides: Any) -> Iterator[Amparo]:
-    app = app_factory(settings_from(ctx, **overrides))
+    app = _app_factory()(settings_from(ctx, **overrides))
     try:
         yield app
     finally:
@@ -60,10 +94,13 @@ def open_app(ctx: typer.Context, **overrides: Any) -> Iterator[Amparo]:
 
 
 def fail(message: str, hint: str | None = None, code: int = EXIT_ERROR) -> typer.Exit:
+    from rich.markup import escape
+
     # Escaped: messages and hints are text ("amparo[ray]", "s3://BUCKET[/PREFIX]", paths).
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    console = _err_console()
+    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]hint:[/] {escape(hint)}", markup=True, soft_wrap=True)
+        console.print(f"[dim]hint:[/] {escape(hint)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -1,113 +1,50 @@
-"""The ``amparo`` command: builds the app from settings and hands work to the core."""
+"""The ``amparo`` entry point: runs the command line, and turns a crash into one line.
+
+The command itself is defined in :mod:`amparo.cli.commands` and imported here on first use:
+``amparo --version`` alone, the call scripts make to check what is installed, is answered
+before Typer, Rich or any command module is imported (issue #18: start-up is paid by every
+call of ``find | xargs amparo hash``). ``app`` is still importable from this module.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from pathlib import Path
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from amparo import __version__
-from amparo.cli import (
-    auditcmd,
-    bank,
-    cases,
-    evidence,
-    exchange,
-    feeds,
-    hashcmd,
-    hotline,
-    indexcmd,
-    keys,
-    match,
-    package,
-    reports,
-    rules,
-    scan,
-    serve,
-    webhooks,
-)
-from amparo.cli.context import EXIT_ERROR, GlobalOptions, fail
 
-app = typer.Typer(
-    name="amparo",
-    help=(
-        "Find known child sexual abuse material by hash matching.\n\n"
-        "Example: amparo bank create known && amparo bank import known list.csv && "
-        "amparo scan /mnt/evidence --report report.jsonl"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+if TYPE_CHECKING:
+    import typer
+
+    from amparo.cli.commands import app
+
+__all__ = ["app", "main"]
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"amparo {__version__}")
-        raise typer.Exit(0)
+def _app() -> typer.Typer:
+    found: typer.Typer | None = globals().get("app")  # a test may have replaced it
+    if found is None:
+        from amparo.cli import commands
+
+        found = commands.app
+    return found
 
 
-@app.callback()
-def root(
-    ctx: typer.Context,
-    home: Annotated[
-        Path | None,
-        typer.Option("--home", envvar="AMPARO_HOME", help="Data directory (./amparo-data)."),
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="AMPARO_DATABASE_URL",
-            help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite).",
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", envvar="AMPARO_CONFIG", help="TOML config file."),
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    opts = GlobalOptions()
-    opts.home, opts.database_url, opts.config = home, database_url, config
-    ctx.obj = opts
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-app.command("hash", help=hashcmd.HELP, no_args_is_help=True)(hashcmd.hash_command)
-app.command("match", help=match.HELP, no_args_is_help=True)(match.match_command)
-app.command("scan", help=scan.HELP, no_args_is_help=True)(scan.scan_command)
-app.add_typer(bank.app, name="bank")
-app.command("serve", help=serve.HELP)(serve.serve_command)
-app.add_typer(keys.app, name="keys")
-app.add_typer(indexcmd.app, name="index")
-app.add_typer(rules.app, name="rules")
-app.add_typer(webhooks.app, name="webhooks")
-app.add_typer(cases.app, name="cases")
-app.add_typer(evidence.app, name="evidence")
-app.add_typer(reports.app, name="reports")
-app.add_typer(package.app, name="package")
-app.add_typer(auditcmd.app, name="audit")
-app.add_typer(exchange.app, name="exchange")
-app.add_typer(feeds.app, name="feeds")
-app.add_typer(hotline.app, name="hotline")
+def __getattr__(name: str) -> object:
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:
+        sys.stdout.write(f"amparo {__version__}\n")  # what `amparo --version` prints via Typer
+        return
+    from amparo.cli.context import EXIT_ERROR, fail
+
     try:
-        app()
+        _app()()
     except KeyboardInterrupt:
         fail("interrupted")
         sys.exit(130)
