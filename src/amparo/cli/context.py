@@ -96,11 +96,16 @@ def open_app(ctx: typer.Context, **overrides: Any) -> Iterator[Amparo]:
 def fail(message: str, hint: str | None = None, code: int = EXIT_ERROR) -> typer.Exit:
     from rich.markup import escape
 
-    # Escaped: messages and hints are text ("amparo[ray]", "s3://BUCKET[/PREFIX]", paths).
+    from amparo.cli.terminal import terminal_safe
+
+    # Escaped: messages and hints are text ("amparo[ray]", "s3://BUCKET[/PREFIX]", paths),
+    # and may name a scanned file or key: no control character of theirs reaches the terminal.
     console = _err_console()
-    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    text = escape(terminal_safe(message, keep_lines=True))
+    console.print(f"[bold red]error:[/] {text}", markup=True, soft_wrap=True)
     if hint:
-        console.print(f"[dim]hint:[/] {escape(hint)}", markup=True, soft_wrap=True)
+        text = escape(terminal_safe(hint, keep_lines=True))
+        console.print(f"[dim]hint:[/] {text}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -29,6 +29,7 @@ from amparo.cli.hotline_show import (
     submission_json,
     when,
 )
+from amparo.cli.terminal import terminal_safe
 from amparo.config import LOCAL_ACTOR
 from amparo.errors import AmparoError, InputError
 from amparo.hotline.model import (
@@ -327,7 +328,8 @@ def notify(
         )
     for n in notices:
         result = "sent" if n.ok else f"failed: {n.error or '?'}"
-        err_console.print(f"{n.kind} by {n.channel} to {n.recipient}: {result}", markup=False)
+        line = f"{n.kind} by {n.channel} to {n.recipient}: {result}"
+        err_console.print(terminal_safe(line), markup=False)
         emit_json(notice_json(n))
 
 
@@ -371,7 +373,7 @@ def run(
                 try:
                     emit_json(_pass_json(runner.run_once()))
                 except AmparoError as exc:
-                    err_console.print(f"the pass failed: {exc}", markup=False)
+                    err_console.print(terminal_safe(f"the pass failed: {exc}"), markup=False)
         err_console.print("stopped", markup=False)
 
 

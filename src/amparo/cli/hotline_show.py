@@ -11,8 +11,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from amparo.cli.terminal import terminal_safe
 from amparo.hotline.figures import QUANTILES, WITHIN_DAYS, GroupFigures, HotlineFigures
 from amparo.hotline.model import HotlineItem, Notice, Submission, UrlReport
+
+
+def _shown(text: str) -> str:
+    """Text from outside (a reported URL, a provider's registry data, a mail server's error)
+    as it may go into a Rich table: markup escaped, control characters as ``\\xNN``."""
+    return escape(terminal_safe(text))
 
 
 def when(value: datetime | None) -> str:
@@ -104,24 +111,26 @@ def print_report(
     out = Console()
     facts = Table.grid(padding=(0, 2))
     facts.add_row("report", f"{r.id} ({r.status})")
-    facts.add_row("url", escape(r.url))
+    facts.add_row("url", _shown(r.url))
     facts.add_row("reported", f"{when(r.created_at)}, {r.submissions} submission(s)")
-    facts.add_row("crawled", when(r.crawled_at) + (f" ({r.crawl_error})" if r.crawl_error else ""))
+    facts.add_row(
+        "crawled", when(r.crawled_at) + (f" ({_shown(r.crawl_error)})" if r.crawl_error else "")
+    )
     a = r.attribution
     if a is not None:
         network = f"AS{a.asn} " if a.asn else ""
         facts.add_row(
             "hosted",
-            escape(f"{network}{a.provider or '?'} in {a.country or '?'}")
+            _shown(f"{network}{a.provider or '?'} in {a.country or '?'}")
             + (" (CDN)" if a.cdn else ""),
         )
-        facts.add_row("addresses", escape(", ".join(a.addresses) or "-"))
+        facts.add_row("addresses", _shown(", ".join(a.addresses) or "-"))
         contact = a.abuse_email or "-"
         facts.add_row(
-            "abuse contact", escape(contact + (f" ({a.abuse_source})" if a.abuse_source else ""))
+            "abuse contact", _shown(contact + (f" ({a.abuse_source})" if a.abuse_source else ""))
         )
         if a.error:
-            facts.add_row("attribution error", escape(a.error))
+            facts.add_row("attribution error", _shown(a.error))
     facts.add_row(
         "notices",
         f"{r.notices_sent} sent, first {when(r.first_notice_at)}, next {when(r.next_notice_at)}"
@@ -149,7 +158,7 @@ def print_report(
                 "yes" if i.online else "no",
                 i.sha256,
                 i.pdq or "-",
-                escape(i.media_url),
+                _shown(i.media_url),
             )
         out.print(table)
     if notices:
@@ -160,15 +169,15 @@ def print_report(
                 str(n.id),
                 n.kind,
                 n.channel,
-                escape(n.recipient),
+                _shown(n.recipient),
                 when(n.at),
                 n.language,
-                "sent" if n.ok else escape(f"failed: {n.error or '?'}"),
+                "sent" if n.ok else _shown(f"failed: {n.error or '?'}"),
             )
         out.print(table)
     if submissions:
         shown = ", ".join(f"{s.channel} {when(s.at)}" for s in submissions[:10])
-        out.print(f"submissions: {escape(shown)}" + (" ..." if len(submissions) > 10 else ""))
+        out.print(f"submissions: {_shown(shown)}" + (" ..." if len(submissions) > 10 else ""))
 
 
 def _hours(value: float | None) -> str:
@@ -193,7 +202,7 @@ def _figures_table(title: str, groups: list[GroupFigures]) -> Table:
     )
     for g in groups:
         table.add_row(
-            escape(g.name),
+            _shown(g.name),
             str(g.reports),
             str(g.open_urls),
             str(g.notices_sent),

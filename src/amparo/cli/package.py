@@ -3,6 +3,9 @@
 These commands need no Amparo home, database or settings: they read the zip and the key file
 and nothing else, so a recipient runs them after a plain ``pip install amparo``. Only the
 standard library, typer and :mod:`amparo.reports.package_verify` are imported.
+
+Every line printed goes through :func:`terminal_safe`: a received package is the sender's
+data (a hostile one names members and fills its manifest with ESC sequences).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from amparo.cli.terminal import terminal_safe
 from amparo.errors import AmparoError, PackageRefusedError
 
 app = typer.Typer(
@@ -37,10 +41,20 @@ KeyOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
+def _say(line: object, err: bool = False) -> None:
+    typer.echo(terminal_safe(line), err=err)
+
+
+def _summary(lines: list[str]) -> None:
+    _say(f"verified {lines[0]}")
+    for line in lines[1:]:
+        _say(f"  {line}")
+
+
 def _fail(message: str, hint: str | None) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    _say(f"error: {message}", err=True)
     if hint:
-        typer.echo(f"hint: {hint}", err=True)
+        _say(f"hint: {hint}", err=True)
     raise typer.Exit(2)
 
 
@@ -63,14 +77,13 @@ def verify(package: PackageArg, key_file: KeyOpt = None, as_json: JsonOpt = Fals
         sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
     if not result.ok:
         for problem in result.problems:
-            typer.echo(f"problem: {problem}", err=True)
+            _say(f"problem: {problem}", err=True)
         _fail(
             f"{package.name} failed verification: {len(result.problems)} problem(s)",
             "do not rely on this package; ask the sender for it again",
         )
     if not as_json:
-        typer.echo("verified " + result.summary()[0])
-        typer.echo("\n".join(f"  {line}" for line in result.summary()[1:]))
+        _summary(result.summary())
 
 
 @app.command("open")
@@ -93,7 +106,7 @@ def open_(
         result = open_package(package, out, key)
     except PackageRefusedError as exc:
         for problem in exc.problems:
-            typer.echo(f"problem: {problem}", err=True)
+            _say(f"problem: {problem}", err=True)
         _fail(exc.message, exc.hint)
     except AmparoError as exc:
         _fail(exc.message, exc.hint)
@@ -102,7 +115,5 @@ def open_(
     if as_json:
         sys.stdout.write(json.dumps({**result.to_json(), "out": str(out)}) + "\n")
         return
-    summary = result.summary()
-    typer.echo(f"verified {summary[0]}")
-    typer.echo("\n".join(f"  {line}" for line in summary[1:]))
-    typer.echo(f"opened into {out} (readable by you only)")
+    _summary(result.summary())
+    _say(f"opened into {out} (readable by you only)")

@@ -24,6 +24,7 @@ from rich.progress import (
 )
 
 from amparo.cli.context import err_console, handle_errors, open_app
+from amparo.cli.terminal import terminal_safe
 from amparo.scan import (
     ScanOptions,
     ScanProgress,
@@ -35,7 +36,6 @@ from amparo.scan import (
     write_report,
 )
 from amparo.scan.model import S3Options
-from amparo.scan.paths import display_path
 from amparo.scan.s3 import count_objects, is_s3_url
 from amparo.scan.scanner import s3_options
 
@@ -195,7 +195,9 @@ def scan_command(
         folder = Path(".") if to_stdout or report is None else report.parent
         case_path = case_output or folder / f"{case}.vics.json"
         media = write_vics_case(result, case, case_path)
-        err_console.print(f"VICS case {case}: {case_path} ({media:,} media)", markup=False)
+        err_console.print(
+            terminal_safe(f"VICS case {case}: {case_path} ({media:,} media)"), markup=False
+        )
     if result.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(result.exit_code)
@@ -228,14 +230,16 @@ def _print_summary(result: ScanResult, report: Path | None) -> None:
         + (f" ({skipped})" if skipped else ""),
     ]
     for issue in s.errors[:5]:
-        path, message = display_path(issue.path), display_path(issue.message)
+        # Names and messages are the scanned data's text: no control character reaches
+        # the terminal (a file named with ESC sequences would drive it).
+        path, message = terminal_safe(issue.path), terminal_safe(issue.message)
         lines.append(f"  [dim]error:[/] {escape(path)}: {escape(message)}")
     if len(s.errors) > 5:
         lines.append(f"  [dim]... and {len(s.errors) - 5:,} more errors in the report[/]")
     if report is not None:
-        lines.append(f"Report: {escape(str(report))}")
+        lines.append(f"Report: {escape(terminal_safe(report))}")
     if s.journal is not None:
-        lines.append(f"Journal: {escape(str(s.journal))}")
+        lines.append(f"Journal: {escape(terminal_safe(s.journal))}")
     if s.interrupted:
         lines.append("Run the same command with --resume to continue.")
     for line in lines:

@@ -59,6 +59,12 @@ _FILE_NAME = re.compile(r"files/([0-9]{1,19})-([0-9a-f]{64})(\.enc)?")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
 
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+"""What reading a damaged member raises (RuntimeError: an encrypted one, refused before)."""
+_NOT_JSON = (UnicodeDecodeError, ValueError, RecursionError)
+"""What ``json.loads`` raises on hostile text: bad JSON, an integer over Python's digit
+limit (ValueError), arrays nested deeper than the interpreter's stack (RecursionError)."""
+
 Sink = Callable[[str, bytes], None]
 """Receives each verified member's output name (relative, safe) and its bytes."""
 
@@ -155,6 +161,9 @@ def _check_zip(zf: zipfile.ZipFile, problems: list[Problem]) -> dict[str, zipfil
         if name in seen:
             problems.append(Problem(name, "appears twice in the zip"))
             continue
+        if info.flag_bits & 0x1:  # zipfile would ask for a password; a package never has one
+            problems.append(Problem(name, "password-protected in the zip (packages never are)"))
+            continue
         seen[name] = info
         limit = MAX_FILE_BYTES if name.startswith("files/") else MAX_METADATA_BYTES
         if info.file_size > limit:
@@ -172,7 +181,7 @@ def _check_zip(zf: zipfile.ZipFile, problems: list[Problem]) -> dict[str, zipfil
 def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, problems: list[Problem]) -> bytes | None:
     try:
         return zf.read(info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+    except _DAMAGED as exc:
         problems.append(Problem(info.filename, f"damaged in the zip ({exc})"))
         return None
 
@@ -190,8 +199,8 @@ def _manifest(
     result.manifest_sha256 = hashlib.sha256(raw).hexdigest()
     try:
         manifest = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(Problem("manifest.json", f"not JSON ({exc})"))
+    except _NOT_JSON as exc:
+        problems.append(Problem("manifest.json", f"not JSON ({type(exc).__name__}: {exc})"))
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != PACKAGE_FORMAT:
         problems.append(Problem("manifest.json", f"not an {PACKAGE_FORMAT} manifest"))
@@ -246,7 +255,7 @@ def _hash_members(
                     digest.update(chunk)
                     if kept is not None:
                         kept.append(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        except _DAMAGED as exc:
             problems.append(Problem(name, f"damaged in the zip ({exc})"))
             continue
         if digest.hexdigest() != expected:
@@ -269,6 +278,7 @@ def _file_entries(
         result.problems.append(Problem("manifest.json", "`files` is not a list"))
         return []
     out: list[tuple[str, dict[str, Any]]] = []
+    listed: set[str] = set()
     suffix = ".enc" if result.encrypted else ""
     for n, f in enumerate(files, start=1):
         name = f.get("member") if isinstance(f, dict) else None
@@ -285,8 +295,11 @@ def _file_entries(
                 Problem("manifest.json", f"files entry {n} does not name its member as packaged")
             )
             continue
+        if name in listed:  # verify would pass it; open would write the member twice
+            result.problems.append(Problem("manifest.json", f"files entry {n} repeats {name}"))
+            continue
+        listed.add(name)
         out.append((name, f))
-    listed = {name for name, _ in out}
     for name in members:
         if name.startswith("files/") and name not in listed:
             result.problems.append(Problem(name, "a file member with no entry in `files`"))
@@ -323,7 +336,7 @@ def _check_custody(raw: bytes, result: Verification) -> None:
                     for k in ("at", "actor", "action", "target", "details", "prev_hash", "hash")
                 )
             )
-        except json.JSONDecodeError:
+        except _NOT_JSON:
             ok = False
         if not ok:
             problems.append(Problem(where, "not a chain entry"))
