@@ -51,6 +51,11 @@ class MediaSettings(HotlineSettings):
     s3_profile: str = setting(
         "", "AWS profile for s3:// scan paths; empty: boto3's default credential chain."
     )
+    s3_max_spool_bytes: int = setting(
+        4 * 1024**3,
+        "Archive objects in buckets larger than this are digested but not opened (a worker "
+        "copies an archive to its temporary disk to open it).",
+    )
     video_sample_fps: float = setting(
         1.0,
         "Frames a second hashed from videos that are looked up (scan, API, hash).",

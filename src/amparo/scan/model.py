@@ -40,6 +40,9 @@ class HashLimits:
     """How workers reach object stores (endpoint, region, profile; never credentials)."""
     archives: ArchiveLimits | None = None
     """Guards for archives a worker opens itself (objects in a bucket are read only there)."""
+    max_spool_bytes: int = DEFAULTS.s3_max_spool_bytes
+    """Archive objects are copied to the worker's temporary disk to be opened; larger ones
+    are digested as they stream, not opened (a bucket's writer must not fill the disk)."""
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ This module is the driver's side (listing, early access checks) and the action r
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, BinaryIO, Protocol, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from amparo.config import DEFAULTS
 from amparo.errors import AmparoError, ConfigError, InputError, StorageError
@@ -42,6 +44,9 @@ _DENIED = ("AccessDenied", "AllAccessDisabled", "403")
 _NO_BUCKET = ("NoSuchBucket",)
 
 _SPOOL_CHUNK = 1024 * 1024
+_USERINFO = re.compile(r"(?<=//)[^/@\s\"']*@")
+# In a displayed key: % (the escape itself), ! (the archive member separator), C0 and DEL.
+_KEY_ESCAPES = {c: f"%{c:02X}" for c in (*range(0x20), 0x7F, ord("%"), ord(MEMBER_SEPARATOR))}
 
 _clients: dict[S3Options, Any] = {}
 _clients_lock = threading.Lock()
@@ -68,6 +73,38 @@ def parse_s3_url(text: str) -> tuple[str, str]:
     if not bucket:
         raise InputError(f"{text!r} names no bucket", hint="write s3://BUCKET[/PREFIX]")
     return bucket, prefix
+
+
+def object_path(bucket: str, key: str) -> str:
+    """How an object is named in reports and the journal: ``s3://bucket/key`` with ``%``,
+    ``!`` and control characters in the key percent-encoded, so that ``s3://b/a.zip!k.jpg``
+    can only be member ``k.jpg`` of ``a.zip`` (the object ``a.zip!k.jpg`` is
+    ``s3://b/a.zip%21k.jpg``) and no key can forge a line of a report. The real key travels
+    in :class:`ObjectRef` for reading."""
+    return f"{S3_SCHEME}{bucket}/{key.translate(_KEY_ESCAPES)}"
+
+
+def safe_endpoint(url: str | None) -> str:
+    """An endpoint as it may appear in a message: without user, password and query (a
+    ``--s3-endpoint http://user:secret@host`` must not end up in a log or a report)."""
+    if not url:
+        return "AWS S3"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "the configured S3 endpoint"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def scrub(text: str) -> str:
+    """``text`` without any ``user:password@`` in the URLs it quotes (botocore's messages
+    name the endpoint as it was given)."""
+    return _USERINFO.sub("", text)
 
 
 def client(options: S3Options) -> Any:
@@ -127,7 +164,7 @@ def access_error(exc: Exception, bucket: str, options: S3Options) -> AmparoError
         PartialCredentialsError,
     )
 
-    where = options.endpoint_url or "AWS S3"
+    where = safe_endpoint(options.endpoint_url)
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return ConfigError(
             f"no AWS credentials found to read s3://{bucket}",
@@ -156,7 +193,9 @@ def access_error(exc: Exception, bucket: str, options: S3Options) -> AmparoError
                 f"no bucket named {bucket!r} at {where}",
                 hint="check the bucket's name, --s3-endpoint and s3_region",
             )
-        return InputError(f"cannot list s3://{bucket}: {code or exc}", hint="check the URL")
+        return InputError(
+            f"cannot list s3://{bucket}: {code or scrub(str(exc))}", hint="check the URL"
+        )
     if isinstance(exc, AmparoError):
         return exc
     return ConfigError(
@@ -221,7 +260,7 @@ def _object_item(
     bucket: str, listed: dict[str, Any], previous: PreviousObject | None
 ) -> Iterator[WalkItem]:
     key = str(listed["Key"])
-    path = f"{S3_SCHEME}{bucket}/{key}"
+    path = object_path(bucket, key)
     size, mtime_ns = int(listed.get("Size", 0)), ns_of(listed["LastModified"])
     etag = etag_of(listed.get("ETag"))
     done = previous(path, size, mtime_ns, etag) if previous else None
@@ -293,12 +332,20 @@ class Body:
         self.raw.close()
 
 
-def spool_body(body: Body) -> IO[bytes]:
+def spool_body(body: Body, limit: int) -> IO[bytes]:
     """The object copied to an anonymous temporary file (no name on disk; gone once closed),
-    for the readers that seek: video decoders, zip's central directory."""
+    for the readers that seek: video decoders, zip's central directory. Callers check the
+    declared size first; ``limit`` also stops a stream longer than declared (StorageError)."""
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, closed by the caller
     try:
+        written = 0
         while chunk := body.read(_SPOOL_CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise StorageError(
+                    f"the object is longer than the {limit:,} bytes allowed on temporary disk",
+                    hint="raise s3_max_spool_bytes (archives) or video_max_file_bytes (videos)",
+                )
             spool.write(chunk)
         spool.seek(0)
     except BaseException:
@@ -315,33 +362,59 @@ def object_media(
     member: str | None,
     options: S3Options,
     archives: ArchiveLimits | None = None,
+    max_file_bytes: int = DEFAULTS.max_file_bytes,
+    max_spool_bytes: int = DEFAULTS.s3_max_spool_bytes,
 ) -> Callable[[], bytes]:
     """A function that reads the object (or one member of the archive it is, ``a!b`` for
     nested ones) again: what the action rules get for a match, called only when one acts.
-    Reads the version that was hashed (its ETag) or raises :class:`StorageError`."""
+    Reads the version that was hashed (its ETag) or raises :class:`StorageError`.
+
+    The rules get bytes, so the copy is bounded: an object over ``max_file_bytes`` (or an
+    archive over ``max_spool_bytes``, the member's archive copied to temporary disk) is not
+    read, and the :class:`StorageError` says so (the rules run without media)."""
 
     def read() -> bytes:
-        url = f"{S3_SCHEME}{obj.bucket}/{obj.key}"
+        url = object_path(obj.bucket, obj.key)
         try:
             args = {"IfMatch": f'"{obj.etag}"'} if obj.etag else {}
             response = client(options).get_object(Bucket=obj.bucket, Key=obj.key, **args)
             body = Body(response["Body"])
             with body:
+                size = int(response.get("ContentLength") or 0)
+                limit, name = (
+                    (max_file_bytes, "max_file_bytes")
+                    if member is None
+                    else (max_spool_bytes, "s3_max_spool_bytes")
+                )
+                if size > limit:
+                    raise _too_large(url, size, limit, name)
                 if member is None:
-                    return body.read()
-                with spool_body(body) as spool:
+                    data = body.read(limit + 1)
+                    if len(data) > limit:
+                        raise _too_large(url, len(data), limit, name)
+                    return data
+                with spool_body(body, limit) as spool:
                     return _member_bytes(url, cast(BinaryIO, spool), member, archives)
         except AmparoError:
             raise
         except Exception as exc:
             changed = error_code(exc) in ("PreconditionFailed", "412")
-            reason = "it changed since it was hashed" if changed else error_code(exc) or exc
+            reason = "it changed since it was hashed" if changed else error_code(exc)
+            reason = reason or scrub(f"{type(exc).__name__}: {exc}")
             raise StorageError(
                 f"cannot read {url} again for the action rules: {reason}",
                 hint="check the object and the credentials; scan it again",
             ) from None
 
     return read
+
+
+def _too_large(url: str, size: int, limit: int, name: str) -> StorageError:
+    return StorageError(
+        f"{url} ({size:,} bytes) is over {name} ({limit:,}): not read again for the action "
+        "rules, nothing preserved",
+        hint=f"raise {name} to preserve objects this large, or copy it from the bucket",
+    )
 
 
 def _member_bytes(url: str, fh: BinaryIO, member: str, archives: ArchiveLimits | None) -> bytes:

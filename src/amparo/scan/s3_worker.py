@@ -28,6 +28,7 @@ from amparo.scan.s3 import (
     error_code,
     etag_of,
     ns_of,
+    scrub,
     spool_body,
 )
 
@@ -47,7 +48,8 @@ def hash_object(task: HashTask, limits: HashLimits, hash_task: HashOne) -> list[
     """Read one object (streamed) and hash it; when it is an archive, its members' outcomes
     and problems follow its own outcome. Runs in a worker. The object is read once: images
     within ``max_file_bytes`` into memory, larger ones digested as they stream; videos and
-    archives spooled to an anonymous temporary file (their readers seek)."""
+    archives spooled to an anonymous temporary file (their readers seek), within
+    ``video_max_file_bytes`` and ``max_spool_bytes`` (larger ones digested as they stream)."""
     obj = task.obj
     assert obj is not None
     try:
@@ -66,7 +68,7 @@ def hash_object(task: HashTask, limits: HashLimits, hash_task: HashOne) -> list[
             if task.media_type == "video":
                 if task.size > limits.video_max_file_bytes:
                     return [hash_task(task, limits, source=cast(BinaryIO, body))]
-                with spool_body(body) as spool:
+                with spool_body(body, limits.video_max_file_bytes) as spool:
                     return [hash_task(task, limits, source=cast(BinaryIO, spool))]
             data = body.read(limits.max_file_bytes + 1)
             if len(data) <= limits.max_file_bytes:
@@ -84,8 +86,10 @@ def _hash_archive(
     """The archive's own outcome (digests), then its members', read from one spooled copy."""
     archives = limits.archives or default_archive_limits()
     assert task.media_type is not None
+    if task.size > limits.max_spool_bytes:
+        return [_digested_only(task, body, limits, hash_task)]
     items: list[WorkerItem] = []
-    with spool_body(body) as spool:
+    with spool_body(body, limits.max_spool_bytes) as spool:
         fh = cast(BinaryIO, spool)
         items.append(hash_task(task, limits, source=fh))
         fh.seek(0)
@@ -110,6 +114,23 @@ def _hash_archive(
                 )
             )
     return items
+
+
+def _digested_only(
+    task: HashTask, body: Body, limits: HashLimits, hash_task: HashOne
+) -> HashOutcome:
+    """An archive too large to copy to the worker's disk: its digests, as it streams, and a
+    report that its members were not checked (a bucket's writer must not fill the disk)."""
+    outcome = hash_task(task, limits, source=cast(BinaryIO, body))
+    if outcome.status != "ok":
+        return outcome
+    return replace(
+        outcome,
+        status="skipped",
+        code="too_large",
+        message=f"{task.size:,} bytes is over s3_max_spool_bytes ({limits.max_spool_bytes:,}): "
+        "the archive was digested, not opened (raise s3_max_spool_bytes to check its members)",
+    )
 
 
 def _as_read(task: HashTask, response: dict[str, Any]) -> HashTask:
@@ -137,7 +158,7 @@ def _read_error(task: HashTask, exc: Exception) -> HashOutcome:
     elif error_code(exc):
         message = f"cannot read the object: {error_code(exc)}"
     elif str(exc):
-        message = f"cannot read the object: {type(exc).__name__}: {exc}"
+        message = scrub(f"cannot read the object: {type(exc).__name__}: {exc}")
     return HashOutcome(
         path=task.path,
         size=task.size,

@@ -46,11 +46,11 @@ from amparo.scan.paths import display_path
 from amparo.scan.report_context import scan_context
 from amparo.scan.result import ScanResult
 from amparo.scan.s3 import (
-    S3_SCHEME,
     PreviousObject,
     check_access,
     is_s3_url,
     object_media,
+    object_path,
     walk_s3,
 )
 from amparo.scan.walk import walk_paths
@@ -152,6 +152,7 @@ def scan_paths(
         max_decode_memory=settings.max_decode_memory,
         s3=s3,
         archives=archive_limits(settings, opts),
+        max_spool_bytes=settings.s3_max_spool_bytes,
     )
     journal_path = opts.journal or default_journal_path(settings, roots, banks)
     journal = ScanJournal(journal_path, banks=banks, resume=opts.resume)
@@ -361,11 +362,16 @@ class _Run:
         assert outcome.hashes is not None
         media: bytes | Path | Callable[[], bytes | None] | None
         if outcome.obj is not None:  # read again from the bucket, only if a rule runs
-            prefix = f"{S3_SCHEME}{outcome.obj.bucket}/{outcome.obj.key}{MEMBER_SEPARATOR}"
+            prefix = object_path(outcome.obj.bucket, outcome.obj.key) + MEMBER_SEPARATOR
             member = outcome.path[len(prefix) :] if outcome.path.startswith(prefix) else None
             settings = self.amparo.settings
             read = object_media(
-                outcome.obj, member, s3_options(settings), archive_limits(settings, self.opts)
+                outcome.obj,
+                member,
+                s3_options(settings),
+                archive_limits(settings, self.opts),
+                settings.max_file_bytes,
+                settings.s3_max_spool_bytes,
             )
             media = _or_none(read, outcome.path)
         elif outcome.on_disk:
