@@ -57,6 +57,13 @@ def validate_url(url: str) -> str:
         raise InputError(
             f"{url!r} is not an http(s) URL", hint="e.g. https://platform.example/amparo-events"
         )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        # urlsplit keeps NUL and most control characters; SQLite would store them (PostgreSQL
+        # text cannot hold NUL and fails in the driver), and no receiver's URL contains one.
+        raise InputError(
+            f"the webhook URL {url!r} contains a control character",
+            hint="remove it (spaces and such belong percent-encoded, e.g. %20)",
+        )
     return url
 
 

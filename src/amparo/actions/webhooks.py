@@ -60,7 +60,11 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     """
     if not header or not header.startswith("sha256="):
         return False
-    return hmac.compare_digest(sign(secret, body), header.strip())
+    # As bytes: compare_digest raises TypeError on a str that is not ASCII, and the header is
+    # whatever the sender put there.
+    return hmac.compare_digest(
+        sign(secret, body).encode(), header.strip().encode("utf-8", "surrogatepass")
+    )
 
 
 def event_payload(

@@ -12,7 +12,6 @@ nothing here, and a key without the curator or admin scope cannot sign in (403).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from datetime import timedelta
@@ -37,6 +36,7 @@ from amparo.web.pages import (
     redirect,
     remember_language,
     same_origin,
+    same_token,
     service_of,
     sessions_of,
 )
@@ -148,7 +148,7 @@ async def signin(request: Request) -> Response:
     secret = str(form.get("key") or "").strip()
     pre = str(form.get("pre") or "")
     cookie = request.cookies.get(PRE_COOKIE, "")
-    if not cookie or not hmac.compare_digest(pre, cookie) or not same_origin(request):
+    if not cookie or not same_token(pre, cookie) or not same_origin(request):
         return _signin_form(request, EXPIRED, 400)
     try:
         token, _session = await run_in_threadpool(

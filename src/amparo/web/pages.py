@@ -267,12 +267,23 @@ def same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
+def same_token(given: str, expected: str) -> bool:
+    """Whether a token from a form, header or cookie equals ``expected``, in constant time.
+
+    ``hmac.compare_digest`` raises TypeError on a ``str`` that is not ASCII, and anyone can
+    send ``é`` as a token: compared as UTF-8 bytes, such a token is a plain mismatch (the page's
+    4xx refusal), never a 500. ``surrogatepass`` keeps a lone surrogate from raising too."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 async def checked_post(request: Request, session: WebSession) -> dict[str, str]:
     """The form of a POST after the CSRF checks (token and origin); raises on failure."""
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     token = request.headers.get("x-csrf-token") or fields.get("csrf", "")
-    if not same_origin(request) or not hmac.compare_digest(token, session.csrf):
+    if not same_origin(request) or not same_token(token, session.csrf):
         raise PermissionDeniedError(
             "the request did not carry this page's security token",
             hint="reload the page and try again",

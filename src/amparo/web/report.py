@@ -44,6 +44,7 @@ from amparo.web.pages import (
     language_of,
     redirect,
     same_origin,
+    same_token,
     service_of,
     templates,
 )
@@ -105,7 +106,7 @@ class FormTokens:
         nonce, expiry, mac = parts
         if not (nonce and expiry.isascii() and expiry.isdigit() and len(expiry) < 16):
             return "forged"
-        if not hmac.compare_digest(mac, self._mac(nonce, expiry)):
+        if not same_token(mac, self._mac(nonce, expiry)):
             return "forged"
         if int(expiry) <= now.timestamp():
             return "expired"
@@ -230,7 +231,7 @@ async def report(request: Request) -> Response:
     values = {k: v[: FIELD_LIMITS[k]] for k, v in sent.items()}
     cookie = request.cookies.get(FORM_COOKIE, "")
     token = fields.get("csrf", "")
-    if not cookie or not hmac.compare_digest(token, cookie) or not same_origin(request):
+    if not cookie or not same_token(token, cookie) or not same_origin(request):
         return _refused_form(request, lang, values, status=403)
     problem = tokens_of(request).verify(token, _now(request))
     if problem is not None:

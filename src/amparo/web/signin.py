@@ -3,7 +3,6 @@ one-time cookie that ties the sign-in form to the browser that asked for it."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 
@@ -20,6 +19,7 @@ from amparo.web.pages import (
     page,
     redirect,
     same_origin,
+    same_token,
     service_of,
     session_of,
     sessions_of,
@@ -64,7 +64,7 @@ async def signin(request: Request) -> Response:
     pre = str(form.get("pre") or "")
     cookie = request.cookies.get(PRE_COOKIE, "")
     error: str | None = None
-    if not cookie or not hmac.compare_digest(pre, cookie) or not same_origin(request):
+    if not cookie or not same_token(pre, cookie) or not same_origin(request):
         error = "The sign-in form expired. Please try again."
     else:
         try:
