@@ -138,7 +138,7 @@ def match_batch(
     ``on_match`` is called for each outcome that matched, ``on_checked`` for each outcome
     looked up (matched or not), before the records are returned."""
     matchable = [o.hashes for o in outcomes if o.hashes is not None]
-    results = iter(amparo.checks.match_hashes(matchable, banks) if matchable else [])
+    results = iter(amparo.checks.match_hashes(matchable, banks, source="scan") if matchable else [])
     records = []
     for o in outcomes:
         result = next(results) if o.hashes is not None else None
@@ -227,6 +227,7 @@ def scan_paths(
     finally:
         engine.close()
         journal.close()
+        amparo.flush_counts()  # the scan's matches reach the console's match volume now
         result.finished_at = datetime.now(UTC)
         run.report_progress(force=True)
     return result
