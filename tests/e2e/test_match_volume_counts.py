@@ -13,8 +13,11 @@ import numpy as np
 from PIL import Image
 from test_api_support import QUIET, Api, sqlite_api
 from test_console_pages import MD5, core, sign_in, with_bank
+from typer.testing import CliRunner
 
 from amparo import Amparo, BankInfo, load_settings
+from amparo.banks.model import EntryRecord
+from amparo.cli.main import app
 from amparo.scan import ScanOptions, scan_paths
 
 __all__ = ["sqlite_api"]
@@ -81,3 +84,16 @@ def test_api_lookups_count_with_source_api_and_the_console_charts_them(sqlite_ap
     assert re.search(
         r'<th scope="row">known</th><td class="num">3</td><td class="num">1</td>', table.group(0)
     )
+
+
+def test_amparo_match_counts_with_source_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
+        amparo.banks.create(BankInfo(name="known"))
+        amparo.banks.add_entries("known", [EntryRecord("md5", MD5)])
+    result = CliRunner().invoke(
+        app, ["--home", str(home), "match", "-"], input=f"{MD5}\n{'0' * 32}\n{MD5}\n"
+    )
+    assert result.exit_code == 1, result.output  # 1: something matched
+    with Amparo(load_settings(env={}, overrides={"home": home})) as amparo:
+        assert volume(amparo) == [("known", "cli", 2)]
