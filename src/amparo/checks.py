@@ -183,12 +183,14 @@ class Checks:
         signals: Sequence[tuple[str, str]],
         banks: Sequence[str] | None = None,
         *,
-        source: str = LOOKUP,
+        source: str | None = LOOKUP,
     ) -> list[list[Match]]:
         """Look up bare signals (``(type, value)``); one list of matches per signal.
-        ``source``: where the lookup came from, for the match counts (a source kind)."""
+        ``source``: where the lookup came from, for the match counts (a source kind; each
+        signal counts as one lookup); None: the caller counts them itself."""
         results = self._match_normalized([normalize_signal(t, v) for t, v in signals], banks)
-        self.count(results, source)
+        if source is not None:
+            self.count(results, source)
         return results
 
     def _match_normalized(
@@ -282,7 +284,10 @@ class Checks:
         unrelated hashes, as ``amparo match`` reads) each matched ``sha256`` is a find."""
         pairs = [normalize_signal(t, v) for t, v in signals]
         results = self._match_normalized(pairs, banks)
-        self.count(results, source.kind)
+        if one_content and sum(t == "sha256" for t, _ in pairs) == 1:
+            self.count([[m for ms in results for m in ms]], source.kind)  # one content
+        else:
+            self.count(results, source.kind)
         check = SignalsCheck(results)
         if act and self._checked and source.kind != "retro":
             self._tell_signals(pairs, results, source, one_content)

@@ -13,8 +13,9 @@ Each process flushes only its own increments, so several server processes on one
 up. A flush that fails keeps its counts for the next one. Counts only: a bank name, a day and
 a source kind, never a hash, a path or anything of the content.
 
-What counts: one per lookup (a piece of media, or one signal of a batch) per bank it matched,
-however many of that bank's entries it matched.
+What counts: one per lookup per bank it matched, however many of that bank's entries it
+matched. A lookup is a piece of media, a request's signals when they name one content (exactly
+one ``sha256``, as :meth:`amparo.checks.Checks.check_signals` takes them), else each signal.
 """
 
 from __future__ import annotations

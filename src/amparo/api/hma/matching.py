@@ -155,7 +155,8 @@ def _lookup_all(
     types = list(hashes)
     queries = [(signal_name(st), hashes[st]) for st in types]
     checks = service.amparo.checks
-    results = checks.match_signals(queries, chosen, source="api")
+    results = checks.match_signals(queries, chosen, source=None)
+    checks.count([[m for found in results for m in found]], "api")  # one content, counted once
     # The content's whole check (a second lookup) only when a rule may act on what matched.
     if content is not None and any(results) and checks.rules_active():
         media, data, source = content
