@@ -22,7 +22,9 @@ from amparo.matching import Matcher
 from amparo.reports import ReportService
 from amparo.review import CaseService
 from amparo.store import Store
+from amparo.store.match_volume import MatchVolumeRepository
 from amparo.store.uow import UnitOfWork
+from amparo.tally import MatchTally
 
 
 class Amparo:
@@ -45,6 +47,11 @@ class Amparo:
         store.configure_secrets(lambda: keyring_owner.keyring(create=True))
         self.banks = BankService(settings, store)
         self.matcher = Matcher(store, settings)
+        # Matches counted per bank, day and source in memory, added to the database now and
+        # then (never a write per lookup): the console's match volume.
+        self.tally = MatchTally(
+            MatchVolumeRepository(store.db), keep_days=settings.match_volume_days
+        )
         self.audit = AuditService(settings, store)
         # Hash sharing: collaborations feeding banks, feeds published to partners, the
         # share-back path, and retroactive matching of recent content against new entries.
@@ -84,7 +91,7 @@ class Amparo:
         self.actions = actions or Actioner(
             settings, store, evidence=self.evidence, cases=self.cases, reports=self.reports
         )
-        self.checks = Checks(settings, self.matcher, self.actions)
+        self.checks = Checks(settings, self.matcher, self.actions, self.tally)
         self.retro = RetroService(settings, store, self.checks)
         if self.retro.enabled:  # off: checks keep nothing and pay nothing
             self.checks.on_checked(self.retro.remember)
@@ -107,7 +114,12 @@ class Amparo:
             signer=lambda: self.feeds.signer,
         )
 
+    def flush_counts(self) -> None:
+        """Store the match counts gathered so far (a failure is logged, never raised)."""
+        self.tally.close()
+
     def close(self) -> None:
+        self.tally.close()
         self.store.close()
 
     def __enter__(self) -> Amparo:

@@ -32,6 +32,7 @@ from amparo.events import MatchedContent, Source
 from amparo.hashing import MediaHashes, hash_bytes, hash_file
 from amparo.matching import Match, Matcher, Query, QueryResult
 from amparo.signals import normalize_signal
+from amparo.tally import LOOKUP, MatchTally
 
 Media = bytes | Path | None
 """The content itself, when the caller has it: used only to preserve evidence or quarantine."""
@@ -87,11 +88,27 @@ class SignalsCheck:
 class Checks:
     """Hash, look up, act. Built by the composition root (:class:`amparo.app.Amparo`)."""
 
-    def __init__(self, settings: Settings, matcher: Matcher, actions: Actioner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        matcher: Matcher,
+        actions: Actioner,
+        tally: MatchTally | None = None,
+    ) -> None:
         self.settings = settings
         self.matcher = matcher
         self.actions = actions
+        self.tally = tally
+        """Counts the matches of every lookup by bank, day and source (the console's match
+        volume); None: not counted."""
         self._checked: list[CheckedHook] = []
+
+    def count(self, results: Sequence[Sequence[Match]], source: str) -> None:
+        """Count lookups' matches (one list per lookup) for the match volume, as coming from
+        ``source``; in memory, never a database write. The lookups below count their own;
+        retroactive matching, which asks the matcher itself, counts its new finds here."""
+        if self.tally is not None:
+            self.tally.add(results, source)
 
     def on_checked(self, hook: CheckedHook) -> None:
         """Call ``hook`` with every content a check that may act looked up (named by its
@@ -162,10 +179,19 @@ class Checks:
     # -- lookups (answers only) -------------------------------------------------------------
 
     def match_signals(
-        self, signals: Sequence[tuple[str, str]], banks: Sequence[str] | None = None
+        self,
+        signals: Sequence[tuple[str, str]],
+        banks: Sequence[str] | None = None,
+        *,
+        source: str | None = LOOKUP,
     ) -> list[list[Match]]:
-        """Look up bare signals (``(type, value)``); one list of matches per signal."""
-        return self._match_normalized([normalize_signal(t, v) for t, v in signals], banks)
+        """Look up bare signals (``(type, value)``); one list of matches per signal.
+        ``source``: where the lookup came from, for the match counts (a source kind; each
+        signal counts as one lookup); None: the caller counts them itself."""
+        results = self._match_normalized([normalize_signal(t, v) for t, v in signals], banks)
+        if source is not None:
+            self.count(results, source)
+        return results
 
     def _match_normalized(
         self, pairs: Sequence[tuple[str, str]], banks: Sequence[str] | None
@@ -174,9 +200,21 @@ class Checks:
         return [r.matches for r in self.matcher.match(queries, banks)]
 
     def match_hashes(
-        self, hashes: Sequence[MediaHashes], banks: Sequence[str] | None = None
+        self,
+        hashes: Sequence[MediaHashes],
+        banks: Sequence[str] | None = None,
+        *,
+        source: str = LOOKUP,
     ) -> list[QueryResult]:
-        """Look up the signals of hashed media; one result per item."""
+        """Look up the signals of hashed media; one result per item. ``source``: where the
+        lookup came from, for the match counts (a source kind: ``scan``, ``hotline``...)."""
+        results = self._match_hashes(hashes, banks)
+        self.count([r.matches for r in results], source)
+        return results
+
+    def _match_hashes(
+        self, hashes: Sequence[MediaHashes], banks: Sequence[str] | None
+    ) -> list[QueryResult]:
         queries = [
             Query(signals=h.signals(), pdq_quality=h.pdq_quality, pdq_dihedral=h.pdq_dihedral)
             for h in hashes
@@ -213,9 +251,13 @@ class Checks:
         banks: Sequence[str] | None = None,
         media: Media | Callable[[], Media] = None,
         act: bool = True,
+        counted: bool = False,
     ) -> MediaCheck:
-        """Look hashed media up and, when it matched, run the rules on it."""
-        result = self.match_hashes([hashes], banks)[0]
+        """Look hashed media up and, when it matched, run the rules on it. ``counted``: the
+        caller already counted this content's matches (a second lookup of the same content)."""
+        result = self._match_hashes([hashes], banks)[0]
+        if not counted:
+            self.count([result.matches], source.kind)
         check = MediaCheck(hashes, result)
         if act:
             self.checked_media(hashes, result.matches, source)
@@ -242,6 +284,10 @@ class Checks:
         unrelated hashes, as ``amparo match`` reads) each matched ``sha256`` is a find."""
         pairs = [normalize_signal(t, v) for t, v in signals]
         results = self._match_normalized(pairs, banks)
+        if one_content and sum(t == "sha256" for t, _ in pairs) == 1:
+            self.count([[m for ms in results for m in ms]], source.kind)  # one content
+        else:
+            self.count(results, source.kind)
         check = SignalsCheck(results)
         if act and self._checked and source.kind != "retro":
             self._tell_signals(pairs, results, source, one_content)

@@ -272,6 +272,11 @@ class Settings(MediaSettings):
         "Ed25519 key that signs this installation's feed pages and opinions; empty: "
         "<home>/keys/feed-signing.key, created on first use.",
     )
+    match_volume_days: int = setting(
+        400,
+        "Keep the per-day match counts (per bank and source, counts only) this many days; "
+        "0: keep them all.",
+    )
     retro_match_days: int = setting(
         0,
         "Keep the hashes (never the media) of content checked in the last N days and match "
@@ -386,6 +391,8 @@ def _validate(settings: Settings) -> Settings:
     for name in ("exchange_backoff_seconds", "exchange_quarantine_retry_seconds"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} must be 0 or more")
+    if settings.match_volume_days < 0:
+        raise ConfigError("match_volume_days must be 0 (keep all) or a number of days")
     if settings.retro_match_days < 0:
         raise ConfigError("retro_match_days must be 0 (off) or a number of days")
     if settings.review_undo_seconds < 0:

@@ -2,8 +2,10 @@
 calls the API already makes: the overview's figures, entry search, each rule's and
 endpoint's audit trail, trying a rule on a described match, and a logged webhook test.
 
-Counts only: reviewers' exposure is a number of items per day, never which items; finds per
-bank are counted from the review items rules opened (see :mod:`amparo.store.curation`).
+Counts only: reviewers' exposure is a number of items per day, never which items; matches per
+bank per day come from the match volume every process counts (:mod:`amparo.tally`), and
+content sent for review per bank from the review items rules opened (see
+:mod:`amparo.store.curation`).
 """
 
 from __future__ import annotations
@@ -50,8 +52,17 @@ class Overview:
     exposure: dict[str, list[int]]
     """Reviewer -> distinct items revealed on each of ``days``."""
     finds: dict[str, list[int]]
-    """Bank -> content first found on each of ``days`` (review items)."""
+    """Bank -> lookups that matched it on each of ``days``, all sources (match volume)."""
+    finds_by_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Bank -> source kind (``api``, ``scan``...) -> its matches over ``days``."""
+    reviewed: dict[str, list[int]] = field(default_factory=dict)
+    """Bank -> content the rules sent for review, first seen on each of ``days``."""
     exchanges: list[CollaborationStatus] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[str]:
+        """Every source kind in :attr:`finds_by_source`, sorted."""
+        return sorted({s for by in self.finds_by_source.values() for s in by})
 
 
 @dataclass(frozen=True)
@@ -87,12 +98,21 @@ class CurationService:
             per_day = Counter(day for day, _, _ in items)
             exposure[reviewer] = [per_day.get(d, 0) for d in span]
         finds: dict[str, list[int]] = {}
+        by_source: dict[str, dict[str, int]] = {}
+        for day, bank, source, n in self.reads.volume_since(span[0]):
+            index = position.get(day)
+            if index is None:
+                continue
+            finds.setdefault(bank, [0] * len(span))[index] += n
+            sources = by_source.setdefault(bank, {})
+            sources[source] = sources.get(source, 0) + n
+        reviewed: dict[str, list[int]] = {}
         for at, banks in self.reads.finds_since(start):
             index = position.get(at.date())
             if index is None:
                 continue
             for bank in banks:
-                finds.setdefault(bank, [0] * len(span))[index] += 1
+                reviewed.setdefault(bank, [0] * len(span))[index] += 1
         oldest = self.reads.oldest_opened(WAITING)
         queue = QueueFigures(
             waiting=self.amparo.cases.count("waiting"),
@@ -106,6 +126,8 @@ class CurationService:
             days=span,
             exposure=exposure,
             finds=dict(sorted(finds.items())),
+            finds_by_source=dict(sorted(by_source.items())),
+            reviewed=dict(sorted(reviewed.items())),
             exchanges=self.amparo.exchanges.list(),
         )
 

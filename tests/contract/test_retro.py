@@ -8,6 +8,7 @@ import io
 import random
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import pytest
@@ -84,6 +85,10 @@ def test_content_checked_before_an_entry_arrives_becomes_a_find(
     result = amparo.retro.catch_up()
     assert (result.entries, result.finds, result.pairs) == (1, 1, 1)
     assert result.actions == 1
+    # The match volume counts the new find once, as coming from retroactive matching.
+    amparo.flush_counts()
+    counted = [(b, s, n) for _, b, s, n in amparo.tally.repository.since(date(2000, 1, 1))]
+    assert counted == [("known", "retro", 1)]
     (record,) = retro_actions(amparo)
     assert record.sha256 == seen.sha256 and record.action == "review"
     assert record.actor == "retro" and record.rule == "to-review"

@@ -170,7 +170,7 @@ def test_overview_counts_queue_exposure_and_finds(sqlite_api: Api) -> None:
     assert re.search(
         r"<th scope=\"row\">rita</th>(<td class=\"num\">0</td>)*<td class=\"num\">1</td>", page
     )
-    assert 'id="finds-0"' in page and "known" in page
+    assert 'id="reviewed-0"' in page and "known" in page
     assert 'id="no-exchanges"' in page
 
 

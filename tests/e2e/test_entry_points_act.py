@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,11 @@ def test_each_entry_point_runs_the_rules(world: World) -> None:
         assert _acted(amparo) == before + 1, f"{name} ran no rule"
     # All of them are one piece of content: one case, extended by each find.
     assert len(amparo.cases.queue("waiting", limit=100)) == 1
+    # And each counts once in the match volume, though some look it up twice or by several
+    # signals (an upload to /m/lookup: every signal, then the rules' check of the media).
+    amparo.flush_counts()
+    counted = [(b, s, n) for _, b, s, n in amparo.tally.repository.since(date(2000, 1, 1))]
+    assert counted == [("known", "api", len(calls))]
     # A bare PDQ hash names no content: answered, but no rule runs.
     pdq = amparo.checks.hash_bytes(PHOTO).pdq
     before = _acted(amparo)

@@ -281,6 +281,7 @@ class RetroService:
             new = [m for m in found.matches if m.entry_id not in content.found]
             if not new:
                 continue
+            self.checks.count([new], "retro")  # the match volume: a new find per bank
             find = self._find(content, found.matches)
             with self.store.transaction(refresh=False) as tx:
                 actions = self.checks.act(find, actor=RETRO_ACTOR)

@@ -319,7 +319,9 @@ class Rechecker:
         if not banks or not pictures:
             return None
         try:
-            results = self.ctx.checks.match_hashes([h for _, h in pictures], banks)
+            results = self.ctx.checks.match_hashes(
+                [h for _, h in pictures], banks, source="hotline"
+            )
         except AmparoError:  # a bank since deleted or renamed
             return None
         for (seen, _hashes), result in zip(pictures, results, strict=True):

@@ -185,7 +185,7 @@ class Verifier:
     ) -> Found:
         checks = self.ctx.checks
         hashes = checks.hash_bytes(data, dihedral=dihedral)
-        result = checks.match_hashes([hashes])[0]
+        result = checks.match_hashes([hashes], source="hotline")[0]
         is_media = media_kind(hashes.media_type) is not None and (
             hashes.pdq is not None or hashes.vpdq is not None
         )

@@ -35,7 +35,7 @@ def match_batch(
     ``on_match`` is called for each outcome that matched, ``on_checked`` for each outcome
     looked up (matched or not), before the records are returned."""
     matchable = [o.hashes for o in outcomes if o.hashes is not None]
-    results = iter(amparo.checks.match_hashes(matchable, banks) if matchable else [])
+    results = iter(amparo.checks.match_hashes(matchable, banks, source="scan") if matchable else [])
     records = []
     for o in outcomes:
         result = next(results) if o.hashes is not None else None

@@ -174,6 +174,7 @@ def scan_paths(
     finally:
         engine.close()
         journal.close()
+        amparo.flush_counts()  # the scan's matches reach the console's match volume now
         result.finished_at = datetime.now(UTC)
         run.report_progress(force=True)
     return result

@@ -1,17 +1,19 @@
 """The reads behind the curator console (``/console``): entry search, the review queue's
 age, reviewers' reveals per day and finds per bank per day.
 
-Read-only, bounded queries over tables other parts already write; nothing new is stored.
-Finds per bank come from the review items rules opened (``case_items``): content is counted
-once per bank on the day it was first seen. Bare lookups are not stored anywhere (no row per
-lookup), so they are not counted.
+Read-only, bounded queries over tables other parts write; nothing is stored here. Matches per
+bank per day come from ``match_volume``: every lookup that matched a bank (API, scans, the
+CLI, the hotline, retroactive matching; one per lookup per bank, by source) is counted in
+memory by each process (:mod:`amparo.tally`) and added there now and then, counts only.
+Content sent for review comes from the review items rules opened (``case_items``): each
+content once per bank on the day it was first seen.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import cast
 
 from sqlalchemy import Table, func, or_, select
@@ -19,6 +21,7 @@ from sqlalchemy import Table, func, or_, select
 from amparo.banks.model import EntryView
 from amparo.clock import as_utc
 from amparo.store.banks import _ENTRY_WITH_BANK, _entry_view
+from amparo.store.match_volume import MatchVolumeRepository
 from amparo.store.models import EntryRow, signal_key
 from amparo.store.models_hotline import HotlineRevealRow
 from amparo.store.review.rows import case_t, item_t, reveal_t
@@ -38,7 +41,8 @@ class CurationReads:
 
     def search_entries(self, text: str, *, limit: int = 50) -> list[EntryView]:
         """Entries (not removed; disabled ones included) whose id, source id or signal is
-        ``text`` exactly. A source id is not indexed: that part reads the table."""
+        ``text`` exactly; each part is served by an index (``ix_entry_source_id`` since
+        migration 0013)."""
         conditions = [_entry.c.source_id == text, _entry.c.signal_key == signal_key(text)]
         lowered = text.lower()
         if lowered != text:
@@ -73,6 +77,10 @@ class CurationReads:
                 )
                 out.extend((r.reviewer, as_utc(r.at), kind, int(r.item_id)) for r in rows)
         return out
+
+    def volume_since(self, first: date) -> list[tuple[date, str, str, int]]:
+        """(day, bank, source, matches) of the match volume from day ``first`` on."""
+        return MatchVolumeRepository(self._db).since(first)
 
     def finds_since(self, since: datetime) -> list[tuple[datetime, list[str]]]:
         """(first seen, banks it matched) of every review item first seen since ``since``."""

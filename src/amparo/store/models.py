@@ -4,11 +4,12 @@ migration in ``store/migrations/versions``."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -67,6 +68,9 @@ class EntryRow(Base):
         Index("ix_entry_seq", "seq"),
         # A bank's change log in order: what a federation feed's pages read (migration 0010).
         Index("ix_entry_bank_seq", "bank_id", "seq", "id"),
+        # The console's entry search by source id (migration 0013). A hash index on
+        # PostgreSQL: equality is all it serves, and a B-tree refuses values over ~2.7 kB.
+        Index("ix_entry_source_id", "source_id", postgresql_using="hash"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -130,3 +134,20 @@ class EntryTombstoneRow(Base):
     entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     signal_type: Mapped[str] = mapped_column(String(16))
     seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class MatchVolumeRow(Base):
+    """How many lookups matched a bank on one day (UTC), by where they came from: counts
+    only (never a hash, a path or anything of the content), added to by every process's
+    :class:`amparo.tally.MatchTally` (migration 0013)."""
+
+    __tablename__ = "match_volume"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(
+        ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """``api``, ``scan``, ``cli``, ``hotline``, ``retro``, or ``lookup`` (a bare lookup whose
+    caller said nothing)."""
+    matches: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -200,14 +200,26 @@ def _age(age: timedelta | None) -> tuple[int, int] | None:
 
 
 def _charts(overview: Overview, _: Any) -> list[tuple[str, Markup]]:
-    """One bar chart per bank: content found per day (UTC)."""
+    """One bar chart per bank: lookups that matched it per day (UTC), every source."""
     charts = []
     for i, (bank, counts) in enumerate(overview.finds.items()):
         bars = [(day.isoformat(), float(n)) for day, n in zip(overview.days, counts, strict=True)]
         title = _("Finds per day in bank {bank}").format(bank=bank)
-        desc = _("Content first found per day (UTC), as sent for review by the rules.")
+        desc = _("Lookups that matched the bank per day (UTC), from every source.")
         chart = bar_chart(f"finds-{i}", title, desc, bars, empty=_("No finds yet."))
         # bar_chart escapes every label, title and description itself.
+        charts.append((title, Markup(chart)))
+    return charts
+
+
+def _review_charts(overview: Overview, _: Any) -> list[tuple[str, Markup]]:
+    """One bar chart per bank: content the rules sent for review per day (UTC)."""
+    charts = []
+    for i, (bank, counts) in enumerate(overview.reviewed.items()):
+        bars = [(day.isoformat(), float(n)) for day, n in zip(overview.days, counts, strict=True)]
+        title = _("Sent for review per day from bank {bank}").format(bank=bank)
+        desc = _("Content first found per day (UTC), as sent for review by the rules.")
+        chart = bar_chart(f"reviewed-{i}", title, desc, bars, empty=_("No finds yet."))
         charts.append((title, Markup(chart)))
     return charts
 
@@ -227,6 +239,7 @@ async def overview_page(request: Request) -> Response:
             "overview": overview,
             "oldest": _age(overview.queue.oldest_age),
             "charts": _charts(overview, _),
+            "review_charts": _review_charts(overview, _),
         },
         session=session,
     )

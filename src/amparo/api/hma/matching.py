@@ -155,11 +155,14 @@ def _lookup_all(
     types = list(hashes)
     queries = [(signal_name(st), hashes[st]) for st in types]
     checks = service.amparo.checks
-    results = checks.match_signals(queries, chosen)
+    results = checks.match_signals(queries, chosen, source=None)
+    checks.count([[m for found in results for m in found]], "api")  # one content, counted once
     # The content's whole check (a second lookup) only when a rule may act on what matched.
     if content is not None and any(results) and checks.rules_active():
         media, data, source = content
-        checks.check_media(media, source=source, actor=key.actor, banks=chosen, media=data)
+        checks.check_media(
+            media, source=source, actor=key.actor, banks=chosen, media=data, counted=True
+        )
     for matches in results:
         service.count_matches(matches)
     service.screen(key, queries, results)
