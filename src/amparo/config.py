@@ -104,25 +104,6 @@ class Settings(MediaSettings):
         30,
         "/readyz fails when the index was last refreshed longer ago.",
     )
-    url_allowlist: str = setting(
-        "",
-        "Hosts, addresses or networks (CIDR) that url= fetching and webhook deliveries may reach "
-        "even though they are private, loopback or link-local; comma-separated.",
-    )
-    fetch_timeout_seconds: int = setting(
-        10,
-        "Total time allowed for fetching one url= (all redirects).",
-    )
-    fetch_max_bytes: int = setting(32 * 1024 * 1024, "Largest body fetched from a url=.")
-    fetch_max_redirects: int = setting(5, "Most redirects followed when fetching a url=.")
-    fetch_max_concurrent_per_key: int = setting(
-        4,
-        "URL fetches one API key may have in flight (more: 429).",
-    )
-    fetch_max_concurrent: int = setting(
-        32,
-        "URL fetches one API process may have in flight (more: 429).",
-    )
     # -- review (cases, reviewer UI) --
     review_reveal_seconds: int = setting(
         5,

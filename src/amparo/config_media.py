@@ -1,7 +1,7 @@
-"""The settings table's rows for what is read and decoded (size and decode limits, video
-sampling and matching shares) and for where scans run (worker processes or a Ray cluster,
-buckets). :class:`amparo.config.Settings` inherits them; every row is documented in
-docs/configuration.md like the others.
+"""The settings table's rows for what is read and decoded (size and decode limits, URLs
+fetched, video sampling and matching shares) and for where scans run (worker processes or a
+Ray cluster, buckets). :class:`amparo.config.Settings` inherits them; every row is documented
+in docs/configuration.md like the others.
 """
 
 from __future__ import annotations
@@ -89,3 +89,22 @@ class MediaSettings(HotlineSettings):
         "Videos longer than this (declared or decoded) are refused.",
     )
     video_timeout_seconds: int = setting(900, "Wall-clock limit for decoding one video.")
+    url_allowlist: str = setting(
+        "",
+        "Hosts, addresses or networks (CIDR) that url= fetching and webhook deliveries may reach "
+        "even though they are private, loopback or link-local; comma-separated.",
+    )
+    fetch_timeout_seconds: int = setting(
+        10,
+        "Total time allowed for fetching one url= (all redirects).",
+    )
+    fetch_max_bytes: int = setting(32 * 1024 * 1024, "Largest body fetched from a url=.")
+    fetch_max_redirects: int = setting(5, "Most redirects followed when fetching a url=.")
+    fetch_max_concurrent_per_key: int = setting(
+        4,
+        "URL fetches one API key may have in flight (more: 429).",
+    )
+    fetch_max_concurrent: int = setting(
+        32,
+        "URL fetches one API process may have in flight (more: 429).",
+    )
