@@ -21,11 +21,18 @@ from typing import NoReturn, Protocol
 from amparo.scan.model import HashLimits, HashTask, WorkerItem
 from amparo.scan.worker import hash_batch
 
+BATCH_SIZE = 16
+"""Files a batch for worker processes on this machine (a batch costs one pickle each way)."""
+
 
 class HashEngine(Protocol):
     @property
     def capacity(self) -> int:
         """How many batches to keep in flight (read before each submit: it may change)."""
+
+    @property
+    def batch_size(self) -> int:
+        """Files per batch when the scan's options do not say."""
 
     def submit(self, tasks: list[HashTask]) -> Future[list[WorkerItem]]: ...
 
@@ -42,6 +49,7 @@ class InProcessEngine:
     """Hashes in the calling process (``--workers 1``): simplest, and easy to debug."""
 
     capacity = 1
+    batch_size = BATCH_SIZE
 
     def __init__(self, limits: HashLimits) -> None:
         self.limits = limits
@@ -71,6 +79,7 @@ class ProcessPoolEngine:
         self.workers = workers
         self.limits = limits
         self.capacity = workers * 2
+        self.batch_size = BATCH_SIZE
         methods = multiprocessing.get_all_start_methods()
         # Not fork: the parent holds database connections and may run threads.
         self._context = multiprocessing.get_context(

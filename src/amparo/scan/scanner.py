@@ -76,7 +76,9 @@ class ScanOptions:
     max_depth: int = 5
     """How many archives deep to look inside nested archives."""
     match_batch: int = 256
-    hash_batch: int = 16
+    hash_batch: int | None = None
+    """Files per hashing batch; None = the engine's own (``batch_size``: 16 for worker
+    processes, 64 on Ray, where each batch is a task with a round trip of its own)."""
     actions: bool = True
     """Run the action rules on each matched file (``amparo scan --no-actions``: off)."""
     engine: str | None = None
@@ -247,6 +249,7 @@ class _Run:
 
     def execute(self, engine: HashEngine, roots: list[str], limits: HashLimits) -> None:
         self.engine = engine
+        batch_size = self.opts.hash_batch or engine.batch_size
         lookup = self.journal.lookup if self.opts.resume else None
         pending: deque[tuple[list[HashTask], Future[list[WorkerItem]]]] = deque()
         chunk: list[HashTask] = []
@@ -263,7 +266,7 @@ class _Run:
             if isinstance(item, HashTask):
                 chunk.append(item)
                 chunk_bytes += len(item.data or b"")
-                if len(chunk) >= self.opts.hash_batch or chunk_bytes >= CHUNK_BYTES:
+                if len(chunk) >= batch_size or chunk_bytes >= CHUNK_BYTES:
                     send()
                 continue
             if isinstance(item, Problem):
