@@ -216,7 +216,14 @@ class Checks:
         self, hashes: Sequence[MediaHashes], banks: Sequence[str] | None
     ) -> list[QueryResult]:
         queries = [
-            Query(signals=h.signals(), pdq_quality=h.pdq_quality, pdq_dihedral=h.pdq_dihedral)
+            Query(
+                signals=h.signals(),
+                pdq_quality=h.pdq_quality,
+                pdq_dihedral=h.pdq_dihedral,
+                pdq_mirror=h.pdq_mirror,
+                pdq_trimmed=h.pdq_trimmed,
+                pdq_trimmed_mirror=h.pdq_trimmed_mirror,
+            )
             for h in hashes
         ]
         return self.matcher.match(queries, banks)

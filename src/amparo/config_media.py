@@ -35,6 +35,21 @@ class MediaSettings(HotlineSettings):
         512 * 1024 * 1024,
         "Bytes one process may spend decoding images and video frames at once.",
     )
+    match_mirrored: bool = setting(
+        True,
+        "Match horizontally mirrored copies of photos in every bank (the query's mirrored "
+        "PDQ); banks with `dihedral` also match rotations and vertical flips.",
+    )
+    trim_borders: bool = setting(
+        True,
+        "Also hash photos with uniform borders, pads and caption bars trimmed, and look up "
+        "both hashes (docs/detection.md).",
+    )
+    bank_crop_variants: bool = setting(
+        True,
+        "When media is added to a bank, also store PDQ hashes of a few crops of it as "
+        "variants of the entry, so that cropped copies match (docs/detection.md).",
+    )
     workers: int = setting(0, "Hashing worker processes for scans; 0 means one per CPU core.")
     scan_engine: str = setting(
         "local", "Where `amparo scan` hashes: local (worker processes) or ray (a Ray cluster)."

@@ -42,6 +42,16 @@ class MediaHashes:
     """The other seven dihedral PDQ hashes (rotations, flips), when asked for."""
     error: str | None = None
     """Why no perceptual hash could be computed (digests are still valid)."""
+    pdq_mirror: str | None = None
+    """PDQ of the horizontally mirrored picture (free: PDQ's dihedral hashes share one
+    DCT), when mirrored copies are matched (``match_mirrored``)."""
+    pdq_trimmed: str | None = None
+    """PDQ of the picture with its uniform borders, pads or caption bars trimmed
+    (:mod:`amparo.media.trim`); None when nothing was trimmed."""
+    pdq_trimmed_mirror: str | None = None
+    """The trimmed picture's mirrored PDQ, when both apply."""
+    trim: tuple[float, float, float, float] | None = None
+    """What was trimmed, as shares of the height (top, bottom) and width (left, right)."""
     vpdq: str | None = None
     """A video's vPDQ in the compact one-line form (``vpdq1:...``, cropped frames included)."""
     video: VideoSummary | None = None

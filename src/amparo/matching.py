@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from amparo.banks.model import BankInfo
 from amparo.config import Settings
@@ -26,6 +27,17 @@ from amparo.video_matching import VideoMatchDetail, VideoMatcher, video_distance
 
 _ENTRY_CACHE_MAX = 20_000
 """Stored entries kept for repeated hits (a few MB); emptied past this, so memory stays flat."""
+PATHS = ("plain", "trimmed", "variant", "dihedral")
+"""How a match was found (docs/detection.md), plainest first: ``plain`` the query's own PDQ
+or digest; ``trimmed`` the query's PDQ with borders or bars trimmed; ``variant`` a stored
+crop (or trim) of media a curator added; ``dihedral`` a mirrored or rotated query. When
+several find the same entry at the same distance, the plainest is reported."""
+_PATH_RANK = {p: i for i, p in enumerate(PATHS)}
+MIRROR = "flipx"
+"""The dihedral transform of a horizontal mirror (matched in every bank with
+``match_mirrored``; the other transforms only in banks with ``dihedral``)."""
+_MIRROR_INDEX = DIHEDRAL_NAMES.index(MIRROR) - 1
+"""Where the mirror is in a query's ``pdq_dihedral`` (which leaves out ``original``)."""
 _WITHIN_THRESHOLD = frozenset(st.name for st in signal_types("hamming"))
 """Signal types whose index hits are checked against their bank's threshold (and dihedral
 opt-in); exact hits are at distance 0, video matches are decided by the video matcher."""
@@ -56,6 +68,10 @@ class Match:
     source_id: str | None = None
     transform: str | None = None
     """For dihedral PDQ matches: which rotation/flip of the query matched."""
+    path: str = "plain"
+    """How the match was found: one of :data:`PATHS`."""
+    variant: str | None = None
+    """For ``variant`` matches: which stored variant of the entry matched."""
     video: VideoMatchDetail | None = None
     """For vPDQ matches: shares of frames in common and the matching time ranges."""
 
@@ -66,7 +82,10 @@ class Match:
             "signal_type": self.signal_type,
             "distance": self.distance,
             "category": self.category,
+            "path": self.path,
         }
+        if self.variant is not None:
+            data["variant"] = self.variant
         if self.tags:
             data["tags"] = list(self.tags)
         if self.source_id is not None:
@@ -87,6 +106,22 @@ class Query:
     pdq_quality: int | None = None
     pdq_dihedral: list[str] = field(default_factory=list)
     """The seven non-identity dihedral PDQ hashes (``DIHEDRAL_NAMES[1:]`` order), if any."""
+    pdq_mirror: str | None = None
+    """The PDQ of the mirrored picture (when not already in ``pdq_dihedral``)."""
+    pdq_trimmed: str | None = None
+    """The PDQ of the picture with borders or bars trimmed; None when nothing was."""
+    pdq_trimmed_mirror: str | None = None
+
+
+class _Hit(NamedTuple):
+    """One index hit of one query: the stored row it found (an entry or a variant of one),
+    how far, and which form of the query found it."""
+
+    entry_id: int
+    signal_type: str
+    distance: int
+    transform: str | None = None
+    trimmed: bool = False
 
 
 @dataclass
@@ -229,39 +264,28 @@ class Matcher:
         results = [QueryResult(matches=[]) for _ in queries]
         if not enabled or not queries:
             return results
-        hits: list[list[tuple[int, str, int, str | None]]] = [[] for _ in queries]
+        hits: list[list[_Hit]] = [[] for _ in queries]
         self._pdq_hits(queries, enabled, results, hits)
         self._digest_hits(queries, hits)
         self._video_matches(queries, enabled, results)
-        entries = self._stored_entries({h[0] for qh in hits for h in qh})
+        entries = self._stored_entries({h.entry_id for qh in hits for h in qh})
+        parents = {e.variant_of for e in entries.values() if e.variant_of is not None}
+        if parents - entries.keys():
+            entries.update(self._stored_entries(parents - entries.keys()))
         now = datetime.now(UTC)
         for qi, qhits in enumerate(hits):
             best: dict[tuple[int, str], Match] = {}
-            for entry_id, signal_type, distance, transform in qhits:
-                stored = entries.get(entry_id)
-                if stored is None or stored.removed or not stored.enabled or stored.paused(now):
+            for hit in qhits:
+                match = self._resolve(hit, entries, enabled, now)
+                if match is None:
                     continue
-                bank = enabled.get(stored.bank_id)
-                if bank is None:
+                key = (match.entry_id, match.signal_type)
+                if key in best and (best[key].distance, _PATH_RANK[best[key].path]) <= (
+                    match.distance,
+                    _PATH_RANK[match.path],
+                ):
                     continue
-                if signal_type in _WITHIN_THRESHOLD:
-                    if distance > self.threshold(bank):
-                        continue
-                    if transform is not None and not bank.dihedral:
-                        continue
-                key = (entry_id, signal_type)
-                if key in best and best[key].distance <= distance:
-                    continue
-                best[key] = Match(
-                    bank=bank.name,
-                    entry_id=entry_id,
-                    signal_type=signal_type,
-                    distance=distance,
-                    category=stored.category,
-                    tags=tuple(stored.tags),
-                    source_id=stored.source_id,
-                    transform=transform,
-                )
+                best[key] = match
             results[qi].matches = sorted(
                 [*best.values(), *results[qi].matches],
                 key=lambda m: (m.distance, m.bank, m.entry_id, m.signal_type),
@@ -271,6 +295,57 @@ class Matcher:
             for result in results:
                 _suppress_known_benign(result, names)
         return results
+
+    def _resolve(
+        self,
+        hit: _Hit,
+        entries: dict[int, EntryView],
+        enabled: dict[int, BankInfo],
+        now: datetime,
+    ) -> Match | None:
+        """The match an index hit stands for, or None when it does not count: its entry (or,
+        for a variant, the entry it is a variant of) gone, disabled or paused, its bank not
+        chosen, too far for the bank, or a rotation the bank does not match."""
+        stored = entries.get(hit.entry_id)
+        if stored is None or stored.removed:
+            return None
+        variant = stored.variant
+        if stored.variant_of is not None:
+            stored = entries.get(stored.variant_of)  # type: ignore[assignment]
+            if stored is None or stored.removed:
+                return None
+        if not stored.enabled or stored.paused(now):
+            return None
+        bank = enabled.get(stored.bank_id)
+        if bank is None:
+            return None
+        if hit.signal_type in _WITHIN_THRESHOLD:
+            if hit.distance > self.threshold(bank):
+                return None
+            if hit.transform is not None and not (
+                bank.dihedral or (hit.transform == MIRROR and self.settings.match_mirrored)
+            ):
+                return None
+        if hit.transform is not None:
+            path = "dihedral"
+        elif variant is not None:
+            path = "variant"
+        elif hit.trimmed:
+            path = "trimmed"
+        else:
+            path = "plain"
+        return Match(
+            bank=bank.name,
+            entry_id=stored.id,
+            signal_type=hit.signal_type,
+            distance=hit.distance,
+            category=stored.category,
+            tags=tuple(stored.tags),
+            source_id=stored.source_id,
+            transform=hit.transform,
+            path=path,
+            variant=variant,
+        )
 
     def _stored_entries(self, ids: set[int]) -> dict[int, EntryView]:
         """The stored entries behind ``ids``, from the cache or the database."""
@@ -288,12 +363,13 @@ class Matcher:
         queries: Sequence[Query],
         enabled: dict[int, BankInfo],
         results: list[QueryResult],
-        hits: list[list[tuple[int, str, int, str | None]]],
+        hits: list[list[_Hit]],
     ) -> None:
         radius = max(self.threshold(b) for b in enabled.values())
         dihedral = any(b.dihedral for b in enabled.values())
+        mirrored = dihedral or self.settings.match_mirrored
         rows: list[str] = []
-        owners: list[tuple[int, str | None]] = []
+        owners: list[tuple[int, str | None, bool]] = []
         for qi, q in enumerate(queries):
             pdq = q.signals.get(PDQ)
             if pdq is None:
@@ -305,23 +381,33 @@ class Matcher:
                 )
                 continue
             rows.append(pdq)
-            owners.append((qi, None))
+            owners.append((qi, None, False))
             if dihedral:
                 for name, variant in zip(DIHEDRAL_NAMES[1:], q.pdq_dihedral, strict=False):
                     rows.append(variant)
-                    owners.append((qi, name))
+                    owners.append((qi, name, False))
+            mirror = q.pdq_mirror or (
+                q.pdq_dihedral[_MIRROR_INDEX] if len(q.pdq_dihedral) > _MIRROR_INDEX else None
+            )
+            if mirrored and mirror is not None and not (dihedral and q.pdq_dihedral):
+                rows.append(mirror)
+                owners.append((qi, MIRROR, False))
+            if q.pdq_trimmed is not None:
+                rows.append(q.pdq_trimmed)
+                owners.append((qi, None, True))
+                if mirrored and q.pdq_trimmed_mirror is not None:
+                    rows.append(q.pdq_trimmed_mirror)
+                    owners.append((qi, MIRROR, True))
         if not rows:
             return
         found = self.index.search(hexes_to_array(rows), min(radius, MAX_RADIUS))
         for row, entry_id, distance in zip(
             found.query.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
         ):
-            qi, transform = owners[row]
-            hits[qi].append((int(entry_id), PDQ, int(distance), transform))
+            qi, transform, trimmed = owners[row]
+            hits[qi].append(_Hit(int(entry_id), PDQ, int(distance), transform, trimmed))
 
-    def _digest_hits(
-        self, queries: Sequence[Query], hits: list[list[tuple[int, str, int, str | None]]]
-    ) -> None:
+    def _digest_hits(self, queries: Sequence[Query], hits: list[list[_Hit]]) -> None:
         for signal_type, table in self.indexes.digests.items():
             owners = [qi for qi, q in enumerate(queries) if signal_type in q.signals]
             if not owners:
@@ -329,7 +415,7 @@ class Matcher:
             keys = keys_of(signal_type, [queries[qi].signals[signal_type] for qi in owners])
             found = table.lookup(keys)
             for row, entry_id in zip(found.query.tolist(), found.ids.tolist(), strict=True):
-                hits[owners[row]].append((int(entry_id), signal_type, 0, None))
+                hits[owners[row]].append(_Hit(int(entry_id), signal_type, 0))
 
     def _video_matches(
         self, queries: Sequence[Query], enabled: dict[int, BankInfo], results: list[QueryResult]

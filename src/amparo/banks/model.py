@@ -24,6 +24,10 @@ class EntryRecord:
     provenance: dict[str, Any] | None = None
     """Where the entry came from and who vouches for it
     (:class:`amparo.exchanges.model.Provenance` as JSON); survives re-sharing."""
+    variant: str | None = None
+    """Set on the PDQ hashes of crops (or a trim) of media added to a bank: which variant
+    this is of the record's media (docs/detection.md). Never read from or written to a
+    hash list."""
 
 
 @dataclass
@@ -69,6 +73,11 @@ class EntryView:
     """Not matched before this time (UTC), when set."""
     provenance: dict[str, Any] | None = None
     """Where the entry came from (:class:`amparo.exchanges.model.Provenance` as JSON)."""
+    variant_of: int | None = None
+    """For a variant (a crop or trim of media added to a bank, docs/detection.md): the id
+    of the entry it is a variant of, whose bank, category and state it matches under."""
+    variant: str | None = None
+    """For a variant: which one (``crop5-left``, ``crop10-centre``, ``trimmed``...)."""
 
     def paused(self, now: datetime | None = None) -> bool:
         """Whether the entry is disabled until a time that has not come yet."""
