@@ -311,7 +311,7 @@ class Matcher:
             return None
         variant = stored.variant
         if stored.variant_of is not None:
-            stored = entries.get(stored.variant_of)  # type: ignore[assignment]
+            stored = entries.get(stored.variant_of)
             if stored is None or stored.removed:
                 return None
         if not stored.enabled or stored.paused(now):
