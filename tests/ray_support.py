@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from PIL import Image
 
 from amparo import Amparo, BankInfo, load_settings
 from amparo.scan import ScanResult, iter_jsonl
+from media_support import zip_bytes
 
 LOOPBACK = "127.0.0.2"
 _VOLATILE = ("started_at", "finished_at", "elapsed_s")
@@ -36,14 +36,6 @@ def synthetic_photo(seed: int, fmt: str = "PNG", size: int = 256) -> bytes:
     image = Image.fromarray(blocks).resize((size, size), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     image.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-    return out.getvalue()
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
     return out.getvalue()
 
 

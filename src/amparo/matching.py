@@ -27,12 +27,12 @@ from amparo.video_matching import VideoMatchDetail, VideoMatcher, video_distance
 
 _ENTRY_CACHE_MAX = 20_000
 """Stored entries kept for repeated hits (a few MB); emptied past this, so memory stays flat."""
-PATHS = ("plain", "trimmed", "variant", "dihedral")
+FOUND_BY = ("plain", "trimmed", "variant", "dihedral")
 """How a match was found (docs/detection.md), plainest first: ``plain`` the query's own PDQ
 or digest; ``trimmed`` the query's PDQ with borders or bars trimmed; ``variant`` a stored
 crop (or trim) of media a curator added; ``dihedral`` a mirrored or rotated query. When
 several find the same entry at the same distance, the plainest is reported."""
-_PATH_RANK = {p: i for i, p in enumerate(PATHS)}
+_RANK = {p: i for i, p in enumerate(FOUND_BY)}
 MIRROR = "flipx"
 """The dihedral transform of a horizontal mirror (matched in every bank with
 ``match_mirrored``; the other transforms only in banks with ``dihedral``)."""
@@ -68,8 +68,8 @@ class Match:
     source_id: str | None = None
     transform: str | None = None
     """For dihedral PDQ matches: which rotation/flip of the query matched."""
-    path: str = "plain"
-    """How the match was found: one of :data:`PATHS`."""
+    found_by: str = "plain"
+    """How the match was found: one of :data:`FOUND_BY`."""
     variant: str | None = None
     """For ``variant`` matches: which stored variant of the entry matched."""
     video: VideoMatchDetail | None = None
@@ -82,7 +82,7 @@ class Match:
             "signal_type": self.signal_type,
             "distance": self.distance,
             "category": self.category,
-            "path": self.path,
+            "found_by": self.found_by,
         }
         if self.variant is not None:
             data["variant"] = self.variant
@@ -280,9 +280,9 @@ class Matcher:
                 if match is None:
                     continue
                 key = (match.entry_id, match.signal_type)
-                if key in best and (best[key].distance, _PATH_RANK[best[key].path]) <= (
+                if key in best and (best[key].distance, _RANK[best[key].found_by]) <= (
                     match.distance,
-                    _PATH_RANK[match.path],
+                    _RANK[match.found_by],
                 ):
                     continue
                 best[key] = match
@@ -327,13 +327,13 @@ class Matcher:
             ):
                 return None
         if hit.transform is not None:
-            path = "dihedral"
+            found_by = "dihedral"
         elif variant is not None:
-            path = "variant"
+            found_by = "variant"
         elif hit.trimmed:
-            path = "trimmed"
+            found_by = "trimmed"
         else:
-            path = "plain"
+            found_by = "plain"
         return Match(
             bank=bank.name,
             entry_id=stored.id,
@@ -343,7 +343,7 @@ class Matcher:
             tags=tuple(stored.tags),
             source_id=stored.source_id,
             transform=hit.transform,
-            path=path,
+            found_by=found_by,
             variant=variant,
         )
 

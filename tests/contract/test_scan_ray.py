@@ -18,7 +18,6 @@ import sys
 import tarfile
 import threading
 import time
-import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from amparo import Amparo, BankInfo, load_settings  # noqa: E402
 from amparo.scan import HashLimits, HashTask, ScanOptions, scan_paths, write_report  # noqa: E402
 from amparo.scan.model import ItemRecord  # noqa: E402
 from amparo.scan.ray_engine import RayEngine  # noqa: E402
+from media_support import synthetic_jpeg, zip_bytes  # noqa: E402
 
 TIMING_FIELDS = ("started_at", "finished_at", "elapsed_s")
 
@@ -42,14 +42,6 @@ def local_ray() -> Iterator[None]:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def blocks_jpeg(seed: int, size: int = 256) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(blocks).resize((size, size), Image.Resampling.BILINEAR).save(out, "JPEG")
-    return out.getvalue()
 
 
 def sample_photo(name: str, fmt: str = "JPEG") -> bytes:
@@ -79,14 +71,6 @@ def short_video() -> bytes:
     return buf.getvalue()
 
 
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return out.getvalue()
-
-
 def tar_gz(members: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tf:
@@ -97,7 +81,7 @@ def tar_gz(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-KNOWN = [blocks_jpeg(1), blocks_jpeg(2)]
+KNOWN = [synthetic_jpeg(1), synthetic_jpeg(2)]
 
 
 @pytest.fixture
@@ -118,12 +102,12 @@ def mixed_folder(root: Path) -> Path:
     (root / "photos" / "rocket.png").write_bytes(sample_photo("rocket", "PNG"))
     (root / "photos" / "chelsea.jpg").write_bytes(sample_photo("chelsea"))
     for seed in range(10, 16):
-        (root / "photos" / f"u{seed}.jpg").write_bytes(blocks_jpeg(seed))
+        (root / "photos" / f"u{seed}.jpg").write_bytes(synthetic_jpeg(seed))
     (root / "clip.mp4").write_bytes(short_video())
-    inner = zip_bytes({"in/k2.jpg": KNOWN[1], "in/u.jpg": blocks_jpeg(20), "notes.txt": b"hi"})
+    inner = zip_bytes({"in/k2.jpg": KNOWN[1], "in/u.jpg": synthetic_jpeg(20), "notes.txt": b"hi"})
     (root / "a.zip").write_bytes(inner)
-    (root / "b.tar.gz").write_bytes(tar_gz({"nested.zip": inner, "x/u.jpg": blocks_jpeg(21)}))
-    (root / "truncated.jpg").write_bytes(blocks_jpeg(22)[:300])
+    (root / "b.tar.gz").write_bytes(tar_gz({"nested.zip": inner, "x/u.jpg": synthetic_jpeg(21)}))
+    (root / "truncated.jpg").write_bytes(synthetic_jpeg(22)[:300])
     (root / "text.jpg").write_bytes(b"not a picture at all\n")
     (root / "empty.bin").write_bytes(b"")
     return root
@@ -175,7 +159,9 @@ def test_batches_in_flight_never_pass_the_cap():
     assert engine.capacity == 2
     batches = [
         [
-            HashTask(f"m{i}.zip!{j}.jpg", 0, 0, "jpeg", data=blocks_jpeg(i * 10 + j), on_disk=False)
+            HashTask(
+                f"m{i}.zip!{j}.jpg", 0, 0, "jpeg", data=synthetic_jpeg(i * 10 + j), on_disk=False
+            )
             for j in range(3)
         ]
         for i in range(8)
@@ -259,7 +245,7 @@ def test_the_cli_keeps_rays_chatter_off_stderr(tmp_path: Path):
     root = tmp_path / "photos"
     root.mkdir()
     for seed in range(4):
-        (root / f"u{seed}.jpg").write_bytes(blocks_jpeg(seed + 40))
+        (root / f"u{seed}.jpg").write_bytes(synthetic_jpeg(seed + 40))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     proc = subprocess.run(
         [

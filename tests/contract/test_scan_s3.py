@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -37,25 +36,8 @@ from amparo.scan.s3 import check_access, count_objects, forget_clients, object_m
 from amparo.scan.s3_worker import hash_object as read_object
 from amparo.scan.worker import hash_task
 from amparo.signals import digest_bytes
+from media_support import synthetic_jpeg, zip_bytes
 from s3_support import MotoS3, free_port
-
-
-def synthetic_jpeg(seed: int, size: int = 256) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(blocks).resize((size, size), Image.Resampling.BILINEAR).save(
-        out, "JPEG", quality=90
-    )
-    return out.getvalue()
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return out.getvalue()
 
 
 def tar_gz_bytes(members: dict[str, bytes]) -> bytes:

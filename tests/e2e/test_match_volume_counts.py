@@ -4,13 +4,10 @@ bank" chart and by-source table read the stored counts. Synthetic images only.""
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from test_api_support import QUIET, Api, sqlite_api
 from test_console_pages import MD5, core, sign_in, with_bank
 from typer.testing import CliRunner
@@ -19,18 +16,11 @@ from amparo import Amparo, BankInfo, load_settings
 from amparo.banks.model import EntryRecord
 from amparo.cli.main import app
 from amparo.scan import ScanOptions, scan_paths
+from media_support import synthetic_jpeg
 
 __all__ = ["sqlite_api"]
 pytestmark = QUIET
 EPOCH = date(2000, 1, 1)
-
-
-def synthetic_jpeg(seed: int, size: int = 128) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(blocks).resize((size, size)).save(out, "JPEG", quality=90)
-    return out.getvalue()
 
 
 def volume(amparo: Amparo) -> list[tuple[str, str, int]]:
@@ -38,7 +28,7 @@ def volume(amparo: Amparo) -> list[tuple[str, str, int]]:
 
 
 def test_a_scan_counts_its_matched_files_with_source_scan(tmp_path: Path) -> None:
-    known, other = synthetic_jpeg(21), synthetic_jpeg(22)
+    known, other = synthetic_jpeg(21, 128), synthetic_jpeg(22, 128)
     root = tmp_path / "evidence"
     (root / "sub").mkdir(parents=True)
     (root / "a.jpg").write_bytes(known)

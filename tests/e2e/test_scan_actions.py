@@ -4,16 +4,13 @@ user types them. Synthetic images only; cases and evidence are fakes (other part
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from amparo import Amparo, BankInfo, load_settings
@@ -21,15 +18,7 @@ from amparo.actions import Actioner, Rule
 from amparo.cli.main import app
 from amparo.events import MatchedContent
 from amparo.scan import ScanOptions, scan_paths
-
-
-def synthetic_jpeg(seed: int, size: int = 256) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(blocks).resize((size, size)).save(out, "JPEG", quality=90)
-    return out.getvalue()
-
+from media_support import synthetic_jpeg
 
 KNOWN = synthetic_jpeg(1)
 SHA = hashlib.sha256(KNOWN).hexdigest()

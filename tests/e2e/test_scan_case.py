@@ -3,28 +3,17 @@ import, and that Amparo's own VICS reader reads back. Synthetic images only."""
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from amparo import Amparo, BankInfo, load_settings
 from amparo.banks.formats import iter_entries
 from amparo.cli.main import app
-
-
-def synthetic_jpeg(seed: int, size: int = 256) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(blocks).resize((size, size)).save(out, "JPEG", quality=90)
-    return out.getvalue()
-
+from media_support import synthetic_jpeg
 
 CSAM_LIKE = synthetic_jpeg(11)  # stands in for a known image (benign noise)
 EXPLOITATIVE_LIKE = synthetic_jpeg(12)

@@ -14,22 +14,12 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from amparo import Amparo, BankInfo, load_settings
 from amparo.cli.main import app
-
-
-def synthetic_jpeg(seed: int, size: int = 64) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(blocks).resize((size, size)).save(out, "JPEG", quality=90)
-    return out.getvalue()
-
+from media_support import synthetic_jpeg
 
 KNOWN = synthetic_jpeg(1, 256)
 BAD_NAME = "<i>text&'.jpg"
@@ -50,7 +40,7 @@ def evidence(tmp_path: Path) -> Path:
     root = tmp_path / "evidence"
     root.mkdir()
     (root / "k.jpg").write_bytes(KNOWN)
-    (root / "u.jpg").write_bytes(synthetic_jpeg(2))
+    (root / "u.jpg").write_bytes(synthetic_jpeg(2, 64))
     (root / "plain.txt").write_text("plain text")
     with zipfile.ZipFile(root / "a.zip", "w") as zf:
         zf.writestr("inside/k.jpg", KNOWN)
@@ -109,7 +99,7 @@ def test_report_files_in_every_format(home: Path, evidence: Path, tmp_path: Path
 def test_exit_codes(home: Path, evidence: Path, tmp_path: Path):
     clean = tmp_path / "clean"
     clean.mkdir()
-    (clean / "u.jpg").write_bytes(synthetic_jpeg(3))
+    (clean / "u.jpg").write_bytes(synthetic_jpeg(3, 64))
     assert invoke(home, str(clean)).exit_code == 0
     assert invoke(home, str(evidence), "--bank", "empty").exit_code == 2  # text.jpg, no match
     assert invoke(home, str(evidence), "--bank", "known").exit_code == 1

@@ -14,21 +14,12 @@ import sys
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from amparo import Amparo, BankInfo, load_settings
+from media_support import synthetic_jpeg
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX names are bytes")
-
-
-def synthetic_jpeg(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(blocks).resize((256, 256)).save(out, "JPEG", quality=90)
-    return out.getvalue()
 
 
 KNOWN = synthetic_jpeg(1)

@@ -11,12 +11,10 @@ import io
 import os
 import struct
 import tarfile
-import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -35,23 +33,7 @@ from amparo.scan import (
     scan_paths,
 )
 from amparo.scan.model import HashOutcome
-
-
-def synthetic_jpeg(seed: int, size: int = 256, quality: int = 90) -> bytes:
-    rng = np.random.default_rng(seed)
-    blocks = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
-    image = Image.fromarray(blocks).resize((size, size), Image.Resampling.BILINEAR)
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=quality)
-    return out.getvalue()
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return out.getvalue()
+from media_support import synthetic_jpeg, zip_bytes
 
 
 def tar_bytes(members: dict[str, bytes], mode: str = "w") -> bytes:
