@@ -33,9 +33,11 @@ or digest; ``trimmed`` the query's PDQ with borders or bars trimmed; ``variant``
 crop (or trim) of media a curator added; ``dihedral`` a mirrored or rotated query. When
 several find the same entry at the same distance, the plainest is reported."""
 _RANK = {p: i for i, p in enumerate(FOUND_BY)}
-MIRROR = "flipx"
-"""The dihedral transform of a horizontal mirror (matched in every bank with
-``match_mirrored``; the other transforms only in banks with ``dihedral``)."""
+MIRROR = "flipy"
+"""The dihedral transform of a left-right mirror: PDQ names the flips by their axis, so a
+mirror is a flip about the vertical (y) axis, ``flipy`` (the reference ``dih/`` photos agree).
+Matched in every bank with ``match_mirrored``; the other transforms only in banks with
+``dihedral``."""
 _MIRROR_INDEX = DIHEDRAL_NAMES.index(MIRROR) - 1
 """Where the mirror is in a query's ``pdq_dihedral`` (which leaves out ``original``)."""
 _WITHIN_THRESHOLD = frozenset(st.name for st in signal_types("hamming"))
