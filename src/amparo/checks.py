@@ -53,6 +53,11 @@ class CheckedContent:
     media_type: str | None = None
     pdq_quality: int | None = None
     pdq_dihedral: tuple[str, ...] = ()
+    pdq_mirror: str | None = None
+    """The other PDQ forms the check looked up (``amparo.matching.Query``): mirrored,
+    trimmed, trimmed and mirrored; None when not computed."""
+    pdq_trimmed: str | None = None
+    pdq_trimmed_mirror: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -134,6 +139,9 @@ class Checks:
                 media_type=hashes.media_type,
                 pdq_quality=hashes.pdq_quality,
                 pdq_dihedral=tuple(hashes.pdq_dihedral),
+                pdq_mirror=hashes.pdq_mirror,
+                pdq_trimmed=hashes.pdq_trimmed,
+                pdq_trimmed_mirror=hashes.pdq_trimmed_mirror,
             )
         )
 

@@ -21,7 +21,7 @@ from amparo.clock import Clock, utc_now
 from amparo.errors import InputError
 from amparo.events import SOURCE_KINDS, MatchedContent, Source
 from amparo.exchanges.model import CollaborationStatus
-from amparo.matching import Match
+from amparo.matching import PATHS, Match
 from amparo.store import AuditEntry
 from amparo.store.curation import CurationReads
 
@@ -74,6 +74,8 @@ class SampleMatch:
     distance: int = 0
     category: str | None = None
     source_kind: str = "api"
+    path: str = "plain"
+    """How the match was found (:data:`amparo.matching.PATHS`)."""
 
 
 class CurationService:
@@ -159,6 +161,8 @@ class CurationService:
             raise InputError(
                 f"unknown source kind {sample.source_kind!r}", hint="use " + ", ".join(SOURCE_KINDS)
             )
+        if sample.path not in PATHS:
+            raise InputError(f"unknown match path {sample.path!r}", hint="use " + ", ".join(PATHS))
         content = MatchedContent(
             sha256="0" * 64,
             matches=(
@@ -168,6 +172,8 @@ class CurationService:
                     sample.signal_type,
                     sample.distance,
                     category=sample.category or None,
+                    transform="flipx" if sample.path == "dihedral" else None,
+                    path=sample.path,
                 ),
             ),
             source=Source(kind=sample.source_kind),

@@ -10,8 +10,11 @@ banks) say the answer is, and the test asserts the matcher returns exactly that:
 - an entry matches when it is enabled and not removed, its bank is enabled and chosen (negative
   banks are always consulted), and the query's value is identical (MD5, SHA-256) or within the
   bank's PDQ threshold (the configured default when the bank sets none);
-- a PDQ entry also matches through the query's rotations and flips when its bank opted in; the
-  closest wins and ties go to the unrotated query, then to ``DIHEDRAL_NAMES`` order;
+- a PDQ entry also matches through the query's rotations and flips when its bank opted in
+  (``dihedral``), and through the query's horizontal mirror (``MIRROR``) in every bank when
+  ``match_mirrored`` is on (the seed decides); the closest wins and ties go to the unrotated
+  query, then to ``DIHEDRAL_NAMES`` order; a match through the query itself has path
+  ``plain``, one through a rotation or flip path ``dihedral``;
 - a PDQ hash below ``pdq_min_quality`` is not matched on and the result says why;
 - a query that matches an entry of a negative bank has no matches: its negative-bank matches are
   ``benign`` and the rest ``suppressed``.
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -37,7 +40,7 @@ from skimage import data
 
 from amparo import Amparo, BankInfo, EntryRecord
 from amparo.config import Settings
-from amparo.matching import Match, Query, QueryResult
+from amparo.matching import MIRROR, Match, Query, QueryResult
 from amparo.signals.pdq import DIHEDRAL_NAMES, PdqSignal, pdq_dihedral_from_pixels
 
 FLIPS = (0, 1, 2, 5, 9, 10, 11, 19, 20, 21, 30, 31, 32, 33, 40, 62, 63, 64, 80)
@@ -46,8 +49,10 @@ THRESHOLDS = (None, None, 0, 10, 20, 31, 32, 63)
 QUALITIES = (None, 100, 100, 100, 80, 50, 50, 49)
 DIGESTS = {"md5": 32, "sha256": 64}
 
-Found = tuple[str, str | None, str, int, str | None, str | None]
-"""(bank, source_id, signal_type, distance, transform, category) of one match."""
+Found = tuple[str, str | None, str, int, str | None, str | None, str]
+"""(bank, source_id, signal_type, distance, transform, category, path) of one match."""
+MIRROR_AT = DIHEDRAL_NAMES.index(MIRROR) - 1
+"""Where the mirror is in a query's ``pdq_dihedral`` (which leaves out ``original``)."""
 
 
 @lru_cache(maxsize=1)
@@ -198,6 +203,7 @@ class Walk:
         rng = self.rng
         signals: dict[str, str] = {}
         dihedral: list[str] = []
+        mirror = None
         quality = None
         if rng.random() < 0.8:
             if rng.random() < 0.8:
@@ -205,6 +211,8 @@ class Walk:
                 signals["pdq"] = flip(rng, hashes[0], rng.choice(FLIPS))
                 if rng.random() < 0.7:
                     dihedral = [flip(rng, h, rng.choice(FLIPS[:12])) for h in hashes[1:]]
+                elif rng.random() < 0.5:  # only the mirror (what hashing gives without dihedral)
+                    mirror = flip(rng, hashes[MIRROR_AT + 1], rng.choice(FLIPS[:12]))
             else:  # a near copy of an entry
                 pdq = [e for e in self.entries if e.signal_type == "pdq"]
                 base = rng.choice(pdq).value if pdq else f"{rng.getrandbits(256):064x}"
@@ -215,7 +223,7 @@ class Walk:
                 known = rng.random() < 0.7
                 value = rng.choice(self.digests[name]) if known else None
                 signals[name] = value or f"{rng.getrandbits(4 * width):0{width}x}"
-        return Query(signals=signals, pdq_quality=quality, pdq_dihedral=dihedral)
+        return Query(signals=signals, pdq_quality=quality, pdq_dihedral=dihedral, pdq_mirror=mirror)
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -348,12 +356,16 @@ class Walk:
                 candidates: list[tuple[int, str | None]] = [
                     (PdqSignal.distance(pdq, entry.value), None)
                 ]
-                if bank.dihedral:
-                    variants = zip(DIHEDRAL_NAMES[1:], query.pdq_dihedral, strict=False)
-                    candidates += [
-                        (PdqSignal.distance(variant, entry.value), name)
-                        for name, variant in variants  # none when the query has no variants
-                    ]
+                variants = list(zip(DIHEDRAL_NAMES[1:], query.pdq_dihedral, strict=False))
+                if query.pdq_mirror is not None and not variants:
+                    variants = [(MIRROR, query.pdq_mirror)]
+                if not bank.dihedral:  # only the mirror, when mirrored copies are matched
+                    mirrored = self.settings.match_mirrored
+                    variants = [v for v in variants if v[0] == MIRROR and mirrored]
+                candidates += [
+                    (PdqSignal.distance(variant, entry.value), name)
+                    for name, variant in variants  # none when the query has no variants
+                ]
                 threshold = (
                     self.settings.pdq_threshold if bank.threshold is None else bank.threshold
                 )
@@ -365,8 +377,17 @@ class Walk:
                 distance, transform = 0, None
             else:
                 continue
+            path = "plain" if transform is None else "dihedral"
             found.add(
-                (bank.name, entry.source_id, entry.signal_type, distance, transform, entry.category)
+                (
+                    bank.name,
+                    entry.source_id,
+                    entry.signal_type,
+                    distance,
+                    transform,
+                    entry.category,
+                    path,
+                )
             )
         benign = {f for f in found if banks[f[0]].kind == "negative"}
         if benign:
@@ -376,7 +397,7 @@ class Walk:
 
 def _found(matches: Sequence[Match]) -> Iterator[Found]:
     for m in matches:
-        yield (m.bank, m.source_id, m.signal_type, m.distance, m.transform, m.category)
+        yield (m.bank, m.source_id, m.signal_type, m.distance, m.transform, m.category, m.path)
 
 
 def _check(walk: Walk, step: int, query: Query, chosen: list[str] | None, got: QueryResult) -> None:
@@ -400,6 +421,7 @@ def _check(walk: Walk, step: int, query: Query, chosen: list[str] | None, got: Q
 
 
 def run_walk(settings: Settings, seed: int, steps: int) -> None:
+    settings = replace(settings, match_mirrored=seed % 3 != 1)
     amparo = Amparo(settings)
     try:
         walk = Walk(amparo, settings, seed)

@@ -285,3 +285,28 @@ def test_kept_hashes_go_after_the_window_even_without_catch_ups(
     check(amparo, new)
     assert amparo.retro.repository.by_sha256(old.sha256) is None
     assert amparo.retro.repository.by_sha256(new.sha256) is not None
+
+
+@pytest.mark.parametrize(("form", "path"), [("pdq_mirror", "dihedral"), ("pdq_trimmed", "trimmed")])
+def test_a_kept_content_is_found_again_by_its_other_forms(
+    amparo: Amparo, form: str, path: str
+) -> None:
+    """The mirrored and trimmed PDQs a check looked up are kept with the content, so an
+    entry near only one of them (not the content's own PDQ) is found retroactively, and
+    the find says how."""
+    from PIL import Image
+
+    rng = random.Random(9)
+    image = Image.frombytes("L", (64, 64), bytes(rng.getrandbits(8) for _ in range(64 * 64)))
+    data = io.BytesIO()
+    image.convert("RGB").save(data, "PNG")
+    other = pdq(rng)
+    hashes = replace(amparo.checks.hash_bytes(data.getvalue()), **{form: other})
+    amparo.checks.check_media(hashes, source=Source(kind="api", upload_id="u"), actor="p")
+    kept = amparo.retro.repository.by_sha256(hashes.sha256)
+    assert kept is not None and kept.detail[form] == other
+    amparo.banks.add_entries("known", [EntryRecord("pdq", flip(other, 3))])
+    result = amparo.retro.catch_up()
+    assert (result.candidates, result.finds) == (1, 1)
+    (item,) = amparo.cases.queue()[0].items
+    assert [(m.path, m.distance) for m in item.matches] == [(path, 3)]

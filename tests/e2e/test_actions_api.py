@@ -269,3 +269,47 @@ def test_webhook_urls_follow_the_fetch_address_policy(sqlite_settings: Settings)
             assert result["delivered"] is False and result["status"] is None
             assert result["error"].startswith("refused by policy")
             assert receiver.received == []  # no connection: /test is no probe
+
+
+def test_rules_on_how_a_match_was_found(api: tuple[Api, Fakes]) -> None:
+    """The ``paths`` condition over HTTP: stored and shown, refused when unknown, and acting
+    only on matches found those ways (a re-upload is found ``plain``)."""
+    a, fakes = api
+    c, cur = a.client, a.as_("curator")
+    _bank(a)
+    body = {
+        "name": "indirect",
+        "conditions": {"paths": ["dihedral", "variant"]},
+        "actions": [{"type": "review"}],
+    }
+    r = c.post("/v1/rules", json=body, headers=cur)
+    assert r.status_code == 201, r.text
+    assert r.json()["conditions"] == {"paths": ["dihedral", "variant"]}
+    assert c.get("/v1/rules/indirect", headers=cur).json()["conditions"]["paths"] == [
+        "dihedral",
+        "variant",
+    ]
+    bad = c.post(
+        "/v1/rules", json={**body, "name": "bad", "conditions": {"paths": ["mirror"]}}, headers=cur
+    )
+    assert bad.status_code == 400, bad.text
+    error = bad.json()["error"]
+    assert "paths" in str(error) and all(p in str(error) for p in ("plain", "dihedral"))
+
+    def match() -> dict[str, Any]:
+        r = c.post(
+            "/v1/match",
+            files={"file": ("q.jpg", transformed(), "image/jpeg")},
+            headers=a.as_("matcher"),
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    found = match()
+    assert [(m["path"], m["variant"], m["transform"]) for m in found["matches"]] == [
+        ("plain", None, None)
+    ]
+    assert found["actions"] == [] and fakes.cases == []
+    r = c.put("/v1/rules/indirect", json={**body, "conditions": {"paths": ["plain"]}}, headers=cur)
+    assert r.status_code == 200 and r.json()["conditions"] == {"paths": ["plain"]}
+    assert [(x["action"], x["outcome"]) for x in match()["actions"]] == [("review", "done")]

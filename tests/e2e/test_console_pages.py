@@ -265,6 +265,35 @@ def test_rule_edit_disable_and_trail(sqlite_api: Api) -> None:
     assert page.count("rule.") >= 3 and 'id="trail"' in page
 
 
+def test_rules_on_how_a_match_was_found(sqlite_api: Api) -> None:
+    api, c = sqlite_api, sqlite_api.client
+    sign_in(c, api.keys["curator"])
+    token = csrf(c)
+    form = {"csrf": token, "name": "r2", "actions": "review", "enabled": "yes"}
+    new_page = c.get("/console/rules").text
+    assert all(f'id="path-{p}"' in new_page for p in ("plain", "trimmed", "variant", "dihedral"))
+    data = {**form, "paths": ["dihedral", "variant"]}
+    assert c.post("/console/rules", data=data).status_code == 200
+    assert core(api).actions.get_rule("r2").conditions.paths == ("dihedral", "variant")
+    page = c.get("/console/rules/r2").text
+    assert re.search(r'id="path-dihedral" checked', page)
+    assert not re.search(r'id="path-plain" checked', page)
+    # Nothing ticked: any way again.
+    assert c.post("/console/rules/r2", data=form).status_code == 200
+    assert core(api).actions.get_rule("r2").conditions.paths is None
+    r = c.post("/console/rules", data={**form, "name": "r3", "paths": "sideways"})
+    assert r.status_code == 400 and 'id="form-error"' in r.text and "sideways" in r.text
+    # Try it: a match found mirrored, and one found plainly.
+    c.post("/console/rules/r2", data={**form, "paths": "dihedral"})
+    tried = {"csrf": token, "bank": "known", "source_kind": "api"}
+    r = c.post("/console/rules/r2/test", data={**tried, "path": "dihedral"})
+    assert r.status_code == 200 and "would act" in r.text
+    r = c.post("/console/rules/r2/test", data={**tried, "path": "plain"})
+    assert r.status_code == 200 and "would not act" in r.text
+    r = c.post("/console/rules/r2/test", data={**tried, "path": "rotated"})
+    assert r.status_code == 400 and "rotated" in r.text
+
+
 def test_webhooks_bad_input_and_test(api: Api) -> None:
     """(SQLite and PostgreSQL.)"""
     c = api.client

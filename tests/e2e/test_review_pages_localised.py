@@ -247,3 +247,32 @@ def test_a_page_of_another_domain_keeps_its_text_and_gets_the_header_translated(
     assert stats.status_code == 200 and '<html lang="es">' in stats.text
     bar = header(stats.text)
     assert "Cerrar sesión" in bar and [word for word in NAV_ENGLISH if word in bar] == []
+
+
+def test_the_case_page_says_how_each_match_was_found(sqlite_api: Api) -> None:
+    api, c = sqlite_api, sqlite_api.client
+    content = MatchedContent(
+        sha256=f"{77:064x}",
+        matches=(
+            Match("known", 1, "pdq", 4, category="A2", path="trimmed"),
+            Match("known", 2, "pdq", 5, category="A2", path="variant", variant="crop5-left"),
+            Match("known", 3, "pdq", 6, category="A2", transform="flipx", path="dihedral"),
+            Match("known", 4, "md5", 0, category="A2"),
+        ),
+        source=Source(account_id="acct-1", file_name="upload-77.jpg"),
+        media_kind="photo",
+        at=datetime.now(UTC),
+    )
+    case_id = core(api).cases.open_or_extend(content, evidence_id=None, rule="test-rule")
+    sign_in(c, api.keys["reviewer"])
+    cells = re.findall(r'<td class="path">([^<]*)</td>', c.get(f"/review/cases/{case_id}").text)
+    assert sorted(cells) == sorted(
+        ["borders trimmed", "a stored crop (crop5-left)", "mirrored or rotated (flipx)", "as is"]
+    )
+    spanish = c.get(f"/review/cases/{case_id}", headers=SPANISH).text
+    assert "recorte guardado (crop5-left)" in spanish and "reflejada o girada (flipx)" in spanish
+    item = c.get(
+        f"/v1/cases/{case_id}", headers={"Authorization": f"Bearer {api.keys['reviewer']}"}
+    )
+    paths = sorted(m["path"] for m in item.json()["items"][0]["matches"])
+    assert paths == ["dihedral", "plain", "trimmed", "variant"]

@@ -139,6 +139,20 @@ def test_rules_commands(home: Path, tmp_path: Path) -> None:
     assert json.loads(cli(home, "rules", "show", "r1", "--version", "1").stdout)["enabled"]
 
 
+def test_rules_on_how_a_match_was_found_from_the_command_line(home: Path) -> None:
+    r = cli(home, "rules", "add", "odd", "--path", "dihedral", "--path", "variant", "--review")
+    assert r.exit_code == 0, r.output
+    shown = json.loads(cli(home, "rules", "show", "odd").stdout)
+    assert shown["conditions"] == {"paths": ["dihedral", "variant"]}
+    assert cli(home, "rules", "set", "odd", "--path", "plain").exit_code == 0
+    assert json.loads(cli(home, "rules", "show", "odd").stdout)["conditions"] == {
+        "paths": ["plain"]
+    }
+    r = cli(home, "rules", "add", "bad", "--path", "mirror", "--review")
+    assert r.exit_code == 2 and "mirror" in r.output and "dihedral" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_webhooks_commands_and_quarantine_move_from_a_scan(
     home: Path, folder: Path, tmp_path: Path
 ) -> None:

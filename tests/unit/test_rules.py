@@ -12,7 +12,7 @@ from amparo.actions import ActionSpec, Conditions, Rule, matching_rules, sign, v
 from amparo.actions.webhooks import DeliveryPolicy
 from amparo.errors import InputError
 from amparo.events import MatchedContent, Source
-from amparo.matching import Match
+from amparo.matching import PATHS, Match
 
 SHA = "ab" * 32
 
@@ -55,6 +55,34 @@ def test_each_match_condition_restricts(
     r = rule(conditions)
     assert r.matches(find(hit))
     assert not r.matches(find(miss))
+
+
+def found(path: str, transform: str | None = None, variant: str | None = None) -> Match:
+    return Match("known", 1, "pdq", 10, "A1", transform=transform, path=path, variant=variant)
+
+
+def test_paths_condition_acts_only_on_matches_found_those_ways() -> None:
+    r = rule({"paths": ["plain", "trimmed"]})
+    assert r.conditions.paths == ("plain", "trimmed")
+    assert r.matches(find(found("plain"))) and r.matches(find(found("trimmed")))
+    assert not r.matches(find(found("dihedral", transform="flipx")))
+    assert not r.matches(find(found("variant", variant="crop5-left")))
+    # One match found plainly is enough for a find that was also found mirrored.
+    assert r.matches(find(found("dihedral", transform="flipx"), found("plain")))
+    # With the other conditions: one match must satisfy them all.
+    both = rule({"paths": ["dihedral"], "max_distance": 5})
+    assert not both.matches(find(found("dihedral", transform="flipx"), m(d=3)))
+    assert rule({"paths": list(PATHS)}).matches(find(found("variant", variant="v")))
+
+
+@pytest.mark.parametrize("bad", [["mirror"], ["plain", "rotated"], [1], "sideways"])
+def test_an_unknown_path_is_refused_naming_the_field_and_the_ways(bad: object) -> None:
+    with pytest.raises(InputError) as info:
+        rule({"paths": bad})
+    text = info.value.message + " " + (info.value.hint or "")
+    assert "paths" in text
+    if bad != [1]:
+        assert all(p in text for p in PATHS), text
 
 
 def test_source_kind_condition() -> None:
@@ -126,6 +154,7 @@ names = st.lists(st.sampled_from(["a", "b", "known", "A1", "x.y"]), max_size=3, 
     banks=names,
     categories=names,
     kinds=st.lists(st.sampled_from(["api", "scan", "cli"]), max_size=3, unique=True),
+    paths=st.lists(st.sampled_from(PATHS), max_size=4, unique=True),
     max_distance=st.none() | st.integers(0, 256),
     priority=st.integers(-1000, 1000),
     enabled=st.booleans(),
@@ -134,6 +163,7 @@ def test_rules_round_trip_through_json(
     banks: list[str],
     categories: list[str],
     kinds: list[str],
+    paths: list[str],
     max_distance: int | None,
     priority: int,
     enabled: bool,
@@ -147,6 +177,7 @@ def test_rules_round_trip_through_json(
                 "banks": banks,
                 "categories": categories,
                 "source_kinds": kinds,
+                "paths": paths,
                 "max_distance": max_distance,
             },
             "actions": [
@@ -157,6 +188,7 @@ def test_rules_round_trip_through_json(
         }
     )
     assert Rule.from_json(r.to_json()) == r
+    assert r.to_json()["conditions"].get("paths", []) == paths
 
 
 def test_signature_verifies_only_the_exact_body_and_secret() -> None:
@@ -176,3 +208,11 @@ def test_backoff_doubles_with_jitter_and_is_capped() -> None:
     for attempts, base in [(1, 2.0), (2, 4.0), (3, 8.0), (5, 32.0), (6, 60.0), (40, 60.0)]:
         wait = policy.backoff(attempts, rng)
         assert base / 2 <= wait <= base
+
+
+def test_the_api_names_the_same_match_paths_as_the_matcher() -> None:
+    from typing import get_args
+
+    from amparo.api.schemas import MatchPath
+
+    assert get_args(MatchPath) == PATHS

@@ -130,3 +130,24 @@ def test_a_name_that_is_not_utf8_is_written_in_every_format():
     write_report(result, out, "csv")
     [row] = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["kind"] == "error"]
     assert base64.b64decode(row["path_b64"]) == b"/evidence/caf\xe9=.jpg"
+
+
+def test_how_a_match_was_found_has_its_own_columns_and_keeps_the_file_path() -> None:
+    """A match's ``path`` (how it was found) is ``match_path`` in the report: ``path`` stays
+    the file's."""
+    result = ScanResult(roots=["/evidence"])
+    match = {"bank": "known", "entry_id": 7, "signal_type": "pdq", "distance": 5}
+    match |= {"path": "variant", "variant": "crop5-left"}
+    result.add_record(
+        ItemRecord("/evidence/a.jpg", 10, 1, "jpeg", "ok", matches=[match], hashes={})
+    )
+    out = io.StringIO()
+    write_report(result, out, "jsonl")
+    record = json.loads(out.getvalue().splitlines()[0])
+    assert record["path"] == "/evidence/a.jpg"
+    assert (record["match_path"], record["variant"]) == ("variant", "crop5-left")
+    out = io.StringIO()
+    write_report(result, out, "csv")
+    row = next(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["path"] == "/evidence/a.jpg"
+    assert (row["match_path"], row["variant"], row["transform"]) == ("variant", "crop5-left", "")

@@ -20,6 +20,7 @@ from babel.messages.pofile import read_po
 
 from amparo import __version__
 from amparo.errors import InputError
+from amparo.matching import MIRROR
 from amparo.scan import ItemRecord, Problem, ScanResult, iter_jsonl, report_html, write_report
 from amparo.scan.report_context import BankProvenance, ScanContext
 from amparo.scan.report_html import ISSUE_ROWS_PER_REASON, report_language
@@ -293,3 +294,23 @@ def test_a_huge_scan_renders_in_bounded_size_and_memory() -> None:
     jsonl = _render(result, "jsonl")
     assert sum(1 for line in jsonl.splitlines() if '"kind": "error"' in line) == errors
     assert json.loads(jsonl.splitlines()[-1])["files_seen"] == 200_000
+
+
+def test_how_found_names_trimmed_crop_and_mirrored_matches() -> None:
+    r = ScanResult(roots=["/evidence"], context=CONTEXT)
+    found = [
+        _match("pdq", 4, path="trimmed"),
+        _match("pdq", 5, path="variant", variant="crop5-<left>"),
+        _match("pdq", 6, path="dihedral", transform=MIRROR),
+        _match("pdq", 7, path="dihedral", transform="rotate90"),
+    ]
+    r.add_record(ItemRecord("/evidence/m.jpg", 10, 1, "jpeg", "ok", matches=found, hashes=HASHES))
+    page = _render(r)
+    text = " ".join(_Page(page).text)
+    assert "Matched once borders or bars around the picture were trimmed." in text
+    assert "Matched a stored crop of the listed image (crop5-<left>)." in text
+    assert "crop5-&lt;left&gt;" in page and "crop5-<left>" not in page
+    assert "Matched as a mirrored copy (flipped left to right)." in text
+    assert "Matched as a rotated or mirrored copy (rotate90)." in text
+    spanish = " ".join(_Page(_render(r, language="es")).text)
+    assert "recorte guardado" in spanish and "reflejada" in spanish

@@ -18,7 +18,7 @@ from typing import Any
 
 from amparo.errors import InputError
 from amparo.events import SOURCE_KINDS, MatchedContent
-from amparo.matching import Match
+from amparo.matching import PATHS, Match
 from amparo.names import validate_name
 
 ACTION_TYPES = ("review", "webhook", "quarantine", "report")
@@ -41,6 +41,9 @@ class Conditions:
     """Only matches at most this far (PDQ bits; exact digests are at distance 0)."""
     source_kinds: tuple[str, ...] | None = None
     """``api``, ``scan`` or ``cli``."""
+    paths: tuple[str, ...] | None = None
+    """Only matches found this way (:data:`amparo.matching.PATHS`: ``plain``, ``trimmed``,
+    ``variant``, ``dihedral``), e.g. to send mirrored or cropped finds to review only."""
 
     def satisfied_by(self, match: Match) -> bool:
         """Whether one match meets every match condition (the source is checked apart)."""
@@ -49,6 +52,7 @@ class Conditions:
             and (self.categories is None or match.category in self.categories)
             and (self.signal_types is None or match.signal_type in self.signal_types)
             and (self.max_distance is None or match.distance <= self.max_distance)
+            and (self.paths is None or match.path in self.paths)
         )
 
     def matches(self, content: MatchedContent) -> bool:
@@ -58,7 +62,7 @@ class Conditions:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in ("banks", "categories", "signal_types", "source_kinds"):
+        for key in ("banks", "categories", "signal_types", "source_kinds", "paths"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = list(value)
@@ -75,11 +79,13 @@ class Conditions:
             "signal_types",
             "max_distance",
             "source_kinds",
+            "paths",
         }
         if unknown:
             raise InputError(
                 f"unknown rule condition {sorted(unknown)[0]!r}",
-                hint="conditions are banks, categories, signal_types, max_distance, source_kinds",
+                hint="conditions are banks, categories, signal_types, max_distance, "
+                "source_kinds, paths",
             )
         max_distance = data.get("max_distance")
         if max_distance is not None and (
@@ -97,12 +103,20 @@ class Conditions:
                 raise InputError(
                     f"unknown source kind {kind!r}", hint="use " + ", ".join(SOURCE_KINDS)
                 )
+        paths = _names(data.get("paths"), "paths")
+        for path in paths or ():
+            if path not in PATHS:
+                raise InputError(
+                    f"paths: unknown match path {path!r}",
+                    hint="use " + ", ".join(PATHS) + " (how a match was found)",
+                )
         return cls(
             banks=_names(data.get("banks"), "banks"),
             categories=_names(data.get("categories"), "categories"),
             signal_types=_names(data.get("signal_types"), "signal_types"),
             max_distance=max_distance,
             source_kinds=source_kinds,
+            paths=paths,
         )
 
 

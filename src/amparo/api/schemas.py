@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -26,6 +26,8 @@ _PROBLEMS_SCHEMA = {
 }
 
 SignalTypeName = Literal["pdq", "md5", "sha1", "sha256"]
+MatchPath = Literal["plain", "trimmed", "variant", "dihedral"]
+"""How a match was found: ``amparo.matching.PATHS`` (a test checks they agree)."""
 BankKind = Annotated[
     Literal["positive", "negative"],
     Field(description="positive: known abuse material; negative: known benign (suppresses)"),
@@ -102,7 +104,20 @@ class MatchOut(BaseModel):
     )
     category: str | None = None
     tags: list[str] = Field(default_factory=list)
-    transform: str | None = None
+    transform: str | None = Field(
+        default=None,
+        description="dihedral matches: which flip or rotation of the query matched "
+        "(flipx is a mirror).",
+    )
+    path: MatchPath = Field(
+        default="plain",
+        description="How the match was found (docs/detection.md): plain (the content's own "
+        "hash or digest), trimmed (with borders or bars trimmed), variant (a stored crop of "
+        "the bank's media), dihedral (a mirrored or rotated copy; see transform).",
+    )
+    variant: str | None = Field(
+        default=None, description="variant matches: which stored crop of the entry matched."
+    )
     video: dict[str, object] | None = Field(
         default=None,
         description="vpdq matches: query_share, bank_share, query_ranges and bank_ranges "
@@ -123,6 +138,8 @@ class MatchOut(BaseModel):
             category=m.category,
             tags=list(m.tags),
             transform=m.transform,
+            path=cast(MatchPath, m.path),
+            variant=m.variant,
         )
 
 

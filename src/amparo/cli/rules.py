@@ -37,6 +37,14 @@ MaxDistance = Annotated[
 SourceKinds = Annotated[
     list[str] | None, typer.Option("--source-kind", help="Only finds from api, scan, cli or retro.")
 ]
+MatchPaths = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--path",
+        help="Only matches found this way: plain, trimmed, variant or dihedral "
+        "(mirrored or rotated).",
+    ),
+]
 Review = Annotated[bool, typer.Option("--review", help="Action: open or extend a case.")]
 Webhooks = Annotated[
     list[str] | None, typer.Option("--webhook", help="Action: send an event to this endpoint.")
@@ -72,6 +80,7 @@ def _merge(
     signal_types: list[str] | None,
     max_distance: int | None,
     source_kinds: list[str] | None,
+    paths: list[str] | None,
     review: bool,
     webhooks: list[str] | None,
     quarantine: str | None,
@@ -91,6 +100,7 @@ def _merge(
         ("signal_types", signal_types),
         ("source_kinds", source_kinds),
         ("max_distance", max_distance),
+        ("paths", paths),
     ):
         if value is not None:
             conditions[key] = value
@@ -151,6 +161,7 @@ def add(
     signal_type: SignalTypes = None,
     max_distance: MaxDistance = None,
     source_kind: SourceKinds = None,
+    path: MatchPaths = None,
     review: Review = False,
     webhook: Webhooks = None,
     quarantine: Quarantine = None,
@@ -172,6 +183,7 @@ def add(
         signal_types=signal_type,
         max_distance=max_distance,
         source_kinds=source_kind,
+        paths=path,
         review=review,
         webhooks=webhook,
         quarantine=quarantine,
@@ -200,6 +212,7 @@ def set_(
     signal_type: SignalTypes = None,
     max_distance: MaxDistance = None,
     source_kind: SourceKinds = None,
+    path: MatchPaths = None,
     review: Review = False,
     webhook: Webhooks = None,
     quarantine: Quarantine = None,
@@ -230,6 +243,7 @@ def set_(
             signal_types=signal_type,
             max_distance=max_distance,
             source_kinds=source_kind,
+            paths=path,
             review=review,
             webhooks=webhook,
             quarantine=quarantine,

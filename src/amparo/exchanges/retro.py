@@ -15,7 +15,8 @@ Why this shape:
   :mod:`amparo.store.changelog`: new, updated or re-enabled, from any source: exchanges,
   imports, ``bank add``), and only against contents checked within the window. Digests are
   compared by an indexed equality; PDQ by Hamming distance (numpy) under the largest bank
-  threshold, as a pre-filter; video signals make every retained video a candidate. Each
+  threshold, as a pre-filter (the content's own PDQ and the other forms its check looked up:
+  mirrored, trimmed, rotated); video signals make every retained video a candidate. Each
   candidate is then looked up by the ordinary matcher (per-bank thresholds, enablement,
   known-benign suppression), so a retro find is exactly what the check would find now.
 * At most once: each (content, entry) pair found, by the original check or retroactively, is
@@ -43,7 +44,7 @@ from amparo.exchanges.model import FetchResult
 from amparo.matching import Query
 from amparo.media.sniff import MIME_TYPES, media_kind
 from amparo.signals import get_signal_type
-from amparo.signals.pdq import hamming_matrix, hexes_to_array
+from amparo.signals.pdq import PdqSignal, hamming_matrix, hexes_to_array
 from amparo.store import Store
 from amparo.store.leases import LeaseRepository, default_holder
 from amparo.store.retro import Retained, RetroRepository
@@ -57,6 +58,9 @@ PAIR_LIMIT = 20_000_000
 candidate instead (the matcher's index answers each of them faster than the pre-filter)."""
 _NEW_CHUNK = 4096
 _BATCH = 500
+_PDQ_FORMS = ("pdq_mirror", "pdq_trimmed", "pdq_trimmed_mirror")
+"""The PDQ forms besides the content's own a check looks up (``amparo.matching.Query``),
+kept in a retained content's detail (with ``pdq_dihedral``)."""
 
 
 _PURGE_EVERY = timedelta(hours=1)
@@ -125,6 +129,8 @@ class RetroService:
             "media_type": content.media_type,
             "pdq_quality": content.pdq_quality,
             "pdq_dihedral": list(content.pdq_dihedral) or None,
+            # The other forms the check looked up, so a re-match looks them up too.
+            **{key: getattr(content, key) for key in _PDQ_FORMS},
         }
         now = self.clock()
         self.repository.remember(
@@ -261,7 +267,30 @@ class RetroService:
                 distances = hamming_matrix(kept, new[start : start + _NEW_CHUNK])
                 near |= (distances <= threshold).any(axis=1)
             out.update(batch[i][0] for i in np.flatnonzero(near))
+            if signal_type == PdqSignal.name:
+                far = [batch[i][0] for i in np.flatnonzero(~near)]
+                out |= self._near_by_other_forms(far, new, threshold)
         return out
+
+    def _near_by_other_forms(self, ids: list[int], new: np.ndarray, threshold: int) -> set[int]:
+        """Of retained contents ``ids``, those whose other PDQ forms (mirrored, trimmed,
+        rotated: kept in their detail, absent from what was kept before there were any) are
+        within ``threshold`` of a new entry."""
+        owners: list[int] = []
+        forms: list[str] = []
+        for start in range(0, len(ids), _BATCH):
+            for r in self.repository.get(ids[start : start + _BATCH]):
+                for value in _other_forms(r.detail):
+                    owners.append(r.id)
+                    forms.append(value)
+        if not forms:
+            return set()
+        kept = hexes_to_array(forms)
+        near = np.zeros(len(forms), dtype=bool)
+        for start in range(0, len(new), _NEW_CHUNK):
+            distances = hamming_matrix(kept, new[start : start + _NEW_CHUNK])
+            near |= (distances <= threshold).any(axis=1)
+        return {owners[i] for i in np.flatnonzero(near)}
 
     def _match(
         self, retained: list[Retained], since: datetime, now: datetime, result: RetroResult
@@ -274,6 +303,9 @@ class RetroService:
                 signals=dict(r.signals),
                 pdq_quality=r.detail.get("pdq_quality"),
                 pdq_dihedral=list(r.detail.get("pdq_dihedral") or ()),
+                pdq_mirror=r.detail.get("pdq_mirror"),
+                pdq_trimmed=r.detail.get("pdq_trimmed"),
+                pdq_trimmed_mirror=r.detail.get("pdq_trimmed_mirror"),
             )
             for r in retained
         ]
@@ -307,3 +339,10 @@ class RetroService:
             matches=tuple(matches),
             source=Source(kind="retro", **{k: v for k, v in source.items() if k in known}),
         )
+
+
+def _other_forms(detail: dict[str, Any]) -> list[str]:
+    """The PDQ hashes besides its own that a retained content's check looked up."""
+    values = [detail.get(key) for key in _PDQ_FORMS]
+    values += list(detail.get("pdq_dihedral") or ())
+    return [v for v in values if isinstance(v, str) and len(v) == 64]

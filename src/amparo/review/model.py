@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from amparo.errors import InputError
-from amparo.matching import Match
+from amparo.matching import PATHS, Match
 from amparo.video_matching import VideoMatchDetail
 
 DECISION_KINDS = ("confirm", "false_positive", "escalate")
@@ -220,7 +220,13 @@ class SignIn:
 
 
 def match_of(data: dict[str, Any]) -> Match:
-    """A stored match (``Match.to_json()``) back as a :class:`Match`."""
+    """A stored match (``Match.to_json()``) back as a :class:`Match`. Matches stored before
+    they said how they were found read as ``dihedral`` when they name a transform, else
+    ``plain`` (all there was then)."""
+    transform = data.get("transform")
+    path = data.get("path")
+    if path not in PATHS:
+        path = "dihedral" if transform is not None else "plain"
     return Match(
         bank=str(data.get("bank")),
         entry_id=int(data.get("entry_id") or 0),
@@ -229,7 +235,9 @@ def match_of(data: dict[str, Any]) -> Match:
         category=data.get("category"),
         tags=tuple(data.get("tags") or ()),
         source_id=data.get("source_id"),
-        transform=data.get("transform"),
+        transform=transform,
+        path=path,
+        variant=data.get("variant"),
         video=VideoMatchDetail.from_json(data["video"]) if data.get("video") else None,
     )
 

@@ -32,6 +32,8 @@ CSV_COLUMNS = (
     "tags",
     "source_id",
     "transform",
+    "match_path",
+    "variant",
     "media_type",
     "size",
     "md5",
@@ -44,7 +46,9 @@ CSV_COLUMNS = (
     "name",
     "value",
 )
-"""``path_b64``: the exact bytes of a path that is not UTF-8 (``path`` then shows them as
+"""``path`` is the file's; ``match_path`` how the match was found (``Match.path``: plain,
+trimmed, variant, dihedral) and ``variant`` which stored crop matched (variant matches).
+``path_b64``: the exact bytes of a path that is not UTF-8 (``path`` then shows them as
 ``\\xNN``); empty otherwise. See :mod:`amparo.scan.paths`. ``name`` and ``value``: the
 facts about the scan, in rows after the files (kinds ``summary``, ``setting``, ``bank``)."""
 
@@ -118,6 +122,7 @@ def write_csv(result: ScanResult, stream: TextIO) -> None:
     writer.writeheader()
     for m in result.matches:
         row: dict[str, object] = {k: m.match.get(k) for k in CSV_COLUMNS if k in m.match}
+        row.update(match_path=m.match.get("path"), variant=m.match.get("variant"))
         row.update(kind="match", media_type=m.media_type, size=m.size, **m.hashes)
         row.update(path_fields(m.path))
         writer.writerow({k: _csv_cell(k, v) for k, v in row.items()})

@@ -26,6 +26,7 @@ from babel.numbers import format_decimal
 from amparo.errors import InputError
 from amparo.hotline.charts import bar_chart
 from amparo.i18n import DEFAULT_LANGUAGE, Translate, supported, translator
+from amparo.matching import MIRROR
 from amparo.scan.paths import display_path, path_fields
 from amparo.scan.result import EXIT_ERROR, EXIT_MATCH, FoundMatch, Issue, ScanResult
 
@@ -302,10 +303,20 @@ def _how(match: Mapping[str, object], thresholds: dict[str, int], p: _Page) -> s
             if limit is not None
             else p.t("Perceptual hash (PDQ): a visually similar image.")
         )
-        if match.get("transform"):
+        path = match.get("path")
+        if match.get("transform") == MIRROR:
+            text += " " + p.t("Matched as a mirrored copy (flipped left to right).")
+        elif match.get("transform"):
             text += " " + p.t(
                 "Matched as a rotated or mirrored copy ({transform}).",
                 transform=match["transform"],
+            )
+        if path == "trimmed":
+            text += " " + p.t("Matched once borders or bars around the picture were trimmed.")
+        elif path == "variant":
+            text += " " + p.t(
+                "Matched a stored crop of the listed image ({variant}).",
+                variant=match.get("variant") or "—",
             )
         return text
     return p.t("Signal {signal}.", signal=signal)

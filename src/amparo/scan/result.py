@@ -35,12 +35,15 @@ class FoundMatch:
     """The scanned content's own signals (md5, sha1, sha256, pdq when computed)."""
 
     def to_json(self) -> dict[str, object]:
+        """The report's record: the match's own ``path`` (how it was found) is
+        ``match_path`` here, as ``path`` names the file."""
+        match = {("match_path" if k == "path" else k): v for k, v in self.match.items()}
         return {
             "kind": "match",
             **path_fields(self.path),
             "size": self.size,
             "media_type": self.media_type,
-            **self.match,
+            **match,
             "hashes": self.hashes,
         }
 

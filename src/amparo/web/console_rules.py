@@ -19,6 +19,7 @@ from amparo.actions.rules import ACTION_TYPES, MAX_PRIORITY
 from amparo.curation import SampleMatch
 from amparo.errors import AmparoError, InputError
 from amparo.events import SOURCE_KINDS
+from amparo.matching import PATHS
 from amparo.names import validate_name
 from amparo.review.sessions import WebSession
 from amparo.web.console import (
@@ -76,6 +77,7 @@ def rule_of_form(fields: dict[str, str], source_kinds: list[str], name: str) -> 
         "categories": _names(fields.get("categories", "")),
         "signal_types": _names(fields.get("signal_types", "")),
         "source_kinds": source_kinds or None,
+        "paths": _names(fields.get("paths", "")),
     }
     if fields.get("max_distance", "").strip():
         conditions["max_distance"] = _whole(fields["max_distance"], "max distance", 0, 256)
@@ -108,6 +110,9 @@ async def _form(request: Request, session: WebSession) -> tuple[dict[str, str], 
         raise InputError("a field contains a NUL character", hint="remove it and try again")
     form = await request.form()
     kinds = [str(v) for v in form.getlist("source_kinds") if isinstance(v, str)]
+    # Ticked match paths, as one comma-separated field (checked by Rule.from_json).
+    fields = dict(fields)
+    fields["paths"] = ",".join(str(v) for v in form.getlist("paths") if isinstance(v, str))
     return fields, kinds
 
 
@@ -126,6 +131,7 @@ def _rules_page(
             "actions_text": _actions_text,
             "action_types": ACTION_TYPES,
             "source_kinds": SOURCE_KINDS,
+            "match_paths": PATHS,
             "error": error,
             "form": form or {},
         },
@@ -179,6 +185,7 @@ def _rule_page(
             "rule": rule,
             "actions_text": _actions_text(rule),
             "source_kinds": SOURCE_KINDS,
+            "match_paths": PATHS,
             "history": actions.rule_history(rule.name),
             "trail": curation_of(request).trail(f"rule:{rule.name}"),
             "error": error,
@@ -271,6 +278,7 @@ async def try_rule(request: Request, name: str) -> Response:
             distance=_whole(fields.get("distance", "0") or "0", "distance", 0, 256),
             category=fields.get("category", "").strip()[:NAME_MAX] or None,
             source_kind=fields.get("source_kind", "api"),
+            path=fields.get("path", "plain") or "plain",
         )
         if not sample.bank:
             raise InputError("name the bank of the match to try", hint="e.g. known")

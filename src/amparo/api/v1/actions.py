@@ -16,7 +16,7 @@ from amparo.actions import Actioner, Deliverer, NewEndpoint, Rule
 from amparo.actions.rules import MAX_LIST, MAX_PRIORITY
 from amparo.actions.webhooks import check_endpoint_url
 from amparo.api.auth import CURATE, READ_BANKS, requires
-from amparo.api.schemas import Strict
+from amparo.api.schemas import MatchPath, Strict
 from amparo.api.service import Service, get_service
 from amparo.errors import InputError
 from amparo.keys import ApiKey
@@ -35,6 +35,11 @@ class ConditionsIn(Strict):
     signal_types: NameList | None = Field(default=None, max_length=MAX_LIST)
     max_distance: int | None = Field(default=None, ge=0, le=256)
     source_kinds: list[Literal["api", "scan", "cli", "retro"]] | None = None
+    paths: list[MatchPath] | None = Field(
+        default=None,
+        description="How a match was found (docs/detection.md): plain, trimmed (borders or "
+        "bars trimmed), variant (a stored crop), dihedral (mirrored or rotated).",
+    )
 
 
 class ActionIn(Strict):
