@@ -27,12 +27,12 @@ from amparo.video_matching import VideoMatchDetail, VideoMatcher, video_distance
 
 _ENTRY_CACHE_MAX = 20_000
 """Stored entries kept for repeated hits (a few MB); emptied past this, so memory stays flat."""
-FOUND_BY = ("plain", "trimmed", "variant", "dihedral")
+PATHS = ("plain", "trimmed", "variant", "dihedral")
 """How a match was found (docs/detection.md), plainest first: ``plain`` the query's own PDQ
 or digest; ``trimmed`` the query's PDQ with borders or bars trimmed; ``variant`` a stored
 crop (or trim) of media a curator added; ``dihedral`` a mirrored or rotated query. When
 several find the same entry at the same distance, the plainest is reported."""
-_RANK = {p: i for i, p in enumerate(FOUND_BY)}
+_RANK = {p: i for i, p in enumerate(PATHS)}
 MIRROR = "flipy"
 """The dihedral transform of a left-right mirror: PDQ names the flips by their axis, so a
 mirror is a flip about the vertical (y) axis, ``flipy`` (the reference ``dih/`` photos agree).
@@ -70,8 +70,9 @@ class Match:
     source_id: str | None = None
     transform: str | None = None
     """For dihedral PDQ matches: which rotation/flip of the query matched."""
-    found_by: str = "plain"
-    """How the match was found: one of :data:`FOUND_BY`."""
+    path: str = "plain"
+    """How the match was found: one of :data:`PATHS`. Scan reports call it ``match_path``
+    (their ``path`` is the file's)."""
     variant: str | None = None
     """For ``variant`` matches: which stored variant of the entry matched."""
     video: VideoMatchDetail | None = None
@@ -84,7 +85,7 @@ class Match:
             "signal_type": self.signal_type,
             "distance": self.distance,
             "category": self.category,
-            "found_by": self.found_by,
+            "path": self.path,
         }
         if self.variant is not None:
             data["variant"] = self.variant
@@ -282,9 +283,9 @@ class Matcher:
                 if match is None:
                     continue
                 key = (match.entry_id, match.signal_type)
-                if key in best and (best[key].distance, _RANK[best[key].found_by]) <= (
+                if key in best and (best[key].distance, _RANK[best[key].path]) <= (
                     match.distance,
-                    _RANK[match.found_by],
+                    _RANK[match.path],
                 ):
                     continue
                 best[key] = match
@@ -329,13 +330,13 @@ class Matcher:
             ):
                 return None
         if hit.transform is not None:
-            found_by = "dihedral"
+            path = "dihedral"
         elif variant is not None:
-            found_by = "variant"
+            path = "variant"
         elif hit.trimmed:
-            found_by = "trimmed"
+            path = "trimmed"
         else:
-            found_by = "plain"
+            path = "plain"
         return Match(
             bank=bank.name,
             entry_id=stored.id,
@@ -345,7 +346,7 @@ class Matcher:
             tags=tuple(stored.tags),
             source_id=stored.source_id,
             transform=hit.transform,
-            found_by=found_by,
+            path=path,
             variant=variant,
         )
 
