@@ -99,6 +99,9 @@ def event_payload(
                 "distance": m.distance,
                 "category": m.category,
                 "tags": list(m.tags),
+                "path": m.path,
+                **({"variant": m.variant} if m.variant is not None else {}),
+                **({"transform": m.transform} if m.transform is not None else {}),
             }
             for m in content.matches
         ],
