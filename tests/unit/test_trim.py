@@ -218,6 +218,45 @@ def test_sky_fading_into_the_picture_is_not_a_bar() -> None:
     assert not find_trim(ramp.astype(np.uint8))
 
 
+def _two_line_caption(image: Image.Image) -> Image.Image:
+    bar = round(image.height * 0.15)
+    out = Image.new("RGB", (image.width, image.height + bar), (255, 255, 255))
+    out.paste(image, (0, bar))
+    draw, font = ImageDraw.Draw(out), ImageFont.load_default(size=int(bar * 0.35))
+    draw.text((10, bar * 0.08), "WHEN YOU SEE IT", fill=(0, 0, 0), font=font)
+    draw.text((10, bar * 0.52), "you will laugh", fill=(0, 0, 0), font=font)
+    return out
+
+
+def _big_font_bar(image: Image.Image) -> Image.Image:
+    bar = round(image.height * 0.12)
+    out = Image.new("RGB", (image.width, image.height + bar), (255, 255, 255))
+    out.paste(image, (0, 0))
+    font = ImageFont.load_default(size=int(bar * 0.8))
+    ImageDraw.Draw(out).text((10, image.height + bar * 0.1), "BIG TEXT", fill=(0, 0, 0), font=font)
+    return out
+
+
+def _side_watermark(image: Image.Image) -> Image.Image:
+    strip = round(image.width * 0.1)
+    out = Image.new("RGB", (image.width + strip, image.height), (20, 20, 20))
+    out.paste(image, (0, 0))
+    draw, font = ImageDraw.Draw(out), ImageFont.load_default(size=strip // 2)
+    for y in range(10, image.height - 30, int(strip * 1.2)):
+        draw.text((image.width + 4, y), "wm", fill=(230, 230, 230), font=font)
+    return out
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera", "coffee"])
+@pytest.mark.parametrize("frame", [_two_line_caption, _big_font_bar, _side_watermark])
+def test_other_bars_are_trimmed(
+    originals: dict[str, MediaHashes], name: str, frame: Callable[[Image.Image], Image.Image]
+) -> None:
+    copy = hash_media(_jpeg(frame(_photo(name))))
+    assert _distance(copy.pdq, originals[name].pdq) > DEFAULT_THRESHOLD
+    assert _distance(copy.pdq_trimmed, originals[name].pdq) <= 8, copy.trim
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket"])
 def test_thin_pad_is_trimmed(originals: dict[str, MediaHashes], name: str) -> None:
     # 1.5% a side already moves PDQ past the threshold on these photos (36-44 bits).

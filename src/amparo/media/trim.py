@@ -54,12 +54,17 @@ text lines (PIL's font at half the bar's height) 0.64-0.77."""
 TRIM_BAND_MIN_MEAN = 0.8
 """A band's lines have on average at least this share of its colour: mostly one colour. The
 tests' caption bars (one line of text) measure 0.91-0.95, pads 0.98-1.0."""
-TRIM_SOLID_MEAN = 0.95
-"""Bands whose mean share is at least this are solid (pads, borders) and may be as deep as
-``TRIM_MIN_KEEP`` allows; others (text on a band) at most ``TRIM_TEXT_BAND_MAX_SHARE``."""
 TRIM_TEXT_BAND_MAX_SHARE = 0.3
-"""A band with text on it is at most this share of the side: captions and watermark strips
+"""A band found by its text (not solid) is at most this share of the side, and lines are not
+measured further for one: captions and watermark strips
 are 5-20%; deeper 'bands' are dark or bright picture content with some detail in it."""
+TRIM_TEXT_LINE_MAX_SHARE = 0.12
+"""Within a band with text, lines that are not clean (share below ``TRIM_EDGE_CLEAN_SHARE``:
+a line of text, its ringing) run for at most this share of the side before a clean line (the
+space between lines of text, a margin): room for one line of text filling most of a 15% bar.
+The tests' captions: 5% (text at half a 10% bar).
+Photos whose edge is of one low-contrast tone (skimage's moon) have long runs of lines
+between 0.5 and 0.9: they are not bands, and are not measured further than this."""
 TRIM_EDGE_GAP_SHARE = 0.015
 """The picture starts at the first ``edge_gap`` consecutive lines that are picture, where
 ``edge_gap`` is this share of the side, at least ``TRIM_MIN_EDGE_GAP`` lines: longer than
@@ -78,6 +83,8 @@ TRIM_MIN_KEEP = 0.5
 colour is not trimmed to the little detail it has (a side whose bands would take more is
 not trimmed at all). A 16:9 picture padded to a square keeps 56% of its height, so such pads
 are still trimmed."""
+_CHUNK = 32
+"""Lines measured at a time while looking for where a band ends."""
 TRIM_MIN_SIDE = 32
 """Images with a side shorter than this are not trimmed (too small to hold a band)."""
 
@@ -116,10 +123,19 @@ def trim_shares(borders: Borders, height: int, width: int) -> tuple[float, float
     )
 
 
+def _near(lines: NDArray[np.uint8], colour: int) -> NDArray[np.bool_]:
+    """Which pixels are within ``TRIM_COLOUR_TOLERANCE`` of ``colour``: one subtraction and
+    one unsigned comparison (pixels below the range wrap round to large values)."""
+    low = colour - TRIM_COLOUR_TOLERANCE
+    offset = np.subtract(lines, low, dtype=np.int16).view(np.uint16)
+    return offset <= 2 * TRIM_COLOUR_TOLERANCE
+
+
 def _clean_start(lines: NDArray[np.uint8]) -> bool:
-    colour = int(np.median(lines))
-    near = np.abs(lines[0].astype(np.int16) - colour) <= TRIM_COLOUR_TOLERANCE
-    return bool(near.mean() >= TRIM_EDGE_CLEAN_SHARE)
+    """Whether the first of ``lines`` is mostly of the colour of the first lines (the
+    median): where any band must start."""
+    near = _near(lines[0], int(np.median(lines)))
+    return bool(np.count_nonzero(near) >= TRIM_EDGE_CLEAN_SHARE * near.size)
 
 
 def _pair(lines: NDArray[np.uint8], side: int) -> tuple[int, int]:
@@ -140,18 +156,58 @@ def _band(lines: NDArray[np.uint8], limit: int, side: int) -> int:
         return 0
     colour = int(np.median(lines[:2]))
     depth = min(lines.shape[0], limit + gap)
-    values = lines[:depth].astype(np.int16)
-    share = (np.abs(values - colour) <= TRIM_COLOUR_TOLERANCE).mean(axis=1)
+    share = _shares(lines, colour, depth, side)
+    text = _text_band(lines, share, gap, side)
+    if text > side * TRIM_TEXT_BAND_MAX_SHARE:
+        text = 0
     # A caption's top margin is a solid band ending at its text: the deeper band wins.
-    cut = max(_solid_band(values, share, gap), _text_band(values, share, gap))
+    cut = max(_solid_band(lines, share, gap), text)
     if cut < side * TRIM_MIN_SHARE or cut > limit:
-        return 0
-    if float(share[:cut].mean()) < TRIM_SOLID_MEAN and cut > side * TRIM_TEXT_BAND_MAX_SHARE:
         return 0
     return cut
 
 
-def _solid_band(values: NDArray[np.int16], share: NDArray[np.float64], gap: int) -> int:
+def _shares(lines: NDArray[np.uint8], colour: int, depth: int, side: int) -> NDArray[np.float64]:
+    """Each line's share of ``colour``, for as many of the first ``depth`` lines as deciding
+    on a band needs: measured ``_CHUNK`` lines at a time until both kinds of band have ended
+    (or cannot be there), so a photo whose edge is only briefly flat costs a few chunks."""
+    gap = edge_gap(side)
+    text_depth = side * TRIM_TEXT_BAND_MAX_SHARE + 2 * gap
+    share = np.zeros(0)
+    while share.size < depth:
+        chunk = _near(lines[share.size : min(depth, share.size + _CHUNK)], colour)
+        share = np.concatenate((share, np.count_nonzero(chunk, axis=1) / chunk.shape[1]))
+        not_solid = np.flatnonzero(share < TRIM_SOLID_LINE_SHARE)
+        solid_known = bool(not_solid.size) and share.size >= not_solid[0] + gap
+        picture = _picture_start(share, gap) is not None
+        text_known = (
+            picture
+            or _longest_unclean(share) > side * TRIM_TEXT_LINE_MAX_SHARE
+            or share.size >= text_depth
+        )
+        if solid_known and text_known:
+            break
+    return share
+
+
+def _longest_unclean(share: NDArray[np.float64]) -> int:
+    """The longest run of consecutive lines below ``TRIM_EDGE_CLEAN_SHARE``."""
+    unclean = np.concatenate(([0], (share < TRIM_EDGE_CLEAN_SHARE).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(unclean))
+    return int((edges[1::2] - edges[::2]).max()) if edges.size else 0
+
+
+def _picture_start(share: NDArray[np.float64], gap: int) -> int | None:
+    """The first of ``gap`` consecutive lines that are picture, if any."""
+    picture = (share <= TRIM_PICTURE_MAX_SHARE).astype(np.int32)
+    if picture.size < gap:
+        return None
+    runs = np.convolve(picture, np.ones(gap, dtype=np.int32), mode="valid")
+    starts = np.flatnonzero(runs == gap)
+    return int(starts[0]) if starts.size else None
+
+
+def _solid_band(values: NDArray[np.uint8], share: NDArray[np.float64], gap: int) -> int:
     """A pad or border: lines all of one colour from the edge, then, within ``gap`` lines
     (JPEG ringing), a line that differs visibly from the last of them. The cut is at that
     line; 0 when there is no such band."""
@@ -162,28 +218,25 @@ def _solid_band(values: NDArray[np.int16], share: NDArray[np.float64], gap: int)
     return _edge_after(values, end - 1, end, gap)
 
 
-def _text_band(values: NDArray[np.int16], share: NDArray[np.float64], gap: int) -> int:
+def _text_band(values: NDArray[np.uint8], share: NDArray[np.float64], gap: int, side: int) -> int:
     """A band mostly of one colour with text on it: it ends where ``gap`` consecutive lines
     are picture, with a clean line of the band's colour shortly before. The cut is at the
     first line after that clean line that differs visibly from it; 0 when there is none."""
-    picture = (share <= TRIM_PICTURE_MAX_SHARE).astype(np.int32)
-    if picture.size < gap:
+    first = _picture_start(share, gap)
+    if first is None:
         return 0
-    runs = np.convolve(picture, np.ones(gap, dtype=np.int32), mode="valid")
-    starts = np.flatnonzero(runs == gap)
-    if not starts.size:
-        return 0
-    first = int(starts[0])
     clean = np.flatnonzero(share[max(0, first - gap) : first] >= TRIM_EDGE_CLEAN_SHARE)
     if not clean.size:
         return 0  # no clean line just before the picture: a fade, not a band
     last_clean = max(0, first - gap) + int(clean[-1])
     if float(share[:first].mean()) < TRIM_BAND_MIN_MEAN:
         return 0
+    if _longest_unclean(share[:last_clean]) > side * TRIM_TEXT_LINE_MAX_SHARE:
+        return 0  # not text lines between clean ones: picture content of about one colour
     return _edge_after(values, last_clean, last_clean + 1, first + gap - last_clean - 1)
 
 
-def _edge_after(values: NDArray[np.int16], reference: int, start: int, window: int) -> int:
+def _edge_after(values: NDArray[np.uint8], reference: int, start: int, window: int) -> int:
     """The first line in ``[start, start + window)`` that differs visibly from line
     ``reference``: by ``TRIM_EDGE_CONTRAST`` per pixel on average, and by that much more than
     the line two before it does (a step, not a gradient, nor the rim of a round picture
@@ -191,7 +244,8 @@ def _edge_after(values: NDArray[np.int16], reference: int, start: int, window: i
     stop = min(values.shape[0], start + window)
     if stop <= start:
         return 0
-    contrast = np.abs(values[start:stop] - values[reference]).mean(axis=1)
+    window_lines = values[start:stop].astype(np.int16)
+    contrast = np.abs(window_lines - values[reference].astype(np.int16)).mean(axis=1)
     before = np.concatenate(([0.0, 0.0], contrast[:-2]))
     above = np.flatnonzero(contrast - before >= TRIM_EDGE_CONTRAST)
     return start + int(above[0]) if above.size else 0
