@@ -8,13 +8,15 @@ threshold; hashing the picture without them brings it back.
 
 The detector works line by line from each edge of the luma. The band's colour is the median
 of the outermost lines; each line's *share* is the fraction of its pixels within
-``TRIM_COLOUR_TOLERANCE`` of that colour. A pad has shares near 1; a caption bar's margins
-too, and its text lines lower. The picture starts at the first ``edge_gap`` consecutive lines
-that are all clearly not band (share at most ``TRIM_PICTURE_MAX_SHARE``): text lines are too
-thin to make such a run, and JPEG ringing at the band's edge stays inside the band. A band is
-kept only when it is mostly of its colour, ends at a visible edge (a clean band line within
-``edge_gap`` lines before the picture starts: a sky or a wall fading into the picture never
-has one), is at least ``TRIM_MIN_SHARE`` of the side and leaves ``TRIM_MIN_KEEP`` of it.
+``TRIM_COLOUR_TOLERANCE`` of that colour. A *solid* band (pad, border) is a run of lines of
+share near 1 from the edge; a band *with text* (caption, watermark strip) ends where
+``edge_gap`` consecutive lines are clearly not band (share at most
+``TRIM_PICTURE_MAX_SHARE``), which text lines are too thin to make, with a clean line of the
+band's colour shortly before. Either way the cut is at the first line that steps visibly
+away from the band's last line (``TRIM_EDGE_CONTRAST``): JPEG ringing at the edge stays in
+the band, and a sky or a wall fading into the picture, or a round picture's rim widening on
+a black surround, never makes such a step. A band must be at least ``TRIM_MIN_SHARE`` of the
+side and leave ``TRIM_MIN_KEEP`` of it.
 
 Pure NumPy on luma; nothing here decodes. Video uses :mod:`amparo.media.borders` instead
 (stricter flatness, tuned on video frames), unchanged by this module.
