@@ -17,7 +17,13 @@ from amparo.media.decode import (
 )
 from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals.digests import FileDigests, digest_bytes, digest_source
-from amparo.signals.pdq import pdq_dihedral_from_pixels, pdq_from_pixels
+from amparo.signals.pdq import (
+    MIRROR_INDEX,
+    canonical_luma,
+    pdq_and_mirror,
+    pdq_dihedral_from_pixels,
+    pdq_trimmed_from_luma,
+)
 
 if TYPE_CHECKING:
     from amparo.media.video import VideoLimits, VideoSource
@@ -83,6 +89,11 @@ class MediaHashes:
         data.update(md5=self.md5, sha1=self.sha1, sha256=self.sha256)
         if self.pdq_dihedral:
             data["pdq_dihedral"] = self.pdq_dihedral
+        if self.pdq_trimmed is not None:
+            data["pdq_trimmed"] = self.pdq_trimmed
+            data["trim"] = dict(
+                zip(("top", "bottom", "left", "right"), self.trim or (), strict=True)
+            )
         if self.error:
             data["error"] = self.error
         return data
@@ -121,10 +132,16 @@ def hash_media(
     video_sample_fps: float = DEFAULTS.video_sample_fps,
     video_limits: VideoLimits | None = None,
     max_memory: int = DEFAULT_MAX_DECODE_MEMORY,
+    mirror: bool = True,
+    trim: bool = True,
 ) -> MediaHashes:
     """Hash media bytes: a video gets vPDQ, anything else is tried as an image (an animated
     GIF is an image: its first frame is PDQ-hashed). Decoding problems are recorded in
-    ``error``, not raised. ``max_memory``: the decode's memory bound (``max_decode_memory``)."""
+    ``error``, not raised. ``max_memory``: the decode's memory bound (``max_decode_memory``).
+
+    ``mirror``: also the left-right mirrored PDQ (``pdq_mirror``); ``trim``: also the PDQ of
+    the picture with borders, pads and caption bars trimmed (``pdq_trimmed``, and
+    ``pdq_trimmed_mirror`` with ``mirror``), when there are any (docs/detection.md)."""
     digests = digest_bytes(data)
     media_type = sniff(data[:HEAD_BYTES])
     if media_type == "video":
@@ -134,18 +151,24 @@ def hash_media(
     result = hashes_from_digests(digests, media_type)
     try:
         # Luma straight from the decoder (a JPEG's Y channel, DCT-reduced): the first half of
-        # PDQ's canonical preprocessing; pdq_from_pixels does the rest.
+        # PDQ's canonical preprocessing; canonical_luma does the rest.
         decoded = decode_image(data, max_pixels=max_pixels, mode="L", max_memory=max_memory)
     except MediaError as exc:
         result.error = exc.message
         return result
+    luma = canonical_luma(decoded.pixels)
     if dihedral:
-        hashes, quality = pdq_dihedral_from_pixels(decoded.pixels)
+        hashes, quality = pdq_dihedral_from_pixels(luma)
         result.pdq, result.pdq_dihedral = hashes[0], hashes[1:]
+        result.pdq_mirror = hashes[MIRROR_INDEX] if mirror else None
     else:
-        pdq = pdq_from_pixels(decoded.pixels)
+        pdq, result.pdq_mirror = pdq_and_mirror(luma, mirror=mirror)
         result.pdq, quality = pdq.hex, pdq.quality
     result.pdq_quality = quality
+    trimmed = pdq_trimmed_from_luma(luma, mirror=mirror) if trim else None
+    if trimmed is not None:
+        result.pdq_trimmed, result.pdq_trimmed_mirror = trimmed.pdq.hex, trimmed.mirror
+        result.trim = trimmed.shares
     return result
 
 
@@ -186,6 +209,8 @@ def hash_bytes(data: bytes, settings: Settings, *, dihedral: bool = False) -> Me
         max_pixels=settings.max_image_pixels,
         dihedral=dihedral,
         max_memory=settings.max_decode_memory,
+        mirror=settings.match_mirrored,
+        trim=settings.trim_borders,
     )
 
 
