@@ -173,6 +173,8 @@ def test_variants_are_not_exported_shared_counted_or_listed(amparo: Amparo) -> N
     out = io.StringIO()
     assert amparo.banks.export_entries("known", out, "csv") == 2
     assert variant.signal not in out.getvalue()
+    assert amparo.banks.entry("known", variant.id) is None
+    assert amparo.banks.entry("known", parent) is not None
     console = CurationService(amparo)
     assert console.search_entries(str(variant.id)) == []
     assert console.search_entries(variant.signal) == []

@@ -292,9 +292,12 @@ class BankService:
         )
 
     def entry(self, bank: str, entry_id: int) -> EntryView | None:
-        """The bank's entry ``entry_id``; None when it is not there (or was removed)."""
+        """The bank's entry ``entry_id``; None when it is not there (or was removed, or is a
+        variant of another entry: those are not shown on their own)."""
         entry = self.repository.get_entries([entry_id]).get(entry_id)
         if entry is None or entry.removed or entry.bank_name != bank:
+            return None
+        if entry.variant_of is not None:
             return None
         return entry
 

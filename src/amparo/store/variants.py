@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from amparo.store.models import EntryRow, signal_key, variant_key
 
@@ -133,7 +133,5 @@ def put_variants(
         int(r.id) for name, r in existing.items() if name not in wanted and r.removed_at is None
     ]
     if stale:
-        conn.execute(
-            update(_entry).where(and_(_entry.c.id.in_(stale))).values(removed_at=now, seq=seq)
-        )
+        conn.execute(update(_entry).where(_entry.c.id.in_(stale)).values(removed_at=now, seq=seq))
     return added
