@@ -333,6 +333,12 @@ class MediaAddOut(BaseModel):
         description="Signal type -> why that perceptual hash was not added (a flat photo's "
         "PDQ below pdq_min_quality; a video with no usable frame).",
     )
+    variants: list[str] = Field(
+        default_factory=list,
+        description="The crop variants stored with a photo's PDQ entry (crop5-left, "
+        "crop10-centre...; setting bank_crop_variants), so that cropped copies match it. "
+        "Matches through one report the entry, with path 'variant' and the variant's name.",
+    )
 
 
 class IndexTypeStatus(BaseModel):

@@ -17,10 +17,13 @@ from typing import Any, TextIO
 from amparo.banks.formats import ImportResult, iter_entries, write_entries
 from amparo.banks.model import BankInfo, EntryRecord, EntryView
 from amparo.config import LOCAL_ACTOR, Settings
+from amparo.errors import MediaError
 from amparo.hashing import MediaHashes
 from amparo.hashing import hash_bytes as hash_media_bytes
+from amparo.media.decode import decode_image
 from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals import normalize_signal
+from amparo.signals.pdq_variants import crop_variants
 from amparo.store import Store
 from amparo.video_matching import video_entries
 
@@ -41,6 +44,11 @@ class ImportReport:
     """Media added (``add_media``): signal type -> value of each entry written."""
     not_added: dict[str, str] = field(default_factory=dict)
     """Media added (``add_media``): signal type -> why that hash was computed but not added."""
+    variants: list[str] = field(default_factory=list)
+    """Photo added (``add_media``): the names of the crop variants stored with its PDQ entry
+    (``crop5-left``...; docs/detection_variants.md); empty when none were."""
+    variants_added: int = 0
+    """How many of ``variants`` are new (adding the same photo again adds none)."""
 
 
 class BankService:
@@ -135,16 +143,27 @@ class BankService:
     # -- entries ----------------------------------------------------------------------------
 
     def add_entries(
-        self, bank: str, records: Iterable[EntryRecord], *, actor: str = LOCAL_ACTOR
+        self,
+        bank: str,
+        records: Iterable[EntryRecord],
+        *,
+        actor: str = LOCAL_ACTOR,
+        variants: Mapping[tuple[str, str], Sequence[tuple[str, str]]] | None = None,
     ) -> ImportReport:
-        """Add (or update) entries, their signals normalised first; one transaction."""
+        """Add (or update) entries, their signals normalised first; one transaction.
+        ``variants``: an entry's ``(type, signal)`` -> its variants ``(name, signal)``
+        (computed here from media, never taken from outside)."""
         normalized = []
         for record in records:
             record.signal_type, record.signal = normalize_signal(record.signal_type, record.signal)
             normalized.append(record)
-        counts = self.repository.add_entries(bank, normalized, actor=actor)
+        counts = self.repository.add_entries(bank, normalized, actor=actor, variants=variants)
         return ImportReport(
-            bank=bank, added=counts.added, updated=counts.updated, read=len(normalized)
+            bank=bank,
+            added=counts.added,
+            updated=counts.updated,
+            read=len(normalized),
+            variants_added=counts.variants,
         )
 
     def add_media(
@@ -165,8 +184,13 @@ class BankService:
         as they are.
 
         The report's ``signals`` are the entries written and ``not_added`` says why a
-        perceptual hash that was computed (or tried) was left out: what to show a user."""
+        perceptual hash that was computed (or tried) was left out: what to show a user.
+
+        With ``bank_crop_variants`` (default on), a photo's PDQ entry also gets the PDQ hashes
+        of a few crops of it as variants (``variants`` of the report), so that a cropped
+        copy matches the entry (docs/detection_variants.md)."""
         not_added: dict[str, str] = {}
+        variants: dict[tuple[str, str], list[tuple[str, str]]] = {}
         if sniff(data[:HEAD_BYTES]) == "video":
             hashes, records = video_entries(
                 data,
@@ -191,6 +215,8 @@ class BankService:
                     )
                 else:
                     signals.insert(0, ("pdq", hashes.pdq))
+                    if self.settings.bank_crop_variants:
+                        variants[("pdq", hashes.pdq)] = self._crop_variants(data)
             elif hashes.error:
                 not_added["pdq"] = hashes.error
             records = [
@@ -204,10 +230,27 @@ class BankService:
                 )
                 for t, v in signals
             ]
-        report = self.add_entries(bank, records, actor=actor)
+        report = self.add_entries(bank, records, actor=actor, variants=variants)
         report.signals = {r.signal_type: r.signal for r in records}
         report.not_added = not_added
+        report.variants = [name for wanted in variants.values() for name, _ in wanted]
         return hashes, report
+
+    def _crop_variants(self, data: bytes) -> builtins.list[tuple[str, str]]:
+        """``(name, PDQ)`` of the crop variants of a photo whose own PDQ is usable; crops
+        below ``pdq_min_quality`` are left out."""
+        try:
+            decoded = decode_image(
+                data,
+                mode="L",
+                max_pixels=self.settings.max_image_pixels,
+                max_memory=self.settings.max_decode_memory,
+            )
+        except MediaError as exc:  # it decoded for its own hash; not expected
+            log.warning("no crop variants: %s", exc.message)
+            return []
+        found = crop_variants(decoded.pixels, min_quality=self.settings.pdq_min_quality)
+        return [(v.name, v.hex) for v in found]
 
     def remove_signals(
         self, bank: str, signals: Sequence[tuple[str, str]], *, actor: str = LOCAL_ACTOR
@@ -249,9 +292,12 @@ class BankService:
         )
 
     def entry(self, bank: str, entry_id: int) -> EntryView | None:
-        """The bank's entry ``entry_id``; None when it is not there (or was removed)."""
+        """The bank's entry ``entry_id``; None when it is not there (or was removed, or is a
+        variant of another entry: those are not shown on their own)."""
         entry = self.repository.get_entries([entry_id]).get(entry_id)
         if entry is None or entry.removed or entry.bank_name != bank:
+            return None
+        if entry.variant_of is not None:
             return None
         return entry
 

@@ -242,6 +242,8 @@ def _media_added_json(item: str, hashes: MediaHashes, report: ImportReport) -> d
     out: dict[str, object] = {"path": item, "media_type": hashes.media_type, "added": added}
     if report.not_added:
         out["not_added"] = report.not_added
+    if report.variants:  # a photo's crop variants, stored with its PDQ entry
+        out["variants"] = report.variants
     return out
 
 
@@ -290,8 +292,9 @@ def add(
     md5:0cc175b9c0f1b6a831c399e269772661
 
     Prints a JSON line per file with what was written to the bank ("added": a photo's pdq
-    and md5; a video's vpdq as its frame count, md5 and sha256) and, under "not_added", why
-    a perceptual hash was left out (a flat photo's PDQ below pdq_min_quality)."""
+    and md5; a video's vpdq as its frame count, md5 and sha256), under "variants" the crop
+    variants stored with a photo's pdq (bank_crop_variants) and, under "not_added", why a
+    perceptual hash was left out (a flat photo's PDQ below pdq_min_quality)."""
     with open_app(ctx) as amparo:
         records: list[EntryRecord] = []
         for item in items:

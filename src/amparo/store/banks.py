@@ -8,8 +8,7 @@ the bank exactly as it was. Every change that affects matching takes a change-lo
 from __future__ import annotations
 
 import builtins
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -18,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     Table,
     and_,
-    bindparam,
     delete,
     func,
     insert,
@@ -31,15 +29,25 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from amparo.banks.model import BankInfo, EntryRecord, EntryView
-from amparo.clock import as_utc, utc_now
+from amparo.clock import utc_now
 from amparo.config import MAX_PDQ_THRESHOLD
 from amparo.errors import BankNotFoundError, ConflictError, InputError
 from amparo.names import validate_name
 from amparo.store.changelog import ChangeLog
+from amparo.store.entry_rows import (
+    ENTRIES_BY_IDS,
+    ENTRY_BY_ID,
+    ENTRY_WITH_BANK,
+    NOT_VARIANT,
+    entry_view,
+    json_object,
+    tags_of,
+)
 from amparo.store.models import BankRow, EntryRow, EntryTombstoneRow, signal_key
 from amparo.store.models_review import BANK_KINDS
 from amparo.store.staging import Staging
 from amparo.store.uow import Database
+from amparo.store.variants import follow_entries, put_variants
 
 _BANK_FIELDS = (
     "description",
@@ -54,13 +62,6 @@ _BANK_FIELDS = (
 _bank = cast(Table, BankRow.__table__)
 _entry = cast(Table, EntryRow.__table__)
 _tomb = cast(Table, EntryTombstoneRow.__table__)
-# Statements built once: a matcher looks entries up by id on every hit it has not cached,
-# and building, coercing and cache-keying a new select each time cost more than running it.
-_ENTRY_WITH_BANK = select(_entry, _bank.c.name.label("bank_name")).join(
-    _bank, _bank.c.id == _entry.c.bank_id
-)
-_ENTRY_BY_ID = _ENTRY_WITH_BANK.where(_entry.c.id == bindparam("id"))
-_ENTRIES_BY_IDS = _ENTRY_WITH_BANK.where(_entry.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass
@@ -69,6 +70,8 @@ class ImportCounts:
     updated: int = 0
     removed: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
+    variants: int = 0
+    """Variants added (``variants`` of :meth:`BankRepository.add_entries`)."""
 
 
 def validate_bank_name(name: str) -> str:
@@ -114,7 +117,7 @@ class BankRepository:
             count = conn.execute(
                 select(func.count())
                 .select_from(_entry)
-                .where(_entry.c.bank_id == row.id, _entry.c.removed_at.is_(None))
+                .where(_entry.c.bank_id == row.id, _entry.c.removed_at.is_(None), NOT_VARIANT)
             ).scalar_one()
         return _bank_info(row, int(count))
 
@@ -126,7 +129,7 @@ class BankRepository:
                 counts = dict(
                     conn.execute(
                         select(_entry.c.bank_id, func.count())
-                        .where(_entry.c.removed_at.is_(None))
+                        .where(_entry.c.removed_at.is_(None), NOT_VARIANT)
                         .group_by(_entry.c.bank_id)
                     ).all()
                 )
@@ -175,9 +178,12 @@ class BankRepository:
         replace: bool = False,
         action: str = "bank.add",
         details: dict[str, Any] | None = None,
+        variants: Mapping[tuple[str, str], Sequence[tuple[str, str]]] | None = None,
     ) -> ImportCounts:
         """Add (or update) entries in one transaction; ``replace`` removes the bank's other
-        entries. If ``records`` raises part way, nothing is changed.
+        entries. If ``records`` raises part way, nothing is changed. ``variants``: for an
+        entry's ``(type, signal)``, its variants' ``(name, signal)``, which replace those it
+        had (:mod:`amparo.store.variants`); variants of other entries follow their entry.
 
         Rows are bulk-loaded into a temporary staging table (COPY on PostgreSQL), then merged
         with one sorted ``INSERT ... SELECT ... ON CONFLICT``: a million entries take seconds.
@@ -199,10 +205,15 @@ class BankRepository:
                     counts.removed = staging.remove_others(bank.id, now, seq)
             finally:
                 staging.drop()
+            for (stype, value), wanted in (variants or {}).items():
+                counts.variants += put_variants(tx.conn, bank.id, stype, value, wanted, now, seq)
+            follow_entries(tx.conn, bank.id, seq)
             tx.conn.execute(
                 update(_bank).where(_bank.c.id == bank.id).values(updated_at=now, imported_at=now)
             )
             audit = {"added": counts.added, "updated": counts.updated, "removed": counts.removed}
+            if variants:
+                audit["variants"] = counts.variants
             audit.update(details or {})
             tx.audit(actor, action, bank_name, audit)
         return counts
@@ -220,6 +231,7 @@ class BankRepository:
     ) -> int:
         """Change entries named by ``(type, signal)`` or by entry id, in one transaction."""
         bank = self.get(bank_name)
+        assert bank.id is not None
         changed = 0
         keys: Any = [("signals", [tuple(s) for s in signals]), ("ids", [int(i) for i in ids])]
         with self.db.transaction() as tx:
@@ -236,10 +248,16 @@ class BankRepository:
                     )
                     result = tx.conn.execute(
                         update(_entry)
-                        .where(_entry.c.bank_id == bank.id, _entry.c.removed_at.is_(None), match)
+                        .where(
+                            _entry.c.bank_id == bank.id,
+                            _entry.c.removed_at.is_(None),
+                            NOT_VARIANT,  # variants follow their entry, never on their own
+                            match,
+                        )
                         .values(seq=seq, **values)
                     )
                     changed += int(result.rowcount or 0)
+            follow_entries(tx.conn, bank.id, seq)
             audit: dict[str, Any] = {"count": changed, "signals": len(signals)}
             if ids:
                 audit["ids"] = [int(i) for i in ids[:1000]]
@@ -314,6 +332,7 @@ class BankRepository:
                     .where(
                         _entry.c.bank_id == bank.id,
                         _entry.c.removed_at.is_(None),
+                        NOT_VARIANT,
                         _entry.c.id > last,
                     )
                     .order_by(_entry.c.id)
@@ -327,11 +346,11 @@ class BankRepository:
                         signal_type=r.signal_type,
                         signal=r.signal,
                         category=r.category,
-                        tags=_tags(r.tags),
+                        tags=tags_of(r.tags),
                         source_id=r.source_id,
                         note=r.note,
                         enabled=bool(r.enabled),
-                        provenance=_json_object(r.provenance),
+                        provenance=json_object(r.provenance),
                     )
 
     def get_entries(self, ids: Iterable[int]) -> dict[int, EntryView]:
@@ -340,12 +359,12 @@ class BankRepository:
         out: dict[int, EntryView] = {}
         with self.db.reading() as conn:
             if len(wanted) == 1:
-                rows = conn.execute(_ENTRY_BY_ID, {"id": wanted[0]})
-                out.update((int(r.id), _entry_view(r)) for r in rows)
+                rows = conn.execute(ENTRY_BY_ID, {"id": wanted[0]})
+                out.update((int(r.id), entry_view(r)) for r in rows)
                 return out
             for start in range(0, len(wanted), 900):
-                rows = conn.execute(_ENTRIES_BY_IDS, {"ids": wanted[start : start + 900]})
-                out.update((int(r.id), _entry_view(r)) for r in rows)
+                rows = conn.execute(ENTRIES_BY_IDS, {"ids": wanted[start : start + 900]})
+                out.update((int(r.id), entry_view(r)) for r in rows)
         return out
 
     def find_exact(self, signal_type: str, values: Sequence[str]) -> builtins.list[EntryView]:
@@ -354,7 +373,7 @@ class BankRepository:
         now = utc_now()
         with self.db.reading() as conn:
             for start in range(0, len(values), 900):
-                query = _ENTRY_WITH_BANK.where(
+                query = ENTRY_WITH_BANK.where(
                     and_(
                         _entry.c.signal_type == signal_type,
                         _entry.c.signal_key.in_(
@@ -365,14 +384,14 @@ class BankRepository:
                         or_(_entry.c.disabled_until.is_(None), _entry.c.disabled_until <= now),
                     )
                 )
-                out.extend(_entry_view(r) for r in conn.execute(query))
+                out.extend(entry_view(r) for r in conn.execute(query))
         return out
 
     def count_active(self, signal_type: str | None = None) -> int:
         query = (
             select(func.count())
             .select_from(_entry)
-            .where(_entry.c.removed_at.is_(None), _entry.c.enabled.is_(True))
+            .where(_entry.c.removed_at.is_(None), _entry.c.enabled.is_(True), NOT_VARIANT)
         )
         if signal_type is not None:
             query = query.where(_entry.c.signal_type == signal_type)
@@ -396,21 +415,6 @@ def _check_kind(kind: str) -> None:
         )
 
 
-def _tags(raw: str) -> list[str]:
-    return list(json.loads(raw)) if raw else []
-
-
-def _json_object(raw: str | None) -> dict[str, Any] | None:
-    """A stored JSON object (an entry's provenance); None when absent or unreadable."""
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _bank_fields(info: BankInfo) -> dict[str, Any]:
     """The settings of a bank a curator chooses (what creating it audits)."""
     return {name: getattr(info, name) for name in _BANK_FIELDS}
@@ -424,23 +428,4 @@ def _bank_info(row: Any, count: int) -> BankInfo:
         imported_at=row.imported_at,
         entry_count=count,
         **{name: getattr(row, name) for name in _BANK_FIELDS},  # Boolean columns give bools
-    )
-
-
-def _entry_view(r: Any) -> EntryView:
-    return EntryView(
-        id=int(r.id),
-        bank_id=int(r.bank_id),
-        bank_name=r.bank_name,
-        signal_type=r.signal_type,
-        signal=r.signal,
-        category=r.category,
-        tags=_tags(r.tags),
-        source_id=r.source_id,
-        note=r.note,
-        enabled=bool(r.enabled),
-        removed=r.removed_at is not None,
-        added_at=r.added_at,
-        disabled_until=as_utc(r.disabled_until),
-        provenance=_json_object(r.provenance),
     )

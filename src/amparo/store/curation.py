@@ -20,7 +20,7 @@ from sqlalchemy import Table, func, or_, select
 
 from amparo.banks.model import EntryView
 from amparo.clock import as_utc
-from amparo.store.banks import _ENTRY_WITH_BANK, _entry_view
+from amparo.store.entry_rows import ENTRY_WITH_BANK, NOT_VARIANT, entry_view
 from amparo.store.match_volume import MatchVolumeRepository
 from amparo.store.models import EntryRow, signal_key
 from amparo.store.models_hotline import HotlineRevealRow
@@ -50,12 +50,12 @@ class CurationReads:
         if text.isdigit() and len(text) < 19:
             conditions.append(_entry.c.id == int(text))
         query = (
-            _ENTRY_WITH_BANK.where(_entry.c.removed_at.is_(None), or_(*conditions))
+            ENTRY_WITH_BANK.where(_entry.c.removed_at.is_(None), NOT_VARIANT, or_(*conditions))
             .order_by(_entry.c.id)
             .limit(limit)
         )
         with self._db.reading() as conn:
-            return [_entry_view(r) for r in conn.execute(query)]
+            return [entry_view(r) for r in conn.execute(query)]
 
     def oldest_opened(self, statuses: Sequence[str]) -> datetime | None:
         """When the longest-waiting case of ``statuses`` was opened (None: no such case)."""

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from amparo.clock import as_utc
 from amparo.errors import ConflictError, NotFoundError
 from amparo.exchanges.feed_model import Feed, FeedCursor, FeedOpinion, Grant, OpinionCount
+from amparo.store.entry_rows import NOT_VARIANT
 from amparo.store.models import BankRow, CounterRow, EntryRow
 from amparo.store.models_feeds import FeedGrantRow, FeedOpinionRow, FeedRow
 from amparo.store.uow import Database
@@ -226,7 +227,7 @@ class FeedRepository:
             _entry.c.removed_at,
             _entry.c.added_at,
             _entry.c.provenance,
-        ).where(_entry.c.bank_id == bank_id)
+        ).where(_entry.c.bank_id == bank_id, NOT_VARIANT)  # variants are never shared
         with self.db.reading() as conn:
             top = int(conn.execute(_SEQ).scalar_one())
             # Two exact index ranges rather than one row-value comparison: the rest of the
@@ -269,6 +270,7 @@ class FeedRepository:
             .select_from(_entry)
             .where(
                 _entry.c.bank_id == bank_id,
+                NOT_VARIANT,
                 or_(_entry.c.removed_at.is_not(None), _entry.c.enabled.is_(False)),
             )
         )
@@ -282,7 +284,7 @@ class FeedRepository:
         with self.db.reading() as conn:
             row = conn.execute(
                 select(_entry.c.signal_type, _entry.c.signal).where(
-                    _entry.c.id == entry_id, _entry.c.bank_id == bank_id
+                    _entry.c.id == entry_id, _entry.c.bank_id == bank_id, NOT_VARIANT
                 )
             ).first()
         return None if row is None else (row.signal_type, row.signal)

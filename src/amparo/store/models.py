@@ -71,6 +71,8 @@ class EntryRow(Base):
         # The console's entry search by source id (migration 0013). A hash index on
         # PostgreSQL: equality is all it serves, and a B-tree refuses values over ~2.7 kB.
         Index("ix_entry_source_id", "source_id", postgresql_using="hash"),
+        # An entry's variants, found when it changes (migration 0014).
+        Index("ix_entry_variant_of", "variant_of"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -92,6 +94,19 @@ class EntryRow(Base):
     # Where the entry came from and who vouches for it (JSON of exchanges.model.Provenance);
     # a change of provenance alone does not move ``seq`` (migration 0010).
     provenance: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A variant of another entry of the bank (the PDQ of a crop of media added to it): that
+    # entry's id, and which variant (``crop5-left``...); None on entries (migration 0014).
+    # Derived data: never exported, shared or counted; it follows its entry's state.
+    variant_of: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("bank_entries.id", ondelete="CASCADE"), nullable=True
+    )
+    variant: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+def variant_key(entry_id: int, variant: str) -> str:
+    """The ``signal_key`` of a variant: its entry's id and its name, never a hash (so no
+    exact lookup finds it and it never collides with an entry's key)."""
+    return f"{entry_id}:{variant}"
 
 
 class CounterRow(Base):

@@ -148,7 +148,9 @@ class Staging:
     def remove_others(self, bank_id: int, now: datetime, seq: int) -> int:
         stmt = text(
             "UPDATE bank_entries SET removed_at = :now, seq = :seq "
-            "WHERE bank_id = :bank AND removed_at IS NULL AND NOT EXISTS ("
+            # Variants are not in hash lists: they follow their entry (store.variants).
+            "WHERE bank_id = :bank AND removed_at IS NULL AND variant_of IS NULL "
+            "AND NOT EXISTS ("
             "SELECT 1 FROM amparo_staging s WHERE s.signal_type = bank_entries.signal_type "
             "AND s.signal_key = bank_entries.signal_key)"
         ).bindparams(bindparam("now", type_=DateTime(timezone=True)))

@@ -237,6 +237,7 @@ def add_media_to_bank(
         updated=report.updated,
         signals=list(report.signals),
         not_added=report.not_added,
+        variants=report.variants,
     )
 
 
