@@ -83,7 +83,8 @@ class Metrics:
         # (of the workers alive).
         self.index_entries = Gauge(
             "amparo_index_entries",
-            "Entries in the in-memory PDQ index (the largest of the workers').",
+            "Rows in the in-memory PDQ index: entries and the crop variants of media added "
+            "to banks (the largest of the workers').",
             registry=self.registry,
             multiprocess_mode="livemax",
         )

@@ -342,7 +342,10 @@ class MediaAddOut(BaseModel):
 
 
 class IndexTypeStatus(BaseModel):
-    entries: int
+    entries: int = Field(
+        description="Rows held for the type: for pdq, the index's rows (entries and the crop "
+        "variants of media added to banks, docs/detection.md); for the others, active entries."
+    )
 
 
 class IndexStatusOut(BaseModel):

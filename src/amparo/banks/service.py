@@ -215,8 +215,9 @@ class BankService:
                     )
                 else:
                     signals.insert(0, ("pdq", hashes.pdq))
-                    if self.settings.bank_crop_variants:
-                        variants[("pdq", hashes.pdq)] = self._crop_variants(data)
+                    wanted = self.media_variants(data, hashes)
+                    if wanted:
+                        variants[("pdq", hashes.pdq)] = wanted
             elif hashes.error:
                 not_added["pdq"] = hashes.error
             records = [
@@ -235,6 +236,21 @@ class BankService:
         report.not_added = not_added
         report.variants = [name for wanted in variants.values() for name, _ in wanted]
         return hashes, report
+
+    def media_variants(self, data: bytes, hashes: MediaHashes) -> builtins.list[tuple[str, str]]:
+        """``(name, PDQ)`` of the variants stored with the PDQ entry of a photo (``hashes``
+        are its own): the picture with its borders or bars trimmed (``trimmed``, the same
+        trim a query gets, when there was something to trim) and, with ``bank_crop_variants``,
+        its crops. Empty for a video or a photo with no usable PDQ; what the hotline's
+        share-back proposals store too (:mod:`amparo.exchanges.proposals`)."""
+        if hashes.pdq is None or (hashes.pdq_quality or 0) < self.settings.pdq_min_quality:
+            return []
+        found: builtins.list[tuple[str, str]] = []
+        if hashes.pdq_trimmed is not None:
+            found.append(("trimmed", hashes.pdq_trimmed))
+        if self.settings.bank_crop_variants:
+            found += self._crop_variants(data)
+        return found
 
     def _crop_variants(self, data: bytes) -> builtins.list[tuple[str, str]]:
         """``(name, PDQ)`` of the crop variants of a photo whose own PDQ is usable; crops

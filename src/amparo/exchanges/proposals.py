@@ -168,7 +168,10 @@ class ProposalService:
         item = self.cases.item(proposal.item_id)
         decision = self._confirmed(item)
         info = self._outgoing(proposal.bank)
-        records = self.entries_for(item, decision, jurisdiction=proposal.jurisdiction, actor=actor)
+        variants: dict[tuple[str, str], builtins.list[tuple[str, str]]] = {}
+        records = self.entries_for(
+            item, decision, jurisdiction=proposal.jurisdiction, actor=actor, variants=variants
+        )
         assert info.id is not None
         present = signals_in_bank(
             self.store.db, info.id, [(r.signal_type, r.signal) for r in records]
@@ -179,7 +182,7 @@ class ProposalService:
             record.note = note
         with self.store.transaction() as tx:
             if records:
-                self.banks.add_entries(info.name, records, actor=actor)
+                self.banks.add_entries(info.name, records, actor=actor, variants=variants)
             self.repository.decide(
                 tx,
                 proposal.id,
@@ -227,9 +230,12 @@ class ProposalService:
         *,
         jurisdiction: str | None = None,
         actor: str = "local",
+        variants: dict[tuple[str, str], builtins.list[tuple[str, str]]] | None = None,
     ) -> builtins.list[EntryRecord]:
         """The entries an approval adds for ``item`` (see the module docstring); reading the
-        preserved copy to hash it is audit-logged under ``actor``."""
+        preserved copy to hash it is audit-logged under ``actor``. ``variants``, when given,
+        receives the photo's PDQ variants (its trim and crops, as media added to a bank gets:
+        docs/detection.md) keyed by its PDQ entry."""
         provenance = Provenance(
             origin=organisation(self.settings),
             verified_by=decision.reviewer,
@@ -238,7 +244,7 @@ class ProposalService:
             at=decision.at.isoformat(),
         ).to_json()
         signals: builtins.list[tuple[str, str]] = [("sha256", item.sha256)]
-        signals += self._hashed_again(item, actor)
+        signals += self._hashed_again(item, actor, variants)
         unique = list(dict.fromkeys(signals))
         return [
             EntryRecord(
@@ -250,8 +256,14 @@ class ProposalService:
             for t, v in unique
         ]
 
-    def _hashed_again(self, item: CaseItem, actor: str) -> builtins.list[tuple[str, str]]:
-        """The preserved copy's own hashes (not the SHA-256, already there), or none."""
+    def _hashed_again(
+        self,
+        item: CaseItem,
+        actor: str,
+        variants: dict[tuple[str, str], builtins.list[tuple[str, str]]] | None = None,
+    ) -> builtins.list[tuple[str, str]]:
+        """The preserved copy's own hashes (not the SHA-256, already there), or none; its
+        PDQ's variants into ``variants`` when given."""
         if item.evidence_id is None or self.evidence is None or self.hasher is None:
             return []
         data = self.evidence.read(item.evidence_id, actor=actor)
@@ -260,7 +272,12 @@ class ProposalService:
                 f"the preserved copy of case item {item.id} is not the item's content",
                 hint="run `amparo evidence verify`; nothing was published",
             )
-        hashed = self.hasher(data).signals()
+        hashes = self.hasher(data)
+        hashed = hashes.signals()
+        if variants is not None and hashes.pdq is not None:
+            wanted = self.banks.media_variants(data, hashes)
+            if wanted:
+                variants[("pdq", hashes.pdq)] = wanted
         return [(t, v) for t, v in sorted(hashed.items()) if t not in ("sha256", "sha1")]
 
     # -- checks -----------------------------------------------------------------------------

@@ -28,6 +28,10 @@ class HashLimits:
     max_pixels: int
     max_file_bytes: int
     dihedral: bool = False
+    mirror: bool = DEFAULTS.match_mirrored
+    """Also hash the mirrored picture (``match_mirrored``)."""
+    trim: bool = DEFAULTS.trim_borders
+    """Also hash the picture with borders and bars trimmed (``trim_borders``)."""
     video_sample_fps: float = DEFAULTS.video_sample_fps
     """Frames a second hashed (vPDQ) from each video."""
     video_max_file_bytes: int = DEFAULTS.video_max_file_bytes

@@ -147,6 +147,8 @@ def scan_paths(
         max_pixels=settings.max_image_pixels,
         max_file_bytes=settings.max_file_bytes,
         dihedral=amparo.checks.wants_dihedral(banks),  # also checks that the banks exist
+        mirror=settings.match_mirrored,
+        trim=settings.trim_borders,
         video_sample_fps=settings.video_sample_fps,
         video_max_file_bytes=settings.video_max_file_bytes,
         video_max_duration_seconds=float(settings.video_max_duration_seconds),

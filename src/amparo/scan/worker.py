@@ -84,6 +84,8 @@ def hash_task(task: HashTask, limits: HashLimits, source: BinaryIO | None = None
         data,
         max_pixels=limits.max_pixels,
         dihedral=limits.dihedral,
+        mirror=limits.mirror,
+        trim=limits.trim,
         max_memory=limits.max_decode_memory,
     )
     if hashes.error is None:
