@@ -23,8 +23,8 @@ style, subject and camera, so pairs of items of the same photo are reported apar
 of different photos. Tiles of different grids of one photo overlap (a 2x2 tile holds parts of
 several 4x4 tiles). Items too flat for a PDQ entry (quality below 50, e.g. the black corners
 of ``retina``) are left out, and no photo gives more than ``MAX_PER_PHOTO`` items. The
-order interleaves the photos, so the first N items of the corpus come from as many photos
-as possible.
+order interleaves the photos (a clip's frames count as one photo), so the first N items of
+the corpus come from as many photos as possible.
 
     python benchmarks/benign_corpus.py          # list the corpus: items per source and photo
 """
@@ -182,7 +182,7 @@ def benign_photos(
     max_per_photo: int = MAX_PER_PHOTO,
 ) -> list[Photo]:
     """The corpus: every photo whole and as tiles, photos interleaved; the first ``limit``."""
-    per_photo: list[list[Photo]] = []
+    per_photo: dict[str, list[Photo]] = {}
     for source, name, pixels in parent_photos(reference_dir):
         items = [Photo(name, source, _group(name), pixels)] if _usable(pixels) else []
         # Video frames are used whole (their clips share one scene: tiles of a few frames
@@ -194,8 +194,10 @@ def benign_photos(
             for where, tile in tiles(pixels, grid):
                 if _usable(tile):
                     items.append(Photo(f"{name}/{where}", source, _group(name), tile))
-        per_photo.append(items[:max_per_photo])
-    ordered = [p for row in itertools.zip_longest(*per_photo) for p in row if p is not None]
+        group = per_photo.setdefault(_group(name), [])
+        group.extend(items[: max(0, max_per_photo - len(group))])
+    rounds = itertools.zip_longest(*per_photo.values())
+    ordered = [p for row in rounds for p in row if p is not None]
     return ordered[:limit] if limit is not None else ordered
 
 
