@@ -340,8 +340,13 @@ class EntryTableSync:
     loaded once and caught up from the change log like the indexes: what lets a lookup check
     its hits (bank, enabled, removed, paused) and report them without a database read."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        """Whether to load the table: a short-lived process (one CLI lookup) reads the few
+        entries it hits instead; :meth:`entries` turns it on once those reach the thousands."""
+        self._read_from_database = 0
         self.reader = EntryMetaReader(store.db)
+        self.banks = store.banks
         self.changes = store.changes
         self.table: EntryTable | None = None
         self._views: dict[int, EntryView] = {}
@@ -351,6 +356,8 @@ class EntryTableSync:
         Returns how many rows were applied."""
         table = self.table
         if table is None:
+            if not self.enabled:
+                return 0
             table = EntryTable()
             top = self.changes.current_seq()
             applied = 0
@@ -374,6 +381,22 @@ class EntryTableSync:
 
     def forget_views(self) -> None:
         self._views = {}
+
+    def entries(
+        self, ids: set[int], banks: Mapping[int, BankInfo], checkpoint: int
+    ) -> dict[int, EntryView]:
+        """The stored entries behind ``ids`` for indexes at ``checkpoint``: from the table,
+        which catches up after the indexes (so an id it does not know has no entry any more);
+        from the database only while the table is missing or behind them (then the views
+        are not cached: that is for the table, once it is loaded)."""
+        found, missing = self.views(ids, banks)
+        if missing and self.behind(checkpoint):
+            needs_database("the entry table is behind the index")
+            found.update(self.banks.get_entries(missing))
+            self._read_from_database += len(missing)
+            if self._read_from_database > _VIEWS_MAX:
+                self.enabled = True  # loaded at the next refresh
+        return found
 
     def views(
         self, ids: set[int], banks: Mapping[int, BankInfo]

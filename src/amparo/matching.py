@@ -160,8 +160,8 @@ class Matcher:
         self._banks_cache: dict[int, BankInfo] = {}
         # What matching needs of every stored entry (bank, category, enabled...), in memory
         # and caught up with the change log with the indexes: lookups never read entries.
-        self._entry_table = EntryTableSync(store)
-        self._refreshing = False
+        self._entry_table = EntryTableSync(store, enabled=False)  # on in warm()
+        self._refreshing = False  # a refresh is under way (see answers_from_memory)
         self.video = VideoMatcher(store, settings)
 
     @property
@@ -220,9 +220,10 @@ class Matcher:
 
     def warm(self) -> None:
         """Load the indexes and get a new process ready to answer at full speed: mapped
-        pages faulted in, compiled kernels loaded, the entry query prepared. Without this
+        pages faulted in, compiled kernels loaded, the entry table read. Without this
         the first lookups of each service worker took ~0.7 s."""
-        self.refresh(force=False)
+        self._entry_table.enabled = True
+        self.refresh(force=self._entry_table.table is None)
         self.indexes.warm()
 
     def answers_from_memory(self) -> bool:
@@ -371,14 +372,9 @@ class Matcher:
         )
 
     def _stored_entries(self, ids: set[int]) -> dict[int, EntryView]:
-        """The stored entries behind ``ids``: from the in-memory entry table, which catches
-        up with the change log with the indexes (so an id it does not know has no entry any
-        more); from the database only while the table is missing or behind the indexes."""
-        found, missing = self._entry_table.views(ids, self._banks_cache)
-        if missing and self._entry_table.behind(self.checkpoint):
-            needs_database("the entry table is behind the index")
-            found.update(self.store.banks.get_entries(missing))
-        return found
+        """The stored entries behind ``ids``, from the in-memory entry table (see
+        :meth:`EntryTableSync.entries`)."""
+        return self._entry_table.entries(ids, self._banks_cache, self.checkpoint)
 
     def _pdq_hits(
         self,

@@ -98,6 +98,7 @@ def test_entry_table_agrees_with_the_database(amparo: Amparo, seed: int) -> None
         new = fresh_signals(6)
         amparo.banks.add_entries(name, [_record(rng, s) for s in new])
         signals[name] += new
+    amparo.matcher.warm()  # loads its entry table
     live = EntryTableSync(amparo.store)
     live.catch_up()
     oracle = Matcher(amparo.store, amparo.settings)

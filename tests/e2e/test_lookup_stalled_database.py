@@ -1,8 +1,9 @@
 """Lookups while the database does not answer (issue #19).
 
-The database is stalled for up to thirty seconds (under load, a test may take long): on PostgreSQL by another connection holding
-``LOCK TABLE bank_entries IN ACCESS EXCLUSIVE MODE``; on SQLite (whose WAL readers no lock
-blocks) by holding every statement of the service's engine at the cursor. Lookups whose
+The database is stalled (thirty seconds at most: a loaded machine is slow): on PostgreSQL by
+another connection holding ``LOCK TABLE bank_entries IN ACCESS EXCLUSIVE MODE``; on SQLite
+(whose WAL readers no lock blocks) by holding every statement of the service's engine at the
+cursor. Lookups whose
 entries are in memory must be answered while the stall is still held (no timing: a timer
 lifts the stall after thirty seconds, and the test asserts it had not); lookups that need the
 database (an index refresh due) must end with a 503 JSON error and a hint, not hang or 500.
