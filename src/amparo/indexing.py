@@ -345,33 +345,46 @@ class EntryTableSync:
         """Whether to load the table: a short-lived process (one CLI lookup) reads the few
         entries it hits instead; :meth:`entries` turns it on once those reach the thousands."""
         self._read_from_database = 0
+        self._loading = threading.Lock()
         self.reader = EntryMetaReader(store.db)
         self.banks = store.banks
         self.changes = store.changes
         self.table: EntryTable | None = None
         self._views: dict[int, EntryView] = {}
 
-    def catch_up(self) -> int:
-        """Load the table (the first time) or apply the changes since its checkpoint.
-        Returns how many rows were applied."""
-        table = self.table
-        if table is None:
-            if not self.enabled:
+    def load_in_background(self) -> threading.Thread:
+        """Turn the table on and load it in a thread (a service's start-up stays short;
+        lookups read the database until it is there, and the next refresh catches it up)."""
+        self.enabled = True
+        thread = threading.Thread(target=self._load, name="amparo-entry-table", daemon=True)
+        thread.start()
+        return thread
+
+    def _load(self) -> int:
+        with self._loading:
+            if self.table is not None:
                 return 0
             table = EntryTable()
             top = self.changes.current_seq()
-            applied = 0
-            for batch in self.reader.iter_all(top):
-                table.apply(batch)
-                applied += len(batch)
+            for batch in self.reader.iter_all():
+                table.apply_raw(batch)
             table.apply(checkpoint=top)
             self.table = table
-            return applied
+            return len(table)
+
+    def catch_up(self) -> int:
+        """Load the table (the first time, unless a thread is loading it) or apply the
+        changes since its checkpoint. Returns how many rows were applied."""
+        table = self.table
+        if table is None:
+            if not self.enabled or self._loading.locked():
+                return 0
+            return self._load()
         top = self.changes.current_seq()
         if top == table.checkpoint:
             return 0
         rows, gone = self.reader.since(table.checkpoint, top)
-        table.apply(rows, gone, checkpoint=top)
+        table.apply_raw(rows, gone, checkpoint=top)
         return len(rows) + len(gone)
 
     def behind(self, checkpoint: int) -> bool:

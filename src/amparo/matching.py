@@ -218,12 +218,15 @@ class Matcher:
             if indexes.needs_compaction():
                 indexes.compact_in_background()
 
-    def warm(self) -> None:
+    def warm(self, *, entries_in_background: bool = False) -> None:
         """Load the indexes and get a new process ready to answer at full speed: mapped
-        pages faulted in, compiled kernels loaded, the entry table read. Without this
-        the first lookups of each service worker took ~0.7 s."""
-        self._entry_table.enabled = True
-        self.refresh(force=self._entry_table.table is None)
+        pages faulted in, compiled kernels loaded, the entry table read (or being read in
+        a thread). Without this the first lookups of each service worker took ~0.7 s."""
+        if entries_in_background:
+            self._entry_table.load_in_background()
+        else:
+            self._entry_table.enabled = True
+        self.refresh(force=self._entry_table.table is None and not entries_in_background)
         self.indexes.warm()
 
     def answers_from_memory(self) -> bool:

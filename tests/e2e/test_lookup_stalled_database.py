@@ -102,6 +102,14 @@ def stalled(service: Service, url: str) -> Iterator[threading.Event]:
         release.set()
 
 
+def _entry_table_loaded(service: Service) -> None:
+    """Wait for the entry table a service loads in a thread as it starts."""
+    deadline = time.monotonic() + 120
+    while service.amparo.matcher._entry_table.table is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.amparo.matcher._entry_table.table is not None
+
+
 def _md5(i: int) -> dict[str, str]:
     return {"signal": SIGNALS[i], "signal_type": "md5"}
 
@@ -125,6 +133,7 @@ def test_known_entries_are_answered_while_the_database_stalls(
     with TestClient(create_app(stall_settings)) as client:
         service: Service = client.app.state.service  # type: ignore[attr-defined]
         matcher = service.amparo.matcher
+        _entry_table_loaded(service)
         # Authenticate once (the key is then cached) and look one entry up.
         r = client.get(
             "/m/raw_lookup", params={"signal": SIGNALS[0], "signal_type": "md5"}, headers=auth
@@ -191,6 +200,7 @@ def test_the_v1_lane_answers_as_the_route_does(stall_settings: Settings) -> None
             "b", [EntryRecord("md5", SIGNALS[0], category="c", tags=["x", "y"], source_id="s")]
         )
     with TestClient(create_app(stall_settings)) as client:
+        _entry_table_loaded(client.app.state.service)  # type: ignore[attr-defined]
         for who in ("matcher", "admin"):  # a band only, and the distance too
             auth = {"Authorization": f"Bearer {keys[who]}"}
             params = {"signal": SIGNALS[0], "signal_type": "md5"}

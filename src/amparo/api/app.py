@@ -255,7 +255,9 @@ def _refresh_quietly(service: Service) -> None:
 
 def _warm_quietly(service: Service) -> None:
     try:
-        service.amparo.matcher.warm()
+        # The entry table loads in a thread: a million entries take many seconds, and a
+        # worker that starts slowly is restarted by uvicorn's health check.
+        service.amparo.matcher.warm(entries_in_background=True)
     except Exception:
         # Only speed is at stake; a failing index shows in /readyz through the refresh.
         log.warning("warming the index failed", exc_info=True)

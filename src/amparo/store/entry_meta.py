@@ -9,14 +9,12 @@ does not (it is not part of a match).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, select
 
-from amparo.clock import as_utc
-from amparo.index.entries import EntryMeta
+from amparo.index.entries import RawEntry
 from amparo.store.models import EntryRow, EntryTombstoneRow
 from amparo.store.uow import Database
 
@@ -26,7 +24,7 @@ _COLUMNS = [
     _entry.c.id,
     _entry.c.bank_id,
     _entry.c.enabled,
-    _entry.c.removed_at,
+    _entry.c.removed_at.is_not(None),
     _entry.c.disabled_until,
     _entry.c.category,
     _entry.c.tags,
@@ -34,36 +32,18 @@ _COLUMNS = [
     # Variant columns come with migration 0014; read them when the model has them.
     *(c for c in (_entry.c.get("variant_of"), _entry.c.get("variant")) if c is not None),
 ]
-_HAS_VARIANTS = _entry.c.get("variant_of") is not None
-
-
-def _meta(r: Any) -> EntryMeta:
-    tags = r.tags
-    return EntryMeta(
-        id=int(r.id),
-        bank_id=int(r.bank_id),
-        enabled=bool(r.enabled),
-        removed=r.removed_at is not None,
-        disabled_until=as_utc(r.disabled_until),
-        category=r.category,
-        tags=tuple(json.loads(tags)) if tags else (),
-        source_id=r.source_id,
-        variant_of=int(r.variant_of) if _HAS_VARIANTS and r.variant_of is not None else None,
-        variant=r.variant if _HAS_VARIANTS else None,
-    )
 
 
 class EntryMetaReader:
-    """The entry table's reads from one database."""
+    """The entry table's reads from one database, as rows of :data:`RawEntry`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def iter_all(self, top: int, batch: int = 100_000) -> Iterator[list[EntryMeta]]:
-        """Every entry (removed ones too, flagged), in id order, in batches. ``top``: the
-        change-log position read before starting (rows changed after it may show their new
-        state; catching up from ``top`` then applies them again)."""
-        del top  # documents the protocol; the scan itself needs no bound
+    def iter_all(self, batch: int = 100_000) -> Iterator[list[RawEntry]]:
+        """Every entry (removed ones too, flagged), in id order, in batches. Read the
+        change-log position first: rows changed after it may show their new state, and
+        catching up from it applies them again."""
         last = 0
         with self.db.reading() as conn:
             while True:
@@ -72,10 +52,10 @@ class EntryMetaReader:
                 ).all()
                 if not rows:
                     return
-                last = int(rows[-1].id)
-                yield [_meta(r) for r in rows]
+                last = int(rows[-1][0])
+                yield [tuple(r) for r in rows]
 
-    def since(self, seq: int, top: int) -> tuple[list[EntryMeta], list[int]]:
+    def since(self, seq: int, top: int) -> tuple[list[RawEntry], list[int]]:
         """Entries whose change-log position is in ``(seq, top]``, and the ids of entries
         deleted (with their bank) in that range."""
         with self.db.reading() as conn:
@@ -85,4 +65,4 @@ class EntryMetaReader:
             gone = conn.execute(
                 select(_tomb.c.entry_id).where(_tomb.c.seq > seq, _tomb.c.seq <= top)
             ).all()
-        return [_meta(r) for r in rows], [int(g.entry_id) for g in gone]
+        return [tuple(r) for r in rows], [int(g[0]) for g in gone]
