@@ -243,10 +243,11 @@ class Matcher:
 
     def is_fresh(self) -> bool:
         """Whether a lookup now would use what is in memory, with no database round trip
-        (so an async caller may run it on its event loop)."""
+        (so an async caller may run it on its event loop). Entries come from the entry
+        table once it is on (a process that has not turned it on reads them on each hit)."""
         return (
             self._indexes is not None
-            and self._entry_table.table is not None
+            and (self._entry_table.table is not None or not self._entry_table.enabled)
             and self.store.generation == self._seen_generation
             and time.monotonic() - self._refreshed_at < self.settings.index_refresh_seconds
         )
