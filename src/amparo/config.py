@@ -104,6 +104,10 @@ class Settings(MediaSettings):
         30,
         "/readyz fails when the index was last refreshed longer ago.",
     )
+    lookup_database_timeout_seconds: float = setting(
+        5.0,
+        "Most time a lookup request waits for the database before a 503.",
+    )
     # -- review (cases, reviewer UI) --
     review_reveal_seconds: int = setting(
         5,

@@ -34,6 +34,8 @@ AmparoError                 base; ``exit_code`` for the CLI, ``http_status`` for
 │                           pinned at grant time (400; nothing stored)
 ├── StorageError            the database or data directory cannot be used
 │   ├── IndexCorruptError   an on-disk index segment fails its checksum or header check
+│   ├── DatabaseSlowError   the database did not answer a lookup in time (503)
+│   │   └── DatabaseNeededError  a memory-only lookup (on an event loop) needs the database
 │   ├── BlobNotFoundError   a blob backend holds no blob under a key (the evidence store
 │   │                       turns it into BlobMissingError, naming the item)
 │   └── EvidenceIntegrityError  a preserved evidence item is damaged, altered or missing
@@ -235,6 +237,21 @@ class StorageError(AmparoError):
 
 class IndexCorruptError(StorageError):
     code = "index_corrupt"
+
+
+class DatabaseSlowError(StorageError):
+    """The database did not answer within ``api_database_timeout_seconds``: the lookup was
+    given up (a 503 the caller may retry), rather than holding the request open."""
+
+    code = "database_slow"
+    http_status = 503
+
+
+class DatabaseNeededError(DatabaseSlowError):
+    """A lookup asked to answer from memory only (on a server's event loop) needs the
+    database; the caller runs it again in a worker thread."""
+
+    code = "database_needed"
 
 
 class BlobNotFoundError(StorageError):

@@ -34,6 +34,12 @@ from amparo.index.live import MANIFEST, LiveIndex
 from amparo.signals import get_signal_type
 from amparo.signals.pdq import PdqSignal
 from amparo.store import Store
+from amparo.store.entry_meta import (  # the entry table, kept beside the indexes
+    EntryTableSync as EntryTableSync,
+)
+from amparo.store.entry_meta import memory_only as memory_only
+from amparo.store.entry_meta import memory_only_now as memory_only_now
+from amparo.store.entry_meta import needs_database as needs_database
 
 log = logging.getLogger("amparo.index")
 

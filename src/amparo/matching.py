@@ -18,15 +18,20 @@ from amparo.banks.model import BankInfo
 from amparo.config import Settings
 from amparo.errors import BankNotFoundError
 from amparo.index import MAX_RADIUS, SegmentedPdqIndex
-from amparo.indexing import PDQ, SignalIndexes, keys_of
+from amparo.indexing import (
+    PDQ,
+    EntryTableSync,
+    SignalIndexes,
+    keys_of,
+    memory_only_now,
+    needs_database,
+)
 from amparo.signals import SignalType, signal_types
 from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
 from amparo.signals.vpdq import VpdqSignal, parse_vpdq
 from amparo.store import EntryView, Store
 from amparo.video_matching import VideoMatchDetail, VideoMatcher, video_distance_threshold
 
-_ENTRY_CACHE_MAX = 20_000
-"""Stored entries kept for repeated hits (a few MB); emptied past this, so memory stays flat."""
 PATHS = ("plain", "trimmed", "variant", "dihedral")
 """How a match was found (docs/detection.md), plainest first: ``plain`` the query's own PDQ
 or digest; ``trimmed`` the query's PDQ with borders or bars trimmed; ``variant`` a stored
@@ -156,13 +161,16 @@ class Matcher:
         self._seen_generation = -1
         self._refreshed_at = 0.0
         self._banks_cache: dict[int, BankInfo] = {}
-        # Stored entries of recent hits (bank, category, enabled...), so repeated lookups skip
-        # the database; emptied whenever the change log moves (or this process writes).
-        self._entries: dict[int, EntryView] = {}
+        # What matching needs of every stored entry (bank, category, enabled...), in memory
+        # and caught up with the change log with the indexes: lookups never read entries.
+        self._entry_table = EntryTableSync(store, enabled=False)  # on in warm()
+        self._refreshing = False  # a refresh is under way (see answers_from_memory)
         self.video = VideoMatcher(store, settings)
 
     @property
     def indexes(self) -> SignalIndexes:
+        if self._indexes is not None:  # no lock: a refresh may hold it, waiting on the database
+            return self._indexes
         with self._lock:
             if self._indexes is None:
                 self._indexes = SignalIndexes(self.store, self.settings.index_dir)
@@ -187,42 +195,62 @@ class Matcher:
         ``force=False`` skips the database round trip when this process has written nothing
         since the last refresh and the last one is recent (``index_refresh_seconds``).
         """
+        if not force and (self.is_fresh() or (memory_only_now() and self.answers_from_memory())):
+            return
+        needs_database("the index is due for a refresh")
         with self._lock:
             now = time.monotonic()
             generation = self.store.generation
-            if (
-                not force
-                and self._indexes is not None
-                and generation == self._seen_generation
-                and now - self._refreshed_at < self.settings.index_refresh_seconds
-            ):
+            if not force and self.is_fresh():
                 return
-            indexes = self.indexes
-            before = indexes.checkpoint
-            indexes.catch_up()
-            if indexes.checkpoint != before or generation != self._seen_generation:
-                self._entries = {}
-            self.video.refresh()
-            self._banks_cache = {
-                b.id: b for b in self.store.banks.list(with_counts=False) if b.id is not None
-            }
+            self._refreshing = True
+            try:
+                indexes = self.indexes
+                before = indexes.checkpoint
+                indexes.catch_up()
+                changed = self._entry_table.catch_up()
+                if changed or indexes.checkpoint != before or generation != self._seen_generation:
+                    self._entry_table.forget_views()
+                self.video.refresh()
+                self._banks_cache = {
+                    b.id: b for b in self.store.banks.list(with_counts=False) if b.id is not None
+                }
+            finally:
+                self._refreshing = False
             self._seen_generation, self._refreshed_at = generation, now
             if indexes.needs_compaction():
                 indexes.compact_in_background()
 
-    def warm(self) -> None:
+    def warm(self, *, entries_in_background: bool = False) -> None:
         """Load the indexes and get a new process ready to answer at full speed: mapped
-        pages faulted in, compiled kernels loaded, the entry query prepared. Without this
-        the first lookups of each service worker took ~0.7 s."""
-        self.refresh(force=False)
+        pages faulted in, compiled kernels loaded, the entry table read (or being read in
+        a thread). Without this the first lookups of each service worker took ~0.7 s."""
+        if entries_in_background:
+            self._entry_table.load_in_background()
+        else:
+            self._entry_table.enabled = True
+        self.refresh(force=self._entry_table.table is None and not entries_in_background)
         self.indexes.warm()
-        self.store.banks.get_entries([-1])
+
+    def answers_from_memory(self) -> bool:
+        """Whether a lookup inside :func:`memory_only` (on an event loop) answers now: the
+        index is fresh, or a refresh is under way (in the background, perhaps waiting on a
+        slow database), nothing this process wrote is pending, and what is in memory is less
+        than ``index_max_age_seconds`` old."""
+        return self.is_fresh() or (
+            self._refreshing
+            and self._entry_table.table is not None
+            and self.store.generation == self._seen_generation
+            and time.monotonic() - self._refreshed_at < self.settings.index_max_age_seconds
+        )
 
     def is_fresh(self) -> bool:
         """Whether a lookup now would use what is in memory, with no database round trip
-        (so an async caller may run it on its event loop)."""
+        (so an async caller may run it on its event loop). Entries come from the entry
+        table once it is on (a process that has not turned it on reads them on each hit)."""
         return (
             self._indexes is not None
+            and (self._entry_table.table is not None or not self._entry_table.enabled)
             and self.store.generation == self._seen_generation
             and time.monotonic() - self._refreshed_at < self.settings.index_refresh_seconds
         )
@@ -351,15 +379,9 @@ class Matcher:
         )
 
     def _stored_entries(self, ids: set[int]) -> dict[int, EntryView]:
-        """The stored entries behind ``ids``, from the cache or the database."""
-        cache = self._entries
-        missing = [i for i in ids if i not in cache]
-        if missing:
-            found = self.store.banks.get_entries(missing)
-            if len(cache) + len(found) > _ENTRY_CACHE_MAX:
-                cache = self._entries = {}
-            cache.update(found)
-        return {i: cache[i] for i in ids if i in cache}
+        """The stored entries behind ``ids``, from the in-memory entry table (see
+        :meth:`EntryTableSync.entries`)."""
+        return self._entry_table.entries(ids, self._banks_cache, self.checkpoint)
 
     def _pdq_hits(
         self,
@@ -430,6 +452,7 @@ class Matcher:
         ]
         if not videos:
             return
+        needs_database("video matching reads its entries")
         found = self.video.match([v for _, v in videos], enabled, refresh=False)
         for (qi, _), matched in zip(videos, found, strict=True):
             results[qi].matches.extend(

@@ -29,6 +29,7 @@ from amparo.api.metrics_hotline import HotlineCollector
 from amparo.api.middleware import RouteTemplates, ServiceMiddleware
 from amparo.api.schemas import ErrorBody
 from amparo.api.service import Service
+from amparo.api.v1.lookup_lane import fast_lookup
 from amparo.app import Amparo
 from amparo.clock import Monotonic, monotonic
 from amparo.config import Settings, load_settings
@@ -227,7 +228,10 @@ def create_app(
         json_limit=settings.api_max_json_bytes,
         upload_limit=settings.api_max_upload_bytes,
         templates=RouteTemplates(lambda: [*app.openapi()["paths"], "/openapi.json", "/docs"]),
-        fast_lanes={("GET", "/m/raw_lookup"): hma.matching.fast_raw_lookup(service)},
+        fast_lanes={
+            ("GET", "/m/raw_lookup"): hma.matching.fast_raw_lookup(service),
+            ("GET", "/v1/lookup"): fast_lookup(service),
+        },
         headers_under={
             "/review": web.SECURITY_HEADERS,
             "/report": web.SECURITY_HEADERS,
@@ -251,7 +255,9 @@ def _refresh_quietly(service: Service) -> None:
 
 def _warm_quietly(service: Service) -> None:
     try:
-        service.amparo.matcher.warm()
+        # The entry table loads in a thread: a million entries take many seconds, and a
+        # worker that starts slowly is restarted by uvicorn's health check.
+        service.amparo.matcher.warm(entries_in_background=True)
     except Exception:
         # Only speed is at stake; a failing index shows in /readyz through the refresh.
         log.warning("warming the index failed", exc_info=True)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import anyio.to_thread
 from fastapi import Request
 
 from amparo.api.metrics import Metrics
 from amparo.app import Amparo
 from amparo.clock import Monotonic, monotonic
 from amparo.config import SYSTEM_ACTOR, Settings
+from amparo.errors import DatabaseSlowError
 from amparo.fetch import Fetcher, FetchLimits, FetchSlots
 from amparo.keys import ApiKey, KeyService, RateLimiter, parse_rate_limits
 from amparo.matching import Match
@@ -21,6 +26,7 @@ from amparo.probes import ProbeAlert, ProbeDetector, sees_distance
 from amparo.signals import signal_types
 
 log = logging.getLogger("amparo.api")
+T = TypeVar("T")
 PROBED_TYPES = frozenset(st.name for st in signal_types("hamming"))
 """Signal types whose near-identical queries can reconstruct a hash: those matched within a
 Hamming distance (PDQ), where one flipped bit at a time walks a query across the threshold."""
@@ -84,6 +90,23 @@ class Service:
             self.index.refreshed_at = time.monotonic()
             self.index.error = None
         self.update_index_metrics()
+
+    async def off_loop(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a lookup that may read the database in a worker thread, for at most
+        ``lookup_database_timeout_seconds``: past it the request gets DatabaseSlowError (503)
+        and the thread is left to finish (or fail) on its own, holding no request open."""
+        timeout = self.settings.lookup_database_timeout_seconds
+        call = functools.partial(fn, *args)
+        try:
+            return await asyncio.wait_for(
+                anyio.to_thread.run_sync(call, abandon_on_cancel=True), timeout
+            )
+        except TimeoutError:
+            raise DatabaseSlowError(
+                f"the database did not answer within {timeout:g} s",
+                hint="retry shortly; if this persists, look for long transactions or locks "
+                "on the database (lookup_database_timeout_seconds sets the wait)",
+            ) from None
 
     def index_age(self) -> float | None:
         if not self.index.refreshed_at:

@@ -25,6 +25,10 @@ _STAGING_COLUMNS = (
     "provenance",
 )
 # The last of duplicate signals in one import wins.
+_CHANGED = (
+    "OR bank_entries.{0} <> excluded.{0} OR (bank_entries.{0} IS NULL) <> (excluded.{0} IS NULL) "
+)
+"""A column that differs between a stored entry and its re-import (NULL-safe, both dialects)."""
 _LATEST = "s.n IN (SELECT max(n) FROM amparo_staging GROUP BY signal_type, signal_key)"
 
 
@@ -112,10 +116,10 @@ class Staging:
 
     def merge(self, bank_id: int, now: datetime, seq: int) -> int:
         """Insert or update the staged entries; return how many distinct signals were staged.
-        A row's change-log position moves only when its matching state changes (it was
-        removed, or ``enabled`` flips), so re-importing a list does not churn the index; a
-        new provenance alone is stored without moving it (an import without provenance
-        keeps the entry's)."""
+        A row's change-log position moves only when what matching sees changes (it was
+        removed, ``enabled`` flips, or its category, tags or source id change), so
+        re-importing a list unchanged does not churn the index; a new provenance alone is
+        stored without moving it (an import without provenance keeps the entry's)."""
         stmt = text(
             "INSERT INTO bank_entries (bank_id, signal_type, signal, signal_key, category, tags, "
             "source_id, note, enabled, provenance, added_at, removed_at, seq) "
@@ -131,8 +135,12 @@ class Staging:
             "added_at = CASE WHEN bank_entries.removed_at IS NULL THEN bank_entries.added_at "
             "ELSE excluded.added_at END, "
             "seq = CASE WHEN bank_entries.removed_at IS NOT NULL "
-            "OR bank_entries.enabled <> excluded.enabled THEN excluded.seq "
-            "ELSE bank_entries.seq END, "
+            "OR bank_entries.enabled <> excluded.enabled "
+            # What a match reports changed: in-memory entry tables must hear of it.
+            + _CHANGED.format("category")
+            + _CHANGED.format("tags")
+            + _CHANGED.format("source_id")
+            + "THEN excluded.seq ELSE bank_entries.seq END, "
             "removed_at = NULL"
         ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
         self.conn.execute(stmt, {"bank": bank_id, "now": now, "seq": seq})

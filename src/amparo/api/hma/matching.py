@@ -25,9 +25,10 @@ from amparo.api.hma.common import (
     signal_types,
 )
 from amparo.api.service import Service, get_service
-from amparo.errors import AmparoError, InputError
+from amparo.errors import AmparoError, DatabaseNeededError, InputError
 from amparo.events import Source
 from amparo.hashing import MediaHashes
+from amparo.indexing import memory_only
 from amparo.keys import ApiKey
 from amparo.matching import Match, default_threshold
 from amparo.probes import hma_distance, sees_distance
@@ -56,11 +57,12 @@ def _match(
     chosen = _banks(service, banks)
     if chosen is not None and not chosen:
         return []
-    service.metrics.lookups.labels("signal").inc()
     query = (signal_name(signal_type), signal)
     check = service.amparo.checks.check_signals(
         [query], source=Source(kind="api"), actor=key.actor, banks=chosen
     )
+    # Counted once answered: a lookup refused on the event loop runs again in a thread.
+    service.metrics.lookups.labels("signal").inc()
     matches = check.results[0]
     service.count_matches(matches)
     service.screen(key, [query], [matches])
@@ -68,22 +70,39 @@ def _match(
 
 
 def _in_memory(service: Service, banks: str | None) -> bool:
-    """Whether a lookup is all in memory (no database read, and the cached rule set says
-    no rule is enabled: a lookup then takes well under a millisecond, and a thread hop costs
-    more than it). When the rule cache is due for a re-read, the lookup that re-reads it goes
-    to the thread pool."""
+    """Whether a lookup is likely all in memory (no database read, and the cached rule set
+    says no rule is enabled: a lookup then takes well under a millisecond, and a thread hop
+    costs more than it). When the rule cache is due for a re-read, the lookup that re-reads
+    it goes to the thread pool."""
     checks = service.amparo.checks
-    return banks is None and service.amparo.matcher.is_fresh() and checks.rules_known_inactive()
+    return (
+        banks is None
+        and service.amparo.matcher.answers_from_memory()
+        and checks.rules_known_inactive()
+    )
+
+
+def _match_in_memory(
+    service: Service, key: ApiKey, signal: str, signal_type: str, banks: str | None
+) -> list[Match] | None:
+    """``_match`` on the event loop, from memory only; None when it needs the database."""
+    try:
+        with memory_only():
+            return _match(service, key, signal, signal_type, banks)
+    except DatabaseNeededError:
+        return None
 
 
 async def _match_soon(
     service: Service, key: ApiKey, signal: str, signal_type: str, banks: str | None
 ) -> list[Match]:
-    """``_match`` on the event loop when it is all in memory, else in the thread pool (it
-    reads the database, or runs the action rules)."""
+    """``_match`` on the event loop when it is all in memory, else in the thread pool with
+    a deadline (it reads the database, or runs the action rules)."""
     if _in_memory(service, banks):
-        return _match(service, key, signal, signal_type, banks)
-    return await run_in_threadpool(_match, service, key, signal, signal_type, banks)
+        found = _match_in_memory(service, key, signal, signal_type, banks)
+        if found is not None:
+            return found
+    return await service.off_loop(_match, service, key, signal, signal_type, banks)
 
 
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
@@ -110,8 +129,9 @@ def fast_raw_lookup(service: Service) -> Callable[[Scope], Awaitable[bytes | Non
             return None
         try:
             key = authenticate(Request(scope), service, MATCH)
-            matches = _match(service, key, signal, signal_type, None)
-        except AmparoError:
+            with memory_only():
+                matches = _match(service, key, signal, signal_type, None)
+        except AmparoError:  # DatabaseNeededError among them: the full route uses a thread
             return None
         found: list[Any] = (
             _distances(matches, sees_distance(key))

@@ -28,11 +28,12 @@ from amparo.api.schemas import (
     SignalTypeName,
 )
 from amparo.api.service import Service, get_service
-from amparo.errors import InputError
+from amparo.errors import DatabaseNeededError, InputError
 from amparo.events import Source
 from amparo.hashing import MediaHashes
+from amparo.indexing import memory_only
 from amparo.keys import ApiKey
-from amparo.matching import default_threshold
+from amparo.matching import Match, default_threshold
 from amparo.probes import sees_distance
 from amparo.signals import get_signal_type, normalize_signal
 
@@ -216,8 +217,48 @@ def match_signals(
     )
 
 
+def _lookup(
+    service: Service,
+    key: ApiKey,
+    signal_type: str,
+    signal: str,
+    banks: list[str] | None,
+    source: Source,
+) -> tuple[list[Match], list[TakenAction]]:
+    """Look one signal up and run the rules on a find; what ``/v1/lookup`` answers."""
+    check = service.amparo.checks.check_signals(
+        [(signal_type, signal)], source=source, actor=key.actor, banks=banks or None
+    )
+    # Counted once answered: a lookup refused on the event loop runs again in a thread.
+    service.metrics.lookups.labels("signal").inc()
+    matches = check.results[0]
+    service.count_matches(matches)
+    service.screen(key, [(signal_type, signal)], [matches])
+    return matches, check.actions
+
+
+def _lookup_in_memory(
+    service: Service,
+    key: ApiKey,
+    signal_type: str,
+    signal: str,
+    banks: list[str] | None,
+    source: Source,
+) -> tuple[list[Match], list[TakenAction]] | None:
+    """:func:`_lookup` on the event loop when it is all in memory (fresh index, no rule
+    enabled); None when it needs the database (or a rule could act)."""
+    checks = service.amparo.checks
+    if not (service.amparo.matcher.answers_from_memory() and checks.rules_known_inactive()):
+        return None
+    try:
+        with memory_only():
+            return _lookup(service, key, signal_type, signal, banks, source)
+    except DatabaseNeededError:
+        return None
+
+
 @router.get("/lookup", response_model=LookupOut, summary="Look one signal up")
-def lookup(
+async def lookup(
     signal_type: Annotated[SignalTypeName, Query()],
     signal: Annotated[str, Query(max_length=200)],
     banks: BanksParam = None,
@@ -227,16 +268,14 @@ def lookup(
 ) -> LookupOut:
     """Look one signal up; a matched ``sha256`` names its content, so the action rules run
     on it as on ``/v1/match/signals`` (``actions``)."""
-    service.metrics.lookups.labels("signal").inc()
-    check = service.amparo.checks.check_signals(
-        [(signal_type, signal)], source=where.source(), actor=key.actor, banks=banks or None
-    )
-    matches = check.results[0]
-    service.count_matches(matches)
-    service.screen(key, [(signal_type, signal)], [matches])
+    args = (service, key, signal_type, signal, banks, where.source())
+    found = _lookup_in_memory(*args)
+    if found is None:
+        found = await service.off_loop(_lookup, *args)
+    matches, actions = found
     return LookupOut(
         matches=[MatchOut.of(m, exact=sees_distance(key)) for m in matches],
-        actions=_taken(check.actions),
+        actions=_taken(actions),
     )
 
 
