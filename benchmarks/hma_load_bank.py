@@ -46,16 +46,12 @@ def main() -> None:
         assert bank_row is not None
         bank_id = bank_row[0]
         count = 0
-        with cur.copy("COPY bank_content (id, bank_id, disable_until_ts) FROM STDIN") as copy:
-            with args.hashes.open() as f:
-                for count, _line in enumerate(f, 1):
-                    copy.write_row((count, bank_id, 1))  # 1 = BankContentConfig.ENABLED
-        with (
-            cur.copy(
-                "COPY content_signal (content_id, signal_type, signal_val) FROM STDIN"
-            ) as copy,
-            args.hashes.open() as f,
-        ):
+        contents = "COPY bank_content (id, bank_id, disable_until_ts) FROM STDIN"
+        with cur.copy(contents) as copy, args.hashes.open() as f:
+            for count, _line in enumerate(f, 1):
+                copy.write_row((count, bank_id, 1))  # 1 = BankContentConfig.ENABLED
+        signals = "COPY content_signal (content_id, signal_type, signal_val) FROM STDIN"
+        with cur.copy(signals) as copy, args.hashes.open() as f:
             for i, line in enumerate(f, 1):
                 copy.write_row((i, "pdq", line.strip().lower()))
         cur.execute("SELECT setval('bank_content_id_seq', %s)", (count,))
