@@ -56,6 +56,7 @@ from service_load import Phase, build_bank, free_port, random_hashes, rss_kib
 
 LUA = Path(__file__).with_name("lookup_load.lua")
 ENTRY_IDS: list[int] = []  # line -> entry id of the Amparo started here
+HOMES: list[Path] = []  # its temporary home, removed at the end
 ROUTES = {"hma": "/m/raw_lookup", "v1": "/v1/lookup"}
 
 
@@ -245,6 +246,7 @@ def start_amparo(
     home = Path(tempfile.mkdtemp(prefix="amparo-lookup-"))
     key, _ = build_bank(home, len(hexes), hexes)
     ENTRY_IDS.extend(amparo_entry_ids(home, hexes))
+    HOMES.append(home)
     port = free_port()
     log = (home / "serve.log").open("wb")
     print(f"amparo serve log: {home / 'serve.log'}", file=sys.stderr)
@@ -320,6 +322,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=60)
+            for home in HOMES:
+                shutil.rmtree(home, ignore_errors=True)
 
 
 def one_route(
