@@ -66,11 +66,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def build_bank(home: Path, entries: int) -> tuple[str, list[str]]:
-    settings = load_settings(env={}, overrides={"home": home})
-    rng = np.random.default_rng(7)
+def random_hashes(entries: int, seed: int = 7) -> list[str]:
+    """``entries`` random PDQ hashes (64 hex digits), the same for the same seed."""
+    rng = np.random.default_rng(seed)
     raw = rng.integers(0, 256, size=(entries, 32), dtype=np.uint8)
-    hexes = [row.tobytes().hex() for row in raw]
+    return [row.tobytes().hex() for row in raw]
+
+
+def build_bank(home: Path, entries: int, hexes: list[str] | None = None) -> tuple[str, list[str]]:
+    """A home with one bank ``bench`` of ``hexes`` (default ``entries`` random hashes) and a
+    matcher + curator API key; the key and the hashes."""
+    settings = load_settings(env={}, overrides={"home": home})
+    if hexes is None:
+        hexes = random_hashes(entries)
+    entries = len(hexes)
     with Amparo(settings) as amparo:
         amparo.banks.create(BankInfo(name="bench"), actor="bench")
         start = time.perf_counter()
