@@ -10,9 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from amparo.banks.model import BankInfo
 from amparo.config import Settings
@@ -26,25 +24,23 @@ from amparo.indexing import (
     memory_only_now,
     needs_database,
 )
+from amparo.match_model import MIRROR, MIRROR_INDEX, PATHS, RANK, Hit, Match, Query, QueryResult
 from amparo.signals import SignalType, signal_types
 from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
 from amparo.signals.vpdq import VpdqSignal, parse_vpdq
 from amparo.store import EntryView, Store
-from amparo.video_matching import VideoMatchDetail, VideoMatcher, video_distance_threshold
+from amparo.video_matching import VideoMatcher, video_distance_threshold
 
-PATHS = ("plain", "trimmed", "variant", "dihedral")
-"""How a match was found (docs/detection.md), plainest first: ``plain`` the query's own PDQ
-or digest; ``trimmed`` the query's PDQ with borders or bars trimmed; ``variant`` a stored
-crop (or trim) of media a curator added; ``dihedral`` a mirrored or rotated query. When
-several find the same entry at the same distance, the plainest is reported."""
-_RANK = {p: i for i, p in enumerate(PATHS)}
-MIRROR = "flipy"
-"""The dihedral transform of a left-right mirror: PDQ names the flips by their axis, so a
-mirror is a flip about the vertical (y) axis, ``flipy`` (the reference ``dih/`` photos agree).
-Matched in every bank with ``match_mirrored``; the other transforms only in banks with
-``dihedral``."""
-_MIRROR_INDEX = DIHEDRAL_NAMES.index(MIRROR) - 1
-"""Where the mirror is in a query's ``pdq_dihedral`` (which leaves out ``original``)."""
+__all__ = [
+    "MIRROR",
+    "PATHS",
+    "Match",
+    "Matcher",
+    "Query",
+    "QueryResult",
+    "default_threshold",
+]
+
 _WITHIN_THRESHOLD = frozenset(st.name for st in signal_types("hamming"))
 """Signal types whose index hits are checked against their bank's threshold (and dihedral
 opt-in); exact hits are at distance 0, video matches are decided by the video matcher."""
@@ -59,89 +55,6 @@ def default_threshold(signal_type: type[SignalType], settings: Settings) -> int:
     if signal_type.index_kind == "video":
         return video_distance_threshold(settings)
     return settings.pdq_threshold
-
-
-@dataclass(frozen=True)
-class Match:
-    """One bank entry matched by one query signal. Carries no hash from the bank itself:
-    a matcher learns what matched and how closely, never a list's contents."""
-
-    bank: str
-    entry_id: int
-    signal_type: str
-    distance: int
-    category: str | None = None
-    tags: tuple[str, ...] = ()
-    source_id: str | None = None
-    transform: str | None = None
-    """For dihedral PDQ matches: which rotation/flip of the query matched."""
-    path: str = "plain"
-    """How the match was found: one of :data:`PATHS`. Scan reports call it ``match_path``
-    (their ``path`` is the file's)."""
-    variant: str | None = None
-    """For ``variant`` matches: which stored variant of the entry matched."""
-    video: VideoMatchDetail | None = None
-    """For vPDQ matches: shares of frames in common and the matching time ranges."""
-
-    def to_json(self) -> dict[str, object]:
-        data: dict[str, object] = {
-            "bank": self.bank,
-            "entry_id": self.entry_id,
-            "signal_type": self.signal_type,
-            "distance": self.distance,
-            "category": self.category,
-            "path": self.path,
-        }
-        if self.variant is not None:
-            data["variant"] = self.variant
-        if self.tags:
-            data["tags"] = list(self.tags)
-        if self.source_id is not None:
-            data["source_id"] = self.source_id
-        if self.transform is not None:
-            data["transform"] = self.transform
-        if self.video is not None:
-            data["video"] = self.video.to_json()
-        return data
-
-
-@dataclass
-class Query:
-    """The signals of one piece of content to look up."""
-
-    signals: dict[str, str]
-    """Signal type -> canonical value."""
-    pdq_quality: int | None = None
-    pdq_dihedral: list[str] = field(default_factory=list)
-    """The seven non-identity dihedral PDQ hashes (``DIHEDRAL_NAMES[1:]`` order), if any."""
-    pdq_mirror: str | None = None
-    """The PDQ of the mirrored picture (when not already in ``pdq_dihedral``)."""
-    pdq_trimmed: str | None = None
-    """The PDQ of the picture with borders or bars trimmed; None when nothing was."""
-    pdq_trimmed_mirror: str | None = None
-
-
-class _Hit(NamedTuple):
-    """One index hit of one query: the stored row it found (an entry or a variant of one),
-    how far, and which form of the query found it."""
-
-    entry_id: int
-    signal_type: str
-    distance: int
-    transform: str | None = None
-    trimmed: bool = False
-
-
-@dataclass
-class QueryResult:
-    matches: list[Match]
-    pdq_skipped: str | None = None
-    """Why the PDQ hash was not used (low quality), if it was not."""
-    benign: list[Match] = field(default_factory=list)
-    """Matches in negative (known-benign) banks. When there are any, ``matches`` is empty:
-    known-benign content is never a find."""
-    suppressed: list[Match] = field(default_factory=list)
-    """Positive-bank matches withheld because the query also matched a negative bank."""
 
 
 class Matcher:
@@ -295,7 +208,7 @@ class Matcher:
         results = [QueryResult(matches=[]) for _ in queries]
         if not enabled or not queries:
             return results
-        hits: list[list[_Hit]] = [[] for _ in queries]
+        hits: list[list[Hit]] = [[] for _ in queries]
         self._pdq_hits(queries, enabled, results, hits)
         self._digest_hits(queries, hits)
         self._video_matches(queries, enabled, results)
@@ -311,9 +224,9 @@ class Matcher:
                 if match is None:
                     continue
                 key = (match.entry_id, match.signal_type)
-                if key in best and (best[key].distance, _RANK[best[key].path]) <= (
+                if key in best and (best[key].distance, RANK[best[key].path]) <= (
                     match.distance,
-                    _RANK[match.path],
+                    RANK[match.path],
                 ):
                     continue
                 best[key] = match
@@ -329,7 +242,7 @@ class Matcher:
 
     def _resolve(
         self,
-        hit: _Hit,
+        hit: Hit,
         entries: dict[int, EntryView],
         enabled: dict[int, BankInfo],
         now: datetime,
@@ -352,6 +265,9 @@ class Matcher:
             return None
         if hit.signal_type in _WITHIN_THRESHOLD:
             if hit.distance > self.threshold(bank):
+                return None
+            mirrors = bank.dihedral or self.settings.match_mirrored
+            if variant == "mirror" and not mirrors:
                 return None
             if hit.transform is not None and not (
                 bank.dihedral or (hit.transform == MIRROR and self.settings.match_mirrored)
@@ -388,7 +304,7 @@ class Matcher:
         queries: Sequence[Query],
         enabled: dict[int, BankInfo],
         results: list[QueryResult],
-        hits: list[list[_Hit]],
+        hits: list[list[Hit]],
     ) -> None:
         radius = max(self.threshold(b) for b in enabled.values())
         dihedral = any(b.dihedral for b in enabled.values())
@@ -412,7 +328,7 @@ class Matcher:
                     rows.append(variant)
                     owners.append((qi, name, False))
             mirror = q.pdq_mirror or (
-                q.pdq_dihedral[_MIRROR_INDEX] if len(q.pdq_dihedral) > _MIRROR_INDEX else None
+                q.pdq_dihedral[MIRROR_INDEX] if len(q.pdq_dihedral) > MIRROR_INDEX else None
             )
             if mirrored and mirror is not None and not (dihedral and q.pdq_dihedral):
                 rows.append(mirror)
@@ -430,9 +346,9 @@ class Matcher:
             found.query.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
         ):
             qi, transform, trimmed = owners[row]
-            hits[qi].append(_Hit(int(entry_id), PDQ, int(distance), transform, trimmed))
+            hits[qi].append(Hit(int(entry_id), PDQ, int(distance), transform, trimmed))
 
-    def _digest_hits(self, queries: Sequence[Query], hits: list[list[_Hit]]) -> None:
+    def _digest_hits(self, queries: Sequence[Query], hits: list[list[Hit]]) -> None:
         for signal_type, table in self.indexes.digests.items():
             owners = [qi for qi, q in enumerate(queries) if signal_type in q.signals]
             if not owners:
@@ -440,7 +356,7 @@ class Matcher:
             keys = keys_of(signal_type, [queries[qi].signals[signal_type] for qi in owners])
             found = table.lookup(keys)
             for row, entry_id in zip(found.query.tolist(), found.ids.tolist(), strict=True):
-                hits[owners[row]].append(_Hit(int(entry_id), signal_type, 0))
+                hits[owners[row]].append(Hit(int(entry_id), signal_type, 0))
 
     def _video_matches(
         self, queries: Sequence[Query], enabled: dict[int, BankInfo], results: list[QueryResult]

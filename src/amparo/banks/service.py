@@ -23,7 +23,7 @@ from amparo.hashing import hash_bytes as hash_media_bytes
 from amparo.media.decode import decode_image
 from amparo.media.sniff import HEAD_BYTES, sniff
 from amparo.signals import normalize_signal
-from amparo.signals.pdq_variants import crop_variants
+from amparo.signals.pdq_variants import CROPS, crop_variants
 from amparo.store import Store
 from amparo.video_matching import video_entries
 
@@ -248,13 +248,15 @@ class BankService:
         found: builtins.list[tuple[str, str]] = []
         if hashes.pdq_trimmed is not None:
             found.append(("trimmed", hashes.pdq_trimmed))
-        if self.settings.bank_crop_variants:
-            found += self._crop_variants(data)
+        if self.settings.match_mirrored or self.settings.bank_crop_variants:
+            found += self._pixel_variants(data)
         return found
 
-    def _crop_variants(self, data: bytes) -> builtins.list[tuple[str, str]]:
-        """``(name, PDQ)`` of the crop variants of a photo whose own PDQ is usable; crops
-        below ``pdq_min_quality`` are left out."""
+    def _pixel_variants(self, data: bytes) -> builtins.list[tuple[str, str]]:
+        """``(name, PDQ)`` of the variants cut from the photo's pixels: its true mirror
+        (``match_mirrored``; a query's mirror is PDQ's DCT flip, which textures move past the
+        threshold) and its crops (``bank_crop_variants``); those below ``pdq_min_quality``
+        are left out."""
         try:
             decoded = decode_image(
                 data,
@@ -265,7 +267,12 @@ class BankService:
         except MediaError as exc:  # it decoded for its own hash; not expected
             log.warning("no crop variants: %s", exc.message)
             return []
-        found = crop_variants(decoded.pixels, min_quality=self.settings.pdq_min_quality)
+        found = crop_variants(
+            decoded.pixels,
+            min_quality=self.settings.pdq_min_quality,
+            crops=CROPS if self.settings.bank_crop_variants else (),
+            mirror=self.settings.match_mirrored,
+        )
         return [(v.name, v.hex) for v in found]
 
     def remove_signals(

@@ -52,13 +52,25 @@ def centre_crop(percent: float) -> Crop:
     return Crop(f"crop{percent:g}-centre", left=half, top=half, right=half, bottom=half)
 
 
+def framed_crop(percent: float, side: str) -> Crop:
+    """``percent`` of the width and of the height cut, the shape kept: all of the cut along
+    the axis of ``side`` from that side, the other axis's split evenly (what a crop tool with
+    its aspect ratio locked, dragged from one edge, leaves)."""
+    fraction, half = percent / 100, percent / 200
+    across = {"left": "top", "right": "top", "top": "left", "bottom": "left"}[side]
+    other = {"top": "bottom", "left": "right"}[across]
+    return Crop(f"frame{percent:g}-{side}", **{side: fraction, across: half, other: half})
+
+
 SIDES = ("left", "right", "top", "bottom")
 CROPS: tuple[Crop, ...] = (
     centre_crop(2.5),
     centre_crop(5),
     *(side_crop(5, side) for side in SIDES),
+    *(framed_crop(5, side) for side in SIDES),
     centre_crop(10),
     *(side_crop(10, side) for side in SIDES),
+    *(framed_crop(10, side) for side in SIDES),
 )
 """The variants stored by default (measured in docs/detection_variants.md)."""
 
@@ -77,6 +89,7 @@ def crop_variants(
     *,
     min_quality: int = 0,
     crops: tuple[Crop, ...] = CROPS,
+    mirror: bool = False,
 ) -> list[PdqVariant]:
     """The PDQ hashes of ``crops`` of an RGB ``(h, w, 3)`` or luma ``(h, w)`` picture, cut
     from its canonical luma. Crops whose quality is below ``min_quality`` are left out (a
@@ -86,6 +99,14 @@ def crop_variants(
     height, width = luma.shape[:2]
     seen = {pdq_from_pixels(luma).hex}
     out: list[PdqVariant] = []
+    if mirror:
+        # The picture mirrored, then hashed: PDQ's own mirror (a flip of its DCT, what a
+        # query gets for free) lands 30-90 bits off on textures, as PDQ's 64x64 reduction
+        # is not symmetric; a bank that has the photo can store the true one.
+        flipped = pdq_from_pixels(np.ascontiguousarray(luma[:, ::-1]))
+        if flipped.quality >= min_quality and flipped.hex not in seen:
+            seen.add(flipped.hex)
+            out.append(PdqVariant("mirror", flipped.hex, flipped.quality))
     for crop in crops:
         x0, y0, x1, y1 = crop.box(width, height)
         pdq = pdq_from_pixels(np.ascontiguousarray(luma[y0:y1, x0:x1]))
