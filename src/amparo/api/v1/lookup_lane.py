@@ -37,6 +37,8 @@ def _match_json(m: Match, exact: bool) -> dict[str, Any]:
         "category": m.category,
         "tags": list(m.tags),
         "transform": m.transform,
+        "path": m.path,
+        "variant": m.variant,
         "video": m.video.to_json() if m.video is not None else None,
     }
 
