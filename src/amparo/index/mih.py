@@ -4,7 +4,7 @@ A hash is four uint64 words (the 32 packed bytes read little-endian); bit ``p`` 
 is bit ``p % 64`` of word ``p // 64``. The 256 bits are split into ``m`` contiguous chunks.
 For each chunk the segment stores the rows sorted by chunk value (``perm``) and a table of
 bucket starts indexed by chunk value (``offsets``), so looking up one chunk value is two
-array reads.
+array reads. Both are bit-packed (:mod:`amparo.index._packed`) at the width of the row count.
 
 Exactness (pigeonhole, refined as in Norouzi et al., "Fast Exact Search in Hamming Space
 with Multi-Index Hashing"): with ``r = m * s + a`` (``0 <= a < m``), an entry within ``r``
@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from amparo.index._jit import inline, jit, pjit, popcount64, prange, prefetch
+from amparo.index._packed import store, unpack
 
 HASH_BITS = 256
 WORDS = 4
@@ -109,37 +110,44 @@ def build_tables(
     words: NDArray[np.uint64],
     starts: NDArray[np.int64],
     widths: NDArray[np.int64],
-    table_starts: NDArray[np.int64],
-    perms: NDArray[np.uint32],
-    offsets: NDArray[np.uint32],
+    table_base: NDArray[np.int64],
+    perm_base: NDArray[np.int64],
+    bits: int,
+    perms: NDArray[np.uint64],
+    offsets: NDArray[np.uint64],
 ) -> None:
-    """Counting-sort the rows by each chunk's value, filling ``perms`` and ``offsets``."""
+    """Counting-sort the rows by each chunk's value, filling the zeroed packed arrays
+    ``perms`` (chunk ``k``'s from bit ``perm_base[k]``) and ``offsets`` (from bit
+    ``table_base[k]``), ``bits`` bits a value."""
     n = words.shape[0]
     for k in prange(starts.shape[0]):
-        base = table_starts[k]
+        base = table_base[k]
+        pbase = perm_base[k]
         size = np.int64(1) << widths[k]
         counts = np.zeros(size + 1, dtype=np.int64)
-        values = np.empty(n, dtype=np.int64)
+        values = np.empty(n, dtype=np.uint32)  # chunks are at most 24 bits wide
         for row in range(n):
             v = np.int64(_chunk(words, row, starts[k], widths[k]))
-            values[row] = v
+            values[row] = np.uint32(v)
             counts[v + 1] += 1
         for u in range(size):
             counts[u + 1] += counts[u]
         for u in range(size + 1):
-            offsets[base + u] = np.uint32(counts[u])
+            store(offsets, base + u * bits, bits, counts[u])
         for row in range(n):
-            w = values[row]
-            perms[k, counts[w]] = np.uint32(row)
+            w = np.int64(values[row])
+            store(perms, pbase + counts[w] * bits, bits, np.int64(row))
             counts[w] += 1
 
 
 @inline
 def _search_one(
     words: NDArray[np.uint64],
-    perms: NDArray[np.uint32],
-    offsets: NDArray[np.uint32],
-    table_starts: NDArray[np.int64],
+    perms: NDArray[np.uint64],
+    offsets: NDArray[np.uint64],
+    table_base: NDArray[np.int64],
+    perm_base: NDArray[np.int64],
+    bits: int,
     starts: NDArray[np.int64],
     widths: NDArray[np.int64],
     radii: NDArray[np.int64],
@@ -179,17 +187,18 @@ def _search_one(
     for k in range(m):
         if radii[k] < 0:
             continue
-        base = table_starts[k]
+        base = table_base[k]
         t0 = mask_starts[k]
         t1 = t0 + mask_counts[k]
         for t in range(t0, min(t1, t0 + _PREFETCH_AHEAD)):
-            prefetch(offsets, base + np.int64(qvals[k] ^ masks[t]))
+            prefetch(offsets, (base + np.int64(qvals[k] ^ masks[t]) * bits) >> 6)
         for t in range(t0, t1):
             if t + _PREFETCH_AHEAD < t1:
-                prefetch(offsets, base + np.int64(qvals[k] ^ masks[t + _PREFETCH_AHEAD]))
-            x = base + np.int64(qvals[k] ^ masks[t])
-            lows[i] = np.int64(offsets[x])
-            highs[i] = np.int64(offsets[x + 1])
+                ahead = np.int64(qvals[k] ^ masks[t + _PREFETCH_AHEAD])
+                prefetch(offsets, (base + ahead * bits) >> 6)
+            x = base + np.int64(qvals[k] ^ masks[t]) * bits
+            lows[i] = unpack(offsets, x, bits)
+            highs[i] = unpack(offsets, x + bits, bits)
             chunk_of[i] = k
             i += 1
     n_cand = 0
@@ -205,9 +214,11 @@ def _search_one(
     for i in range(n_lookups):
         k = chunk_of[i]
         if i + _PREFETCH_AHEAD < n_lookups:
-            prefetch(perms[chunk_of[i + _PREFETCH_AHEAD]], lows[i + _PREFETCH_AHEAD])
+            ahead = perm_base[chunk_of[i + _PREFETCH_AHEAD]] + lows[i + _PREFETCH_AHEAD] * bits
+            prefetch(perms, ahead >> 6)
+        pbase = perm_base[k]
         for p in range(lows[i], highs[i]):
-            cand_rows[c] = np.int64(perms[k, p])
+            cand_rows[c] = unpack(perms, pbase + p * bits, bits)
             cand_chunk[c] = k
             c += 1
     count = 0
@@ -239,9 +250,11 @@ def _search_one(
 @jit
 def _search_block(
     words: NDArray[np.uint64],
-    perms: NDArray[np.uint32],
-    offsets: NDArray[np.uint32],
-    table_starts: NDArray[np.int64],
+    perms: NDArray[np.uint64],
+    offsets: NDArray[np.uint64],
+    table_base: NDArray[np.int64],
+    perm_base: NDArray[np.int64],
+    bits: int,
     starts: NDArray[np.int64],
     widths: NDArray[np.int64],
     radii: NDArray[np.int64],
@@ -269,7 +282,7 @@ def _search_block(
     for qi in range(q0, q1):
         while True:
             c = _search_one(
-                words, perms, offsets, table_starts, starts, widths, radii, masks,
+                words, perms, offsets, table_base, perm_base, bits, starts, widths, radii, masks,
                 mask_starts, mask_counts, queries, qi, radius, scan_limit, out_rows, out_dist,
                 lows, highs, chunk_of, cand_rows, cand_chunk,
             )  # fmt: skip
@@ -283,9 +296,11 @@ def _search_block(
 @pjit
 def search_parallel(
     words: NDArray[np.uint64],
-    perms: NDArray[np.uint32],
-    offsets: NDArray[np.uint32],
-    table_starts: NDArray[np.int64],
+    perms: NDArray[np.uint64],
+    offsets: NDArray[np.uint64],
+    table_base: NDArray[np.int64],
+    perm_base: NDArray[np.int64],
+    bits: int,
     starts: NDArray[np.int64],
     widths: NDArray[np.int64],
     radii: NDArray[np.int64],
@@ -307,18 +322,20 @@ def search_parallel(
     blocks = (nq + _QUERY_BLOCK - 1) // _QUERY_BLOCK
     for b in prange(blocks):
         _search_block(
-            words, perms, offsets, table_starts, starts, widths, radii, masks, mask_starts,
-            mask_counts, queries, b * _QUERY_BLOCK, min(nq, (b + 1) * _QUERY_BLOCK), radius,
-            scan_limit, out_rows, out_dist, counts,
+            words, perms, offsets, table_base, perm_base, bits, starts, widths, radii, masks,
+            mask_starts, mask_counts, queries, b * _QUERY_BLOCK,
+            min(nq, (b + 1) * _QUERY_BLOCK), radius, scan_limit, out_rows, out_dist, counts,
         )  # fmt: skip
 
 
 @jit
 def search_serial(
     words: NDArray[np.uint64],
-    perms: NDArray[np.uint32],
-    offsets: NDArray[np.uint32],
-    table_starts: NDArray[np.int64],
+    perms: NDArray[np.uint64],
+    offsets: NDArray[np.uint64],
+    table_base: NDArray[np.int64],
+    perm_base: NDArray[np.int64],
+    bits: int,
     starts: NDArray[np.int64],
     widths: NDArray[np.int64],
     radii: NDArray[np.int64],
@@ -334,9 +351,9 @@ def search_serial(
 ) -> None:
     """As :func:`search_parallel`, without the thread start-up cost for a few queries."""
     _search_block(
-        words, perms, offsets, table_starts, starts, widths, radii, masks, mask_starts,
-        mask_counts, queries, 0, queries.shape[0], radius, scan_limit, out_rows, out_dist,
-        counts,
+        words, perms, offsets, table_base, perm_base, bits, starts, widths, radii, masks,
+        mask_starts, mask_counts, queries, 0, queries.shape[0], radius, scan_limit, out_rows,
+        out_dist, counts,
     )  # fmt: skip
 
 
@@ -391,9 +408,11 @@ _BATCH_BUFFER = 1 << 15
 @jit
 def _batch_unit(
     words: NDArray[np.uint64],
-    perms: NDArray[np.uint32],
-    offsets: NDArray[np.uint32],
-    table_starts: NDArray[np.int64],
+    perms: NDArray[np.uint64],
+    offsets: NDArray[np.uint64],
+    table_base: NDArray[np.int64],
+    perm_base: NDArray[np.int64],
+    bits: int,
     starts: NDArray[np.int64],
     widths: NDArray[np.int64],
     radii: NDArray[np.int64],
@@ -449,7 +468,8 @@ def _batch_unit(
     buf_rows = np.empty(_BATCH_BUFFER, dtype=np.int64)
     buf_q = np.empty(_BATCH_BUFFER, dtype=np.int64)
     nb = 0
-    base = table_starts[k]
+    base = table_base[k]
+    pbase = perm_base[k]
     count = np.zeros(1, dtype=np.int64)  # hits so far (written or not)
     start = 0
     for b in range(n_bins):
@@ -461,9 +481,9 @@ def _batch_unit(
             qi = q0 + ql
             if to_scan[qi]:
                 continue
-            x = base + np.int64(high | np.uint64(key >> np.uint32(_QUERY_BITS)))
-            lo = np.int64(offsets[x])
-            hi = np.int64(offsets[x + 1])
+            x = base + np.int64(high | np.uint64(key >> np.uint32(_QUERY_BITS))) * bits
+            lo = unpack(offsets, x, bits)
+            hi = unpack(offsets, x + bits, bits)
             if hi == lo:
                 continue
             seen_here[ql] += hi - lo
@@ -477,7 +497,7 @@ def _batch_unit(
                         buf_q, nb, out_q, out_rows, out_dist, count,
                     )  # fmt: skip
                     nb = 0
-                buf_rows[nb] = np.int64(perms[k, p])
+                buf_rows[nb] = unpack(perms, pbase + p * bits, bits)
                 buf_q[nb] = qi
                 nb += 1
         start = end
@@ -551,9 +571,11 @@ def query_chunks(
 @pjit
 def search_batch(
     words: NDArray[np.uint64],
-    perms: NDArray[np.uint32],
-    offsets: NDArray[np.uint32],
-    table_starts: NDArray[np.int64],
+    perms: NDArray[np.uint64],
+    offsets: NDArray[np.uint64],
+    table_base: NDArray[np.int64],
+    perm_base: NDArray[np.int64],
+    bits: int,
     starts: NDArray[np.int64],
     widths: NDArray[np.int64],
     radii: NDArray[np.int64],
@@ -583,7 +605,7 @@ def search_batch(
         a = unit_out[u]
         b = unit_out[u + 1]
         unit_counts[u] = _batch_unit(
-            words, perms, offsets, table_starts, starts, widths, radii, masks, mask_starts,
-            mask_counts, queries, qvals, unit_chunk[u], unit_q0[u], unit_q1[u], radius,
+            words, perms, offsets, table_base, perm_base, bits, starts, widths, radii, masks,
+            mask_starts, mask_counts, queries, qvals, unit_chunk[u], unit_q0[u], unit_q1[u], radius,
             chunk_limit, to_scan, out_q[a:b], out_rows[a:b], out_dist[a:b],
         )  # fmt: skip

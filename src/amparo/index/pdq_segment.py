@@ -2,7 +2,13 @@
 
 See :mod:`amparo.index.mih` for the search and its exactness argument. Rows are stored in id
 order (so membership tests are binary searches); per chunk, a permutation of the rows
-sorted by chunk value and a table of bucket starts.
+sorted by chunk value and a table of bucket starts, both bit-packed at the width of the
+row count (:mod:`amparo.index._packed`). Ids are stored as uint32 when they all fit.
+
+Per entry, a segment of ``n`` entries and ``m`` chunks holds the 32-byte hash, 4 (or 8)
+bytes of id, ``m * bits / 8`` bytes of permutations (``bits`` = bit length of ``n``) and
+its share of the tables, ``bits / 8 * sum(2**width) / n`` bytes: at 100M entries, 11 chunks
+and 27 bits, 32 + 4 + 37.1 + 4.0 = 77 bytes.
 """
 
 from __future__ import annotations
@@ -14,13 +20,19 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from amparo.errors import InternalError
+from amparo.errors import IndexCorruptError, InternalError
 from amparo.index import mih
+from amparo.index._packed import bits_for, region_words
 from amparo.index.base import IndexHits, check_queries
-from amparo.index.segment_file import SegmentFile, corrupt, write_segment
+from amparo.index.segment_file import REBUILD_HINT, SegmentFile, corrupt, write_segment
 from amparo.signals.pdq import PDQ_BYTES
 
 SEGMENT_KIND = "pdq"
+# The layout of a "pdq" segment's arrays, recorded in its metadata. 1 (no "layout" key):
+# int64 ids, uint32 permutations and tables; 2: packed permutations and tables, uint32 ids
+# where they fit. Older layouts are refused with the rebuild hint (the service rebuilds).
+LAYOUT = 2
+_U32_IDS = 1 << 32
 # Lookup+verify work (in units of a bucket lookup), as a share of the entries, above which
 # one linear popcount pass is cheaper. With prefetching, lookups in giant buckets cost about
 # 13 ns a unit against 5-8 ns a row scanned (10M clustered entries: queries near
@@ -48,6 +60,26 @@ BATCH_MIN_QUERIES = 8192
 BATCH_MIN_ENTRIES = 8_000_000
 
 
+def packed_layout(
+    n: int, widths: NDArray[np.int64]
+) -> tuple[int, NDArray[np.int64], NDArray[np.int64], tuple[int, int]]:
+    """Bits a value, start bit of each chunk's permutation and table, and the word counts of
+    the two packed arrays (each with its spare word) for ``n`` entries."""
+    bits = bits_for(n)
+    perm_words = region_words(n, bits)
+    perm_base = np.arange(widths.shape[0], dtype=np.int64) * (perm_words * 64)
+    table_words = np.array(
+        [region_words((1 << int(w)) + 1, bits) for w in widths.tolist()], dtype=np.int64
+    )
+    table_base = np.concatenate([[0], np.cumsum(table_words)[:-1]]).astype(np.int64) * 64
+    return (
+        bits,
+        perm_base,
+        table_base,
+        (widths.shape[0] * perm_words + 1, int(table_words.sum()) + 1),
+    )
+
+
 def choose_chunks(words: NDArray[np.uint64]) -> int:
     """Pick the chunk count minimising expected lookups + verifications on this data.
 
@@ -62,7 +94,7 @@ def choose_chunks(words: NDArray[np.uint64]) -> int:
     best_m, best_cost = 32, float("inf")
     for m in range(MIN_CHUNKS, MAX_CHUNKS + 1):
         starts, widths = mih.chunk_layout(m)
-        table_bytes = 4 * float(np.sum(np.exp2(widths)))
+        table_bytes = bits_for(n) / 8 * float(np.sum(np.exp2(widths)))
         if table_bytes > max(_TABLE_BYTES_PER_ENTRY * n, float(1 << 20)):
             continue
         cost = 0.0
@@ -88,14 +120,19 @@ def choose_chunks(words: NDArray[np.uint64]) -> int:
 
 
 class PdqSegment:
-    """Exact radius search over a fixed set of ``(id, hash)`` entries. Immutable."""
+    """Exact radius search over a fixed set of ``(id, hash)`` entries. Immutable.
+
+    ``ids`` is sorted, uint32 when every id fits, else int64 (:meth:`ids_at` reads them as
+    int64).
+    """
 
     def __init__(
         self,
-        ids: NDArray[np.int64],
+        ids: NDArray[np.int64] | NDArray[np.uint32],
         hashes: NDArray[np.uint8],
-        perms: NDArray[np.uint32],
-        offsets: NDArray[np.uint32],
+        chunks: int,
+        perms: NDArray[np.uint64],
+        offsets: NDArray[np.uint64],
         *,
         file: SegmentFile | None = None,
     ) -> None:
@@ -105,11 +142,11 @@ class PdqSegment:
         self._words = mih.as_words(hashes)
         self._perms = perms
         self._offsets = offsets
-        self.chunks = int(perms.shape[0])
-        self._starts, self._widths = mih.chunk_layout(self.chunks)
-        self._table_starts = np.concatenate(
-            [[0], np.cumsum((np.int64(1) << self._widths) + 1)[:-1]]
-        ).astype(np.int64)
+        self.chunks = chunks
+        self._starts, self._widths = mih.chunk_layout(chunks)
+        self._bits, self._perm_base, self._table_base, sizes = packed_layout(len(ids), self._widths)
+        if perms.shape != (sizes[0],) or offsets.shape != (sizes[1],):
+            raise InternalError("packed arrays disagree with the chunk layout")
         self._plans: dict[int, tuple[NDArray[Any], ...]] = {}
 
     # -- construction ---------------------------------------------------------------------
@@ -130,45 +167,65 @@ class PdqSegment:
             raise InternalError("ids and hashes differ in length")
         if ids.shape[0] >= 2**32:
             raise InternalError("a segment holds fewer than 2**32 entries")
-        order = np.argsort(ids, kind="stable")
-        ids = np.ascontiguousarray(ids[order])
-        if ids.shape[0] > 1 and bool(np.any(ids[1:] == ids[:-1])):
-            raise InternalError("ids in a segment must be unique")
-        hashes = np.ascontiguousarray(hashes[order])
+        if ids.shape[0] > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            # Not already in id order (a bulk load from the database is): sort a copy.
+            order = np.argsort(ids, kind="stable")
+            ids = np.ascontiguousarray(ids[order])
+            if bool(np.any(ids[1:] == ids[:-1])):
+                raise InternalError("ids in a segment must be unique")
+            hashes = hashes[order]
+        hashes = np.ascontiguousarray(hashes)
         words = mih.as_words(hashes)
         m = chunks if chunks is not None else choose_chunks(words)
         if not MIN_CHUNKS <= m <= MAX_CHUNKS:
             raise InternalError(f"chunks must be between {MIN_CHUNKS} and {MAX_CHUNKS}, got {m}")
         starts, widths = mih.chunk_layout(m)
-        table_sizes = (np.int64(1) << widths) + 1
-        table_starts = np.concatenate([[0], np.cumsum(table_sizes)[:-1]]).astype(np.int64)
-        perms = np.empty((m, ids.shape[0]), dtype=np.uint32)
-        offsets = np.empty(int(table_sizes.sum()), dtype=np.uint32)
-        mih.build_tables(words, starts, widths, table_starts, perms, offsets)
-        return cls(ids, hashes, perms, offsets)
+        bits, perm_base, table_base, sizes = packed_layout(ids.shape[0], widths)
+        perms = np.zeros(sizes[0], dtype=np.uint64)
+        offsets = np.zeros(sizes[1], dtype=np.uint64)
+        mih.build_tables(words, starts, widths, table_base, perm_base, bits, perms, offsets)
+        stored = ids
+        if ids.shape[0] and int(ids[0]) >= 0 and int(ids[-1]) < _U32_IDS:
+            stored = ids.astype(np.uint32)
+        return cls(stored, hashes, m, perms, offsets)
 
     @classmethod
     def open(cls, path: Path, *, verify: bool = False) -> PdqSegment:
         """Map a segment file; see :mod:`amparo.index.segment_file` for the checks made."""
         f = SegmentFile.open(path, kind=SEGMENT_KIND, verify=verify)
+        layout = f.meta.get("layout", 1)
+        if layout != LAYOUT:
+            raise IndexCorruptError(
+                f"index segment {path} has PDQ layout {layout}, written by another Amparo "
+                f"version; this one reads layout {LAYOUT}",
+                hint=REBUILD_HINT,
+            )
         a = f.arrays
         try:
-            segment = cls(a["ids"], a["hashes"], a["perms"], a["offsets"], file=f)
-            expected = int(segment._table_starts[-1]) + (1 << int(segment._widths[-1])) + 1
-            if segment._offsets.shape[0] != expected or segment._perms.shape[1] != len(segment):
-                raise corrupt(path, "array sizes disagree with the chunk layout")
-        except (KeyError, ValueError) as exc:
+            ids, hashes = a["ids"], a["hashes"]
+            if ids.dtype not in (np.dtype("<u4"), np.dtype("<i8")) or ids.ndim != 1:
+                raise corrupt(path, f"ids stored as {ids.dtype}")
+            if hashes.shape != (ids.shape[0], PDQ_BYTES) or int(f.meta["bits"]) != bits_for(
+                ids.shape[0]
+            ):
+                raise corrupt(path, "array sizes disagree with the entry count")
+            segment = cls(ids, hashes, int(f.meta["chunks"]), a["perms"], a["offsets"], file=f)
+        except (KeyError, ValueError, TypeError, InternalError) as exc:
             raise corrupt(path, str(exc)) from exc
         return segment
 
     def write(self, path: Path) -> int:
         """Write this segment to ``path`` atomically; returns the file size."""
         meta = {
+            "layout": LAYOUT,
             "entries": len(self),
             "chunks": self.chunks,
+            "bits": self._bits,
             "chunk_starts": self._starts.tolist(),
             "chunk_widths": self._widths.tolist(),
             "bit_order": "bit p = bit (p % 64) of little-endian uint64 word (p // 64)",
+            "packing": "perms: chunk k's rows from bit k*perm_words*64; offsets: chunk k's "
+            "2**width+1 bucket starts from the next word after chunk k-1's; bits a value",
         }
         arrays: dict[str, NDArray[Any]] = {
             "ids": self.ids,
@@ -186,14 +243,24 @@ class PdqSegment:
     @property
     def nbytes(self) -> int:
         """Bytes held by the segment's arrays (mapped or in memory)."""
-        arrays = (self.ids, self.hashes, self._perms, self._offsets)
+        arrays: tuple[NDArray[Any], ...] = (self.ids, self.hashes, self._perms, self._offsets)
         return int(sum(a.nbytes for a in arrays))
+
+    def ids_at(self, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The ids of ``rows``, as int64."""
+        return np.asarray(self.ids[rows], dtype=np.int64)
 
     def contains(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether each id is in this segment."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(self) == 0:
             return np.zeros(ids.shape, dtype=bool)
+        if self.ids.dtype == np.uint32:
+            # Search in the stored width (a mixed-width search would copy every id).
+            fits = (ids >= 0) & (ids < _U32_IDS)
+            narrow = np.where(fits, ids, 0).astype(np.uint32)
+            pos = np.minimum(np.searchsorted(self.ids, narrow), len(self) - 1)
+            return np.asarray(fits & (self.ids[pos] == narrow))
         pos = np.minimum(np.searchsorted(self.ids, ids), len(self) - 1)
         return np.asarray(self.ids[pos] == ids)
 
@@ -203,7 +270,7 @@ class PdqSegment:
         """Every entry within ``radius`` bits of each query, as sorted :class:`IndexHits`."""
         q = check_queries(queries, radius)
         qpos, rows, dist = self.search_rows(mih.as_words(q), radius, scan_ratio=scan_ratio)
-        return IndexHits(qpos, self.ids[rows], dist).sorted()
+        return IndexHits(qpos, self.ids_at(rows), dist).sorted()
 
     def _plan(self, radius: int) -> tuple[NDArray[Any], ...]:
         plan = self._plans.get(radius)
@@ -286,9 +353,9 @@ class PdqSegment:
             counts = np.empty(qs.shape[0], dtype=np.int64)
             kernel = mih.search_serial if qs.shape[0] < 4 else mih.search_parallel
             kernel(
-                self._words, self._perms, self._offsets, self._table_starts, self._starts,
-                self._widths, radii, masks, mask_starts, mask_counts, qs, radius, limit,
-                rows, dist, counts,
+                self._words, self._perms, self._offsets, self._table_base, self._perm_base,
+                self._bits, self._starts, self._widths, radii, masks, mask_starts, mask_counts,
+                qs, radius, limit, rows, dist, counts,
             )  # fmt: skip
             return rows, dist, counts
 
@@ -340,9 +407,9 @@ class PdqSegment:
             counts = np.zeros(len(todo), dtype=np.int64)
             with numba.parallel_chunksize(1):
                 mih.search_batch(
-                    self._words, self._perms, self._offsets, self._table_starts, self._starts,
-                    self._widths, radii, masks, mask_starts, mask_counts, queries, qvals,
-                    radius, chunk_limit,
+                    self._words, self._perms, self._offsets, self._table_base, self._perm_base,
+                    self._bits, self._starts, self._widths, radii, masks, mask_starts,
+                    mask_counts, queries, qvals, radius, chunk_limit,
                     np.array([u[0] for u in chosen], dtype=np.int64),
                     np.array([u[1] for u in chosen], dtype=np.int64),
                     np.array([u[2] for u in chosen], dtype=np.int64),

@@ -2,18 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from amparo.errors import InternalError
+from amparo.files import private_dir
 from amparo.index import mih
 from amparo.index.base import IndexHits, check_queries
 from amparo.index.digest import DIGEST_WIDTHS, DigestHits, DigestSegment, check_digests
-from amparo.index.live import LiveIndex, alive, manifest_exists
+from amparo.index.live import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    LiveIndex,
+    alive,
+    manifest_exists,
+)
 from amparo.index.pdq_segment import DEFAULT_SCAN_RATIO, PdqSegment
+from amparo.index.segment_file import write_atomic
 from amparo.signals.pdq import PDQ_BYTES
+
+
+def manifest_files(directory: Path) -> list[str]:
+    """Segment files the manifest in ``directory`` names (none if it is absent or unreadable)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        doc = json.loads((directory / MANIFEST).read_text())
+        return [str(s["file"]) for s in doc["segments"] if Path(str(s["file"])).name == s["file"]]
+    return []
+
+
+def write_manifest(
+    directory: Path, kind: str, checkpoint: int, name: str, entries: int, size: int
+) -> None:
+    """Write the manifest naming one segment, as :meth:`LiveIndex.compact` does."""
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "kind": kind,
+        "checkpoint": int(checkpoint),
+        "segments": [{"file": name, "entries": entries, "bytes": size}],
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_atomic(directory / MANIFEST, [json.dumps(manifest, indent=2).encode()])
 
 
 class SegmentedPdqIndex(LiveIndex[PdqSegment]):
@@ -55,6 +91,37 @@ class SegmentedPdqIndex(LiveIndex[PdqSegment]):
             index._load(verify=verify)
         return index
 
+    @classmethod
+    def bulk_build(
+        cls,
+        directory: Path,
+        ids: NDArray[np.int64],
+        hashes: NDArray[np.uint8],
+        *,
+        checkpoint: int = 0,
+        chunks: int | None = None,
+    ) -> SegmentedPdqIndex:
+        """Build one segment from unique ``ids`` and their hashes, save it as the whole index
+        in ``directory`` (replacing what was there) and open it.
+
+        Equivalent to ``apply`` then ``compact`` on an empty index, without the in-memory
+        delta segment those build first: one build, so peak memory at 100M entries is about
+        10 GB (the input, the packed tables and the sort's scratch) instead of twice that.
+        Ids in ascending order (as read from the database) are used without a sorted copy.
+        """
+        private_dir(directory)
+        segment = PdqSegment.build(ids, hashes, chunks=chunks)
+        name = f"pdq-{uuid.uuid4().hex[:16]}.seg"
+        size = segment.write(directory / name)
+        entries = len(segment)
+        del segment
+        old = manifest_files(directory)
+        write_manifest(directory, "pdq", checkpoint, name, entries, size)
+        for stale in old:
+            if stale != name:
+                (directory / stale).unlink(missing_ok=True)
+        return cls.open(directory, chunks=chunks)
+
     def _build(self, ids: NDArray[np.int64], keys: NDArray[np.uint8]) -> PdqSegment:
         return PdqSegment.build(ids, keys, chunks=self.chunks)
 
@@ -62,7 +129,7 @@ class SegmentedPdqIndex(LiveIndex[PdqSegment]):
         return PdqSegment.open(path, verify=verify)
 
     def _items(self, segment: PdqSegment) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
-        return np.asarray(segment.ids), np.asarray(segment.hashes)
+        return np.asarray(segment.ids, dtype=np.int64), np.asarray(segment.hashes)
 
     def _contains(self, segment: PdqSegment, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
         return segment.contains(ids)
@@ -97,7 +164,7 @@ class SegmentedPdqIndex(LiveIndex[PdqSegment]):
         parts_q, parts_i, parts_d = [], [], []
         for segment in st.segments:
             qpos, rows, dist = segment.search_rows(words, radius, scan_ratio=self.scan_ratio)
-            ids = segment.ids[rows]
+            ids = segment.ids_at(rows)
             keep = alive(ids, st.tombstones)
             parts_q.append(qpos[keep])
             parts_i.append(ids[keep])
@@ -105,7 +172,7 @@ class SegmentedPdqIndex(LiveIndex[PdqSegment]):
         if st.delta is not None:
             qpos, rows, dist = st.delta.search_rows(words, radius, scan_ratio=self.scan_ratio)
             parts_q.append(qpos)
-            parts_i.append(st.delta.ids[rows])
+            parts_i.append(st.delta.ids_at(rows))
             parts_d.append(dist)
         if not parts_q:
             return IndexHits.empty()

@@ -1,0 +1,254 @@
+"""The PDQ index at 100 million hashes (issue #19): build, file size, open, queries, RSS.
+
+Phases run in separate processes, so each one's memory is its own:
+
+* ``build``: ``n`` random PDQ hashes (seeded; ids 1..n, as a bulk import numbers them) built
+  with :meth:`SegmentedPdqIndex.bulk_build` into ``DIR`` (the path the service's rebuild takes
+  with one build instead of two), timed, with the process's peak RSS;
+* ``query``: a fresh process opens ``DIR`` (the worker's view), warms it, then times single
+  queries (p50/p99), a batch, and checks planted near-duplicates against a numpy brute
+  force over the mapped hashes; RSS (anonymous and file-backed) after each step;
+* ``import``: ``amparo bank import`` of a generated CSV of ``n`` hashes into SQLite in a
+  temporary home, then the index built by the application (``amparo index rebuild``), timed
+  (see ``--import-n``).
+
+    .venv/bin/python benchmarks/index_100m.py --n 100000000 --dir /work/tmp/idx100m --out F
+    .venv/bin/python benchmarks/index_100m.py --n 1000000 --dir /tmp/idx1m   # quick run
+
+Only random, synthetic hashes are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from amparo.index import SegmentedPdqIndex
+from amparo.index.pdq_segment import BATCH_MIN_QUERIES
+
+RADIUS = 31
+PLANTED = (0, 8, 16, 24, 31)
+PLANTED_EACH = 4
+SINGLE = 200
+BATCH = 20_000
+SEED = 19
+_GEN_CHUNK = 10_000_000
+
+
+def memory() -> dict[str, int]:
+    """This process's resident memory by kind, in MB (from /proc/self/status)."""
+    out: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            out[key] = int(value.split()[0]) // 1024
+    return out
+
+
+def random_hashes(n: int) -> NDArray[np.uint8]:
+    rng = np.random.default_rng(SEED)
+    out = np.empty((n, 32), dtype=np.uint8)
+    for a in range(0, n, _GEN_CHUNK):
+        b = min(n, a + _GEN_CHUNK)
+        out[a:b] = rng.integers(0, 256, (b - a, 32), dtype=np.uint8)
+    return out
+
+
+def build(n: int, directory: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    hashes = random_hashes(n)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    gen_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index = SegmentedPdqIndex.bulk_build(directory, ids, hashes, checkpoint=1)
+    build_s = time.perf_counter() - t0
+    size = index.stats().bytes_on_disk
+    return {
+        "n": n,
+        "generate_s": round(gen_s, 1),
+        "build_and_write_s": round(build_s, 1),
+        "file_bytes": size,
+        "bytes_per_hash": round(size / n, 1),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "chunks": index._state.segments[0].chunks,
+    }
+
+
+def brute(words: NDArray[np.uint64], query: NDArray[np.uint64]) -> set[int]:
+    """Rows within RADIUS of ``query`` by a numpy pass over every row."""
+    found: set[int] = set()
+    for a in range(0, words.shape[0], _GEN_CHUNK):
+        d = np.bitwise_count(words[a : a + _GEN_CHUNK] ^ query).sum(axis=1, dtype=np.int64)
+        found.update((np.flatnonzero(d <= RADIUS) + a).tolist())
+    return found
+
+
+def query(directory: Path, *, check: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"rss_start_mb": memory()}
+    t0 = time.perf_counter()
+    index = SegmentedPdqIndex.open(directory)
+    out["open_s"] = round(time.perf_counter() - t0, 4)
+    out["rss_after_open_mb"] = memory()
+    t0 = time.perf_counter()
+    index.warm()
+    out["warm_s"] = round(time.perf_counter() - t0, 1)
+    out["rss_after_warm_mb"] = memory()
+    segment = index._state.segments[0]
+    n = len(segment)
+    rng = np.random.default_rng(SEED + 1)
+    # Planted near-duplicates of stored rows, at fixed distances.
+    rows = rng.integers(0, n, len(PLANTED) * PLANTED_EACH)
+    planted = np.array(segment.hashes[rows])
+    for i, row_dist in enumerate(np.repeat(PLANTED, PLANTED_EACH)):
+        for bit in rng.choice(256, size=int(row_dist), replace=False):
+            planted[i, bit // 8] ^= np.uint8(1 << (bit % 8))
+    singles = np.concatenate(
+        [planted, rng.integers(0, 256, (SINGLE - len(planted), 32), dtype=np.uint8)]
+    )
+    index.search(singles[:10], RADIUS)
+    times = []
+    for q in singles:
+        t0 = time.perf_counter()
+        index.search(q[None, :], RADIUS)
+        times.append(time.perf_counter() - t0)
+    out["single_p50_ms"] = round(1000 * float(np.percentile(times, 50)), 3)
+    out["single_p99_ms"] = round(1000 * float(np.percentile(times, 99)), 3)
+    batch = rng.integers(0, 256, (BATCH, 32), dtype=np.uint8)
+    batch[: len(planted)] = planted
+    # Untimed: compiles (or loads) the batched kernel that large batches take.
+    index.search(rng.integers(0, 256, (BATCH_MIN_QUERIES, 32), dtype=np.uint8), RADIUS)
+    t0 = time.perf_counter()
+    hits = index.search(batch, RADIUS)
+    out["batch_qps"] = round(BATCH / (time.perf_counter() - t0))
+    out["batch_hits"] = len(hits.ids)
+    out["rss_after_queries_mb"] = memory()
+    if not check:
+        return out
+    # Exactness: the planted queries' hits against a brute force over the mapped hashes.
+    words = segment._words
+    found = index.search(planted, RADIUS)
+    recall = []
+    same = True
+    for i in range(len(planted)):
+        q = np.frombuffer(planted[i].tobytes(), dtype="<u8")
+        near = np.array(sorted(brute(words, q)), dtype=np.int64)
+        expected = set(segment.ids_at(near).tolist())
+        got = set(found.ids[found.query == i].tolist())
+        same &= got == expected
+        recall.append(int(rows[i]) + 1 in got)
+    out["planted_recall"] = sum(recall) / len(recall)
+    out["same_hits_as_brute"] = bool(same)
+    return out
+
+
+def write_list(path: Path, n: int) -> None:
+    """A csv hash list of ``n`` random PDQ hashes (header ``signal_type,signal``)."""
+    rng = np.random.default_rng(SEED + 2)
+    with path.open("wb") as fh:
+        fh.write(b"signal_type,signal\n")
+        for a in range(0, n, 1_000_000):
+            raw = rng.integers(0, 256, (min(n, a + 1_000_000) - a, 32), dtype=np.uint8)
+            hexed = np.frombuffer(raw.tobytes().hex().encode(), dtype="S64")
+            fh.write(b"".join(b"pdq," + h + b"\n" for h in hexed.tolist()))
+
+
+def amparo_cli(home: Path, *argv: str) -> dict[str, Any]:
+    """Run the ``amparo`` CLI in its own process: wall time, peak RSS, exit status."""
+    code = "import sys; from amparo.cli.main import main; sys.argv[0] = 'amparo'; main()"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--home", str(home), *argv], capture_output=True, text=True
+    )
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "argv": " ".join(["amparo", "--home", str(home), *argv]),
+        "rc": done.returncode,
+        "wall_s": round(wall, 1),
+        "peak_rss_mb_at_least": max(peak, before) // 1024,
+        "tail": (done.stdout + done.stderr)[-600:],
+    }
+
+
+def bulk_import(n: int, home: Path) -> dict[str, Any]:
+    """Import a generated list of ``n`` hashes into SQLite, then let the app build the index."""
+    home.mkdir(parents=True, exist_ok=True)
+    listing = home / "list.csv"
+    t0 = time.perf_counter()
+    write_list(listing, n)
+    out: dict[str, Any] = {"n": n, "generate_s": round(time.perf_counter() - t0, 1)}
+    out["csv_bytes"] = listing.stat().st_size
+    out["import"] = amparo_cli(home, "bank", "import", "known", str(listing), "--create")
+    out["rebuild"] = amparo_cli(home, "index", "rebuild")
+    out["status"] = amparo_cli(home, "index", "status", "--json")
+    out["db_bytes"] = sum(p.stat().st_size for p in home.glob("amparo.db*"))
+    listing.unlink()
+    return out
+
+
+def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--phase", phase, "--n", str(args.n), "--dir", str(args.dir)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000_000)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--phase", choices=["build", "query", "all", "import"], default="all")
+    parser.add_argument("--home", type=Path, help="import phase: the temporary Amparo home")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--no-check", action="store_true", help="query phase: skip the brute-force comparison"
+    )
+    args = parser.parse_args()
+    if args.phase == "build":
+        print(json.dumps(build(args.n, args.dir)))
+        return
+    if args.phase == "query":
+        print(json.dumps(query(args.dir, check=not args.no_check)))
+        return
+    if args.phase == "import":
+        start = os.getloadavg()
+        result = {
+            "load_start": start,
+            **bulk_import(args.n, args.home),
+            "load_end": os.getloadavg(),
+        }
+        print(json.dumps(result, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+        return
+    result: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"{platform.platform()}",
+        "load_start": os.getloadavg(),
+    }
+    result["build"] = run_phase("build", args)
+    result["load_after_build"] = os.getloadavg()
+    result["query"] = run_phase("query", args)
+    result["load_end"] = os.getloadavg()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
