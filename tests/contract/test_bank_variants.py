@@ -1,4 +1,4 @@
-"""Crop variants of media added to a bank (docs/detection_variants.md), on SQLite and
+"""Crop variants of media added to a bank (docs/detection.md), on SQLite and
 PostgreSQL: stored with the photo's PDQ entry, matched as that entry (path ``variant``),
 following its state, and never exported, shared, counted or listed.
 
@@ -27,6 +27,9 @@ from amparo.config import Settings
 from amparo.curation import CurationService
 from amparo.signals.pdq_variants import CROPS, side_crop
 from amparo.store import Store
+
+EXPECTED = ["mirror", *(c.name for c in CROPS)]
+"""The variants of a photo without borders: its true mirror, then every crop."""
 
 
 def _png(image: Image.Image) -> bytes:
@@ -81,7 +84,7 @@ def test_variants_are_stored_and_match_as_their_entry(amparo: Amparo) -> None:
     # A 10%-a-side crop is too much for plain PDQ.
     assert _matches(amparo, _cropped()) == []
     parent, names, added = _add(amparo)
-    assert names == [c.name for c in CROPS] and added == len(CROPS)
+    assert names == EXPECTED and added == len(EXPECTED)
     rows = _variants(amparo, parent)
     assert [r.variant for r in rows] == names
     assert all(r.signal_type == "pdq" and len(r.signal) == 64 for r in rows)
@@ -139,7 +142,7 @@ def test_variants_follow_their_entry(amparo: Amparo) -> None:
     assert all(v.removed for v in _variants(amparo, parent))
     assert _matches(amparo, copy) == []
     again, _, added = _add(amparo)
-    assert again == parent and added == len(CROPS)
+    assert again == parent and added == len(EXPECTED)
     assert not any(v.removed for v in _variants(amparo, parent))
     assert len(_matches(amparo, copy)) == 1
 
@@ -199,7 +202,7 @@ def test_no_variants_when_turned_off_for_hash_lists_or_weak_crops(
     _, flat = amparo.banks.add_media("known", _png(Image.new("RGB", (256, 256), (9, 9, 9))))
     assert "pdq" in flat.not_added and flat.variants == []
 
-    off = Amparo(replace(settings, bank_crop_variants=False))
+    off = Amparo(replace(settings, bank_crop_variants=False, match_mirrored=False))
     try:
         parent, names, added = _add(off)
         assert names == [] and added == 0 and _variants(off, parent) == []
@@ -277,6 +280,6 @@ def test_bank_add_prints_the_variants(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     row = json.loads(next(line for line in result.output.splitlines() if line.startswith("{")))
     assert set(row["added"]) == {"pdq", "md5"}
-    assert row["variants"] == [c.name for c in CROPS]
+    assert row["variants"] == EXPECTED
     listed = runner.invoke(app, [*home, "bank", "list"])
     assert listed.exit_code == 0 and "2" in listed.output

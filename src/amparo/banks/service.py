@@ -46,7 +46,7 @@ class ImportReport:
     """Media added (``add_media``): signal type -> why that hash was computed but not added."""
     variants: list[str] = field(default_factory=list)
     """Photo added (``add_media``): the names of the crop variants stored with its PDQ entry
-    (``crop5-left``...; docs/detection_variants.md); empty when none were."""
+    (``crop5-left``...; docs/detection.md); empty when none were."""
     variants_added: int = 0
     """How many of ``variants`` are new (adding the same photo again adds none)."""
 
@@ -188,7 +188,7 @@ class BankService:
 
         With ``bank_crop_variants`` (default on), a photo's PDQ entry also gets the PDQ hashes
         of a few crops of it as variants (``variants`` of the report), so that a cropped
-        copy matches the entry (docs/detection_variants.md)."""
+        copy matches the entry (docs/detection.md)."""
         not_added: dict[str, str] = {}
         variants: dict[tuple[str, str], list[tuple[str, str]]] = {}
         if sniff(data[:HEAD_BYTES]) == "video":

@@ -5,9 +5,11 @@ its 64x64 grid: a few percent off one side costs 30-70 bits on some photos, past
 threshold. A bank that has the photo itself (not just its hash) can store the hashes of a
 few crops of it too; a cropped copy then lands near one of them. Each variant is one more
 row in the PDQ index, and every row is one more chance of a false match, so the set is
-small and chosen by measurement (docs/detection_variants.md): one side cut by 5% or 10% of
-the width or height, or the picture cut evenly on all four sides by 2.5%, 5% or 10%
-(``centre``: half of the percentage from each side, on both axes): eleven variants.
+small and chosen by measurement (docs/detection.md): one side cut by 5% or 10% of
+the width or height (a strip cut off), the same share cut from the width and the height with
+the shape kept (``frame``: from one side along its axis, evenly across), or the picture cut
+evenly on all four sides by 2.5%, 5% or 10% (``centre``): nineteen crops; and, on request,
+the true mirror of the picture (``mirror``).
 
 Pure: pixels in, hashes out. The canonical preprocessing is PDQ's own
 (:func:`amparo.signals.pdq.canonical_luma`); crops are cut from it.
@@ -72,7 +74,7 @@ CROPS: tuple[Crop, ...] = (
     *(side_crop(10, side) for side in SIDES),
     *(framed_crop(10, side) for side in SIDES),
 )
-"""The variants stored by default (measured in docs/detection_variants.md)."""
+"""The variants stored by default (measured in docs/detection.md)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 ``bank_entries.variant`` (which variant: ``crop5-left``, ``crop10-centre``...). A variant's
 ``signal`` is the crop's hash, which the PDQ index reads as it reads any entry's; its
 ``signal_key`` is ``<entry id>:<variant>``, never a hash, so it cannot collide with an entry's
-key nor be found by an exact lookup (docs/detection_variants.md).
+key nor be found by an exact lookup (docs/detection.md).
 
 Revision ID: 0014
 Revises: 0013
