@@ -31,7 +31,10 @@ def test_media_added_lists_its_variants_and_a_crop_matches(sqlite_api: Api) -> N
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["signals"] == ["pdq", "md5"] and body["variants"] == ["mirror", *(c.name for c in CROPS)]
+    assert body["signals"] == ["pdq", "md5"] and body["variants"] == [
+        "mirror",
+        *(c.name for c in CROPS),
+    ]
     cropped = photo.crop((0, 0, photo.width, photo.height - photo.height // 10))  # 10% off
     r = c.post(
         "/v1/match",

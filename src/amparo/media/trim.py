@@ -42,6 +42,14 @@ the margin under a caption's text). Pads and caption margins measure 1.0."""
 TRIM_SOLID_LINE_SHARE = 0.98
 """A line of a pad or border has at least this share of the pad's colour (the tests' pads:
 1.0 but for the blocks straddling the edge, which the picture's start is searched past)."""
+TRIM_EXACT_TOLERANCE = 2
+"""A synthetic pad's pixels are within this many levels of its colour (PNG: 0; JPEG q30-q90:
+flat blocks decode to within 1-2 levels)."""
+TRIM_EXACT_LINE_SHARE = 0.995
+"""...on at least this share of each line."""
+TRIM_EXACT_MIN_SHARE = 0.02
+"""An exact pad cut without a step is at least this share of the side (a synthetic gradient's
+first lines can be within the tolerance of each other for ~1%)."""
 TRIM_EDGE_CONTRAST = 16.0
 """Where a band ends, a line within ``edge_gap`` lines of its last one differs from it by at
 least this much per pixel on average (luma levels), and by this much more than the line two
@@ -163,7 +171,7 @@ def _band(lines: NDArray[np.uint8], limit: int, side: int) -> int:
     if text > side * TRIM_TEXT_BAND_MAX_SHARE:
         text = 0
     # A caption's top margin is a solid band ending at its text: the deeper band wins.
-    cut = max(_solid_band(lines, share, gap), text)
+    cut = max(_solid_band(lines, share, gap, colour), text)
     if cut < side * TRIM_MIN_SHARE or cut > limit:
         return 0
     return cut
@@ -209,15 +217,33 @@ def _picture_start(share: NDArray[np.float64], gap: int) -> int | None:
     return int(starts[0]) if starts.size else None
 
 
-def _solid_band(values: NDArray[np.uint8], share: NDArray[np.float64], gap: int) -> int:
+def _solid_band(
+    values: NDArray[np.uint8], share: NDArray[np.float64], gap: int, colour: int
+) -> int:
     """A pad or border: lines all of one colour from the edge, then, within ``gap`` lines
     (JPEG ringing), a line that differs visibly from the last of them. The cut is at that
-    line; 0 when there is no such band."""
+    line; 0 when there is no such band. Where no line steps (a black pad around a picture
+    whose own edge is dark), an *exact* pad is still cut where it ends (``_exact_run``)."""
     solid = share >= TRIM_SOLID_LINE_SHARE
     end = int(np.argmin(solid)) if not solid.all() else share.size
     if end == 0 or end >= share.size:
         return 0
-    return _edge_after(values, end - 1, end, gap)
+    cut = _edge_after(values, end - 1, end, gap)
+    if cut:
+        return cut
+    exact = _exact_run(values[:end], colour)
+    return exact if exact >= TRIM_EXACT_MIN_SHARE * values.shape[0] else 0
+
+
+def _exact_run(lines: NDArray[np.uint8], colour: int) -> int:
+    """How many lines from the edge are a synthetic pad: nearly every pixel within
+    ``TRIM_EXACT_TOLERANCE`` of the band's colour. Cameras and scanners leave noise in even the
+    darkest sky (the skimage photos' dark edges: several levels), a pad drawn by software is
+    flat, and JPEG keeps a flat 8x8 block flat to a level or two: so the run ends where the
+    picture starts, or in the block that straddles it (a few pad lines stay in the crop)."""
+    offset = np.abs(lines.astype(np.int16) - colour) <= TRIM_EXACT_TOLERANCE
+    exact = np.count_nonzero(offset, axis=1) >= TRIM_EXACT_LINE_SHARE * lines.shape[1]
+    return int(np.argmin(exact)) if not exact.all() else 0
 
 
 def _text_band(values: NDArray[np.uint8], share: NDArray[np.float64], gap: int, side: int) -> int:
