@@ -32,3 +32,43 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             zf.writestr(name, data)
     return out.getvalue()
+
+
+SAMPLE_PHOTOS = (
+    "astronaut",
+    "camera",
+    "chelsea",
+    "coffee",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "retina",
+    "rocket",
+    "stereo_motorcycle",
+)
+"""scikit-image's bundled photos the detection tests use (benign; tests importing
+:func:`sample_photo` skip when scikit-image is absent: ``pytest.importorskip``)."""
+
+
+def sample_photo(name: str) -> Image.Image:
+    """One of scikit-image's bundled sample photos, as RGB."""
+    from skimage import data
+
+    pixels = getattr(data, name)()
+    if isinstance(pixels, tuple):  # stereo_motorcycle: (left, right, disparity)
+        pixels = pixels[0]
+    return Image.fromarray(np.asarray(pixels)).convert("RGB")
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` as PNG."""
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    """``image`` as JPEG at ``quality``."""
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()

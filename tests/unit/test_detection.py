@@ -9,12 +9,10 @@ Benign photos only: scikit-image's bundled samples.
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -22,40 +20,12 @@ from amparo import Amparo, BankInfo
 from amparo.config import load_settings
 from amparo.hashing import hash_media
 from amparo.signals.pdq import DEFAULT_THRESHOLD, PdqSignal
+from media_support import SAMPLE_PHOTOS, jpeg_bytes, png_bytes, sample_photo
 
 data = pytest.importorskip("skimage.data")
 
-PHOTOS = (
-    "astronaut",
-    "camera",
-    "chelsea",
-    "coffee",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "moon",
-    "retina",
-    "rocket",
-    "stereo_motorcycle",
-)
-
-
-def _photo(name: str) -> Image.Image:
-    pixels = getattr(data, name)()
-    if isinstance(pixels, tuple):  # stereo_motorcycle: (left, right, disparity)
-        pixels = pixels[0]
-    return Image.fromarray(np.asarray(pixels)).convert("RGB")
-
-
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+PHOTOS = SAMPLE_PHOTOS
+_photo, _png, _jpeg = sample_photo, png_bytes, jpeg_bytes
 
 
 def _pdq(data_bytes: bytes) -> str:

@@ -5,7 +5,6 @@ Benign photos only: scikit-image's bundled samples, and synthetic images.
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Callable
 
@@ -27,40 +26,12 @@ from amparo.signals.pdq import (
     pdq_from_pixels,
     pdq_trimmed_from_pixels,
 )
+from media_support import SAMPLE_PHOTOS, jpeg_bytes, png_bytes, sample_photo
 
 data = pytest.importorskip("skimage.data")
 
-PHOTOS = (
-    "astronaut",
-    "camera",
-    "chelsea",
-    "coffee",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "moon",
-    "retina",
-    "rocket",
-    "stereo_motorcycle",
-)
-
-
-def _photo(name: str) -> Image.Image:
-    pixels = getattr(data, name)()
-    if isinstance(pixels, tuple):  # stereo_motorcycle: (left, right, disparity)
-        pixels = pixels[0]
-    return Image.fromarray(np.asarray(pixels)).convert("RGB")
-
-
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+PHOTOS = SAMPLE_PHOTOS
+_photo, _png, _jpeg = sample_photo, png_bytes, jpeg_bytes
 
 
 def _pad(image: Image.Image, colour: tuple[int, int, int], share: float = 0.08) -> Image.Image:
