@@ -226,12 +226,14 @@ def _solid_band(
     whose own edge is dark), an *exact* pad is still cut where it ends (``_exact_run``)."""
     solid = share >= TRIM_SOLID_LINE_SHARE
     end = int(np.argmin(solid)) if not solid.all() else share.size
-    if end == 0 or end >= share.size:
+    if end == 0:
         return 0
-    cut = _edge_after(values, end - 1, end, gap)
-    if cut:
-        return cut
-    exact = _exact_run(values[:end], colour)
+    if end < share.size:
+        cut = _edge_after(values, end - 1, end, gap)
+        if cut:
+            return cut
+    # No step, or the picture's own edge is of the pad's colour for as far as was measured.
+    exact = _exact_run(values[: end + 1], colour)  # one line past: where an exact run ends
     return exact if exact >= TRIM_EXACT_MIN_SHARE * values.shape[0] else 0
 
 
