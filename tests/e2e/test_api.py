@@ -16,6 +16,7 @@ from test_api_support import QUIET, Api, api, make_keys, photo, sqlite_api, tran
 from amparo.api import create_app
 from amparo.api.logs import JsonFormatter
 from amparo.config import Settings
+from amparo.signals.pdq_variants import CROPS
 from clocks import ManualMonotonic
 
 __all__ = ["api", "sqlite_api"]
@@ -369,9 +370,10 @@ def test_metrics_readiness_and_request_ids(api: Api) -> None:
         in text
     )
     assert 'amparo_matches_total{bank="known",signal_type="pdq"} 1.0' in text
-    # One PDQ entry, plus the crop variants stored with a photo added as media (up to 12).
+    # One PDQ entry, plus the variants stored with a photo added as media: its crops, its
+    # true mirror and (had it borders) its trimmed picture.
     rows = re.search(r"^amparo_index_entries (\d+)\.0$", text, re.M)
-    assert rows is not None and 1 <= int(rows.group(1)) <= 13
+    assert rows is not None and 1 <= int(rows.group(1)) <= 1 + len(CROPS) + 2
     assert "amparo_index_age_seconds" in text
     status = c.get("/v1/index/status", headers=h).json()
     assert status["signal_types"]["pdq"]["entries"] == int(rows.group(1))  # rows, as above
