@@ -41,11 +41,7 @@ from amparo.keys import KeyService
 pytestmark = pytest.mark.slow
 
 INTERVAL = 10  # seconds between B's fetches of the feed (the CLI's least)
-BOUND = INTERVAL + 20
-"""The federation issue's target is "within fetch interval + 5 s"; since the session-9 merges
-(entry table, index layout 2, crop variants) B takes longer than that here and the cause is not
-found yet (see the closing note of that session): the bound is widened so the rest of this
-test keeps guarding sharing and withdrawal, and the regression is to be fixed, not kept."""
+BOUND = INTERVAL + 5  # the issue's "within fetch interval + 5 s"
 SERVE_ENV = {
     "AMPARO_EXCHANGE_POLL_SECONDS": "0.5",
     "AMPARO_INDEX_REFRESH_SECONDS": "0.5",

@@ -11,9 +11,6 @@ import typer
 from amparo.cli.context import err_console, handle_errors, settings_from
 from amparo.errors import AddressInUseError, AmparoError
 
-WORKER_HEALTHCHECK_SECONDS = 120
-"""How long a service worker may take to answer the supervisor's first ping (warm-up)."""
-
 
 def check_can_listen(host: str, port: int) -> None:
     """Bind ``host:port`` as uvicorn will (SO_REUSEADDR), then let go: a busy port or an
@@ -89,16 +86,7 @@ def serve_command(
     }
     try:
         if workers > 1:
-            # A worker warms up (index pages, kernels, the entry table) before it answers the
-            # supervisor's ping; uvicorn's 5 s default killed and restarted workers forever
-            # on a loaded machine. The ping is a liveness check, not a readiness one.
-            uvicorn.run(
-                "amparo.api:create_app_from_env",
-                factory=True,
-                workers=workers,
-                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-                **common,
-            )
+            uvicorn.run("amparo.api:create_app_from_env", factory=True, workers=workers, **common)
         else:
             uvicorn.run(create_app(settings, server=True), **common)
     except SystemExit as exc:
