@@ -10,7 +10,6 @@ skips an entry a later page would need.
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from amparo.clock import as_utc
 from amparo.errors import ConflictError, NotFoundError
 from amparo.exchanges.feed_model import Feed, FeedCursor, FeedOpinion, Grant, OpinionCount
-from amparo.store.entry_rows import NOT_VARIANT
+from amparo.store.entry_rows import NOT_VARIANT, json_object, tags_of
 from amparo.store.models import BankRow, CounterRow, EntryRow
 from amparo.store.models_feeds import FeedGrantRow, FeedOpinionRow, FeedRow
 from amparo.store.uow import Database
@@ -254,10 +253,10 @@ class FeedRepository:
                 signal_type=r.signal_type,
                 signal=r.signal,
                 category=r.category,
-                tags=list(json.loads(r.tags)) if r.tags else [],
+                tags=tags_of(r.tags),
                 active=bool(r.enabled) and r.removed_at is None,
                 added_at=as_utc(r.added_at) or r.added_at,
-                provenance=_json_object(r.provenance),
+                provenance=json_object(r.provenance),
             )
             for r in rows
         ]
@@ -398,16 +397,6 @@ class FeedRepository:
             )
             for r in rows
         ]
-
-
-def _json_object(raw: str | None) -> dict[str, Any] | None:
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _feed_of(row: Any, grants: tuple[Grant, ...]) -> Feed:
