@@ -242,7 +242,31 @@ def create_app(
     app.include_router(v1.router)
     app.include_router(hma.router)
     app.include_router(web.router)
+    _share_openapi(app)
     return app
+
+
+_OPENAPI_SCHEMAS: dict[tuple[str, ...], dict[str, Any]] = {}
+
+
+def _share_openapi(app: FastAPI) -> None:
+    """Build the OpenAPI document once a process: it depends only on the routes (the same
+    for every app), and building it takes most of a second (apps are built per test)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            key = tuple(
+                f"{getattr(route, 'path', '')} {sorted(getattr(route, 'methods', None) or ())}"
+                for route in app.routes
+            )
+            schema = _OPENAPI_SCHEMAS.get(key)
+            if schema is None:
+                schema = _OPENAPI_SCHEMAS[key] = build()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _refresh_quietly(service: Service) -> None:
