@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from amparo.store.models import CounterRow, EntryRow, EntryTombstoneRow
 from amparo.store.uow import Database
@@ -19,6 +19,8 @@ _counter = cast(Table, CounterRow.__table__)
 _entry = cast(Table, EntryRow.__table__)
 _tomb = cast(Table, EntryTombstoneRow.__table__)
 _SEQ = select(_counter.c.value).where(_counter.c.name == "entry_seq")
+PAGE = 100_000
+"""Rows a page of the reads below holds at most: memory per page, not per log or table."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,23 @@ class ChangeLog:
 
     def since(self, seq: int, signal_types: Sequence[str] | None = None) -> EntryChanges:
         """Entry changes with a change-log position greater than ``seq``."""
+        upserts: list[tuple[int, str, str]] = []
+        removals: list[tuple[int, str]] = []
+        top = seq
+        for part in self.pages_since(seq, signal_types):
+            top = part.seq
+            upserts.extend(part.upserts)
+            removals.extend(part.removals)
+        return EntryChanges(seq=top, upserts=upserts, removals=removals)
+
+    def pages_since(
+        self, seq: int, signal_types: Sequence[str] | None = None, page: int = PAGE
+    ) -> Iterator[EntryChanges]:
+        """:meth:`since` in pages of at most ``page`` rows, read from one snapshot-consistent
+        pass (a streamed cursor), so a huge change log never sits in Python lists whole.
+
+        Every page carries the same ``seq`` (the newest position of the whole read); upserts
+        come first, then removals. At least one page is yielded."""
         with self.db.reading() as conn:
             top = int(conn.execute(_SEQ).scalar_one())
             query = select(
@@ -74,20 +93,50 @@ class ChangeLog:
             # Entry types are filtered here, not in SQL: with a type condition SQLite picks
             # the (type, signal) index and scans every entry of the type on each call.
             wanted = set(signal_types) if signal_types is not None else None
-            upserts: list[tuple[int, str, str]] = []
-            removals: list[tuple[int, str]] = []
-            for row in conn.execute(query):
-                if wanted is not None and row.signal_type not in wanted:
-                    continue
-                if row.enabled and row.removed_at is None:
-                    upserts.append((int(row.id), row.signal_type, row.signal))
-                else:
-                    removals.append((int(row.id), row.signal_type))
-            removals.extend((int(r.entry_id), r.signal_type) for r in conn.execute(tomb_q))
-        return EntryChanges(seq=top, upserts=upserts, removals=removals)
+            yielded = False
+            for rows in conn.execute(query.execution_options(yield_per=page)).partitions():
+                upserts: list[tuple[int, str, str]] = []
+                removals: list[tuple[int, str]] = []
+                for row in rows:
+                    if wanted is not None and row.signal_type not in wanted:
+                        continue
+                    if row.enabled and row.removed_at is None:
+                        upserts.append((int(row.id), row.signal_type, row.signal))
+                    else:
+                        removals.append((int(row.id), row.signal_type))
+                yielded = True
+                yield EntryChanges(seq=top, upserts=upserts, removals=removals)
+            for tombs in conn.execute(tomb_q.execution_options(yield_per=page)).partitions():
+                yielded = True
+                gone = [(int(r.entry_id), r.signal_type) for r in tombs]
+                yield EntryChanges(seq=top, upserts=[], removals=gone)
+            if not yielded:
+                yield EntryChanges(seq=top, upserts=[], removals=[])
+
+    def count_active(self, signal_type: str) -> int:
+        """How many active entries of one type there are (to size a rebuild's arrays)."""
+        with self.db.reading() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        _entry.c.signal_type == signal_type,
+                        _entry.c.removed_at.is_(None),
+                        _entry.c.enabled.is_(True),
+                    )
+                ).scalar_one()
+            )
+
+    def active_key_pages(
+        self, signal_type: str, page: int = PAGE
+    ) -> Iterator[tuple[list[int], bytes]]:
+        """Every active entry of one fixed-width type as pages of ``(ids, keys)``: the ids in
+        ascending order and the keys' raw bytes concatenated (``len(ids) * key width``), at
+        most ``page`` entries a page. What a rebuild reads into arrays, no row kept."""
+        for rows in self.iter_active_signals(signal_type, page):
+            yield [i for i, _ in rows], bytes.fromhex("".join(s for _, s in rows))
 
     def iter_active_signals(
-        self, signal_type: str, batch: int = 100_000
+        self, signal_type: str, batch: int = PAGE
     ) -> Iterator[list[tuple[int, str]]]:
         """``(id, signal)`` of every active entry of one type, in id order, in batches: what
         an index is built from (it then catches up from :meth:`current_seq`)."""
