@@ -54,23 +54,20 @@ KINDS = (PDQ, *DIGESTS)
 COMPACT_DELTA = 50_000
 
 
-def keys_of(kind: str, values: list[str]) -> NDArray[np.uint8]:
-    """Text signals of one kind as the fixed-width byte rows the index stores."""
-    width = get_signal_type(kind).key_bytes
-    if width is None:
-        raise InternalError(
-            f"signal type {kind!r} has no fixed-width key"
-        )  # callers pass index kinds
-    if not values:
-        return np.zeros((0, width), dtype=np.uint8)
-    return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, width)
-
-
 def key_width(kind: str) -> int:
+    """Bytes of one key of an index kind."""
     width = get_signal_type(kind).key_bytes
     if width is None:
         raise InternalError(f"signal type {kind!r} has no fixed-width key")  # index kinds do
     return width
+
+
+def keys_of(kind: str, values: list[str]) -> NDArray[np.uint8]:
+    """Text signals of one kind as the fixed-width byte rows the index stores."""
+    width = key_width(kind)
+    if not values:
+        return np.zeros((0, width), dtype=np.uint8)
+    return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, width)
 
 
 class KeyArrays:
@@ -351,15 +348,13 @@ class SignalIndexes:
         self.catch_up()
         differences = []
         for kind, index in self._all().items():
-            ids, keys = index.items()
-            held = dict(zip(ids.tolist(), (k.tobytes() for k in keys), strict=True))
-            missing: list[int] = []
-            for batch in self.store.changes.iter_active_signals(kind):
-                batch_keys = keys_of(kind, [s for _, s in batch])
-                for (entry_id, _), key in zip(batch, batch_keys, strict=True):
-                    if held.pop(entry_id, None) != key.tobytes():
-                        missing.append(entry_id)
-            extra = sorted(held)
-            if missing or extra:
-                differences.append(Difference(kind, missing, extra))
+            # Both sides as arrays (the database's read in pages), compared by sorted id.
+            db_ids, db_keys = self._read_active(kind)
+            ix_ids, ix_keys = index.items()
+            common, at_db, at_ix = np.intersect1d(db_ids, ix_ids, return_indices=True)
+            differs = (db_keys[at_db] != ix_keys[at_ix]).any(axis=1)
+            missing = np.union1d(np.setdiff1d(db_ids, ix_ids), common[differs])
+            extra = np.setdiff1d(ix_ids, db_ids)
+            if missing.size or extra.size:
+                differences.append(Difference(kind, missing.tolist(), extra.tolist()))
         return differences
