@@ -257,16 +257,21 @@ class SignalIndexes:
         gone = {kind: KeyArrays(0) for kind in KINDS}
         top = start
         # Read in pages: a huge change log (a big import) becomes arrays, not Python rows.
-        for part in self.store.changes.pages_since(start, page=self.page):
+        for part in self.store.changes.pages_since(start, KINDS, page=self.page):
             top = part.seq
+            signals: dict[str, tuple[list[int], list[str]]] = {k: ([], []) for k in KINDS}
+            for entry_id, kind, signal in part.upserts:
+                signals[kind][0].append(entry_id)
+                signals[kind][1].append(signal)
+            removed: dict[str, list[int]] = {k: [] for k in KINDS}
+            for entry_id, kind in part.removals:
+                removed[kind].append(entry_id)
             for kind in KINDS:
-                mine = [(i, s) for i, t, s in part.upserts if t == kind]
-                if mine:
-                    ids = np.array([i for i, _ in mine], dtype=np.int64)
-                    ups[kind].add(ids, keys_of(kind, [s for _, s in mine]))
-                removed = [i for i, t in part.removals if t == kind]
-                if removed:
-                    gone[kind].add(np.array(removed, dtype=np.int64))
+                if signals[kind][0]:
+                    ids = np.array(signals[kind][0], dtype=np.int64)
+                    ups[kind].add(ids, keys_of(kind, signals[kind][1]))
+                if removed[kind]:
+                    gone[kind].add(np.array(removed[kind], dtype=np.int64))
         applied = 0
         for kind, index in self._all().items():
             add_ids, add_keys = ups[kind].arrays()
