@@ -97,13 +97,14 @@ class ChangeLog:
             for rows in conn.execute(query.execution_options(yield_per=page)).partitions():
                 upserts: list[tuple[int, str, str]] = []
                 removals: list[tuple[int, str]] = []
-                for row in rows:
-                    if wanted is not None and row.signal_type not in wanted:
+                # Unpacked, not read by name: a third of the time at millions of rows.
+                for entry_id, kind, signal, enabled, removed_at in rows:
+                    if wanted is not None and kind not in wanted:
                         continue
-                    if row.enabled and row.removed_at is None:
-                        upserts.append((int(row.id), row.signal_type, row.signal))
+                    if enabled and removed_at is None:
+                        upserts.append((int(entry_id), kind, signal))
                     else:
-                        removals.append((int(row.id), row.signal_type))
+                        removals.append((int(entry_id), kind))
                 yielded = True
                 yield EntryChanges(seq=top, upserts=upserts, removals=removals)
             for tombs in conn.execute(tomb_q.execution_options(yield_per=page)).partitions():
