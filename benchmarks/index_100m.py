@@ -9,11 +9,14 @@ Phases run in separate processes, so each one's memory is its own:
   queries (p50/p99), a batch, and checks planted near-duplicates against a numpy brute
   force over the mapped hashes; RSS (anonymous and file-backed) after each step;
 * ``import``: ``amparo bank import`` of a generated CSV of ``n`` hashes into SQLite in a
-  temporary home, then the index built by the application (``amparo index rebuild``), timed
-  (see ``--import-n``).
+  temporary home, then the index built by the application (``amparo index rebuild``), then
+  the ``query`` phase on that index in a fresh process; each step timed with its own peak RSS
+  and the load average (``--steps`` runs some of them; each waits while a ``lookup_load``
+  benchmark runs).
 
     .venv/bin/python benchmarks/index_100m.py --n 100000000 --dir /work/tmp/idx100m --out F
     .venv/bin/python benchmarks/index_100m.py --n 1000000 --dir /tmp/idx1m   # quick run
+    .venv/bin/python benchmarks/index_100m.py --phase import --n 10000000 --home H --dir unused
 
 Only random, synthetic hashes are used.
 """
@@ -164,38 +167,109 @@ def write_list(path: Path, n: int) -> None:
             fh.write(b"".join(b"pdq," + h + b"\n" for h in hexed.tolist()))
 
 
-def amparo_cli(home: Path, *argv: str) -> dict[str, Any]:
-    """Run the ``amparo`` CLI in its own process: wall time, peak RSS, exit status."""
-    code = "import sys; from amparo.cli.main import main; sys.argv[0] = 'amparo'; main()"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def wait_quiet() -> float:
+    """Wait while another session's throughput benchmark (``lookup_load``) runs; seconds."""
+    waited = 0.0
+    while subprocess.run(["pgrep", "-f", "lookup_load"], capture_output=True).returncode == 0:
+        time.sleep(15)
+        waited += 15
+    return waited
+
+
+def timed(argv: list[str]) -> dict[str, Any]:
+    """Run ``argv`` in its own process: wall time, its own peak RSS, load averages, status."""
+    waited = wait_quiet()
+    load = os.getloadavg()
     t0 = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", code, "--home", str(home), *argv], capture_output=True, text=True
-    )
-    wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert child.stdout is not None
+    text = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
     return {
-        "argv": " ".join(["amparo", "--home", str(home), *argv]),
-        "rc": done.returncode,
-        "wall_s": round(wall, 1),
-        "peak_rss_mb_at_least": max(peak, before) // 1024,
-        "tail": (done.stdout + done.stderr)[-600:],
+        "rc": child.returncode,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mb": usage.ru_maxrss // 1024,
+        "load_start": load,
+        "load_end": os.getloadavg(),
+        "waited_for_quiet_s": waited,
+        "tail": text[-600:],
     }
 
 
-def bulk_import(n: int, home: Path) -> dict[str, Any]:
-    """Import a generated list of ``n`` hashes into SQLite, then let the app build the index."""
+def amparo_cli(home: Path, *argv: str) -> dict[str, Any]:
+    """Run the ``amparo`` CLI in its own process (see :func:`timed`)."""
+    code = "import sys; from amparo.cli.main import main; sys.argv[0] = 'amparo'; main()"
+    run = timed([sys.executable, "-c", code, "--home", str(home), *argv])
+    return {"argv": " ".join(["amparo", "--home", str(home), *argv]), **run}
+
+
+IMPORT_STEPS = ("list", "import", "rebuild", "status", "query", "catchup")
+
+
+def catch_up_all(home: Path) -> dict[str, Any]:
+    """A service whose indexes predate the whole import: empty indexes at change-log position
+    0 (in ``home/catchup-index``), opened, then :meth:`SignalIndexes.catch_up` over the whole
+    change log (read in pages into arrays; the delta is then built in memory)."""
+    from amparo import Amparo, load_settings
+    from amparo.index import SegmentedDigestTable
+    from amparo.indexing import DIGESTS, SignalIndexes
+
+    amparo = Amparo(load_settings(env={}, overrides={"home": home}))
+    store = amparo.store
+    root = home / "catchup-index"
+    directory = root / f"{store.installation_id:016x}"
+    empty = np.zeros(0, dtype=np.int64)
+    SegmentedPdqIndex.bulk_build(directory / "pdq", empty, np.zeros((0, 32), np.uint8))
+    for kind in DIGESTS:
+        SegmentedDigestTable(kind).compact(directory / kind)
+    t0 = time.perf_counter()
+    indexes = SignalIndexes(store, root)
+    out: dict[str, Any] = {"open_s": round(time.perf_counter() - t0, 2)}
+    t0 = time.perf_counter()
+    out["applied"] = indexes.catch_up()
+    out["catch_up_s"] = round(time.perf_counter() - t0, 1)
+    out["pdq_delta_entries"] = indexes.pdq.stats().delta_entries
+    out["rss_mb"] = memory()
+    amparo.close()
+    return out
+
+
+def bulk_import(n: int, home: Path, steps: tuple[str, ...]) -> dict[str, Any]:
+    """Import a generated list of ``n`` hashes into SQLite, let the app build the index, then
+    open and query it in a fresh process; ``steps`` picks which of :data:`IMPORT_STEPS` run
+    (the home is kept between runs, so steps can be run one at a time)."""
     home.mkdir(parents=True, exist_ok=True)
     listing = home / "list.csv"
-    t0 = time.perf_counter()
-    write_list(listing, n)
-    out: dict[str, Any] = {"n": n, "generate_s": round(time.perf_counter() - t0, 1)}
-    out["csv_bytes"] = listing.stat().st_size
-    out["import"] = amparo_cli(home, "bank", "import", "known", str(listing), "--create")
-    out["rebuild"] = amparo_cli(home, "index", "rebuild")
-    out["status"] = amparo_cli(home, "index", "status", "--json")
-    out["db_bytes"] = sum(p.stat().st_size for p in home.glob("amparo.db*"))
-    listing.unlink()
+    out: dict[str, Any] = {"n": n}
+    if "list" in steps:
+        t0 = time.perf_counter()
+        write_list(listing, n)
+        out["generate_s"] = round(time.perf_counter() - t0, 1)
+        out["csv_bytes"] = listing.stat().st_size
+    if "import" in steps:
+        out["import"] = amparo_cli(home, "bank", "import", "known", str(listing), "--create")
+        out["db_bytes"] = sum(p.stat().st_size for p in home.glob("amparo.db*"))
+        listing.unlink()
+    if "rebuild" in steps:
+        out["rebuild"] = amparo_cli(home, "index", "rebuild")
+    if "status" in steps:
+        out["status"] = amparo_cli(home, "index", "status", "--json")
+    if "query" in steps:
+        (pdq,) = home.glob("index/*/pdq")
+        out["index_bytes"] = sum(p.stat().st_size for p in pdq.iterdir())
+        run = timed(
+            [sys.executable, __file__, "--phase", "query", "--n", str(n), "--dir", str(pdq)]
+        )
+        result = json.loads(str(run.pop("tail")).strip().splitlines()[-1])
+        out["query"] = {**run, "result": result}
+    if "catchup" in steps:
+        argv = [sys.executable, __file__, "--phase", "catchup", "--home", str(home), "--dir", "-"]
+        run = timed(argv)
+        result = json.loads(str(run.pop("tail")).strip().splitlines()[-1])
+        out["catchup"] = {**run, "result": result}
+    out["db_bytes_now"] = sum(p.stat().st_size for p in home.glob("amparo.db*"))
     return out
 
 
@@ -209,8 +283,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000_000)
     parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("--phase", choices=["build", "query", "all", "import"], default="all")
+    parser.add_argument(
+        "--phase", choices=["build", "query", "all", "import", "catchup"], default="all"
+    )
     parser.add_argument("--home", type=Path, help="import phase: the temporary Amparo home")
+    parser.add_argument(
+        "--steps",
+        default=",".join(IMPORT_STEPS),
+        help=f"import phase: which of {','.join(IMPORT_STEPS)} to run (default all)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--no-check", action="store_true", help="query phase: skip the brute-force comparison"
@@ -222,11 +303,14 @@ def main() -> None:
     if args.phase == "query":
         print(json.dumps(query(args.dir, check=not args.no_check)))
         return
+    if args.phase == "catchup":
+        print(json.dumps(catch_up_all(args.home)))
+        return
     if args.phase == "import":
         start = os.getloadavg()
         result = {
             "load_start": start,
-            **bulk_import(args.n, args.home),
+            **bulk_import(args.n, args.home, tuple(args.steps.split(","))),
             "load_end": os.getloadavg(),
         }
         print(json.dumps(result, indent=2))

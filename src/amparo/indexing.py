@@ -34,6 +34,7 @@ from amparo.index.live import MANIFEST, LiveIndex
 from amparo.signals import get_signal_type
 from amparo.signals.pdq import PdqSignal
 from amparo.store import Store
+from amparo.store.changelog import PAGE
 from amparo.store.entry_meta import (  # the entry table, kept beside the indexes
     EntryTableSync as EntryTableSync,
 )
@@ -53,16 +54,49 @@ KINDS = (PDQ, *DIGESTS)
 COMPACT_DELTA = 50_000
 
 
-def keys_of(kind: str, values: list[str]) -> NDArray[np.uint8]:
-    """Text signals of one kind as the fixed-width byte rows the index stores."""
+def key_width(kind: str) -> int:
+    """Bytes of one key of an index kind."""
     width = get_signal_type(kind).key_bytes
     if width is None:
-        raise InternalError(
-            f"signal type {kind!r} has no fixed-width key"
-        )  # callers pass index kinds
+        raise InternalError(f"signal type {kind!r} has no fixed-width key")  # index kinds do
+    return width
+
+
+def keys_of(kind: str, values: list[str]) -> NDArray[np.uint8]:
+    """Text signals of one kind as the fixed-width byte rows the index stores."""
+    width = key_width(kind)
     if not values:
         return np.zeros((0, width), dtype=np.uint8)
     return np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(-1, width)
+
+
+class KeyArrays:
+    """Ids and fixed-width keys gathered page by page into arrays that grow geometrically
+    (doubling) past their first capacity, so n rows cost n * (8 + width) bytes, amortized."""
+
+    def __init__(self, width: int, capacity: int = 0) -> None:
+        self.width = width
+        self.size = 0
+        self._ids = np.empty(capacity, dtype=np.int64)
+        self._keys = np.empty((capacity, width), dtype=np.uint8)
+
+    def add(self, ids: NDArray[np.int64], keys: NDArray[np.uint8] | None = None) -> None:
+        end = self.size + ids.shape[0]
+        if end > self._ids.shape[0]:
+            capacity = max(end, 2 * self._ids.shape[0])
+            ids_grown = np.empty(capacity, dtype=np.int64)
+            ids_grown[: self.size] = self._ids[: self.size]
+            keys_grown = np.empty((capacity, self.width), dtype=np.uint8)
+            keys_grown[: self.size] = self._keys[: self.size]
+            self._ids, self._keys = ids_grown, keys_grown
+        self._ids[self.size : end] = ids
+        if keys is not None:
+            self._keys[self.size : end] = keys.reshape(-1, self.width)
+        self.size = end
+
+    def arrays(self) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        """The rows added so far (views, not copies)."""
+        return self._ids[: self.size], self._keys[: self.size]
 
 
 @dataclass(frozen=True)
@@ -89,8 +123,12 @@ class Difference:
 class SignalIndexes:
     """The PDQ index and digest tables of one store."""
 
-    def __init__(self, store: Store, index_root: Path, *, build: bool = True) -> None:
+    def __init__(
+        self, store: Store, index_root: Path, *, build: bool = True, page: int = PAGE
+    ) -> None:
         self.store = store
+        self.page = page
+        """Rows read from the store at a time (rebuild and catch-up)."""
         self.directory = index_root / f"{store.installation_id:016x}"
         self.pdq: SegmentedPdqIndex
         self.digests: dict[str, SegmentedDigestTable] = {}
@@ -166,22 +204,30 @@ class SignalIndexes:
 
     def _rebuild_locked(self) -> None:
         seq = self.store.changes.current_seq()
-        fresh: dict[str, LiveIndex[Any]] = {
-            PDQ: SegmentedPdqIndex(),
-            **{kind: SegmentedDigestTable(kind) for kind in DIGESTS},
-        }
-        for kind, index in fresh.items():
-            ids: list[NDArray[np.int64]] = []
-            keys: list[NDArray[np.uint8]] = []
-            for batch in self.store.changes.iter_active_signals(kind):
-                ids.append(np.fromiter((i for i, _ in batch), dtype=np.int64))
-                keys.append(keys_of(kind, [s for _, s in batch]))
-            if ids:
-                index.apply(np.concatenate(ids), np.concatenate(keys), checkpoint=seq)
+        fresh: dict[str, LiveIndex[Any]] = {}
+        for kind in KINDS:
+            ids, keys = self._read_active(kind)
+            if kind == PDQ:
+                # One build straight into the directory: no in-memory delta built first.
+                fresh[kind] = SegmentedPdqIndex.bulk_build(
+                    self._path(kind), ids, keys, checkpoint=seq
+                )
             else:
-                index.apply(checkpoint=seq)
-            index.compact(self._path(kind))
+                table = SegmentedDigestTable(kind)
+                table.apply(ids, keys, checkpoint=seq)
+                table.compact(self._path(kind))
+                fresh[kind] = table
+            del ids, keys
         self._assign(fresh)
+
+    def _read_active(self, kind: str) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        """Ids (ascending) and keys of every active entry of ``kind``, read page by page into
+        arrays sized from a count (grown if entries arrive meanwhile): no row kept as Python
+        objects, so a rebuild's memory is these arrays plus the build."""
+        rows = KeyArrays(key_width(kind), self.store.changes.count_active(kind))
+        for ids, raw in self.store.changes.active_key_pages(kind, self.page):
+            rows.add(np.asarray(ids, dtype=np.int64), np.frombuffer(raw, dtype=np.uint8))
+        return rows.arrays()
 
     # -- keeping up --------------------------------------------------------------------------
 
@@ -206,21 +252,35 @@ class SignalIndexes:
             self._assign({kind: self._open_kind(kind) for kind in KINDS})
             self._remember_manifests()
         start = self.checkpoint
-        changes = self.store.changes.since(start)
+        width = {kind: key_width(kind) for kind in KINDS}
+        ups = {kind: KeyArrays(width[kind]) for kind in KINDS}
+        gone = {kind: KeyArrays(0) for kind in KINDS}
+        top = start
+        # Read in pages: a huge change log (a big import) becomes arrays, not Python rows.
+        for part in self.store.changes.pages_since(start, KINDS, page=self.page):
+            top = part.seq
+            signals: dict[str, tuple[list[int], list[str]]] = {k: ([], []) for k in KINDS}
+            for entry_id, kind, signal in part.upserts:
+                signals[kind][0].append(entry_id)
+                signals[kind][1].append(signal)
+            removed: dict[str, list[int]] = {k: [] for k in KINDS}
+            for entry_id, kind in part.removals:
+                removed[kind].append(entry_id)
+            for kind in KINDS:
+                if signals[kind][0]:
+                    ids = np.array(signals[kind][0], dtype=np.int64)
+                    ups[kind].add(ids, keys_of(kind, signals[kind][1]))
+                if removed[kind]:
+                    gone[kind].add(np.array(removed[kind], dtype=np.int64))
         applied = 0
         for kind, index in self._all().items():
-            ups = [(i, s) for i, t, s in changes.upserts if t == kind]
-            gone = [i for i, t in changes.removals if t == kind]
-            if ups or gone:
-                index.apply(
-                    np.array([i for i, _ in ups], dtype=np.int64),
-                    keys_of(kind, [s for _, s in ups]),
-                    np.array(gone, dtype=np.int64),
-                    checkpoint=changes.seq,
-                )
-                applied += len(ups) + len(gone)
-            elif changes.seq != index.checkpoint:
-                index.apply(checkpoint=changes.seq)
+            add_ids, add_keys = ups[kind].arrays()
+            remove_ids, _ = gone[kind].arrays()
+            if add_ids.size or remove_ids.size:
+                index.apply(add_ids, add_keys, remove_ids, checkpoint=top)
+                applied += int(add_ids.size + remove_ids.size)
+            elif top != index.checkpoint:
+                index.apply(checkpoint=top)
         return applied
 
     def needs_compaction(self) -> bool:
@@ -293,15 +353,13 @@ class SignalIndexes:
         self.catch_up()
         differences = []
         for kind, index in self._all().items():
-            ids, keys = index.items()
-            held = dict(zip(ids.tolist(), (k.tobytes() for k in keys), strict=True))
-            missing: list[int] = []
-            for batch in self.store.changes.iter_active_signals(kind):
-                batch_keys = keys_of(kind, [s for _, s in batch])
-                for (entry_id, _), key in zip(batch, batch_keys, strict=True):
-                    if held.pop(entry_id, None) != key.tobytes():
-                        missing.append(entry_id)
-            extra = sorted(held)
-            if missing or extra:
-                differences.append(Difference(kind, missing, extra))
+            # Both sides as arrays (the database's read in pages), compared by sorted id.
+            db_ids, db_keys = self._read_active(kind)
+            ix_ids, ix_keys = index.items()
+            common, at_db, at_ix = np.intersect1d(db_ids, ix_ids, return_indices=True)
+            differs = (db_keys[at_db] != ix_keys[at_ix]).any(axis=1)
+            missing = np.union1d(np.setdiff1d(db_ids, ix_ids), common[differs])
+            extra = np.setdiff1d(ix_ids, db_ids)
+            if missing.size or extra.size:
+                differences.append(Difference(kind, missing.tolist(), extra.tolist()))
         return differences

@@ -90,6 +90,16 @@ class Matcher:
                 self._seen_generation = -1
             return self._indexes
 
+    def rebuild_indexes(self) -> SignalIndexes:
+        """Build every index afresh from the database: one build, also when none was open yet
+        (opening through :attr:`indexes` would build a missing index first, then again)."""
+        with self._lock:
+            if self._indexes is None:
+                self._indexes = SignalIndexes(self.store, self.settings.index_dir, build=False)
+                self._seen_generation = -1
+            self._indexes.rebuild()
+            return self._indexes
+
     @property
     def index(self) -> SegmentedPdqIndex:
         """The PDQ index (an exact ``PdqIndex``)."""

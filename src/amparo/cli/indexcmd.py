@@ -101,8 +101,7 @@ def compact(ctx: typer.Context) -> None:
 def rebuild(ctx: typer.Context) -> None:
     """Rebuild every index from the database. Example: amparo index rebuild"""
     with open_app(ctx) as amparo:
-        amparo.matcher.indexes.rebuild()
-        kinds = amparo.matcher.indexes.status()
+        kinds = amparo.matcher.rebuild_indexes().status()
     err_console.print(
         "rebuilt: " + ", ".join(f"{k.kind} {k.entries:,}" for k in kinds), markup=False
     )

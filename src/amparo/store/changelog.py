@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from amparo.store.models import CounterRow, EntryRow, EntryTombstoneRow
 from amparo.store.uow import Database
@@ -19,6 +19,8 @@ _counter = cast(Table, CounterRow.__table__)
 _entry = cast(Table, EntryRow.__table__)
 _tomb = cast(Table, EntryTombstoneRow.__table__)
 _SEQ = select(_counter.c.value).where(_counter.c.name == "entry_seq")
+PAGE = 100_000
+"""Rows a page of the reads below holds at most: memory per page, not per log or table."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,23 @@ class ChangeLog:
 
     def since(self, seq: int, signal_types: Sequence[str] | None = None) -> EntryChanges:
         """Entry changes with a change-log position greater than ``seq``."""
+        upserts: list[tuple[int, str, str]] = []
+        removals: list[tuple[int, str]] = []
+        top = seq
+        for part in self.pages_since(seq, signal_types):
+            top = part.seq
+            upserts.extend(part.upserts)
+            removals.extend(part.removals)
+        return EntryChanges(seq=top, upserts=upserts, removals=removals)
+
+    def pages_since(
+        self, seq: int, signal_types: Sequence[str] | None = None, page: int = PAGE
+    ) -> Iterator[EntryChanges]:
+        """:meth:`since` in pages of at most ``page`` rows, read from one snapshot-consistent
+        pass (a streamed cursor), so a huge change log never sits in Python lists whole.
+
+        Every page carries the same ``seq`` (the newest position of the whole read); upserts
+        come first, then removals. At least one page is yielded."""
         with self.db.reading() as conn:
             top = int(conn.execute(_SEQ).scalar_one())
             query = select(
@@ -74,20 +93,77 @@ class ChangeLog:
             # Entry types are filtered here, not in SQL: with a type condition SQLite picks
             # the (type, signal) index and scans every entry of the type on each call.
             wanted = set(signal_types) if signal_types is not None else None
-            upserts: list[tuple[int, str, str]] = []
-            removals: list[tuple[int, str]] = []
-            for row in conn.execute(query):
-                if wanted is not None and row.signal_type not in wanted:
-                    continue
-                if row.enabled and row.removed_at is None:
-                    upserts.append((int(row.id), row.signal_type, row.signal))
-                else:
-                    removals.append((int(row.id), row.signal_type))
-            removals.extend((int(r.entry_id), r.signal_type) for r in conn.execute(tomb_q))
-        return EntryChanges(seq=top, upserts=upserts, removals=removals)
+            yielded = False
+            for rows in conn.execute(query.execution_options(yield_per=page)).partitions():
+                upserts: list[tuple[int, str, str]] = []
+                removals: list[tuple[int, str]] = []
+                # Unpacked, not read by name: a third of the time at millions of rows.
+                for entry_id, kind, signal, enabled, removed_at in rows:
+                    if wanted is not None and kind not in wanted:
+                        continue
+                    if enabled and removed_at is None:
+                        upserts.append((int(entry_id), kind, signal))
+                    else:
+                        removals.append((int(entry_id), kind))
+                yielded = True
+                yield EntryChanges(seq=top, upserts=upserts, removals=removals)
+            for tombs in conn.execute(tomb_q.execution_options(yield_per=page)).partitions():
+                yielded = True
+                gone = [(int(r.entry_id), r.signal_type) for r in tombs]
+                yield EntryChanges(seq=top, upserts=[], removals=gone)
+            if not yielded:
+                yield EntryChanges(seq=top, upserts=[], removals=[])
+
+    def count_active(self, signal_type: str) -> int:
+        """How many active entries of one type there are (to size a rebuild's arrays)."""
+        with self.db.reading() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        _entry.c.signal_type == signal_type,
+                        _entry.c.removed_at.is_(None),
+                        _entry.c.enabled.is_(True),
+                    )
+                ).scalar_one()
+            )
+
+    def active_key_pages(
+        self, signal_type: str, page: int = PAGE
+    ) -> Iterator[tuple[list[int], bytes]]:
+        """Every active entry of one fixed-width type as pages of ``(ids, keys)``: the ids in
+        ascending order and the keys' raw bytes concatenated (``len(ids) * key width``), at
+        most ``page`` entries a page. What a rebuild reads into arrays, no row kept.
+
+        Pages walk the table in id order. On SQLite the type is compared as ``signal_type ||
+        ''``, which no index serves: with the bare column SQLite reads the (type, signal)
+        index and sorts every remaining entry of the type again for each page (quadratic in
+        the entries; with it and a second build, a 10M rebuild took 230 s quiet; now 46 s).
+        PostgreSQL's planner walks the primary key by itself."""
+        last = 0
+        with self.db.reading() as conn:
+            column = _entry.c.signal_type
+            in_id_order = (column.concat("") if conn.dialect.name == "sqlite" else column) == (
+                signal_type
+            )
+            while True:
+                rows = conn.execute(
+                    select(_entry.c.id, _entry.c.signal)
+                    .where(
+                        in_id_order,
+                        _entry.c.removed_at.is_(None),
+                        _entry.c.enabled.is_(True),
+                        _entry.c.id > last,
+                    )
+                    .order_by(_entry.c.id)
+                    .limit(page)
+                ).all()
+                if not rows:
+                    return
+                last = int(rows[-1].id)
+                yield [int(r.id) for r in rows], bytes.fromhex("".join(r.signal for r in rows))
 
     def iter_active_signals(
-        self, signal_type: str, batch: int = 100_000
+        self, signal_type: str, batch: int = PAGE
     ) -> Iterator[list[tuple[int, str]]]:
         """``(id, signal)`` of every active entry of one type, in id order, in batches: what
         an index is built from (it then catches up from :meth:`current_seq`)."""
