@@ -245,7 +245,8 @@ def run(
                 file=sys.stderr,
             )
             missed = [names[i] for i in np.flatnonzero(~found)]
-            print(f"{edit_name}: missed {', '.join(missed) or 'none'}", file=sys.stderr)
+            more = f" and {len(missed) - 30} more" if len(missed) > 30 else ""
+            print(f"{edit_name}: missed {', '.join(missed[:30]) or 'none'}{more}", file=sys.stderr)
         result["edits"] = rows
         main_rows = [r for r in rows.values() if not r["informational"]]
         result["mean_plain_recall"] = float(np.mean([r["plain_recall"] for r in main_rows]))

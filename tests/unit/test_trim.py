@@ -250,8 +250,8 @@ def test_jpeg_pad_on_a_dark_picture_is_cut_at_its_edge(
     box: tuple[int, int, int, int],
 ) -> None:
     # Deep space under a black pad makes no visible step, and at q50 the 8x8 block straddling
-    # the pad's edge rings: the exact pad run stops on the block boundary, 3-7 lines short on
-    # these crops (their PDQ then 20-28 bits off). The cut goes on to the picture's step.
+    # the pad's edge rings: the exact pad run stops on the block boundary, up to 7 lines short
+    # on these crops (their PDQ then 20-28 bits off). The cut goes on to the picture's step.
     x, y, width, height = box
     tile = _photo("hubble_deep_field").crop((x, y, x + width, y + height))
     padded = _pad(tile, (0, 0, 0))
