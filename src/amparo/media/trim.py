@@ -274,10 +274,11 @@ def _exact_run(lines: NDArray[np.uint8], colour: int) -> int:
 
 def _past_ringing(values: NDArray[np.uint8], exact: int, end: int, colour: int, grid: int) -> int:
     """Where an exact pad ends when its run stopped on a JPEG block boundary (``grid``: the
-    boundaries' offset from the first line): at the first line, within the block and the solid
-    lines (before ``end``), that steps ``TRIM_PAD_EDGE_STEP`` away from the pad's colour
-    after a line within ``TRIM_RING_MAX_CONTRAST`` of it. ``exact`` itself otherwise (off the
-    grid, as a PNG pad's run ends at the pad's edge; or no step: a dark rim, a fade)."""
+    boundaries' offset from the first line): at the first line of that block, or the one just
+    past it, that steps ``TRIM_PAD_EDGE_STEP`` further from the pad's colour than the line
+    before it, which is within ``TRIM_RING_MAX_CONTRAST`` of it; no further than ``end``, so
+    every line cut is solid. ``exact`` itself otherwise (off the grid, as a PNG pad's run ends
+    at the pad's edge; or no step: a dark rim, a fade)."""
     if (exact - grid) % JPEG_BLOCK:
         return exact
     lines = values[exact - 1 : min(end, exact + JPEG_BLOCK) + 1].astype(np.int16)
