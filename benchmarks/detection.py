@@ -25,7 +25,7 @@ the same photo are counted apart (all pairs, and pairs of different photos).
 Hashing time: ``checks.hash_bytes`` of the originals (no borders) with the default settings
 against ``trim_borders=false, match_mirrored=false`` (what hashing did before issue #17).
 
-    python benchmarks/detection.py [--photos N] [--quick] [--markdown F] [--json F]
+    python benchmarks/detection.py [--photos N] [--quick] [--edits a,b] [--markdown F] [--json F]
 """
 
 from __future__ import annotations
@@ -162,7 +162,9 @@ def machine() -> dict[str, object]:
     }
 
 
-def run(photos: list[Photo], home: Path, timing_repeats: int) -> dict[str, object]:
+def run(
+    photos: list[Photo], home: Path, timing_repeats: int, edits: set[str] | None = None
+) -> dict[str, object]:
     settings = load_settings(env={}, overrides={"home": home / "now"})
     before = load_settings(
         env={},
@@ -197,6 +199,8 @@ def run(photos: list[Photo], home: Path, timing_repeats: int) -> dict[str, objec
         dihedral_main = app.checks.wants_dihedral(["main"])
         rows: dict[str, dict[str, object]] = {}
         for edit_name, edit in {**EDITS, **INFORMATIONAL}.items():
+            if edits is not None and edit_name not in edits:
+                continue
             bank = "dihedral" if edit_name in DIHEDRAL_ONLY else "main"
             dihedral = app.checks.wants_dihedral([bank]) if bank != "main" else dihedral_main
             copies = [edit(Image.fromarray(p.pixels), i) for i, p in enumerate(photos)]
@@ -240,6 +244,9 @@ def run(photos: list[Photo], home: Path, timing_repeats: int) -> dict[str, objec
                 f"{dict(paths)}",
                 file=sys.stderr,
             )
+            missed = [names[i] for i in np.flatnonzero(~found)]
+            more = f" and {len(missed) - 30} more" if len(missed) > 30 else ""
+            print(f"{edit_name}: missed {', '.join(missed[:30]) or 'none'}{more}", file=sys.stderr)
         result["edits"] = rows
         main_rows = [r for r in rows.values() if not r["informational"]]
         result["mean_plain_recall"] = float(np.mean([r["plain_recall"] for r in main_rows]))
@@ -331,6 +338,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=None, help="the first N of the corpus")
     parser.add_argument("--quick", action="store_true", help="40 photos, one timing pass")
+    parser.add_argument(
+        "--edits",
+        help="comma-separated edit names to run (default: all); the mean covers those run",
+    )
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -339,7 +350,11 @@ def main() -> None:
     sources = collections.Counter(p.source for p in photos)
     print(f"{len(photos)} photos: {dict(sources)}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(photos, Path(tmp), timing_repeats=1 if args.quick else 3)
+        wanted = set(args.edits.split(",")) if args.edits else None
+        unknown = (wanted or set()) - {*EDITS, *INFORMATIONAL}
+        if unknown:
+            parser.error(f"unknown edits: {', '.join(sorted(unknown))}")
+        result = run(photos, Path(tmp), timing_repeats=1 if args.quick else 3, edits=wanted)
     result["sources"] = dict(sources)
     result["distinct_photos"] = len({p.photo for p in photos})
     table = markdown(result)

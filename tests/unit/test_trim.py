@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 from amparo.config import Settings
 from amparo.hashing import MediaHashes, hash_bytes, hash_media
 from amparo.media.borders import detect_borders
-from amparo.media.trim import TRIM_MIN_KEEP, find_trim
+from amparo.media.decode import decode_image
+from amparo.media.trim import TRIM_EXACT_LINE_SHARE, TRIM_EXACT_TOLERANCE, TRIM_MIN_KEEP, find_trim
 from amparo.signals.pdq import (
     DEFAULT_THRESHOLD,
     MIRROR_INDEX,
@@ -237,6 +238,62 @@ def test_thin_band_is_ignored() -> None:
     image = _photo("astronaut")
     thin = _pad(image, (0, 0, 0), share=0.004)
     assert not find_trim(canonical_luma(np.asarray(thin)))
+
+
+def _luma(data: bytes) -> NDArray[np.uint8]:
+    """The luma hashing sees: a JPEG's Y channel, then PDQ's canonical preprocessing."""
+    return canonical_luma(decode_image(data, mode="L").pixels)
+
+
+@pytest.mark.parametrize("box", [(355, 310, 290, 252), (0, 0, 388, 337)])
+def test_jpeg_pad_on_a_dark_picture_is_cut_at_its_edge(
+    box: tuple[int, int, int, int],
+) -> None:
+    # Deep space under a black pad makes no visible step, and at q50 the 8x8 block straddling
+    # the pad's edge rings: the exact pad run stops on the block boundary, up to 7 lines short
+    # on these crops (their PDQ then 20-28 bits off). The cut goes on to the picture's step.
+    x, y, width, height = box
+    tile = _photo("hubble_deep_field").crop((x, y, x + width, y + height))
+    padded = _pad(tile, (0, 0, 0))
+    dx, dy = (padded.width - width) // 2, (padded.height - height) // 2
+    borders = find_trim(_luma(_jpeg(padded, 50)))
+    for found, pad in zip(
+        (borders.top, borders.bottom, borders.left, borders.right), (dy, dy, dx, dx), strict=True
+    ):
+        assert abs(found - pad) <= 1, (borders, dy, dx)
+    copy = hash_media(_jpeg(padded, 50))
+    assert _distance(copy.pdq_trimmed, hash_media(_png(tile)).pdq) <= 10
+
+
+def _exact_run(lines: NDArray[np.uint8]) -> int:
+    """Lines from the first within ``TRIM_EXACT_TOLERANCE`` of the outermost lines' colour."""
+    colour = int(np.median(lines[:2]))
+    near = np.abs(lines.astype(np.int16) - colour) <= TRIM_EXACT_TOLERANCE
+    return int(np.argmin(near.mean(axis=1) >= TRIM_EXACT_LINE_SHARE))
+
+
+@pytest.mark.parametrize("quality", [30, 50, 90])
+@pytest.mark.parametrize("box", [(0, 0, 470, 470), (282, 0, 282, 282), (0, 940, 470, 470)])
+def test_dark_surround_without_pad_is_cut_where_it_stops_being_exact(
+    box: tuple[int, int, int, int], quality: int
+) -> None:
+    # retina's black surround is as flat as a pad, and JPEG makes it exact blocks, so its run
+    # often stops on a block boundary too; its rim brightens gradually (no step): the cut is
+    # where the exact run ends, not a block further into the picture.
+    x, y, width, height = box
+    luma = _luma(_jpeg(_photo("retina").crop((x, y, x + width, y + height)), quality))
+    borders = find_trim(luma)
+    assert borders, box
+    inner = luma[borders.top : luma.shape[0] - borders.bottom]
+    sides = {
+        "top": (borders.top, luma),
+        "bottom": (borders.bottom, luma[::-1]),
+        "left": (borders.left, inner.T),
+        "right": (borders.right, inner.T[::-1]),
+    }
+    for side, (cut, lines) in sides.items():
+        if cut:
+            assert cut == _exact_run(lines), (side, borders)
 
 
 def test_video_border_detection_is_unchanged_by_trimming() -> None:
