@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Row, Table, func, select, update
 
 from amparo.store.models import CounterRow, EntryRow, EntryTombstoneRow
 from amparo.store.uow import Database
@@ -132,7 +132,20 @@ class ChangeLog:
     ) -> Iterator[tuple[list[int], bytes]]:
         """Every active entry of one fixed-width type as pages of ``(ids, keys)``: the ids in
         ascending order and the keys' raw bytes concatenated (``len(ids) * key width``), at
-        most ``page`` entries a page. What a rebuild reads into arrays, no row kept.
+        most ``page`` entries a page. What a rebuild reads into arrays, no row kept."""
+        for rows in self._active_pages(signal_type, page):
+            yield [int(r.id) for r in rows], bytes.fromhex("".join(r.signal for r in rows))
+
+    def iter_active_signals(
+        self, signal_type: str, batch: int = PAGE
+    ) -> Iterator[list[tuple[int, str]]]:
+        """``(id, signal)`` of every active entry of one type, in id order, in batches: what
+        an index is built from (it then catches up from :meth:`current_seq`)."""
+        for rows in self._active_pages(signal_type, batch):
+            yield [(int(r.id), r.signal) for r in rows]
+
+    def _active_pages(self, signal_type: str, page: int) -> Iterator[Sequence[Row[Any, Any]]]:
+        """Rows ``(id, signal)`` of the active entries of one type, ``page`` at a time.
 
         Pages walk the table in id order. On SQLite the type is compared as ``signal_type ||
         ''``, which no index serves: with the bare column SQLite reads the (type, signal)
@@ -160,28 +173,4 @@ class ChangeLog:
                 if not rows:
                     return
                 last = int(rows[-1].id)
-                yield [int(r.id) for r in rows], bytes.fromhex("".join(r.signal for r in rows))
-
-    def iter_active_signals(
-        self, signal_type: str, batch: int = PAGE
-    ) -> Iterator[list[tuple[int, str]]]:
-        """``(id, signal)`` of every active entry of one type, in id order, in batches: what
-        an index is built from (it then catches up from :meth:`current_seq`)."""
-        last = 0
-        with self.db.reading() as conn:
-            while True:
-                rows = conn.execute(
-                    select(_entry.c.id, _entry.c.signal)
-                    .where(
-                        _entry.c.signal_type == signal_type,
-                        _entry.c.removed_at.is_(None),
-                        _entry.c.enabled.is_(True),
-                        _entry.c.id > last,
-                    )
-                    .order_by(_entry.c.id)
-                    .limit(batch)
-                ).all()
-                if not rows:
-                    return
-                last = int(rows[-1].id)
-                yield [(int(r.id), r.signal) for r in rows]
+                yield rows
