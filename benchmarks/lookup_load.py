@@ -166,6 +166,19 @@ def child_pids(parent: int) -> list[int]:
     return workers or [parent]
 
 
+def connections_by_pid(port: int, pids: list[int]) -> list[int]:
+    """Established connections each of ``pids`` holds on ``port`` (from ``ss``; [] without
+    it): keep-alive connections stay with the worker that accepted them, so the split
+    decides how evenly the workers are loaded."""
+    if not pids or shutil.which("ss") is None:
+        return []
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return [out.count(f"pid={pid},") for pid in pids]
+
+
 def run_wrk(base: str, paths: list[str], header: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "paths").write_text("\n".join(paths) + "\n")
@@ -334,11 +347,15 @@ def one_route(
     load_before = os.getloadavg()
     correctness = check_answers(base, route, headers, hexes, queries, args, ENTRY_IDS or None)
     memory: list[list[int]] = []
+    split: list[int] = []
     stop = threading.Event()
+    port = urlsplit(base).port or 80
 
     def sample() -> None:
         while not stop.is_set():
             memory.append([rss_kib(p) for p in pids])
+            if len(memory) == 5:  # the load's connections are open by now
+                split.extend(connections_by_pid(port, pids))
             stop.wait(1)
 
     sampler = threading.Thread(target=sample)
@@ -366,6 +383,7 @@ def one_route(
         "duration_s": args.duration,
         "client": args.client,
         "lookups": result,
+        "connections_per_worker": split,
         "correctness": correctness,
         "worker_rss_mib": None if mem is None else {
             "start": [round(x) for x in mem[0]],

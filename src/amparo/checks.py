@@ -242,6 +242,11 @@ class Checks:
         """Whether any action rule is enabled (callers skip reading media when none is)."""
         return self.actions.active()
 
+    def recheck_rules(self) -> None:
+        """Re-read the rule set's generation now (the service's background refresh), so
+        :meth:`rules_known_inactive` keeps answering from the cache."""
+        self.actions.current_rules(recheck=True)
+
     def rules_known_inactive(self) -> bool:
         """True only when the cached rule set says no rule is enabled (no database read:
         what a caller on an event loop asks before answering there)."""

@@ -135,12 +135,14 @@ class Actioner:
 
     # -- the rule set ---------------------------------------------------------------------------
 
-    def current_rules(self) -> list[Rule]:
+    def current_rules(self, *, recheck: bool = False) -> list[Rule]:
         """The enabled rules in run order. Cached: re-read when a rule changed, which this
-        process sees at once and other processes within ``index_refresh_seconds``."""
+        process sees at once and other processes within ``index_refresh_seconds``.
+        ``recheck``: ask the database now even when the cache is fresh (a service's background
+        refresh, so the cache never lapses between lookups)."""
         now = self.clock()
         with self._lock:
-            if self._cached is not None and self._fresh(now):
+            if not recheck and self._cached is not None and self._fresh(now):
                 return self._cached
             store_generation = self.store.generation
             generation = self.rules.generation()

@@ -18,12 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.multiprocess import mark_process_dead
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amparo import __version__, web
 from amparo.actions.webhooks import deliver_in_background
 from amparo.api import hma, system, v1
 from amparo.api.background import ExchangeLoop
+from amparo.api.logs import flush_logs
 from amparo.api.metrics import ExchangeCollector
 from amparo.api.metrics_hotline import HotlineCollector
 from amparo.api.middleware import RouteTemplates, ServiceMiddleware
@@ -135,6 +138,45 @@ def allowed_methods(app: FastAPI, path: str, also: str = "") -> list[str]:
     return sorted(methods | {m.strip().upper() for m in also.split(",") if m.strip()})
 
 
+class AmparoAPI(FastAPI):
+    """FastAPI, except that a request for a fast lane (``ServiceMiddleware.fast_lanes``: the
+    plain lookups) enters the stack at Amparo's middleware, inside Starlette's error
+    middleware: it skips FastAPI's request telemetry and body-limit wrappers, idle here (they
+    are kept when an OpenTelemetry provider or ``max_body_size`` is set when the stack is
+    built). A request the lane hands back goes on from there as any other (routing,
+    validation, error handlers); the lifespan and every other request are FastAPI's."""
+
+    _lane_entry: ASGIApp | None = None
+    _lanes: frozenset[tuple[str, str]] = frozenset()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        node: Any = stack
+        while node is not None and not isinstance(node, ServiceMiddleware):
+            node = getattr(node, "app", None)
+        telemetry = getattr(self, "_native_telemetry", None)
+        idle = telemetry is None or not telemetry.enabled()
+        if node is not None and idle and getattr(self, "max_body_size", None) is None:
+            handler = None
+            for key, value in self.exception_handlers.items():
+                if key in (500, Exception):
+                    handler = value  # as Starlette picks it
+            self._lane_entry = ServerErrorMiddleware(node, handler=handler, debug=self.debug)
+            self._lanes = frozenset(node.fast_lanes)
+        return stack
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.root_path:
+            if self.middleware_stack is None:
+                self.middleware_stack = self.build_middleware_stack()
+            entry = self._lane_entry
+            if entry is not None and (scope.get("method"), scope.get("path")) in self._lanes:
+                scope["app"] = self
+                await entry(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -203,8 +245,9 @@ def create_app(
             if service.metrics.multiprocess:
                 # This worker's gauges leave the figures (its counters stay in the sums).
                 mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+            flush_logs()  # the access log's last lines (written a second at a time)
 
-    app = FastAPI(
+    app = AmparoAPI(
         title="Amparo",
         version=__version__,
         description=(
@@ -275,6 +318,10 @@ def _refresh_quietly(service: Service) -> None:
         service.refresh_index()
         # Every worker keeps its gauges current, not only the one a scrape reaches.
         service.update_index_metrics()
+    # The rule cache too: lookups answer on the event loop only while it is fresh, and left
+    # to lapse it sent a lookup or more every index_refresh_seconds to the thread pool.
+    with contextlib.suppress(Exception):
+        service.amparo.checks.recheck_rules()
 
 
 def _warm_quietly(service: Service) -> None:
@@ -288,10 +335,19 @@ def _warm_quietly(service: Service) -> None:
 
 
 async def _keep_index_fresh(service: Service) -> None:
-    """Refresh the index in the background, so lookups rarely wait for catching up."""
+    """Refresh the index in the background, so lookups rarely wait for catching up.
+
+    A refresh keeps lookups on the event loop for ``index_refresh_seconds`` from its start,
+    and while the next one runs: so each starts half an interval after the previous one
+    started. (Sleeping a whole interval after each refresh ended left a gap, as long as the
+    refresh and more under load, in which every lookup went to the thread pool and the first
+    of them refreshed on its own.)"""
     interval = max(0.1, float(service.settings.index_refresh_seconds))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(max(0.01, started + interval / 2 - loop.time()))
+        started = loop.time()
         await run_in_threadpool(_refresh_quietly, service)
 
 

@@ -317,6 +317,8 @@ class PdqSegment:
             if over.size:
                 rows2, dist2, counts = self._scan(queries[over], radius, int(counts.max()))
                 parts.append(_collect(over, rows2, dist2, counts))
+        if len(parts) == 1:
+            return qpos, rows, dist
         return (
             np.concatenate([p[0] for p in parts]),
             np.concatenate([p[1] for p in parts]),
@@ -363,6 +365,9 @@ class PdqSegment:
         everything = np.arange(nq, dtype=np.int64)
         first_cap = max(16, min(_MAX_CAP, _BUFFER_SLOTS // nq))
         rows, dist, counts = lookup(everything, first_cap)
+        if nq == 1 and 0 <= counts[0] <= first_cap:  # a service's lookup: no bookkeeping
+            found = int(counts[0])
+            return np.zeros(found, np.int64), rows[0, :found], dist[0, :found], everything[:0]
         parts = [_collect(everything, rows, dist, counts)]
         to_scan = everything[counts < 0]
         # Queries with more matches than the first buffer held run again with room for all.

@@ -165,10 +165,12 @@ class SegmentedPdqIndex(LiveIndex[PdqSegment]):
         for segment in st.segments:
             qpos, rows, dist = segment.search_rows(words, radius, scan_ratio=self.scan_ratio)
             ids = segment.ids_at(rows)
-            keep = alive(ids, st.tombstones)
-            parts_q.append(qpos[keep])
-            parts_i.append(ids[keep])
-            parts_d.append(dist[keep])
+            if st.tombstones.size:
+                keep = alive(ids, st.tombstones)
+                qpos, ids, dist = qpos[keep], ids[keep], dist[keep]
+            parts_q.append(qpos)
+            parts_i.append(ids)
+            parts_d.append(dist)
         if st.delta is not None:
             qpos, rows, dist = st.delta.search_rows(words, radius, scan_ratio=self.scan_ratio)
             parts_q.append(qpos)
@@ -176,6 +178,8 @@ class SegmentedPdqIndex(LiveIndex[PdqSegment]):
             parts_d.append(dist)
         if not parts_q:
             return IndexHits.empty()
+        if len(parts_q) == 1:  # one segment, no delta: nothing to join
+            return IndexHits(parts_q[0], parts_i[0], parts_d[0]).sorted()
         return IndexHits(
             np.concatenate(parts_q), np.concatenate(parts_i), np.concatenate(parts_d)
         ).sorted()
