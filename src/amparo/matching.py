@@ -155,6 +155,12 @@ class Matcher:
         self.refresh(force=self._entry_table.table is None and not entries_in_background)
         self.indexes.warm()
 
+    @property
+    def entries_loaded(self) -> bool:
+        """Whether what lookups need of each entry is in memory (or this process reads it
+        from the database by design: the entry table is off)."""
+        return self._entry_table.table is not None or not self._entry_table.enabled
+
     def answers_from_memory(self) -> bool:
         """Whether a lookup inside :func:`memory_only` (on an event loop) answers now: the
         index is fresh, or a refresh is under way (in the background, perhaps waiting on a

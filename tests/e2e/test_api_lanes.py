@@ -137,3 +137,20 @@ def test_recheck_rules_sees_another_process_rule_at_once(sqlite_api: Api) -> Non
         )
         here.checks.recheck_rules()
         assert not here.checks.rules_known_inactive()
+
+
+def test_a_worker_is_not_ready_until_its_entry_table_is_loaded(sqlite_api: Api) -> None:
+    # A load balancer (or a benchmark) that waits for /readyz then gets workers that answer
+    # from memory, not ones still reading entries from the database.
+    c, h = sqlite_api.client, sqlite_api.as_("auditor")
+    ready = c.get("/readyz", headers=h)
+    assert ready.status_code == 200 and ready.json()["entries_loaded"] is True
+    entries = c.app.state.service.amparo.matcher._entry_table  # type: ignore[attr-defined]
+    table, entries.table = entries.table, None  # as while the loading thread runs
+    try:
+        loading = c.get("/readyz", headers=h)
+        assert loading.status_code == 503
+        assert loading.json()["entries_loaded"] is False and loading.json()["ready"] is False
+    finally:
+        entries.table = table
+    assert c.get("/readyz", headers=h).status_code == 200

@@ -237,8 +237,11 @@ def test_serve_logs_requests_and_aggregates_metrics_across_workers(tmp_path: Pat
     if proc.stderr is not None:
         proc.stderr.close()
     lines = [json.loads(ln) for ln in log.splitlines() if '"amparo.access"' in ln]
-    assert lines, log
-    entry = lines[-1]
+    # Each worker writes its lines in batches (and the rest at shutdown), so the lookup's
+    # line need not be the last of the log: find it.
+    lookups = [ln for ln in lines if ln.get("route") == "/v1/lookup"]
+    assert len(lookups) == 1, log
+    entry = lookups[0]
     assert entry["level"] == "info" and entry["method"] == "GET" and entry["key"] == "aud"
     assert entry["route"] == "/v1/lookup" and entry["status"] == 403
     assert isinstance(entry["duration_ms"], float | int)

@@ -29,6 +29,9 @@ class Readiness(BaseModel):
     index_loaded: bool
     index_current: bool
     index_age_seconds: float | None
+    entries_loaded: bool = True
+    """The entry table is in memory (a worker loads it in the background after start-up;
+    until then lookups read entries from the database, and the worker is not ready)."""
     error: str | None = None
 
 
@@ -49,9 +52,11 @@ def readiness(service: Service) -> Readiness:
         error = service.index.error
     except Exception as exc:  # the database is down: not ready, and say why
         current, error = False, str(exc)
+    entries = matcher.entries_loaded
     return Readiness(
-        ready=bool(loaded and current and error is None),
+        ready=bool(loaded and current and entries and error is None),
         index_loaded=loaded,
+        entries_loaded=entries,
         index_current=bool(current),
         index_age_seconds=round(age, 3) if age is not None else None,
         error=error,
@@ -61,7 +66,7 @@ def readiness(service: Service) -> Readiness:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Readiness: the index is loaded and current",
+    summary="Readiness: the index and the entry table are loaded and current",
     responses={503: {"model": Readiness}},
 )
 def readyz(
