@@ -20,6 +20,7 @@ from amparo.config import DEFAULTS
 from amparo.errors import (
     AuthenticationError,
     ConfigError,
+    DatabaseNeededError,
     InputError,
     RateLimitedError,
 )
@@ -163,8 +164,10 @@ class KeyService:
             self._cache.clear()
         return key
 
-    def authenticate(self, secret: str | None) -> ApiKey:
-        """The key behind ``secret``, or AuthenticationError."""
+    def authenticate(self, secret: str | None, *, cached_only: bool = False) -> ApiKey:
+        """The key behind ``secret``, or AuthenticationError. ``cached_only``: answer from
+        the cache or raise DatabaseNeededError (a caller on an event loop then checks the
+        key in a thread, so a slow database stalls no other request)."""
         if not secret:
             raise AuthenticationError(
                 "this endpoint needs an API key",
@@ -177,6 +180,10 @@ class KeyService:
             cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self.cache_seconds:
             key = cached[1]
+        elif cached_only:
+            raise DatabaseNeededError(
+                "the key is not in the cache", hint="check it where the database may be read"
+            )
         else:
             key = self._check(secret, digest)
             with self._lock:

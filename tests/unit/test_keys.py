@@ -13,6 +13,7 @@ from amparo.errors import (
     AuthenticationError,
     ConfigError,
     ConflictError,
+    DatabaseNeededError,
     InputError,
     RateLimitedError,
 )
@@ -57,6 +58,29 @@ def test_keys_are_random_stored_hashed_and_checked(sqlite_settings: Settings) ->
             keys.create("bad name", ["matcher"], actor="t")
         actions = [a.action for a in amparo.audit.entries()]
         assert actions[:3] == ["key.revoke", "key.create", "key.create"]
+
+
+def test_cached_only_answers_from_the_cache_or_says_it_needs_the_database(
+    sqlite_settings: Settings,
+) -> None:
+    # What a caller on an event loop uses: it never reads the database itself.
+    clock = ManualMonotonic()
+    with Amparo(sqlite_settings) as amparo:
+        keys = KeyService(amparo.store, cache_seconds=60, clock=clock)
+        secret = keys.create("scanner", ["matcher"], actor="t").secret
+        with pytest.raises(DatabaseNeededError):
+            keys.authenticate(secret, cached_only=True)
+        assert keys.authenticate(secret).name == "scanner"  # read, then cached
+        assert keys.authenticate(secret, cached_only=True).name == "scanner"
+        with pytest.raises(DatabaseNeededError):
+            keys.authenticate("amp_unknown", cached_only=True)
+        with pytest.raises(AuthenticationError):
+            keys.authenticate("amp_unknown")
+        with pytest.raises(AuthenticationError):  # an unknown key is cached as unknown
+            keys.authenticate("amp_unknown", cached_only=True)
+        clock.advance(61)
+        with pytest.raises(DatabaseNeededError):
+            keys.authenticate(secret, cached_only=True)
 
 
 def test_admin_allows_everything() -> None:

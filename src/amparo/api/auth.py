@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, Request
 
 from amparo.api.service import Service, get_service
-from amparo.errors import PermissionDeniedError, RateLimitedError
+from amparo.errors import DatabaseNeededError, PermissionDeniedError, RateLimitedError
 from amparo.keys import ApiKey
 
 # Which scopes each kind of operation needs (admin always passes).
@@ -38,8 +38,12 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def authenticate(request: Request, service: Service, scopes: tuple[str, ...]) -> ApiKey:
-    key = service.keys.authenticate(presented_key(request))
+def authenticate(
+    request: Request, service: Service, scopes: tuple[str, ...], *, cached_only: bool = False
+) -> ApiKey:
+    """The caller's key if it holds one of ``scopes`` (and is within its rate limit).
+    ``cached_only``: from the key cache only, else DatabaseNeededError (see :func:`requires`)."""
+    key = service.keys.authenticate(presented_key(request), cached_only=cached_only)
     request.state.key_name = key.name
     if not key.allows(*scopes):
         raise PermissionDeniedError(
@@ -59,9 +63,14 @@ def authenticate(request: Request, service: Service, scopes: tuple[str, ...]) ->
 def requires(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that returns the caller's key if it holds one of ``scopes``."""
 
-    # Async: the check is in-memory (keys are cached for api_key_cache_seconds), so it runs on
-    # the event loop instead of costing a thread-pool hop on every request.
+    # Async: a key in the cache (api_key_cache_seconds) is checked on the event loop instead
+    # of costing a thread-pool hop on every request; one that must be read from the database
+    # is checked in a thread, for at most lookup_database_timeout_seconds (then 503), so a
+    # slow database never stalls the worker's other requests.
     async def dependency(request: Request, service: Service = Depends(get_service)) -> ApiKey:
-        return authenticate(request, service, scopes)
+        try:
+            return authenticate(request, service, scopes, cached_only=True)
+        except DatabaseNeededError:
+            return await service.off_loop(authenticate, request, service, scopes)
 
     return dependency

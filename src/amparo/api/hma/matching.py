@@ -128,7 +128,7 @@ def fast_raw_lookup(service: Service) -> Callable[[Scope], Awaitable[bytes | Non
         if flag not in _TRUE | _FALSE or not _in_memory(service, None):
             return None
         try:
-            key = authenticate(Request(scope), service, MATCH)
+            key = authenticate(Request(scope), service, MATCH, cached_only=True)
             with memory_only():
                 matches = _match(service, key, signal, signal_type, None)
         except AmparoError:  # DatabaseNeededError among them: the full route uses a thread

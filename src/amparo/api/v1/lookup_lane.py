@@ -64,7 +64,7 @@ def fast_lookup(service: Service) -> FastLane:
             file_name=query.get("file_name", [None])[0],
         )
         try:
-            key = authenticate(Request(scope), service, MATCH)
+            key = authenticate(Request(scope), service, MATCH, cached_only=True)
             found = _lookup_in_memory(service, key, signal_type, signal, None, where.source())
         except AmparoError:
             return None
