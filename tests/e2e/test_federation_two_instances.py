@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from federation_support import Tamper, proxy
 from PIL import Image
-from test_serve import AMPARO, start
+from test_serve import AMPARO, close_log, start
 
 from amparo.actions import Rule
 from amparo.app import Amparo
@@ -110,8 +110,7 @@ class Org:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
-            if self.proc.stderr is not None:
-                self.proc.stderr.close()
+            close_log(self.proc)
             self.proc = None
 
 

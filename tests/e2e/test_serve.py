@@ -7,9 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -35,6 +37,23 @@ def amparo(home: Path, *args: str) -> str:
     return done.stdout
 
 
+_LOGS: dict[int, IO[bytes]] = {}
+
+
+def server_log(proc: subprocess.Popen[bytes]) -> str:
+    """What a server started by :func:`start` has written to its stderr so far."""
+    log = _LOGS[proc.pid]
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
+def close_log(proc: subprocess.Popen[bytes]) -> None:
+    """Let go of a stopped server's log file."""
+    log = _LOGS.pop(proc.pid, None)
+    if log is not None:
+        log.close()
+
+
 def start(
     home: Path, workers: int = 1, *, level: str = "INFO", env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -47,17 +66,21 @@ def start(
         "AMPARO_INDEX_REFRESH_SECONDS": "1",
         **(env or {}),
     }
+    # The log goes to a file, not a pipe: a pipe nobody reads until the end fills up (64 KiB,
+    # a few hundred access lines) and then blocks the server's next write, hanging it.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close_log)
     proc = subprocess.Popen(
         [*AMPARO, "--home", str(home), "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
+    _LOGS[proc.pid] = log
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120  # a first start compiles the index kernels
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
+            raise AssertionError(server_log(proc) or "exited")
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
                 return proc, base
@@ -82,8 +105,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Pop
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        close_log(proc)
 
 
 def test_serve_end_to_end(served: tuple[str, dict[str, str], subprocess.Popen[bytes]]) -> None:
@@ -141,7 +163,7 @@ def test_serve_end_to_end(served: tuple[str, dict[str, str], subprocess.Popen[by
         assert c.get("/metrics", headers=mat).status_code == 403
     proc.terminate()
     proc.wait(timeout=10)
-    log = proc.stderr.read().decode() if proc.stderr else ""
+    log = server_log(proc)
     assert '"logger": "amparo.access"' in log and '"request_id"' in log
 
 
@@ -175,8 +197,7 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        close_log(proc)
 
 
 def test_serve_on_a_busy_port_exits_2_before_serving(tmp_path: Path) -> None:
@@ -233,9 +254,8 @@ def test_serve_logs_requests_and_aggregates_metrics_across_workers(tmp_path: Pat
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-    log = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr is not None:
-        proc.stderr.close()
+    log = server_log(proc)
+    close_log(proc)
     lines = [json.loads(ln) for ln in log.splitlines() if '"amparo.access"' in ln]
     # Each worker writes its lines in batches (and the rest at shutdown), so the lookup's
     # line need not be the last of the log: find it.
