@@ -85,20 +85,23 @@ class Matcher:
         if self._indexes is not None:  # no lock: a refresh may hold it, waiting on the database
             return self._indexes
         with self._lock:
-            if self._indexes is None:
-                self._indexes = SignalIndexes(self.store, self.settings.index_dir)
-                self._seen_generation = -1
-            return self._indexes
+            return self._open_indexes(build=True)
 
     def rebuild_indexes(self) -> SignalIndexes:
         """Build every index afresh from the database: one build, also when none was open yet
         (opening through :attr:`indexes` would build a missing index first, then again)."""
         with self._lock:
-            if self._indexes is None:
-                self._indexes = SignalIndexes(self.store, self.settings.index_dir, build=False)
-                self._seen_generation = -1
-            self._indexes.rebuild()
-            return self._indexes
+            indexes = self._open_indexes(build=False)
+            indexes.rebuild()
+            return indexes
+
+    def _open_indexes(self, *, build: bool) -> SignalIndexes:
+        """The open indexes, opened first (and, with ``build``, built where missing) when
+        none are; the caller holds the lock."""
+        if self._indexes is None:
+            self._indexes = SignalIndexes(self.store, self.settings.index_dir, build=build)
+            self._seen_generation = -1
+        return self._indexes
 
     @property
     def index(self) -> SegmentedPdqIndex:
@@ -179,7 +182,7 @@ class Matcher:
         table once it is on (a process that has not turned it on reads them on each hit)."""
         return (
             self._indexes is not None
-            and (self._entry_table.table is not None or not self._entry_table.enabled)
+            and self.entries_loaded
             and self.store.generation == self._seen_generation
             and time.monotonic() - self._refreshed_at < self.settings.index_refresh_seconds
         )

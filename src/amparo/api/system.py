@@ -29,7 +29,7 @@ class Readiness(BaseModel):
     index_loaded: bool
     index_current: bool
     index_age_seconds: float | None
-    entries_loaded: bool = True
+    entries_loaded: bool
     """The entry table is in memory (a worker loads it in the background after start-up;
     until then lookups read entries from the database, and the worker is not ready)."""
     error: str | None = None
