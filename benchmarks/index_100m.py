@@ -12,7 +12,8 @@ Phases run in separate processes, so each one's memory is its own:
   temporary home, then the index built by the application (``amparo index rebuild``), then
   the ``query`` phase on that index in a fresh process; each step timed with its own peak RSS
   and the load average (``--steps`` runs some of them; each waits while a ``lookup_load``
-  benchmark runs).
+  benchmark runs); the ``serve`` step starts ``amparo serve --workers 2`` on that home and
+  measures start-up, each worker's memory and ``lookup_load.py`` against it.
 
     .venv/bin/python benchmarks/index_100m.py --n 100000000 --dir /work/tmp/idx100m --out F
     .venv/bin/python benchmarks/index_100m.py --n 1000000 --dir /tmp/idx1m   # quick run
@@ -29,8 +30,10 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -180,13 +183,26 @@ def timed(argv: list[str]) -> dict[str, Any]:
     """Run ``argv`` in its own process: wall time, its own peak RSS, load averages, status."""
     waited = wait_quiet()
     load = os.getloadavg()
+    free_start = shutil.disk_usage(Path.cwd()).free
+    lowest = [free_start]
+    done = threading.Event()
+
+    def sample_disk() -> None:  # the run's peak use of the disk (database, WAL, temp files)
+        while not done.wait(2.0):
+            lowest[0] = min(lowest[0], shutil.disk_usage(Path.cwd()).free)
+
+    sampler = threading.Thread(target=sample_disk, daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert child.stdout is not None
     text = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    sampler.join()
     return {
+        "disk_peak_gb": round((free_start - lowest[0]) / 1e9, 1),
         "rc": child.returncode,
         "wall_s": round(time.perf_counter() - t0, 1),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
@@ -205,7 +221,9 @@ def amparo_cli(home: Path, *argv: str) -> dict[str, Any]:
     return {"argv": " ".join(["amparo", "--home", str(home), *argv]), **run}
 
 
-IMPORT_STEPS = ("list", "import", "rebuild", "status", "query", "catchup")
+IMPORT_STEPS = ("list", "import", "rebuild", "status", "query", "catchup", "serve")
+SERVE_SUBSET = 1_000_000
+"""The serve step plants its queries near the list's first million hashes."""
 
 
 def catch_up_all(home: Path) -> dict[str, Any]:
@@ -236,7 +254,102 @@ def catch_up_all(home: Path) -> dict[str, Any]:
     return out
 
 
-def bulk_import(n: int, home: Path, steps: tuple[str, ...]) -> dict[str, Any]:
+def worker_memory(master: int) -> list[dict[str, int]]:
+    """Each worker's RSS, PSS (the shared index map counted once across processes) and
+    anonymous memory, MB, from /proc/PID/smaps_rollup."""
+    out = []
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    for pid in children:
+        row = {"pid": int(pid)}
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("Rss", "Pss", "Anonymous"):
+                row[key.lower() + "_mb"] = int(value.split()[0]) // 1024
+        out.append(row)
+    return out
+
+
+def serve_lookups(home: Path, duration: float) -> dict[str, Any]:
+    """``amparo serve --workers 2`` on the imported home: seconds until /readyz answers 200
+    (each worker maps the index and loads its entry table), each worker's memory, then
+    ``lookup_load.py`` against it on both routes (queries near the list's first million
+    hashes; answers not brute-force checked at this size)."""
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from service_load import free_port
+
+    subset = home / "subset.txt"
+    rng = np.random.default_rng(SEED + 2)  # write_list's stream: its first million hashes
+    raw = rng.integers(0, 256, (SERVE_SUBSET, 32), dtype=np.uint8)
+    subset.write_text("".join(row.tobytes().hex() + "\n" for row in raw))
+    code = "import sys; from amparo.cli.main import main; sys.argv[0] = 'amparo'; main()"
+    amparo = [sys.executable, "-c", code, "--home", str(home)]
+    key = subprocess.run(
+        [*amparo, "keys", "create", "bench", "--scope", "matcher", "--rate", "1000000"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = free_port()
+    log = (home / "serve.log").open("w")
+    server = subprocess.Popen(
+        [*amparo, "serve", "--workers", "2", "--port", str(port)], stdout=log, stderr=log
+    )
+    out: dict[str, Any] = {"load_start": os.getloadavg()}
+    auth = {"X-API-Key": key}
+    try:
+        t0 = time.perf_counter()
+        while True:
+            try:
+                if (
+                    httpx.get(
+                        f"http://127.0.0.1:{port}/readyz", headers=auth, timeout=5
+                    ).status_code
+                    == 200
+                ):
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.perf_counter() - t0 > 3600:
+                raise SystemExit(f"amparo serve did not become ready: see {home / 'serve.log'}")
+            time.sleep(2)
+        out["ready_s"] = round(time.perf_counter() - t0, 1)
+        out["workers_ready"] = worker_memory(server.pid)
+        argv = [
+            sys.executable,
+            str(Path(__file__).with_name("lookup_load.py")),
+            "--target",
+            f"http://127.0.0.1:{port}",
+            "--route",
+            "hma",
+            "v1",
+            "--hashes",
+            str(subset),
+            "--check",
+            "0",
+            "--duration",
+            str(duration),
+            "--api-key",
+            key,
+            "--server-pid",
+            str(server.pid),
+            "--label",
+            "100M import",
+        ]
+        run = subprocess.run(argv, capture_output=True, text=True)
+        out["lookup_load_rc"] = run.returncode
+        out["lookup_load"] = run.stdout[-6000:] + run.stderr[-2000:]
+        out["workers_after"] = worker_memory(server.pid)
+    finally:
+        server.terminate()
+        server.wait(60)
+        log.close()
+    out["load_end"] = os.getloadavg()
+    return out
+
+
+def bulk_import(n: int, home: Path, steps: tuple[str, ...], duration: float = 30) -> dict[str, Any]:
     """Import a generated list of ``n`` hashes into SQLite, let the app build the index, then
     open and query it in a fresh process; ``steps`` picks which of :data:`IMPORT_STEPS` run
     (the home is kept between runs, so steps can be run one at a time)."""
@@ -269,6 +382,8 @@ def bulk_import(n: int, home: Path, steps: tuple[str, ...]) -> dict[str, Any]:
         run = timed(argv)
         result = json.loads(str(run.pop("tail")).strip().splitlines()[-1])
         out["catchup"] = {**run, "result": result}
+    if "serve" in steps:
+        out["serve"] = serve_lookups(home, duration)
     out["db_bytes_now"] = sum(p.stat().st_size for p in home.glob("amparo.db*"))
     return out
 
@@ -293,6 +408,7 @@ def main() -> None:
         help=f"import phase: which of {','.join(IMPORT_STEPS)} to run (default all)",
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--duration", type=float, default=30, help="serve step: seconds a route")
     parser.add_argument(
         "--no-check", action="store_true", help="query phase: skip the brute-force comparison"
     )
@@ -310,7 +426,7 @@ def main() -> None:
         start = os.getloadavg()
         result = {
             "load_start": start,
-            **bulk_import(args.n, args.home, tuple(args.steps.split(","))),
+            **bulk_import(args.n, args.home, tuple(args.steps.split(",")), args.duration),
             "load_end": os.getloadavg(),
         }
         print(json.dumps(result, indent=2))

@@ -382,6 +382,8 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError("retro_match_days must be 0 (off) or a number of days")
     if settings.review_undo_seconds < 0:
         raise ConfigError("review_undo_seconds must be 0 or more", hint="600 is the default")
+    if settings.import_commit_rows < 0:
+        raise ConfigError("import_commit_rows must be 0 (one transaction) or a number of rows")
     return settings
 
 

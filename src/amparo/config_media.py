@@ -35,6 +35,12 @@ class MediaSettings(HotlineSettings):
         512 * 1024 * 1024,
         "Bytes one process may spend decoding images and video frames at once.",
     )
+    import_commit_rows: int = setting(
+        5_000_000,
+        "Hash lists with more rows than this are read whole first (a bad row still changes "
+        "nothing), then merged into the bank in parts of this many, each its own commit, so "
+        "no transaction holds a 100-million-entry list; 0: always one transaction.",
+    )
     match_mirrored: bool = setting(
         True,
         "Match horizontally mirrored copies of photos in every bank (the query's mirrored "

@@ -232,3 +232,25 @@ def test_real_process_entry_point(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0 and json.loads(proc.stdout)["media_type"] == "png"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "vics", "te"])
+def test_import_from_stdin_reads_the_list_past_its_sniffed_head(run, fmt: str) -> None:
+    """A list piped in is read as it is imported (not held whole): its first 64 KiB, read to
+    tell the format, are given back before the rest; a line cut by that boundary is whole."""
+    import random
+
+    from amparo.banks.formats import write_entries
+    from amparo.banks.model import EntryRecord
+
+    rng = random.Random(7)
+    records = [EntryRecord("md5", f"{rng.getrandbits(128):032x}") for _ in range(4000)]
+    buffer = io.StringIO()
+    write_entries(buffer, fmt, records)
+    assert len(buffer.getvalue()) > 2 * 65536
+    assert run("bank", "create", "known").exit_code == 0
+    result = run("bank", "import", "known", "-", "--strict", input=buffer.getvalue())
+    assert result.exit_code == 0, result.output
+    assert _lines(run("bank", "show", "known").output)[0]["entries"] == 4000
+    result = run("match", records[-1].signal)
+    assert result.exit_code == 1

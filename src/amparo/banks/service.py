@@ -116,6 +116,7 @@ class BankService:
             replace=replace,
             action="bank.import",
             details={"format": fmt, "source": source_name or ""},
+            commit_rows=self.settings.import_commit_rows,
         )
         return ImportReport(
             bank=bank,

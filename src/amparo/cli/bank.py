@@ -4,16 +4,15 @@ delete; and the share-back ``proposals``, ``approve``, ``reject`` from
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from amparo.banks.formats import CATEGORY_MAPS, FORMATS, detect_format
+from amparo.banks.formats import CATEGORY_MAPS, FORMATS, detect_format, sniff_stream
 from amparo.banks.model import BankInfo, EntryRecord
 from amparo.banks.service import ImportReport
 from amparo.cli import proposals
@@ -160,10 +159,10 @@ def import_(
     with open_app(ctx) as amparo:
         if create and name not in {b.name for b in amparo.banks.list()}:
             amparo.banks.create(BankInfo(name=name, source=str(file)))
-        if str(file) == "-":
-            data = sys.stdin.read()
-            fmt = fmt or detect_format(data[:65536].encode())
-            stream: io.TextIOBase = io.StringIO(data)
+        stream: TextIO
+        if str(file) == "-":  # read as it is imported, like a file: never held whole
+            sniffed, stream = sniff_stream(sys.stdin)
+            fmt = fmt or sniffed
             source = "stdin"
         else:
             if not file.is_file():
@@ -174,7 +173,7 @@ def import_(
         try:
             report = amparo.banks.import_entries(
                 name,
-                stream,  # type: ignore[arg-type]
+                stream,
                 fmt,
                 signal_type=signal_type,
                 strict=strict,

@@ -4,7 +4,7 @@ keys have theirs beside them)."""
 
 from amparo.banks.model import EntryView
 from amparo.store.audit_log import AuditEntry
-from amparo.store.banks import ImportCounts
+from amparo.store.bank_import import ImportCounts
 from amparo.store.base import Store, audit_key_path
 from amparo.store.changelog import EntryChanges
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -33,6 +32,7 @@ from amparo.clock import utc_now
 from amparo.config import MAX_PDQ_THRESHOLD
 from amparo.errors import BankNotFoundError, ConflictError, InputError
 from amparo.names import validate_name
+from amparo.store.bank_import import ImportCounts, Job, add_entries
 from amparo.store.changelog import ChangeLog
 from amparo.store.entry_rows import (
     ENTRIES_BY_IDS,
@@ -45,9 +45,8 @@ from amparo.store.entry_rows import (
 )
 from amparo.store.models import BankRow, EntryRow, EntryTombstoneRow, signal_key
 from amparo.store.models_review import BANK_KINDS
-from amparo.store.staging import Staging
 from amparo.store.uow import Database
-from amparo.store.variants import follow_entries, put_variants
+from amparo.store.variants import follow_entries
 
 _BANK_FIELDS = (
     "description",
@@ -62,16 +61,6 @@ _BANK_FIELDS = (
 _bank = cast(Table, BankRow.__table__)
 _entry = cast(Table, EntryRow.__table__)
 _tomb = cast(Table, EntryTombstoneRow.__table__)
-
-
-@dataclass
-class ImportCounts:
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    variants: int = 0
-    """Variants added (``variants`` of :meth:`BankRepository.add_entries`)."""
 
 
 def validate_bank_name(name: str) -> str:
@@ -179,44 +168,13 @@ class BankRepository:
         action: str = "bank.add",
         details: dict[str, Any] | None = None,
         variants: Mapping[tuple[str, str], Sequence[tuple[str, str]]] | None = None,
+        commit_rows: int = 0,
     ) -> ImportCounts:
         """Add (or update) entries in one transaction; ``replace`` removes the bank's other
-        entries. If ``records`` raises part way, nothing is changed. ``variants``: for an
-        entry's ``(type, signal)``, its variants' ``(name, signal)``, which replace those it
-        had (:mod:`amparo.store.variants`); variants of other entries follow their entry.
-
-        Rows are bulk-loaded into a temporary staging table (COPY on PostgreSQL), then merged
-        with one sorted ``INSERT ... SELECT ... ON CONFLICT``: a million entries take seconds.
-        """
-        bank = self.get(bank_name)
-        assert bank.id is not None
-        counts = ImportCounts()
-        now = utc_now()
-        with self.db.transaction() as tx:
-            seq = self.changes.next_seq(tx.conn)
-            staging = Staging(tx.conn)
-            try:
-                staging.load(records)
-                existing = staging.count_existing(bank.id)
-                merged = staging.merge(bank.id, now, seq)
-                counts.added = merged - existing
-                counts.updated = existing
-                if replace:
-                    counts.removed = staging.remove_others(bank.id, now, seq)
-            finally:
-                staging.drop()
-            for (stype, value), wanted in (variants or {}).items():
-                counts.variants += put_variants(tx.conn, bank.id, stype, value, wanted, now, seq)
-            follow_entries(tx.conn, bank.id, seq)
-            tx.conn.execute(
-                update(_bank).where(_bank.c.id == bank.id).values(updated_at=now, imported_at=now)
-            )
-            audit = {"added": counts.added, "updated": counts.updated, "removed": counts.removed}
-            if variants:
-                audit["variants"] = counts.variants
-            audit.update(details or {})
-            tx.audit(actor, action, bank_name, audit)
-        return counts
+        entries. If ``records`` raises part way, nothing is changed. See
+        :func:`amparo.store.bank_import.add_entries` (``variants``, ``commit_rows``)."""
+        job = Job(self.get(bank_name), actor, action, details or {}, replace, variants or {})
+        return add_entries(self.db, self.changes, job, records, commit_rows)
 
     def _change_entries(
         self,

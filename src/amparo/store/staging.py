@@ -29,7 +29,36 @@ _CHANGED = (
     "OR bank_entries.{0} <> excluded.{0} OR (bank_entries.{0} IS NULL) <> (excluded.{0} IS NULL) "
 )
 """A column that differs between a stored entry and its re-import (NULL-safe, both dialects)."""
-_LATEST = "s.n IN (SELECT max(n) FROM amparo_staging GROUP BY signal_type, signal_key)"
+_LATEST = (
+    "NOT EXISTS (SELECT 1 FROM amparo_staging d WHERE d.signal_type = s.signal_type "
+    "AND d.signal_key = s.signal_key AND d.n > s.n)"
+)
+"""The last staged row of a signal: a probe of the staging index beside the ordered walk (an
+``IN (SELECT max(n) ... GROUP BY ...)`` built a temporary B-tree of every row and sorted
+them again: at 100 million rows, gigabytes of temporary file and a superlinear merge)."""
+_SLICE = "(s.signal_type, s.signal_key) > (:lo_type, :lo_key)"
+_SLICE_END = "(s.signal_type, s.signal_key) <= (:hi_type, :hi_key)"
+
+Key = tuple[str, str]
+"""A staged ``(signal_type, signal_key)``."""
+Slice = tuple[Key | None, Key | None]
+"""The staged signals after the first key (None: from the start) up to and including the
+second (None: to the end)."""
+WHOLE: Slice = (None, None)
+
+
+def _where(part: Slice) -> tuple[str, dict[str, str]]:
+    """SQL conditions on ``s`` selecting ``part``, and their parameters."""
+    sql = ""
+    params: dict[str, str] = {}
+    lo, hi = part
+    if lo is not None:
+        sql += " AND " + _SLICE
+        params.update(lo_type=lo[0], lo_key=lo[1])
+    if hi is not None:
+        sql += " AND " + _SLICE_END
+        params.update(hi_type=hi[0], hi_key=hi[1])
+    return sql, params
 
 
 def _provenance(value: dict[str, Any] | None) -> str | None:
@@ -38,6 +67,13 @@ def _provenance(value: dict[str, Any] | None) -> str | None:
     if not value:
         return None
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _signal_and_key(signal: str) -> tuple[str | None, str]:
+    """What is staged of a signal: NULL and the key when the signal is its own key (most
+    are; a list of 100 million then stages 6 GB less)."""
+    key = signal_key(signal)
+    return (None if key == signal else signal), key
 
 
 class Staging:
@@ -79,8 +115,7 @@ class Staging:
                 batch.append(
                     (
                         r.signal_type,
-                        r.signal,
-                        signal_key(r.signal),
+                        *_signal_and_key(r.signal),
                         r.category,
                         json.dumps(r.tags) if r.tags else "",
                         r.source_id,
@@ -100,33 +135,79 @@ class Staging:
         if self.pg:
             self.conn.exec_driver_sql("ANALYZE amparo_staging")
 
-    def count_existing(self, bank_id: int) -> int:
-        """Distinct staged signals already active in the bank."""
+    def count_existing(self, bank_id: int, part: Slice = WHOLE) -> int:
+        """Distinct staged signals (of ``part``) already active in the bank."""
+        where, params = _where(part)
         return int(
             self.conn.execute(
                 text(
                     "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal_key "
-                    "FROM amparo_staging) s WHERE EXISTS (SELECT 1 FROM bank_entries e "
+                    "FROM amparo_staging s WHERE 1 = 1" + where + ") s "
+                    "WHERE EXISTS (SELECT 1 FROM bank_entries e "
                     "WHERE e.signal_type = s.signal_type AND e.signal_key = s.signal_key "
                     "AND e.bank_id = :bank AND e.removed_at IS NULL)"
                 ),
-                {"bank": bank_id},
+                {"bank": bank_id, **params},
             ).scalar_one()
         )
 
-    def merge(self, bank_id: int, now: datetime, seq: int) -> int:
-        """Insert or update the staged entries; return how many distinct signals were staged.
+    def count_distinct(self, part: Slice = WHOLE) -> int:
+        """Distinct staged signals (of ``part``)."""
+        where, params = _where(part)
+        return int(
+            self.conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal_key "
+                    "FROM amparo_staging s WHERE 1 = 1" + where + ") d"
+                ),
+                params,
+            ).scalar_one()
+        )
+
+    def _any(self, part: Slice) -> bool:
+        where, params = _where(part)
+        sql = "SELECT 1 FROM amparo_staging s WHERE 1 = 1" + where + " LIMIT 1"
+        return self.conn.execute(text(sql), params).first() is not None
+
+    def slices(self, rows: int) -> list[Slice]:
+        """The staged signals in parts of about ``rows`` staged rows each, in key order (a
+        key's duplicates stay in one part): each part a range of the staging index. One walk
+        of the index; a list of 100 million rows in parts of 5 million is 20 keys."""
+        parts: list[Slice] = []
+        lo: Key | None = None
+        while True:
+            where, params = _where((lo, None))
+            row = self.conn.execute(
+                text(
+                    "SELECT signal_type, signal_key FROM amparo_staging s WHERE 1 = 1"
+                    + where
+                    + " ORDER BY signal_type, signal_key LIMIT 1 OFFSET :skip"
+                ),
+                {**params, "skip": max(rows - 1, 0)},
+            ).first()
+            hi: Key | None = None if row is None else (str(row[0]), str(row[1]))
+            if hi is not None and not self._any((hi, None)):
+                hi = None  # the part ends with the last staged signal: no empty part after it
+            parts.append((lo, hi))
+            if hi is None:
+                return parts
+            lo = hi
+
+    def merge(self, bank_id: int, now: datetime, seq: int, part: Slice = WHOLE) -> int:
+        """Insert or update the staged entries (of ``part``); return how many distinct signals
+        that was.
         A row's change-log position moves only when what matching sees changes (it was
         removed, ``enabled`` flips, or its category, tags or source id change), so
         re-importing a list unchanged does not churn the index; a new provenance alone is
         stored without moving it (an import without provenance keeps the entry's)."""
+        where, params = _where(part)
         stmt = text(
             "INSERT INTO bank_entries (bank_id, signal_type, signal, signal_key, category, tags, "
             "source_id, note, enabled, provenance, added_at, removed_at, seq) "
-            "SELECT :bank, s.signal_type, s.signal, s.signal_key, s.category, s.tags, "
-            "s.source_id, s.note, s.enabled, s.provenance, :now, NULL, :seq "
+            "SELECT :bank, s.signal_type, COALESCE(s.signal, s.signal_key), s.signal_key, "
+            "s.category, s.tags, s.source_id, s.note, s.enabled, s.provenance, :now, NULL, :seq "
             "FROM amparo_staging s "
-            "WHERE " + _LATEST + " ORDER BY s.signal_type, s.signal_key "
+            "WHERE " + _LATEST + where + " ORDER BY s.signal_type, s.signal_key "
             "ON CONFLICT (signal_type, signal_key, bank_id) DO UPDATE SET "
             "signal = excluded.signal, category = excluded.category, tags = excluded.tags, "
             "source_id = excluded.source_id, note = excluded.note, enabled = excluded.enabled, "
@@ -143,15 +224,8 @@ class Staging:
             + "THEN excluded.seq ELSE bank_entries.seq END, "
             "removed_at = NULL"
         ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
-        self.conn.execute(stmt, {"bank": bank_id, "now": now, "seq": seq})
-        return int(
-            self.conn.execute(
-                text(
-                    "SELECT count(*) FROM "
-                    "(SELECT DISTINCT signal_type, signal_key FROM amparo_staging) d"
-                )
-            ).scalar_one()
-        )
+        self.conn.execute(stmt, {"bank": bank_id, "now": now, "seq": seq, **params})
+        return self.count_distinct(part)
 
     def remove_others(self, bank_id: int, now: datetime, seq: int) -> int:
         stmt = text(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -81,13 +81,39 @@ class Database:
             yield outer
             return
         with _refused_values(), self.engine.begin() as conn:
-            tx = UnitOfWork(self, conn)
-            tx.refresh = refresh
-            token = _CURRENT.set(tx)
+            tx, token = self._open(conn, refresh)
             try:
                 yield tx
             finally:
                 _CURRENT.reset(token)
+        self._committed(tx)
+
+    @contextmanager
+    def held(self) -> Iterator[Connection]:
+        """One connection kept across several transactions (:meth:`transaction_on`): what a
+        temporary table filled once and read by several commits lives on."""
+        if self.current() is not None:
+            raise RuntimeError("held() inside an open transaction: it would not commit alone")
+        with _refused_values(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction_on(self, conn: Connection, *, refresh: bool = True) -> Iterator[UnitOfWork]:
+        """A write transaction of its own on a connection from :meth:`held`."""
+        with _refused_values(), conn.begin():
+            tx, token = self._open(conn, refresh)
+            try:
+                yield tx
+            finally:
+                _CURRENT.reset(token)
+        self._committed(tx)
+
+    def _open(self, conn: Connection, refresh: bool) -> tuple[UnitOfWork, Token[UnitOfWork | None]]:
+        tx = UnitOfWork(self, conn)
+        tx.refresh = refresh
+        return tx, _CURRENT.set(tx)
+
+    def _committed(self, tx: UnitOfWork) -> None:
         if tx.refresh:
             self.generation += 1
         for callback in tx._after:

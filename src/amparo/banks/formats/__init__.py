@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from amparo.banks.formats.base import (
     IGNORE,
@@ -239,3 +239,51 @@ def _sniff(head: bytes) -> str:
             return "csv"
         return "text"
     return "text"
+
+
+class _Replayed:
+    """A stream whose first characters were read already (to sniff its format): those
+    again, then the rest, read as the caller asks (so a list piped in is never held whole).
+    What the readers use of a text stream: ``read``, ``readline``, iteration by line."""
+
+    def __init__(self, head: str, rest: TextIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> str:
+        if size < 0:
+            out, self._head = self._head + self._rest.read(), ""
+            return out
+        if self._head:
+            out, self._head = self._head[:size], self._head[size:]
+            return out
+        return self._rest.read(size)
+
+    def readline(self) -> str:
+        if not self._head:
+            return self._rest.readline()
+        end = self._head.find("\n")
+        if end >= 0:
+            line, self._head = self._head[: end + 1], self._head[end + 1 :]
+            return line
+        line, self._head = self._head + self._rest.readline(), ""
+        return line
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        """The underlying stream (stdin) stays open."""
+
+
+def sniff_stream(stream: TextIO) -> tuple[str, TextIO]:
+    """The format of a stream that cannot be re-read (stdin), from its first 64 KiB, and a
+    stream that reads it from its start."""
+    head = stream.read(_SNIFF_BYTES)
+    return _sniff(head.encode()), cast(TextIO, _Replayed(head, stream))
