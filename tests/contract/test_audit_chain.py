@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, event, select, text, update
 
 from amparo.banks.model import BankInfo
 from amparo.store import Store
@@ -294,3 +295,36 @@ def test_an_idle_writer_signs_its_tail_within_the_interval(
     while _verify(store, signer).unsigned and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _verify(store, signer).unsigned == 0
+
+
+def test_a_busy_database_delays_the_background_signature_quietly(
+    tmp_path: Path, signer: chain.AuditSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An import's part holds SQLite's write lock for a minute: the idle signer finds the
+    database busy, says nothing above debug level, and signs once the lock is gone."""
+    path = tmp_path / "a.db"
+    store = Store(f"sqlite:///{path}")
+
+    def short_wait(dbapi: sqlite3.Connection, _record: object) -> None:
+        dbapi.execute("PRAGMA busy_timeout = 100")  # Amparo waits 30 s; the test need not
+
+    event.listen(store.engine, "connect", short_wait)
+    store.engine.dispose()
+    try:
+        chain.configure(store.engine, signer, 1000, 0.2)
+        _fill(store, 3)  # the first is signed at once; a timer signs the other two
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as an import's part holds it
+        with caplog.at_level("DEBUG", logger="amparo.store.audit.chain"):
+            time.sleep(0.8)  # the timer fired (and was refused) at least once
+            holder.execute("ROLLBACK")
+            holder.close()
+            deadline = time.monotonic() + 10
+            while _verify(store, signer).unsigned and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert _verify(store, signer).unsigned == 0
+        busy = [r for r in caplog.records if "database busy" in r.getMessage()]
+        assert busy and all(r.levelname == "DEBUG" for r in busy)
+        assert not [r for r in caplog.records if r.levelno >= 30]
+    finally:
+        store.close()

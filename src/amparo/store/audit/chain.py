@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from amparo.audit_chain import (
     GENESIS,
@@ -68,6 +69,8 @@ class ChainConfig:
     that wrote and then went idle must not leave its tail unsigned until shutdown)."""
 
 
+_BUSY_RETRY_SECONDS = 5.0
+"""When the background signer found the database busy and no signing interval is set."""
 _CONFIG: weakref.WeakKeyDictionary[Engine, ChainConfig] = weakref.WeakKeyDictionary()
 
 
@@ -112,8 +115,13 @@ def _flush_later(engine: Engine, config: ChainConfig, delay: float) -> None:
         config.timer = None
         try:
             flush(engine)
+        except OperationalError as exc:
+            # A long write holds the database (an import's part): sign once it is done.
+            _log.debug("audit chain head not signed yet (database busy): %s", exc.orig)
+            _flush_later(engine, config, config.seconds or _BUSY_RETRY_SECONDS)
         except Exception as exc:  # a background signer must never take the process down
-            _log.warning("could not sign the audit chain's head: %s", exc)
+            first = str(exc).strip().splitlines()[:1]
+            _log.warning("could not sign the audit chain's head: %s", *(first or ["?"]))
 
     timer = threading.Timer(max(0.0, delay), run)
     timer.daemon = True
