@@ -7,6 +7,7 @@ checked against the stored entry (removed, disabled, bank disabled) before it is
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 
 from amparo.banks.model import BankInfo
 from amparo.config import Settings
-from amparo.errors import BankNotFoundError
+from amparo.errors import AmparoError, BankNotFoundError
 from amparo.index import MAX_RADIUS, SegmentedPdqIndex
 from amparo.indexing import (
     PDQ,
@@ -30,6 +31,8 @@ from amparo.signals.pdq import DIHEDRAL_NAMES, hexes_to_array
 from amparo.signals.vpdq import VpdqSignal, parse_vpdq
 from amparo.store import EntryView, Store
 from amparo.video_matching import VideoMatcher, video_distance_threshold
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "MIRROR",
@@ -152,11 +155,21 @@ class Matcher:
         pages faulted in, compiled kernels loaded, the entry table read (or being read in
         a thread). Without this the first lookups of each service worker took ~0.7 s."""
         if entries_in_background:
-            self._entry_table.load_in_background()
+            self._entry_table.load_in_background(before_ready=self._warm_again)
         else:
             self._entry_table.enabled = True
         self.refresh(force=self._entry_table.table is None and not entries_in_background)
         self.indexes.warm()
+
+    def _warm_again(self) -> None:
+        """Fault the indexes back in after the entry table was read (in its thread)."""
+        indexes = self._indexes  # open by now (warm opened them); never built from here
+        if indexes is None:
+            return
+        try:
+            indexes.warm()
+        except AmparoError as exc:  # the next lookup reopens them; readiness must not hang
+            _log.warning("could not warm the indexes after loading the entry table: %s", exc)
 
     @property
     def entries_loaded(self) -> bool:

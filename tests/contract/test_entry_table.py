@@ -153,3 +153,27 @@ def test_entry_table_is_compact() -> None:
     assert table.get(0) is None and table.get(100_001) is None
     table.apply(dropped=[5], checkpoint=2)
     assert table.get(5) is None and len(table) == 99_999 and table.checkpoint == 2
+
+
+def test_a_service_warms_its_indexes_again_before_the_entry_table_is_used(
+    amparo: Amparo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading every entry can evict the worker's index from the page cache (100M entries
+    read 35 GB): the table's loader faults the indexes back in before it is ready."""
+    amparo.banks.create(BankInfo(name="b"))
+    amparo.banks.add_entries("b", [EntryRecord("pdq", f"{i:064x}") for i in range(1, 50)])
+    matcher = amparo.matcher
+    sync = matcher._entry_table
+    ready_when_warmed: list[bool] = []
+    real_warm = type(matcher.indexes).warm
+
+    def warm(indexes: object) -> None:
+        ready_when_warmed.append(matcher.entries_loaded)
+        real_warm(indexes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(matcher.indexes), "warm", warm)
+    sync.table = None
+    thread = sync.load_in_background(before_ready=matcher._warm_again)
+    thread.join(30)
+    assert ready_when_warmed[-1] is False  # warmed before the table was handed over
+    assert matcher.entries_loaded and sync.table is not None and len(sync.table) == 49
