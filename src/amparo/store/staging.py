@@ -240,4 +240,15 @@ class Staging:
         return int(result.rowcount or 0)
 
     def drop(self) -> None:
-        self.conn.exec_driver_sql("DROP TABLE IF EXISTS amparo_staging")
+        if self.pg:
+            self.conn.exec_driver_sql("DROP TABLE IF EXISTS amparo_staging")
+            return
+        # SQLite's secure delete (built in by Debian) would journal and zero every page of
+        # the table first: as much temporary disk again, and time. Its rows are the list
+        # just merged into the database, in this connection's own temporary file.
+        was = self.conn.exec_driver_sql("PRAGMA temp.secure_delete").scalar()
+        self.conn.exec_driver_sql("PRAGMA temp.secure_delete = 0")
+        try:
+            self.conn.exec_driver_sql("DROP TABLE IF EXISTS amparo_staging")
+        finally:
+            self.conn.exec_driver_sql(f"PRAGMA temp.secure_delete = {int(was or 0)}")
