@@ -272,6 +272,14 @@ class RateLimiter:
             return None
         return self.limits.get("default")
 
+    def refund(self, key: ApiKey, cost: int = 1) -> None:
+        """Give back ``cost`` tokens taken for a request that another path then serves and
+        charges (the raw-lookup lane handing a lookup to the full route)."""
+        with self._lock:
+            bucket = self._buckets.get(key.id)
+            if bucket is not None:
+                bucket.tokens = min(bucket.size, bucket.tokens + cost)
+
     def check(self, key: ApiKey, cost: int = 1, *, batch: int | None = None) -> None:
         """Take ``cost`` tokens for ``key`` or raise RateLimitedError with the wait needed.
         Batch routes charge one token an item, so batching does not multiply a key's rate;

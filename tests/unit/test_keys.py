@@ -112,6 +112,27 @@ def test_token_bucket_bursts_refills_and_says_when() -> None:
     limiter.check(key, cost=3, batch=4)
 
 
+def test_a_refund_gives_back_a_token_up_to_the_burst() -> None:
+    """The raw-lookup lane charges a key, then hands some lookups to the full route, which
+    charges again: the lane refunds its token, so such a lookup costs one, not two."""
+    clock = ManualMonotonic()
+    limiter = RateLimiter(parse_rate_limits("matcher=2:4"), clock=clock)
+    key = ApiKey(1, "m", frozenset({"matcher"}))
+    for _ in range(4):
+        limiter.check(key)
+    limiter.refund(key)
+    limiter.check(key)  # the refunded token
+    with pytest.raises(RateLimitedError):
+        limiter.check(key)
+    for _ in range(10):
+        limiter.refund(key)  # never past the burst
+    for _ in range(4):
+        limiter.check(key)
+    with pytest.raises(RateLimitedError):
+        limiter.check(key)
+    limiter.refund(ApiKey(2, "never charged", frozenset({"matcher"})))  # nothing to give back
+
+
 def test_limits_by_scope_and_by_key() -> None:
     limiter = RateLimiter(parse_rate_limits("matcher=50:100,default=5:5"))
     assert limiter.limit_for(ApiKey(1, "m", frozenset({"matcher"}))) == (50, 100)

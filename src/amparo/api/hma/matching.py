@@ -129,9 +129,13 @@ def fast_raw_lookup(service: Service) -> Callable[[Scope], Awaitable[bytes | Non
             return None
         try:
             key = authenticate(Request(scope), service, MATCH, cached_only=True)
+        except AmparoError:  # DatabaseNeededError among them: the full route uses a thread
+            return None
+        try:
             with memory_only():
                 matches = _match(service, key, signal, signal_type, None)
-        except AmparoError:  # DatabaseNeededError among them: the full route uses a thread
+        except AmparoError:
+            service.limiter.refund(key)  # the full route answers it, and charges the key
             return None
         found: list[Any] = (
             _distances(matches, sees_distance(key))
