@@ -286,7 +286,16 @@ def serve_lookups(home: Path, duration: float) -> dict[str, Any]:
     code = "import sys; from amparo.cli.main import main; sys.argv[0] = 'amparo'; main()"
     amparo = [sys.executable, "-c", code, "--home", str(home)]
     key = subprocess.run(
-        [*amparo, "keys", "create", f"bench-{os.getpid()}", "--scope", "matcher", "--rate", "1000000"],
+        [
+            *amparo,
+            "keys",
+            "create",
+            f"bench-{os.getpid()}",
+            "--scope",
+            "matcher",
+            "--rate",
+            "1000000",
+        ],
         capture_output=True,
         text=True,
         check=True,
