@@ -137,32 +137,26 @@ class Staging:
 
     def count_existing(self, bank_id: int, part: Slice = WHOLE) -> int:
         """Distinct staged signals (of ``part``) already active in the bank."""
-        where, params = _where(part)
-        return int(
-            self.conn.execute(
-                text(
-                    "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal_key "
-                    "FROM amparo_staging s WHERE 1 = 1" + where + ") s "
-                    "WHERE EXISTS (SELECT 1 FROM bank_entries e "
-                    "WHERE e.signal_type = s.signal_type AND e.signal_key = s.signal_key "
-                    "AND e.bank_id = :bank AND e.removed_at IS NULL)"
-                ),
-                {"bank": bank_id, **params},
-            ).scalar_one()
-        )
+        return self._count(part, bank_id)
 
     def count_distinct(self, part: Slice = WHOLE) -> int:
         """Distinct staged signals (of ``part``)."""
+        return self._count(part, None)
+
+    def _count(self, part: Slice, active_in: int | None) -> int:
         where, params = _where(part)
-        return int(
-            self.conn.execute(
-                text(
-                    "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal_key "
-                    "FROM amparo_staging s WHERE 1 = 1" + where + ") d"
-                ),
-                params,
-            ).scalar_one()
+        sql = (
+            "SELECT count(*) FROM (SELECT DISTINCT signal_type, signal_key "
+            "FROM amparo_staging s WHERE 1 = 1" + where + ") d"
         )
+        if active_in is not None:
+            sql += (
+                " WHERE EXISTS (SELECT 1 FROM bank_entries e "
+                "WHERE e.signal_type = d.signal_type AND e.signal_key = d.signal_key "
+                "AND e.bank_id = :bank AND e.removed_at IS NULL)"
+            )
+        values: dict[str, Any] = params if active_in is None else {**params, "bank": active_in}
+        return int(self.conn.execute(text(sql), values).scalar_one())
 
     def _any(self, part: Slice) -> bool:
         where, params = _where(part)

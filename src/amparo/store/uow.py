@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -80,13 +80,8 @@ class Database:
             outer.refresh = outer.refresh or refresh
             yield outer
             return
-        with _refused_values(), self.engine.begin() as conn:
-            tx, token = self._open(conn, refresh)
-            try:
-                yield tx
-            finally:
-                _CURRENT.reset(token)
-        self._committed(tx)
+        with self.engine.connect() as conn, self._unit(conn, refresh) as tx:
+            yield tx
 
     @contextmanager
     def held(self) -> Iterator[Connection]:
@@ -100,20 +95,21 @@ class Database:
     @contextmanager
     def transaction_on(self, conn: Connection, *, refresh: bool = True) -> Iterator[UnitOfWork]:
         """A write transaction of its own on a connection from :meth:`held`."""
+        with self._unit(conn, refresh) as tx:
+            yield tx
+
+    @contextmanager
+    def _unit(self, conn: Connection, refresh: bool) -> Iterator[UnitOfWork]:
+        """A transaction on ``conn`` as the context's unit of work; after it commits, the
+        generation moves (``refresh``) and the after-commit callbacks run."""
         with _refused_values(), conn.begin():
-            tx, token = self._open(conn, refresh)
+            tx = UnitOfWork(self, conn)
+            tx.refresh = refresh
+            token = _CURRENT.set(tx)
             try:
                 yield tx
             finally:
                 _CURRENT.reset(token)
-        self._committed(tx)
-
-    def _open(self, conn: Connection, refresh: bool) -> tuple[UnitOfWork, Token[UnitOfWork | None]]:
-        tx = UnitOfWork(self, conn)
-        tx.refresh = refresh
-        return tx, _CURRENT.set(tx)
-
-    def _committed(self, tx: UnitOfWork) -> None:
         if tx.refresh:
             self.generation += 1
         for callback in tx._after:
