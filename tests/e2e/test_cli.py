@@ -254,3 +254,11 @@ def test_import_from_stdin_reads_the_list_past_its_sniffed_head(run, fmt: str) -
     assert _lines(run("bank", "show", "known").output)[0]["entries"] == 4000
     result = run("match", records[-1].signal)
     assert result.exit_code == 1
+
+
+def test_import_from_stdin_that_is_not_utf8_is_a_clear_error(run) -> None:
+    assert run("bank", "create", "known").exit_code == 0
+    result = run("bank", "import", "known", "-", input=f"md5,{MD5}\n".encode() + b"\xff\xfe\n")
+    assert result.exit_code == 2, result.output
+    assert "not UTF-8" in result.output
+    assert _lines(run("bank", "show", "known").output)[0]["entries"] == 0

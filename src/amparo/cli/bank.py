@@ -4,6 +4,7 @@ delete; and the share-back ``proposals``, ``approve``, ``reject`` from
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -160,8 +161,12 @@ def import_(
         if create and name not in {b.name for b in amparo.banks.list()}:
             amparo.banks.create(BankInfo(name=name, source=str(file)))
         stream: TextIO
+        stdin: io.TextIOWrapper | None = None
         if str(file) == "-":  # read as it is imported, like a file: never held whole
-            sniffed, stream = sniff_stream(sys.stdin)
+            # Decoded as a file is (UTF-8, a BOM dropped): bytes that are not UTF-8 get the
+            # same clear error, not the locale's surrogate escapes.
+            stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+            sniffed, stream = sniff_stream(stdin)
             fmt = fmt or sniffed
             source = "stdin"
         else:
@@ -183,6 +188,8 @@ def import_(
             )
         finally:
             stream.close()
+            if stdin is not None:
+                stdin.detach()  # stdin's own buffer stays open
     for line_no, message in report.problems:
         err_console.print(f"{source}:{line_no}: {message}", markup=False)
     if report.problem_count > len(report.problems):
